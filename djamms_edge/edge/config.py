@@ -1,0 +1,24 @@
+"""The edge daemon's config section (``[edge]`` in the TOML file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from djamms_edge.shared.config_schema import secret, setting
+
+
+@dataclass(frozen=True)
+class EdgeHubLink:
+    url: str = setting("", doc="hub base URL, e.g. http://127.0.0.1:8700; empty = run without a hub")
+    device_token: str = secret(doc="JWT from `djamms-hub device-token`", env="DJAMMS_DEVICE_TOKEN")
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    venue_id: str = setting("demo-venue", doc="the venue this box plays for")
+    device_id: str = setting("", doc="this box's id; empty = derived from /etc/machine-id")
+    state_dir: Path = setting(Path("/var/lib/djamms-edge"), doc="local SQLite state", env="STATE_DIRECTORY")
+    cache_dir: Path = setting(Path("/var/cache/djamms-edge"), doc="downloaded media", env="CACHE_DIRECTORY")
+    log_level: str = setting("INFO", doc="DEBUG, INFO, WARNING or ERROR")
+    hub: EdgeHubLink = field(default_factory=EdgeHubLink)

@@ -1,0 +1,33 @@
+"""``djamms-hub``: run and administer the hub."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from djamms_edge.config import Config
+from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
+
+
+def _hub_problems(config: Config) -> list[str]:
+    return config.hub.startup_problems()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="djamms-hub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_config_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.config, _hub_problems)
+    if args.command == "dump-config":
+        return dump_config(args.config, "hub", args.json)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

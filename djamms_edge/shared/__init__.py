@@ -1,0 +1,1 @@
+"""Code both programs use: config schema, ids, SQLite access, task ownership, logging."""

@@ -1,0 +1,123 @@
+"""SQLite for asyncio code: one writer thread, reads in a small pool, WAL.
+
+Every write runs on the single writer thread inside ``BEGIN IMMEDIATE``, so a
+read-modify-write (check a rule, then insert) is atomic against every other
+writer in this process *and* in other processes sharing the file. Reads use
+their own connections in worker threads; WAL lets them run while a write is in
+progress. Nothing here touches the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection configured the way every part of the project expects."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def run_in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` inside BEGIN IMMEDIATE; commit on success, roll back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def apply_migrations(path: Path, migrations: Migrations) -> None:
+    conn = connect(path)
+    try:
+        migrations.apply(sqlite_utils.Database(conn))
+    finally:
+        conn.close()
+
+
+class Database:
+    """An SQLite file shared by asyncio code. Open with ``await open()``, close with ``await close()``."""
+
+    def __init__(self, path: Path, migrations: Migrations | None = None, *, readers: int = 2) -> None:
+        self.path = path
+        self._migrations = migrations
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.name}")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"sqlite-reader-{path.name}")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_conns_lock = threading.Lock()
+        self._write_conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._open_writer)
+
+    def _open_writer(self) -> None:
+        if self._migrations is not None:
+            apply_migrations(self.path, self._migrations)
+        self._write_conn = connect(self.path)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the writer thread in one immediate transaction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._write_now, fn)
+
+    def _write_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._write_conn is None:
+            raise RuntimeError(f"database {self.path} is not open")
+        return run_in_transaction(self._write_conn, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a reader thread (a consistent snapshot for its duration)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_now, fn)
+
+    def _read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._reader_conns_lock:
+                self._reader_conns.append(conn)
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._close_writer)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._reader_conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    def _close_writer(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian packages djamms-edge needs, only those missing.
+# Works on Debian 12 and Raspberry Pi OS (bookworm); uses sudo when not root.
+set -euo pipefail
+
+packages=(
+    ffmpeg            # analysis (ffmpeg/ffprobe) and yt-dlp post-processing
+    libmpv2           # playback (python-mpv loads libmpv.so.2)
+    libmpv-dev        # provides the unversioned libmpv.so python-mpv looks for
+    libsystemd-dev    # systemd-python builds against it
+    pkg-config
+    gcc
+    python3-dev
+    python3-venv
+)
+if [ "${1:-}" = "--with-postgres" ]; then
+    packages+=(postgresql)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing system packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
