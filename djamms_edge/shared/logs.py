@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
+
+from djamms_edge.shared.systemd_notify import journal_handler
 
 
 def running_under_systemd() -> bool:
@@ -12,15 +15,14 @@ def running_under_systemd() -> bool:
     return bool(os.environ.get("JOURNAL_STREAM")) or bool(os.environ.get("INVOCATION_ID"))
 
 
-def setup_logging(level: str = "INFO", *, program: str) -> None:
+def setup_logging(level: str = "INFO", *, program: str, journal_fields: Mapping[str, str] | None = None) -> None:
+    """Log to journald under systemd (``journal_fields`` such as VENUE/DEVICE go on every entry), else stderr."""
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.upper())
     handler: logging.Handler
     if running_under_systemd():
-        from systemd.journal import JournalHandler  # the only place we touch journald
-
-        handler = JournalHandler(SYSLOG_IDENTIFIER=program)
+        handler = journal_handler(program, journal_fields)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
