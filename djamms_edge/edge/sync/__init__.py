@@ -1,0 +1,1 @@
+"""Edge ↔ hub: the master lease, the queue replica, the outbox and the one hub client."""
