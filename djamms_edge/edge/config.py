@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.shared.config_schema import secret, setting
 
 
@@ -22,3 +23,4 @@ class EdgeConfig:
     cache_dir: Path = setting(Path("/var/cache/djamms-edge"), doc="downloaded media", env="CACHE_DIRECTORY")
     log_level: str = setting("INFO", doc="DEBUG, INFO, WARNING or ERROR")
     hub: EdgeHubLink = field(default_factory=EdgeHubLink)
+    status: StatusConfig = field(default_factory=StatusConfig)
