@@ -14,7 +14,11 @@ packages=(
     python3-venv
 )
 if [ "${1:-}" = "--with-postgres" ]; then
-    packages+=(postgresql)
+    # `make test` passes this flag: the packages only the test suite needs.
+    packages+=(
+        postgresql
+        chromium      # the status page's browser test (Debian's build; playwright never downloads one)
+    )
 fi
 
 missing=()
