@@ -192,21 +192,25 @@ async def _events(request: web.Request) -> web.StreamResponse:
     state.live_clients += 1
     try:
         await response.write(b"retry: 2000\n\n")
+        sent: int | None = None
         while not state.closing.is_set():
             snapshot = state.source.snapshot()
-            data = json.dumps(snapshot_to_json(snapshot), separators=(",", ":"))
-            await response.write(f"event: status\nid: {snapshot.version}\ndata: {data}\n\n".encode())
-            while not await _changed_or_closing(state, snapshot.version):
+            if snapshot.version != sent:
+                data = json.dumps(snapshot_to_json(snapshot), separators=(",", ":"))
+                await response.write(f"event: status\nid: {snapshot.version}\ndata: {data}\n\n".encode())
+                sent = snapshot.version
+            else:
                 await response.write(b": keepalive\n\n")
-    except (ConnectionResetError, ConnectionError):
+            await _change_or_closing(state, sent)
+    except ConnectionError:
         pass  # the page was closed; nothing to tell anyone
     finally:
         state.live_clients -= 1
     return response
 
 
-async def _changed_or_closing(state: _State, version: int) -> bool:
-    """Wait for a newer version (True), or the keepalive interval or shutdown (False)."""
+async def _change_or_closing(state: _State, version: int) -> None:
+    """Return on a version newer than ``version``, on shutdown, or after the keepalive interval."""
     changed = asyncio.ensure_future(state.source.wait_changed(version))
     closing = asyncio.ensure_future(state.closing.wait())
     try:
@@ -215,7 +219,6 @@ async def _changed_or_closing(state: _State, version: int) -> bool:
         for waiter in (changed, closing):
             waiter.cancel()
         await asyncio.gather(changed, closing, return_exceptions=True)
-    return changed.done() and not changed.cancelled() and not state.closing.is_set()
 
 
 # --- controls ----------------------------------------------------------------------

@@ -1,0 +1,259 @@
+"""The status server over real HTTP on loopback: JSON, live events, metrics, controls, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from djamms_edge.edge.status import server as server_module
+from djamms_edge.edge.status.config import StatusConfig
+from djamms_edge.edge.status.fake import FakeStatusSource
+from djamms_edge.edge.status.server import start_status_server
+from tests.edge.status.conftest import ADMIN_TOKEN, Running
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def _next_event(content: aiohttp.StreamReader) -> dict[str, str]:
+    """Read one server-sent event (skipping comments and the retry hint)."""
+    fields: dict[str, str] = {}
+    while True:
+        line = (await asyncio.wait_for(content.readline(), 5)).decode().rstrip("\n")
+        if not line:
+            if "data" in fields:
+                return fields
+            continue
+        if line.startswith(":"):
+            fields.setdefault("comments", "")
+            fields["comments"] += line
+            continue
+        key, _, value = line.partition(": ")
+        fields[key] = value
+
+
+# --- read-only routes --------------------------------------------------------------
+
+
+async def test_status_json_has_the_whole_snapshot(running: Running) -> None:
+    async with running.http.get(running.url("/api/status")) as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["role"] == "master"
+    assert body["hub"]["connected"] is True
+    playing = body["now_playing"]
+    assert (playing["title"], playing["artist"], playing["real_end"]) == ("First Song", "The Testers", 200.25)
+    assert [item["title"] for item in body["priority_queue"]] == ["Paid Request"]
+    assert [item["title"] for item in body["main_queue"]] == ["Next Up", "After That"]
+    assert body["cache"] == {"bytes_used": 1_500_000_000, "bytes_cap": 8_000_000_000, "files": 120}
+    assert body["analysis"] == {"done": 30, "total": 120, "running": False}
+    assert body["recent_errors"][0]["message"].startswith("track zzzzzzzzzzz")
+    assert (body["venue_id"], body["device_id"], body["software_version"]) == ("venue-1", "box-1", "0.1.0")
+
+
+async def test_the_page_and_its_files_are_served_with_a_strict_policy(running: Running) -> None:
+    async with running.http.get(running.url("/")) as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        page = await response.text()
+    assert '<script src="/static/app.js"' in page
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        async with running.http.get(running.url(f"/static/{name}")) as response:
+            assert (response.status, response.content_type) == (200, kind)
+    async with running.http.get(running.url("/static/..%2Fserver.py")) as response:
+        assert response.status == 404
+        assert "error" in await response.json()
+
+
+async def test_metrics_are_prometheus_text(running: Running) -> None:
+    async with running.http.get(running.url("/metrics")) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"djamms_edge_role", "djamms_edge_position_seconds", "djamms_edge_queue_length"} <= names
+    assert "djamms_edge_errors" in names  # the counter family (samples are ..._total)
+
+
+# --- live updates --------------------------------------------------------------------
+
+
+async def test_events_send_the_snapshot_then_each_change(running: Running) -> None:
+    async with running.http.get(running.url("/events")) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        first = await _next_event(response.content)
+        assert first["event"] == "status"
+        assert json.loads(first["data"])["now_playing"]["title"] == "First Song"
+
+        running.source.play("Second Song", artist="Band B")
+        second = json.loads((await _next_event(response.content))["data"])
+        assert second["now_playing"]["title"] == "Second Song"
+        assert second["version"] > json.loads(first["data"])["version"]
+
+
+async def test_a_burst_of_changes_arrives_as_the_newest_state(running: Running) -> None:
+    async with running.http.get(running.url("/events")) as response:
+        await _next_event(response.content)
+        for n in range(20):
+            running.source.play(f"Track {n}")
+        seen = [json.loads((await _next_event(response.content))["data"])["now_playing"]["title"]]
+        while seen[-1] != "Track 19":
+            seen.append(json.loads((await _next_event(response.content))["data"])["now_playing"]["title"])
+    assert len(seen) < 20  # collapsed, not one event per change
+
+
+async def test_quiet_streams_get_keepalives(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "KEEPALIVE_SECONDS", 0.05)
+    async with running.http.get(running.url("/events")) as response:
+        await _next_event(response.content)
+        line = await asyncio.wait_for(response.content.readline(), 2)
+        assert line == b": keepalive\n"
+
+
+async def test_too_many_live_pages_get_503_and_a_closed_one_frees_its_place(running: Running) -> None:
+    open_streams = [await running.http.get(running.url("/events")) for _ in range(3)]  # the fixture allows 3
+    for stream in open_streams:
+        await _next_event(stream.content)
+    async with running.http.get(running.url("/events")) as refused:
+        assert refused.status == 503
+        assert "too many" in (await refused.json())["error"]
+    open_streams[0].close()
+    running.source.play("wakes the handler so it notices the closed connection")
+
+    async def admitted() -> bool:
+        async with running.http.get(running.url("/metrics")) as response:
+            return "djamms_edge_status_live_clients 2" in await response.text()
+
+    for _ in range(100):
+        if await admitted():
+            break
+        await asyncio.sleep(0.02)
+    async with running.http.get(running.url("/events")) as response:
+        assert response.status == 200
+    for stream in open_streams[1:]:
+        stream.close()
+
+
+async def test_close_ends_open_streams_promptly() -> None:
+    source = FakeStatusSource()
+    server = await start_status_server(StatusConfig(port=0), source)
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/events") as response:
+        await _next_event(response.content)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await server.close()
+        assert loop.time() - started < 1.0  # not the keepalive interval, not aiohttp's grace period
+        assert await asyncio.wait_for(response.content.read(), 2) == b""
+
+
+# --- controls ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, 401),
+        ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}x"}, 401),
+        ({"Authorization": "Bearer "}, 401),
+    ],
+)
+async def test_controls_refuse_without_the_admin_token(running: Running, headers: dict[str, str], status: int) -> None:
+    async with running.http.post(running.url("/api/control/skip"), headers=headers) as response:
+        assert response.status == status
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "admin token" in (await response.json())["error"]
+    assert running.source.calls == []
+
+
+async def test_controls_are_off_when_no_token_is_configured() -> None:
+    source = FakeStatusSource()
+    server = await start_status_server(StatusConfig(port=0, admin_token=""), source)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for header in ("", "Bearer "):
+                async with http.post(server.url + "/api/control/pause", headers={"Authorization": header}) as r:
+                    assert r.status == 403
+                    assert "admin_token" in (await r.json())["error"]
+    finally:
+        await server.close()
+    assert source.calls == []
+
+
+async def test_controls_reach_the_source_and_show_up_live(running: Running) -> None:
+    async with running.http.get(running.url("/events")) as stream:
+        await _next_event(stream.content)
+        for action, body in (("pause", None), ("volume", {"volume": 35}), ("resume", {}), ("skip", None)):
+            async with running.http.post(running.url(f"/api/control/{action}"), headers=AUTH, json=body) as r:
+                assert r.status == 200, await r.text()
+                assert await r.json() == {"ok": True, "action": action}
+        state = json.loads((await _next_event(stream.content))["data"])
+        while state["now_playing"]["title"] != "Paid Request":
+            state = json.loads((await _next_event(stream.content))["data"])
+    assert running.source.calls == [("pause", None), ("volume", 35.0), ("resume", None), ("skip", None)]
+    assert state["volume"] == 35.0
+    assert state["priority_queue"] == []
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "message"),
+    [
+        ("volume", b"{not json", 400, "not valid JSON"),
+        ("volume", b"\xff\xfe", 400, "not valid JSON"),
+        ("volume", b"[1, 2]", 400, "JSON object"),
+        ("volume", b"{}", 400, "volume"),
+        ("volume", b'{"volume": "loud"}', 400, "volume"),
+        ("volume", b'{"volume": true}', 400, "volume"),
+        ("volume", b'{"volume": 101}', 422, "between 0 and 100"),
+        ("volume", b'{"volume": -1}', 422, "between 0 and 100"),
+        ("volume", b'{"volume": NaN}', 422, "between 0 and 100"),
+        ("volume", b'{"volume": 1e999}', 422, "between 0 and 100"),
+        ("skip", b"{" + b" " * 10_000 + b"}", 413, ""),
+        ("reboot", b"{}", 404, "unknown control"),
+    ],
+)
+async def test_bad_control_requests_get_a_clear_4xx(
+    running: Running, action: str, body: bytes, status: int, message: str
+) -> None:
+    url = running.url(f"/api/control/{action}")
+    async with running.http.post(url, headers=AUTH, data=body) as response:
+        assert response.status == status
+        assert message in (await response.json())["error"]
+    assert running.source.calls == []
+
+
+async def test_a_control_the_daemon_refuses_is_409_with_its_reason(running: Running) -> None:
+    running.source.refuse_controls = "this box is a standby; skip on the master"
+    async with running.http.post(running.url("/api/control/skip"), headers=AUTH) as response:
+        assert response.status == 409
+        assert (await response.json())["error"] == "this box is a standby; skip on the master"
+
+
+async def test_wrong_method_is_json_405(running: Running) -> None:
+    async with running.http.get(running.url("/api/control/skip")) as response:
+        assert response.status == 405
+        assert "error" in await response.json()
+        assert "POST" in response.headers["Allow"]
+
+
+# --- binding ---------------------------------------------------------------------------
+
+
+def test_defaults_bind_to_localhost_with_controls_off() -> None:
+    config = StatusConfig()
+    assert (config.host, config.port, config.admin_token) == ("127.0.0.1", 8080, "")
+
+
+async def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            await start_status_server(StatusConfig(port=port), FakeStatusSource())
