@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from djamms_edge.edge.status.config import StatusConfig
+from djamms_edge.edge.sync.config import NightAnalysisConfig, SyncConfig
 from djamms_edge.shared.config_schema import secret, setting
 
 
@@ -24,3 +25,5 @@ class EdgeConfig:
     log_level: str = setting("INFO", doc="DEBUG, INFO, WARNING or ERROR")
     hub: EdgeHubLink = field(default_factory=EdgeHubLink)
     status: StatusConfig = field(default_factory=StatusConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    night_analysis: NightAnalysisConfig = field(default_factory=NightAnalysisConfig)
