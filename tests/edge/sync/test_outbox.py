@@ -35,10 +35,12 @@ class FlakyHub:
         self.calls = 0
         self.applied: list[str] = []
         self.everything = asyncio.Event()
+        self.called = asyncio.Event()
         self.expect = 0
 
     async def send(self, item: OutboxItem) -> None:
         self.calls += 1
+        self.called.set()
         if self.calls <= self.down:
             raise HubUnavailable("connection refused")
         if item.payload.get("bad"):
@@ -162,8 +164,7 @@ async def test_wake_cuts_a_long_backoff_short(db: Database) -> None:
     hub.expect = 1
     task = asyncio.create_task(outbox.run(hub.send))
     try:
-        while hub.calls < 1:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(hub.called.wait(), timeout=2)
         outbox.wake()  # e.g. the change feed reconnected
         await asyncio.wait_for(hub.everything.wait(), timeout=2)  # far sooner than the 15-30 s backoff
     finally:
