@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import math
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -99,7 +101,7 @@ def _bound_port(runner: web.AppRunner) -> int | None:
 
 
 def build_app(config: StatusConfig, source: StatusSource, *, clock: Callable[[], float] = time.time) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_security_headers, _json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_security_headers, _json_errors, _known_host])
     app[STATE] = _State(config=config, source=source, clock=clock, static=_load_static())
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
@@ -140,6 +142,30 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("www-authenticate", "allow")}
         return web.json_response({"error": exc.text or exc.reason}, status=exc.status, headers=headers)
+
+
+@web.middleware
+async def _known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # DNS rebinding: a web page the staff opens elsewhere could point its own
+    # domain at this box and read the page as "same origin". Such requests carry
+    # that domain in Host; people reach the box by IP, localhost, its name or mDNS.
+    try:
+        host = request.url.host or ""
+    except ValueError:  # a Host header yarl cannot parse
+        host = ""
+    if not _is_local_name(host):
+        raise web.HTTPMisdirectedRequest(text="unknown Host: open the status page by the box's address or name")
+    return await handler(request)
+
+
+def _is_local_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name in ("localhost", socket.gethostname().lower()) or name.endswith((".local", ".localhost"))
 
 
 @web.middleware

@@ -257,3 +257,23 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError):
             await start_status_server(StatusConfig(port=port), FakeStatusSource())
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8080", 200),
+        ("[::1]:8080", 200),
+        ("192.168.1.50", 200),
+        ("localhost:8080", 200),
+        ("venue-box.local", 200),
+        (f"{socket.gethostname()}:8080", 200),
+        ("attacker.example:8080", 421),  # DNS rebinding: someone else's name pointing at this box
+        ("127.0.0.1.attacker.example", 421),
+    ],
+)
+async def test_only_local_host_names_are_served(running: Running, host: str, status: int) -> None:
+    async with running.http.get(running.url("/api/status"), headers={"Host": host}) as response:
+        assert response.status == status
+        if status != 200:
+            assert "Host" in (await response.json())["error"]
