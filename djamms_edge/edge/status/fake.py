@@ -68,7 +68,7 @@ class FakeStatusSource:
     # --- StatusSource ------------------------------------------------------
 
     def snapshot(self) -> StatusSnapshot:
-        return dataclasses.replace(self._state, version=self._changes.version, generated_at=time.time())
+        return dataclasses.replace(self._state, version=self._changes.version)
 
     async def wait_changed(self, after: int) -> int:
         return await self._changes.wait(after)

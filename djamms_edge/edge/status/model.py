@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 Role = Literal["master", "standby", "offline"]
@@ -91,7 +91,6 @@ class StatusSnapshot:
     venue_id: str
     device_id: str
     software_version: str
-    generated_at: float = field(default=0.0)  # unix seconds when this snapshot was taken
 
 
 class ControlRefused(Exception):
@@ -146,6 +145,10 @@ class ChangeCounter:
         return self._version
 
 
-def snapshot_to_json(snapshot: StatusSnapshot) -> dict[str, Any]:
-    """The JSON body of ``/api/status`` and of each live update."""
-    return dataclasses.asdict(snapshot)
+def snapshot_to_json(snapshot: StatusSnapshot, now: float) -> dict[str, Any]:
+    """The JSON body of ``/api/status`` and of each live update.
+
+    ``server_time`` lets a viewer advance ``position`` from ``position_at`` with the
+    box's clock rather than its own, which may be minutes off on a phone.
+    """
+    return {**dataclasses.asdict(snapshot), "server_time": now}

@@ -196,8 +196,9 @@ def _static_response(request: web.Request, name: str) -> web.Response:
 
 
 async def _status(request: web.Request) -> web.Response:
-    snapshot = request.app[STATE].source.snapshot()
-    return web.json_response(snapshot_to_json(snapshot), headers={"Cache-Control": "no-store"})
+    state = request.app[STATE]
+    body = snapshot_to_json(state.source.snapshot(), state.clock())
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -222,7 +223,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
         while not state.closing.is_set():
             snapshot = state.source.snapshot()
             if snapshot.version != sent:
-                data = json.dumps(snapshot_to_json(snapshot), separators=(",", ":"))
+                data = json.dumps(snapshot_to_json(snapshot, state.clock()), separators=(",", ":"))
                 await response.write(f"event: status\nid: {snapshot.version}\ndata: {data}\n\n".encode())
                 sent = snapshot.version
             else:

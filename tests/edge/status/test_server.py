@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import aiohttp
 import pytest
@@ -53,6 +54,7 @@ async def test_status_json_has_the_whole_snapshot(running: Running) -> None:
     assert body["analysis"] == {"done": 30, "total": 120, "running": False}
     assert body["recent_errors"][0]["message"].startswith("track zzzzzzzzzzz")
     assert (body["venue_id"], body["device_id"], body["software_version"]) == ("venue-1", "box-1", "0.1.0")
+    assert abs(body["server_time"] - time.time()) < 5  # the box's clock, for advancing the position
 
 
 async def test_the_page_and_its_files_are_served_with_a_strict_policy(running: Running) -> None:

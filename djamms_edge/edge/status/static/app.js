@@ -37,7 +37,7 @@ function fillList(el, items, line) {
 // phone's clock never matters.
 function positionNow(np) {
   if (np.paused) return np.position;
-  const age = (current.generated_at - np.position_at) + (performance.now() - receivedAt) / 1000;
+  const age = (current.server_time - np.position_at) + (performance.now() - receivedAt) / 1000;
   return Math.min(np.position + Math.max(0, age), np.real_end);
 }
 
