@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from djamms_edge.config import Config
+from djamms_edge.hub import commands
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="djamms-hub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
+    commands.add_commands(sub)
     return parser
 
 
@@ -26,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config, _hub_problems)
     if args.command == "dump-config":
         return dump_config(args.config, "hub", args.json)
+    if args.command in ("serve", "device-token", "seed-demo"):
+        return commands.run(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

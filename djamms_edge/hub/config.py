@@ -27,6 +27,61 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    magic_link_ttl_s: int = setting(900, doc="a magic link works this long (15 minutes)", check=at_least(60))
+    token_ttl_days: int = setting(7, doc="lifetime of a staff/admin JWT", check=at_least(1))
+    device_token_days: int = setting(365, doc="lifetime of a device JWT", check=at_least(1))
+    auto_create_users: bool = setting(
+        True, doc="first login of an unknown email creates a staff user", env="DJAMMS_ALLOW_AUTO_CREATE_USERS"
+    )
+    redirect_prefixes: tuple[str, ...] = setting(
+        ("https://www.djamms.app/",),
+        doc="magic-link redirectUrl must start with public_url or one of these (no open redirects in our mail)",
+    )
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = setting("", doc="SMTP server; empty = write magic links to the log instead of mailing them")
+    port: int = setting(587, doc="SMTP port", check=between(1, 65535))
+    username: str = setting("", doc="SMTP login; empty = no AUTH")
+    password: str = secret(doc="SMTP password", env="DJAMMS_SMTP_PASSWORD")
+    starttls: bool = setting(True, doc="upgrade the connection with STARTTLS before sending")
+    sender: str = setting("DJAMMS <noreply@djamms.app>", doc="From: address of magic-link mails")
+    timeout_s: float = setting(10.0, doc="give up on the SMTP server after this long", check=at_least(1))
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    stale_after_s: float = setting(120.0, doc="a master silent this long may be taken over", check=at_least(0.5))
+    expire_after_s: float = setting(86400.0, doc="a lease without heartbeat this long is dropped", check=at_least(1))
+
+
+@dataclass(frozen=True)
+class RequestRulesConfig:
+    max_duration_s: float = setting(300.0, doc="paid requests for longer songs are refused (refund due)")
+    artist_limit: int = setting(3, doc="paid requests per artist per venue within artist_window_s", check=at_least(1))
+    artist_window_s: float = setting(1800.0, doc="window of the per-artist limit", check=at_least(1))
+    allow_urls: bool = setting(False, doc="accept http(s) media URLs as well as video ids in songs")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    magic_links_per_email: int = setting(5, doc="magic links one email may ask for per window", check=at_least(1))
+    magic_links_per_address: int = setting(20, doc="magic links one client address may ask for per window")
+    magic_link_window_s: float = setting(900.0, doc="window of the two magic-link limits", check=at_least(1))
+    requests_per_client: int = setting(10, doc="paid requests one client address may post per window")
+    requests_window_s: float = setting(60.0, doc="window of the paid-request limit", check=at_least(1))
+    trust_forwarded_for: bool = setting(False, doc="take the client address from X-Forwarded-For (behind a proxy)")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    retain_changes: int = setting(1000, doc="changes kept per venue; an edge further behind gets a snapshot")
+    ping_interval_s: float = setting(15.0, doc="WebSocket ping interval of the change feed", check=at_least(1))
+
+
+@dataclass(frozen=True)
 class HubConfig:
     host: str = setting("127.0.0.1", doc="address the hub listens on")
     port: int = setting(8700, doc="TCP port the hub listens on", check=between(1, 65535))
@@ -39,6 +94,12 @@ class HubConfig:
     max_body_bytes: int = setting(65536, doc="larger request bodies are refused with 413", check=at_least(1024))
     log_level: str = setting("INFO", doc="DEBUG, INFO, WARNING or ERROR")
     store: StoreConfig = field(default_factory=StoreConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    requests: RequestRulesConfig = field(default_factory=RequestRulesConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
 
     def startup_problems(self) -> list[str]:
         """Problems that only matter when the hub itself is started."""

@@ -1,0 +1,316 @@
+"""The REST API under /api/v1/: thin handlers that read input, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from djamms_edge.hub.auth import require, require_admin, require_staff, require_venue_member
+from djamms_edge.hub.context import SERVICE, client_address, principal_of
+from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.service import Reply
+from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, User, WriteResult
+from djamms_edge.hub.web_input import Fields, check_id, query_int, read_json
+
+routes = web.RouteTableDef()
+API = "/api/v1"
+VENUE = API + "/venues/{venueId}"
+
+
+def _reply(reply: Reply) -> web.Response:
+    return web.json_response(reply.rest_body(), status=reply.status)
+
+
+def venue_param(request: web.Request) -> str:
+    return check_id(request.match_info["venueId"], "venueId")
+
+
+async def _fields(request: web.Request) -> Fields:
+    return Fields(await read_json(request))
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+# --- auth and administration -----------------------------------------------------------------------
+
+
+@routes.post(API + "/auth/magic-link")
+async def create_magic_link(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    service = request.app[SERVICE]
+    return _reply(await service.create_magic_link(f.email("email"), f.text("redirectUrl", max_len=2048),
+                                                  client_address(request)))
+
+
+@routes.post(API + "/auth/verify")
+async def verify_magic_link(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    f.optional_text("userId")  # accepted for the reference's clients; ids are never client-chosen
+    return _reply(await request.app[SERVICE].verify_magic_link(f.text("secret", max_len=128)))
+
+
+@routes.get(API + "/me")
+async def me(request: web.Request) -> web.Response:
+    who = require(principal_of(request))
+    return web.json_response({"role": who.role, "subject": who.subject, "venueId": who.venue_id,
+                              "email": who.email})
+
+
+@routes.post(API + "/venues")
+async def create_venue(request: web.Request) -> web.Response:
+    require_admin(principal_of(request))
+    f = await _fields(request)
+    venue_id = f.ident("venueId")
+    assert venue_id is not None
+    service = request.app[SERVICE]
+    created = await service.store.create_venue(venue_id, f.text("name"), service.now_ms())
+    return web.json_response({"venueId": venue_id, "created": created}, status=201 if created else 200)
+
+
+@routes.put(API + "/users")
+async def put_user(request: web.Request) -> web.Response:
+    """Admin: create a user or change an existing one's role and venue (keyed by email)."""
+    require_admin(principal_of(request))
+    f = await _fields(request)
+    role = f.text("role")
+    if role not in ("admin", "staff"):
+        raise ApiError(400, "must be admin or staff", "role")
+    service = request.app[SERVICE]
+    venue_id = f.ident("venueId", required=False)
+    if venue_id is not None and await service.store.get_venue(venue_id) is None:
+        raise ApiError(404, f"unknown venue {venue_id!r}", "venueId")
+    user = User("user-" + uuid.uuid4().hex, f.email("email"), venue_id, role)  # type: ignore[arg-type]
+    saved = await service.store.upsert_user(user, service.now_ms())
+    return web.json_response(saved.to_json())
+
+
+# --- player registry -------------------------------------------------------------------------------
+
+
+@routes.post(VENUE + "/players/{action:register|heartbeat|release}")
+async def player(request: web.Request) -> web.Response:
+    venue_id, f = venue_param(request), await _fields(request)
+    device_id = f.ident("deviceId")
+    assert device_id is not None
+    service, who = request.app[SERVICE], principal_of(request)
+    action = request.match_info["action"]
+    if action == "register":
+        return _reply(await service.register(who, venue_id, device_id, f.text("userAgent", required=False)))
+    if action == "heartbeat":
+        return _reply(await service.heartbeat(who, venue_id, device_id))
+    return _reply(await service.release(who, venue_id, device_id))
+
+
+@routes.get(VENUE + "/master")
+async def master(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_venue_member(principal_of(request), venue_id)
+    service = request.app[SERVICE]
+    info = await service.store.current_master(venue_id)
+    if info is None:
+        return web.json_response({"master": None})
+    stale = service.now_ms() - info.last_heartbeat_ms >= service.timings.stale_ms
+    return web.json_response({"master": {"deviceId": info.device_id, "epoch": info.epoch,
+                                         "lastHeartbeat": info.last_heartbeat_ms, "stale": stale}})
+
+
+# --- paid requests ---------------------------------------------------------------------------------
+
+
+@routes.post(VENUE + "/requests")
+async def post_request(request: web.Request) -> web.Response:
+    venue_id, f = venue_param(request), await _fields(request)
+    service = request.app[SERVICE]
+    song = f.song("song", allow_urls=service.config.requests.allow_urls)
+    payment_id = f.ident("paymentId")
+    assert payment_id is not None
+    return _reply(await service.paid_request(venue_id, song, payment_id, f.optional_text("requesterId"),
+                                             client_address(request)))
+
+
+@routes.get(VENUE + "/requests")
+async def list_requests(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    body = await request.app[SERVICE].list_requests(principal_of(request), venue_id,
+                                                    request.query.get("status"), limit)
+    return web.json_response(body)
+
+
+# --- queue -----------------------------------------------------------------------------------------
+
+
+@routes.get(VENUE + "/queue")
+async def public_queue(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    limit = query_int(request, "limit", 50, 1, 500)
+    return web.json_response(await request.app[SERVICE].public_queue(venue_id, limit))
+
+
+@routes.get(VENUE + "/queue/full")
+async def full_queue(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_venue_member(principal_of(request), venue_id)
+    snapshot = await request.app[SERVICE].store.queue_snapshot(venue_id)
+    return web.json_response(snapshot.to_json())
+
+
+def _master_write(request: web.Request, venue_id: str, f: Fields) -> MasterWrite:
+    key = request.headers.get("Idempotency-Key") or f.optional_text("idempotencyKey", max_len=128)
+    if key is not None and not 1 <= len(key) <= 128:
+        raise ApiError(400, "must be 1-128 characters", "idempotencyKey")
+    device_id = f.ident("deviceId")
+    assert device_id is not None
+    return MasterWrite(venue_id, device_id, f.integer("epoch"), key)
+
+
+def _write_reply(result: WriteResult) -> web.Response:
+    return web.json_response({**result.body, "replayed": result.replayed})
+
+
+@routes.post(VENUE + "/queue/advance")
+async def advance(request: web.Request) -> web.Response:
+    venue_id, f = venue_param(request), await _fields(request)
+    write = _master_write(request, venue_id, f)
+    finished = f.ident("finishedEntryId", required=False)
+    return _write_reply(await request.app[SERVICE].advance(principal_of(request), write, finished))
+
+
+@routes.post(VENUE + "/now-playing")
+async def now_playing(request: web.Request) -> web.Response:
+    venue_id, f = venue_param(request), await _fields(request)
+    service = request.app[SERVICE]
+    write = _master_write(request, venue_id, f)
+    entry_id = f.ident("entryId", required=False)
+    song = f.song("song", allow_urls=True) if f.data.get("song") is not None else None
+    if entry_id is None and song is None:
+        raise ApiError(400, "send entryId, song, or both", "entryId")
+    return _write_reply(await service.now_playing(principal_of(request), write, entry_id, song))
+
+
+@routes.post(VENUE + "/played")
+async def played(request: web.Request) -> web.Response:
+    venue_id, f = venue_param(request), await _fields(request)
+    service = request.app[SERVICE]
+    write = _master_write(request, venue_id, f)
+    if write.idempotency_key is None:
+        raise ApiError(400, "is required for played reports (send the Idempotency-Key header)", "idempotencyKey")
+    entry_id = f.ident("entryId", required=False)
+    song = f.song("song", allow_urls=True) if f.data.get("song") is not None else None
+    if entry_id is None and song is None:
+        raise ApiError(400, "send entryId, song, or both", "entryId")
+    played_at = f.integer("playedAt") if f.data.get("playedAt") is not None else service.now_ms()
+    report = PlayReport(entry_id, song, played_at)
+    return _write_reply(await service.played(principal_of(request), write, report))
+
+
+@routes.get(VENUE + "/history")
+async def history(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_venue_member(principal_of(request), venue_id)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    return web.json_response({"history": await request.app[SERVICE].store.play_history(venue_id, limit)})
+
+
+# --- playlists -------------------------------------------------------------------------------------
+
+
+@routes.post(VENUE + "/playlists")
+async def create_playlist(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_staff(principal_of(request), venue_id)
+    f = await _fields(request)
+    service = request.app[SERVICE]
+    playlist = await service.store.create_playlist(venue_id, f.text("name"), service.now_ms())
+    return web.json_response(playlist.to_json(), status=201)
+
+
+@routes.get(VENUE + "/playlists")
+async def list_playlists(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_venue_member(principal_of(request), venue_id)
+    playlists = await request.app[SERVICE].store.list_playlists(venue_id)
+    return web.json_response({"playlists": [p.to_json() for p in playlists]})
+
+
+async def _venue_playlist_id(request: web.Request) -> tuple[str, str]:
+    venue_id = venue_param(request)
+    playlist_id = check_id(request.match_info["playlistId"], "playlistId")
+    playlist = await request.app[SERVICE].store.get_playlist(playlist_id)
+    if playlist is None or playlist.venue_id != venue_id:
+        raise ApiError(404, f"unknown playlist {playlist_id!r} at venue {venue_id!r}", "playlistId")
+    return venue_id, playlist_id
+
+
+@routes.get(VENUE + "/playlists/{playlistId}")
+async def get_playlist(request: web.Request) -> web.Response:
+    venue_id, playlist_id = await _venue_playlist_id(request)
+    require_venue_member(principal_of(request), venue_id)
+    playlist = await request.app[SERVICE].store.get_playlist(playlist_id)
+    assert playlist is not None
+    return web.json_response(playlist.to_json())
+
+
+@routes.post(VENUE + "/playlists/{playlistId}/tracks")
+async def add_track(request: web.Request) -> web.Response:
+    _, playlist_id = await _venue_playlist_id(request)
+    f = await _fields(request)
+    service = request.app[SERVICE]
+    song = f.song("song", allow_urls=service.config.requests.allow_urls)
+    return _reply(await service.add_song(principal_of(request), playlist_id, song))
+
+
+@routes.put(VENUE + "/active-playlist")
+async def activate_playlist(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_staff(principal_of(request), venue_id)
+    f = await _fields(request)
+    playlist_id = f.ident("playlistId")
+    assert playlist_id is not None
+    service = request.app[SERVICE]
+    version = await service.store.activate_playlist(venue_id, playlist_id, service.now_ms())
+    return web.json_response({"venueId": venue_id, "activePlaylistId": playlist_id, "version": version})
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+@routes.get(API + "/catalog")
+async def get_catalog(request: web.Request) -> web.Response:
+    ids = [Fields({"videoId": v}).video_id("videoId", allow_urls=True) for v in request.query.getall("videoId", [])]
+    if not 1 <= len(ids) <= 200:
+        raise ApiError(400, "send 1-200 videoId query parameters", "videoId")
+    tracks = await request.app[SERVICE].store.get_catalog(ids)
+    return web.json_response({"tracks": [tracks[i].to_json() for i in ids if i in tracks]})
+
+
+def _offset(f: Fields, key: str) -> float | None:
+    return f.number(key, required=False)
+
+
+@routes.post(API + "/catalog/analysis")
+async def report_analysis(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    who = principal_of(request)
+    analysis = Analysis(
+        f.video_id("videoId", allow_urls=True), f.number("duration", required=False),
+        _offset(f, "realStartOffset"), _offset(f, "realEndOffset"),
+        f.number("loudness", required=False, low=-100.0, high=20.0),
+        who.subject if who is not None else "",
+    )
+    return web.json_response(await request.app[SERVICE].report_analysis(who, analysis))
+
+
+@routes.put(API + "/catalog/override")
+async def set_override(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    video_id = f.video_id("videoId", allow_urls=True)
+    start, end = _offset(f, "realStartOffset"), _offset(f, "realEndOffset")
+    if start is not None and end is not None and end <= start:
+        raise ApiError(400, "must be after realStartOffset", "realEndOffset")
+    offsets = None if start is None and end is None else Offsets(start, end)
+    return web.json_response(await request.app[SERVICE].set_override(principal_of(request), video_id, offsets))

@@ -1,0 +1,63 @@
+"""The hub's aiohttp application: routes, and a lifecycle that owns the store and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from djamms_edge.hub import api_compat, api_rest, feed, openapi
+from djamms_edge.hub.config import HubConfig
+from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
+from djamms_edge.hub.mailer import Mailer, mailer_for
+from djamms_edge.hub.service import Clock, HubService
+from djamms_edge.hub.store.base import HubStore
+from djamms_edge.shared.tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_INTERVAL_S = 3600.0
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, run housekeeping; on the way out stop tasks first, then close the store."""
+    service = app[SERVICE]
+    await service.store.open()
+    tasks = app[TASKS]
+    tasks.start(_housekeeping(service), "housekeeping")
+    try:
+        yield
+    finally:
+        await tasks.close()
+        await service.store.close()
+
+
+async def _housekeeping(service: HubService) -> None:
+    while True:
+        removed = await service.store.housekeeping(service.now_ms())
+        if removed:
+            log.info("housekeeping removed %d expired rows", removed)
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS].sockets):
+        await ws.close(code=1001, message=b"hub shutting down")
+
+
+def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = None,
+               clock: Clock = time.time) -> web.Application:
+    """The hub as an aiohttp application; it opens ``store`` on startup and closes it on cleanup."""
+    app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
+    app[SERVICE] = HubService(config, store, mailer or mailer_for(config.smtp), clock)
+    app[TASKS] = TaskOwner("hub")
+    app[SOCKETS] = OpenSockets()
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_sockets)
+    app.add_routes(api_rest.routes)
+    app.add_routes(feed.routes)
+    app.add_routes(api_compat.routes)
+    app.add_routes(openapi.routes)
+    return app

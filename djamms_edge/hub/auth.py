@@ -1,0 +1,131 @@
+"""JWTs (HS256 only) and who may do what.
+
+Tokens are verified with ``algorithms=["HS256"]`` pinned, so ``alg: none`` and
+algorithm-confusion tokens are refused; ``exp`` and ``iat`` are required.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.store.base import User
+
+ALGORITHM = "HS256"
+PrincipalRole = Literal["admin", "staff", "device"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: PrincipalRole
+    subject: str  # userId, or deviceId for devices
+    venue_id: str | None
+    email: str | None = None
+
+    @property
+    def device_id(self) -> str | None:
+        return self.subject if self.role == "device" else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}:{self.subject}"
+
+
+def issue_user_token(secret: str, user: User, now_s: float, ttl_s: float) -> str:
+    claims: dict[str, Any] = {
+        "userId": user.user_id,
+        "email": user.email,
+        "venueId": user.venue_id,
+        "role": user.role,
+        "sub": user.user_id,
+        "iat": int(now_s),
+        "exp": int(now_s + ttl_s),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def issue_device_token(secret: str, venue_id: str, device_id: str, now_s: float, ttl_s: float) -> str:
+    claims: dict[str, Any] = {
+        "role": "device",
+        "venueId": venue_id,
+        "deviceId": device_id,
+        "sub": f"device:{device_id}",
+        "iat": int(now_s),
+        "exp": int(now_s + ttl_s),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    """The principal of a bearer token, or ApiError(401) naming why it was refused."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token expired", "Authorization") from None
+    except jwt.InvalidTokenError as exc:
+        raise ApiError(401, f"invalid token: {exc}", "Authorization") from None
+    role = claims.get("role")
+    venue = claims.get("venueId")
+    if venue is not None and not isinstance(venue, str):
+        raise ApiError(401, "invalid token: venueId", "Authorization")
+    if role == "device":
+        device = claims.get("deviceId")
+        if not isinstance(device, str) or not venue:
+            raise ApiError(401, "invalid token: device tokens name a venue and a device", "Authorization")
+        return Principal("device", device, venue)
+    if role in ("admin", "staff") and isinstance(claims.get("userId"), str):
+        email = claims.get("email")
+        return Principal(role, claims["userId"], venue, email if isinstance(email, str) else None)
+    raise ApiError(401, "invalid token: unknown role", "Authorization")
+
+
+def require(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'", "Authorization")
+    return principal
+
+
+def require_staff(principal: Principal | None, venue_id: str) -> Principal:
+    """Admins anywhere; staff of this venue only."""
+    who = require(principal)
+    if who.role == "admin" or (who.role == "staff" and who.venue_id == venue_id):
+        return who
+    raise ApiError(403, f"{who.role} token may not manage venue {venue_id!r}", "venueId")
+
+
+def require_venue_member(principal: Principal | None, venue_id: str) -> Principal:
+    """Staff/admin as above, or a device of this venue."""
+    who = require(principal)
+    if who.role == "device" and who.venue_id == venue_id:
+        return who
+    return require_staff(who, venue_id)
+
+
+def require_player(principal: Principal | None, venue_id: str, device_id: str) -> Principal:
+    """Who may act for a player: the device itself, or staff of the venue running a browser player."""
+    who = require_venue_member(principal, venue_id)
+    if who.role == "device" and who.device_id != device_id:
+        raise ApiError(403, f"this device token is for device {who.device_id!r}, not {device_id!r}", "deviceId")
+    return who
+
+
+def require_admin(principal: Principal | None) -> Principal:
+    who = require(principal)
+    if who.role != "admin":
+        raise ApiError(403, "admin token required", "Authorization")
+    return who
+
+
+def new_link_secret() -> tuple[str, str]:
+    """A magic-link secret (32 random bytes, hex) and the only thing we store: its sha256."""
+    secret = secrets.token_hex(32)
+    return secret, hash_link_secret(secret)
+
+
+def hash_link_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

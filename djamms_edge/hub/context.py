@@ -1,0 +1,79 @@
+"""What every hub handler shares: app keys, the error middleware, who is asking and from where."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from djamms_edge.hub.auth import Principal, decode_token
+from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.service import HubService, api_error_for
+from djamms_edge.hub.store.base import StoreError
+from djamms_edge.shared.tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("service", HubService)
+TASKS = web.AppKey("tasks", TaskOwner)
+
+
+class OpenSockets:
+    """Feed sockets still open, so shutdown can close them (aiohttp would otherwise wait on them)."""
+
+    def __init__(self) -> None:
+        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+
+SOCKETS = web.AppKey("sockets", OpenSockets)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Client mistakes become 4xx JSON naming the field; anything unexpected is logged and a bare 500."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except StoreError as exc:
+        return error_response(api_error_for(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        field = "body" if exc.status == 413 else None
+        return web.json_response({"error": exc.reason, "field": field}, status=exc.status, headers=_allow(exc))
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error", "field": None}, status=500)
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "expected 'Authorization: Bearer <token>'", "Authorization")
+    return decode_token(request.app[SERVICE].config.jwt_secret, token.strip())
+
+
+def client_address(request: web.Request) -> str:
+    if request.app[SERVICE].config.limits.trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return request.remote or "unknown"

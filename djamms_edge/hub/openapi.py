@@ -1,0 +1,110 @@
+"""The hub's OpenAPI document (hand-written; a test checks every route is in it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
+Json = dict[str, Any]
+
+_ERROR: Json = {
+    "description": "client error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_BEARER: list[Json] = [{"bearer": []}]
+
+
+def _obj(**props: Any) -> Json:
+    return {"type": "object", "properties": props}
+
+
+_S = {"type": "string"}
+_N = {"type": "number"}
+_I = {"type": "integer"}
+_SONG = {"$ref": "#/components/schemas/Song"}
+_MASTER_WRITE = {"deviceId": _S, "epoch": _I, "idempotencyKey": _S}
+
+
+def _op(summary: str, *, auth: bool = True, body: Json | None = None, ok: str = "200",
+        params: tuple[str, ...] = ()) -> Json:
+    op: Json = {"summary": summary, "responses": {ok: {"description": "success"}, "4XX": _ERROR}}
+    if auth:
+        op["security"] = _BEARER
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = [{"name": p, "in": "query", "schema": _S} for p in params]
+    return op
+
+
+V = "/api/v1/venues/{venueId}"
+PATHS: Json = {
+    "/healthz": {"get": _op("liveness", auth=False)},
+    "/api/v1/openapi.json": {"get": _op("this document", auth=False)},
+    "/api/v1/auth/magic-link": {"post": _op("mail a one-time sign-in link (15 min)", auth=False,
+                                            body=_obj(email=_S, redirectUrl=_S))},
+    "/api/v1/auth/verify": {"post": _op("consume a magic link once; returns {token, user}", auth=False,
+                                        body=_obj(secret=_S, userId=_S))},
+    "/api/v1/me": {"get": _op("who the bearer token names")},
+    "/api/v1/venues": {"post": _op("admin: create a venue", body=_obj(venueId=_S, name=_S), ok="201")},
+    "/api/v1/users": {"put": _op("admin: create/update a user by email",
+                                 body=_obj(email=_S, role={"enum": ["admin", "staff"]}, venueId=_S))},
+    V + "/players/{action}": {"post": _op(
+        "player registry: action register | heartbeat | release (device token for deviceId, or venue staff)",
+        body=_obj(deviceId=_S, userAgent=_S))},
+    V + "/master": {"get": _op("the venue's current master and epoch")},
+    V + "/requests": {
+        "post": _op("paid song request (no login); 201 accepted, 200 replayed paymentId, 422 refused (refund due)",
+                    auth=False, body=_obj(song=_SONG, paymentId=_S, requesterId=_S), ok="201"),
+        "get": _op("staff: list requests", params=("status", "limit")),
+    },
+    V + "/queue": {"get": _op("public queue view with estimated start times", auth=False, params=("limit",))},
+    V + "/queue/full": {"get": _op("device/staff: queue snapshot with ids")},
+    V + "/queue/advance": {"post": _op("master: move the next entry to now playing (epoch-fenced)",
+                                       body=_obj(**_MASTER_WRITE, finishedEntryId=_S))},
+    V + "/now-playing": {"post": _op("master: report now playing (epoch-fenced)",
+                                     body=_obj(**_MASTER_WRITE, entryId=_S, song=_SONG))},
+    V + "/played": {"post": _op("device: append to play history (idempotency key required)",
+                                body=_obj(**_MASTER_WRITE, entryId=_S, song=_SONG, playedAt=_I))},
+    V + "/history": {"get": _op("device/staff: play history", params=("limit",))},
+    V + "/changes": {"get": _op("poll the change feed after a version", params=("since",))},
+    V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V", params=("since",))},
+    V + "/playlists": {"post": _op("staff: create a playlist", body=_obj(name=_S), ok="201"),
+                       "get": _op("device/staff: list playlists")},
+    V + "/playlists/{playlistId}": {"get": _op("device/staff: one playlist with its tracks")},
+    V + "/playlists/{playlistId}/tracks": {"post": _op("staff: add a song (addSongToPlaylist)",
+                                                       body=_obj(song=_SONG), ok="201")},
+    V + "/active-playlist": {"put": _op("staff: play this playlist (rebuilds the main queue)",
+                                        body=_obj(playlistId=_S))},
+    "/api/v1/catalog": {"get": _op("shared catalog entries (offsets, loudness)", auth=False, params=("videoId",))},
+    "/api/v1/catalog/analysis": {"post": _op("device: report analysis of a video",
+                                             body=_obj(videoId=_S, duration=_N, realStartOffset=_N,
+                                                       realEndOffset=_N, loudness=_N))},
+    "/api/v1/catalog/override": {"put": _op("staff: override offsets (wins over analysis; nulls clear)",
+                                            body=_obj(videoId=_S, realStartOffset=_N, realEndOffset=_N))},
+    "/v1/functions/{functionId}/executions": {"post": _op(
+        "reference compatibility: magic-link, player-registry, processRequest, addSongToPlaylist "
+        "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",
+        auth=False, body=_obj(body=_S), ok="201")},
+}
+
+DOCUMENT: Json = {
+    "openapi": "3.1.0",
+    "info": {"title": "djamms hub", "version": "1", "description": "See docs/hub-api.md for rules and the feed."},
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},
+        "schemas": {
+            "Error": _obj(error=_S, field=_S),
+            "Song": {**_obj(videoId=_S, title=_S, artist=_S, duration=_N),
+                     "required": ["videoId", "title", "artist", "duration"]},
+        },
+    },
+}
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)

@@ -1,0 +1,71 @@
+"""The hub's pure rules: no I/O, the clock is an argument. Stores call these inside their transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from djamms_edge.hub.store.base import MasterInfo, Offsets, RequestRules
+
+RegisterDecision = Literal["register", "reconnect", "conflict", "takeover"]
+
+
+def _span(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes == int(minutes):
+        return f"{int(minutes)} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+def duration_refusal(max_duration_s: float) -> str:
+    return f"Song duration exceeds {_span(max_duration_s)}"  # the reference: "... exceeds 5 minutes"
+
+
+def artist_refusal(window_ms: int) -> str:
+    return f"Too many requests for this artist in the last {_span(window_ms / 1000)}"
+
+
+def artist_key(artist: str) -> str:
+    """Artists compare case- and space-insensitively ('ABBA ' is 'abba'); the reference compared exactly."""
+    return " ".join(artist.casefold().split())
+
+
+def paid_request_refusal(duration_s: float, same_artist_recent: int, rules: RequestRules) -> str | None:
+    """Why a paid request must be refused (refund due), or None to accept it."""
+    if duration_s > rules.max_duration_s:
+        return duration_refusal(rules.max_duration_s)
+    if same_artist_recent >= rules.artist_limit:
+        return artist_refusal(rules.artist_window_ms)
+    return None
+
+
+def decide_register(master: MasterInfo | None, device_id: str, now_ms: int, stale_ms: int) -> RegisterDecision:
+    """The reference's election: same device reconnects, a fresh master is a conflict, a stale one is replaced."""
+    if master is None:
+        return "register"
+    if master.device_id == device_id:
+        return "reconnect"
+    if now_ms - master.last_heartbeat_ms < stale_ms:
+        return "conflict"
+    return "takeover"
+
+
+def play_seconds(duration: float, offsets: Offsets | None) -> float:
+    """How long a track really plays once trimmed to its offsets (never negative, never past the file)."""
+    start = offsets.start if offsets and offsets.start is not None else 0.0
+    end = offsets.end if offsets and offsets.end is not None else duration
+    end = min(end, duration) if duration > 0 else end
+    return max(0.0, end - max(0.0, start))
+
+
+def estimate_start_times(now_ms: int, current_ends_ms: int | None, play_durations_s: Sequence[float]) -> list[int]:
+    """Estimated start (epoch ms) of each queued entry, in order.
+
+    The first entry starts when the current track ends — or now, if nothing is
+    playing or the current track has overrun its estimate."""
+    at = max(now_ms, current_ends_ms) if current_ends_ms is not None else now_ms
+    starts = []
+    for seconds in play_durations_s:
+        starts.append(at)
+        at += round(seconds * 1000)
+    return starts

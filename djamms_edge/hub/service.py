@@ -1,0 +1,280 @@
+"""What the hub does, independent of which API surface asked.
+
+The REST API and the reference-compatible function endpoint both call these
+methods, so auth checks, rate limits and rules are enforced in one place.
+Replies carry the reference's body (``body``) and REST-only extras (``extra``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from djamms_edge.hub.auth import (
+    Principal,
+    hash_link_secret,
+    issue_user_token,
+    new_link_secret,
+    require,
+    require_player,
+    require_staff,
+)
+from djamms_edge.hub.config import HubConfig
+from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.mailer import Mailer
+from djamms_edge.hub.ratelimit import TokenBuckets
+from djamms_edge.hub.rules import estimate_start_times, play_seconds
+from djamms_edge.hub.store.base import (
+    Analysis,
+    HubStore,
+    InvalidMagicLink,
+    Json,
+    MasterWrite,
+    Offsets,
+    PaidRequest,
+    PlayReport,
+    QueueEntry,
+    RegistryTimings,
+    RequestRules,
+    Song,
+    StaleEpoch,
+    StoreError,
+    UnknownEntry,
+    UnknownPlaylist,
+    UnknownVenue,
+    UserNotFound,
+    WriteResult,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]  # seconds since the epoch
+LINK_SECRET = re.compile(r"^[0-9a-f]{64}$")
+MAGIC_LINK_SENT = "Magic link sent to your email"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: Json
+    extra: Json = field(default_factory=dict)
+
+    def rest_body(self) -> Json:
+        return {**self.body, **self.extra}
+
+
+def api_error_for(exc: StoreError) -> ApiError:
+    """A store's refusal as the client sees it."""
+    if isinstance(exc, StaleEpoch):
+        return ApiError(409, "stale_epoch", "epoch",
+                        {"message": str(exc), "currentEpoch": exc.current_epoch, "currentMaster": exc.holder})
+    status, fieldname = {
+        UnknownVenue: (404, "venueId"),
+        UnknownPlaylist: (404, "playlistId"),
+        UnknownEntry: (404, "entryId"),
+        InvalidMagicLink: (401, "secret"),
+        UserNotFound: (403, "secret"),
+    }.get(type(exc), (409, None))
+    return ApiError(status, str(exc), fieldname)
+
+
+class HubService:
+    def __init__(self, config: HubConfig, store: HubStore, mailer: Mailer, clock: Clock = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.mailer = mailer
+        self.clock = clock
+        self.timings = RegistryTimings(round(config.registry.stale_after_s * 1000),
+                                       round(config.registry.expire_after_s * 1000))
+        req = config.requests
+        self.rules = RequestRules(req.max_duration_s, req.artist_limit, round(req.artist_window_s * 1000))
+        lim = config.limits
+        self._links_per_email = TokenBuckets(lim.magic_links_per_email, lim.magic_link_window_s)
+        self._links_per_address = TokenBuckets(lim.magic_links_per_address, lim.magic_link_window_s)
+        self._requests_per_client = TokenBuckets(lim.requests_per_client, lim.requests_window_s)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- magic link ------------------------------------------------------------------------------
+
+    def _redirect_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        prefixes = (self.config.public_url.rstrip("/") + "/", *self.config.auth.redirect_prefixes)
+        return any(url.startswith(p) for p in prefixes)
+
+    async def create_magic_link(self, email: str, redirect_url: str, client: str) -> Reply:
+        if not self._redirect_allowed(redirect_url):
+            raise ApiError(400, "must start with the hub's public_url or a configured redirect prefix", "redirectUrl")
+        now = self.clock()
+        if not self._links_per_email.take(email.casefold(), now):
+            raise ApiError(429, "Too many magic links for this email; try again later", "email")
+        if not self._links_per_address.take(client, now):
+            raise ApiError(429, "Too many magic links from this address; try again later", "client")
+        secret, token_hash = new_link_secret()
+        ttl_ms = self.config.auth.magic_link_ttl_s * 1000
+        await self.store.create_magic_link(token_hash, email, redirect_url, self.now_ms() + ttl_ms, self.now_ms())
+        link = _with_query(redirect_url, secret=secret, userId=email)
+        minutes = self.config.auth.magic_link_ttl_s // 60
+        text = f"Sign in to DJAMMS:\n\n{link}\n\nThe link works once, for {minutes} minutes.\n"
+        try:
+            await self.mailer.send(email, "Sign in to DJAMMS", text)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.error("could not mail a magic link to %s: %s", email, exc)
+            raise ApiError(503, "Could not send the magic link; try again later", "email") from None
+        return Reply(200, {"success": True, "message": MAGIC_LINK_SENT})
+
+    async def verify_magic_link(self, secret: str) -> Reply:
+        if not LINK_SECRET.fullmatch(secret):
+            raise ApiError(401, "Invalid or expired magic link", "secret")
+        user = await self.store.consume_magic_link(
+            hash_link_secret(secret), self.now_ms(), auto_create=self.config.auth.auto_create_users,
+            new_user_id="user-" + uuid.uuid4().hex,
+        )
+        ttl = self.config.auth.token_ttl_days * 86400
+        token = issue_user_token(self.config.jwt_secret, user, self.clock(), ttl)
+        log.info("user %s (%s) signed in", user.user_id, user.role)
+        return Reply(200, {"token": token, "user": user.to_json()})
+
+    # --- player registry -------------------------------------------------------------------------
+
+    async def register(self, who: Principal | None, venue_id: str, device_id: str, user_agent: str) -> Reply:
+        require_player(who, venue_id, device_id)
+        answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings)
+        if answer.status == "registered":
+            log.info("venue %s: device %s is master (epoch %d)", venue_id, device_id, answer.epoch)
+        return Reply(200, answer.to_json())
+
+    async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
+        require_player(who, venue_id, device_id)
+        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings)
+        return Reply(200, answer.to_json())
+
+    async def release(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
+        require_player(who, venue_id, device_id)
+        answer = await self.store.release_player(venue_id, device_id, self.now_ms())
+        if answer.status == "released":
+            log.info("venue %s: device %s released the master lease (epoch %d)", venue_id, device_id, answer.epoch)
+        return Reply(200, answer.to_json())
+
+    # --- paid requests ---------------------------------------------------------------------------
+
+    async def paid_request(self, venue_id: str, song: Song, payment_id: str, requester_id: str | None,
+                           client: str) -> Reply:
+        if not self._requests_per_client.take(client, self.clock()):
+            raise ApiError(429, "Too many requests from this client; try again later", "client")
+        outcome = await self.store.submit_paid_request(
+            PaidRequest(venue_id, song, payment_id, requester_id, client), self.rules, self.now_ms()
+        )
+        extra = {"requestId": outcome.request_id, "status": outcome.status, "replayed": outcome.replayed}
+        if outcome.accepted:
+            return Reply(200 if outcome.replayed else 201, {"success": True}, extra)
+        return Reply(422, {"success": False, "error": outcome.error}, extra)
+
+    async def list_requests(self, who: Principal | None, venue_id: str, status: str | None, limit: int) -> Json:
+        require_staff(who, venue_id)
+        if status not in (None, "pending", "played", "refund_due"):
+            raise ApiError(400, "must be pending, played or refund_due", "status")
+        records = await self.store.list_requests(venue_id, status, limit)  # type: ignore[arg-type]
+        return {"requests": [r.to_json() for r in records]}
+
+    # --- playlists and catalog -------------------------------------------------------------------
+
+    async def add_song(self, who: Principal | None, playlist_id: str, song: Song) -> Reply:
+        playlist = await self.store.get_playlist(playlist_id)
+        if playlist is None:
+            raise ApiError(404, f"unknown playlist {playlist_id!r}", "playlistId")
+        require_staff(who, playlist.venue_id)
+        updated = await self.store.add_track(playlist_id, song, self.now_ms())
+        known = (await self.store.get_catalog([song.video_id])).get(song.video_id)
+        end = known.effective.end if known is not None else None
+        # The reference answered with the detected end, falling back to the full duration.
+        real_end = end if end is not None else song.duration
+        return Reply(201, {"success": True, "realEndOffset": real_end},
+                     {"playlist": updated.to_json(), "position": len(updated.tracks)})
+
+    async def report_analysis(self, who: Principal | None, analysis: Analysis) -> Json:
+        principal = require(who)
+        if principal.role not in ("device", "admin"):
+            raise ApiError(403, "only devices report analysis; staff set an override", "Authorization")
+        track = await self.store.report_analysis(analysis, self.now_ms())
+        return track.to_json()
+
+    async def set_override(self, who: Principal | None, video_id: str, offsets: Offsets | None) -> Json:
+        principal = require(who)
+        if principal.role not in ("staff", "admin"):
+            raise ApiError(403, "staff or admin token required", "Authorization")
+        track = await self.store.set_override(video_id, offsets, principal.label, self.now_ms())
+        return track.to_json()
+
+    # --- queue -----------------------------------------------------------------------------------
+
+    async def public_queue(self, venue_id: str, limit: int) -> Json:
+        """What a phone may see: no requester or request ids, each entry with its estimated start."""
+        snap = await self.store.queue_snapshot(venue_id)
+        entries = [*snap.priority, *snap.main][:limit]
+        playing = snap.now_playing
+        ids = [e.song.video_id for e in entries] + ([playing.entry.song.video_id] if playing else [])
+        catalog = await self.store.get_catalog(ids)
+
+        def seconds(entry: QueueEntry) -> float:
+            track = catalog.get(entry.song.video_id)
+            return play_seconds(entry.song.duration, track.effective if track else None)
+
+        ends = None if playing is None else playing.started_at_ms + round(seconds(playing.entry) * 1000)
+        durations = [seconds(e) for e in entries]
+        starts = estimate_start_times(self.now_ms(), ends, durations)
+        now_playing = None if playing is None else {
+            **_public_entry(playing.entry, seconds(playing.entry)), "startedAt": playing.started_at_ms,
+            "estimatedEndAt": ends,
+        }
+        return {
+            "venueId": venue_id,
+            "version": snap.version,
+            "nowPlaying": now_playing,
+            "queue": [
+                {"position": i + 1, **_public_entry(e, d), "estimatedStartAt": s}
+                for i, (e, d, s) in enumerate(zip(entries, durations, starts, strict=True))
+            ],
+        }
+
+    async def advance(self, who: Principal | None, write: MasterWrite, finished_entry_id: str | None) -> WriteResult:
+        require_player(who, write.venue_id, write.device_id)
+        return await self.store.advance_queue(write, finished_entry_id, self.now_ms())
+
+    async def now_playing(self, who: Principal | None, write: MasterWrite, entry_id: str | None,
+                          song: Song | None) -> WriteResult:
+        require_player(who, write.venue_id, write.device_id)
+        return await self.store.set_now_playing(write, entry_id, song, self.now_ms())
+
+    async def played(self, who: Principal | None, write: MasterWrite, report: PlayReport) -> WriteResult:
+        require_player(who, write.venue_id, write.device_id)
+        return await self.store.report_played(write, report, self.now_ms())
+
+
+def _public_entry(entry: QueueEntry, play_s: float) -> Json:
+    song = entry.song
+    return {
+        "entryId": entry.entry_id,
+        "queue": entry.queue,
+        "videoId": song.video_id,
+        "title": song.title,
+        "artist": song.artist,
+        "duration": song.duration,
+        "playDuration": round(play_s, 3),
+        "isRequest": entry.request_id is not None,
+    }
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))

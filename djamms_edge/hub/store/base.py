@@ -1,0 +1,436 @@
+"""The hub's storage interface and the records it speaks in.
+
+Every rule that must hold under concurrency (one master per venue, a magic link
+consumed once, the per-artist request limit, idempotent paymentIds, epoch
+fencing) is ONE method here, implemented by a backend as one transaction. The
+SQLite backend lives in ``sqlite.py``; a PostgreSQL backend implements the same
+protocol. Clocks are passed in (``now_ms``) so rules are testable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Role = Literal["admin", "staff"]
+QueueName = Literal["priority", "main"]
+RequestStatus = Literal["pending", "played", "refund_due"]
+Json = dict[str, Any]
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """A rule the store refused; the message is safe to show to the client."""
+
+
+class UnknownVenue(StoreError):
+    pass
+
+
+class UnknownPlaylist(StoreError):
+    pass
+
+
+class UnknownEntry(StoreError):
+    pass
+
+
+class InvalidMagicLink(StoreError):
+    pass
+
+
+class UserNotFound(StoreError):
+    pass
+
+
+class StaleEpoch(StoreError):
+    """A master-only write carried an epoch (or device) that no longer holds the venue's lease."""
+
+    def __init__(self, current_epoch: int, holder: str | None) -> None:
+        self.current_epoch = current_epoch
+        self.holder = holder
+        who = f"device {holder!r}" if holder else "no device"
+        super().__init__(f"not the venue's master: current epoch is {current_epoch}, held by {who}")
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    email: str
+    venue_id: str | None
+    role: Role
+    autoplay: bool = True
+
+    def to_json(self) -> Json:
+        return {
+            "userId": self.user_id,
+            "email": self.email,
+            "venueId": self.venue_id,
+            "role": self.role,
+            "autoplay": self.autoplay,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Song:
+    video_id: str
+    title: str
+    artist: str
+    duration: float
+
+    def to_json(self) -> Json:
+        return {"videoId": self.video_id, "title": self.title, "artist": self.artist, "duration": self.duration}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryTimings:
+    stale_ms: int
+    expire_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAnswer:
+    """The reference's register/heartbeat answer, plus the fencing epoch."""
+
+    status: Literal["registered", "reconnected", "conflict", "updated", "not_found", "released"]
+    epoch: int
+    player_id: str | None = None
+    master_device: str | None = None
+    master_heartbeat_ms: int | None = None
+
+    def to_json(self) -> Json:
+        body: Json = {"status": self.status}
+        if self.player_id is not None:
+            body["playerId"] = self.player_id
+        if self.master_device is not None and self.status in ("reconnected", "conflict"):
+            body["currentMaster"] = {
+                "deviceId": self.master_device,
+                "lastHeartbeat": self.master_heartbeat_ms,
+                "epoch": self.epoch,
+            }
+        body["epoch"] = self.epoch
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class MasterInfo:
+    device_id: str
+    epoch: int
+    last_heartbeat_ms: int
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRules:
+    max_duration_s: float
+    artist_limit: int
+    artist_window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaidRequest:
+    venue_id: str
+    song: Song
+    payment_id: str
+    requester_id: str | None
+    client_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    request_id: str
+    accepted: bool
+    error: str | None
+    replayed: bool  # the paymentId was seen before; nothing changed this time
+    status: RequestStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_id: str
+    venue_id: str
+    payment_id: str
+    requester_id: str | None
+    song: Song
+    status: RequestStatus
+    reason: str | None
+    created_at_ms: int
+
+    def to_json(self) -> Json:
+        return {
+            "requestId": self.request_id,
+            "venueId": self.venue_id,
+            "paymentId": self.payment_id,
+            "requesterId": self.requester_id,
+            "song": self.song.to_json(),
+            "status": self.status,
+            "reason": self.reason,
+            "timestamp": self.created_at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Offsets:
+    """A track's trimmed play range; ``None`` ends mean 'the whole file'."""
+
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogTrack:
+    video_id: str
+    duration: float | None
+    analysis: Offsets
+    loudness: float | None
+    override: Offsets | None
+    analysed_by: str | None = None
+
+    @property
+    def effective(self) -> Offsets:
+        # A staff override always wins over analysis, field by field.
+        if self.override is None:
+            return self.analysis
+        return Offsets(
+            self.override.start if self.override.start is not None else self.analysis.start,
+            self.override.end if self.override.end is not None else self.analysis.end,
+        )
+
+    def to_json(self) -> Json:
+        eff = self.effective
+        return {
+            "videoId": self.video_id,
+            "duration": self.duration,
+            "realStartOffset": eff.start,
+            "realEndOffset": eff.end,
+            "loudness": self.loudness,
+            "source": "override" if self.override is not None else ("analysis" if self.analysed_by else "none"),
+            "analysis": {"realStartOffset": self.analysis.start, "realEndOffset": self.analysis.end,
+                         "deviceId": self.analysed_by},
+            "override": None if self.override is None
+            else {"realStartOffset": self.override.start, "realEndOffset": self.override.end},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    video_id: str
+    duration: float | None
+    real_start_offset: float | None
+    real_end_offset: float | None
+    loudness: float | None
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Playlist:
+    playlist_id: str
+    venue_id: str
+    name: str
+    tracks: tuple[Song, ...] = ()
+    active: bool = False
+
+    def to_json(self) -> Json:
+        return {
+            "playlistId": self.playlist_id,
+            "venueId": self.venue_id,
+            "name": self.name,
+            "active": self.active,
+            "tracks": [t.to_json() for t in self.tracks],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    entry_id: str
+    queue: QueueName
+    song: Song
+    request_id: str | None = None
+    requester_id: str | None = None
+    paid_credit: float = 0.0
+
+    def to_json(self) -> Json:
+        """The device/staff view: everything, including who asked."""
+        return {
+            "entryId": self.entry_id,
+            "queue": self.queue,
+            **self.song.to_json(),
+            "isRequest": self.request_id is not None,
+            "paidCredit": self.paid_credit,
+            "requestId": self.request_id,
+            "requesterId": self.requester_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NowPlaying:
+    entry: QueueEntry
+    started_at_ms: int
+    device_id: str
+    epoch: int
+
+    def to_json(self) -> Json:
+        return {**self.entry.to_json(), "startedAt": self.started_at_ms, "deviceId": self.device_id,
+                "epoch": self.epoch}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    venue_id: str
+    version: int
+    epoch: int
+    now_playing: NowPlaying | None
+    priority: tuple[QueueEntry, ...]
+    main: tuple[QueueEntry, ...]
+    master: MasterInfo | None = None
+
+    def to_json(self) -> Json:
+        return {
+            "venueId": self.venue_id,
+            "version": self.version,
+            "epoch": self.epoch,
+            "master": None if self.master is None else {"deviceId": self.master.device_id, "epoch": self.master.epoch},
+            "nowPlaying": None if self.now_playing is None else self.now_playing.to_json(),
+            "priorityQueue": [e.to_json() for e in self.priority],
+            "mainQueue": [e.to_json() for e in self.main],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    version: int
+    data: Json  # {"type": ..., ...}; see docs/hub-api.md "Change feed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """Changes after a version, or a snapshot when the log no longer reaches back that far."""
+
+    version: int
+    changes: tuple[Change, ...] = ()
+    snapshot: QueueSnapshot | None = None
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MasterWrite:
+    """Who claims to be master: checked against the venue's current lease in the same transaction."""
+
+    venue_id: str
+    device_id: str
+    epoch: int
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayReport:
+    entry_id: str | None
+    song: Song | None
+    played_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Answer of a master write; ``replayed`` when the idempotency key was seen before."""
+
+    body: Json
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    venue_id: str
+    name: str
+    active_playlist_id: str | None = None
+
+
+# --- the interface -------------------------------------------------------------------------------
+
+
+class HubStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def change_event(self, venue_id: str) -> asyncio.Event:
+        """An event set at the next committed change of ``venue_id``.
+
+        Take the event *before* reading changes, then await it: nothing is missed."""
+        ...
+
+    # venues and users
+    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool: ...
+
+    async def get_venue(self, venue_id: str) -> Venue | None: ...
+
+    async def upsert_user(self, user: User, now_ms: int) -> User: ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    # magic links
+    async def create_magic_link(self, token_hash: str, email: str, redirect_url: str, expires_ms: int,
+                                now_ms: int) -> None: ...
+
+    async def consume_magic_link(self, token_hash: str, now_ms: int, *, auto_create: bool,
+                                 new_user_id: str) -> User:
+        """Mark the link used and find-or-create its user, atomically; InvalidMagicLink / UserNotFound."""
+        ...
+
+    # player registry
+    async def register_player(self, venue_id: str, device_id: str, user_agent: str, now_ms: int,
+                              timings: RegistryTimings) -> RegistryAnswer: ...
+
+    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int,
+                        timings: RegistryTimings) -> RegistryAnswer: ...
+
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer: ...
+
+    async def current_master(self, venue_id: str) -> MasterInfo | None: ...
+
+    # paid requests
+    async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome: ...
+
+    async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]: ...
+
+    # playlists and catalog
+    async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist: ...
+
+    async def get_playlist(self, playlist_id: str) -> Playlist | None: ...
+
+    async def list_playlists(self, venue_id: str) -> list[Playlist]: ...
+
+    async def add_track(self, playlist_id: str, song: Song, now_ms: int) -> Playlist: ...
+
+    async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int: ...
+
+    async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack: ...
+
+    async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack: ...
+
+    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]: ...
+
+    # queue and feed
+    async def queue_snapshot(self, venue_id: str) -> QueueSnapshot: ...
+
+    async def changes_since(self, venue_id: str, version: int, limit: int) -> ChangeBatch: ...
+
+    async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult: ...
+
+    async def set_now_playing(self, write: MasterWrite, entry_id: str | None, song: Song | None,
+                              now_ms: int) -> WriteResult: ...
+
+    async def report_played(self, write: MasterWrite, report: PlayReport, now_ms: int) -> WriteResult:
+        """Append to the venue's play history; any epoch this device really held is accepted."""
+        ...
+
+    async def play_history(self, venue_id: str, limit: int) -> list[Json]: ...
+
+    async def housekeeping(self, now_ms: int) -> int:
+        """Drop expired links, old idempotency keys and old leases; returns rows removed."""
+        ...

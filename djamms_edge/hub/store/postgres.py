@@ -1,0 +1,838 @@
+"""The hub store on PostgreSQL (asyncpg), for several hub instances on one database.
+
+Every public method is one transaction. A rule that must hold across instances
+locks the venue's row first (``SELECT … FOR NO KEY UPDATE``): every writer of a
+venue's registry, queue, requests or playlists queues up behind that one row lock,
+so a check-then-write (one master, the per-artist limit, epoch fencing,
+idempotency keys) sees every earlier commit and nothing can slip in between.
+Always taking the venue row first also gives one lock order, so writers never
+deadlock. Unique constraints back the rules up (one active player per venue, one
+request per paymentId), and a magic link is consumed by one conditional UPDATE.
+
+Each change is also announced with ``pg_notify`` in the same transaction; the
+``ChangeListener`` on every instance turns that into the store's change events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
+from djamms_edge.hub.store.base import (
+    Analysis,
+    CatalogTrack,
+    Change,
+    ChangeBatch,
+    InvalidMagicLink,
+    Json,
+    MasterInfo,
+    MasterWrite,
+    NowPlaying,
+    Offsets,
+    PaidRequest,
+    Playlist,
+    PlayReport,
+    QueueEntry,
+    QueueSnapshot,
+    RegistryAnswer,
+    RegistryTimings,
+    RequestOutcome,
+    RequestRecord,
+    RequestRules,
+    RequestStatus,
+    Song,
+    StaleEpoch,
+    UnknownEntry,
+    UnknownPlaylist,
+    UnknownVenue,
+    User,
+    UserNotFound,
+    Venue,
+    WriteResult,
+)
+from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
+from djamms_edge.hub.store.pg_migrations import apply_migrations
+from djamms_edge.hub.store.pg_schema import MIGRATIONS
+from djamms_edge.hub.store.rows import (
+    catalog_track_of,
+    entry_of,
+    history_json,
+    master_of,
+    now_playing_of,
+    song_of,
+    user_of,
+)
+from djamms_edge.hub.store.sqlite import DAY_MS, KEEP_WRITES_MS, PAID_CREDIT, PRUNE_EVERY
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = Any  # asyncpg.Connection; asyncpg ships no type information
+
+POOL_MIN = 2
+POOL_MAX = 10
+# Lock waits and the rare deadlock/serialization failure are retried this often, then surface.
+TRANSIENT_RETRIES = 3
+TRANSIENT_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+async def migrate_database(url: str) -> list[int]:
+    """Bring the database at ``url`` to the current schema; returns the migrations applied now."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await apply_migrations(conn, MIGRATIONS)
+    finally:
+        await conn.close()
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, retain_changes: int = 1000, pool_min: int = POOL_MIN,
+                 pool_max: int = POOL_MAX) -> None:
+        self.url = url
+        self._retain = retain_changes
+        self._pool_min = pool_min
+        self._pool_max = pool_max
+        self._pool: Any = None
+        self._events: dict[str, asyncio.Event] = {}
+        self._listener = ChangeListener(url, self._notify, self._notify_all)
+
+    async def open(self) -> None:
+        await migrate_database(self.url)
+        self._pool = await asyncpg.create_pool(self.url, min_size=self._pool_min, max_size=self._pool_max)
+        try:
+            await self._listener.start()
+        except BaseException:
+            await self._pool.close()
+            raise
+
+    async def close(self) -> None:
+        await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # --- change events ---------------------------------------------------------------------------
+
+    def change_event(self, venue_id: str) -> asyncio.Event:
+        event = self._events.get(venue_id)
+        if event is None:
+            event = self._events[venue_id] = asyncio.Event()
+        return event
+
+    def _notify(self, venue_id: str) -> None:
+        event = self._events.pop(venue_id, None)
+        if event is not None:
+            event.set()
+
+    def _notify_all(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
+    # --- transactions ----------------------------------------------------------------------------
+
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], *, read_only: bool = False) -> T:
+        """Run ``fn(conn)`` in one transaction; retried only on deadlock/serialization failures.
+
+        Reads use REPEATABLE READ so a multi-statement read (a snapshot) sees one instant."""
+        if self._pool is None:
+            raise RuntimeError("PostgreSQL store is not open")
+        isolation = "repeatable_read" if read_only else "read_committed"
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction(isolation=isolation, readonly=read_only):
+                        return await fn(conn)
+                except TRANSIENT_ERRORS as exc:
+                    if attempt == TRANSIENT_RETRIES:
+                        raise
+                    log.debug("retrying transaction after %r", exc)
+        raise AssertionError("unreachable")
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._tx(fn, read_only=True)
+
+    # --- venues and users ------------------------------------------------------------------------
+
+    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool:
+        async def tx(conn: Conn) -> bool:
+            status = await conn.execute(
+                "INSERT INTO venues (venue_id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                venue_id, name, now_ms,
+            )
+            return bool(status == "INSERT 0 1")
+
+        return await self._tx(tx)
+
+    async def get_venue(self, venue_id: str) -> Venue | None:
+        async def read(conn: Conn) -> Venue | None:
+            row = await conn.fetchrow(
+                "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = $1", venue_id
+            )
+            return None if row is None else Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+
+        return await self._read(read)
+
+    async def upsert_user(self, user: User, now_ms: int) -> User:
+        async def tx(conn: Conn) -> User:
+            row = await conn.fetchrow(
+                "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT ((lower(email))) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role"
+                " RETURNING *",
+                user.user_id, user.email, user.venue_id, user.role, user.autoplay, now_ms,
+            )
+            return user_of(row)
+
+        return await self._tx(tx)
+
+    async def get_user(self, user_id: str) -> User | None:
+        async def read(conn: Conn) -> User | None:
+            row = await conn.fetchrow("SELECT * FROM users WHERE user_id = $1", user_id)
+            return None if row is None else user_of(row)
+
+        return await self._read(read)
+
+    # --- magic links -----------------------------------------------------------------------------
+
+    async def create_magic_link(
+        self, token_hash: str, email: str, redirect_url: str, expires_ms: int, now_ms: int
+    ) -> None:
+        async def tx(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO magic_links (token_hash, email, redirect_url, expires_at_ms, created_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                token_hash, email, redirect_url, expires_ms, now_ms,
+            )
+
+        await self._tx(tx)
+
+    async def consume_magic_link(self, token_hash: str, now_ms: int, *, auto_create: bool, new_user_id: str) -> User:
+        async def tx(conn: Conn) -> User:
+            # One conditional UPDATE: of two concurrent verifies, the second waits for the first's row lock,
+            # re-checks `used_at_ms IS NULL` against the committed row, and matches nothing.
+            email = await conn.fetchval(
+                "UPDATE magic_links SET used_at_ms = $1"
+                " WHERE token_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 RETURNING email",
+                now_ms, token_hash,
+            )
+            if email is None:
+                raise InvalidMagicLink("Invalid or expired magic link")
+            user = await _user_by_email(conn, email)
+            if user is None:
+                if not auto_create:
+                    # Raising rolls the consumption back: the link stays usable once a user exists.
+                    raise UserNotFound("User not found and auto-creation is disabled")
+                # Two links for one new email verified at once: the loser's insert does nothing.
+                await conn.execute(
+                    "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms)"
+                    " VALUES ($1, $2, NULL, 'staff', true, $3) ON CONFLICT DO NOTHING",
+                    new_user_id, email, now_ms,
+                )
+                user = await _user_by_email(conn, email)
+                assert user is not None
+            return user
+
+        return await self._tx(tx)
+
+    # --- player registry -------------------------------------------------------------------------
+
+    async def register_player(
+        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings
+    ) -> RegistryAnswer:
+        async def tx(conn: Conn) -> RegistryAnswer:
+            await _lock_venue(conn, venue_id)
+            await conn.execute(
+                "UPDATE players SET status = 'offline'"
+                " WHERE venue_id = $1 AND status = 'active' AND expires_at_ms < $2",
+                venue_id, now_ms,
+            )
+            master = await _active_master(conn, venue_id)
+            decision = decide_register(master, device_id, now_ms, timings.stale_ms)
+            if master is not None and decision == "reconnect":
+                await conn.execute(
+                    "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2, user_agent = $3"
+                    " WHERE player_id = $4",
+                    now_ms, now_ms + timings.expire_ms, user_agent, master.player_id,
+                )
+                return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
+                                      master.last_heartbeat_ms)
+            if master is not None and decision == "conflict":
+                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms)
+            if master is not None:  # takeover: the reference's "expire old master"
+                await conn.execute(
+                    "UPDATE players SET status = 'offline', expires_at_ms = $1 WHERE player_id = $2",
+                    now_ms, master.player_id,
+                )
+            epoch = await conn.fetchval(
+                "UPDATE venues SET epoch = epoch + 1 WHERE venue_id = $1 RETURNING epoch", venue_id
+            )
+            player_id = secrets.token_hex(10)
+            await conn.execute(
+                "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
+                " expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $6)",
+                player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms,
+            )
+            await self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}},
+                             now_ms)
+            return RegistryAnswer("registered", epoch, player_id)
+
+        answer = await self._tx(tx)
+        if answer.status == "registered":
+            self._notify(venue_id)
+        return answer
+
+    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings) -> RegistryAnswer:
+        async def tx(conn: Conn) -> RegistryAnswer:
+            # No venue lock: one conditional UPDATE of the device's own row. A concurrent takeover holds that
+            # row's lock; this waits, re-checks status = 'active' on the committed row and matches nothing.
+            epoch = await conn.fetchval(
+                "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2"
+                " WHERE venue_id = $3 AND device_id = $4 AND status = 'active' AND expires_at_ms >= $1"
+                " RETURNING epoch",
+                now_ms, now_ms + timings.expire_ms, venue_id, device_id,
+            )
+            if epoch is not None:
+                return RegistryAnswer("updated", epoch)
+            return RegistryAnswer("not_found", await _venue_epoch(conn, venue_id))
+
+        return await self._tx(tx)
+
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
+        async def tx(conn: Conn) -> RegistryAnswer:
+            if await _lock_venue(conn, venue_id, required=False) is None:
+                return RegistryAnswer("not_found", 0)
+            epoch = await conn.fetchval(
+                "UPDATE players SET status = 'offline', expires_at_ms = $1"
+                " WHERE venue_id = $2 AND device_id = $3 AND status = 'active' RETURNING epoch",
+                now_ms, venue_id, device_id,
+            )
+            if epoch is None:
+                return RegistryAnswer("not_found", await _venue_epoch(conn, venue_id))
+            await self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
+            return RegistryAnswer("released", epoch)
+
+        answer = await self._tx(tx)
+        if answer.status == "released":
+            self._notify(venue_id)
+        return answer
+
+    async def current_master(self, venue_id: str) -> MasterInfo | None:
+        return await self._read(lambda conn: _active_master(conn, venue_id))
+
+    # --- paid requests ---------------------------------------------------------------------------
+
+    async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome:
+        async def tx(conn: Conn) -> RequestOutcome:
+            seen = await _request_by_payment(conn, request.payment_id)
+            if seen is not None:
+                return seen
+            # The venue lock makes count-then-insert atomic: the 4th of 20 concurrent same-artist
+            # requests waits here and then counts the 3 committed before it.
+            await _lock_venue(conn, request.venue_id)
+            key = artist_key(request.song.artist)
+            recent = await conn.fetchval(
+                "SELECT count(*) FROM requests WHERE venue_id = $1 AND artist_key = $2 AND status <> 'refund_due'"
+                " AND created_at_ms > $3",
+                request.venue_id, key, now_ms - rules.artist_window_ms,
+            )
+            refusal = paid_request_refusal(request.song.duration, recent, rules)
+            request_id = str(uuid.uuid4())
+            status: RequestStatus = "refund_due" if refusal else "pending"
+            song = request.song
+            inserted = await conn.fetchval(
+                "INSERT INTO requests (request_id, venue_id, payment_id, requester_id, client_address, video_id,"
+                " title, artist, artist_key, duration, status, reason, created_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT (payment_id) DO NOTHING RETURNING request_id",
+                request_id, request.venue_id, request.payment_id, request.requester_id, request.client_address,
+                song.video_id, song.title, song.artist, key, song.duration, status, refusal, now_ms,
+            )
+            if inserted is None:
+                # The same paymentId was committed meanwhile (a retry racing at another venue): answer as a replay.
+                replay = await _request_by_payment(conn, request.payment_id)
+                assert replay is not None
+                return replay
+            if refusal is None:
+                entry = QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT)
+                await self._append_entry(conn, request.venue_id, entry, now_ms)
+            return RequestOutcome(request_id, refusal is None, refusal, False, status)
+
+        outcome = await self._tx(tx)
+        if outcome.accepted and not outcome.replayed:
+            self._notify(request.venue_id)
+        return outcome
+
+    async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]:
+        async def read(conn: Conn) -> list[RequestRecord]:
+            rows = await conn.fetch(
+                "SELECT * FROM requests WHERE venue_id = $1 AND ($2::text IS NULL OR status = $2)"
+                " ORDER BY created_at_ms DESC LIMIT $3",
+                venue_id, status, limit,
+            )
+            return [
+                RequestRecord(r["request_id"], r["venue_id"], r["payment_id"], r["requester_id"], song_of(r),
+                              r["status"], r["reason"], r["created_at_ms"])
+                for r in rows
+            ]
+
+        return await self._read(read)
+
+    # --- playlists and catalog -------------------------------------------------------------------
+
+    async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist:
+        async def tx(conn: Conn) -> Playlist:
+            await _require_venue(conn, venue_id)
+            playlist_id = "pl-" + secrets.token_hex(8)
+            await conn.execute(
+                "INSERT INTO playlists (playlist_id, venue_id, name, created_at_ms) VALUES ($1, $2, $3, $4)",
+                playlist_id, venue_id, name, now_ms,
+            )
+            return Playlist(playlist_id, venue_id, name)
+
+        return await self._tx(tx)
+
+    async def get_playlist(self, playlist_id: str) -> Playlist | None:
+        return await self._read(lambda conn: _playlist(conn, playlist_id))
+
+    async def list_playlists(self, venue_id: str) -> list[Playlist]:
+        async def read(conn: Conn) -> list[Playlist]:
+            ids = await conn.fetch(
+                "SELECT playlist_id FROM playlists WHERE venue_id = $1 ORDER BY created_at_ms, playlist_id", venue_id
+            )
+            found = [await _playlist(conn, r["playlist_id"]) for r in ids]
+            return [p for p in found if p is not None]
+
+        return await self._read(read)
+
+    async def add_track(self, playlist_id: str, song: Song, now_ms: int) -> Playlist:
+        async def tx(conn: Conn) -> tuple[Playlist, bool]:
+            venue_id = await conn.fetchval("SELECT venue_id FROM playlists WHERE playlist_id = $1", playlist_id)
+            if venue_id is None:
+                raise UnknownPlaylist(f"unknown playlist {playlist_id!r}")
+            # Venue first (the one lock order), then the playlist's next position is ours alone.
+            await _lock_venue(conn, venue_id)
+            playlist = await _playlist(conn, playlist_id)
+            assert playlist is not None
+            await conn.execute(
+                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                playlist_id, len(playlist.tracks) + 1, song.video_id, song.title, song.artist, song.duration,
+            )
+            if playlist.active:  # the venue plays this list: the new song joins the rotation at once
+                await self._append_entry(conn, playlist.venue_id, QueueEntry("", "main", song), now_ms)
+            updated = await _playlist(conn, playlist_id)
+            assert updated is not None
+            return updated, playlist.active
+
+        playlist, changed_queue = await self._tx(tx)
+        if changed_queue:
+            self._notify(playlist.venue_id)
+        return playlist
+
+    async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int:
+        async def tx(conn: Conn) -> int:
+            if await _lock_venue(conn, venue_id, required=False) is None:
+                raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
+            playlist = await _playlist(conn, playlist_id)
+            if playlist is None or playlist.venue_id != venue_id:
+                raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
+            await conn.execute("UPDATE venues SET active_playlist_id = $1 WHERE venue_id = $2", playlist_id, venue_id)
+            await conn.execute("DELETE FROM queue_entries WHERE venue_id = $1 AND queue = 'main'", venue_id)
+            entries = [
+                await self._insert_entry(conn, venue_id, QueueEntry("", "main", song), now_ms)
+                for song in playlist.tracks
+            ]
+            return await self._emit(
+                conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
+            )
+
+        version = await self._tx(tx)
+        self._notify(venue_id)
+        return version
+
+    async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
+        async def tx(conn: Conn) -> CatalogTrack:
+            row = await conn.fetchrow(
+                "INSERT INTO catalog AS c (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
+                " analysed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (video_id) DO UPDATE SET duration = COALESCE(excluded.duration, c.duration),"
+                " analysis_start = COALESCE(excluded.analysis_start, c.analysis_start),"
+                " analysis_end = COALESCE(excluded.analysis_end, c.analysis_end),"
+                " loudness = COALESCE(excluded.loudness, c.loudness),"
+                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms"
+                " RETURNING *",
+                analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
+                analysis.loudness, analysis.device_id, now_ms,
+            )
+            return catalog_track_of(row)
+
+        return await self._tx(tx)
+
+    async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
+        async def tx(conn: Conn) -> CatalogTrack:
+            start, end = (override.start, override.end) if override else (None, None)
+            row = await conn.fetchrow(
+                "INSERT INTO catalog (video_id, override_set, override_start, override_end, override_by,"
+                " override_at_ms) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (video_id) DO UPDATE SET override_set = excluded.override_set,"
+                " override_start = excluded.override_start, override_end = excluded.override_end,"
+                " override_by = excluded.override_by, override_at_ms = excluded.override_at_ms"
+                " RETURNING *",
+                video_id, override is not None, start, end, by, now_ms,
+            )
+            return catalog_track_of(row)
+
+        return await self._tx(tx)
+
+    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
+        async def read(conn: Conn) -> dict[str, CatalogTrack]:
+            rows = await conn.fetch("SELECT * FROM catalog WHERE video_id = ANY($1::text[])", list(set(video_ids)))
+            by_id = {r["video_id"]: catalog_track_of(r) for r in rows}
+            return {v: by_id[v] for v in dict.fromkeys(video_ids) if v in by_id}
+
+        return await self._read(read)
+
+    # --- queue and feed --------------------------------------------------------------------------
+
+    async def queue_snapshot(self, venue_id: str) -> QueueSnapshot:
+        return await self._read(lambda conn: _snapshot(conn, venue_id))
+
+    async def changes_since(self, venue_id: str, version: int, limit: int) -> ChangeBatch:
+        async def read(conn: Conn) -> ChangeBatch:
+            current = (await _require_venue(conn, venue_id))["version"]
+            if version == current:
+                return ChangeBatch(current)
+            if version < current:
+                rows = await conn.fetch(
+                    "SELECT version, change FROM venue_changes WHERE venue_id = $1 AND version > $2"
+                    " ORDER BY version LIMIT $3",
+                    venue_id, version, limit,
+                )
+                if rows and rows[0]["version"] == version + 1:
+                    changes = tuple(Change(r["version"], json.loads(r["change"])) for r in rows)
+                    return ChangeBatch(current, changes, more=changes[-1].version < current)
+            # Too old for the log (or from a future this hub never had): start over from a snapshot.
+            return ChangeBatch(current, snapshot=await _snapshot(conn, venue_id))
+
+        return await self._read(read)
+
+    async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult:
+        async def change(conn: Conn) -> Json:
+            current = await _now_playing(conn, write.venue_id)
+            if finished_entry_id is not None and (current is None or current.entry.entry_id != finished_entry_id):
+                # A resent advance for a track already left behind: never pop a second entry.
+                return {"advanced": False, "nowPlaying": None if current is None else current.to_json()}
+            if current is not None and current.entry.request_id is not None:
+                await _mark_request_played(conn, current.entry.request_id)
+            head = await conn.fetchrow(
+                "SELECT * FROM queue_entries WHERE venue_id = $1"
+                " ORDER BY CASE queue WHEN 'priority' THEN 0 ELSE 1 END, seq LIMIT 1",
+                write.venue_id,
+            )
+            playing = None if head is None else await self._take_entry(conn, write, entry_of(head), now_ms)
+            if playing is None and current is not None:
+                await conn.execute("DELETE FROM now_playing WHERE venue_id = $1", write.venue_id)
+                await self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": None}, now_ms)
+            return {"advanced": True, "nowPlaying": None if playing is None else playing.to_json()}
+
+        return await self._master_write(write, change, now_ms)
+
+    async def set_now_playing(
+        self, write: MasterWrite, entry_id: str | None, song: Song | None, now_ms: int
+    ) -> WriteResult:
+        async def change(conn: Conn) -> Json:
+            current = await _now_playing(conn, write.venue_id)
+            if current is not None and entry_id is not None and current.entry.entry_id == entry_id:
+                return {"nowPlaying": current.to_json()}
+            row = None
+            if entry_id is not None:
+                row = await conn.fetchrow(
+                    "SELECT * FROM queue_entries WHERE venue_id = $1 AND entry_id = $2", write.venue_id, entry_id
+                )
+            if row is not None:
+                playing = await self._take_entry(conn, write, entry_of(row), now_ms)
+            elif song is not None:
+                # Played from the edge's own replica (offline, or a playlist track the hub no longer queues).
+                adhoc = QueueEntry(entry_id or "e-" + secrets.token_hex(8), "main", song)
+                playing = await self._set_playing(conn, write, adhoc, now_ms)
+            else:
+                raise UnknownEntry(f"entry {entry_id!r} is not queued at venue {write.venue_id!r}; send the song")
+            return {"nowPlaying": playing.to_json()}
+
+        return await self._master_write(write, change, now_ms)
+
+    async def report_played(self, write: MasterWrite, report: PlayReport, now_ms: int) -> WriteResult:
+        async def tx(conn: Conn) -> WriteResult:
+            # The venue lock orders this against a concurrent resend carrying the same idempotency key.
+            await _lock_venue(conn, write.venue_id, required=False)
+            replay = await _replay(conn, write)
+            if replay is not None:
+                return replay
+            # History is a fact, not a queue change: any epoch this device really held is accepted, so a
+            # master that played through an outage and lost its lease meanwhile still reports what it played.
+            held = await conn.fetchval(
+                "SELECT 1 FROM players WHERE venue_id = $1 AND device_id = $2 AND epoch = $3",
+                write.venue_id, write.device_id, write.epoch,
+            )
+            if held is None:
+                master = await _active_master(conn, write.venue_id)
+                raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            video_id = report.song.video_id if report.song else None
+            request_id = None
+            if report.entry_id is not None:
+                for table in ("now_playing", "queue_entries"):
+                    row = await conn.fetchrow(
+                        f"SELECT video_id, request_id FROM {table} WHERE venue_id = $1 AND entry_id = $2",
+                        write.venue_id, report.entry_id,
+                    )
+                    if row is not None:
+                        video_id, request_id = video_id or row["video_id"], row["request_id"]
+                        break
+            if video_id is None:
+                raise UnknownEntry(f"entry {report.entry_id!r} is unknown at venue {write.venue_id!r}; send the song")
+            history_id = await conn.fetchval(
+                "INSERT INTO play_history (venue_id, entry_id, video_id, request_id, device_id, epoch, played_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                write.venue_id, report.entry_id, video_id, request_id, write.device_id, write.epoch,
+                report.played_at_ms,
+            )
+            if request_id is not None:
+                await _mark_request_played(conn, request_id)
+            body = {"recorded": True, "historyId": history_id}
+            await _remember(conn, write, body, now_ms)
+            return WriteResult(body)
+
+        return await self._tx(tx)
+
+    async def play_history(self, venue_id: str, limit: int = 100) -> list[Json]:
+        async def read(conn: Conn) -> list[Json]:
+            rows = await conn.fetch(
+                "SELECT entry_id, video_id, request_id, device_id, epoch, played_at_ms FROM play_history"
+                " WHERE venue_id = $1 ORDER BY played_at_ms DESC, id DESC LIMIT $2",
+                venue_id, limit,
+            )
+            return [history_json(r) for r in rows]
+
+        return await self._read(read)
+
+    async def housekeeping(self, now_ms: int) -> int:
+        async def tx(conn: Conn) -> int:
+            removed = 0
+            for statement, cutoff in (
+                ("DELETE FROM magic_links WHERE expires_at_ms < $1", now_ms - DAY_MS),
+                ("DELETE FROM master_writes WHERE created_at_ms < $1", now_ms - KEEP_WRITES_MS),
+                ("DELETE FROM players WHERE status = 'offline' AND expires_at_ms < $1", now_ms - KEEP_WRITES_MS),
+            ):
+                removed += _affected(await conn.execute(statement, cutoff))
+            return removed
+
+        return await self._tx(tx)
+
+    # --- transaction helpers ---------------------------------------------------------------------
+
+    async def _master_write(self, write: MasterWrite, change: Callable[[Conn], Awaitable[Json]],
+                            now_ms: int) -> WriteResult:
+        """Lock the venue, replay by idempotency key, else fence by epoch, apply ``change``, remember its answer."""
+
+        async def tx(conn: Conn) -> WriteResult:
+            await _lock_venue(conn, write.venue_id, required=False)  # unknown venue: no master, StaleEpoch below
+            replay = await _replay(conn, write)
+            if replay is not None:
+                return replay
+            master = await _active_master(conn, write.venue_id)
+            if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
+                raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            body = await change(conn)
+            body["version"] = (await _require_venue(conn, write.venue_id))["version"]
+            await _remember(conn, write, body, now_ms)
+            return WriteResult(body)
+
+        result = await self._tx(tx)
+        if not result.replayed:
+            self._notify(write.venue_id)
+        return result
+
+    async def _emit(self, conn: Conn, venue_id: str, data: Json, now_ms: int) -> int:
+        version = int(await conn.fetchval(
+            "UPDATE venues SET version = version + 1 WHERE venue_id = $1 RETURNING version", venue_id
+        ))
+        await conn.execute(
+            "INSERT INTO venue_changes (venue_id, version, change, created_at_ms) VALUES ($1, $2, $3::json, $4)",
+            venue_id, version, json.dumps(data), now_ms,
+        )
+        # Delivered to every instance's listener when (and only if) this transaction commits.
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, venue_id)
+        if version % PRUNE_EVERY == 0:
+            await conn.execute(
+                "DELETE FROM venue_changes WHERE venue_id = $1 AND version <= $2", venue_id, version - self._retain
+            )
+        return version
+
+    async def _insert_entry(self, conn: Conn, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
+        entry_id = "e-" + secrets.token_hex(8)
+        song = entry.song
+        # MAX(seq) + 1 is safe: every caller holds the venue lock.
+        await conn.execute(
+            "INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration,"
+            " request_id, requester_id, paid_credit, created_at_ms)"
+            " SELECT $1, $2, $3, COALESCE(MAX(seq), 0) + 1, $4, $5, $6, $7, $8, $9, $10, $11"
+            " FROM queue_entries WHERE venue_id = $2 AND queue = $3",
+            entry_id, venue_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
+            entry.request_id, entry.requester_id, entry.paid_credit, now_ms,
+        )
+        return QueueEntry(entry_id, entry.queue, song, entry.request_id, entry.requester_id, entry.paid_credit)
+
+    async def _append_entry(self, conn: Conn, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
+        added = await self._insert_entry(conn, venue_id, entry, now_ms)
+        await self._emit(conn, venue_id, {"type": "entry_added", "entry": added.to_json()}, now_ms)
+        return added
+
+    async def _take_entry(self, conn: Conn, write: MasterWrite, entry: QueueEntry, now_ms: int) -> NowPlaying:
+        """Move a queued entry to now playing; a playlist entry goes round to the back of the main queue."""
+        await conn.execute("DELETE FROM queue_entries WHERE entry_id = $1", entry.entry_id)
+        await self._emit(conn, write.venue_id, {"type": "entry_removed", "entryId": entry.entry_id}, now_ms)
+        if entry.queue == "main":
+            await self._append_entry(conn, write.venue_id, QueueEntry("", "main", entry.song), now_ms)
+        return await self._set_playing(conn, write, entry, now_ms)
+
+    async def _set_playing(self, conn: Conn, write: MasterWrite, entry: QueueEntry, now_ms: int) -> NowPlaying:
+        song = entry.song
+        await conn.execute(
+            "INSERT INTO now_playing (venue_id, entry_id, queue, video_id, title, artist, duration,"
+            " request_id, requester_id, paid_credit, started_at_ms, device_id, epoch)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            " ON CONFLICT (venue_id) DO UPDATE SET entry_id = excluded.entry_id, queue = excluded.queue,"
+            " video_id = excluded.video_id, title = excluded.title, artist = excluded.artist,"
+            " duration = excluded.duration, request_id = excluded.request_id, requester_id = excluded.requester_id,"
+            " paid_credit = excluded.paid_credit, started_at_ms = excluded.started_at_ms,"
+            " device_id = excluded.device_id, epoch = excluded.epoch",
+            write.venue_id, entry.entry_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
+            entry.request_id, entry.requester_id, entry.paid_credit, now_ms, write.device_id, write.epoch,
+        )
+        playing = NowPlaying(entry, now_ms, write.device_id, write.epoch)
+        await self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": playing.to_json()}, now_ms)
+        return playing
+
+
+# --- statement helpers (each runs inside the caller's transaction) ---------------------------------
+
+
+async def _require_venue(conn: Conn, venue_id: str) -> Any:
+    row = await conn.fetchrow("SELECT * FROM venues WHERE venue_id = $1", venue_id)
+    if row is None:
+        raise UnknownVenue(f"unknown venue {venue_id!r}")
+    return row
+
+
+async def _lock_venue(conn: Conn, venue_id: str, *, required: bool = True) -> Any:
+    """Take the venue's row lock: every writer of this venue's state waits here for the one before it.
+
+    NO KEY UPDATE rather than UPDATE: it still excludes other venue writers, but not the key-share locks
+    foreign-key checks take, so an unrelated insert referencing the venue never waits on it."""
+    row = await conn.fetchrow("SELECT * FROM venues WHERE venue_id = $1 FOR NO KEY UPDATE", venue_id)
+    if row is None and required:
+        raise UnknownVenue(f"unknown venue {venue_id!r}")
+    return row
+
+
+async def _venue_epoch(conn: Conn, venue_id: str) -> int:
+    epoch = await conn.fetchval("SELECT epoch FROM venues WHERE venue_id = $1", venue_id)
+    return 0 if epoch is None else int(epoch)
+
+
+async def _active_master(conn: Conn, venue_id: str) -> MasterInfo | None:
+    row = await conn.fetchrow(
+        "SELECT player_id, device_id, epoch, last_heartbeat_ms FROM players WHERE venue_id = $1 AND status = 'active'",
+        venue_id,
+    )
+    return None if row is None else master_of(row)
+
+
+async def _user_by_email(conn: Conn, email: str) -> User | None:
+    row = await conn.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1)", email)
+    return None if row is None else user_of(row)
+
+
+async def _request_by_payment(conn: Conn, payment_id: str) -> RequestOutcome | None:
+    row = await conn.fetchrow("SELECT request_id, status, reason FROM requests WHERE payment_id = $1", payment_id)
+    if row is None:
+        return None
+    return RequestOutcome(row["request_id"], row["status"] != "refund_due", row["reason"], True, row["status"])
+
+
+async def _now_playing(conn: Conn, venue_id: str) -> NowPlaying | None:
+    row = await conn.fetchrow("SELECT * FROM now_playing WHERE venue_id = $1", venue_id)
+    return None if row is None else now_playing_of(row)
+
+
+async def _snapshot(conn: Conn, venue_id: str) -> QueueSnapshot:
+    venue = await _require_venue(conn, venue_id)
+    rows = await conn.fetch(
+        "SELECT * FROM queue_entries WHERE venue_id = $1 ORDER BY CASE queue WHEN 'priority' THEN 0 ELSE 1 END, seq",
+        venue_id,
+    )
+    entries = [entry_of(r) for r in rows]
+    return QueueSnapshot(
+        venue_id,
+        venue["version"],
+        venue["epoch"],
+        await _now_playing(conn, venue_id),
+        tuple(e for e in entries if e.queue == "priority"),
+        tuple(e for e in entries if e.queue == "main"),
+        await _active_master(conn, venue_id),
+    )
+
+
+async def _playlist(conn: Conn, playlist_id: str) -> Playlist | None:
+    row = await conn.fetchrow(
+        "SELECT p.*, v.active_playlist_id FROM playlists p JOIN venues v USING (venue_id) WHERE p.playlist_id = $1",
+        playlist_id,
+    )
+    if row is None:
+        return None
+    tracks = await conn.fetch("SELECT * FROM playlist_tracks WHERE playlist_id = $1 ORDER BY position", playlist_id)
+    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(song_of(t) for t in tracks),
+                    row["active_playlist_id"] == playlist_id)
+
+
+async def _mark_request_played(conn: Conn, request_id: str) -> None:
+    await conn.execute(
+        "UPDATE requests SET status = 'played' WHERE request_id = $1 AND status = 'pending'", request_id
+    )
+
+
+async def _replay(conn: Conn, write: MasterWrite) -> WriteResult | None:
+    if write.idempotency_key is None:
+        return None
+    result = await conn.fetchval(
+        "SELECT result FROM master_writes WHERE venue_id = $1 AND idempotency_key = $2",
+        write.venue_id, write.idempotency_key,
+    )
+    return None if result is None else WriteResult(json.loads(result), replayed=True)
+
+
+async def _remember(conn: Conn, write: MasterWrite, body: Json, now_ms: int) -> None:
+    if write.idempotency_key is not None:
+        await conn.execute(
+            "INSERT INTO master_writes (venue_id, idempotency_key, result, created_at_ms)"
+            " VALUES ($1, $2, $3::json, $4)",
+            write.venue_id, write.idempotency_key, json.dumps(body), now_ms,
+        )
+
+
+def _affected(status: str) -> int:
+    """Row count from a command tag such as 'DELETE 3'."""
+    return int(status.rsplit(" ", 1)[-1])

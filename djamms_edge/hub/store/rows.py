@@ -1,0 +1,46 @@
+"""Rows to records: pure mappers any store backend can use.
+
+A row is anything indexable by column name (``sqlite3.Row``, ``asyncpg.Record``);
+both hub schemas use the same column names, so one mapper serves both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from djamms_edge.hub.store.base import CatalogTrack, Json, MasterInfo, NowPlaying, Offsets, QueueEntry, Song, User
+
+Row = Mapping[str, Any]
+
+
+def user_of(row: Row) -> User:
+    return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]))
+
+
+def song_of(row: Row) -> Song:
+    return Song(row["video_id"], row["title"], row["artist"], row["duration"])
+
+
+def entry_of(row: Row) -> QueueEntry:
+    return QueueEntry(row["entry_id"], row["queue"], song_of(row), row["request_id"], row["requester_id"],
+                      row["paid_credit"])
+
+
+def now_playing_of(row: Row) -> NowPlaying:
+    return NowPlaying(entry_of(row), row["started_at_ms"], row["device_id"], row["epoch"])
+
+
+def master_of(row: Row) -> MasterInfo:
+    return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"])
+
+
+def catalog_track_of(row: Row) -> CatalogTrack:
+    override = Offsets(row["override_start"], row["override_end"]) if row["override_set"] else None
+    return CatalogTrack(row["video_id"], row["duration"], Offsets(row["analysis_start"], row["analysis_end"]),
+                        row["loudness"], override, row["analysed_by"])
+
+
+def history_json(row: Row) -> Json:
+    return {"entryId": row["entry_id"], "videoId": row["video_id"], "requestId": row["request_id"],
+            "deviceId": row["device_id"], "epoch": row["epoch"], "playedAt": row["played_at_ms"]}

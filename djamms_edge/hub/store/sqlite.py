@@ -1,0 +1,729 @@
+"""The hub store on SQLite: all of the hub's SQL lives here.
+
+Each public method is one call to ``Database.write`` (one ``BEGIN IMMEDIATE``
+transaction on the single writer thread) or ``Database.read``, so every
+check-then-write rule is atomic. Change notifications are in-process: one hub
+process owns the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
+from djamms_edge.hub.store.base import (
+    Analysis,
+    CatalogTrack,
+    Change,
+    ChangeBatch,
+    InvalidMagicLink,
+    Json,
+    MasterInfo,
+    MasterWrite,
+    NowPlaying,
+    Offsets,
+    PaidRequest,
+    Playlist,
+    PlayReport,
+    QueueEntry,
+    QueueName,
+    QueueSnapshot,
+    RegistryAnswer,
+    RegistryTimings,
+    RequestOutcome,
+    RequestRecord,
+    RequestRules,
+    RequestStatus,
+    Song,
+    StaleEpoch,
+    UnknownEntry,
+    UnknownPlaylist,
+    UnknownVenue,
+    User,
+    UserNotFound,
+    Venue,
+    WriteResult,
+)
+from djamms_edge.hub.store.sqlite_schema import migrations
+from djamms_edge.shared.sqlite import Database
+
+PAID_CREDIT = 0.5  # the reference's per-request queue weight
+PRUNE_EVERY = 100  # versions between prunes of the change log
+DAY_MS = 86_400_000
+KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox never lags a week
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
+        self.path = path
+        self._db = Database(path, migrations)
+        self._retain = retain_changes
+        self._events: dict[str, asyncio.Event] = {}
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def change_event(self, venue_id: str) -> asyncio.Event:
+        event = self._events.get(venue_id)
+        if event is None:
+            event = self._events[venue_id] = asyncio.Event()
+        return event
+
+    def _notify(self, venue_id: str) -> None:
+        event = self._events.pop(venue_id, None)
+        if event is not None:
+            event.set()
+
+    # --- venues and users ------------------------------------------------------------------------
+
+    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO venues (venue_id, name, created_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (venue_id, name, now_ms),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.write(tx)
+
+    async def get_venue(self, venue_id: str) -> Venue | None:
+        def read(conn: sqlite3.Connection) -> Venue | None:
+            row = conn.execute(
+                "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = ?", (venue_id,)
+            ).fetchone()
+            return None if row is None else Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+
+        return await self._db.read(read)
+
+    async def upsert_user(self, user: User, now_ms: int) -> User:
+        def tx(conn: sqlite3.Connection) -> User:
+            conn.execute(
+                "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role",
+                (user.user_id, user.email, user.venue_id, user.role, int(user.autoplay), now_ms),
+            )
+            found = _user_by_email(conn, user.email)
+            assert found is not None
+            return found
+
+        return await self._db.write(tx)
+
+    async def get_user(self, user_id: str) -> User | None:
+        def read(conn: sqlite3.Connection) -> User | None:
+            row = conn.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
+            return None if row is None else _user(row)
+
+        return await self._db.read(read)
+
+    # --- magic links -----------------------------------------------------------------------------
+
+    async def create_magic_link(
+        self, token_hash: str, email: str, redirect_url: str, expires_ms: int, now_ms: int
+    ) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO magic_links (token_hash, email, redirect_url, expires_at_ms, created_at_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token_hash, email, redirect_url, expires_ms, now_ms),
+            )
+
+        await self._db.write(tx)
+
+    async def consume_magic_link(self, token_hash: str, now_ms: int, *, auto_create: bool, new_user_id: str) -> User:
+        def tx(conn: sqlite3.Connection) -> User:
+            row = conn.execute(
+                "UPDATE magic_links SET used_at_ms = ?"
+                " WHERE token_hash = ? AND used_at_ms IS NULL AND expires_at_ms > ? RETURNING token_hash, email",
+                (now_ms, token_hash, now_ms),
+            ).fetchone()
+            if row is None or not hmac.compare_digest(row["token_hash"], token_hash):
+                raise InvalidMagicLink("Invalid or expired magic link")
+            user = _user_by_email(conn, row["email"])
+            if user is None:
+                if not auto_create:
+                    # Raising rolls the consumption back: the link stays usable once a user exists.
+                    raise UserNotFound("User not found and auto-creation is disabled")
+                conn.execute(
+                    "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms)"
+                    " VALUES (?, ?, NULL, 'staff', 1, ?)",
+                    (new_user_id, row["email"], now_ms),
+                )
+                user = _user_by_email(conn, row["email"])
+                assert user is not None
+            return user
+
+        return await self._db.write(tx)
+
+    # --- player registry -------------------------------------------------------------------------
+
+    async def register_player(
+        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings
+    ) -> RegistryAnswer:
+        def tx(conn: sqlite3.Connection) -> RegistryAnswer:
+            _require_venue(conn, venue_id)
+            conn.execute(
+                "UPDATE players SET status = 'offline' WHERE venue_id = ? AND status = 'active' AND expires_at_ms < ?",
+                (venue_id, now_ms),
+            )
+            master = _active_master(conn, venue_id)
+            decision = decide_register(master, device_id, now_ms, timings.stale_ms)
+            if master is not None and decision == "reconnect":
+                conn.execute(
+                    "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?, user_agent = ? WHERE player_id = ?",
+                    (now_ms, now_ms + timings.expire_ms, user_agent, master.player_id),
+                )
+                return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
+                                      master.last_heartbeat_ms)
+            if master is not None and decision == "conflict":
+                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms)
+            if master is not None:  # takeover: the reference's "expire old master"
+                conn.execute(
+                    "UPDATE players SET status = 'offline', expires_at_ms = ? WHERE player_id = ?",
+                    (now_ms, master.player_id),
+                )
+            (epoch,) = conn.execute(
+                "UPDATE venues SET epoch = epoch + 1 WHERE venue_id = ? RETURNING epoch", (venue_id,)
+            ).fetchone()
+            player_id = secrets.token_hex(10)
+            conn.execute(
+                "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
+                " expires_at_ms, created_at_ms) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                (player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, now_ms),
+            )
+            self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}}, now_ms)
+            return RegistryAnswer("registered", epoch, player_id)
+
+        answer = await self._db.write(tx)
+        if answer.status == "registered":
+            self._notify(venue_id)
+        return answer
+
+    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings) -> RegistryAnswer:
+        def tx(conn: sqlite3.Connection) -> RegistryAnswer:
+            row = conn.execute(
+                "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?"
+                " WHERE venue_id = ? AND device_id = ? AND status = 'active' AND expires_at_ms >= ? RETURNING epoch",
+                (now_ms, now_ms + timings.expire_ms, venue_id, device_id, now_ms),
+            ).fetchone()
+            if row is not None:
+                return RegistryAnswer("updated", row["epoch"])
+            return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
+
+        return await self._db.write(tx)
+
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
+        def tx(conn: sqlite3.Connection) -> RegistryAnswer:
+            row = conn.execute(
+                "UPDATE players SET status = 'offline', expires_at_ms = ?"
+                " WHERE venue_id = ? AND device_id = ? AND status = 'active' RETURNING epoch",
+                (now_ms, venue_id, device_id),
+            ).fetchone()
+            if row is None:
+                return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
+            self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
+            return RegistryAnswer("released", row["epoch"])
+
+        answer = await self._db.write(tx)
+        if answer.status == "released":
+            self._notify(venue_id)
+        return answer
+
+    async def current_master(self, venue_id: str) -> MasterInfo | None:
+        return await self._db.read(lambda conn: _active_master(conn, venue_id))
+
+    # --- paid requests ---------------------------------------------------------------------------
+
+    async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome:
+        def tx(conn: sqlite3.Connection) -> RequestOutcome:
+            seen = conn.execute(
+                "SELECT request_id, status, reason FROM requests WHERE payment_id = ?", (request.payment_id,)
+            ).fetchone()
+            if seen is not None:
+                return RequestOutcome(seen["request_id"], seen["status"] != "refund_due", seen["reason"], True,
+                                      seen["status"])
+            _require_venue(conn, request.venue_id)
+            key = artist_key(request.song.artist)
+            (recent,) = conn.execute(
+                "SELECT COUNT(*) FROM requests WHERE venue_id = ? AND artist_key = ? AND status != 'refund_due'"
+                " AND created_at_ms > ?",
+                (request.venue_id, key, now_ms - rules.artist_window_ms),
+            ).fetchone()
+            refusal = paid_request_refusal(request.song.duration, recent, rules)
+            request_id = str(uuid.uuid4())
+            status: RequestStatus = "refund_due" if refusal else "pending"
+            song = request.song
+            conn.execute(
+                "INSERT INTO requests (request_id, venue_id, payment_id, requester_id, client_address, video_id,"
+                " title, artist, artist_key, duration, status, reason, created_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, request.venue_id, request.payment_id, request.requester_id, request.client_address,
+                 song.video_id, song.title, song.artist, key, song.duration, status, refusal, now_ms),
+            )
+            if refusal is None:
+                entry = QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT)
+                self._append_entry(conn, request.venue_id, entry, now_ms)
+            return RequestOutcome(request_id, refusal is None, refusal, False, status)
+
+        outcome = await self._db.write(tx)
+        if outcome.accepted and not outcome.replayed:
+            self._notify(request.venue_id)
+        return outcome
+
+    async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]:
+        def read(conn: sqlite3.Connection) -> list[RequestRecord]:
+            rows = conn.execute(
+                "SELECT * FROM requests WHERE venue_id = ? AND (? IS NULL OR status = ?)"
+                " ORDER BY created_at_ms DESC LIMIT ?",
+                (venue_id, status, status, limit),
+            ).fetchall()
+            return [
+                RequestRecord(r["request_id"], r["venue_id"], r["payment_id"], r["requester_id"], _song(r),
+                              r["status"], r["reason"], r["created_at_ms"])
+                for r in rows
+            ]
+
+        return await self._db.read(read)
+
+    # --- playlists and catalog -------------------------------------------------------------------
+
+    async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> Playlist:
+            _require_venue(conn, venue_id)
+            playlist_id = "pl-" + secrets.token_hex(8)
+            conn.execute(
+                "INSERT INTO playlists (playlist_id, venue_id, name, created_at_ms) VALUES (?, ?, ?, ?)",
+                (playlist_id, venue_id, name, now_ms),
+            )
+            return Playlist(playlist_id, venue_id, name)
+
+        return await self._db.write(tx)
+
+    async def get_playlist(self, playlist_id: str) -> Playlist | None:
+        return await self._db.read(lambda conn: _playlist(conn, playlist_id))
+
+    async def list_playlists(self, venue_id: str) -> list[Playlist]:
+        def read(conn: sqlite3.Connection) -> list[Playlist]:
+            ids = conn.execute(
+                "SELECT playlist_id FROM playlists WHERE venue_id = ? ORDER BY created_at_ms, playlist_id", (venue_id,)
+            ).fetchall()
+            return [p for (pid,) in ids if (p := _playlist(conn, pid)) is not None]
+
+        return await self._db.read(read)
+
+    async def add_track(self, playlist_id: str, song: Song, now_ms: int) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> tuple[Playlist, bool]:
+            playlist = _playlist(conn, playlist_id)
+            if playlist is None:
+                raise UnknownPlaylist(f"unknown playlist {playlist_id!r}")
+            conn.execute(
+                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (playlist_id, len(playlist.tracks) + 1, song.video_id, song.title, song.artist, song.duration),
+            )
+            if playlist.active:  # the venue plays this list: the new song joins the rotation at once
+                self._append_entry(conn, playlist.venue_id, QueueEntry("", "main", song), now_ms)
+            updated = _playlist(conn, playlist_id)
+            assert updated is not None
+            return updated, playlist.active
+
+        playlist, changed_queue = await self._db.write(tx)
+        if changed_queue:
+            self._notify(playlist.venue_id)
+        return playlist
+
+    async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            playlist = _playlist(conn, playlist_id)
+            if playlist is None or playlist.venue_id != venue_id:
+                raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
+            conn.execute("UPDATE venues SET active_playlist_id = ? WHERE venue_id = ?", (playlist_id, venue_id))
+            conn.execute("DELETE FROM queue_entries WHERE venue_id = ? AND queue = 'main'", (venue_id,))
+            entries = [
+                self._insert_entry(conn, venue_id, QueueEntry("", "main", song), now_ms) for song in playlist.tracks
+            ]
+            return self._emit(
+                conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
+            )
+
+        version = await self._db.write(tx)
+        self._notify(venue_id)
+        return version
+
+    async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
+        def tx(conn: sqlite3.Connection) -> CatalogTrack:
+            conn.execute(
+                "INSERT INTO catalog (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
+                " analysed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (video_id) DO UPDATE SET duration = COALESCE(excluded.duration, duration),"
+                " analysis_start = COALESCE(excluded.analysis_start, analysis_start),"
+                " analysis_end = COALESCE(excluded.analysis_end, analysis_end),"
+                " loudness = COALESCE(excluded.loudness, loudness),"
+                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms",
+                (analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
+                 analysis.loudness, analysis.device_id, now_ms),
+            )
+            return _catalog(conn, [analysis.video_id])[analysis.video_id]
+
+        return await self._db.write(tx)
+
+    async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
+        def tx(conn: sqlite3.Connection) -> CatalogTrack:
+            start, end = (override.start, override.end) if override else (None, None)
+            conn.execute(
+                "INSERT INTO catalog (video_id, override_set, override_start, override_end, override_by,"
+                " override_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (video_id) DO UPDATE SET override_set = excluded.override_set,"
+                " override_start = excluded.override_start, override_end = excluded.override_end,"
+                " override_by = excluded.override_by, override_at_ms = excluded.override_at_ms",
+                (video_id, int(override is not None), start, end, by, now_ms),
+            )
+            return _catalog(conn, [video_id])[video_id]
+
+        return await self._db.write(tx)
+
+    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
+        return await self._db.read(lambda conn: _catalog(conn, video_ids))
+
+    # --- queue and feed --------------------------------------------------------------------------
+
+    async def queue_snapshot(self, venue_id: str) -> QueueSnapshot:
+        return await self._db.read(lambda conn: _snapshot(conn, venue_id))
+
+    async def changes_since(self, venue_id: str, version: int, limit: int) -> ChangeBatch:
+        def read(conn: sqlite3.Connection) -> ChangeBatch:
+            current = _require_venue(conn, venue_id)["version"]
+            if version == current:
+                return ChangeBatch(current)
+            if version < current:
+                rows = conn.execute(
+                    "SELECT version, change FROM venue_changes WHERE venue_id = ? AND version > ?"
+                    " ORDER BY version LIMIT ?",
+                    (venue_id, version, limit),
+                ).fetchall()
+                if rows and rows[0]["version"] == version + 1:
+                    changes = tuple(Change(r["version"], json.loads(r["change"])) for r in rows)
+                    return ChangeBatch(current, changes, more=changes[-1].version < current)
+            # Too old for the log (or from a future this hub never had): start over from a snapshot.
+            return ChangeBatch(current, snapshot=_snapshot(conn, venue_id))
+
+        return await self._db.read(read)
+
+    async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult:
+        def change(conn: sqlite3.Connection) -> Json:
+            current = _now_playing(conn, write.venue_id)
+            if finished_entry_id is not None and (current is None or current.entry.entry_id != finished_entry_id):
+                # A resent advance for a track already left behind: never pop a second entry.
+                return {"advanced": False, "nowPlaying": None if current is None else current.to_json()}
+            if current is not None and current.entry.request_id is not None:
+                _mark_request_played(conn, current.entry.request_id)
+            head = conn.execute(
+                "SELECT * FROM queue_entries WHERE venue_id = ?"
+                " ORDER BY CASE queue WHEN 'priority' THEN 0 ELSE 1 END, seq LIMIT 1",
+                (write.venue_id,),
+            ).fetchone()
+            playing = None if head is None else self._take_entry(conn, write, _entry(head), now_ms)
+            if playing is None and current is not None:
+                conn.execute("DELETE FROM now_playing WHERE venue_id = ?", (write.venue_id,))
+                self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": None}, now_ms)
+            return {"advanced": True, "nowPlaying": None if playing is None else playing.to_json()}
+
+        return await self._master_write(write, change, now_ms)
+
+    async def set_now_playing(
+        self, write: MasterWrite, entry_id: str | None, song: Song | None, now_ms: int
+    ) -> WriteResult:
+        def change(conn: sqlite3.Connection) -> Json:
+            current = _now_playing(conn, write.venue_id)
+            if current is not None and entry_id is not None and current.entry.entry_id == entry_id:
+                return {"nowPlaying": current.to_json()}
+            row = None
+            if entry_id is not None:
+                row = conn.execute(
+                    "SELECT * FROM queue_entries WHERE venue_id = ? AND entry_id = ?", (write.venue_id, entry_id)
+                ).fetchone()
+            if row is not None:
+                playing = self._take_entry(conn, write, _entry(row), now_ms)
+            elif song is not None:
+                # Played from the edge's own replica (offline, or a playlist track the hub no longer queues).
+                adhoc = QueueEntry(entry_id or "e-" + secrets.token_hex(8), "main", song)
+                playing = self._set_playing(conn, write, adhoc, now_ms)
+            else:
+                raise UnknownEntry(f"entry {entry_id!r} is not queued at venue {write.venue_id!r}; send the song")
+            return {"nowPlaying": playing.to_json()}
+
+        return await self._master_write(write, change, now_ms)
+
+    async def report_played(self, write: MasterWrite, report: PlayReport, now_ms: int) -> WriteResult:
+        def tx(conn: sqlite3.Connection) -> WriteResult:
+            replay = _replay(conn, write)
+            if replay is not None:
+                return replay
+            # History is a fact, not a queue change: any epoch this device really held is accepted, so a
+            # master that played through an outage and lost its lease meanwhile still reports what it played.
+            held = conn.execute(
+                "SELECT 1 FROM players WHERE venue_id = ? AND device_id = ? AND epoch = ?",
+                (write.venue_id, write.device_id, write.epoch),
+            ).fetchone()
+            if held is None:
+                master = _active_master(conn, write.venue_id)
+                raise StaleEpoch(_venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            video_id = report.song.video_id if report.song else None
+            request_id = None
+            if report.entry_id is not None:
+                for table in ("now_playing", "queue_entries"):
+                    row = conn.execute(
+                        f"SELECT video_id, request_id FROM {table} WHERE venue_id = ? AND entry_id = ?",
+                        (write.venue_id, report.entry_id),
+                    ).fetchone()
+                    if row is not None:
+                        video_id, request_id = video_id or row["video_id"], row["request_id"]
+                        break
+            if video_id is None:
+                raise UnknownEntry(f"entry {report.entry_id!r} is unknown at venue {write.venue_id!r}; send the song")
+            cur = conn.execute(
+                "INSERT INTO play_history (venue_id, entry_id, video_id, request_id, device_id, epoch, played_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (write.venue_id, report.entry_id, video_id, request_id, write.device_id, write.epoch,
+                 report.played_at_ms),
+            )
+            if request_id is not None:
+                _mark_request_played(conn, request_id)
+            body = {"recorded": True, "historyId": cur.lastrowid}
+            _remember(conn, write, body, now_ms)
+            return WriteResult(body)
+
+        return await self._db.write(tx)
+
+    async def play_history(self, venue_id: str, limit: int = 100) -> list[Json]:
+        def read(conn: sqlite3.Connection) -> list[Json]:
+            rows = conn.execute(
+                "SELECT entry_id, video_id, request_id, device_id, epoch, played_at_ms FROM play_history"
+                " WHERE venue_id = ? ORDER BY played_at_ms DESC, id DESC LIMIT ?",
+                (venue_id, limit),
+            ).fetchall()
+            return [
+                {"entryId": r["entry_id"], "videoId": r["video_id"], "requestId": r["request_id"],
+                 "deviceId": r["device_id"], "epoch": r["epoch"], "playedAt": r["played_at_ms"]}
+                for r in rows
+            ]
+
+        return await self._db.read(read)
+
+    async def housekeeping(self, now_ms: int) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            removed = conn.execute("DELETE FROM magic_links WHERE expires_at_ms < ?", (now_ms - DAY_MS,)).rowcount
+            removed += conn.execute(
+                "DELETE FROM master_writes WHERE created_at_ms < ?", (now_ms - KEEP_WRITES_MS,)
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM players WHERE status = 'offline' AND expires_at_ms < ?", (now_ms - KEEP_WRITES_MS,)
+            ).rowcount
+            return removed
+
+        return await self._db.write(tx)
+
+    # --- transaction helpers (run on the writer thread) ------------------------------------------
+
+    async def _master_write(
+        self, write: MasterWrite, change: Callable[[sqlite3.Connection], Json], now_ms: int
+    ) -> WriteResult:
+        """Replay by idempotency key, else fence by epoch, apply ``change`` and remember its answer."""
+
+        def tx(conn: sqlite3.Connection) -> WriteResult:
+            replay = _replay(conn, write)
+            if replay is not None:
+                return replay
+            master = _active_master(conn, write.venue_id)
+            if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
+                raise StaleEpoch(_venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            body = change(conn)
+            body["version"] = _require_venue(conn, write.venue_id)["version"]
+            _remember(conn, write, body, now_ms)
+            return WriteResult(body)
+
+        result = await self._db.write(tx)
+        if not result.replayed:
+            self._notify(write.venue_id)
+        return result
+
+    def _emit(self, conn: sqlite3.Connection, venue_id: str, data: Json, now_ms: int) -> int:
+        (version,) = conn.execute(
+            "UPDATE venues SET version = version + 1 WHERE venue_id = ? RETURNING version", (venue_id,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO venue_changes (venue_id, version, change, created_at_ms) VALUES (?, ?, ?, ?)",
+            (venue_id, version, json.dumps(data), now_ms),
+        )
+        if version % PRUNE_EVERY == 0:
+            conn.execute(
+                "DELETE FROM venue_changes WHERE venue_id = ? AND version <= ?", (venue_id, version - self._retain)
+            )
+        return int(version)
+
+    def _insert_entry(self, conn: sqlite3.Connection, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
+        (seq,) = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM queue_entries WHERE venue_id = ? AND queue = ?",
+            (venue_id, entry.queue),
+        ).fetchone()
+        entry_id = "e-" + secrets.token_hex(8)
+        song = entry.song
+        conn.execute(
+            "INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration,"
+            " request_id, requester_id, paid_credit, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, venue_id, entry.queue, seq, song.video_id, song.title, song.artist, song.duration,
+             entry.request_id, entry.requester_id, entry.paid_credit, now_ms),
+        )
+        return QueueEntry(entry_id, entry.queue, song, entry.request_id, entry.requester_id, entry.paid_credit)
+
+    def _append_entry(self, conn: sqlite3.Connection, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
+        added = self._insert_entry(conn, venue_id, entry, now_ms)
+        self._emit(conn, venue_id, {"type": "entry_added", "entry": added.to_json()}, now_ms)
+        return added
+
+    def _take_entry(self, conn: sqlite3.Connection, write: MasterWrite, entry: QueueEntry, now_ms: int) -> NowPlaying:
+        """Move a queued entry to now playing; a playlist entry goes round to the back of the main queue."""
+        conn.execute("DELETE FROM queue_entries WHERE entry_id = ?", (entry.entry_id,))
+        self._emit(conn, write.venue_id, {"type": "entry_removed", "entryId": entry.entry_id}, now_ms)
+        if entry.queue == "main":
+            self._append_entry(conn, write.venue_id, QueueEntry("", "main", entry.song), now_ms)
+        return self._set_playing(conn, write, entry, now_ms)
+
+    def _set_playing(self, conn: sqlite3.Connection, write: MasterWrite, entry: QueueEntry, now_ms: int) -> NowPlaying:
+        song = entry.song
+        conn.execute(
+            "INSERT OR REPLACE INTO now_playing (venue_id, entry_id, queue, video_id, title, artist, duration,"
+            " request_id, requester_id, paid_credit, started_at_ms, device_id, epoch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (write.venue_id, entry.entry_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
+             entry.request_id, entry.requester_id, entry.paid_credit, now_ms, write.device_id, write.epoch),
+        )
+        playing = NowPlaying(entry, now_ms, write.device_id, write.epoch)
+        self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": playing.to_json()}, now_ms)
+        return playing
+
+
+# --- row helpers (pure functions of a connection) ---------------------------------------------------
+
+
+def _require_venue(conn: sqlite3.Connection, venue_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM venues WHERE venue_id = ?", (venue_id,)).fetchone()
+    if row is None:
+        raise UnknownVenue(f"unknown venue {venue_id!r}")
+    return row
+
+
+def _venue_epoch(conn: sqlite3.Connection, venue_id: str) -> int:
+    row = conn.execute("SELECT epoch FROM venues WHERE venue_id = ?", (venue_id,)).fetchone()
+    return 0 if row is None else int(row["epoch"])
+
+
+def _active_master(conn: sqlite3.Connection, venue_id: str) -> MasterInfo | None:
+    row = conn.execute(
+        "SELECT player_id, device_id, epoch, last_heartbeat_ms FROM players WHERE venue_id = ? AND status = 'active'",
+        (venue_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"])
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]))
+
+
+def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:
+    row = conn.execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
+    return None if row is None else _user(row)
+
+
+def _song(row: sqlite3.Row) -> Song:
+    return Song(row["video_id"], row["title"], row["artist"], row["duration"])
+
+
+def _entry(row: sqlite3.Row) -> QueueEntry:
+    queue: QueueName = row["queue"]
+    return QueueEntry(row["entry_id"], queue, _song(row), row["request_id"], row["requester_id"], row["paid_credit"])
+
+
+def _now_playing(conn: sqlite3.Connection, venue_id: str) -> NowPlaying | None:
+    row = conn.execute("SELECT * FROM now_playing WHERE venue_id = ?", (venue_id,)).fetchone()
+    if row is None:
+        return None
+    return NowPlaying(_entry(row), row["started_at_ms"], row["device_id"], row["epoch"])
+
+
+def _snapshot(conn: sqlite3.Connection, venue_id: str) -> QueueSnapshot:
+    venue = _require_venue(conn, venue_id)
+    rows = conn.execute(
+        "SELECT * FROM queue_entries WHERE venue_id = ? ORDER BY queue DESC, seq", (venue_id,)
+    ).fetchall()  # 'priority' sorts after 'main' ascending, so DESC puts it first
+    entries = [_entry(r) for r in rows]
+    return QueueSnapshot(
+        venue_id,
+        venue["version"],
+        venue["epoch"],
+        _now_playing(conn, venue_id),
+        tuple(e for e in entries if e.queue == "priority"),
+        tuple(e for e in entries if e.queue == "main"),
+        _active_master(conn, venue_id),
+    )
+
+
+def _playlist(conn: sqlite3.Connection, playlist_id: str) -> Playlist | None:
+    row = conn.execute(
+        "SELECT p.*, v.active_playlist_id FROM playlists p JOIN venues v USING (venue_id) WHERE p.playlist_id = ?",
+        (playlist_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    tracks = conn.execute(
+        "SELECT * FROM playlist_tracks WHERE playlist_id = ? ORDER BY position", (playlist_id,)
+    ).fetchall()
+    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(_song(t) for t in tracks),
+                    row["active_playlist_id"] == playlist_id)
+
+
+def _catalog(conn: sqlite3.Connection, video_ids: list[str]) -> dict[str, CatalogTrack]:
+    found: dict[str, CatalogTrack] = {}
+    for video_id in dict.fromkeys(video_ids):
+        row = conn.execute("SELECT * FROM catalog WHERE video_id = ?", (video_id,)).fetchone()
+        if row is None:
+            continue
+        override = Offsets(row["override_start"], row["override_end"]) if row["override_set"] else None
+        found[video_id] = CatalogTrack(
+            video_id, row["duration"], Offsets(row["analysis_start"], row["analysis_end"]), row["loudness"],
+            override, row["analysed_by"],
+        )
+    return found
+
+
+def _mark_request_played(conn: sqlite3.Connection, request_id: str) -> None:
+    conn.execute("UPDATE requests SET status = 'played' WHERE request_id = ? AND status = 'pending'", (request_id,))
+
+
+def _replay(conn: sqlite3.Connection, write: MasterWrite) -> WriteResult | None:
+    if write.idempotency_key is None:
+        return None
+    row = conn.execute(
+        "SELECT result FROM master_writes WHERE venue_id = ? AND idempotency_key = ?",
+        (write.venue_id, write.idempotency_key),
+    ).fetchone()
+    return None if row is None else WriteResult(json.loads(row["result"]), replayed=True)
+
+
+def _remember(conn: sqlite3.Connection, write: MasterWrite, body: Json, now_ms: int) -> None:
+    if write.idempotency_key is not None:
+        conn.execute(
+            "INSERT INTO master_writes (venue_id, idempotency_key, result, created_at_ms) VALUES (?, ?, ?, ?)",
+            (write.venue_id, write.idempotency_key, json.dumps(body), now_ms),
+        )

@@ -1,0 +1,158 @@
+"""The hub's SQLite schema, as numbered sqlite-utils migrations."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("djamms-hub")
+
+
+_INITIAL = """
+        CREATE TABLE venues (
+            venue_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active_playlist_id TEXT,
+            epoch INTEGER NOT NULL DEFAULT 0,      -- fencing token: +1 for every new master
+            version INTEGER NOT NULL DEFAULT 0,    -- change-feed version: +1 for every change
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE users (
+            user_id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            venue_id TEXT REFERENCES venues(venue_id),
+            role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+            autoplay INTEGER NOT NULL DEFAULT 1,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE magic_links (
+            token_hash TEXT PRIMARY KEY,            -- sha256 of the secret; the secret itself is never stored
+            email TEXT NOT NULL,
+            redirect_url TEXT NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            used_at_ms INTEGER,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE players (
+            player_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            device_id TEXT NOT NULL,
+            user_agent TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('active', 'offline')),
+            epoch INTEGER NOT NULL,
+            last_heartbeat_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        -- The database itself refuses a second active master for a venue.
+        CREATE UNIQUE INDEX players_one_master ON players(venue_id) WHERE status = 'active';
+        CREATE INDEX players_by_device ON players(venue_id, device_id, epoch);
+        CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            payment_id TEXT NOT NULL UNIQUE,
+            requester_id TEXT,
+            client_address TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            artist TEXT NOT NULL,
+            artist_key TEXT NOT NULL,
+            duration REAL NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'played', 'refund_due')),
+            reason TEXT,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX requests_by_artist ON requests(venue_id, artist_key, created_at_ms);
+        CREATE INDEX requests_by_status ON requests(venue_id, status, created_at_ms);
+        CREATE TABLE queue_entries (
+            entry_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            queue TEXT NOT NULL CHECK (queue IN ('priority', 'main')),
+            seq INTEGER NOT NULL,
+            video_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            artist TEXT NOT NULL,
+            duration REAL NOT NULL,
+            request_id TEXT,
+            requester_id TEXT,
+            paid_credit REAL NOT NULL DEFAULT 0,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX queue_order ON queue_entries(venue_id, queue, seq);
+        CREATE TABLE now_playing (
+            venue_id TEXT PRIMARY KEY REFERENCES venues(venue_id),
+            entry_id TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            artist TEXT NOT NULL,
+            duration REAL NOT NULL,
+            request_id TEXT,
+            requester_id TEXT,
+            paid_credit REAL NOT NULL DEFAULT 0,
+            started_at_ms INTEGER NOT NULL,
+            device_id TEXT NOT NULL,
+            epoch INTEGER NOT NULL
+        );
+        CREATE TABLE venue_changes (
+            venue_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            change TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (venue_id, version)
+        ) WITHOUT ROWID;
+        CREATE TABLE master_writes (
+            venue_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            result TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (venue_id, idempotency_key)
+        ) WITHOUT ROWID;
+        CREATE TABLE play_history (
+            id INTEGER PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            entry_id TEXT,
+            video_id TEXT NOT NULL,
+            request_id TEXT,
+            device_id TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            played_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE playlists (
+            playlist_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            name TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE playlist_tracks (
+            playlist_id TEXT NOT NULL REFERENCES playlists(playlist_id),
+            position INTEGER NOT NULL,
+            video_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            artist TEXT NOT NULL,
+            duration REAL NOT NULL,
+            PRIMARY KEY (playlist_id, position)
+        );
+        CREATE TABLE catalog (
+            video_id TEXT PRIMARY KEY,
+            duration REAL,
+            analysis_start REAL,
+            analysis_end REAL,
+            loudness REAL,
+            analysed_by TEXT,
+            analysed_at_ms INTEGER,
+            override_set INTEGER NOT NULL DEFAULT 0,
+            override_start REAL,
+            override_end REAL,
+            override_by TEXT,
+            override_at_ms INTEGER
+        );
+"""
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    # Statement by statement: executescript() would commit the migration's transaction half-way.
+    for statement in _INITIAL.split(";\n"):
+        if statement.strip():
+            db.execute(statement)

@@ -1,0 +1,139 @@
+"""Reading client input: JSON bodies and fields, each problem an ApiError naming the field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NoReturn
+
+from aiohttp import web
+
+from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.store.base import Song
+from djamms_edge.shared.ids import InvalidSource, parse_source
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
+MAX_TEXT = 300
+MAX_SONG_SECONDS = 24 * 3600
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json_object(raw: str | bytes, field: str = "body") -> dict[str, Any]:
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"malformed JSON: {exc}", field) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "must be a JSON object", field)
+    return data
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (over-large bodies raise aiohttp's 413 before parsing)."""
+    raw = await request.read()
+    if not raw.strip():
+        raise ApiError(400, "must be a JSON object (the body is empty)", "body")
+    return parse_json_object(raw)
+
+
+def check_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise ApiError(400, "must be 1-128 characters of letters, digits and _ . : @ -", field)
+    return value
+
+
+class Fields:
+    """Typed access to a JSON object; ``path`` prefixes field names in errors ("song.duration")."""
+
+    def __init__(self, data: dict[str, Any], path: str = "") -> None:
+        self.data = data
+        self.path = path
+
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str, required: bool) -> Any:
+        value = self.data.get(key)
+        if value is None and required:
+            raise ApiError(400, "is required", self.name(key))
+        return value
+
+    def text(self, key: str, *, required: bool = True, max_len: int = MAX_TEXT, default: str = "") -> str:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ApiError(400, "must be a string", self.name(key))
+        if len(value) > max_len:
+            raise ApiError(400, f"must be at most {max_len} characters", self.name(key))
+        if required and not value.strip():
+            raise ApiError(400, "must not be empty", self.name(key))
+        return value
+
+    def optional_text(self, key: str, *, max_len: int = MAX_TEXT) -> str | None:
+        return self.text(key, max_len=max_len) if self.data.get(key) is not None else None
+
+    def ident(self, key: str, *, required: bool = True) -> str | None:
+        value = self._get(key, required)
+        return None if value is None else check_id(value, self.name(key))
+
+    def number(self, key: str, *, required: bool = True, low: float = 0.0, high: float = MAX_SONG_SECONDS
+               ) -> float | None:
+        value = self._get(key, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ApiError(400, "must be a number", self.name(key))
+        if not low <= value <= high:
+            raise ApiError(400, f"must be between {low:g} and {high:g}", self.name(key))
+        return float(value)
+
+    def integer(self, key: str, *, low: int = 0, high: int = 2**62) -> int:
+        value = self._get(key, True)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApiError(400, "must be an integer", self.name(key))
+        if not low <= value <= high:
+            raise ApiError(400, f"must be between {low} and {high}", self.name(key))
+        return value
+
+    def obj(self, key: str) -> Fields:
+        value = self._get(key, True)
+        if not isinstance(value, dict):
+            raise ApiError(400, "must be an object", self.name(key))
+        return Fields(value, self.name(key))
+
+    def email(self, key: str) -> str:
+        value = self.text(key, max_len=254).strip()
+        if not EMAIL_PATTERN.fullmatch(value):
+            raise ApiError(400, "must be an email address", self.name(key))
+        return value
+
+    def video_id(self, key: str, *, allow_urls: bool) -> str:
+        try:
+            return parse_source(self._get(key, True), allow_urls=allow_urls).key
+        except InvalidSource as exc:
+            raise ApiError(400, str(exc), self.name(key)) from None
+
+    def song(self, key: str, *, allow_urls: bool) -> Song:
+        song = self.obj(key)
+        video_id = song.video_id("videoId", allow_urls=allow_urls)
+        duration = song.number("duration")
+        assert duration is not None
+        return Song(video_id, song.text("title"), song.text("artist"), duration)
+
+
+def query_int(request: web.Request, key: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "must be an integer", key) from None
+    if not low <= value <= high:
+        raise ApiError(400, f"must be between {low} and {high}", key)
+    return value
