@@ -27,4 +27,10 @@ def store_from_url(url: str, *, retain_changes: int) -> HubStore:
         from djamms_edge.hub.store.sqlite import SqliteStore
 
         return SqliteStore(path, retain_changes=retain_changes)
-    raise UnsupportedStoreUrl(f"hub.store.url: unsupported store URL {url!r} (expected sqlite:///ABSOLUTE/PATH)")
+    if url.startswith(("postgresql://", "postgres://")):
+        from djamms_edge.hub.store.postgres import PostgresStore
+
+        return PostgresStore(url, retain_changes=retain_changes)
+    raise UnsupportedStoreUrl(
+        f"hub.store.url: unsupported store URL {url!r} (expected sqlite:///ABSOLUTE/PATH or postgresql://…)"
+    )
