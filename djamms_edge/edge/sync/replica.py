@@ -137,9 +137,9 @@ class Replica:
 
     def _apply(self, conn: sqlite3.Connection, changes: list[Json]) -> int:
         meta = conn.execute("SELECT version FROM replica_meta WHERE venue_id = ?", (self.venue_id,)).fetchone()
-        if meta is None:
-            raise NeedSnapshot("no snapshot yet")
-        version = int(meta["version"])
+        if meta is None:  # version 0 is a venue with nothing in it: changes from 1 on build it up
+            self._load_snapshot(conn, {"version": 0})
+        version = int(meta["version"]) if meta else 0
         for change in changes:
             number = int(change["version"])
             if number <= version:

@@ -110,9 +110,12 @@ async def test_a_gap_or_unknown_change_asks_for_a_snapshot_and_changes_nothing(
     assert await replica.version() == 5
 
 
-async def test_changes_before_any_snapshot_ask_for_one(db: Database) -> None:
+async def test_changes_from_the_first_version_build_the_replica_from_nothing(db: Database) -> None:
+    replica = Replica(db, VENUE)
+    await replica.apply([{"version": 1, "type": "main_replaced", "entries": [entry("m1"), entry("m2")]}])
+    assert await ids(replica) == ([], ["m1", "m2"])
     with pytest.raises(NeedSnapshot):
-        await Replica(db, VENUE).apply([{"version": 1, "type": "entry_removed", "entryId": "x"}])
+        await Replica(db, "other-venue").apply([{"version": 4, "type": "entry_removed", "entryId": "x"}])
 
 
 async def test_paid_entries_play_before_the_rotation(db: Database) -> None:

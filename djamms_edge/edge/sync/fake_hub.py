@@ -1,0 +1,248 @@
+"""An in-memory hub for unit tests: the registry, queue and feed rules the edge relies on, plus switches
+to make it unreachable or lose answers. The contract suite runs the same tests against it and the real
+hub, so it cannot quietly drift.
+
+``FakeVenue`` is the shared state (one per venue); each edge gets its own ``FakeHub`` handle on it, the
+way each box has its own HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
+from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json
+from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
+
+
+@dataclass
+class _Master:
+    device: str
+    epoch: int
+    beat: float
+
+
+@dataclass
+class FakeVenue:
+    venue_id: str = "venue-1"
+    stale_after: float = 20.0
+    down: bool = False  # every call fails as if the network were gone
+    epoch: int = 0
+    master: _Master | None = None
+    held: set[tuple[str, int]] = field(default_factory=set)  # (device, epoch) ever granted
+    priority: list[Json] = field(default_factory=list)
+    main: list[Json] = field(default_factory=list)
+    now_playing: Json | None = None
+    log: list[tuple[int, Json]] = field(default_factory=list)
+    keys: dict[str, Json] = field(default_factory=dict)
+    history: list[Json] = field(default_factory=list)
+    catalog: dict[str, Json] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def version(self) -> int:
+        return self.log[-1][0] if self.log else 0
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def emit(self, change: Json) -> None:
+        self.log.append((self.version + 1, change))
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    def new_entry(self, queue: str, song: Json, request_id: str | None = None, *, announce: bool = True) -> Json:
+        entry = {
+            "entryId": f"e-{next(self._ids)}",
+            "queue": queue,
+            **song,
+            "isRequest": request_id is not None,
+            "requestId": request_id,
+        }
+        (self.priority if queue == "priority" else self.main).append(entry)
+        if announce:
+            self.emit({"type": "entry_added", "entry": entry})
+        return entry
+
+    # --- what staff and patrons do (test set-up) -------------------------------------------------
+
+    async def set_playlist(self, songs: list[Json]) -> None:
+        self.main = []
+        entries = [self.new_entry("main", s, announce=False) for s in songs]
+        self.emit({"type": "main_replaced", "entries": entries})
+        await self.notify()
+
+    async def set_down(self, down: bool) -> None:
+        self.down = down
+        await self.notify()  # open feeds notice at once, like a dropped connection
+
+    async def paid_request(self, song: Json, payment_id: str) -> Json:
+        entry = self.new_entry("priority", song, request_id=f"r-{payment_id}")
+        await self.notify()
+        return entry
+
+    def snapshot(self) -> Json:
+        return {
+            "venueId": self.venue_id,
+            "version": self.version,
+            "epoch": self.epoch,
+            "master": None if self.master is None else {"deviceId": self.master.device, "epoch": self.master.epoch},
+            "nowPlaying": self.now_playing,
+            "priorityQueue": list(self.priority),
+            "mainQueue": list(self.main),
+        }
+
+
+class FakeHub:
+    """One edge's view of a FakeVenue (the HubApi protocol)."""
+
+    def __init__(self, venue: FakeVenue, device_id: str) -> None:
+        self.v = venue
+        self.venue_id = venue.venue_id
+        self.device_id = device_id
+        self.lose_next_answer = False  # apply the next write but fail as if its answer was lost
+
+    def _reach(self) -> None:
+        if self.v.down:
+            raise HubUnavailable("fake hub is down")
+
+    def _answer(self) -> None:
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise HubUnavailable("fake hub: answer lost")
+
+    async def register(self) -> Granted | Conflict:
+        self._reach()
+        v, now = self.v, self.v.now()
+        if v.master is not None and v.master.device == self.device_id:
+            v.master.beat = now
+            return Granted("reconnected", v.master.epoch)
+        if v.master is not None and now - v.master.beat < v.stale_after:
+            return Conflict(v.master.device, v.master.epoch)
+        v.epoch += 1
+        v.master = _Master(self.device_id, v.epoch, now)
+        v.held.add((self.device_id, v.epoch))
+        v.emit({"type": "master", "master": {"deviceId": self.device_id, "epoch": v.epoch}})
+        await v.notify()
+        return Granted("registered", v.epoch)
+
+    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
+        self._reach()
+        master = self.v.master
+        if master is None or master.device != self.device_id:
+            return HeartbeatLost()
+        master.beat = self.v.now()
+        return HeartbeatOk()
+
+    async def release(self) -> None:
+        self._reach()
+        if self.v.master is not None and self.v.master.device == self.device_id:
+            self.v.master = None
+            self.v.emit({"type": "master", "master": None})
+            await self.v.notify()
+
+    async def snapshot(self) -> Json:
+        self._reach()
+        return self.v.snapshot()
+
+    async def changes(self, since: int) -> FeedBatch:
+        self._reach()
+        return FeedBatch(self.v.version, tuple(self._since(since)))
+
+    def _since(self, since: int) -> list[FeedMessage]:
+        if since > self.v.version or (self.v.log and since < self.v.log[0][0] - 1):
+            return [FeedMessage("snapshot", self.v.version, self.v.snapshot())]
+        return [FeedMessage("change", n, c) for n, c in self.v.log if n > since]
+
+    async def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+        self._reach()
+        for message in self._since(since):
+            since = message.version
+            yield message
+        yield FeedMessage("ready", self.v.version, {})
+        while True:
+            async with self.v.changed:
+                await self.v.changed.wait_for(lambda last=since: self.v.down or self.v.version > last)  # type: ignore[misc]
+            self._reach()
+            for message in self._since(since):
+                since = message.version
+                yield message
+
+    def _fence(self, epoch: int) -> None:
+        master = self.v.master
+        if master is None or master.device != self.device_id or master.epoch != epoch:
+            raise StaleEpoch("not the venue's master", self.v.epoch)
+
+    async def now_playing(self, epoch: int, entry_id: str, song: Json | None, key: str) -> Json:
+        self._reach()
+        if key in self.v.keys:
+            return self.v.keys[key]
+        self._fence(epoch)
+        v = self.v
+        queued = next((e for e in (*v.priority, *v.main) if e["entryId"] == entry_id), None)
+        if queued is not None:
+            (v.priority if queued["queue"] == "priority" else v.main).remove(queued)
+            v.emit({"type": "entry_removed", "entryId": entry_id})
+            if queued["queue"] == "main":  # the playlist goes round
+                v.new_entry("main", {k: queued[k] for k in ("videoId", "title", "artist", "duration")})
+            playing = queued
+        elif song is not None:
+            playing = {"entryId": entry_id, "queue": "main", **song, "isRequest": False, "requestId": None}
+        else:
+            raise HubRefused(404, f"entry {entry_id!r} is not queued; send the song", "entryId")
+        v.now_playing = playing | {"deviceId": self.device_id, "epoch": epoch}
+        v.emit({"type": "now_playing", "nowPlaying": v.now_playing})
+        body = {"nowPlaying": v.now_playing, "version": v.version}
+        v.keys[key] = body
+        await v.notify()
+        self._answer()
+        return body
+
+    async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json:
+        self._reach()
+        if key in self.v.keys:
+            return self.v.keys[key]
+        if (self.device_id, epoch) not in self.v.held:  # history is a fact: any epoch we really held
+            raise StaleEpoch("this device never held that epoch", self.v.epoch)
+        video = (song or {}).get("videoId") or (self.v.now_playing or {}).get("videoId")
+        record = {
+            "entryId": entry_id,
+            "videoId": video,
+            "deviceId": self.device_id,
+            "epoch": epoch,
+            "playedAt": played_at_ms,
+        }
+        self.v.history.append(record)
+        body = {"recorded": True}
+        self.v.keys[key] = body
+        self._answer()
+        return body
+
+    async def history(self, limit: int = 100) -> list[Json]:
+        self._reach()
+        return list(reversed(self.v.history))[:limit]
+
+    async def report_analysis(self, analysis: Analysis) -> Json:
+        self._reach()
+        track = {
+            "videoId": analysis.video_id,
+            "duration": analysis.duration,
+            "realStartOffset": analysis.real_start_offset,
+            "realEndOffset": analysis.real_end_offset,
+            "loudness": analysis.loudness,
+        }
+        self.v.catalog[analysis.video_id] = track
+        return track
+
+    async def catalog(self, video_ids: list[str]) -> dict[str, Json]:
+        self._reach()
+        return {v: self.v.catalog[v] for v in video_ids if v in self.v.catalog}
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,81 @@
+"""What the edge needs from the hub, in domain terms.
+
+``hub_client.HubClient`` implements it over HTTP (the only module that talks to
+the hub); ``fake_hub.FakeHub`` implements it in memory for unit tests. One
+contract suite (tests/edge/sync/test_hub_contract.py) runs against both, so the
+fake keeps the real hub's rules.
+
+Every method raises ``HubUnavailable`` when there is no usable answer and
+``HubRefused`` (``StaleEpoch`` for a fenced master write) when the hub says no.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeedMessage:
+    """One message of the change feed: a whole ``snapshot``, one ``change``, or ``ready`` (caught up)."""
+
+    kind: Literal["snapshot", "change", "ready"]
+    version: int
+    body: Json  # the snapshot's queue, or the change ({"type": ...}); empty for ready
+
+    def as_change(self) -> Json:
+        return {"version": self.version, **self.body}
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    version: int
+    messages: tuple[FeedMessage, ...]
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class Analysis:
+    video_id: str
+    duration: float | None
+    real_start_offset: float | None
+    real_end_offset: float | None
+    loudness: float | None
+
+
+class HubApi(Protocol):
+    venue_id: str
+    device_id: str
+
+    async def register(self) -> Granted | Conflict: ...
+
+    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost: ...
+
+    async def release(self) -> None: ...
+
+    async def snapshot(self) -> Json: ...
+
+    async def changes(self, since: int) -> FeedBatch: ...
+
+    def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+        """Push feed from ``since``: the backlog (or a snapshot), ``ready``, then live changes.
+
+        Ends by raising HubUnavailable when the connection drops; close it with ``aclose()``."""
+        ...
+
+    async def now_playing(self, epoch: int, entry_id: str, song: Json | None, key: str) -> Json: ...
+
+    async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json: ...
+
+    async def report_analysis(self, analysis: Analysis) -> Json: ...
+
+    async def catalog(self, video_ids: list[str]) -> dict[str, Json]: ...
+
+    async def history(self, limit: int = 100) -> list[Json]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,176 @@
+"""The one module that speaks HTTP to the hub (aiohttp client; REST under /api/v1 and the feed WebSocket).
+
+Everything comes back in domain terms (lease events, JSON bodies of the hub's
+documented shapes) or as one of two errors: ``HubUnavailable`` (no usable
+answer: connection refused, timeout, 5xx, a body that is not JSON) or
+``HubRefused`` / ``StaleEpoch`` (the hub answered no).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
+from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json
+from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"djamms-edge ({platform.machine()})"
+FEED_PING_S = 10.0  # a silent half-open socket is noticed within this (plus the timeout)
+
+
+class HubClient:
+    def __init__(self, base_url: str, token: str, venue_id: str, device_id: str, *, timeout_s: float = 4.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.venue_id = venue_id
+        self.device_id = device_id
+        self._timeout_s = timeout_s
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+
+    @property
+    def _venue(self) -> str:
+        return f"{self.base_url}/api/v1/venues/{self.venue_id}"
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    # --- registry --------------------------------------------------------------------------------
+
+    async def register(self) -> Granted | Conflict:
+        body = await self._call(
+            "POST", f"{self._venue}/players/register", {"deviceId": self.device_id, "userAgent": USER_AGENT}
+        )
+        status = body.get("status")
+        if status in ("registered", "reconnected"):
+            return Granted(status, int(body["epoch"]))
+        if status == "conflict":
+            master = body.get("currentMaster") or {}
+            return Conflict(str(master.get("deviceId")), _int_or_none(master.get("epoch", body.get("epoch"))))
+        raise HubUnavailable(f"unexpected register answer {status!r}")
+
+    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
+        body = await self._call("POST", f"{self._venue}/players/heartbeat", {"deviceId": self.device_id})
+        if body.get("status") == "updated":
+            return HeartbeatOk()
+        if body.get("status") == "not_found":
+            return HeartbeatLost()
+        raise HubUnavailable(f"unexpected heartbeat answer {body.get('status')!r}")
+
+    async def release(self) -> None:
+        await self._call("POST", f"{self._venue}/players/release", {"deviceId": self.device_id})
+
+    # --- queue and feed --------------------------------------------------------------------------
+
+    async def snapshot(self) -> Json:
+        return await self._call("GET", f"{self._venue}/queue/full")
+
+    async def changes(self, since: int) -> FeedBatch:
+        body = await self._call("GET", f"{self._venue}/changes", params={"since": str(since)})
+        messages = tuple(_message(m) for m in body.get("messages", []))
+        return FeedBatch(int(body["version"]), messages, bool(body.get("more")))
+
+    async def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+        url = f"{self._venue}/feed"
+        try:
+            async with self._session.ws_connect(
+                url, params={"since": str(since)}, heartbeat=FEED_PING_S, timeout=aiohttp.ClientWSTimeout(ws_close=2)
+            ) as ws:
+                async for raw in ws:
+                    if raw.type is not aiohttp.WSMsgType.TEXT:
+                        break
+                    yield _message(json.loads(raw.data))
+        except aiohttp.WSServerHandshakeError as exc:
+            if 400 <= exc.status < 500:
+                raise HubRefused(exc.status, f"change feed refused: {exc.message}") from None
+            raise HubUnavailable(f"change feed: {exc.status} {exc.message}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
+            raise HubUnavailable(f"change feed: {exc!r}") from None
+        raise HubUnavailable("change feed closed")
+
+    # --- master writes (fenced by epoch, deduped by key) -------------------------------------------
+
+    async def now_playing(self, epoch: int, entry_id: str, song: Json | None, key: str) -> Json:
+        body: Json = {"deviceId": self.device_id, "epoch": epoch, "entryId": entry_id}
+        if song is not None:
+            body["song"] = song
+        return await self._call("POST", f"{self._venue}/now-playing", body, key=key)
+
+    async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json:
+        body: Json = {"deviceId": self.device_id, "epoch": epoch, "entryId": entry_id, "playedAt": played_at_ms}
+        if song is not None:
+            body["song"] = song
+        return await self._call("POST", f"{self._venue}/played", body, key=key)
+
+    async def history(self, limit: int = 100) -> list[Json]:
+        body = await self._call("GET", f"{self._venue}/history", params={"limit": str(limit)})
+        return list(body["history"])
+
+    # --- catalog ---------------------------------------------------------------------------------
+
+    async def report_analysis(self, analysis: Analysis) -> Json:
+        body = {
+            "videoId": analysis.video_id,
+            "duration": analysis.duration,
+            "realStartOffset": analysis.real_start_offset,
+            "realEndOffset": analysis.real_end_offset,
+            "loudness": analysis.loudness,
+        }
+        return await self._call(
+            "POST", f"{self.base_url}/api/v1/catalog/analysis", {k: v for k, v in body.items() if v is not None}
+        )
+
+    async def catalog(self, video_ids: list[str]) -> dict[str, Json]:
+        if not video_ids:
+            return {}
+        params = [("videoId", v) for v in video_ids]
+        body = await self._call("GET", f"{self.base_url}/api/v1/catalog", params=params)
+        return {t["videoId"]: t for t in body.get("tracks", [])}
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, url: str, body: Json | None = None, *, params: Any = None, key: str | None = None
+    ) -> Json:
+        headers = {"Idempotency-Key": key} if key else None
+        try:
+            async with self._session.request(method, url, json=body, params=params, headers=headers) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise HubUnavailable(f"{method} {url}: {exc!r}") from None
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = None
+        if status >= 500 or not isinstance(data, dict):
+            raise HubUnavailable(f"{method} {url}: {status} {text[:200]!r}")
+        if status >= 400:
+            if data.get("error") == "stale_epoch":
+                raise StaleEpoch(str(data.get("message", "stale epoch")), _int_or_none(data.get("currentEpoch")))
+            raise HubRefused(status, f"{data.get('field') or ''}: {data.get('error')}", data.get("field"))
+        return data
+
+
+def _message(raw: Json) -> FeedMessage:
+    kind = raw["type"]
+    if kind == "snapshot":
+        return FeedMessage("snapshot", int(raw["version"]), raw["queue"])
+    if kind == "change":
+        return FeedMessage("change", int(raw["version"]), raw["change"])
+    if kind == "ready":
+        return FeedMessage("ready", int(raw["version"]), {})
+    raise ValueError(f"unknown feed message type {kind!r}")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
