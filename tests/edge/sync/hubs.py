@@ -168,9 +168,9 @@ def _song_args(item: Json) -> Json:
     return {"video_id": item["videoId"], "title": item["title"], "artist": item["artist"], "duration": item["duration"]}
 
 
-async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
-    """Wait until ``predicate()`` (sync or async) is true; fail with a clear message after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(predicate: Any, within: float = 5.0, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` (sync or async) is true; fail with a clear message after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
@@ -178,5 +178,5 @@ async def eventually(predicate: Any, timeout: float = 5.0, interval: float = 0.0
         if value:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)

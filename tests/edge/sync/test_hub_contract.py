@@ -123,9 +123,9 @@ async def test_the_feed_sends_the_backlog_then_live_changes(hub: HubUnderTest) -
             messages.append(message)
             if message.kind == "ready":
                 ready.set()
-            if message.kind == "change" and message.body.get("type") == "entry_added":
-                if message.body["entry"]["queue"] == "priority":
-                    request_seen.set()
+            added = message.body.get("entry") if message.body.get("type") == "entry_added" else None
+            if added is not None and added["queue"] == "priority":
+                request_seen.set()
 
     task = asyncio.create_task(listen())
     try:
