@@ -1,0 +1,126 @@
+"""A real hub on a loopback port with a real store, for each store backend.
+
+``BACKENDS`` names the stores the whole hub suite runs against; the PostgreSQL
+backend (issue 7) adds itself here and to ``make_store``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from djamms_edge.hub.app import create_app
+from djamms_edge.hub.auth import issue_device_token, issue_user_token
+from djamms_edge.hub.config import HubConfig, LimitsConfig
+from djamms_edge.hub.mailer import Mailer
+from djamms_edge.hub.store import store_from_url
+from djamms_edge.hub.store.base import HubStore, User
+
+SECRET = "test-secret-0123456789abcdef-0123456789"
+BACKENDS = ["sqlite"]
+
+
+class Clock:
+    """Real time plus an offset tests can advance (tokens stay valid; rules see the future)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def make_store(backend: str, tmp_path: Path, retain_changes: int = 1000) -> HubStore:
+    if backend == "sqlite":
+        return store_from_url(f"sqlite:///{tmp_path / 'hub.db'}", retain_changes=retain_changes)
+    raise AssertionError(f"unknown backend {backend}")
+
+
+def hub_config(**sections: Any) -> HubConfig:
+    """Test defaults with sections replaced; rate limits are high unless a test is about them."""
+    limits = LimitsConfig(magic_links_per_email=1000, magic_links_per_address=1000, requests_per_client=1000)
+    base = HubConfig(jwt_secret=SECRET, limits=limits)
+    return dataclasses.replace(base, **sections)
+
+
+@dataclasses.dataclass
+class Hub:
+    url: str
+    http: aiohttp.ClientSession
+    store: HubStore
+    config: HubConfig
+    clock: Clock
+
+    def device_token(self, venue_id: str, device_id: str) -> str:
+        return issue_device_token(SECRET, venue_id, device_id, time.time(), 3600)
+
+    def user_token(self, role: str, venue_id: str | None, user_id: str = "user-t") -> str:
+        user = User(user_id, f"{user_id}@example.com", venue_id, role)  # type: ignore[arg-type]
+        return issue_user_token(SECRET, user, time.time(), 3600)
+
+    def device(self, venue_id: str, device_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.device_token(venue_id, device_id)}"}
+
+    def staff(self, venue_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.user_token('staff', venue_id)}"}
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.user_token('admin', None)}"}
+
+    async def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                   **kwargs: Any) -> tuple[int, Any]:
+        async with self.http.request(method, self.url + path, json=body, headers=headers, **kwargs) as resp:
+            payload = await resp.json(content_type=None)
+            return resp.status, payload
+
+    async def venue(self, venue_id: str | None = None) -> str:
+        venue_id = venue_id or "v-" + uuid.uuid4().hex[:8]
+        await self.store.create_venue(venue_id, venue_id, int(self.clock() * 1000))
+        return venue_id
+
+
+HubFactory = Callable[..., Any]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def start_hub(backend: str, tmp_path: Path) -> HubFactory:
+    """``async with start_hub(config=..., mailer=...) as hub`` runs a hub on 127.0.0.1:<ephemeral>."""
+
+    @asynccontextmanager
+    async def start(config: HubConfig | None = None, mailer: Mailer | None = None,
+                    retain_changes: int = 1000) -> AsyncIterator[Hub]:
+        config = config or hub_config()
+        clock = Clock()
+        store = make_store(backend, tmp_path, retain_changes)
+        server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=0)
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+                yield Hub(str(server.make_url("")).rstrip("/"), http, store, config, clock)
+        finally:
+            await server.close()
+
+    return start
+
+
+@pytest.fixture
+async def hub(start_hub: HubFactory) -> AsyncIterator[Hub]:
+    async with start_hub() as running:
+        yield running

@@ -1,0 +1,138 @@
+"""The player registry on a real hub: the reference's answers, atomic election, strictly increasing epochs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.hub.conftest import Hub
+
+
+async def register(hub: Hub, venue: str, device: str, ua: str = "edge/1") -> tuple[int, dict]:
+    return await hub.call("POST", f"/api/v1/venues/{venue}/players/register",
+                          {"deviceId": device, "userAgent": ua}, hub.device(venue, device))
+
+
+async def heartbeat(hub: Hub, venue: str, device: str) -> tuple[int, dict]:
+    return await hub.call("POST", f"/api/v1/venues/{venue}/players/heartbeat", {"deviceId": device},
+                          hub.device(venue, device))
+
+
+async def test_first_register_wins_and_others_conflict(hub: Hub) -> None:
+    venue = await hub.venue()
+    status, first = await register(hub, venue, "box-a")
+    assert status == 200
+    assert first["status"] == "registered"
+    assert len(first["playerId"]) == 20
+    assert first["epoch"] == 1
+
+    _, other = await register(hub, venue, "box-b")
+    assert other["status"] == "conflict"
+    assert other["currentMaster"]["deviceId"] == "box-a"
+    assert other["currentMaster"]["epoch"] == 1
+    assert abs(other["currentMaster"]["lastHeartbeat"] - hub.clock() * 1000) < 5000  # epoch milliseconds
+    assert "playerId" not in other
+
+
+async def test_same_device_reconnects_with_its_epoch(hub: Hub) -> None:
+    venue = await hub.venue()
+    _, first = await register(hub, venue, "box-a")
+    _, again = await register(hub, venue, "box-a")
+    assert again["status"] == "reconnected"
+    assert again["playerId"] == first["playerId"]
+    assert again["currentMaster"]["deviceId"] == "box-a"
+    assert again["epoch"] == first["epoch"]
+
+
+async def test_stale_master_is_taken_over_with_a_higher_epoch(hub: Hub) -> None:
+    venue = await hub.venue()
+    await register(hub, venue, "box-a")
+    hub.clock.advance(119)
+    assert (await register(hub, venue, "box-b"))[1]["status"] == "conflict"
+    hub.clock.advance(2)  # 121 s without a heartbeat: stale
+    _, taken = await register(hub, venue, "box-b")
+    assert taken["status"] == "registered"
+    assert taken["epoch"] == 2
+    # The old master learns it lost the lease at its next heartbeat.
+    _, beat = await heartbeat(hub, venue, "box-a")
+    assert beat == {"status": "not_found", "epoch": 2}
+
+
+async def test_heartbeats_keep_the_lease(hub: Hub) -> None:
+    venue = await hub.venue()
+    await register(hub, venue, "box-a")
+    for _ in range(3):
+        hub.clock.advance(100)
+        assert (await heartbeat(hub, venue, "box-a"))[1] == {"status": "updated", "epoch": 1}
+    assert (await register(hub, venue, "box-b"))[1]["status"] == "conflict"
+    assert (await heartbeat(hub, venue, "box-b"))[1]["status"] == "not_found"
+
+
+async def test_lease_expires_after_a_day_without_heartbeat(hub: Hub) -> None:
+    venue = await hub.venue()
+    await register(hub, venue, "box-a")
+    hub.clock.advance(86_401)
+    assert (await heartbeat(hub, venue, "box-a"))[1]["status"] == "not_found"
+    _, again = await register(hub, venue, "box-a")
+    assert again["status"] == "registered"  # a new lease, not a reconnect
+    assert again["epoch"] == 2
+
+
+async def test_release_hands_over_at_once(hub: Hub) -> None:
+    venue = await hub.venue()
+    await register(hub, venue, "box-a")
+    status, released = await hub.call("POST", f"/api/v1/venues/{venue}/players/release", {"deviceId": "box-a"},
+                                      hub.device(venue, "box-a"))
+    assert (status, released) == (200, {"status": "released", "epoch": 1})
+    _, taken = await register(hub, venue, "box-b")
+    assert (taken["status"], taken["epoch"]) == ("registered", 2)
+    _, master = await hub.call("GET", f"/api/v1/venues/{venue}/master", headers=hub.staff(venue))
+    assert master["master"]["deviceId"] == "box-b"
+    assert master["master"]["stale"] is False
+
+
+async def test_fifty_concurrent_registers_yield_exactly_one_master(hub: Hub) -> None:
+    venue = await hub.venue()
+    answers = await asyncio.gather(*(register(hub, venue, f"box-{i:02d}") for i in range(50)))
+    statuses = [body["status"] for _, body in answers]
+    assert statuses.count("registered") == 1
+    assert statuses.count("conflict") == 49
+    winner = next(body for _, body in answers if body["status"] == "registered")
+    device = statuses.index("registered")
+    assert all(body["currentMaster"]["deviceId"] == f"box-{device:02d}" for _, body in answers
+               if body["status"] == "conflict")
+    assert winner["epoch"] == 1
+
+
+async def test_concurrent_takeovers_of_a_stale_master_yield_one_new_master(hub: Hub) -> None:
+    venue = await hub.venue()
+    await register(hub, venue, "old")
+    hub.clock.advance(200)
+    answers = await asyncio.gather(*(register(hub, venue, f"box-{i}") for i in range(20)))
+    registered = [body for _, body in answers if body["status"] == "registered"]
+    assert len(registered) == 1
+    assert registered[0]["epoch"] == 2
+
+
+async def test_epochs_strictly_increase_across_many_handovers(hub: Hub) -> None:
+    venue = await hub.venue()
+    epochs = []
+    for i in range(6):
+        _, body = await register(hub, venue, f"box-{i}")
+        epochs.append(body["epoch"])
+        await hub.call("POST", f"/api/v1/venues/{venue}/players/release", {"deviceId": f"box-{i}"},
+                       hub.device(venue, f"box-{i}"))
+    assert epochs == sorted(set(epochs))
+    assert epochs[0] == 1
+
+
+async def test_staff_may_register_a_browser_player_of_their_venue(hub: Hub) -> None:
+    venue = await hub.venue()
+    status, body = await hub.call("POST", f"/api/v1/venues/{venue}/players/register",
+                                  {"deviceId": "browser-1", "userAgent": "Mozilla/5.0"}, hub.staff(venue))
+    assert (status, body["status"]) == (200, "registered")
+
+
+async def test_unknown_venue_is_a_404(hub: Hub) -> None:
+    status, body = await register(hub, "no-such-venue", "box-a")
+    assert status == 404
+    assert body["field"] == "venueId"
