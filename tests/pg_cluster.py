@@ -106,13 +106,23 @@ def pg_template_url(pg_server_url: str) -> str:
     return template
 
 
+def _fresh_database(server_url: str, template: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    # FILE_COPY: with fsync off in the test cluster it is several times faster than WAL_LOG.
+    run_async(lambda: _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
+    try:
+        yield with_database(server_url, name)
+    finally:
+        run_async(lambda: _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 def pg_url(pg_server_url: str, pg_template_url: str) -> Iterator[str]:
     """URL of a fresh, migrated database of this test's own, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    # FILE_COPY: with fsync off in the test cluster it is several times faster than WAL_LOG.
-    run_async(lambda: _admin(pg_server_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB} STRATEGY FILE_COPY"))
-    try:
-        yield with_database(pg_server_url, name)
-    finally:
-        run_async(lambda: _admin(pg_server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    yield from _fresh_database(pg_server_url, TEMPLATE_DB)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server_url: str) -> Iterator[str]:
+    """URL of a fresh database without the hub's schema (for migration tests)."""
+    yield from _fresh_database(pg_server_url, "template0")
