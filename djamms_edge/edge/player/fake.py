@@ -1,0 +1,121 @@
+"""A ``Player`` with a hand-driven clock, for tests of the engine and anything above it.
+
+It knows the media it can play as a mapping path -> duration; any other path fails to
+open, like a missing or corrupt file does in mpv. Time passes only when the test calls
+``advance()``. Events are delivered with ``loop.call_soon`` (never from inside the call
+that caused them), as the real player delivers them from its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from djamms_edge.edge.player.api import Ended, EndReason, EventSink, Failed, PlaybackItem, PlayerEvent, Started
+
+
+class FakePlayer:
+    def __init__(self, media: Mapping[Path, float], volume: float = 100.0) -> None:
+        self.media = dict(media)
+        self._on_event: EventSink | None = None
+        self._upcoming: list[PlaybackItem] = []
+        self._current: PlaybackItem | None = None
+        self._position = 0.0
+        self._paused = False
+        self._volume = volume
+        self.fades: list[float] = []  # the fade length of every skip, for tests
+        self.closed = False
+
+    async def open(self, on_event: EventSink) -> None:
+        self._on_event = on_event
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.stop()
+            self.closed = True
+
+    # --- the test's clock -------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of playback happen (nothing moves while paused)."""
+        while seconds > 0 and self._current is not None and not self._paused:
+            end = self._end_of(self._current)
+            remaining = end - self._position
+            if remaining > seconds:
+                self._position += seconds
+                return
+            seconds -= remaining
+            self._finish(EndReason.FINISHED)
+
+    @property
+    def current(self) -> PlaybackItem | None:
+        return self._current
+
+    @property
+    def upcoming(self) -> tuple[PlaybackItem, ...]:
+        return tuple(self._upcoming)
+
+    def _end_of(self, item: PlaybackItem) -> float:
+        duration = self.media[item.path]
+        return duration if item.end is None else min(item.end, duration)
+
+    def _finish(self, reason: EndReason) -> None:
+        assert self._current is not None
+        self._emit(Ended(self._current.entry_id, reason))
+        self._current = None
+        self._start_next()
+
+    def _start_next(self) -> None:
+        while self._upcoming and self._current is None:
+            item = self._upcoming.pop(0)
+            if item.path not in self.media:
+                self._emit(Failed(item.entry_id, "loading failed"))
+                continue
+            self._current, self._position = item, min(item.start, self._end_of(item))
+            self._emit(Started(item.entry_id))
+
+    def _emit(self, event: PlayerEvent) -> None:
+        assert self._on_event is not None, "open() first"
+        asyncio.get_running_loop().call_soon(self._on_event, event)
+
+    # --- Player -----------------------------------------------------------------
+
+    def set_upcoming(self, items: Sequence[PlaybackItem]) -> None:
+        self._upcoming = list(items)
+        if self._current is None:
+            self._start_next()
+
+    async def skip(self, fade_seconds: float) -> None:
+        if self._current is None:
+            return
+        self.fades.append(fade_seconds)
+        await asyncio.sleep(0)
+        if self._current is not None:
+            self._finish(EndReason.SKIPPED)
+
+    def stop(self) -> None:
+        self._upcoming.clear()
+        if self._current is not None:
+            self._emit(Ended(self._current.entry_id, EndReason.STOPPED))
+            self._current = None
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_volume(self, percent: float) -> None:
+        self._volume = max(0.0, min(100.0, percent))
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    def position(self) -> float | None:
+        return None if self._current is None else self._position

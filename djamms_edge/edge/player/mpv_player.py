@@ -1,0 +1,246 @@
+"""The only module that imports ``mpv``: the ``Player`` interface on libmpv (python-mpv).
+
+How the pieces map:
+* each ``PlaybackItem`` is one mpv playlist entry, appended with per-file options ``start``/``end``
+  (the cue offsets) and, for a non-zero gain, ``af=volume=…dB``; mpv restores them after the file;
+* ``gapless-audio=yes`` keeps the audio device open across files and ``prefetch-playlist=yes`` opens
+  the next file while the current one ends, so the next entry must be in the playlist before the
+  current one finishes: the engine hands it over when the current one starts;
+* python-mpv calls back on its own event thread. ``_from_mpv_thread`` is the one place where
+  that thread meets asyncio: it copies the few fields we need and hands them to the loop with
+  ``call_soon_threadsafe``; all bookkeeping happens on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import mpv
+
+from djamms_edge.edge.player.api import Ended as EndedEvent
+from djamms_edge.edge.player.api import EndReason, EventSink, Failed, PlaybackItem, PlayerEvent, Started
+from djamms_edge.edge.player.config import PlayerConfig
+
+log = logging.getLogger(__name__)
+mpv_log = logging.getLogger("djamms_edge.mpv")
+
+_FORWARDED_EVENTS = frozenset({"start-file", "file-loaded", "end-file"})
+_FADE_STEP_SECONDS = 0.02
+
+
+def mpv_options(config: PlayerConfig) -> dict[str, str]:
+    """The options the player is created with (pure, so a test can show what a config turns into)."""
+    options = {
+        # Never read the user's mpv.conf or scripts, never run youtube-dl: the box is reproducible.
+        "config": "no",
+        "load-scripts": "no",
+        "ytdl": "no",
+        "terminal": "no",
+        "input-default-bindings": "no",
+        "input-vo-keyboard": "no",
+        "osc": "no",
+        "idle": "yes",
+        "gapless-audio": "yes",
+        "prefetch-playlist": "yes",
+        "audio-display": "no",  # cover art is not a music video
+        "replaygain": "no",  # our measured gain is the only levelling
+        "volume": f"{config.volume:g}",
+    }
+    if config.video:
+        options |= {"vo": config.vo, "hwdec": config.hwdec, "fullscreen": "yes" if config.fullscreen else "no",
+                    "force-window": "yes"}  # a black screen between and after tracks, not the desktop
+    else:
+        options |= {"vid": "no", "vo": "null"}
+    if config.ao:
+        options["ao"] = config.ao
+    if config.audio_device:
+        options["audio-device"] = config.audio_device
+    for pair in config.mpv_options:
+        name, _, value = pair.partition("=")
+        options[name.strip()] = value.strip()
+    return options
+
+
+def file_options(item: PlaybackItem) -> str:
+    """Per-file options for ``loadfile``: cue offsets and gain, restored by mpv after the file."""
+    options = [f"start={item.start:.3f}"]
+    if item.end is not None:
+        options.append(f"end={item.end:.3f}")
+    if item.gain_db:
+        options.append(f"af=volume=volume={item.gain_db:.2f}dB")
+    return ",".join(options)
+
+
+class MpvPlayer:
+    def __init__(self, config: PlayerConfig) -> None:
+        self._config = config
+        self._mpv: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_event: EventSink | None = None
+        self._items: dict[int, PlaybackItem] = {}  # mpv playlist entry id -> item, until it ends
+        self._upcoming: list[int] = []  # handed over, not started, in play order
+        self._loading: int | None = None  # start-file seen, file-loaded not yet
+        self._current: int | None = None  # started and not ended
+        self._end_reasons: dict[int, EndReason] = {}  # why we cut an entry short
+        self._volume = config.volume
+        self._closing = False
+
+    async def open(self, on_event: EventSink) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_event = on_event
+        options = mpv_options(self._config)
+        self._mpv = mpv.MPV(log_handler=self._log_from_mpv, loglevel="warn", **options)
+        self._mpv.register_event_callback(self._from_mpv_thread)
+        log.info("libmpv %s ready (%s)", self._mpv.mpv_version, "video" if self._config.video else "audio only")
+
+    async def close(self) -> None:
+        if self._mpv is None or self._closing:
+            return
+        self._closing = True
+        # terminate() joins mpv's threads; never make the loop wait on that.
+        await asyncio.to_thread(self._mpv.terminate)
+
+    # --- mpv's thread ---------------------------------------------------------
+
+    def _from_mpv_thread(self, event: Any) -> None:
+        data = event.as_dict(decoder=mpv.lazy_decoder)
+        if data.get("event") not in _FORWARDED_EVENTS or self._loop is None:
+            return
+        # RuntimeError: the loop is closed, we are shutting down and nobody listens any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_mpv_event, data)
+
+    @staticmethod
+    def _log_from_mpv(level: str, prefix: str, text: str) -> None:
+        # mpv says several lines per broken file; the engine logs the one line that matters.
+        mpv_log.debug("[%s] %s: %s", level, prefix, text.rstrip())
+
+    # --- the loop's thread ----------------------------------------------------
+
+    def _on_mpv_event(self, data: dict[str, Any]) -> None:
+        if self._closing:
+            return
+        name = data["event"]
+        if name == "start-file":
+            entry = data["playlist_entry_id"]
+            self._loading = entry
+            if entry in self._upcoming:
+                self._upcoming.remove(entry)
+        elif name == "file-loaded":
+            if self._loading is not None and self._loading in self._items:
+                self._current, self._loading = self._loading, None
+                self._emit(Started(self._items[self._current].entry_id))
+        elif name == "end-file":
+            self._on_end_file(data["playlist_entry_id"], data.get("reason", ""), data.get("file_error"))
+
+    def _on_end_file(self, entry: int, reason: str, error: Any) -> None:
+        item = self._items.pop(entry, None)
+        override = self._end_reasons.pop(entry, None)
+        started = entry == self._current
+        if started:
+            self._current = None
+        if self._loading == entry:
+            self._loading = None
+        self._forget_entries([entry])
+        if item is None:
+            return
+        if reason == "error":
+            self._emit(Failed(item.entry_id, str(error or "mpv could not play it")))
+        elif started:
+            self._emit(EndedEvent(item.entry_id, override or (EndReason.FINISHED if reason == "eof" else
+                                                              EndReason.STOPPED)))
+
+    def _emit(self, event: PlayerEvent) -> None:
+        assert self._on_event is not None
+        self._on_event(event)
+
+    # --- Player ---------------------------------------------------------------
+
+    def set_upcoming(self, items: Sequence[PlaybackItem]) -> None:
+        keep = 0
+        while keep < min(len(items), len(self._upcoming)) and self._items[self._upcoming[keep]] == items[keep]:
+            keep += 1
+        dropped = self._upcoming[keep:]
+        self._upcoming = self._upcoming[:keep]
+        still_playing = self._forget_entries(dropped)
+        for entry in dropped:
+            if entry not in still_playing:
+                self._items.pop(entry, None)
+        for item in items[keep:]:
+            result = self._mpv.command("loadfile", str(item.path), "append-play", file_options(item))
+            entry = int(result["playlist_entry_id"])
+            self._items[entry] = item
+            self._upcoming.append(entry)
+
+    def _forget_entries(self, entries: Sequence[int]) -> set[int]:
+        """Take entries out of mpv's playlist (it keeps played ones forever), never the playing one.
+
+        Returns the entries left in because mpv has just started one of them (its start-file event is
+        still on the way to the loop): they stay tracked, so their Started/Ended events are not lost.
+        """
+        if not entries:
+            return set()
+        wanted, playing = set(entries), set()
+        playlist = self._mpv.playlist
+        for index in reversed(range(len(playlist))):
+            row = playlist[index]
+            if row.get("id") not in wanted:
+                continue
+            if row.get("current") or row.get("playing"):
+                playing.add(row["id"])
+            else:
+                self._mpv.command("playlist-remove", str(index))
+        return playing
+
+    async def skip(self, fade_seconds: float) -> None:
+        target = self._current
+        if target is None:
+            return
+        steps = max(1, round(fade_seconds / _FADE_STEP_SECONDS))
+        try:
+            for step in range(1, steps + 1):
+                if self._current != target:
+                    return  # it ended by itself during the fade
+                self._mpv.volume = self._volume * (1 - step / steps)
+                await asyncio.sleep(fade_seconds / steps)
+            if self._current == target:
+                self._end_reasons[target] = EndReason.SKIPPED
+                self._mpv.command("playlist-next", "force")
+        finally:
+            self._mpv.volume = self._volume
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self._end_reasons[self._current] = EndReason.STOPPED
+        for entry in self._upcoming:
+            self._items.pop(entry, None)
+        self._upcoming.clear()
+        self._mpv.command("stop")
+
+    def pause(self) -> None:
+        self._mpv.pause = True
+
+    def resume(self) -> None:
+        self._mpv.pause = False
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._mpv.pause)
+
+    def set_volume(self, percent: float) -> None:
+        self._volume = max(0.0, min(100.0, percent))
+        self._mpv.volume = self._volume
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    def position(self) -> float | None:
+        if self._current is None:
+            return None
+        value = self._mpv.time_pos
+        return None if value is None else float(value)

@@ -1,0 +1,143 @@
+"""What a listener hears at transitions, measured on a capture of the player's output.
+
+mpv's ``ao=pcm`` writes exactly what would have gone to the sound card into a WAV file;
+tests and ``bench/transitions.py`` play generated tones (one frequency per track) through
+the real engine and read that file back here. Pure Python on purpose (``wave`` cannot
+read mpv's WAVE_FORMAT_EXTENSIBLE header, and numpy is not a dependency): a few seconds
+of audio per track is small enough.
+"""
+
+from __future__ import annotations
+
+import array
+import itertools
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from djamms_edge.edge.media import ffmpeg
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+# A run of near-zero samples shorter than this is a sine crossing zero, not silence.
+_MIN_SILENT_RUN_SECONDS = 0.0005
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    rate: int
+    samples: array.array[float]  # first channel, floats in -1..1
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Tone:
+    hz: float
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Seam:
+    before_hz: float
+    after_hz: float
+    silence_ms: float
+
+
+async def render_tone(dest: Path, hz: float, *, lead: float, tone: float, trail: float) -> Path:
+    """An AAC track: ``lead`` s of digital silence, a ``hz`` sine for ``tone`` s, ``trail`` s of silence."""
+    body = f"gte(t,{lead})*lt(t,{lead + tone})*0.5*sin(2*PI*{hz}*t)"
+    source = f"aevalsrc=exprs='{body}|{body}':s=48000:d={lead + tone + trail}"
+    await ffmpeg.render(dest, ["-c:a", "aac", "-b:a", "128k"], lavfi=[source], limit_seconds=120)
+    return dest
+
+
+def read_wav(path: Path) -> Capture:
+    """The first channel of a 16-bit PCM or 32-bit float WAV, header sizes ignored (mpv may be killed)."""
+    data = path.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if chunk == b"fmt ":
+            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, pos + 8)
+            if tag == _EXTENSIBLE:
+                tag = struct.unpack_from("<H", data, pos + 8 + 24)[0]  # the sub-format GUID starts with the tag
+            fmt = (tag, channels, rate, bits)
+        elif chunk == b"data":
+            if fmt is None:
+                raise ValueError(f"{path}: data before fmt")
+            return _decode(data[pos + 8 :], *fmt)
+        pos += 8 + size + (size & 1)
+    raise ValueError(f"{path}: no audio data")
+
+
+def _decode(body: bytes, tag: int, channels: int, rate: int, bits: int) -> Capture:
+    raw: array.array[int] | array.array[float]
+    if (tag, bits) == (_PCM, 16):
+        raw, scale = array.array("h"), 32768.0
+    elif (tag, bits) == (_FLOAT, 32):
+        raw, scale = array.array("f"), 1.0
+    else:
+        raise ValueError(f"unsupported WAV sample format {tag}/{bits} bits")
+    width = raw.itemsize * channels
+    raw.frombytes(body[: len(body) // width * width])
+    return Capture(rate, array.array("f", (x / scale for x in raw[::channels])))
+
+
+def silent_runs(capture: Capture, threshold: float = 1e-3) -> list[tuple[float, float]]:
+    """(start, end) seconds of every stretch where all samples are quieter than ``threshold``."""
+    runs: list[tuple[float, float]] = []
+    rate, start = capture.rate, None
+    for index, sample in enumerate(capture.samples):
+        if -threshold < sample < threshold:
+            if start is None:
+                start = index
+        elif start is not None:
+            runs.append((start, index))
+            start = None
+    if start is not None:
+        runs.append((start, len(capture.samples)))
+    minimum = _MIN_SILENT_RUN_SECONDS * rate
+    return [(a / rate, b / rate) for a, b in runs if b - a >= minimum]
+
+
+def tones(capture: Capture, window: float = 0.02, threshold: float = 1e-3) -> list[Tone]:
+    """Stretches of one steady frequency (estimated from zero crossings per window), in order."""
+    size = max(1, round(window * capture.rate))
+    found: list[Tone] = []
+    samples = capture.samples
+    for begin in range(0, len(samples) - size + 1, size):
+        block = samples[begin : begin + size]
+        if max(abs(x) for x in block) < threshold:
+            continue
+        crossings = sum(1 for a, b in itertools.pairwise(block) if (a < 0) != (b < 0))
+        hz = crossings / 2 / window
+        start, end = begin / capture.rate, (begin + size) / capture.rate
+        last = found[-1] if found else None
+        if last is not None and abs(last.hz - hz) <= 0.15 * last.hz and start - last.end < window / 2:
+            found[-1] = Tone(last.hz, last.start, end)
+        else:
+            found.append(Tone(hz, start, end))
+    # A window straddling a change of tone reads as a frequency of its own: drop such one-window blips.
+    return [t for t in found if t.length > window * 1.5]
+
+
+def seams(capture: Capture, threshold: float = 1e-3) -> list[Seam]:
+    """Between each pair of consecutive tones, the longest silence a listener would hear, in ms."""
+    found = tones(capture, threshold=threshold)
+    runs = silent_runs(capture, threshold)
+    result = []
+    for before, after in itertools.pairwise(found):
+        margin = 0.03  # the tones' edges are known to a window; look a little either side
+        inside = [min(b, after.start + margin) - max(a, before.end - margin) for a, b in runs
+                  if b > before.end - margin and a < after.start + margin]
+        result.append(Seam(before.hz, after.hz, round(max(inside, default=0.0) * 1000, 2)))
+    return result

@@ -1,0 +1,86 @@
+"""One suite, two players: real libmpv (ao=null, real time, no video) and the fake must behave alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, Started
+from tests.edge.player.conftest import Harness, Media
+
+
+def item(entry_id: str, path: object, **kw: float) -> PlaybackItem:
+    return PlaybackItem(entry_id=entry_id, path=path, **kw)  # type: ignore[arg-type]
+
+
+async def test_items_play_in_order_each_started_then_finished(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("a", media.short[0]), item("b", media.short[1])])
+    assert await harness.take(4) == [
+        Started("a"), Ended("a", EndReason.FINISHED), Started("b"), Ended("b", EndReason.FINISHED),
+    ]
+    assert harness.player.position() is None
+
+
+async def test_missing_and_corrupt_files_fail_and_the_next_one_plays(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("gone", media.missing), item("bad", media.corrupt), item("ok", media.short[0])])
+    events = await harness.take(4)
+    assert [type(e) for e in events[:2]] == [Failed, Failed]
+    assert [e.entry_id for e in events[:2]] == ["gone", "bad"]
+    assert events[2:] == [Started("ok"), Ended("ok", EndReason.FINISHED)]
+
+
+async def test_replacing_the_upcoming_items_plays_the_new_ones_only(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("a", media.short[0]), item("b", media.short[1])])
+    assert await harness.next_event() == Started("a")
+    harness.player.set_upcoming([item("c", media.short[2])])
+    assert await harness.take(3) == [Ended("a", EndReason.FINISHED), Started("c"), Ended("c", EndReason.FINISHED)]
+
+
+async def test_keeping_the_same_upcoming_item_does_not_restart_it(harness: Harness, media: Media) -> None:
+    upcoming = [item("a", media.short[0]), item("b", media.short[1])]
+    harness.player.set_upcoming(upcoming)
+    assert await harness.next_event() == Started("a")
+    harness.player.set_upcoming(upcoming[1:])
+    harness.player.set_upcoming(upcoming[1:])
+    assert await harness.take(3) == [Ended("a", EndReason.FINISHED), Started("b"), Ended("b", EndReason.FINISHED)]
+
+
+async def test_skip_fades_out_ends_as_skipped_and_starts_the_next(harness: Harness, media: Media) -> None:
+    harness.player.set_volume(60)
+    harness.player.set_upcoming([item("long", media.long), item("b", media.short[1])])
+    assert await harness.next_event() == Started("long")
+    await harness.player.skip(0.1)
+    assert await harness.take(2) == [Ended("long", EndReason.SKIPPED), Started("b")]
+    assert harness.player.volume == 60  # the fade is undone for the next track
+
+
+async def test_playback_begins_at_the_start_offset(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("long", media.long, start=12.0, end=20.0)])
+    assert await harness.next_event() == Started("long")
+    await harness.elapse(0.3)
+    position = harness.player.position()
+    assert position is not None and 12.0 <= position < 13.5
+
+
+async def test_pause_freezes_the_position_and_resume_continues(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("long", media.long)])
+    assert await harness.next_event() == Started("long")
+    await harness.elapse(0.3)
+    harness.player.pause()
+    assert harness.player.paused
+    frozen = harness.player.position()
+    await harness.elapse(0.5)
+    assert harness.player.position() == pytest.approx(frozen, abs=0.05)
+    harness.player.resume()
+    await harness.elapse(0.4)
+    position = harness.player.position()
+    assert frozen is not None and position is not None and position > frozen + 0.2
+
+
+async def test_stop_ends_the_current_item_and_drops_the_upcoming(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("long", media.long), item("b", media.short[1])])
+    assert await harness.next_event() == Started("long")
+    harness.player.stop()
+    assert await harness.next_event() == Ended("long", EndReason.STOPPED)
+    await harness.elapse(1.5)
+    assert harness.events.empty()
+    assert harness.player.position() is None
