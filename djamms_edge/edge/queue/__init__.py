@@ -1,0 +1,1 @@
+"""What plays next: queue records and the pure rules that order them, plus the local playlist source."""
