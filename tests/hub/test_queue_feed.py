@@ -1,0 +1,315 @@
+"""The venue queue on a real hub: epoch-fenced master writes, idempotency, the public view, the change feed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+
+from tests.hub.conftest import Hub, HubFactory
+from tests.hub.test_registry import register
+from tests.hub.test_requests import SONG, paid, request
+
+TRACKS = [
+    {"videoId": "aaaaaaaaaa1", "title": "One", "artist": "A", "duration": 200},
+    {"videoId": "aaaaaaaaaa2", "title": "Two", "artist": "B", "duration": 100},
+    {"videoId": "aaaaaaaaaa3", "title": "Three", "artist": "C", "duration": 150},
+]
+
+
+async def venue_with_playlist(hub: Hub) -> str:
+    venue = await hub.venue()
+    _, playlist = await hub.call("POST", f"/api/v1/venues/{venue}/playlists", {"name": "House"}, hub.staff(venue))
+    for song in TRACKS:
+        status, _ = await hub.call("POST", f"/api/v1/venues/{venue}/playlists/{playlist['playlistId']}/tracks",
+                                   {"song": song}, hub.staff(venue))
+        assert status == 201
+    status, _ = await hub.call("PUT", f"/api/v1/venues/{venue}/active-playlist",
+                               {"playlistId": playlist["playlistId"]}, hub.staff(venue))
+    assert status == 200
+    return venue
+
+
+async def master_of(hub: Hub, venue: str, device: str = "box-a") -> int:
+    _, body = await register(hub, venue, device)
+    assert body["status"] == "registered"
+    return int(body["epoch"])
+
+
+async def advance(hub: Hub, venue: str, epoch: int, device: str = "box-a", **extra: Any) -> tuple[int, dict]:
+    headers = hub.device(venue, device)
+    if "key" in extra:
+        headers["Idempotency-Key"] = extra.pop("key")
+    return await hub.call("POST", f"/api/v1/venues/{venue}/queue/advance",
+                          {"deviceId": device, "epoch": epoch, **extra}, headers)
+
+
+async def snapshot(hub: Hub, venue: str) -> dict:
+    return (await hub.call("GET", f"/api/v1/venues/{venue}/queue/full", headers=hub.staff(venue)))[1]
+
+
+async def test_paid_requests_play_before_the_playlist_and_the_playlist_rotates(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    await request(hub, venue, paid())
+    played = []
+    for _ in range(5):
+        status, body = await advance(hub, venue, epoch)
+        assert status == 200 and body["advanced"] is True
+        played.append(body["nowPlaying"]["title"])
+    assert played == ["Never Gonna Give You Up", "One", "Two", "Three", "One"]
+    snap = await snapshot(hub, venue)
+    assert [e["title"] for e in snap["mainQueue"]] == ["Two", "Three", "One"]
+    assert snap["nowPlaying"]["deviceId"] == "box-a" and snap["nowPlaying"]["epoch"] == epoch
+
+
+async def test_stale_epoch_is_refused_with_a_clear_error(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    old = await master_of(hub, venue, "box-a")
+    hub.clock.advance(121)
+    new = await master_of(hub, venue, "box-b")
+    status, body = await advance(hub, venue, old, "box-a")
+    assert status == 409
+    assert body["error"] == "stale_epoch"
+    assert body["currentEpoch"] == new and body["currentMaster"] == "box-b"
+    assert "box-b" in body["message"]
+    assert (await advance(hub, venue, new, "box-b"))[0] == 200
+    # A device that never held the lease, with the right number, is still refused.
+    assert (await advance(hub, venue, new, "box-c"))[0] == 409
+
+
+async def test_a_released_master_can_no_longer_write(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    await hub.call("POST", f"/api/v1/venues/{venue}/players/release", {"deviceId": "box-a"},
+                   hub.device(venue, "box-a"))
+    assert (await advance(hub, venue, epoch))[0] == 409
+
+
+async def test_advance_naming_the_finished_entry_never_pops_twice(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    _, first = await advance(hub, venue, epoch)
+    playing = first["nowPlaying"]["entryId"]
+    _, second = await advance(hub, venue, epoch, finishedEntryId=playing)
+    _, resent = await advance(hub, venue, epoch, finishedEntryId=playing)
+    assert second["advanced"] is True and resent["advanced"] is False
+    assert resent["nowPlaying"]["entryId"] == second["nowPlaying"]["entryId"]
+
+
+async def test_idempotency_key_replays_the_first_answer(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    _, first = await advance(hub, venue, epoch, key="adv-1")
+    version = (await snapshot(hub, venue))["version"]
+    _, again = await advance(hub, venue, epoch, key="adv-1")
+    assert again["replayed"] is True
+    assert again["nowPlaying"] == first["nowPlaying"]
+    assert (await snapshot(hub, venue))["version"] == version  # nothing changed
+
+
+async def test_now_playing_and_played_reach_the_history(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    await request(hub, venue, paid())
+    snap = await snapshot(hub, venue)
+    entry = snap["priorityQueue"][0]
+    body = {"deviceId": "box-a", "epoch": epoch, "entryId": entry["entryId"]}
+    status, now = await hub.call("POST", f"/api/v1/venues/{venue}/now-playing", body, hub.device(venue, "box-a"))
+    assert status == 200 and now["nowPlaying"]["entryId"] == entry["entryId"]
+    assert (await snapshot(hub, venue))["priorityQueue"] == []
+    headers = {**hub.device(venue, "box-a"), "Idempotency-Key": "played-1"}
+    for _ in range(2):  # an outbox resend
+        status, _ = await hub.call("POST", f"/api/v1/venues/{venue}/played", body, headers)
+        assert status == 200
+    _, history = await hub.call("GET", f"/api/v1/venues/{venue}/history", headers=hub.staff(venue))
+    assert [h["videoId"] for h in history["history"]] == [SONG["videoId"]]
+    assert history["history"][0]["requestId"] == entry["requestId"]
+    _, played = await hub.call("GET", f"/api/v1/venues/{venue}/requests?status=played", headers=hub.staff(venue))
+    assert len(played["requests"]) == 1
+
+
+async def test_played_from_an_old_lease_is_still_recorded(hub: Hub) -> None:
+    """Played through an outage, lost the lease meanwhile: the history must still be complete."""
+    venue = await venue_with_playlist(hub)
+    old = await master_of(hub, venue, "box-a")
+    hub.clock.advance(121)
+    await master_of(hub, venue, "box-b")
+    body = {"deviceId": "box-a", "epoch": old, "song": TRACKS[0], "playedAt": int(hub.clock() * 1000) - 60_000}
+    headers = {**hub.device(venue, "box-a"), "Idempotency-Key": "offline-1"}
+    assert (await hub.call("POST", f"/api/v1/venues/{venue}/played", body, headers))[0] == 200
+    forged = {**body, "epoch": old + 1}  # an epoch box-a never held
+    headers["Idempotency-Key"] = "offline-2"
+    assert (await hub.call("POST", f"/api/v1/venues/{venue}/played", forged, headers))[0] == 409
+
+
+async def test_public_queue_hides_requesters_and_estimates_start_times(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    await hub.call("POST", "/api/v1/catalog/analysis",
+                   {"videoId": "aaaaaaaaaa2", "duration": 100, "realStartOffset": 2, "realEndOffset": 92},
+                   hub.device(venue, "box-a"))
+    await hub.call("PUT", "/api/v1/catalog/override", {"videoId": "aaaaaaaaaa2", "realEndOffset": 62},
+                   hub.staff(venue))
+    await request(hub, venue, paid())
+    await advance(hub, venue, epoch)  # the paid request is playing now
+    status, view = await hub.call("GET", f"/api/v1/venues/{venue}/queue")
+    assert status == 200
+    text = str(view)
+    assert "requesterId" not in text and "user-456" not in text and "requestId" not in text
+    playing = view["nowPlaying"]
+    assert playing["title"] == "Never Gonna Give You Up"
+    assert playing["estimatedEndAt"] == playing["startedAt"] + 213_000
+    starts = [e["estimatedStartAt"] for e in view["queue"]]
+    assert [e["title"] for e in view["queue"]] == ["One", "Two", "Three"]
+    assert view["queue"][1]["playDuration"] == 60.0  # analysis start 2 s, override end 62 s wins over 92 s
+    assert starts[0] == playing["estimatedEndAt"]
+    assert starts[1] - starts[0] == 200_000
+    assert starts[2] - starts[1] == 60_000
+
+
+async def test_catalog_is_shared_and_override_wins(hub: Hub) -> None:
+    venue_a, venue_b = await hub.venue(), await hub.venue()
+    video = {"videoId": "bbbbbbbbbb1"}
+    status, _ = await hub.call("POST", "/api/v1/catalog/analysis",
+                               {**video, "duration": 240, "realStartOffset": 0.4, "realEndOffset": 231.5,
+                                "loudness": -13.2}, hub.device(venue_a, "box-a"))
+    assert status == 200
+    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1", headers=hub.device(venue_b, "box-z"))
+    [track] = seen["tracks"]
+    assert (track["realEndOffset"], track["loudness"], track["source"]) == (231.5, -13.2, "analysis")
+    await hub.call("PUT", "/api/v1/catalog/override", {**video, "realStartOffset": 3, "realEndOffset": 220},
+                   hub.staff(venue_b))
+    # A later analysis does not undo the staff override.
+    await hub.call("POST", "/api/v1/catalog/analysis", {**video, "realEndOffset": 232.0}, hub.device(venue_a, "box-a"))
+    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1")
+    [track] = seen["tracks"]
+    assert (track["realStartOffset"], track["realEndOffset"], track["source"]) == (3.0, 220.0, "override")
+    assert track["analysis"]["realEndOffset"] == 232.0
+    # Only devices report analysis; only staff override.
+    assert (await hub.call("POST", "/api/v1/catalog/analysis", video, hub.staff(venue_a)))[0] == 403
+    assert (await hub.call("PUT", "/api/v1/catalog/override", video, hub.device(venue_a, "box-a")))[0] == 403
+
+
+async def test_add_song_to_active_playlist_joins_the_rotation(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    _, lists = await hub.call("GET", f"/api/v1/venues/{venue}/playlists", headers=hub.device(venue, "box-a"))
+    playlist_id = lists["playlists"][0]["playlistId"]
+    song = {"videoId": "aaaaaaaaaa4", "title": "Four", "artist": "D", "duration": 180}
+    status, body = await hub.call("POST", f"/api/v1/venues/{venue}/playlists/{playlist_id}/tracks",
+                                  {"song": song}, hub.staff(venue))
+    assert status == 201 and body["success"] is True and body["realEndOffset"] == 180
+    assert [e["title"] for e in (await snapshot(hub, venue))["mainQueue"]][-1] == "Four"
+
+
+# --- the change feed ---------------------------------------------------------------------------
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse) -> dict:
+    return await asyncio.wait_for(ws.receive_json(), timeout=5)
+
+
+async def open_feed(hub: Hub, venue: str, since: int) -> aiohttp.ClientWebSocketResponse:
+    return await hub.http.ws_connect(f"{hub.url}/api/v1/venues/{venue}/feed?since={since}",
+                                     headers=hub.device(venue, "box-a"))
+
+
+async def test_feed_pushes_a_request_as_it_commits(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    version = (await snapshot(hub, venue))["version"]
+    ws = await open_feed(hub, venue, version)
+    try:
+        assert await next_message(ws) == {"type": "ready", "version": version}
+        await request(hub, venue, paid())
+        message = await next_message(ws)
+        assert message["type"] == "change" and message["version"] == version + 1
+        assert message["change"]["type"] == "entry_added"
+        assert message["change"]["entry"]["queue"] == "priority"
+    finally:
+        await ws.close()
+
+
+async def test_feed_resumes_from_a_version_with_every_missed_change(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    since = (await snapshot(hub, venue))["version"]
+    await request(hub, venue, paid())
+    await advance(hub, venue, epoch)
+    current = (await snapshot(hub, venue))["version"]
+    ws = await open_feed(hub, venue, since)
+    try:
+        messages = [await next_message(ws) for _ in range(current - since + 1)]
+    finally:
+        await ws.close()
+    assert [m["version"] for m in messages] == [*range(since + 1, current + 1), current]
+    assert messages[-1]["type"] == "ready"
+    types = [m["change"]["type"] for m in messages[:-1]]
+    assert types == ["entry_added", "entry_removed", "now_playing"]
+
+
+async def test_feed_sends_a_snapshot_when_too_far_behind(start_hub: HubFactory) -> None:
+    async with start_hub(retain_changes=5) as hub:
+        venue = await hub.venue()
+        for i in range(101):  # pruning happens every 100 versions
+            await request(hub, venue, paid({**SONG, "artist": f"artist {i}"}))
+        ws = await open_feed(hub, venue, 1)
+        try:
+            message = await next_message(ws)
+            assert message["type"] == "snapshot" and message["version"] == 101
+            assert len(message["queue"]["priorityQueue"]) == 101
+            assert await next_message(ws) == {"type": "ready", "version": 101}
+        finally:
+            await ws.close()
+        # A version from the future (the hub's database was replaced) also gets a snapshot.
+        _, polled = await hub.call("GET", f"/api/v1/venues/{venue}/changes?since=999", headers=hub.staff(venue))
+        assert polled["messages"][0]["type"] == "snapshot"
+
+
+async def test_feed_announces_master_changes(hub: Hub) -> None:
+    venue = await hub.venue()
+    ws = await open_feed(hub, venue, 0)
+    try:
+        await next_message(ws)  # ready
+        await register(hub, venue, "box-a")
+        assert (await next_message(ws))["change"] == {"type": "master", "master": {"deviceId": "box-a", "epoch": 1}}
+        await hub.call("POST", f"/api/v1/venues/{venue}/players/release", {"deviceId": "box-a"},
+                       hub.device(venue, "box-a"))
+        assert (await next_message(ws))["change"] == {"type": "master", "master": None}
+    finally:
+        await ws.close()
+
+
+async def test_poll_fallback_returns_the_same_changes(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    since = (await snapshot(hub, venue))["version"]
+    await request(hub, venue, paid())
+    _, polled = await hub.call("GET", f"/api/v1/venues/{venue}/changes?since={since}", headers=hub.device(venue, "x"))
+    assert polled["version"] == since + 1
+    assert [m["change"]["type"] for m in polled["messages"]] == ["entry_added"]
+
+
+async def test_feed_needs_a_member_of_the_venue(hub: Hub) -> None:
+    venue, other = await hub.venue(), await hub.venue()
+    for headers in ({}, hub.device(other, "box-a")):
+        try:
+            await hub.http.ws_connect(f"{hub.url}/api/v1/venues/{venue}/feed", headers=headers)
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status in (401, 403)
+        else:
+            raise AssertionError("feed opened without a venue token")
+
+
+async def test_many_feed_subscribers_all_see_each_change(hub: Hub) -> None:
+    venue = await hub.venue()
+    sockets = [await open_feed(hub, venue, 0) for _ in range(10)]
+    try:
+        for ws in sockets:
+            await next_message(ws)
+        await request(hub, venue, paid({**SONG, "title": uuid.uuid4().hex}))
+        changes = [await next_message(ws) for ws in sockets]
+        assert {m["version"] for m in changes} == {1}
+    finally:
+        for ws in sockets:
+            await ws.close()
