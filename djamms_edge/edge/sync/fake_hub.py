@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
@@ -107,10 +107,15 @@ class FakeHub:
         self.venue_id = venue.venue_id
         self.device_id = device_id
         self.lose_next_answer = False  # apply the next write but fail as if its answer was lost
+        self.cut = False  # this edge alone cannot reach the hub (a partition)
+
+    async def set_cut(self, cut: bool) -> None:
+        self.cut = cut
+        await self.v.notify()
 
     def _reach(self) -> None:
-        if self.v.down:
-            raise HubUnavailable("fake hub is down")
+        if self.v.down or self.cut:
+            raise HubUnavailable("fake hub is unreachable")
 
     def _answer(self) -> None:
         if self.lose_next_answer:
@@ -160,7 +165,7 @@ class FakeHub:
             return [FeedMessage("snapshot", self.v.version, self.v.snapshot())]
         return [FeedMessage("change", n, c) for n, c in self.v.log if n > since]
 
-    async def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+    async def feed(self, since: int) -> AsyncGenerator[FeedMessage, None]:
         self._reach()
         for message in self._since(since):
             since = message.version
@@ -168,7 +173,7 @@ class FakeHub:
         yield FeedMessage("ready", self.v.version, {})
         while True:
             async with self.v.changed:
-                await self.v.changed.wait_for(lambda last=since: self.v.down or self.v.version > last)  # type: ignore[misc]
+                await self.v.changed.wait_for(lambda last=since: self.v.down or self.cut or self.v.version > last)  # type: ignore[misc]
             self._reach()
             for message in self._since(since):
                 since = message.version

@@ -11,7 +11,7 @@ Every method raises ``HubUnavailable`` when there is no usable answer and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -62,7 +62,7 @@ class HubApi(Protocol):
 
     async def changes(self, since: int) -> FeedBatch: ...
 
-    def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+    def feed(self, since: int) -> AsyncGenerator[FeedMessage, None]:
         """Push feed from ``since``: the backlog (or a snapshot), ``ready``, then live changes.
 
         Ends by raising HubUnavailable when the connection drops; close it with ``aclose()``."""

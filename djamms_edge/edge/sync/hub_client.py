@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -79,7 +79,7 @@ class HubClient:
         messages = tuple(_message(m) for m in body.get("messages", []))
         return FeedBatch(int(body["version"]), messages, bool(body.get("more")))
 
-    async def feed(self, since: int) -> AsyncIterator[FeedMessage]:
+    async def feed(self, since: int) -> AsyncGenerator[FeedMessage, None]:
         url = f"{self._venue}/feed"
         try:
             async with self._session.ws_connect(

@@ -356,8 +356,9 @@ def _unreachable(state: LeaseState, event: Unreachable, now: float, timing: Leas
 
 
 def _master_changed(state: LeaseState, event: MasterChanged, now: float, timing: LeaseTiming) -> Step:
-    if event.device == state.device and event.epoch == state.epoch:
-        return state, []
+    if event.device == state.device:
+        # Our own registration echoed by the feed: the register answer itself moves us.
+        return replace(state, seen_epoch=max(state.seen_epoch, event.epoch)) if not state.playing else state, []
     if event.epoch < state.seen_epoch:
         return state, []  # an old event replayed after a newer one
     seen = replace(state, seen_epoch=event.epoch, master_device=event.device)

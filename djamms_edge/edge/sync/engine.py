@@ -1,0 +1,305 @@
+"""EdgeSync: everything one box does with the hub, as three owned tasks over one SQLite file.
+
+- the **lease runner** feeds the pure lease machine (``lease.py``) with timer ticks, registry answers
+  and feed events, and turns its actions into requests and Play/Halt callbacks for the player;
+- the **feed follower** keeps the replica current from the hub's change feed (WebSocket, resumed from
+  the replica's version; polling while the socket cannot be had; a snapshot when told to);
+- the **outbox pump** delivers what this box played, in order, exactly once.
+
+The player side calls ``next_entry``/``upcoming`` to choose and prefetch, and ``started``/``finished``
+to report; it gets ``on_play(epoch)`` / ``on_halt(reason)`` when the lease says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+from djamms_edge.edge.sync import lease as L
+from djamms_edge.edge.sync.config import SyncConfig
+from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
+from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi
+from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
+from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
+from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+
+RELEASE_WAIT_S = 2.0  # a graceful stop waits this long for the hub to take the lease back
+
+
+class EdgeSync:
+    def __init__(
+        self,
+        api: HubApi,
+        db: Database,
+        config: SyncConfig,
+        *,
+        on_play: Callable[[int], None],
+        on_halt: Callable[[str], None],
+        on_queue_changed: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.api = api
+        self.db = db
+        self.config = config
+        self.timing = config.lease_timing()
+        self.replica = Replica(db, api.venue_id, clock=wall_clock)
+        self.outbox = Outbox(db, self.timing, keep_delivered=config.keep_delivered, clock=wall_clock, rng=rng)
+        self.outbox.on_refused = self._on_refused
+        self._on_play = on_play
+        self._on_halt = on_halt
+        self._on_queue_changed = on_queue_changed
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng
+        self.lease = L.initial(api.device_id, clock())
+        self._kick = asyncio.Event()
+        self._tasks = TaskOwner(f"sync:{api.venue_id}")
+        self._release_done = asyncio.Event()
+        self.feed_state = "connecting"
+        self.feed_ready = asyncio.Event()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def failed(self) -> asyncio.Event:
+        return self._tasks.failed
+
+    async def start(self) -> None:
+        resume = await self.db.read(self._remembered_epoch)
+        self.lease = L.initial(self.api.device_id, self._clock(), resume_epoch=resume)
+        self._tasks.start(self._run_lease(), "lease")
+        self._tasks.start(self._follow_feed(), "feed")
+        self._tasks.start(self.outbox.run(self._deliver), "outbox")
+
+    async def stop(self) -> None:
+        """Graceful: halt, release the lease (the standby hears it at once), stop the tasks."""
+        self._release_done.clear()
+        self.handle(L.Shutdown())
+        if self.lease.pending is L.Request.RELEASE:
+            try:
+                await asyncio.wait_for(self._release_done.wait(), RELEASE_WAIT_S)
+            except TimeoutError:
+                log.warning("hub did not confirm the release within %.0fs", RELEASE_WAIT_S)
+        await self._tasks.close()
+        # Stopped on purpose: a restart during a hub outage must not resume playing as master.
+        await self.db.write(lambda conn: self._write_epoch(conn, None))
+
+    # --- the lease ----------------------------------------------------------------------------------
+
+    def handle(self, event: L.Event) -> None:
+        """Feed one event to the lease machine and carry out what it says (on the loop thread)."""
+        self.lease, actions = L.step(self.lease, event, self._clock(), self.timing)
+        for action in actions:
+            match action:
+                case L.Note(message):
+                    log.info("lease: %s", message)
+                case L.Play(epoch):
+                    self._remember_epoch(epoch)
+                    self.outbox.wake()  # master writes waiting for a confirmed lease can go now
+                    self._on_play(epoch)
+                case L.Halt(reason):
+                    self._remember_epoch(None)
+                    self._on_halt(reason)
+                case L.Send(request):
+                    self._tasks.start(self._request(request), f"lease-{request}")
+        self._kick.set()
+
+    async def _run_lease(self) -> None:
+        while self.lease.role is not L.Role.STOPPED:
+            wake_at = L.next_wakeup(self.lease)
+            delay = None if wake_at is None else max(0.0, wake_at - self._clock())
+            self._kick.clear()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), delay)
+            self.handle(L.Tick())
+
+    async def _request(self, request: L.Request) -> None:
+        timeout = self.config.request_timeout_s
+        try:
+            if request is L.Request.REGISTER:
+                result: L.Event = await asyncio.wait_for(self.api.register(), timeout)
+            elif request is L.Request.HEARTBEAT:
+                result = await asyncio.wait_for(self.api.heartbeat(), timeout)
+            else:
+                await asyncio.wait_for(self.api.release(), timeout)
+                result = L.Released()
+        except (HubUnavailable, TimeoutError) as exc:
+            log.debug("lease %s: %s", request, exc)
+            result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()
+        except HubRefused as exc:
+            # A wrong token or venue: nothing this box can fix by itself; keep trying slowly and say why.
+            if self.lease.hub_ok:
+                log.error("hub refused %s: %s (check edge.venue_id and the device token)", request, exc)
+            result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()
+        self.handle(result)
+        if request is L.Request.RELEASE:
+            self._release_done.set()
+
+    def _remembered_epoch(self, conn: sqlite3.Connection) -> int | None:
+        row = conn.execute("SELECT epoch FROM lease_memory WHERE venue_id = ?", (self.api.venue_id,)).fetchone()
+        return None if row is None else row["epoch"]
+
+    def _remember_epoch(self, epoch: int | None) -> None:
+        if self.lease.role is not L.Role.STOPPED:
+            self._tasks.start(self.db.write(lambda conn: self._write_epoch(conn, epoch)), "remember-epoch")
+
+    def _write_epoch(self, conn: sqlite3.Connection, epoch: int | None) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO lease_memory (venue_id, epoch, updated_ms) VALUES (?, ?, ?)",
+            (self.api.venue_id, epoch, int(self._wall() * 1000)),
+        )
+
+    # --- the change feed ------------------------------------------------------------------------------
+
+    async def _follow_feed(self) -> None:
+        failures = 0
+        down_since: float | None = None
+        while True:
+            try:
+                async with contextlib.aclosing(self.api.feed(await self.replica.version())) as messages:
+                    async for message in messages:
+                        await self._on_feed(message)
+                        if message.kind == "ready" and down_since is not None:
+                            log.info("feed: connected again after %.0fs", self._clock() - down_since)
+                            down_since, failures = None, 0
+                raise HubUnavailable("feed ended")
+            except (HubUnavailable, HubRefused) as exc:
+                failures += 1
+                if down_since is None:
+                    down_since = self._clock()
+                    log.warning("feed: lost the change feed (%s); polling until it is back", exc)
+                self.feed_state = "polling" if await self._poll_once() else "offline"
+                delay = self.config.poll_interval_s if self.feed_state == "polling" else 0.0
+                await asyncio.sleep(max(delay, L.backoff(self.timing, failures, self._rng())))
+
+    async def _on_feed(self, message: FeedMessage) -> None:
+        await self._apply(message)
+        if message.kind == "ready":
+            self.feed_state = "live"
+            self.handle(L.HubBack())
+            self.outbox.wake()
+            self.feed_ready.set()
+
+    async def _poll_once(self) -> bool:
+        """The HTTP fallback while the socket is down; True if the hub answered."""
+        try:
+            while True:
+                batch = await self.api.changes(await self.replica.version())
+                for message in batch.messages:
+                    await self._apply(message)
+                if not batch.more:
+                    return True
+        except (HubUnavailable, HubRefused):
+            return False
+
+    async def _apply(self, message: FeedMessage) -> None:
+        if message.kind == "snapshot":
+            await self.replica.load_snapshot(message.body)
+            master = message.body.get("master")
+            if master:
+                self.handle(L.MasterChanged(str(master["deviceId"]), int(master["epoch"])))
+        elif message.kind == "change":
+            try:
+                await self.replica.apply([message.as_change()])
+            except NeedSnapshot as exc:
+                log.info("feed: %s; fetching a snapshot", exc)
+                await self.replica.load_snapshot(await self.api.snapshot())
+            if message.body.get("type") == "master":
+                self._master_event(message.body.get("master"))
+        else:
+            return
+        self._on_queue_changed()
+
+    def _master_event(self, master: dict[str, Any] | None) -> None:
+        if master is None:
+            self.handle(L.LeaseReleased(self.lease.seen_epoch))
+        else:
+            self.handle(L.MasterChanged(str(master["deviceId"]), int(master["epoch"])))
+
+    # --- what the player calls -------------------------------------------------------------------------
+
+    async def next_entry(self) -> ReplicaEntry | None:
+        return next_entry(await self.replica.view())
+
+    async def upcoming(self, count: int) -> list[ReplicaEntry]:
+        return upcoming(await self.replica.view(), count)
+
+    async def started(self, entry: ReplicaEntry) -> None:
+        """This box started ``entry``: never offer it again, and tell the hub (now, or after an outage)."""
+        epoch = self.lease.epoch or 0
+        key = f"np:{self.api.device_id}:{entry.entry_id}"
+        payload = {"entryId": entry.entry_id, "song": entry.song()}
+
+        def write(conn: sqlite3.Connection) -> None:
+            self.replica.consume_in(conn, entry)
+            self.outbox.put_in(conn, "now_playing", key, payload, epoch=epoch)
+
+        await self.db.write(write)
+        self.outbox.wake()
+
+    async def finished(self, entry: ReplicaEntry, played_at_ms: int | None = None) -> None:
+        """``entry`` played to its end (or was skipped by staff): it belongs in the venue's history."""
+        played_at = played_at_ms if played_at_ms is not None else int(self._wall() * 1000)
+        payload = {"entryId": entry.entry_id, "song": entry.song(), "playedAt": played_at}
+        await self.outbox.put(
+            "played", f"played:{self.api.device_id}:{entry.entry_id}", payload, epoch=self.lease.epoch or 0
+        )
+
+    async def report_analysis(self, analysis: Analysis, mode: str) -> None:
+        """An analysis result for the shared catalog (every venue benefits)."""
+        key = f"analysis:{analysis.video_id}:{mode}:{self.api.device_id}"
+        payload = {
+            "video_id": analysis.video_id,
+            "duration": analysis.duration,
+            "real_start_offset": analysis.real_start_offset,
+            "real_end_offset": analysis.real_end_offset,
+            "loudness": analysis.loudness,
+        }
+        await self.outbox.put("analysis", key, payload)
+
+    # --- outbox delivery -----------------------------------------------------------------------------
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        p = item.payload
+        if item.kind == "now_playing":
+            # Sent with the *current* epoch: what this box played while offline is applied once it is
+            # confirmed master again; if another box holds the lease now, it is not ours to apply.
+            if self.lease.role is L.Role.MASTER and self.lease.epoch is not None:
+                await self.api.now_playing(self.lease.epoch, p["entryId"], p.get("song"), item.key)
+            elif self.lease.role is L.Role.STANDBY and self.lease.hub_ok:
+                raise HubRefused(409, "superseded: another box took the lease before this was sent")
+            else:
+                raise HubUnavailable("waiting for the lease to be confirmed")
+        elif item.kind == "played":
+            await self.api.played(item.epoch or 0, p["entryId"], p.get("song"), int(p["playedAt"]), item.key)
+        elif item.kind == "analysis":
+            await self.api.report_analysis(Analysis(**p))
+        else:
+            raise HubRefused(400, f"unknown outbox kind {item.kind!r}")
+
+    def _on_refused(self, item: OutboxItem, exc: HubRefused) -> None:
+        if isinstance(exc, StaleEpoch) and item.kind == "now_playing":
+            self.handle(L.Fenced(exc.current_epoch))
+
+    # --- status ------------------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        view = await self.replica.view()
+        return {
+            "lease": L.describe(self.lease, self._clock()),
+            "feed": self.feed_state,
+            "queue_version": view.version,
+            "outbox": await self.outbox.counts(),
+        }
