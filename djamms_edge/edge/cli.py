@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from djamms_edge.config import Config
 from djamms_edge.edge import ytdlp_update
+from djamms_edge.edge.media import cli as media_cli
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
     ytdlp_update.add_command(sub)
+    media_cli.add_analyze_command(sub)
     return parser
 
 
@@ -30,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dump_config(args.config, "edge", args.json)
     if args.command == "update-ytdlp":
         return ytdlp_update.run_command(args)
+    if args.command == "analyze":
+        return media_cli.run_analyze(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

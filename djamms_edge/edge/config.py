@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.sync.config import NightAnalysisConfig, SyncConfig
 from djamms_edge.shared.config_schema import secret, setting
@@ -27,3 +28,6 @@ class EdgeConfig:
     status: StatusConfig = field(default_factory=StatusConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     night_analysis: NightAnalysisConfig = field(default_factory=NightAnalysisConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)

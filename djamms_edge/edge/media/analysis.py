@@ -1,0 +1,126 @@
+"""Where a track's audible part starts and ends, decided from silences found in two windows.
+
+Pure: no I/O. ``analyzer`` decodes a head window and a tail window with ffmpeg's
+silencedetect and hands the parsed silences here, in window time; we map them to
+track time and apply the rules:
+
+* only a silence that touches the start (cue-in) or the end (cue-out) counts; silence in the
+  middle of a track (a break, a hidden track after a pause) is music, not a boundary;
+* the threshold is LibreTime's -60 dBFS peak, so every audible bit of a fade-out stays; when the
+  integrated loudness is known it is lowered to sit ``relative_threshold_lu`` under it (Liquidsoap's
+  autocue idea), because the player will raise a quiet track and its tail with it;
+* a quiet intro is above that threshold, so it is kept; a cue-in later than
+  max(``max_cue_in_seconds``, ``max_cue_in_fraction`` * duration) is nonsense and rejected;
+* a tail window that is silent from its first sample says nothing about where the music ends:
+  the caller widens it (``wider_tail_start``) until it finds sound or covers the whole track;
+  likewise a head window silent throughout is lengthened while a cue-in could still be accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.ffparse import Silence
+
+# Decoders start a few ms late or early (Opus pre-skip, AAC priming): a silence starting this close
+# to the window's first sample, or ending this close to its last, "touches" that edge.
+EDGE_TOLERANCE_SECONDS = 0.05
+# The head window reaches this far past the cue-in limit so a silence ending just past it is seen
+# (and rejected) instead of looking like a window that was silent throughout.
+HEAD_MARGIN_SECONDS = 1.0
+# Cues leaving less audible time than this are treated as a detection failure.
+MIN_AUDIBLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One decoded stretch of the track, everything in track time (seconds from the start)."""
+
+    start: float
+    end: float
+    silences: Sequence[Silence]
+
+
+def to_track_time(silences: Sequence[Silence], offset: float) -> list[Silence]:
+    """ffmpeg numbers a seeked window from 0; the track's clock started ``offset`` seconds earlier."""
+    return [Silence(s.start + offset, None if s.end is None else s.end + offset) for s in silences]
+
+
+@dataclass(frozen=True, slots=True)
+class Cues:
+    real_start: float
+    real_end: float
+    notes: tuple[str, ...] = ()
+
+
+def silence_threshold_db(config: AnalysisConfig, loudness_lufs: float | None) -> float:
+    """The silencedetect threshold: the absolute one, lowered for a quiet track whose loudness is known."""
+    if loudness_lufs is None:
+        return config.silence_threshold_db
+    return min(config.silence_threshold_db, loudness_lufs + config.relative_threshold_lu)
+
+
+def cue_in_limit(duration: float, config: AnalysisConfig) -> float:
+    return max(config.max_cue_in_seconds, config.max_cue_in_fraction * duration)
+
+
+def wider_head_length(duration: float, head: Window, config: AnalysisConfig) -> float | None:
+    """If ``head`` is silent throughout but a cue-in past it could still be accepted, a longer head (else None)."""
+    cue_in = _leading_silence(head)
+    wanted = cue_in_limit(duration, config) + HEAD_MARGIN_SECONDS
+    if cue_in is None or cue_in < head.end - EDGE_TOLERANCE_SECONDS or head.end >= min(duration, wanted):
+        return None
+    return min(duration, wanted)
+
+
+def wider_tail_start(duration: float, tail: Window) -> float | None:
+    """If ``tail`` is silent from its first sample, where a twice as wide tail starts (None: no need)."""
+    cue_out = _trailing_silence(tail)
+    if tail.start <= 0 or cue_out is None or cue_out > tail.start + EDGE_TOLERANCE_SECONDS:
+        return None
+    return max(0.0, tail.start - (duration - tail.start))
+
+
+def _leading_silence(window: Window) -> float | None:
+    """Where a silence touching the window's start ends."""
+    if not window.silences:
+        return None
+    first = window.silences[0]
+    if first.start > window.start + EDGE_TOLERANCE_SECONDS:
+        return None
+    return window.end if first.end is None else min(first.end, window.end)
+
+
+def _trailing_silence(window: Window) -> float | None:
+    """Where a silence touching the window's end begins."""
+    if not window.silences:
+        return None
+    last = window.silences[-1]
+    if last.end is not None and last.end < window.end - EDGE_TOLERANCE_SECONDS:
+        return None
+    return max(last.start, window.start)
+
+
+def decide(duration: float, head: Window, tail: Window, config: AnalysisConfig) -> Cues:
+    """The cues for a track of ``duration`` seconds (the tail may cover the whole track)."""
+    notes: list[str] = []
+    track_end = min(duration, tail.end) if tail.end > tail.start else duration
+    cue_out = _trailing_silence(tail)
+    if cue_out is not None and tail.start <= 0 and cue_out <= EDGE_TOLERANCE_SECONDS:
+        return Cues(0.0, round(track_end, 3), ("silent",))
+    real_end = track_end if cue_out is None else min(cue_out, track_end)
+
+    real_start = 0.0
+    cue_in = _leading_silence(head)
+    if cue_in is not None:
+        limit = cue_in_limit(duration, config)
+        if cue_in > limit:
+            notes.append(f"cue-in {cue_in:.2f}s rejected (limit {limit:.2f}s)")
+        else:
+            real_start = cue_in
+    if real_end - real_start < MIN_AUDIBLE_SECONDS:
+        notes.append(f"cues {real_start:.2f}-{real_end:.2f}s leave almost nothing; ignored")
+        return Cues(0.0, round(track_end, 3), tuple(notes))
+    return Cues(round(real_start, 3), round(real_end, 3), tuple(notes))

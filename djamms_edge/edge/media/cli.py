@@ -1,0 +1,65 @@
+"""``djamms-edge analyze FILE_OR_URL… [--json] [--full]``: print each track's cue points."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.shared.cli import add_config_option, load_or_exit
+
+
+def add_analyze_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("analyze", help="find where each track's audible part starts and ends")
+    add_config_option(parser)
+    parser.add_argument("inputs", nargs="+", metavar="FILE_OR_URL", help="media file or http(s) URL")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of text")
+    parser.add_argument("--full", action="store_true", help="decode everything and measure loudness (slower)")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Analyse every input; a broken one is reported on stderr and the rest still run (exit 1 if any failed)."""
+    config = load_or_exit(args.config).edge.analysis
+    results = asyncio.run(_analyze_all(args.inputs, config, args.full))
+    failed = False
+    for name, outcome in results:
+        if isinstance(outcome, MediaError):
+            failed = True
+            print(f"djamms-edge analyze: {outcome}", file=sys.stderr)
+        elif not args.json:
+            print(_as_text(name, outcome))
+    if args.json:
+        print(json.dumps([_as_json(name, outcome) for name, outcome in results], indent=2))
+    return 1 if failed else 0
+
+
+async def _analyze_all(
+    inputs: list[str], config: AnalysisConfig, full: bool
+) -> list[tuple[str, TrackAnalysis | MediaError]]:
+    results: list[tuple[str, TrackAnalysis | MediaError]] = []
+    for name in inputs:
+        try:
+            results.append((name, await analyze(name, config, full=full)))
+        except MediaError as exc:
+            results.append((name, exc))
+    return results
+
+
+def _as_text(name: str, result: TrackAnalysis) -> str:
+    loudness = "" if result.loudness_lufs is None else f"  loudness {result.loudness_lufs:.1f} LUFS"
+    notes = f"  ({'; '.join(result.notes)})" if result.notes else ""
+    return (
+        f"{name}: start {result.real_start_offset:.3f}s  end {result.real_end_offset:.3f}s  "
+        f"duration {result.duration:.3f}s{loudness}  [{result.method}]{notes}"
+    )
+
+
+def _as_json(name: str, outcome: TrackAnalysis | MediaError) -> dict[str, Any]:
+    if isinstance(outcome, MediaError):
+        return {"input": name, "error": str(outcome)}
+    return {"input": name, **outcome.to_json()}

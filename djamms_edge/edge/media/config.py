@@ -1,0 +1,64 @@
+"""Config sections of the media pipeline: ``[edge.analysis]``, ``[edge.fetch]``, ``[edge.cache]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from djamms_edge.shared.config_schema import at_least, between, setting
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    # LibreTime counts samples under -60 dBFS as silence: that keeps every audible bit of a fade-out.
+    silence_threshold_db: float = setting(
+        -60.0, doc="a sample quieter than this (dBFS) is silent", check=between(-100.0, -20.0)
+    )
+    # Liquidsoap's autocue cues out 42 LU under the track's loudness; we use it only to *lower* the
+    # threshold for quiet tracks, which the player raises by gain (their -60 dBFS tail becomes audible).
+    relative_threshold_lu: float = setting(
+        -42.0,
+        doc="with loudness known: silence is also this far under it (LU); the lower threshold wins",
+        check=between(-80.0, -10.0),
+    )
+    min_silence_seconds: float = setting(
+        0.1, doc="shortest run of silent samples that counts as silence", check=between(0.01, 5.0)
+    )
+    highpass_hz: float = setting(
+        80.0, doc="rumble/DC under this is ignored (LibreTime uses ~80 Hz)", check=between(0.0, 500.0)
+    )
+    sample_rate: int = setting(
+        16000, doc="analysis resamples to this rate (downmixed to mono)", check=between(8000, 48000)
+    )
+    head_seconds: float = setting(20.0, doc="length of the window decoded at the start", check=at_least(1.0))
+    tail_seconds: float = setting(
+        40.0, doc="length of the window decoded at the end (long fade-outs fit)", check=at_least(1.0)
+    )
+    max_cue_in_seconds: float = setting(
+        3.0, doc="a cue-in later than this and than the fraction below is rejected", check=at_least(0.0)
+    )
+    max_cue_in_fraction: float = setting(
+        0.05,
+        doc="a cue-in later than this fraction of the track and max_cue_in_seconds is rejected",
+        check=between(0.0, 0.5),
+    )
+    timeout_seconds: float = setting(120.0, doc="an ffmpeg/ffprobe run taking longer is killed", check=at_least(1.0))
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    mode: Literal["video", "audio"] = setting("video", doc="video for a box with a screen, audio = audio only")
+    max_height: int = setting(720, doc="highest video resolution fetched", check=at_least(144))
+    prefer_h264: bool = setting(True, doc="prefer H.264 (avc1) video: the Pi decodes it in hardware")
+    socket_timeout_seconds: float = setting(20.0, doc="network read timeout", check=at_least(1.0))
+    attempts: int = setting(4, doc="tries for a transient network error", check=at_least(1))
+    retry_base_seconds: float = setting(5.0, doc="first backoff; doubles each retry (with jitter)", check=at_least(0.0))
+    max_file_bytes: int = setting(1_000_000_000, doc="refuse media larger than this", check=at_least(1_000_000))
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    max_bytes: int = setting(
+        8_000_000_000, doc="cached media above this is evicted, least recently played first", check=at_least(1)
+    )
+    prefetch_count: int = setting(3, doc="upcoming queue entries fetched ahead", check=at_least(0))

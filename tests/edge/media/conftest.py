@@ -1,0 +1,87 @@
+"""Generated media with known truth, rendered once per test session (real ffmpeg, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.synth import Format, SynthTrack, fade, render, silence, tone
+from tests.edge.media.http_server import MediaServer
+
+FORMATS: tuple[Format, ...] = ("m4a", "webm", "mp4")
+# Small windows so tracks of a few tens of seconds exercise head, tail, widening and the whole-file case.
+WINDOWED = AnalysisConfig(head_seconds=8.0, tail_seconds=10.0)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A generated track and where its audible part really starts and ends."""
+
+    track: SynthTrack
+    real_start: float
+    real_end: float
+    formats: tuple[Format, ...] = FORMATS
+
+
+TRUTHS: dict[str, Truth] = {
+    # 2.5 s of digital silence, then sound to the end of the file.
+    "leading_silence": Truth(SynthTrack((silence(2.5), tone(20))), 2.5, 22.5),
+    # Sound stops dead at 18 s; 6 s of silence follow.
+    "hard_ending": Truth(SynthTrack((tone(18), silence(6))), 0.0, 18.0),
+    # A 10 s linear fade to nothing (audible above -60 dBFS until 21.98 s), then 4 s of silence.
+    "long_fade_out": Truth(SynthTrack((tone(12), fade(10), silence(4))), 0.0, 22.0),
+    # 4 s intro at -40 dBFS (quiet but audible) before the loud part: nothing to cut at the start.
+    "quiet_intro": Truth(SynthTrack((tone(4, 0.01), tone(16), silence(3))), 0.0, 20.0),
+    "no_silence": Truth(SynthTrack((tone(20),)), 0.0, 20.0),
+    # Silences at 5-9 s (reaching the head window's end) and 14-17 s (where the tail window starts)
+    # are part of the song; only the one touching the end (23-26 s) is cut.
+    "mid_silence": Truth(SynthTrack((tone(5), silence(4), tone(5), silence(3), tone(6), silence(3))), 0.0, 23.0),
+    # Shorter than the tail window: one pass sees the whole file.
+    "short": Truth(SynthTrack((silence(0.5), tone(3), silence(1))), 0.5, 3.5),
+    # 5 s of silence before the music is beyond max(3 s, 5 %): rejected, the track plays from 0.
+    "late_start": Truth(SynthTrack((silence(5), tone(15))), 0.0, 20.0, ("m4a",)),
+    # 20 s of silence at the end fill the whole tail window: the tail is widened until sound is found.
+    "long_silent_end": Truth(SynthTrack((tone(9), silence(20))), 0.0, 9.0, ("m4a",)),
+}
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every track of TRUTHS in its formats, plus a quiet fade for the loudness test (FLAC)."""
+    directory = tmp_path_factory.mktemp("media")
+
+    async def render_all() -> None:
+        gate = asyncio.Semaphore(2)  # two cores
+
+        async def one(name: str, track: SynthTrack, formats: tuple[Format, ...]) -> None:
+            async with gate:
+                await render(track, directory, name, formats)
+
+        jobs = [one(name, truth.track, truth.formats) for name, truth in TRUTHS.items()]
+        jobs.append(one("quiet_fade", QUIET_FADE, ("flac",)))
+        await asyncio.gather(*jobs)
+
+    asyncio.run(render_all())
+    return directory
+
+
+# Peak 0.02 (about -38 LUFS) fading over 10 s: -60 dBFS is crossed 0.5 s before the fade ends, but
+# 42 LU under the track's loudness is only reached in its last ~40 ms.
+QUIET_FADE = SynthTrack((tone(12, 0.02), fade(10, 0.02), silence(4)))
+QUIET_FADE_END = 22.0
+
+
+@pytest.fixture
+async def media_server(media_dir: Path) -> AsyncIterator[str]:
+    """Base URL of a loopback HTTP server serving ``media_dir`` (see http_server.py for its paths)."""
+    server = MediaServer(media_dir)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.close()

@@ -1,0 +1,129 @@
+"""analyze() on generated media through real ffmpeg: cue points within ±60 ms of the truth, clean errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from djamms_edge.edge.media import ffmpeg
+from djamms_edge.edge.media.analyzer import analyze
+from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.ffmpeg import MediaError
+from tests.edge.media.conftest import QUIET_FADE_END, TRUTHS, WINDOWED
+
+TOLERANCE = 0.060
+CASES = [(name, fmt) for name, truth in TRUTHS.items() for fmt in truth.formats]
+
+
+@pytest.mark.parametrize(("name", "fmt"), CASES, ids=[f"{n}-{f}" for n, f in CASES])
+async def test_cue_points_match_the_truth(media_dir: Path, name: str, fmt: str) -> None:
+    truth = TRUTHS[name]
+    result = await analyze(media_dir / f"{name}.{fmt}", WINDOWED)
+    assert result.real_start_offset == pytest.approx(truth.real_start, abs=TOLERANCE)
+    assert result.real_end_offset == pytest.approx(truth.real_end, abs=TOLERANCE)
+    assert result.duration == pytest.approx(truth.track.duration, abs=TOLERANCE)
+
+
+async def test_a_late_cue_in_is_rejected_with_a_reason(media_dir: Path) -> None:
+    result = await analyze(media_dir / "late_start.m4a", WINDOWED)
+    assert result.real_start_offset == 0.0
+    assert any("rejected" in note for note in result.notes)
+
+
+async def test_with_default_windows_a_short_track_is_one_pass(media_dir: Path) -> None:
+    result = await analyze(media_dir / "mid_silence.webm", AnalysisConfig())
+    assert result.method == "whole"
+    assert result.real_end_offset == pytest.approx(TRUTHS["mid_silence"].real_end, abs=TOLERANCE)
+
+
+async def test_full_pass_measures_loudness_and_keeps_a_quiet_fade(media_dir: Path) -> None:
+    quiet = media_dir / "quiet_fade.flac"
+    fast = await analyze(quiet, WINDOWED)
+    full = await analyze(quiet, WINDOWED, full=True)
+    assert full.method == "full"
+    assert full.loudness_lufs is not None and -45.0 < full.loudness_lufs < -38.0
+    # At -60 dBFS the quiet fade's last half second is lost; relative to its loudness it is kept.
+    assert full.real_end_offset == pytest.approx(QUIET_FADE_END, abs=TOLERANCE)
+    assert fast.real_end_offset < QUIET_FADE_END - 0.3
+
+
+async def test_loudness_of_a_calibration_tone(tmp_path: Path) -> None:
+    # Mono 1 kHz sine, peak 0.1 (-20 dBFS, -23 dBFS RMS): EBU R128 reads it as -23 LUFS.
+    tone_file = tmp_path / "1khz.flac"
+    await ffmpeg.render(
+        tone_file, ["-c:a", "flac"], lavfi=["aevalsrc=0.1*sin(2*PI*1000*t):s=48000:d=8"], limit_seconds=60
+    )
+    result = await analyze(tone_file, WINDOWED, full=True)
+    assert result.loudness_lufs == pytest.approx(-23.0, abs=0.5)
+
+
+async def test_known_loudness_is_used_without_measuring_again(media_dir: Path) -> None:
+    result = await analyze(media_dir / "quiet_fade.flac", WINDOWED, loudness_lufs=-38.0)
+    assert result.method == "head+tail"
+    assert result.real_end_offset == pytest.approx(QUIET_FADE_END, abs=TOLERANCE)
+
+
+async def test_a_truncated_file_is_a_clean_error(media_dir: Path, tmp_path: Path) -> None:
+    for fmt in ("mp4", "webm"):
+        whole = (media_dir / f"hard_ending.{fmt}").read_bytes()
+        cut = tmp_path / f"cut.{fmt}"
+        cut.write_bytes(whole[: len(whole) // 2])
+        with pytest.raises(MediaError, match=r"not a readable media file|truncated or corrupt"):
+            await analyze(cut, WINDOWED)
+
+
+async def test_a_text_file_named_mp4_is_a_clean_error(tmp_path: Path) -> None:
+    fake = tmp_path / "song.mp4"
+    fake.write_text("this is not a video\n")
+    with pytest.raises(MediaError, match="not a readable media file"):
+        await analyze(fake, WINDOWED)
+
+
+async def test_a_video_without_audio_is_a_clean_error(tmp_path: Path) -> None:
+    silent_film = tmp_path / "film.mp4"
+    await ffmpeg.render(
+        silent_film, ["-c:v", "libx264", "-preset", "ultrafast"], lavfi=["testsrc2=s=160x90:r=10:d=2"], limit_seconds=60
+    )
+    with pytest.raises(MediaError, match="has no audio stream"):
+        await analyze(silent_film, WINDOWED)
+
+
+@pytest.mark.parametrize("name", ["-y", "a$(touch x)", "concat:a.mp4|b.mp4", "file.mp4; rm -rf /"])
+async def test_strange_names_are_only_ever_file_names(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MediaError, match="no such file"):
+        await analyze(name, WINDOWED)
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
+
+
+async def test_an_http_url_is_analysed_by_seeking(media_dir: Path, media_server: str) -> None:
+    truth = TRUTHS["long_fade_out"]
+    result = await analyze(f"{media_server}/media/long_fade_out.mp4", WINDOWED)
+    assert result.method == "head+tail"
+    assert result.real_end_offset == pytest.approx(truth.real_end, abs=TOLERANCE)
+
+
+def test_cli_reports_each_input_and_never_a_traceback(media_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not media")
+    marker = tmp_path / "x"
+    hostile = f"a$(touch {marker})"
+    proc = subprocess.run(
+        [sys.executable, "-m", "djamms_edge.edge.cli", "analyze", "--json",
+         str(media_dir / "hard_ending.m4a"), str(bad), hostile],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "notes.mp4: not a readable media file" in proc.stderr
+    results = json.loads(proc.stdout)
+    assert results[0]["realEndOffset"] == pytest.approx(18.0, abs=TOLERANCE)
+    assert "error" in results[1] and "error" in results[2]
+    assert not marker.exists()
