@@ -26,7 +26,7 @@ from djamms_edge.hub.store import store_from_url
 from djamms_edge.hub.store.base import HubStore, User
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 class Clock:
@@ -42,9 +42,11 @@ class Clock:
         self.offset += seconds
 
 
-def make_store(backend: str, tmp_path: Path, retain_changes: int = 1000) -> HubStore:
+def make_store(backend: str, tmp_path: Path, retain_changes: int = 1000, pg_url: str | None = None) -> HubStore:
     if backend == "sqlite":
         return store_from_url(f"sqlite:///{tmp_path / 'hub.db'}", retain_changes=retain_changes)
+    if backend == "postgresql" and pg_url:
+        return store_from_url(pg_url, retain_changes=retain_changes)
     raise AssertionError(f"unknown backend {backend}")
 
 
@@ -100,15 +102,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def start_hub(backend: str, tmp_path: Path) -> HubFactory:
+def start_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> HubFactory:
     """``async with start_hub(config=..., mailer=...) as hub`` runs a hub on 127.0.0.1:<ephemeral>."""
+    # A fresh PostgreSQL database per test (tests/pg_cluster.py); skips, or fails under CI, without a server.
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
 
     @asynccontextmanager
     async def start(config: HubConfig | None = None, mailer: Mailer | None = None,
                     retain_changes: int = 1000) -> AsyncIterator[Hub]:
         config = config or hub_config()
         clock = Clock()
-        store = make_store(backend, tmp_path, retain_changes)
+        store = make_store(backend, tmp_path, retain_changes, pg_url)
         server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=0)
         await server.start_server()
         try:
