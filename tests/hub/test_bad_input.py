@@ -1,0 +1,144 @@
+"""No client input makes the hub answer 5xx: every bad request is a 4xx JSON error naming the field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.hub.conftest import Hub
+
+VENUE = "venue-bad"
+SONG = {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a", "duration": 200}
+
+
+def raw_cases() -> list[tuple[str, bytes, str]]:
+    big = b'{"song": "' + b"x" * 70_000 + b'"}'
+    deep = b"[" * 100_000 + b"]" * 100_000
+    return [
+        ("malformed", b"{bad", "body"),
+        ("empty", b"", "body"),
+        ("array", b"[]", "body"),
+        ("null", b"null", "body"),
+        ("number", b"123", "body"),
+        ("string", b'"song"', "body"),
+        ("NaN", b'{"song": {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a", "duration": NaN}}', "body"),
+        ("Infinity", b'{"paymentId": Infinity}', "body"),
+        ("invalid utf-8", b'{"paymentId": "\xff\xfe"}', "body"),
+        ("over 64 KB", big, "body"),
+        ("deep nesting", deep, "body"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "raw", "field"), raw_cases(), ids=[c[0] for c in raw_cases()])
+async def test_unreadable_bodies_are_4xx(hub: Hub, name: str, raw: bytes, field: str) -> None:
+    await hub.venue(VENUE)
+    async with hub.http.post(f"{hub.url}/api/v1/venues/{VENUE}/requests", data=raw,
+                             headers={"Content-Type": "application/json"}) as resp:
+        body = await resp.json()
+        assert 400 <= resp.status < 500, (name, resp.status, body)
+        assert body["field"] == field
+        if name == "over 64 KB":
+            assert resp.status == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "song"),
+        ({"song": "dQw4w9WgXcQ", "paymentId": "p"}, "song"),
+        ({"song": {**SONG, "videoId": "short"}, "paymentId": "p"}, "song.videoId"),
+        ({"song": {**SONG, "videoId": "dQw4w9WgXc;"}, "paymentId": "p"}, "song.videoId"),
+        ({"song": {**SONG, "videoId": "$(rm -rf /)"}, "paymentId": "p"}, "song.videoId"),
+        ({"song": {**SONG, "videoId": "https://example.com/v.mp4"}, "paymentId": "p"}, "song.videoId"),  # no URLs
+        ({"song": {**SONG, "duration": "213"}, "paymentId": "p"}, "song.duration"),
+        ({"song": {**SONG, "duration": -1}, "paymentId": "p"}, "song.duration"),
+        ({"song": {**SONG, "duration": True}, "paymentId": "p"}, "song.duration"),
+        ({"song": {**SONG, "artist": ""}, "paymentId": "p"}, "song.artist"),
+        ({"song": {**SONG, "title": 5}, "paymentId": "p"}, "song.title"),
+        ({"song": SONG}, "paymentId"),
+        ({"song": SONG, "paymentId": "has space"}, "paymentId"),
+        ({"song": SONG, "paymentId": "p" * 500}, "paymentId"),
+        ({"song": SONG, "paymentId": "p", "requesterId": 42}, "requesterId"),
+    ],
+)
+async def test_bad_request_fields_are_named(hub: Hub, body: dict, field: str) -> None:
+    await hub.venue(VENUE)
+    status, answer = await hub.call("POST", f"/api/v1/venues/{VENUE}/requests", body)
+    assert status == 400, answer
+    assert answer["field"] == field
+    assert answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "field"),
+    [
+        ("GET", "/api/v1/venues/bad%20venue/queue", 400, "venueId"),
+        ("GET", "/api/v1/venues/" + "v" * 200 + "/queue", 400, "venueId"),
+        ("GET", "/api/v1/venues/nowhere/queue", 404, "venueId"),
+        ("GET", f"/api/v1/venues/{VENUE}/queue?limit=abc", 400, "limit"),
+        ("GET", f"/api/v1/venues/{VENUE}/queue?limit=0", 400, "limit"),
+        ("GET", "/api/v1/catalog", 400, "videoId"),
+        ("GET", "/api/v1/catalog?videoId=nope", 400, "videoId"),
+        ("GET", "/api/v1/no-such-thing", 404, None),
+        ("DELETE", f"/api/v1/venues/{VENUE}/queue", 405, None),
+    ],
+)
+async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: int, field: str | None) -> None:
+    await hub.venue(VENUE)
+    code, body = await hub.call(method, path)
+    assert (code, body["field"]) == (status, field)
+    assert body["error"]
+
+
+# Each endpoint with a valid body; every field of it is then replaced by each hostile value.
+TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", f"/api/v1/venues/{VENUE}/requests", {"song": SONG, "paymentId": "pi_1", "requesterId": "u"}),
+    ("POST", f"/api/v1/venues/{VENUE}/players/register", {"deviceId": "box-a", "userAgent": "ua"}),
+    ("POST", f"/api/v1/venues/{VENUE}/players/heartbeat", {"deviceId": "box-a"}),
+    ("POST", f"/api/v1/venues/{VENUE}/queue/advance", {"deviceId": "box-a", "epoch": 1, "finishedEntryId": "e-1"}),
+    ("POST", f"/api/v1/venues/{VENUE}/now-playing", {"deviceId": "box-a", "epoch": 1, "song": SONG}),
+    ("POST", f"/api/v1/venues/{VENUE}/played", {"deviceId": "box-a", "epoch": 1, "song": SONG,
+                                                  "idempotencyKey": "k", "playedAt": 1}),
+    ("POST", f"/api/v1/venues/{VENUE}/playlists", {"name": "n"}),
+    ("PUT", f"/api/v1/venues/{VENUE}/active-playlist", {"playlistId": "pl-1"}),
+    ("POST", "/api/v1/catalog/analysis", {"videoId": "dQw4w9WgXcQ", "duration": 1, "realStartOffset": 0,
+                                          "realEndOffset": 1, "loudness": -14}),
+    ("PUT", "/api/v1/catalog/override", {"videoId": "dQw4w9WgXcQ", "realStartOffset": 0, "realEndOffset": 1}),
+    ("POST", "/api/v1/auth/magic-link", {"email": "a@example.com", "redirectUrl": "https://www.djamms.app/v"}),
+    ("POST", "/api/v1/auth/verify", {"secret": "0" * 64, "userId": "u"}),
+    ("POST", "/api/v1/venues", {"venueId": "v2", "name": "n"}),
+    ("PUT", "/api/v1/users", {"email": "a@example.com", "role": "staff", "venueId": VENUE}),
+]
+HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            paths.append((*prefix, key))
+            paths += _paths(value, (*prefix, key))
+    return paths
+
+
+def _replace(data: dict, path: tuple[Any, ...], value: Any) -> dict:
+    out = copy.deepcopy(data)
+    target = out
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(("method", "path", "template"), TEMPLATES, ids=[f"{m} {p}" for m, p, _ in TEMPLATES])
+async def test_no_hostile_field_value_causes_a_5xx(hub: Hub, method: str, path: str, template: dict) -> None:
+    await hub.venue(VENUE)
+    # The most privileged tokens reach the deepest code paths.
+    for headers in (hub.admin(), hub.device(VENUE, "box-a")):
+        for field_path in _paths(template):
+            for value in HOSTILE:
+                status, body = await hub.call(method, path, _replace(template, field_path, value), headers)
+                assert status < 500, (field_path, value, status, body)
+                assert isinstance(body, dict)
