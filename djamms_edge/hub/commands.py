@@ -15,7 +15,7 @@ from djamms_edge.config import Config
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.auth import issue_device_token, issue_user_token
 from djamms_edge.hub.seed import seed_demo
-from djamms_edge.hub.store import UnsupportedStoreUrl, store_from_url
+from djamms_edge.hub.store import UnsupportedStoreUrl, redacted_url, store_from_url
 from djamms_edge.hub.store.base import HubStore
 from djamms_edge.hub.web_input import ID_PATTERN
 from djamms_edge.shared.cli import add_config_option, load_or_exit
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     setup_logging(hub.log_level, program="djamms-hub")
     host, port = args.host or hub.host, args.port or hub.port
-    log.info("hub starting on %s:%d (store %s)", host, port, hub.store.url.split("?")[0])
+    log.info("hub starting on %s:%d (store %s)", host, port, redacted_url(hub.store.url))
     web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
     return 0
 

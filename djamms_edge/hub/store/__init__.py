@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from djamms_edge.hub.store.base import HubStore
 
@@ -18,6 +19,17 @@ def sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:") and not url.startswith("sqlite://"):
         return Path(url.removeprefix("sqlite:"))
     return None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for logs: a password in it (or in its query) is never printed."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.query:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    return f"{parts.scheme}://{netloc}{parts.path}"  # the query may hold password=…
 
 
 def store_from_url(url: str, *, retain_changes: int) -> HubStore:
