@@ -50,6 +50,7 @@ from djamms_edge.hub.store.base import (
     RequestStatus,
     Song,
     StaleEpoch,
+    StoreError,
     UnknownEntry,
     UnknownPlaylist,
     UnknownVenue,
@@ -84,8 +85,8 @@ TRANSIENT_RETRIES = 3
 TRANSIENT_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
+class UnstorableValue(StoreError):
+    """Client text PostgreSQL cannot hold (NUL, an unpaired surrogate); refused, never a 500."""
 
 
 async def migrate_database(url: str) -> list[int]:
@@ -159,6 +160,9 @@ class PostgresStore:
                     if attempt == TRANSIENT_RETRIES:
                         raise
                     log.debug("retrying transaction after %r", exc)
+                except asyncpg.DataError:
+                    # SQLite stores a NUL happily; PostgreSQL text cannot, and no UTF-8 holds a lone surrogate.
+                    raise UnstorableValue("text contains a NUL or unpaired surrogate character") from None
         raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
