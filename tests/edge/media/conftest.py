@@ -85,3 +85,8 @@ async def media_server(media_dir: Path) -> AsyncIterator[str]:
         yield server.url
     finally:
         await server.close()
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file below ``root`` (what a failed or killed download must not leave behind)."""
+    return sorted(p for p in root.rglob("*") if p.is_file())

@@ -1,7 +1,7 @@
 """A small HTTP/1.1 media server on a loopback port, honouring Range requests, that can misbehave on purpose.
 
-Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through the
-first response for each file, then serves normally (a resumable hiccup); ``/drop/NAME`` always
+Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through every
+response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
 drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); anything else is 404.
 """
 
@@ -23,7 +23,6 @@ class MediaServer:
     url: str = ""
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     half_sent: asyncio.Event = field(default_factory=asyncio.Event)
-    _dropped: set[str] = field(default_factory=set)
     _server: asyncio.Server | None = None
     _stalled: list[asyncio.StreamWriter] = field(default_factory=list)
 
@@ -87,14 +86,13 @@ class MediaServer:
         if method == "HEAD":
             await writer.drain()
             return
-        misbehave = mode in ("drop", "stall") or (mode == "flaky" and name not in self._dropped)
+        misbehave = mode in ("drop", "stall") or (mode == "flaky" and start == 0)
         if not misbehave or len(body) < 1024:
             writer.write(body)
             await writer.drain()
             return
         writer.write(body[: len(body) // 2])
         await writer.drain()
-        self._dropped.add(name)
         self.half_sent.set()
         if mode == "stall":
             self._stalled.append(writer)

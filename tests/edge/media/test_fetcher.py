@@ -1,0 +1,187 @@
+"""The fetcher: failure classification, format choice, and real yt-dlp downloads from a loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yt_dlp
+
+from djamms_edge.edge.media.config import FetchConfig
+from djamms_edge.edge.media.fetcher import (
+    FakeFetcher,
+    Fetcher,
+    FetchFailed,
+    FetchUnavailable,
+    YtDlpFetcher,
+    backoff_seconds,
+    classify_failure,
+    format_selector,
+)
+from djamms_edge.shared.ids import parse_source
+from tests.edge.media.conftest import files_under
+from tests.edge.media.http_server import MediaServer
+
+FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("[youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader", "unavailable"),
+        ("[youtube] abc: Private video. Sign in if you've been granted access", "unavailable"),
+        ("[generic] x: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
+        ("[generic] x: Unable to download webpage: HTTP Error 410: Gone", "unavailable"),
+        ("Unsupported URL: http://example.com/page", "unavailable"),
+        ("[generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable", "transient"),
+        ("[generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "transient"),
+        ("[generic] x: Unable to download webpage: [Errno 111] Connection refused", "transient"),
+        ("[download] Got error: Downloaded 1 bytes, expected 2 bytes. Giving up after 3 retries", "transient"),
+        ("[generic] x: Unable to download webpage: The read operation timed out", "transient"),
+        ("something nobody has seen before", "transient"),
+    ],
+)
+def test_failures_are_classified(message: str, kind: str) -> None:
+    assert classify_failure(message) == kind
+
+
+@pytest.mark.parametrize(
+    ("attempt", "rand", "expected"),
+    [(1, 0.5, 5.0), (2, 0.5, 10.0), (3, 0.5, 20.0), (1, 0.0, 2.5), (1, 1.0, 7.5)],
+)
+def test_backoff_doubles_with_jitter(attempt: int, rand: float, expected: float) -> None:
+    assert backoff_seconds(attempt, 5.0, lambda: rand) == pytest.approx(expected)
+
+
+# Sorted worst to best, as yt-dlp sorts them before choosing; VP9 720p ranks above H.264 720p.
+_FORMATS = [
+    {"format_id": "18", "ext": "mp4", "vcodec": "avc1.42001E", "acodec": "mp4a.40.2", "height": 360, "url": "x"},
+    {"format_id": "140", "ext": "m4a", "vcodec": "none", "acodec": "mp4a.40.2", "abr": 128, "url": "x"},
+    {"format_id": "251", "ext": "webm", "vcodec": "none", "acodec": "opus", "abr": 160, "url": "x"},
+    {"format_id": "136", "ext": "mp4", "vcodec": "avc1.4d401f", "acodec": "none", "height": 720, "url": "x"},
+    {"format_id": "247", "ext": "webm", "vcodec": "vp9", "acodec": "none", "height": 720, "url": "x"},
+    {"format_id": "137", "ext": "mp4", "vcodec": "avc1.640028", "acodec": "none", "height": 1080, "url": "x"},
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "chosen"),
+    [
+        (FetchConfig(), "136+140"),  # H.264 at the height cap, AAC audio: the Pi decodes it in hardware
+        (FetchConfig(prefer_h264=False), "247+251"),
+        (FetchConfig(max_height=360), "18"),
+        (FetchConfig(mode="audio"), "140"),
+    ],
+)
+def test_format_choice_follows_config(config: FetchConfig, chosen: str) -> None:
+    with yt_dlp.YoutubeDL({"quiet": True}) as ydl:
+        select = ydl.build_format_selector(format_selector(config))
+        picked = list(select({"formats": _FORMATS, "has_merged_format": False, "incomplete_formats": False}))
+    assert [p["format_id"] for p in picked] == [chosen]
+
+
+@pytest.fixture
+async def server(media_dir: Path) -> AsyncIterator[MediaServer]:
+    srv = MediaServer(media_dir)
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+@dataclass
+class Contract:
+    fetcher: Fetcher
+    known: str
+    unknown: str
+    original: Path
+
+
+@pytest.fixture(params=["yt-dlp", "fake"])
+async def contract(
+    request: pytest.FixtureRequest, server: MediaServer, media_dir: Path, tmp_path: Path
+) -> AsyncIterator[Contract]:
+    original = media_dir / "hard_ending.mp4"
+    fetcher: Fetcher
+    if request.param == "yt-dlp":
+        fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+        known, unknown = f"{server.url}/media/hard_ending.mp4", f"{server.url}/gone/nothing.mp4"
+    else:
+        known, unknown = "https://venue.example/song.mp4", "dQw4w9WgXcQ"
+        fetcher = FakeFetcher({known: original})
+    yield Contract(fetcher, known, unknown, original)
+    await fetcher.close()
+
+
+async def test_contract_a_fetch_yields_the_whole_file_under_its_final_name(contract: Contract, tmp_path: Path) -> None:
+    fetched = await contract.fetcher.fetch(parse_source(contract.known), tmp_path / "track")
+    assert fetched.path.parent == tmp_path and fetched.path.name == "track.mp4"
+    assert fetched.path.read_bytes() == contract.original.read_bytes()
+    assert fetched.size == contract.original.stat().st_size
+
+
+async def test_contract_a_missing_source_is_unavailable_and_leaves_nothing(contract: Contract, tmp_path: Path) -> None:
+    with pytest.raises(FetchUnavailable):
+        await contract.fetcher.fetch(parse_source(contract.unknown), tmp_path / "track")
+    assert files_under(tmp_path) == []
+
+
+async def test_a_connection_dropped_mid_body_is_resumed_with_range(
+    server: MediaServer, media_dir: Path, tmp_path: Path
+) -> None:
+    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+    try:
+        fetched = await fetcher.fetch(parse_source(f"{server.url}/flaky/long_fade_out.webm"), tmp_path / "t")
+    finally:
+        await fetcher.close()
+    assert fetched.path.read_bytes() == (media_dir / "long_fade_out.webm").read_bytes()
+    assert any(rng not in (None, "bytes=0-") for path, rng in server.requests if path.startswith("/flaky/"))
+
+
+async def test_a_404_is_not_retried(server: MediaServer, tmp_path: Path) -> None:
+    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+    try:
+        with pytest.raises(FetchUnavailable, match="404"):
+            await fetcher.fetch(parse_source(f"{server.url}/gone/x.mp4"), tmp_path / "t")
+    finally:
+        await fetcher.close()
+    assert len(server.requests) == 1
+
+
+async def test_a_connection_that_always_drops_fails_after_the_attempts_and_leaves_nothing(
+    server: MediaServer, tmp_path: Path
+) -> None:
+    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+    try:
+        with pytest.raises(FetchFailed, match="gave up after 2 tries"):
+            await fetcher.fetch(parse_source(f"{server.url}/drop/hard_ending.m4a"), tmp_path / "t")
+    finally:
+        await fetcher.close()
+    assert files_under(tmp_path) == []
+
+
+async def test_a_server_that_is_down_is_transient(tmp_path: Path) -> None:
+    down = MediaServer(tmp_path)
+    await down.start()
+    await down.close()  # the port is now closed: connection refused
+    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+    try:
+        with pytest.raises(FetchFailed):
+            await fetcher.fetch(parse_source(f"{down.url}/media/x.mp4"), tmp_path / "t")
+    finally:
+        await fetcher.close()
+
+
+async def test_cancelling_a_fetch_stops_the_download_and_removes_its_scratch(
+    server: MediaServer, tmp_path: Path
+) -> None:
+    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
+    task = asyncio.create_task(fetcher.fetch(parse_source(f"{server.url}/stall/long_fade_out.mp4"), tmp_path / "t"))
+    await asyncio.wait_for(server.half_sent.wait(), 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await fetcher.close()
+    assert files_under(tmp_path) == []
