@@ -1,0 +1,421 @@
+"""The local media cache: downloaded files, their index and their analysis, in one SQLite file.
+
+Interface for the playback engine and the daemon (all methods are coroutines; ``key`` is a
+source key as ``djamms_edge.shared.ids.parse_source`` accepts it: a video id or an http(s) URL)::
+
+    cache = MediaCache(db_path, cache_dir, fetcher, analysis_config, cache_config)
+    await cache.open()                          # migrations, then reconcile files with the index
+    track = await cache.playable(key)           # CachedTrack (path, duration, real_start, real_end,
+                                                #   loudness_lufs) or None if not cached
+    entry = await cache.ensure(key, protected)  # fetch + fast analysis if missing; CacheEntry with status
+    await cache.prefetch(upcoming_keys)         # the first prefetch_count; all of them protected
+    await cache.mark_played(key)                # feeds least-recently-played eviction
+    await cache.set_override(key, real_start=…, real_end=…, loudness_lufs=…)  # manual values always win
+    await cache.store_analysis(key, analysis)   # results from elsewhere (the hub's catalog)
+    keys = await cache.needing_full_analysis()  # cached tracks without loudness (idle nights)
+    await cache.reanalyze(key, full=True)       # run and store a full pass
+    await cache.close()
+
+Files appear under their final name only by atomic rename and are indexed only after that, so a
+download killed at any moment leaves scratch (removed on open) or an unindexed file (removed on
+open), never an entry that looks complete. Eviction removes the index row before the file.
+Statuses: ``ready``; ``unavailable`` (gone at the source, never retried); ``broken`` (downloaded
+but not playable media, never retried); ``failed`` (transient trouble, retried on the next ensure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
+from djamms_edge.edge.media.eviction import Resident, choose_evictions
+from djamms_edge.edge.media.fetcher import Fetcher, FetchFailed, FetchUnavailable
+from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.shared.ids import MediaSource, parse_source
+from djamms_edge.shared.sqlite import Database
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ready", "unavailable", "broken", "failed"]
+WORK_DIR_NAME = ".partial"
+
+migrations = Migrations("edge.media")
+
+
+@migrations()
+def m001_cache(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE media_files (
+            key TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('ready', 'unavailable', 'broken', 'failed')),
+            file_name TEXT,
+            size_bytes INTEGER,
+            duration REAL,
+            title TEXT,
+            fetched_at REAL,
+            last_played_at REAL,
+            error TEXT,
+            updated_at REAL NOT NULL,
+            CHECK (status != 'ready' OR (file_name IS NOT NULL AND size_bytes IS NOT NULL))
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE track_analysis (
+            key TEXT PRIMARY KEY,
+            real_start REAL,
+            real_end REAL,
+            duration REAL,
+            loudness_lufs REAL,
+            method TEXT,
+            analyzed_at REAL,
+            override_start REAL,
+            override_end REAL,
+            override_loudness_lufs REAL
+        )"""
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CachedTrack:
+    """What the player needs: a local file and the effective cues (manual override > analysis > whole file)."""
+
+    key: str
+    path: Path
+    duration: float
+    real_start: float
+    real_end: float
+    loudness_lufs: float | None
+    title: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    key: str
+    status: Status
+    size_bytes: int | None = None
+    error: str | None = None
+
+
+class MediaCache:
+    def __init__(
+        self,
+        db_path: Path,
+        cache_dir: Path,
+        fetcher: Fetcher,
+        analysis_config: AnalysisConfig,
+        config: CacheConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.work_dir = cache_dir / WORK_DIR_NAME
+        self._db = Database(db_path, migrations)
+        self._fetcher = fetcher
+        self._analysis_config = analysis_config
+        self._config = config
+        self._clock = clock
+        self._in_flight: dict[str, asyncio.Future[CacheEntry]] = {}
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
+        await self._db.open()
+        await self.reconcile()
+
+    async def close(self) -> None:
+        await self._fetcher.close()
+        await self._db.close()
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def playable(self, key: str) -> CachedTrack | None:
+        row = await self._db.read(lambda c: c.execute(_PLAYABLE_SQL, (key,)).fetchone())
+        if row is None:
+            return None
+        path = self.cache_dir / row["file_name"]
+        if not await asyncio.to_thread(path.is_file):
+            return None
+        return CachedTrack(
+            key=key,
+            path=path,
+            duration=row["duration"],
+            real_start=row["real_start"],
+            real_end=row["real_end"],
+            loudness_lufs=row["loudness_lufs"],
+            title=row["title"],
+        )
+
+    async def entry(self, key: str) -> CacheEntry | None:
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT key, status, size_bytes, error FROM media_files WHERE key = ?", (key,)
+            ).fetchone()
+        )
+        return None if row is None else CacheEntry(row["key"], row["status"], row["size_bytes"], row["error"])
+
+    async def usage(self) -> tuple[int, int]:
+        """(files, bytes) of ready entries."""
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM media_files WHERE status = 'ready'"
+            ).fetchone()
+        )
+        return int(row[0]), int(row[1])
+
+    async def needing_full_analysis(self) -> list[str]:
+        """Cached tracks whose loudness is unknown, least recently played last."""
+        rows = await self._db.read(
+            lambda c: c.execute(
+                """SELECT f.key FROM media_files f LEFT JOIN track_analysis a ON a.key = f.key
+                   WHERE f.status = 'ready' AND a.loudness_lufs IS NULL AND a.override_loudness_lufs IS NULL
+                   ORDER BY coalesce(f.last_played_at, f.fetched_at) DESC"""
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    # --- fetching ------------------------------------------------------------------------
+
+    async def ensure(self, key: str, protected: Collection[str] = ()) -> CacheEntry:
+        """Make ``key`` playable from the cache if it can be; raises InvalidSource before anything runs."""
+        source = parse_source(key)
+        current = await self.entry(source.key)
+        if current is not None and current.status in ("unavailable", "broken"):
+            return current  # gone for good: never fetched again
+        if current is not None and current.status == "ready" and await self.playable(source.key) is not None:
+            return current
+        running = self._in_flight.get(source.key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[CacheEntry] = asyncio.get_running_loop().create_future()
+        self._in_flight[source.key] = future
+        try:
+            result = await self._fetch_and_index(source)
+            future.set_result(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiter may not exist
+            raise
+        finally:
+            del self._in_flight[source.key]
+        if result.status == "ready":
+            await self.evict({*protected, source.key})
+        return result
+
+    async def prefetch(self, upcoming: Sequence[str]) -> dict[str, Status]:
+        """Fetch the first ``prefetch_count`` upcoming entries, protecting every upcoming one from eviction."""
+        protected = set(upcoming)
+        outcome: dict[str, Status] = {}
+        for key in list(upcoming)[: self._config.prefetch_count]:
+            try:
+                outcome[key] = (await self.ensure(key, protected)).status
+            except ValueError as exc:  # InvalidSource: the queue holds something no fetcher may see
+                log.warning("not prefetching %r: %s", key, exc)
+        return outcome
+
+    async def _fetch_and_index(self, source: MediaSource) -> CacheEntry:
+        await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        try:
+            fetched = await self._fetcher.fetch(source, self.cache_dir / _file_stem(source))
+        except FetchUnavailable as exc:
+            log.warning("%s is unavailable: %s", source.key, exc)
+            return await self._set_status(source.key, "unavailable", str(exc))
+        except FetchFailed as exc:
+            log.warning("could not fetch %s: %s", source.key, exc)
+            return await self._set_status(source.key, "failed", str(exc))
+        known = await self._analysis(source.key)
+        duration = known.duration if known is not None else None
+        if known is None:
+            try:
+                analysis = await analyze(fetched.path, self._analysis_config)
+            except MediaError as exc:
+                log.warning("%s is not playable media: %s", source.key, exc)
+                await asyncio.to_thread(fetched.path.unlink, True)
+                return await self._set_status(source.key, "broken", str(exc))
+            await self.store_analysis(source.key, analysis)
+            duration = analysis.duration
+        now = self._clock()
+
+        def index(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """INSERT INTO media_files (key, status, file_name, size_bytes, duration, title, fetched_at, updated_at)
+                   VALUES (?, 'ready', ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET status = 'ready', file_name = excluded.file_name,
+                     size_bytes = excluded.size_bytes, duration = excluded.duration, title = excluded.title,
+                     fetched_at = excluded.fetched_at, error = NULL, updated_at = excluded.updated_at""",
+                (source.key, fetched.path.name, fetched.size, duration, fetched.title, now, now),
+            )
+
+        await self._db.write(index)
+        log.info("cached %s (%.1f MB)", source.key, fetched.size / 1e6)
+        return CacheEntry(source.key, "ready", fetched.size)
+
+    async def _set_status(self, key: str, status: Status, error: str) -> CacheEntry:
+        now = self._clock()
+        await self._db.write(
+            lambda c: c.execute(
+                """INSERT INTO media_files (key, status, error, updated_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET status = excluded.status, error = excluded.error,
+                     file_name = NULL, size_bytes = NULL, updated_at = excluded.updated_at""",
+                (key, status, error, now),
+            )
+        )
+        return CacheEntry(key, status, None, error)
+
+    # --- playing and analysis -------------------------------------------------------------
+
+    async def mark_played(self, key: str) -> None:
+        now = self._clock()
+        await self._db.write(lambda c: c.execute("UPDATE media_files SET last_played_at = ? WHERE key = ?", (now, key)))
+
+    async def store_analysis(self, key: str, analysis: TrackAnalysis) -> None:
+        """Record measured cues (and loudness, if measured); a manual override stays in force."""
+        now = self._clock()
+        await self._db.write(
+            lambda c: c.execute(
+                """INSERT INTO track_analysis (key, real_start, real_end, duration, loudness_lufs, method, analyzed_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET real_start = excluded.real_start, real_end = excluded.real_end,
+                     duration = excluded.duration, method = excluded.method, analyzed_at = excluded.analyzed_at,
+                     loudness_lufs = coalesce(excluded.loudness_lufs, track_analysis.loudness_lufs)""",
+                (
+                    key,
+                    analysis.real_start_offset,
+                    analysis.real_end_offset,
+                    analysis.duration,
+                    analysis.loudness_lufs,
+                    analysis.method,
+                    now,
+                ),
+            )
+        )
+
+    async def set_override(
+        self,
+        key: str,
+        *,
+        real_start: float | None = None,
+        real_end: float | None = None,
+        loudness_lufs: float | None = None,
+    ) -> None:
+        """Manual values that win over any analysis (None clears that override)."""
+        await self._db.write(
+            lambda c: c.execute(
+                """INSERT INTO track_analysis (key, override_start, override_end, override_loudness_lufs)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET override_start = excluded.override_start,
+                     override_end = excluded.override_end, override_loudness_lufs = excluded.override_loudness_lufs""",
+                (key, real_start, real_end, loudness_lufs),
+            )
+        )
+
+    async def reanalyze(self, key: str, *, full: bool = True) -> TrackAnalysis | None:
+        """Analyse a cached file again (a full pass measures loudness) and store the result."""
+        track = await self.playable(key)
+        if track is None:
+            return None
+        analysis = await analyze(track.path, self._analysis_config, full=full)
+        await self.store_analysis(key, analysis)
+        return analysis
+
+    async def _analysis(self, key: str) -> TrackAnalysis | None:
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT * FROM track_analysis WHERE key = ? AND real_end IS NOT NULL", (key,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return TrackAnalysis(row["real_start"], row["real_end"], row["duration"], row["loudness_lufs"], row["method"])
+
+    # --- keeping the disk in order ------------------------------------------------------------
+
+    async def evict(self, protected: Collection[str] = ()) -> list[str]:
+        """Delete least-recently-played files until under ``max_bytes``; never a protected key."""
+
+        def choose_and_unindex(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                """SELECT key, file_name, size_bytes, coalesce(last_played_at, fetched_at, 0) AS used
+                   FROM media_files WHERE status = 'ready'"""
+            ).fetchall()
+            residents = [Resident(r["key"], r["size_bytes"], r["used"]) for r in rows]
+            chosen = set(choose_evictions(residents, self._config.max_bytes, set(protected)))
+            files = [(r["key"], r["file_name"]) for r in rows if r["key"] in chosen]
+            conn.executemany("DELETE FROM media_files WHERE key = ?", [(key,) for key, _ in files])
+            return files
+
+        evicted = await self._db.write(choose_and_unindex)
+        for key, file_name in evicted:  # index first, then the file: a crash in between leaves an orphan file
+            await asyncio.to_thread((self.cache_dir / file_name).unlink, True)
+            log.info("evicted %s from the cache", key)
+        return [key for key, _ in evicted]
+
+    async def reconcile(self) -> None:
+        """Make files and index agree: scratch and unindexed files go, rows whose file is gone or wrong go."""
+        rows = await self._db.read(
+            lambda c: c.execute("SELECT key, file_name, size_bytes FROM media_files WHERE status = 'ready'").fetchall()
+        )
+        stale = await asyncio.to_thread(self._stale_rows, rows)
+        if stale:
+            await self._db.write(
+                lambda c: c.executemany("DELETE FROM media_files WHERE key = ?", [(k,) for k in stale])
+            )
+        indexed = {row["file_name"] for row in rows if row["key"] not in stale}
+        removed = await asyncio.to_thread(self._remove_unindexed, indexed)
+        if stale or removed:
+            log.info("cache reconciled: %d index rows without their file, %d leftover files removed",
+                     len(stale), removed)  # fmt: skip
+        await self.evict()
+
+    def _stale_rows(self, rows: list[sqlite3.Row]) -> list[str]:
+        stale = []
+        for row in rows:
+            path = self.cache_dir / row["file_name"]
+            if not path.is_file() or path.stat().st_size != row["size_bytes"]:
+                stale.append(row["key"])
+        return stale
+
+    def _remove_unindexed(self, indexed: set[str]) -> int:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        database = self._db.path.resolve()
+        # The SQLite file (with its -wal/-shm) may live in the cache directory: it is not media.
+        keep = {database.parent / (database.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")}
+        removed = 0
+        for path in self.cache_dir.iterdir():
+            if path.name in indexed or path.resolve() in keep:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+_PLAYABLE_SQL = """
+SELECT f.file_name, f.title,
+       coalesce(f.duration, a.duration) AS duration,
+       coalesce(a.override_start, a.real_start, 0.0) AS real_start,
+       coalesce(a.override_end, a.real_end, f.duration, a.duration) AS real_end,
+       coalesce(a.override_loudness_lufs, a.loudness_lufs) AS loudness_lufs
+FROM media_files f LEFT JOIN track_analysis a ON a.key = f.key
+WHERE f.key = ? AND f.status = 'ready'
+"""
+
+
+def _file_stem(source: MediaSource) -> str:
+    """Video ids are safe file names; URLs are hashed (no path tricks, no length limits)."""
+    if source.kind == "youtube":
+        return source.value
+    return "url-" + hashlib.sha256(source.value.encode()).hexdigest()[:24]
