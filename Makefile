@@ -6,7 +6,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup system-deps lint typecheck bench clean
+.PHONY: demo test setup system-deps lint typecheck bench clean deb
 
 demo: setup
 	$(PY) -m djamms_edge.demo
@@ -28,6 +28,10 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check djamms_edge tests bench
 	$(VENV)/bin/mypy
+
+# dist/djamms-edge_<version>_<arch>.deb (see packaging/README.md); needs PyPI unless build/deb/wheelhouse is warm.
+deb: setup
+	packaging/build-deb.sh
 
 bench: setup
 	for script in bench/*.py; do $(PY) $$script || exit 1; done

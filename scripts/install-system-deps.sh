@@ -18,6 +18,8 @@ if [ "${1:-}" = "--with-postgres" ]; then
     packages+=(
         postgresql
         chromium      # the status page's browser test (Debian's build; playwright never downloads one)
+        systemd       # systemd-analyze/-sysusers/-tmpfiles for the unit and package tests (works without a running systemd)
+        lintian       # the Debian package test
     )
 fi
 

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from djamms_edge.config import Config
 from djamms_edge.edge.ytdlp_update import ACTIVE_LINK, side_directory
+from tests.systemd.tools import run, verify_in_root
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 ALL_UNITS = sorted(p.name for p in UNITS.iterdir() if p.suffix in {".service", ".timer", ".path"})
 VENV_BIN = REPO / ".venv" / "bin"
-
-
-def _run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60, check=False)
 
 
 def unit_settings(name: str) -> list[tuple[str, str, str]]:
@@ -49,38 +45,33 @@ def setting(name: str, key: str) -> str:
     return value
 
 
-def unit_root(tmp_path: Path, *, with_binaries: bool = True) -> Path:
-    """A filesystem root holding the distribution's units, ours, and the programs our units run."""
+def unit_root(tmp_path: Path, *, with_programs: bool = True) -> Path:
+    """A filesystem root holding our units and (unless told not to) the programs they run."""
     root = tmp_path / "root"
-    system = root / "usr/lib/systemd/system"
-    shutil.copytree("/usr/lib/systemd/system", system, symlinks=True)
+    (root / "lib/systemd/system").mkdir(parents=True)
     for name in ALL_UNITS:
-        shutil.copy(UNITS / name, system / name)
-    if with_binaries:
+        shutil.copy(UNITS / name, root / "lib/systemd/system" / name)
+    if with_programs:
         (root / "opt/djamms/venv/bin").mkdir(parents=True)
         for program in ("djamms-edge", "djamms-hub"):  # the real entry points of this checkout
             shutil.copy(VENV_BIN / program, root / "opt/djamms/venv/bin" / program)
-        (root / "usr/bin").mkdir(parents=True, exist_ok=True)
-        shutil.copy("/usr/bin/systemctl", root / "usr/bin/systemctl")
     return root
 
 
 def test_systemd_analyze_verify_passes_for_every_unit(tmp_path: Path) -> None:
-    root = unit_root(tmp_path)
-    result = _run("systemd-analyze", "verify", f"--root={root}", *ALL_UNITS)
+    result = verify_in_root(unit_root(tmp_path), ALL_UNITS)
     assert (result.returncode, result.stderr) == (0, "")
 
 
 def test_verify_would_catch_a_missing_program(tmp_path: Path) -> None:
     # Guards the test above against passing vacuously: a unit whose ExecStart is missing fails.
-    root = unit_root(tmp_path, with_binaries=False)
-    result = _run("systemd-analyze", "verify", f"--root={root}", "djamms-edge.service")
+    result = verify_in_root(unit_root(tmp_path, with_programs=False), ["djamms-edge.service"])
     assert result.returncode != 0
     assert "/opt/djamms/venv/bin/djamms-edge is not executable" in result.stderr
 
 
 def exposure(unit: str) -> float:
-    result = _run("systemd-analyze", "security", "--offline=true", "--no-pager", UNITS / unit)
+    result = run("systemd-analyze", "security", "--offline=true", "--no-pager", UNITS / unit)
     assert result.returncode == 0, result.stderr
     match = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d+)", result.stdout)
     assert match, result.stdout[-500:]
@@ -126,7 +117,7 @@ def test_units_use_the_directories_the_config_and_updater_expect() -> None:
 def test_sysusers_and_tmpfiles_create_the_service_user_and_its_directories(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
-    created = _run("systemd-sysusers", f"--root={root}", UNITS / "sysusers.d/djamms.conf")
+    created = run("systemd-sysusers", f"--root={root}", UNITS / "sysusers.d/djamms.conf")
     assert created.returncode == 0, created.stderr
     users = {line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").read_text().splitlines()}
     assert set(users) == {"djamms-edge", "djamms-hub"}
@@ -134,7 +125,7 @@ def test_sysusers_and_tmpfiles_create_the_service_user_and_its_directories(tmp_p
     uid = int(users["djamms-edge"][2])
     assert uid < 1000  # a system user
 
-    made = _run("systemd-tmpfiles", f"--root={root}", "--create", UNITS / "tmpfiles.d/djamms-edge.conf")
+    made = run("systemd-tmpfiles", f"--root={root}", "--create", UNITS / "tmpfiles.d/djamms-edge.conf")
     assert made.returncode == 0, made.stderr
     for directory in ("var/lib/djamms-edge", "var/lib/djamms-edge/yt-dlp", "var/cache/djamms-edge"):
         info = (root / directory).stat()

@@ -1,0 +1,215 @@
+"""The Debian package: built by packaging/build-deb.sh, checked by dpkg-deb and lintian, then installed,
+reinstalled, removed and purged with the real dpkg in a scratch root.
+
+What the scratch root proves: the package's files, conffile handling, the maintainer scripts
+(system users, directories, the virtualenv built offline from the shipped wheels only, unit
+enablement, what remove and purge keep or delete), and that the installed ``djamms-edge`` runs
+``check-config``. What it cannot prove: dependency resolution by apt (dpkg is told
+--force-depends; the root has no Debian base system), maintainer scripts run inside a chroot (they
+run from outside with $DPKG_ROOT, using the host's python3 3.11, systemd-sysusers and
+deb-systemd-helper), and starting the units (no systemd runs here).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.systemd.tools import run, verify_in_root
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+VERSION = PYPROJECT["project"]["version"]
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    # Wheels are kept in pytest's cache between sessions: a warm wheelhouse builds without PyPI.
+    wheelhouse = Path(request.config.cache.mkdir("deb-wheelhouse"))
+    scratch = tmp_path_factory.mktemp("deb")
+    env = {**os.environ, "WHEELHOUSE": str(wheelhouse), "DEB_BUILD_DIR": str(scratch / "build"),
+           "DEB_OUT_DIR": str(scratch / "dist")}
+    built = run(REPO / "packaging/build-deb.sh", env=env, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    arch = run("dpkg", "--print-architecture").stdout.strip()
+    package = scratch / "dist" / f"djamms-edge_{VERSION}_{arch}.deb"
+    assert built.stdout.strip() == str(package)
+    return package
+
+
+def control_fields(deb: Path) -> dict[str, str]:
+    text = run("dpkg-deb", "-f", deb).stdout
+    return dict(re.findall(r"^(\S+): (.*)$", text, re.MULTILINE))
+
+
+def contents(deb: Path) -> dict[str, str]:
+    """path -> mode string, from dpkg-deb -c."""
+    out = {}
+    for line in run("dpkg-deb", "-c", deb).stdout.splitlines():
+        parts = line.split()
+        out[parts[5].removeprefix(".")] = parts[0]
+    return out
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def test_control_metadata(deb: Path) -> None:
+    fields = control_fields(deb)
+    assert (fields["Package"], fields["Version"]) == ("djamms-edge", VERSION)
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    for needed in ("python3 (>= 3.11)", "python3 (<< 3.12)", "python3-venv", "ffmpeg", "libmpv2", "systemd"):
+        assert needed in depends
+    # dpkg keeps the venue's edits to these on upgrade and asks before replacing them.
+    assert run("dpkg-deb", "-I", deb, "conffiles").stdout.split() == ["/etc/djamms/config.toml"]
+
+
+def test_ships_units_config_and_a_wheel_for_every_runtime_dependency(deb: Path) -> None:
+    files = contents(deb)
+    for unit in sorted(p.name for p in (REPO / "systemd").iterdir() if p.is_file()):
+        assert f"/lib/systemd/system/{unit}" in files
+    assert "/usr/lib/sysusers.d/djamms.conf" in files
+    assert "/usr/lib/tmpfiles.d/djamms-edge.conf" in files
+    assert "/etc/djamms/config.toml" in files
+    wheels = {_normalise(Path(p).name.split("-")[0]) for p in files if p.endswith(".whl")}
+    declared = [*PYPROJECT["project"]["dependencies"], *PYPROJECT["project"]["optional-dependencies"]["systemd"]]
+    required = {_normalise(re.split(r"[<>=!~ \[]", d, maxsplit=1)[0]) for d in declared}
+    assert required | {"djamms_edge"} <= wheels
+    # The program itself is built by postinst, not shipped: nothing under /opt in the archive.
+    assert not [p for p in files if p.startswith("/opt")]
+
+
+def test_lintian_finds_no_errors(deb: Path) -> None:
+    result = run("lintian", "--tag-display-limit", "0", deb, timeout=300)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("E:")]
+    assert errors == []
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass
+class ScratchRoot:
+    path: Path
+    deb: Path
+
+    def dpkg(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        # No pip configuration from this machine: the install must work from the shipped wheels alone.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+        return run("dpkg", f"--root={self.path}", "--force-script-chrootless", "--force-depends",
+                    f"--log={self.path / 'dpkg.log'}", *args, env=env)
+
+    def __truediv__(self, relative: str) -> Path:
+        return self.path / relative.lstrip("/")
+
+    def djamms_edge(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The installed entry point, run from outside the root by the venv's interpreter.
+
+        Its shebang names /opt/djamms/venv/bin/python as seen inside the root, so it is handed to
+        that interpreter here; pyvenv.cfg next to it makes the scratch venv's site-packages the ones used.
+        """
+        venv = self / "opt/djamms/venv"
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "DJAMMS_CONFIG"}}
+        return run(venv / "bin/python", venv / "bin/djamms-edge", *args, env=env)
+
+    def status(self) -> str:
+        return run("dpkg-query", f"--root={self.path}", "-W", "-f=${Status}", "djamms-edge").stdout
+
+    def ids(self, database: str, name: str) -> int:
+        for line in (self / f"etc/{database}").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return int(fields[2])
+        raise AssertionError(f"{name} not in {database}")
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, deb: Path) -> Iterator[ScratchRoot]:
+    root = tmp_path / "root"
+    for directory in ("var/lib/dpkg/updates", "var/lib/dpkg/info", "etc"):
+        (root / directory).mkdir(parents=True)
+    for name in ("status", "available"):
+        (root / "var/lib/dpkg" / name).touch()
+    yield ScratchRoot(root, deb)
+
+
+def test_install_reinstall_remove_purge(scratch: ScratchRoot) -> None:
+    # --- install ---
+    installed = scratch.dpkg("-i", scratch.deb)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert scratch.status() == "install ok installed"
+    uid, gid = scratch.ids("passwd", "djamms-edge"), scratch.ids("group", "djamms-edge")
+    assert scratch.ids("passwd", "djamms-hub") < 1000
+
+    checked = scratch.djamms_edge("check-config", "--config", str(scratch / "etc/djamms/config.toml"))
+    assert (checked.returncode, checked.stdout.startswith("config OK")) == (0, True), checked.stderr
+    venv = scratch / "opt/djamms/venv"
+    assert venv.is_symlink() and os.readlink(venv).startswith(f"venv-{VERSION}.")
+    assert (venv / "bin/djamms-edge").read_text().startswith("#!/opt/djamms/venv-")  # paths as seen inside
+
+    config = scratch / "etc/djamms/config.toml"
+    assert config.read_text() == (REPO / "config.example.toml").read_text()
+    assert (config.stat().st_gid, config.stat().st_mode & 0o777) == (gid, 0o640)  # it will hold the device token
+    for directory in ("var/lib/djamms-edge", "var/cache/djamms-edge"):
+        assert (scratch / directory).stat().st_uid == uid
+    wants = scratch / "etc/systemd/system"
+    assert (wants / "multi-user.target.wants/djamms-edge.service").is_symlink()
+    assert (wants / "timers.target.wants/djamms-edge-ytdlp-update.timer").is_symlink()
+    assert (wants / "paths.target.wants/djamms-edge-ytdlp-restart.path").is_symlink()
+    assert not list(wants.rglob("djamms-hub.service"))  # the hub is for servers: not enabled
+
+    # The installed units verify against the installed program.
+    verified = verify_in_root(scratch.path, sorted(p.name for p in (scratch / "lib/systemd/system").iterdir()))
+    assert (verified.returncode, verified.stderr) == (0, "")
+
+    # --- the venue configures the box and it accumulates state ---
+    config.write_text(config.read_text().replace('venue_id = "demo-venue"', 'venue_id = "the-anchor"'))
+    config.chmod(0o600)
+    (scratch / "var/lib/djamms-edge/edge.db").write_bytes(b"state")
+    (scratch / "var/cache/djamms-edge/abcdefghijk.mp4").write_bytes(b"media")
+
+    # --- reinstall (the upgrade path: configure with the old version) keeps all of it ---
+    old_venv = os.readlink(venv)
+    again = scratch.dpkg("-i", scratch.deb)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert 'venue_id = "the-anchor"' in config.read_text()
+    assert config.stat().st_mode & 0o777 == 0o600  # an admin's choice stands
+    assert (scratch / "var/lib/djamms-edge/edge.db").read_bytes() == b"state"
+    assert os.readlink(venv) != old_venv and not (scratch / "opt/djamms" / old_venv).exists()
+    assert scratch.djamms_edge("check-config", "--config", str(config)).returncode == 0
+
+    # --- remove: the program goes, the venue's config and state stay ---
+    removed = scratch.dpkg("-r", "djamms-edge")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert scratch.status() == "deinstall ok config-files"
+    assert not (scratch / "opt/djamms").exists()
+    assert not (scratch / "usr/bin/djamms-edge").is_symlink()
+    assert 'venue_id = "the-anchor"' in config.read_text()
+    assert (scratch / "var/lib/djamms-edge/edge.db").exists()
+    assert (scratch / "var/cache/djamms-edge/abcdefghijk.mp4").exists()
+
+    # --- purge: config, state and cache go too ---
+    purged = scratch.dpkg("-P", "djamms-edge")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert scratch.status() == ""
+    for gone in ("etc/djamms", "var/lib/djamms-edge", "var/cache/djamms-edge", "opt/djamms"):
+        assert not (scratch / gone).exists(), gone
+    assert not list((scratch / "etc/systemd/system").rglob("djamms-*"))
+
+
+def test_an_invalid_config_is_reported_by_the_installed_program(scratch: ScratchRoot) -> None:
+    # postinst starts the daemon only when this command succeeds.
+    assert scratch.dpkg("-i", scratch.deb).returncode == 0
+    config = scratch / "etc/djamms/config.toml"
+    config.write_text(config.read_text() + "\n[edge.nonsense]\nkey = 1\n")
+    checked = scratch.djamms_edge("check-config", "--config", str(config))
+    assert checked.returncode == 2
+    assert "nonsense" in checked.stderr
