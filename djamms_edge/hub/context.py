@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from djamms_edge.hub.auth import Principal, decode_token
+from djamms_edge.hub.auth import Principal
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import HubService, api_error_for
 from djamms_edge.hub.store.base import StoreError
@@ -67,7 +67,7 @@ def principal_of(request: web.Request) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "expected 'Authorization: Bearer <token>'", "Authorization")
-    return decode_token(request.app[SERVICE].config.jwt_secret, token.strip())
+    return request.app[SERVICE].tokens.verify(token.strip())
 
 
 def client_address(request: web.Request) -> str:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from djamms_edge.hub.auth import (
     Principal,
+    TokenVerifier,
     hash_link_secret,
     issue_user_token,
     new_link_secret,
@@ -90,6 +91,7 @@ class HubService:
         self.store = store
         self.mailer = mailer
         self.clock = clock
+        self.tokens = TokenVerifier(config.jwt_secret)
         self.timings = RegistryTimings(round(config.registry.stale_after_s * 1000),
                                        round(config.registry.expire_after_s * 1000))
         req = config.requests

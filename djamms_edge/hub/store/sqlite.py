@@ -16,6 +16,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store.base import (
@@ -54,6 +55,7 @@ from djamms_edge.hub.store.base import (
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database
 
+T = TypeVar("T")
 PAID_CREDIT = 0.5  # the reference's per-request queue weight
 PRUNE_EVERY = 100  # versions between prunes of the change log
 DAY_MS = 86_400_000
@@ -66,12 +68,39 @@ class SqliteStore:
         self._db = Database(path, migrations)
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._batch_lock = asyncio.Lock()
 
     async def open(self) -> None:
         await self._db.open()
 
     async def close(self) -> None:
         await self._db.close()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in its own savepoint, batched with the writes queued meanwhile into one transaction.
+
+        Group commit: under load, dozens of heartbeats share one BEGIN IMMEDIATE/COMMIT and one
+        trip to the writer thread, yet each still sees the effects of those before it and fails
+        alone. The batch is shielded: a cancelled caller never strands the others in its batch."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        async with self._batch_lock:
+            if not future.done():
+                batch, self._pending = self._pending, []
+                await asyncio.shield(self._run_batch(batch))
+        return cast(T, await future)
+
+    async def _run_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]) -> None:
+        try:
+            outcomes = await self._db.write(lambda conn: [_in_savepoint(conn, fn) for fn, _ in batch])
+        except Exception as exc:  # the commit itself failed: nothing in the batch happened
+            outcomes = [(False, exc)] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     def change_event(self, venue_id: str) -> asyncio.Event:
         event = self._events.get(venue_id)
@@ -94,7 +123,7 @@ class SqliteStore:
             )
             return cur.rowcount == 1
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def get_venue(self, venue_id: str) -> Venue | None:
         def read(conn: sqlite3.Connection) -> Venue | None:
@@ -116,7 +145,7 @@ class SqliteStore:
             assert found is not None
             return found
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def get_user(self, user_id: str) -> User | None:
         def read(conn: sqlite3.Connection) -> User | None:
@@ -137,7 +166,7 @@ class SqliteStore:
                 (token_hash, email, redirect_url, expires_ms, now_ms),
             )
 
-        await self._db.write(tx)
+        await self._write(tx)
 
     async def consume_magic_link(self, token_hash: str, now_ms: int, *, auto_create: bool, new_user_id: str) -> User:
         def tx(conn: sqlite3.Connection) -> User:
@@ -162,7 +191,7 @@ class SqliteStore:
                 assert user is not None
             return user
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     # --- player registry -------------------------------------------------------------------------
 
@@ -203,7 +232,7 @@ class SqliteStore:
             self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}}, now_ms)
             return RegistryAnswer("registered", epoch, player_id)
 
-        answer = await self._db.write(tx)
+        answer = await self._write(tx)
         if answer.status == "registered":
             self._notify(venue_id)
         return answer
@@ -219,7 +248,7 @@ class SqliteStore:
                 return RegistryAnswer("updated", row["epoch"])
             return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
@@ -233,7 +262,7 @@ class SqliteStore:
             self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
             return RegistryAnswer("released", row["epoch"])
 
-        answer = await self._db.write(tx)
+        answer = await self._write(tx)
         if answer.status == "released":
             self._notify(venue_id)
         return answer
@@ -274,7 +303,7 @@ class SqliteStore:
                 self._append_entry(conn, request.venue_id, entry, now_ms)
             return RequestOutcome(request_id, refusal is None, refusal, False, status)
 
-        outcome = await self._db.write(tx)
+        outcome = await self._write(tx)
         if outcome.accepted and not outcome.replayed:
             self._notify(request.venue_id)
         return outcome
@@ -306,7 +335,7 @@ class SqliteStore:
             )
             return Playlist(playlist_id, venue_id, name)
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def get_playlist(self, playlist_id: str) -> Playlist | None:
         return await self._db.read(lambda conn: _playlist(conn, playlist_id))
@@ -336,7 +365,7 @@ class SqliteStore:
             assert updated is not None
             return updated, playlist.active
 
-        playlist, changed_queue = await self._db.write(tx)
+        playlist, changed_queue = await self._write(tx)
         if changed_queue:
             self._notify(playlist.venue_id)
         return playlist
@@ -355,7 +384,7 @@ class SqliteStore:
                 conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
             )
 
-        version = await self._db.write(tx)
+        version = await self._write(tx)
         self._notify(venue_id)
         return version
 
@@ -374,7 +403,7 @@ class SqliteStore:
             )
             return _catalog(conn, [analysis.video_id])[analysis.video_id]
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
         def tx(conn: sqlite3.Connection) -> CatalogTrack:
@@ -389,7 +418,7 @@ class SqliteStore:
             )
             return _catalog(conn, [video_id])[video_id]
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
         return await self._db.read(lambda conn: _catalog(conn, video_ids))
@@ -502,7 +531,7 @@ class SqliteStore:
             _remember(conn, write, body, now_ms)
             return WriteResult(body)
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     async def play_history(self, venue_id: str, limit: int = 100) -> list[Json]:
         def read(conn: sqlite3.Connection) -> list[Json]:
@@ -530,7 +559,7 @@ class SqliteStore:
             ).rowcount
             return removed
 
-        return await self._db.write(tx)
+        return await self._write(tx)
 
     # --- transaction helpers (run on the writer thread) ------------------------------------------
 
@@ -551,7 +580,7 @@ class SqliteStore:
             _remember(conn, write, body, now_ms)
             return WriteResult(body)
 
-        result = await self._db.write(tx)
+        result = await self._write(tx)
         if not result.replayed:
             self._notify(write.venue_id)
         return result
@@ -613,6 +642,20 @@ class SqliteStore:
 
 
 # --- row helpers (pure functions of a connection) ---------------------------------------------------
+
+
+def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+    """Run one write of a batch: its effects are kept, or undone alone if it raises."""
+    conn.execute("SAVEPOINT one_write")
+    try:
+        result = fn(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO one_write")
+        conn.execute("RELEASE one_write")
+        return False, exc
+    conn.execute("RELEASE one_write")
+    return True, result
+
 
 
 def _require_venue(conn: sqlite3.Connection, venue_id: str) -> sqlite3.Row:

@@ -1,0 +1,216 @@
+"""Hub throughput under load, side by side with a bare aiohttp JSON endpoint.
+
+One run, same load for each target (wrk: 2 threads, 50 connections, fixed duration):
+
+- ``bare``: a minimal aiohttp app that parses a small JSON body and answers JSON;
+- ``heartbeat``: the hub's POST /api/v1/venues/{v}/players/heartbeat (JWT check + one SQLite write);
+- ``paid-request``: the hub's POST /api/v1/venues/{v}/requests (rule check + request row + queue entry +
+  change-log row in one transaction), every request a new paymentId and artist so each is accepted.
+
+Every server runs as its own child process on a loopback port; wrk (C) generates the load so the
+client's own overhead does not flatten the comparison. Prints req/s, p50, p99 and the ratio to bare.
+
+    .venv/bin/python bench/hub_load.py [--duration 8] [--connections 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+SECRET = "bench-secret-0123456789abcdef-0123456789"  # noqa: S105 (a throwaway hub)
+VENUE = "bench-venue"
+DEVICE = "bench-box"
+
+HEARTBEAT_LUA = """
+wrk.method = "POST"
+wrk.body = '{"deviceId": "%(device)s"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+"""
+
+# Each wrk thread numbers its own requests; thread ids come from setup(), so paymentIds never repeat.
+PAID_LUA = """
+local made = 0
+function setup(thread)
+  made = made + 1
+  thread:set("tid", made)
+end
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"song": {"videoId": "dQw4w9WgXcQ", "title": "Bench", "artist": "artist-%d-%d", '
+    .. '"duration": 200}, "paymentId": "pi-%d-%d-RUN", "requesterId": "bench"}', tid, n, tid, n)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+
+async def handle(request):
+    body = await request.json()
+    return web.json_response({"status": "updated", "echo": body.get("deviceId")})
+
+app = web.Application(client_max_size=65536)
+app.router.add_post("/bare", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    bad: int  # non-2xx answers and socket errors
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 (loopback URL we built)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not come up")
+
+
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def to_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(name: str, output: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if errors:
+        bad += sum(int(n) for n in errors.groups())
+    return Result(name, rps, p50, p99, total, bad)
+
+
+def run_wrk(name: str, url: str, lua: str, args: argparse.Namespace, workdir: Path) -> Result:
+    script = workdir / f"{name}.lua"
+    script.write_text(lua)
+    base = ["wrk", "-t2", f"-c{args.connections}", "--latency", "-s", str(script), url]
+    subprocess.run([*base[:3], "-d2s", *base[3:]], capture_output=True, check=True, timeout=60)  # warm-up
+    out = subprocess.run([*base[:3], f"-d{args.duration}s", *base[3:]], capture_output=True, text=True,
+                         check=True, timeout=args.duration + 60)
+    return parse_wrk(name, out.stdout)
+
+
+def hub_json(url: str, body: dict, token: str) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback URL we built)
+        return dict(json.load(resp))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds of load per target")
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench/hub_load.py needs wrk (scripts/install-system-deps.sh --with-postgres installs it)",
+              file=sys.stderr)
+        return 2
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="hub-load-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        bare = start([PYTHON, "-c", BARE_SERVER, str(port)], workdir / "bare.log")
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/does-not-exist-but-answers", bare)
+            lua = HEARTBEAT_LUA % {"device": DEVICE, "token": "unused"}
+            results.append(run_wrk("bare", f"http://127.0.0.1:{port}/bare", lua, args, workdir))
+        finally:
+            stop(bare)
+
+        config = workdir / "hub.toml"
+        config.write_text(
+            f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n'
+            f'[hub.store]\nurl = "sqlite:///{workdir / "hub.db"}"\n'
+            "[hub.limits]\nrequests_per_client = 100000000\n"
+        )
+        hub_cli = [PYTHON, "-m", "djamms_edge.hub.cli"]
+        seeded = subprocess.run([*hub_cli, "seed-demo", "--config", str(config), "--venue", VENUE, "--device", DEVICE],
+                                capture_output=True, text=True, check=True, timeout=60)
+        token = json.loads(seeded.stdout)["deviceToken"]
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
+        hub = start([*hub_cli, "serve", "--config", str(config), "--port", str(port)], workdir / "hub.log", env)
+        base = f"http://127.0.0.1:{port}/api/v1/venues/{VENUE}"
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", hub)
+            registered = hub_json(f"{base}/players/register", {"deviceId": DEVICE, "userAgent": "bench"}, token)
+            assert registered["status"] == "registered", registered
+            lua = HEARTBEAT_LUA % {"device": DEVICE, "token": token}
+            results.append(run_wrk("heartbeat", f"{base}/players/heartbeat", lua, args, workdir))
+            results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())), args,
+                                   workdir))
+        finally:
+            stop(hub)
+
+    bare_rps = results[0].rps
+    print(f"hub_load: wrk -t2 -c{args.connections} -d{args.duration}s on {os.cpu_count()} cores, loopback")
+    print(f"{'target':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'non-2xx':>9}{'x bare':>8}")
+    for r in results:
+        print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}"
+              f"{r.rps / bare_rps:>8.2f}")
+    heartbeat = results[1]
+    ok = heartbeat.rps >= 0.4 * bare_rps and heartbeat.p99_ms <= 15.0
+    print(f"target heartbeat >= 0.40x bare and p99 <= 15 ms: {'met' if ok else 'NOT met'}")
+    return 0 if all(r.bad == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
