@@ -8,14 +8,19 @@ restarted by the watchdog) needs a booted machine.
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from djamms_edge.config import Config
+from djamms_edge.edge import cli as edge_cli
 from djamms_edge.edge.ytdlp_update import ACTIVE_LINK, side_directory
+from djamms_edge.hub import cli as hub_cli
 from tests.systemd.tools import run, verify_in_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +90,23 @@ def test_edge_unit_security_exposure_is_at_most_2() -> None:
 @pytest.mark.parametrize("unit", [s for s in SERVICES if s != "djamms-edge.service"])
 def test_every_other_service_is_hardened_too(unit: str) -> None:
     assert exposure(unit) <= 2.0
+
+
+@pytest.mark.parametrize(
+    ("unit", "program", "parser"),
+    [
+        ("djamms-edge.service", "djamms-edge", edge_cli.build_parser),
+        ("djamms-edge-ytdlp-update.service", "djamms-edge", edge_cli.build_parser),
+        ("djamms-hub.service", "djamms-hub", hub_cli.build_parser),
+    ],
+)
+def test_exec_start_is_a_command_the_program_has(
+    unit: str, program: str, parser: Callable[[], argparse.ArgumentParser]
+) -> None:
+    path, *args = shlex.split(setting(unit, "ExecStart"))
+    assert path == f"/opt/djamms/venv/bin/{program}"
+    parsed = parser().parse_args(args)  # exits (fails the test) on an unknown command or option
+    assert parsed.config == Path("/etc/djamms/config.toml")
 
 
 def test_edge_unit_is_a_notify_service_with_a_watchdog() -> None:
