@@ -1,0 +1,75 @@
+"""Store-level behaviour every backend must share (run through the same backend fixture as the hub tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from djamms_edge.hub.auth import new_link_secret
+from djamms_edge.hub.store.base import HubStore, InvalidMagicLink, RegistryTimings, Song
+from tests.hub.conftest import make_store
+
+TIMINGS = RegistryTimings(stale_ms=120_000, expire_ms=86_400_000)
+NOW = 1_800_000_000_000
+
+
+@pytest.fixture
+async def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[HubStore]:
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    opened = make_store(backend, tmp_path, retain_changes=1000, pg_url=pg_url)
+    await opened.open()
+    try:
+        await opened.create_venue("v", "Venue", NOW)
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_a_cancelled_caller_strands_no_other_write(store: HubStore) -> None:
+    await store.register_player("v", "box", "ua", NOW, TIMINGS)
+    beats = [asyncio.ensure_future(store.heartbeat("v", "box", NOW + i, TIMINGS)) for i in range(30)]
+    await asyncio.sleep(0)
+    beats[0].cancel()
+    beats[7].cancel()
+    done = await asyncio.wait_for(asyncio.gather(*beats, return_exceptions=True), timeout=10)
+    answers = [d for d in done if not isinstance(d, BaseException)]
+    assert len(answers) >= 28 and all(a.status == "updated" for a in answers)
+
+
+async def test_failing_writes_fail_alone(store: HubStore) -> None:
+    _, token_hash = new_link_secret()
+    await store.create_magic_link(token_hash, "a@example.com", "https://x.example/", NOW + 60_000, NOW)
+    attempts = await asyncio.gather(
+        *(store.consume_magic_link(token_hash, NOW, auto_create=True, new_user_id=f"user-{i}") for i in range(10)),
+        store.create_playlist("v", "still made", NOW),
+        return_exceptions=True,
+    )
+    users = [a for a in attempts[:10] if not isinstance(a, BaseException)]
+    assert len(users) == 1
+    assert all(isinstance(a, InvalidMagicLink) for a in attempts[:10] if isinstance(a, BaseException))
+    assert [p.name for p in await store.list_playlists("v")] == ["still made"]
+
+
+async def test_housekeeping_drops_only_what_has_expired(store: HubStore) -> None:
+    _, fresh = new_link_secret()
+    _, old = new_link_secret()
+    await store.create_magic_link(fresh, "a@example.com", "https://x.example/", NOW + 60_000, NOW)
+    await store.create_magic_link(old, "b@example.com", "https://x.example/", NOW - 2 * 86_400_000, NOW)
+    assert await store.housekeeping(NOW) == 1
+    await store.consume_magic_link(fresh, NOW, auto_create=True, new_user_id="user-1")
+
+
+async def test_changes_since_walks_the_log_in_order(store: HubStore) -> None:
+    playlist = await store.create_playlist("v", "p", NOW)
+    for i in range(3):
+        await store.add_track(playlist.playlist_id, Song(f"aaaaaaaaaa{i}", f"t{i}", "a", 100), NOW)
+    await store.activate_playlist("v", playlist.playlist_id, NOW)
+    await store.register_player("v", "box", "ua", NOW, TIMINGS)
+    first = await store.changes_since("v", 0, 1)
+    assert [c.version for c in first.changes] == [1] and first.more
+    rest = await store.changes_since("v", 1, 100)
+    assert [c.data["type"] for c in rest.changes] == ["master"] and not rest.more
+    assert (await store.changes_since("v", rest.version, 100)).changes == ()
