@@ -17,7 +17,7 @@ test: setup
 setup: system-deps $(STAMP)
 
 system-deps:
-	scripts/install-system-deps.sh $(if $(filter test,$(MAKECMDGOALS)),--with-postgres)
+	scripts/install-system-deps.sh $(if $(filter test bench,$(MAKECMDGOALS)),--with-postgres)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

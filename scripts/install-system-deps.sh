@@ -20,6 +20,7 @@ if [ "${1:-}" = "--with-postgres" ]; then
         chromium      # the status page's browser test (Debian's build; playwright never downloads one)
         systemd       # systemd-analyze/-sysusers/-tmpfiles for the unit and package tests (works without a running systemd)
         lintian       # the Debian package test
+        wrk           # bench/hub_load.py's load generator (C, so it measures the hub, not the client)
     )
 fi
 
