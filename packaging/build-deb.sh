@@ -26,11 +26,10 @@ rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$wheelhouse" "$(dirname "$out")"
 
 # --- wheels, built by the interpreter the box will run -------------------------------------------
-if [ ! -x "$build/python/bin/pip" ]; then
-    /usr/bin/python3 -m venv "$build/python"
-    # The build tools live here (no per-build isolated environment), so a warm wheelhouse builds offline.
-    "$build/python/bin/pip" install --quiet --disable-pip-version-check "setuptools>=68" wheel
-fi
+[ -x "$build/python/bin/pip" ] || /usr/bin/python3 -m venv "$build/python"
+# The build tools live here (no per-build isolated environment), so a warm wheelhouse builds offline;
+# once satisfied, this asks no index.
+"$build/python/bin/pip" install --quiet --disable-pip-version-check "setuptools>=68" wheel
 constraints=$build/constraints.txt
 : > "$constraints"
 if [ -x "$repo/.venv/bin/pip" ]; then
