@@ -1,0 +1,132 @@
+"""Cue-point analysis: the reference's ffprobe command vs. a full audio decode vs. ours, on one 4-minute video.
+
+The video is generated (640x360 H.264 at 25 fps + AAC stereo, 240 s): 1.5 s of silence,
+music with a 1.5 s break in the middle, a 10 s fade-out ending at 228.0 s, then silence.
+Truth: realStartOffset 1.5 s, realEndOffset 228.0 s (the -60 dBFS point lies ~20 ms earlier).
+
+(a) the reference's command, adapted only as ffmpeg 5 requires (``pkt_pts_time`` is now ``pts_time``);
+    its answer is the last number it prints, as the reference took it;
+(b) a full decode of the audio stream: ``ffmpeg -i FILE -vn -f null -``;
+(c) ours: ``analyze()`` (head + tail windows), and for information the idle-night full pass.
+
+    .venv/bin/python bench/analysis.py [--runs 7] [--reference-runs 3] [--video PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from djamms_edge.edge.media import ffmpeg  # noqa: E402
+from djamms_edge.edge.media.analyzer import analyze  # noqa: E402
+from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
+from djamms_edge.edge.media.ffparse import parse_silences  # noqa: E402
+from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone  # noqa: E402
+
+MUSIC_VIDEO = SynthTrack(
+    (silence(1.5), tone(110.0), tone(8.0, 0.15), silence(1.5), tone(97.0), fade(10.0), silence(12.0))
+)
+TRUE_START, TRUE_END = 1.5, 228.0
+
+
+async def timed(runs: int, job: Callable[[], Awaitable[tuple[float | None, float | None]]]) -> tuple[float, tuple]:
+    """Median wall time of ``runs`` runs, and the answer of the last one."""
+    times = []
+    answer: tuple[float | None, float | None] = (None, None)
+    for _ in range(runs):
+        started = time.perf_counter()
+        answer = await job()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), answer
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--reference-runs", type=int, default=3)
+    parser.add_argument("--video", type=Path, help="reuse (or create) the generated video at this path")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        video = args.video or Path(scratch) / "music_video.mp4"
+        if not video.exists():
+            print("generating the 4-minute music video ...", file=sys.stderr, flush=True)
+            made = await render(MUSIC_VIDEO, video.parent, video.stem, ("mp4",), channels=2, video_size="640x360")
+            made["mp4"].rename(video)
+        await bench(video, args.runs, args.reference_runs)
+
+
+async def bench(video: Path, runs: int, reference_runs: int) -> None:
+    config = AnalysisConfig()
+    reference_cut: list[float] = []
+
+    async def reference() -> tuple[float | None, float | None]:
+        graph = f"amovie={video},astats=metadata=1:reset=1,silencedetect=noise=-30dB:d=2"
+        argv = ["ffprobe", "-f", "lavfi", "-i", graph, "-show_entries", "frame=pts_time", "-of", "csv=p=0"]
+        result = await ffmpeg.run_reference_tool(argv, limit_seconds=300)
+        numbers = [float(line) for line in result.stdout.split() if _is_number(line)]
+        trailing = [s.start for s in parse_silences(result.stderr)]
+        reference_cut[:] = trailing[-1:]
+        return None, (numbers[-1] if numbers else None)
+
+    async def full_decode() -> tuple[float | None, float | None]:
+        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-vn", "-f", "null", "-"]
+        await ffmpeg.run_reference_tool(argv, limit_seconds=300)
+        return None, None
+
+    async def ours() -> tuple[float | None, float | None]:
+        result = await analyze(video, config)
+        return result.real_start_offset, result.real_end_offset
+
+    async def ours_full() -> tuple[float | None, float | None]:
+        result = await analyze(video, config, full=True)
+        return result.real_start_offset, result.real_end_offset
+
+    await ours()  # warm the page cache so nobody pays for the first read from disk
+    rows = [
+        ("(a) reference: ffprobe amovie+astats+silencedetect", reference_runs, reference),
+        ("(b) full audio decode: ffmpeg -vn -f null -", runs, full_decode),
+        ("(c) ours: head 20 s + tail 40 s windows", runs, ours),
+        ("    ours --full (idle nights: + EBU R128 pass)", max(3, runs // 2), ours_full),
+    ]
+    results = [(label, n, *(await timed(n, job))) for label, n, job in rows]
+    ours_median = results[2][2]
+
+    size_mb = video.stat().st_size / 1e6
+    print(f"bench/analysis.py: {video.name}, 240 s, 640x360 H.264 + AAC stereo, {size_mb:.1f} MB")
+    print(f"truth: realStartOffset {TRUE_START:.3f} s, realEndOffset {TRUE_END:.3f} s\n")
+    print(f"{'':52} {'median':>9} {'runs':>5} {'÷ ours':>8} {'start':>8} {'end':>9} {'end error':>10}")
+    for label, n, median, (start, end) in results:
+        ratio = median / ours_median
+        start_text = "-" if start is None else f"{start:.3f}"
+        end_text = "-" if end is None else f"{end:.3f}"
+        error = "-" if end is None else f"{end - TRUE_END:+.3f} s"
+        print(f"{label:52} {median:8.3f}s {n:5d} {ratio:7.1f}x {start_text:>8} {end_text:>9} {error:>10}")
+    print()
+    if reference_cut:
+        print(f"(a) prints frame times, so its answer is the last frame ({results[0][3][1]:.3f} s), not where the")
+        print(f"    silence begins; read properly, its -30 dB silencedetect would cut at {reference_cut[0]:.3f} s,")
+        print(f"    {TRUE_END - reference_cut[0]:.2f} s into the audible fade-out.")
+    print(f"ours is {results[0][2] / ours_median:.0f}x faster than (a) and "
+          f"{results[1][2] / ours_median:.2f}x the speed of a full decode (b).")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
