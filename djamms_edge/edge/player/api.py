@@ -23,9 +23,12 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class PlaybackItem:
-    """One file to play from ``start`` to ``end`` (seconds of media time; None = to the end) at ``gain_db``."""
+    """One file to play from ``start`` to ``end`` (seconds of media time; None = to the end) at ``gain_db``.
 
-    entry_id: str
+    ``play_id`` names this one play of a queue entry (the same track may be queued twice); events carry it.
+    """
+
+    play_id: str
     path: Path
     start: float = 0.0
     end: float | None = None
@@ -40,18 +43,18 @@ class EndReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    entry_id: str
+    play_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    entry_id: str
+    play_id: str
     reason: EndReason
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    entry_id: str
+    play_id: str
     message: str
 
 
@@ -72,9 +75,10 @@ class Player(Protocol):
         """Replace what plays after the current item with ``items`` (in order).
 
         Items already handed over keep their place if they are still in ``items`` in the same order, so a
-        player that has started opening the next file is not disturbed. With nothing playing, the first item
-        starts at once. Handing the next item over before the current one ends is what makes transitions
-        gapless.
+        player that has started opening the next file is not disturbed. An item that is already playing is
+        left playing, not queued again (the caller may not have heard of its start yet). With nothing
+        playing, the first item starts at once. Handing the next item over before the current one ends is
+        what makes transitions gapless.
         """
         ...
 

@@ -62,7 +62,7 @@ class FakePlayer:
 
     def _finish(self, reason: EndReason) -> None:
         assert self._current is not None
-        self._emit(Ended(self._current.entry_id, reason))
+        self._emit(Ended(self._current.play_id, reason))
         self._current = None
         self._start_next()
 
@@ -70,10 +70,10 @@ class FakePlayer:
         while self._upcoming and self._current is None:
             item = self._upcoming.pop(0)
             if item.path not in self.media:
-                self._emit(Failed(item.entry_id, "loading failed"))
+                self._emit(Failed(item.play_id, "loading failed"))
                 continue
             self._current, self._position = item, min(item.start, self._end_of(item))
-            self._emit(Started(item.entry_id))
+            self._emit(Started(item.play_id))
 
     def _emit(self, event: PlayerEvent) -> None:
         assert self._on_event is not None, "open() first"
@@ -82,7 +82,8 @@ class FakePlayer:
     # --- Player -----------------------------------------------------------------
 
     def set_upcoming(self, items: Sequence[PlaybackItem]) -> None:
-        self._upcoming = list(items)
+        playing = self._current.play_id if self._current is not None else None
+        self._upcoming = [item for item in items if item.play_id != playing]
         if self._current is None:
             self._start_next()
 
@@ -97,7 +98,7 @@ class FakePlayer:
     def stop(self) -> None:
         self._upcoming.clear()
         if self._current is not None:
-            self._emit(Ended(self._current.entry_id, EndReason.STOPPED))
+            self._emit(Ended(self._current.play_id, EndReason.STOPPED))
             self._current = None
 
     def pause(self) -> None:

@@ -133,7 +133,7 @@ class MpvPlayer:
         elif name == "file-loaded":
             if self._loading is not None and self._loading in self._items:
                 self._current, self._loading = self._loading, None
-                self._emit(Started(self._items[self._current].entry_id))
+                self._emit(Started(self._items[self._current].play_id))
         elif name == "end-file":
             self._on_end_file(data["playlist_entry_id"], data.get("reason", ""), data.get("file_error"))
 
@@ -149,9 +149,9 @@ class MpvPlayer:
         if item is None:
             return
         if reason == "error":
-            self._emit(Failed(item.entry_id, str(error or "mpv could not play it")))
+            self._emit(Failed(item.play_id, str(error or "mpv could not play it")))
         elif started:
-            self._emit(EndedEvent(item.entry_id, override or (EndReason.FINISHED if reason == "eof" else
+            self._emit(EndedEvent(item.play_id, override or (EndReason.FINISHED if reason == "eof" else
                                                               EndReason.STOPPED)))
 
     def _emit(self, event: PlayerEvent) -> None:
@@ -161,6 +161,8 @@ class MpvPlayer:
     # --- Player ---------------------------------------------------------------
 
     def set_upcoming(self, items: Sequence[PlaybackItem]) -> None:
+        playing = {self._items[e].play_id for e in (self._current, self._loading) if e in self._items}
+        items = [item for item in items if item.play_id not in playing]
         keep = 0
         while keep < min(len(items), len(self._upcoming)) and self._items[self._upcoming[keep]] == items[keep]:
             keep += 1

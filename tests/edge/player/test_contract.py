@@ -8,8 +8,8 @@ from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, 
 from tests.edge.player.conftest import Harness, Media
 
 
-def item(entry_id: str, path: object, **kw: float) -> PlaybackItem:
-    return PlaybackItem(entry_id=entry_id, path=path, **kw)  # type: ignore[arg-type]
+def item(play_id: str, path: object, **kw: float) -> PlaybackItem:
+    return PlaybackItem(play_id=play_id, path=path, **kw)  # type: ignore[arg-type]
 
 
 async def test_items_play_in_order_each_started_then_finished(harness: Harness, media: Media) -> None:
@@ -24,7 +24,7 @@ async def test_missing_and_corrupt_files_fail_and_the_next_one_plays(harness: Ha
     harness.player.set_upcoming([item("gone", media.missing), item("bad", media.corrupt), item("ok", media.short[0])])
     events = await harness.take(4)
     assert [type(e) for e in events[:2]] == [Failed, Failed]
-    assert [e.entry_id for e in events[:2]] == ["gone", "bad"]
+    assert [e.play_id for e in events[:2]] == ["gone", "bad"]
     assert events[2:] == [Started("ok"), Ended("ok", EndReason.FINISHED)]
 
 
@@ -42,6 +42,16 @@ async def test_keeping_the_same_upcoming_item_does_not_restart_it(harness: Harne
     harness.player.set_upcoming(upcoming[1:])
     harness.player.set_upcoming(upcoming[1:])
     assert await harness.take(3) == [Ended("a", EndReason.FINISHED), Started("b"), Ended("b", EndReason.FINISHED)]
+
+
+async def test_handing_over_the_playing_item_again_does_not_replay_it(harness: Harness, media: Media) -> None:
+    first = item("a", media.short[0])
+    harness.player.set_upcoming([first, item("b", media.short[1])])
+    assert await harness.next_event() == Started("a")
+    harness.player.set_upcoming([first, item("c", media.short[2])])  # a caller that missed a's start
+    assert await harness.take(3) == [Ended("a", EndReason.FINISHED), Started("c"), Ended("c", EndReason.FINISHED)]
+    await harness.elapse(1.2)
+    assert harness.events.empty()
 
 
 async def test_skip_fades_out_ends_as_skipped_and_starts_the_next(harness: Harness, media: Media) -> None:

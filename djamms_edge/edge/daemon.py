@@ -1,0 +1,126 @@
+"""``djamms-edge run``: the one function that builds the daemon from config and runs it.
+
+Subsystems start in order (state database, player + engine, background tasks) and stop in
+reverse from one exit stack, so SIGTERM (systemd), Ctrl-C and a dying subsystem all take
+the same path out. A background task that dies takes the daemon down with exit status 1 and
+systemd restarts it, rather than leaving a box that looks alive and plays nothing.
+
+Until the hub sync is wired in, the queue is the local playlist from ``[edge.queue]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from djamms_edge.config import Config
+from djamms_edge.edge.player.engine import PlaybackEngine
+from djamms_edge.edge.player.mpv_player import MpvPlayer
+from djamms_edge.edge.player.resolver import LocalFileResolver
+from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
+from djamms_edge.edge.queue.model import QueueEntry
+from djamms_edge.edge.state import PlaybackState
+from djamms_edge.shared.cli import add_config_option, load_or_exit
+from djamms_edge.shared.logs import setup_logging
+from djamms_edge.shared.systemd_notify import ServiceNotifier, start_watchdog
+from djamms_edge.shared.tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+
+
+def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("run", help="run the daemon: play the queue (the local playlist without a hub)")
+    add_config_option(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_or_exit(args.config)
+    setup_logging(config.edge.log_level, program="djamms-edge")
+    return asyncio.run(run_daemon(config))
+
+
+def playlist_entries(config: Config) -> list[QueueEntry]:
+    """The configured local playlist; a playlist that cannot be read is one error line and an empty queue."""
+    if not config.edge.queue.playlist:
+        return []
+    path = Path(config.edge.queue.playlist)
+    try:
+        entries = load_playlist(path)
+    except PlaylistError as exc:
+        log.error("%s; nothing to play until it is fixed", exc)
+        return []
+    log.info("playlist %s: %d tracks", path, len(entries))
+    return entries
+
+
+async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
+    """Run until ``stop`` is set, SIGTERM/SIGINT arrives, or a subsystem dies (exit status 1)."""
+    edge = config.edge
+    stop = stop or asyncio.Event()
+    notifier = ServiceNotifier()
+    tasks = TaskOwner("edge")
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(_signals_set(stop))
+        stack.callback(notifier.close)
+
+        db = PlaybackState.database(edge.state_dir)
+        await db.open()
+        stack.push_async_callback(db.close)
+        state = PlaybackState(db)
+
+        queue = LocalQueue(state, playlist_entries(config), edge.queue)
+        resolver = LocalFileResolver(
+            edge.analysis, target_lufs=edge.player.loudness_target_lufs, max_gain_db=edge.player.max_gain_db
+        )
+        engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player)
+        stack.push_async_callback(engine.close)
+        await engine.start()
+
+        stack.push_async_callback(tasks.close)
+        tasks.start(engine.run(), "playback")
+        tasks.start(engine.save_positions(), "position-saver")
+        start_watchdog(tasks, notifier, _alive(tasks))
+
+        notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
+        log.info("edge daemon running (state in %s)", edge.state_dir)
+        await _first_of(stop.wait(), tasks.failed.wait())
+        if tasks.failure is not None:
+            log.error("stopping: a subsystem died (%r)", tasks.failure)
+        notifier.stopping()
+        log.info("edge daemon stopping")
+    return 1 if tasks.failure is not None else 0
+
+
+def _alive(tasks: TaskOwner) -> Callable[[], Awaitable[bool]]:
+    async def healthy() -> bool:
+        return not tasks.failed.is_set()
+
+    return healthy
+
+
+async def _first_of(*awaitables: Coroutine[Any, Any, Any]) -> None:
+    waiting = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waiting:
+            future.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _signals_set(stop: asyncio.Event) -> AsyncIterator[None]:
+    """SIGTERM and SIGINT (Ctrl-C) both just set ``stop``: one way out."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,315 @@
+"""The playback engine: keeps the player fed from the queue, records what plays, survives restarts.
+
+One task (``run``) handles everything in order from one inbox: player events (started,
+ended, failed) and wake-ups (the queue changed, a control, the idle re-check). After each
+it asks the queue source for what should come next and hands the player the next
+``lookahead`` entries, resolved to files and cue offsets, so the player can go from one to
+the next without a gap. A second task saves the position every few seconds; after a crash
+``start()`` resumes the interrupted play from the saved position, in the same history row.
+
+A missing or broken track costs one log line: it is reported to the queue source as
+failed (the local queue marks it unplayable) and the next one plays. With nothing
+playable the engine is idle and looks again every ``idle_recheck_s`` or when the queue
+changes; it never spins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, Player, PlayerEvent, Started
+from djamms_edge.edge.player.config import PlayerConfig
+from djamms_edge.edge.player.resolver import Cue, TrackResolver, Unplayable
+from djamms_edge.edge.queue.model import QueueEntry
+from djamms_edge.edge.queue.source import Outcome, QueueSource
+from djamms_edge.edge.state import PlaybackState
+
+log = logging.getLogger(__name__)
+
+# A play saved this close to its end offset is over: resuming would play a second of tail.
+RESUME_TAIL_SECONDS = 1.0
+# Each failed resolution marks an entry unplayable and re-plans; this bounds one refill.
+MAX_REPLANS = 25
+
+
+class EngineState(StrEnum):
+    PLAYING = "playing"
+    PAUSED = "paused"
+    IDLE = "idle"  # nothing playable right now
+    HALTED = "halted"  # told not to play (a standby box)
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRef:
+    """One play of a queue entry: the entry, the item handed to the player, and whether it resumes a play."""
+
+    entry: QueueEntry
+    item: PlaybackItem
+    resume: bool = False
+
+    @property
+    def play_id(self) -> str:
+        return self.item.play_id
+
+
+@dataclass(frozen=True, slots=True)
+class NowPlaying:
+    play_id: str
+    entry: QueueEntry
+    position: float | None  # seconds of media time
+    start: float  # where this play began (cue-in or resume point)
+    end: float | None  # cue-out
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    state: EngineState
+    now_playing: NowPlaying | None
+    upcoming: tuple[QueueEntry, ...]  # handed to the player already
+    volume: float
+
+
+def describe(entry: QueueEntry) -> str:
+    name = " - ".join(part for part in (entry.artist, entry.title) if part) or entry.source
+    return f"{name!r} ({entry.kind.value} {entry.entry_id})"
+
+
+class PlaybackEngine:
+    def __init__(
+        self, player: Player, queue: QueueSource, resolver: TrackResolver, state: PlaybackState,
+        config: PlayerConfig, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.player = player
+        self._queue = queue
+        self._resolver = resolver
+        self._state = state
+        self._config = config
+        self._clock = clock
+        self._inbox: asyncio.Queue[PlayerEvent | None] = asyncio.Queue()  # None = look at the queue again
+        self._refs: dict[str, PlayRef] = {}  # every play handed over and not known to be dead
+        self._current: PlayRef | None = None
+        self._handed: list[PlayRef] = []
+        self._resuming: PlayRef | None = None
+        self._active = True
+        self._idle = False
+        self._listeners: list[Callable[[], None]] = []
+        queue.subscribe(self.wake)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the player, pick up a play a crash interrupted, and hand over what plays first."""
+        await self.player.open(self._inbox.put_nowait)
+        await self._restore()
+        await self._refill()
+
+    async def run(self) -> None:
+        """The engine's one task: handle each event and wake-up in order."""
+        while True:
+            try:
+                timeout = self._config.idle_recheck_s if self._idle else None
+                message = await asyncio.wait_for(self._inbox.get(), timeout)
+            except TimeoutError:
+                message = None
+            if message is not None:
+                await self._handle(message)
+            await self._refill()
+
+    async def save_positions(self) -> None:
+        """The position saver's task: now-playing position to SQLite every ``position_save_s``."""
+        while True:
+            await asyncio.sleep(self._config.position_save_s)
+            await self.save_position()
+
+    async def save_position(self) -> None:
+        ref, position = self._current, self.player.position()
+        if ref is not None and position is not None:
+            await self._state.save_position(ref.play_id, position, self._clock())
+
+    async def close(self) -> None:
+        """Save where we are (a restart resumes there) and release the player."""
+        await self.save_position()
+        await self.player.close()
+
+    # --- controls ---------------------------------------------------------------------------------
+
+    async def skip(self) -> None:
+        if self._current is not None:
+            log.info("skipping %s on request", describe(self._current.entry))
+            await self.player.skip(self._config.skip_fade_s)
+
+    def pause(self) -> None:
+        self.player.pause()
+        self._changed()
+
+    def resume(self) -> None:
+        self.player.resume()
+        self._changed()
+
+    def set_volume(self, percent: float) -> None:
+        self.player.set_volume(percent)
+        self._changed()
+
+    def set_active(self, active: bool) -> None:
+        """False: stop at once and play nothing (a standby, or a master that lost its lease). True: play."""
+        if active == self._active:
+            return
+        self._active = active
+        log.info("playback %s", "enabled" if active else "halted")
+        if not active:
+            self._handed = []
+            self._resuming = None
+            self.player.stop()
+        self.wake()
+
+    def wake(self) -> None:
+        """Look at the queue again soon (it changed, or a control wants it)."""
+        self._inbox.put_nowait(None)
+
+    def subscribe(self, on_change: Callable[[], None]) -> None:
+        """``on_change`` is called (on the loop's thread) when anything ``status()`` shows changes."""
+        self._listeners.append(on_change)
+
+    def status(self) -> EngineStatus:
+        now_playing = None
+        if self._current is not None:
+            item = self._current.item
+            now_playing = NowPlaying(item.play_id, self._current.entry, self.player.position(), item.start, item.end)
+        if not self._active:
+            state = EngineState.HALTED
+        elif now_playing is None:
+            state = EngineState.IDLE
+        else:
+            state = EngineState.PAUSED if self.player.paused else EngineState.PLAYING
+        return EngineStatus(state, now_playing, tuple(r.entry for r in self._handed), self.player.volume)
+
+    # --- events ------------------------------------------------------------------------------------
+
+    async def _handle(self, event: PlayerEvent) -> None:
+        if isinstance(event, Started):
+            await self._on_started(event.play_id)
+        elif isinstance(event, Ended):
+            await self._on_ended(event.play_id, event.reason)
+        elif isinstance(event, Failed):
+            await self._on_failed(event.play_id, event.message)
+        self._changed()
+
+    async def _on_started(self, play_id: str) -> None:
+        ref = self._refs.get(play_id)
+        if ref is None:
+            log.warning("player started an unknown play %s", play_id)
+            return
+        self._current = ref
+        self._handed = [r for r in self._handed if r.play_id != play_id]
+        # Anything handed before this one and not started by now never will be.
+        self._refs = {r.play_id: r for r in (ref, *self._handed)}
+        now = self._clock()
+        if ref.resume:
+            self._resuming = None
+            await self._state.resume(play_id, now, ref.item.start)
+        else:
+            await self._state.begin(play_id, ref.entry, now, ref.item.start)
+        await self._queue.started(ref.entry)
+        log.info("playing %s from %.1fs%s", describe(ref.entry), ref.item.start, " (resumed)" if ref.resume else "")
+
+    async def _on_ended(self, play_id: str, reason: EndReason) -> None:
+        ref = self._refs.pop(play_id, None)
+        if ref is None:
+            return
+        if self._current is ref:
+            self._current = None
+        await self._state.end(play_id, reason.value, self._clock())
+        if reason is EndReason.STOPPED:
+            return  # cut off, not played: the queue source decides what that means for the entry
+        await self._queue.finished(ref.entry, Outcome.PLAYED if reason is EndReason.FINISHED else Outcome.SKIPPED)
+
+    async def _on_failed(self, play_id: str, message: str) -> None:
+        ref = self._refs.pop(play_id, None)
+        if ref is None:
+            return
+        if self._current is ref:
+            self._current = None
+            await self._state.end(play_id, "failed", self._clock())
+        if self._resuming is ref:
+            self._resuming = None
+            await self._state.end(play_id, "failed", self._clock())
+        self._handed = [r for r in self._handed if r is not ref]
+        log.warning("skipping %s: %s", describe(ref.entry), message)
+        await self._queue.finished(ref.entry, Outcome.FAILED, message)
+
+    # --- planning ------------------------------------------------------------------------------------
+
+    async def _restore(self) -> None:
+        progress = await self._state.in_progress()
+        if progress is None:
+            return
+        play, entry = progress.play, progress.play.entry
+        try:
+            cue = await self._resolver.resolve(entry)
+        except Unplayable as exc:
+            log.warning("cannot resume %s: %s", describe(entry), exc)
+            await self._state.end(play.play_id, "failed", self._clock())
+            await self._queue.finished(entry, Outcome.FAILED, str(exc))
+            return
+        position = max(cue.start, progress.position)
+        if cue.end is not None and position >= cue.end - RESUME_TAIL_SECONDS:
+            log.info("%s had ended before the restart", describe(entry))
+            await self._state.end(play.play_id, EndReason.FINISHED.value, self._clock())
+            await self._queue.finished(entry, Outcome.PLAYED)
+            return
+        await self._queue.started(entry)  # idempotent: makes sure a paid request is not offered again
+        self._resuming = self._ref(entry, replace(cue, start=position), play.play_id, resume=True)
+        log.info("resuming %s at %.1fs (position saved %.0fs before the restart)", describe(entry), position,
+                 max(0.0, self._clock() - progress.saved_at))
+
+    async def _refill(self) -> None:
+        """Hand the player what should follow the current play (replacing what changed)."""
+        if not self._active:
+            return
+        prefix = [self._resuming] if self._resuming is not None else []
+        count = self._config.lookahead + (0 if self._current is not None else 1) - len(prefix)
+        handed = prefix + await self._plan(count, reusable=self._handed[len(prefix):])
+        if [r.item for r in handed] != [r.item for r in self._handed]:
+            self._handed = handed
+            self._refs.update((r.play_id, r) for r in handed)
+            self.player.set_upcoming([r.item for r in handed])
+        self._set_idle(self._current is None and not self._handed)
+
+    async def _plan(self, count: int, reusable: list[PlayRef]) -> list[PlayRef]:
+        """The next ``count`` plays, resolved; entries already handed over keep their play id."""
+        for _ in range(MAX_REPLANS):
+            planned: list[PlayRef] = []
+            entries = await self._queue.upcoming(count) if count > 0 else []
+            for index, entry in enumerate(entries):
+                try:
+                    cue = await self._resolver.resolve(entry)
+                except Unplayable as exc:
+                    log.warning("skipping %s: %s", describe(entry), exc)
+                    await self._queue.finished(entry, Outcome.FAILED, str(exc))
+                    break
+                same = index < len(reusable) and reusable[index].entry == entry
+                planned.append(self._ref(entry, cue, reusable[index].play_id if same else uuid.uuid4().hex))
+            else:
+                return planned
+        log.error("gave up planning after %d unplayable entries in a row", MAX_REPLANS)
+        return []
+
+    @staticmethod
+    def _ref(entry: QueueEntry, cue: Cue, play_id: str, resume: bool = False) -> PlayRef:
+        return PlayRef(entry, PlaybackItem(play_id, cue.path, cue.start, cue.end, cue.gain_db), resume)
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle != self._idle:
+            log.info("nothing playable: idle" if idle else "playable tracks again")
+            self._idle = idle
+            self._changed()
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()

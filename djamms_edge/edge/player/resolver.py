@@ -1,0 +1,95 @@
+"""From a queue entry to what the player needs: which file, which cue offsets, which gain.
+
+``TrackResolver`` is the engine's only view of the media side, so the engine does not
+depend on how files are fetched or analysed. ``LocalFileResolver`` serves the local
+playlist: the entry's source is a file path, the offsets come from the media pipeline's
+``analyze()`` (head/tail silence detection), and the gain from its loudness when measured.
+Sources that are not local files (video ids, URLs) need the media cache and are reported
+unplayable here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.edge.queue.model import QueueEntry
+
+log = logging.getLogger(__name__)
+
+
+class Unplayable(Exception):
+    """This entry cannot be played now (missing file, broken media); the message says why in a few words."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """Where and how loud to play a file: seconds of media time, ``end`` None = to the end."""
+
+    path: Path
+    start: float = 0.0
+    end: float | None = None
+    gain_db: float = 0.0
+
+
+class TrackResolver(Protocol):
+    async def resolve(self, entry: QueueEntry) -> Cue:
+        """The cue for ``entry``; raises Unplayable."""
+        ...
+
+
+def levelling_gain(loudness_lufs: float | None, target_lufs: float, max_gain_db: float) -> float:
+    """The gain that brings a track to the target loudness, within ±``max_gain_db`` (0 when unmeasured)."""
+    if loudness_lufs is None:
+        return 0.0
+    return round(max(-max_gain_db, min(max_gain_db, target_lufs - loudness_lufs)), 2)
+
+
+Analyze = Callable[[Path, AnalysisConfig], Awaitable[TrackAnalysis]]
+
+
+class LocalFileResolver:
+    """Local files, analysed once per file version (path, size, mtime) and remembered for the process."""
+
+    def __init__(
+        self, config: AnalysisConfig, *, target_lufs: float, max_gain_db: float, trim: bool = True,
+        analyzer: Analyze = analyze,
+    ) -> None:
+        self._config = config
+        self._target = target_lufs
+        self._max_gain = max_gain_db
+        self._trim = trim
+        self._analyze = analyzer
+        self._known: dict[tuple[str, int, int], Cue] = {}
+
+    async def resolve(self, entry: QueueEntry) -> Cue:
+        path = Path(entry.source)
+        if not path.is_absolute():
+            raise Unplayable("not a local file (needs the media cache)")
+        try:
+            stat = await asyncio.to_thread(path.stat)
+        except OSError:
+            raise Unplayable("file missing") from None
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key in self._known:
+            return self._known[key]
+        if not self._trim:
+            cue = Cue(path)
+        else:
+            try:
+                found = await self._analyze(path, self._config)
+            except MediaError as exc:
+                raise Unplayable(str(exc)) from None
+            gain = levelling_gain(found.loudness_lufs, self._target, self._max_gain)
+            cue = Cue(path, found.real_start_offset, found.real_end_offset, gain)
+            log.debug("%s: plays %.2f-%.2fs of %.2fs at %+.1f dB", path.name, cue.start, found.real_end_offset,
+                      found.duration, gain)
+        self._known[key] = cue
+        return cue

@@ -1,0 +1,35 @@
+"""Where the engine gets its entries from: the local playlist now, the hub's queue replica later.
+
+A ``QueueSource`` owns the order (``upcoming``); the engine only plays what it is given and
+reports back. ``started`` must make the source stop offering that entry as the next one (a
+paid request is consumed when it starts, so a crash mid-song resumes it instead of replaying
+it); ``finished`` tells how it went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Protocol
+
+from djamms_edge.edge.queue.model import QueueEntry
+
+
+class Outcome(StrEnum):
+    PLAYED = "played"  # reached its end offset
+    SKIPPED = "skipped"  # staff skipped it
+    FAILED = "failed"  # missing or broken: never started, or died while playing
+
+
+class QueueSource(Protocol):
+    async def upcoming(self, count: int) -> list[QueueEntry]:
+        """The next ``count`` entries in play order (fewer if there are not that many)."""
+        ...
+
+    async def started(self, entry: QueueEntry) -> None: ...
+
+    async def finished(self, entry: QueueEntry, outcome: Outcome, detail: str = "") -> None: ...
+
+    def subscribe(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` (on the loop's thread) whenever ``upcoming`` may have changed."""
+        ...

@@ -1,0 +1,242 @@
+"""The engine's decisions, driven through the fake player, the real local queue and real SQLite state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from djamms_edge.edge.player.engine import EngineState, PlaybackEngine
+from djamms_edge.edge.player.fake import FakePlayer
+from djamms_edge.edge.player.resolver import Cue, Unplayable
+from djamms_edge.edge.queue.config import QueueConfig
+from djamms_edge.edge.queue.local import LocalQueue, playlist_entry
+from djamms_edge.edge.queue.model import QueueEntry
+from djamms_edge.edge.state import PlaybackState
+from djamms_edge.shared.sqlite import Database
+from tests.edge.player.conftest import headless_config
+
+TRACK_SECONDS = 10.0
+
+
+class StaticResolver:
+    """Sources named in ``cues`` resolve; anything else is a missing file."""
+
+    def __init__(self, cues: dict[str, Cue]) -> None:
+        self.cues = cues
+        self.calls = 0
+
+    async def resolve(self, entry: QueueEntry) -> Cue:
+        self.calls += 1
+        if entry.source not in self.cues:
+            raise Unplayable("file missing")
+        return self.cues[entry.source]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    engine: PlaybackEngine
+    player: FakePlayer
+    queue: LocalQueue
+    state: PlaybackState
+    resolver: StaticResolver
+    clock: Clock
+    task: asyncio.Task[None]
+    root: Path
+
+    async def play(self, seconds: float) -> None:
+        """Let ``seconds`` of playback pass in small steps, letting the engine react between them."""
+        while seconds > 0:
+            step = min(0.5, seconds)
+            self.clock.now += step
+            self.player.advance(step)
+            seconds -= step
+            await settle()
+
+    async def played(self) -> list[tuple[str, str | None]]:
+        return [(p.entry.title, p.end_reason) for p in await self.state.history()]
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)  # the state database's threads
+
+
+TITLES = ("one", "two", "three")
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+async def rig_factory(tmp_path: Path) -> AsyncIterator[MakeRig]:
+    made: list[tuple[Rig, Database]] = []
+    media = {tmp_path / f"{t}.m4a": TRACK_SECONDS for t in TITLES}
+    cues = {str(p): Cue(p, start=1.0, end=TRACK_SECONDS - 1.0) for p in media}
+
+    async def make(titles: tuple[str, ...] = TITLES, clock: Clock | None = None, **config: object) -> Rig:
+        db = PlaybackState.database(tmp_path)
+        await db.open()
+        state = PlaybackState(db)
+        clock = clock or Clock()
+        playlist = [playlist_entry(str(tmp_path / f"{t}.m4a")) for t in titles]
+        queue = LocalQueue(state, playlist, QueueConfig(repeat_window_s=0, artist_separation=0), clock=clock)
+        player = FakePlayer(media)
+        resolver = StaticResolver(cues)
+        engine = PlaybackEngine(player, queue, resolver, state, headless_config(**config), clock=clock)
+        await engine.start()
+        task = asyncio.create_task(engine.run())
+        rig = Rig(engine, player, queue, state, resolver, clock, task, tmp_path)
+        made.append((rig, db))
+        await settle()
+        return rig
+
+    yield make
+    for rig, db in made:
+        rig.task.cancel()
+        await asyncio.gather(rig.task, return_exceptions=True)
+        await db.close()
+
+
+async def test_plays_the_playlist_in_order_between_the_cue_offsets(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    assert rig.player.current is not None and rig.player.current.start == 1.0 and rig.player.current.end == 9.0
+    await rig.play(8.0 * 3)
+    assert await rig.played() == [("one", "finished"), ("two", "finished"), ("three", "finished"),
+                                  ("one", None)]
+
+
+async def test_a_paid_request_plays_next_and_only_once(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    await rig.play(2.0)
+    await rig.queue.request(str(rig.root / "three.m4a"), title="paid")
+    await settle()
+    assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]  # handed to the player before "one" ends
+    await rig.play(8.0 * 3)
+    assert [t for t, _ in await rig.played()] == ["one", "paid", "two", "three"]
+
+
+async def test_the_next_entry_is_handed_over_while_the_current_one_plays(
+    rig_factory: MakeRig,
+) -> None:
+    rig = await rig_factory()
+    assert [i.path.name for i in rig.player.upcoming] == ["two.m4a"]
+    await rig.play(8.5)
+    assert rig.player.current is not None and rig.player.current.path.name == "two.m4a"
+    assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]
+
+
+async def test_a_missing_track_is_skipped_with_one_log_line_and_not_retried_at_once(
+    rig_factory: MakeRig, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    rig = await rig_factory(titles=("one", "gone", "two"))
+    await rig.play(8.0 * 4 - 1)
+    assert [t for t, _ in await rig.played()] == ["one", "two", "one", "two"]
+    skips = [r.getMessage() for r in caplog.records if "gone" in r.getMessage()]
+    assert len(skips) == 1 and "file missing" in skips[0]
+    assert list(await rig.state.unplayable_since(0)) == [str(rig.root / "gone.m4a")]
+
+
+async def test_a_file_the_player_cannot_open_is_skipped(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    broken = rig.root / "two.m4a"
+    del rig.player.media[broken]  # resolves fine, but the player fails on it: a corrupt file
+    await rig.play(8.0 * 2 - 1)
+    assert [t for t, _ in await rig.played()] == ["one", "three"]
+    assert str(broken) in await rig.state.unplayable_since(0)
+
+
+async def test_nothing_playable_is_idle_without_spinning(rig_factory: MakeRig) -> None:
+    rig = await rig_factory(titles=("gone", "missing"))
+    assert rig.engine.status().state is EngineState.IDLE
+    calls = rig.resolver.calls
+    await asyncio.sleep(0.3)
+    assert rig.resolver.calls == calls  # waits for a queue change or the idle re-check, never polls
+    rig.resolver.cues["gone-now-here"] = rig.resolver.cues[next(iter(rig.resolver.cues))]
+    await rig.queue.request("gone-now-here", title="paid")
+    await settle()
+    assert rig.engine.status().state is EngineState.PLAYING
+
+
+async def test_skip_fades_and_records_the_skip(rig_factory: MakeRig) -> None:
+    rig = await rig_factory(skip_fade_s=0.25)
+    await rig.play(3.0)
+    await rig.engine.skip()
+    await settle()
+    assert rig.player.fades == [0.25]
+    assert await rig.played() == [("one", "skipped"), ("two", None)]
+
+
+async def test_pause_resume_and_volume_show_in_the_status(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    rig.engine.pause()
+    await rig.play(5.0)
+    status = rig.engine.status()
+    assert status.state is EngineState.PAUSED and status.now_playing is not None
+    assert status.now_playing.position == 1.0
+    rig.engine.resume()
+    rig.engine.set_volume(35)
+    await rig.play(2.0)
+    status = rig.engine.status()
+    assert status.state is EngineState.PLAYING and status.volume == 35
+    assert status.now_playing is not None and status.now_playing.position == 3.0
+
+
+async def test_after_a_crash_the_same_play_resumes_where_it_was(
+    rig_factory: MakeRig,
+) -> None:
+    clock = Clock()
+    first = await rig_factory(clock=clock)
+    await first.play(6.3)
+    await first.engine.save_position()
+    first.task.cancel()  # killed: no close(), no goodbye
+    await asyncio.gather(first.task, return_exceptions=True)
+
+    second = await rig_factory(clock=clock)
+    assert second.player.current is not None and second.player.current.path.name == "one.m4a"
+    assert second.player.current.start == pytest.approx(7.3)
+    await second.play(8.0 * 2)
+    history = await second.state.history()
+    assert [(p.entry.title, p.resumes, p.end_reason) for p in history] == [
+        ("one", 1, "finished"), ("two", 0, "finished"), ("three", 0, None),
+    ]
+    assert history[0].resumed_from == pytest.approx(7.3)
+
+
+async def test_a_play_saved_at_its_end_is_not_replayed_after_a_restart(
+    rig_factory: MakeRig,
+) -> None:
+    clock = Clock()
+    first = await rig_factory(clock=clock)
+    await first.play(7.5)
+    await first.engine.save_position()  # 8.5 s: within a second of the 9 s cue-out
+    first.task.cancel()
+    await asyncio.gather(first.task, return_exceptions=True)
+
+    second = await rig_factory(clock=clock)
+    assert second.player.current is not None and second.player.current.path.name == "two.m4a"
+    assert await second.played() == [("one", "finished"), ("two", None)]
+
+
+async def test_halting_stops_at_once_and_enabling_plays_again(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    await rig.play(2.0)
+    rig.engine.set_active(False)
+    await settle()
+    assert rig.player.current is None and rig.engine.status().state is EngineState.HALTED
+    rig.engine.set_active(True)
+    await settle()
+    assert rig.engine.status().state is EngineState.PLAYING
+    assert await rig.played() == [("one", "stopped"), ("two", None)]
