@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from djamms_edge.config import Config
-from djamms_edge.edge import ytdlp_update
+from djamms_edge.edge import daemon, ytdlp_update
 from djamms_edge.edge.media import cli as media_cli
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="djamms-edge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
+    daemon.add_run_command(sub)
     ytdlp_update.add_command(sub)
     media_cli.add_analyze_command(sub)
     return parser
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config, _edge_problems)
     if args.command == "dump-config":
         return dump_config(args.config, "edge", args.json)
+    if args.command == "run":
+        return daemon.run_command(args)
     if args.command == "update-ytdlp":
         return ytdlp_update.run_command(args)
     if args.command == "analyze":

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
+from djamms_edge.edge.player.config import PlayerConfig
+from djamms_edge.edge.queue.config import QueueConfig
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.sync.config import NightAnalysisConfig, SyncConfig
 from djamms_edge.shared.config_schema import secret, setting
@@ -31,3 +33,5 @@ class EdgeConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    player: PlayerConfig = field(default_factory=PlayerConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
