@@ -101,7 +101,7 @@ async def bench(video: Path, runs: int, reference_runs: int) -> None:
     results = [(label, n, *(await timed(n, job))) for label, n, job in rows]
     ours_median = results[2][2]
 
-    size_mb = video.stat().st_size / 1e6
+    size_mb = (await asyncio.to_thread(video.stat)).st_size / 1e6
     print(f"bench/analysis.py: {video.name}, 240 s, 640x360 H.264 + AAC stereo, {size_mb:.1f} MB")
     print(f"truth: realStartOffset {TRUE_START:.3f} s, realEndOffset {TRUE_END:.3f} s\n")
     print(f"{'':52} {'median':>9} {'runs':>5} {'÷ ours':>8} {'start':>8} {'end':>9} {'end error':>10}")

@@ -15,15 +15,15 @@ from typing import Literal
 from djamms_edge.edge.media import ffmpeg
 
 Format = Literal["m4a", "webm", "mp4", "flac"]
-SAMPLE_RATE = 48000
 _LIMIT_SECONDS = 600.0
 # Two partials a fifth apart (weights sum to 1): a tone with some movement, peak = the segment level.
 _VOICE = "(0.6*sin(2*PI*220*t)+0.4*sin(2*PI*330*t))"
+_VIDEO = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
 _AAC = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "128k"]
 _ENCODE: dict[Format, list[str]] = {
     "m4a": _AAC,
     "webm": ["-c:a", "libopus", "-b:a", "96k"],
-    "mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage", "-pix_fmt", "yuv420p", *_AAC],
+    "mp4": [*_VIDEO, *_AAC],
     "flac": ["-c:a", "flac"],
 }
 
@@ -86,20 +86,24 @@ async def render(
     formats: tuple[Format, ...],
     *,
     channels: int = 1,
+    sample_rate: int = 48000,
     video_size: str = "160x90",
 ) -> dict[Format, Path]:
     """Encode ``track`` as ``directory/name.<format>`` for each format (``mp4`` adds H.264 video).
 
-    The expression is evaluated once into a lossless master that every format is encoded from."""
+    The expression is evaluated once into a lossless master that every format is encoded from;
+    an ``mp4`` made beside an ``m4a`` copies its AAC stream instead of encoding it again."""
     master = directory / f"{name}.master.wav"
-    source = f"aevalsrc=exprs='{track.expression()}':s={SAMPLE_RATE}:d={track.duration}"
+    source = f"aevalsrc=exprs='{track.expression()}':s={sample_rate}:d={track.duration}"
     await ffmpeg.render(master, ["-c:a", "pcm_f32le"], lavfi=[source], limit_seconds=_LIMIT_SECONDS)
     out: dict[Format, Path] = {}
-    for fmt in formats:
+    for fmt in sorted(formats, key=lambda f: f == "mp4"):  # mp4 last: it may reuse the m4a
         out[fmt] = directory / f"{name}.{fmt}"
         video = [f"testsrc2=s={video_size}:r=25:d={track.duration}"] if fmt == "mp4" else []
         mapping = ["-map", "1:v", "-map", "0:a"] if video else ["-map", "0:a"]
-        args = [*mapping, "-ac", str(channels), *_ENCODE[fmt]]
-        await ffmpeg.render(out[fmt], args, files=[master], lavfi=video, limit_seconds=_LIMIT_SECONDS)
+        audio_from, encode = master, [*mapping, "-ac", str(channels), *_ENCODE[fmt]]
+        if fmt == "mp4" and "m4a" in out:
+            audio_from, encode = out["m4a"], [*mapping, *_VIDEO, "-c:a", "copy"]
+        await ffmpeg.render(out[fmt], encode, files=[audio_from], lavfi=video, limit_seconds=_LIMIT_SECONDS)
     master.unlink()
     return out
