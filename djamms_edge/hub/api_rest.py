@@ -204,7 +204,7 @@ async def played(request: web.Request) -> web.Response:
     if entry_id is None and song is None:
         raise ApiError(400, "send entryId, song, or both", "entryId")
     played_at = f.integer("playedAt") if f.data.get("playedAt") is not None else service.now_ms()
-    report = PlayReport(entry_id, song, played_at)
+    report = PlayReport(entry_id, song, played_at, f.ident("requestId", required=False))
     return _write_reply(await service.played(principal_of(request), write, report))
 
 

@@ -67,7 +67,7 @@ PATHS: Json = {
     V + "/now-playing": {"post": _op("master: report now playing (epoch-fenced)",
                                      body=_obj(**_MASTER_WRITE, entryId=_S, song=_SONG))},
     V + "/played": {"post": _op("device: append to play history (idempotency key required)",
-                                body=_obj(**_MASTER_WRITE, entryId=_S, song=_SONG, playedAt=_I))},
+                                body=_obj(**_MASTER_WRITE, entryId=_S, requestId=_S, song=_SONG, playedAt=_I))},
     V + "/history": {"get": _op("device/staff: play history", params=("limit",))},
     V + "/changes": {"get": _op("poll the change feed after a version", params=("since",))},
     V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V", params=("since",))},

@@ -313,3 +313,16 @@ async def test_many_feed_subscribers_all_see_each_change(hub: Hub) -> None:
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_moving_on_marks_the_paid_request_played(hub: Hub) -> None:
+    venue = await venue_with_playlist(hub)
+    epoch = await master_of(hub, venue)
+    await request(hub, venue, paid())
+    entry = (await snapshot(hub, venue))["priorityQueue"][0]
+    main = (await snapshot(hub, venue))["mainQueue"][0]
+    for entry_id in (entry["entryId"], main["entryId"]):
+        await hub.call("POST", f"/api/v1/venues/{venue}/now-playing",
+                       {"deviceId": "box-a", "epoch": epoch, "entryId": entry_id}, hub.device(venue, "box-a"))
+    _, played = await hub.call("GET", f"/api/v1/venues/{venue}/requests?status=played", headers=hub.staff(venue))
+    assert [r["requestId"] for r in played["requests"]] == [entry["requestId"]]

@@ -333,6 +333,7 @@ class PlayReport:
     entry_id: str | None
     song: Song | None
     played_at_ms: int
+    request_id: str | None = None  # the entry's requestId, so a paid request is marked played
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,10 +424,14 @@ class HubStore(Protocol):
     async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult: ...
 
     async def set_now_playing(self, write: MasterWrite, entry_id: str | None, song: Song | None,
-                              now_ms: int) -> WriteResult: ...
+                              now_ms: int) -> WriteResult:
+        """Fenced like advance_queue; the paid request that was playing before becomes ``played``."""
+        ...
 
     async def report_played(self, write: MasterWrite, report: PlayReport, now_ms: int) -> WriteResult:
-        """Append to the venue's play history; any epoch this device really held is accepted."""
+        """Append to the venue's play history; any epoch this device really held is accepted.
+
+        The request is ``report.request_id``, else the one of the named entry (now playing or queued)."""
         ...
 
     async def play_history(self, venue_id: str, limit: int) -> list[Json]: ...

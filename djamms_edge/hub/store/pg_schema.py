@@ -153,4 +153,96 @@ CREATE TABLE catalog (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+# Server-side steps, so that a venue's row lock is held for microseconds inside PostgreSQL instead
+# of across client round trips (on a busy venue that lock hold time IS the paid-request throughput).
+# They hold no business rule: refusals and records are decided and built in Python (rules.py,
+# base.py) and passed in. In PL/pgSQL each statement takes a fresh snapshot, so whatever runs after
+# the lock is granted sees every row committed by the transactions it waited for.
+_SERVER_STEPS = """
+-- Bump the venue's version, log the change, tell every hub instance (delivered at commit).
+CREATE FUNCTION djamms_emit(p_venue text, p_change json, p_now bigint, p_retain bigint, p_prune_every bigint,
+                            p_channel text) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v bigint;
+BEGIN
+    UPDATE venues SET version = version + 1 WHERE venue_id = p_venue RETURNING version INTO v;
+    INSERT INTO venue_changes (venue_id, version, change, created_at_ms) VALUES (p_venue, v, p_change, p_now);
+    PERFORM pg_notify(p_channel, p_venue);
+    IF v % p_prune_every = 0 THEN
+        DELETE FROM venue_changes WHERE venue_id = p_venue AND version <= v - p_retain;
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- Append entries, in order, to the end of one of the venue's queues. The caller holds the venue lock.
+CREATE FUNCTION djamms_insert_entries(p_venue text, p_queue text, p_now bigint, p_ids text[], p_video_ids text[],
+                                      p_titles text[], p_artists text[], p_durations float8[], p_request_ids text[],
+                                      p_requester_ids text[], p_credits float8[]) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration, request_id,
+                               requester_id, paid_credit, created_at_ms)
+    SELECT e.entry_id, p_venue, p_queue, base.seq + e.n, e.video_id, e.title, e.artist, e.duration, e.request_id,
+           e.requester_id, e.paid_credit, p_now
+    FROM unnest(p_ids, p_video_ids, p_titles, p_artists, p_durations, p_request_ids, p_requester_ids, p_credits)
+         WITH ORDINALITY AS e(entry_id, video_id, title, artist, duration, request_id, requester_id, paid_credit, n),
+         (SELECT COALESCE(MAX(seq), 0) AS seq FROM queue_entries WHERE venue_id = p_venue AND queue = p_queue) AS base;
+$$;
+
+-- A paid request in one call. p_refusals[n + 1] is the refusal (NULL: accept) when the venue already has
+-- n recent requests for the artist, for n = 0 .. limit; counts beyond the array use its last element.
+-- Returns the request's id, status and reason, and whether the paymentId had been seen before;
+-- no row when the venue does not exist.
+CREATE FUNCTION djamms_submit_paid_request(
+    p_venue text, p_payment_id text, p_request_id text, p_requester_id text, p_client text, p_video_id text,
+    p_title text, p_artist text, p_artist_key text, p_duration float8, p_since bigint, p_refusals text[],
+    p_entry_id text, p_credit float8, p_change json, p_now bigint, p_retain bigint, p_prune_every bigint,
+    p_channel text,
+    OUT r_request_id text, OUT r_status text, OUT r_reason text, OUT r_replayed boolean
+) RETURNS SETOF record LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    recent bigint;
+BEGIN
+    SELECT request_id, status, reason, true INTO r_request_id, r_status, r_reason, r_replayed
+        FROM requests WHERE payment_id = p_payment_id;
+    IF FOUND THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    PERFORM 1 FROM venues WHERE venue_id = p_venue FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO recent FROM requests
+        WHERE venue_id = p_venue AND artist_key = p_artist_key AND status <> 'refund_due' AND created_at_ms > p_since;
+    r_reason := p_refusals[LEAST(recent, cardinality(p_refusals) - 1) + 1];
+    r_status := CASE WHEN r_reason IS NULL THEN 'pending' ELSE 'refund_due' END;
+    r_request_id := p_request_id;
+    r_replayed := false;
+    INSERT INTO requests (request_id, venue_id, payment_id, requester_id, client_address, video_id, title, artist,
+                          artist_key, duration, status, reason, created_at_ms)
+        VALUES (p_request_id, p_venue, p_payment_id, p_requester_id, p_client, p_video_id, p_title, p_artist,
+                p_artist_key, p_duration, r_status, r_reason, p_now)
+        ON CONFLICT (payment_id) DO NOTHING;
+    IF NOT FOUND THEN
+        -- The same paymentId committed meanwhile for another venue (whose lock we do not hold): a replay.
+        SELECT request_id, status, reason, true INTO r_request_id, r_status, r_reason, r_replayed
+            FROM requests WHERE payment_id = p_payment_id;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF r_reason IS NULL THEN
+        PERFORM djamms_insert_entries(p_venue, 'priority', p_now, ARRAY[p_entry_id], ARRAY[p_video_id],
+                                      ARRAY[p_title], ARRAY[p_artist], ARRAY[p_duration], ARRAY[p_request_id],
+                                      ARRAY[p_requester_id], ARRAY[p_credit]);
+        PERFORM djamms_emit(p_venue, p_change, p_now, p_retain, p_prune_every, p_channel);
+    END IF;
+    RETURN NEXT;
+END
+$$;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
+)

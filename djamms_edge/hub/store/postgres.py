@@ -144,16 +144,21 @@ class PostgresStore:
 
     # --- transactions ----------------------------------------------------------------------------
 
-    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], *, read_only: bool = False) -> T:
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], *, read_only: bool = False,
+                  single_statement: bool = False) -> T:
         """Run ``fn(conn)`` in one transaction; retried only on deadlock/serialization failures.
 
-        Reads use REPEATABLE READ so a multi-statement read (a snapshot) sees one instant."""
+        Reads use REPEATABLE READ so a multi-statement read (a snapshot) sees one instant. A
+        ``single_statement`` function runs without BEGIN/COMMIT: one statement is atomic by itself,
+        and that saves two round trips."""
         if self._pool is None:
             raise RuntimeError("PostgreSQL store is not open")
         isolation = "repeatable_read" if read_only else "read_committed"
         for attempt in range(TRANSIENT_RETRIES + 1):
             async with self._pool.acquire() as conn:
                 try:
+                    if single_statement:
+                        return await fn(conn)
                     async with conn.transaction(isolation=isolation, readonly=read_only):
                         return await fn(conn)
                 except TRANSIENT_ERRORS as exc:
@@ -299,20 +304,21 @@ class PostgresStore:
         return answer
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings) -> RegistryAnswer:
-        async def tx(conn: Conn) -> RegistryAnswer:
+        async def statement(conn: Conn) -> RegistryAnswer:
             # No venue lock: one conditional UPDATE of the device's own row. A concurrent takeover holds that
             # row's lock; this waits, re-checks status = 'active' on the committed row and matches nothing.
-            epoch = await conn.fetchval(
-                "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2"
+            row = await conn.fetchrow(
+                "WITH beat AS (UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2"
                 " WHERE venue_id = $3 AND device_id = $4 AND status = 'active' AND expires_at_ms >= $1"
-                " RETURNING epoch",
+                " RETURNING epoch)"
+                " SELECT (SELECT epoch FROM beat) AS updated, (SELECT epoch FROM venues WHERE venue_id = $3) AS venue",
                 now_ms, now_ms + timings.expire_ms, venue_id, device_id,
             )
-            if epoch is not None:
-                return RegistryAnswer("updated", epoch)
-            return RegistryAnswer("not_found", await _venue_epoch(conn, venue_id))
+            if row["updated"] is not None:
+                return RegistryAnswer("updated", row["updated"])
+            return RegistryAnswer("not_found", row["venue"] or 0)
 
-        return await self._tx(tx)
+        return await self._tx(statement, single_statement=True)
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
         async def tx(conn: Conn) -> RegistryAnswer:
@@ -339,42 +345,30 @@ class PostgresStore:
     # --- paid requests ---------------------------------------------------------------------------
 
     async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome:
-        async def tx(conn: Conn) -> RequestOutcome:
-            seen = await _request_by_payment(conn, request.payment_id)
-            if seen is not None:
-                return seen
-            # The venue lock makes count-then-insert atomic: the 4th of 20 concurrent same-artist
-            # requests waits here and then counts the 3 committed before it.
-            await _lock_venue(conn, request.venue_id)
-            key = artist_key(request.song.artist)
-            recent = await conn.fetchval(
-                "SELECT count(*) FROM requests WHERE venue_id = $1 AND artist_key = $2 AND status <> 'refund_due'"
-                " AND created_at_ms > $3",
-                request.venue_id, key, now_ms - rules.artist_window_ms,
-            )
-            refusal = paid_request_refusal(request.song.duration, recent, rules)
-            request_id = str(uuid.uuid4())
-            status: RequestStatus = "refund_due" if refusal else "pending"
+        async def statement(conn: Conn) -> RequestOutcome:
+            # One call, one statement, one round trip: the replay check, the venue lock (the 4th of 20
+            # concurrent same-artist requests waits for it, then counts the 3 committed before it), the
+            # request row, the queue entry and the change all happen inside PostgreSQL (pg_schema, migration 2).
             song = request.song
-            inserted = await conn.fetchval(
-                "INSERT INTO requests (request_id, venue_id, payment_id, requester_id, client_address, video_id,"
-                " title, artist, artist_key, duration, status, reason, created_at_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                " ON CONFLICT (payment_id) DO NOTHING RETURNING request_id",
-                request_id, request.venue_id, request.payment_id, request.requester_id, request.client_address,
-                song.video_id, song.title, song.artist, key, song.duration, status, refusal, now_ms,
+            refusals = [paid_request_refusal(song.duration, n, rules) for n in range(rules.artist_limit + 1)]
+            request_id = str(uuid.uuid4())
+            entry = _with_new_id(QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT))
+            row = await conn.fetchrow(
+                "SELECT * FROM djamms_submit_paid_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                " $14, $15::json, $16, $17, $18, $19)",
+                request.venue_id, request.payment_id, request_id, request.requester_id, request.client_address,
+                song.video_id, song.title, song.artist, artist_key(song.artist), song.duration,
+                now_ms - rules.artist_window_ms, refusals, entry.entry_id, entry.paid_credit,
+                json.dumps({"type": "entry_added", "entry": entry.to_json()}), now_ms, self._retain, PRUNE_EVERY,
+                CHANNEL,
             )
-            if inserted is None:
-                # The same paymentId was committed meanwhile (a retry racing at another venue): answer as a replay.
-                replay = await _request_by_payment(conn, request.payment_id)
-                assert replay is not None
-                return replay
-            if refusal is None:
-                entry = QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT)
-                await self._append_entry(conn, request.venue_id, entry, now_ms)
-            return RequestOutcome(request_id, refusal is None, refusal, False, status)
+            if row is None:
+                raise UnknownVenue(f"unknown venue {request.venue_id!r}")
+            status: RequestStatus = row["r_status"]
+            return RequestOutcome(row["r_request_id"], status != "refund_due", row["r_reason"], row["r_replayed"],
+                                  status)
 
-        outcome = await self._tx(tx)
+        outcome = await self._tx(statement, single_statement=True)
         if outcome.accepted and not outcome.replayed:
             self._notify(request.venue_id)
         return outcome
@@ -455,10 +449,8 @@ class PostgresStore:
                 raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
             await conn.execute("UPDATE venues SET active_playlist_id = $1 WHERE venue_id = $2", playlist_id, venue_id)
             await conn.execute("DELETE FROM queue_entries WHERE venue_id = $1 AND queue = 'main'", venue_id)
-            entries = [
-                await self._insert_entry(conn, venue_id, QueueEntry("", "main", song), now_ms)
-                for song in playlist.tracks
-            ]
+            entries = [_with_new_id(QueueEntry("", "main", song)) for song in playlist.tracks]
+            await _insert_entries(conn, venue_id, "main", entries, now_ms)
             return await self._emit(
                 conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
             )
@@ -670,37 +662,15 @@ class PostgresStore:
         return result
 
     async def _emit(self, conn: Conn, venue_id: str, data: Json, now_ms: int) -> int:
-        version = int(await conn.fetchval(
-            "UPDATE venues SET version = version + 1 WHERE venue_id = $1 RETURNING version", venue_id
+        """Bump the venue's version, log the change and NOTIFY every instance (at commit): one round trip."""
+        return int(await conn.fetchval(
+            "SELECT djamms_emit($1, $2::json, $3, $4, $5, $6)",
+            venue_id, json.dumps(data), now_ms, self._retain, PRUNE_EVERY, CHANNEL,
         ))
-        await conn.execute(
-            "INSERT INTO venue_changes (venue_id, version, change, created_at_ms) VALUES ($1, $2, $3::json, $4)",
-            venue_id, version, json.dumps(data), now_ms,
-        )
-        # Delivered to every instance's listener when (and only if) this transaction commits.
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, venue_id)
-        if version % PRUNE_EVERY == 0:
-            await conn.execute(
-                "DELETE FROM venue_changes WHERE venue_id = $1 AND version <= $2", venue_id, version - self._retain
-            )
-        return version
-
-    async def _insert_entry(self, conn: Conn, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
-        entry_id = "e-" + secrets.token_hex(8)
-        song = entry.song
-        # MAX(seq) + 1 is safe: every caller holds the venue lock.
-        await conn.execute(
-            "INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration,"
-            " request_id, requester_id, paid_credit, created_at_ms)"
-            " SELECT $1, $2, $3, COALESCE(MAX(seq), 0) + 1, $4, $5, $6, $7, $8, $9, $10, $11"
-            " FROM queue_entries WHERE venue_id = $2 AND queue = $3",
-            entry_id, venue_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
-            entry.request_id, entry.requester_id, entry.paid_credit, now_ms,
-        )
-        return QueueEntry(entry_id, entry.queue, song, entry.request_id, entry.requester_id, entry.paid_credit)
 
     async def _append_entry(self, conn: Conn, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
-        added = await self._insert_entry(conn, venue_id, entry, now_ms)
+        added = _with_new_id(entry)
+        await _insert_entries(conn, venue_id, added.queue, [added], now_ms)
         await self._emit(conn, venue_id, {"type": "entry_added", "entry": added.to_json()}, now_ms)
         return added
 
@@ -770,13 +740,6 @@ async def _user_by_email(conn: Conn, email: str) -> User | None:
     return None if row is None else user_of(row)
 
 
-async def _request_by_payment(conn: Conn, payment_id: str) -> RequestOutcome | None:
-    row = await conn.fetchrow("SELECT request_id, status, reason FROM requests WHERE payment_id = $1", payment_id)
-    if row is None:
-        return None
-    return RequestOutcome(row["request_id"], row["status"] != "refund_due", row["reason"], True, row["status"])
-
-
 async def _now_playing(conn: Conn, venue_id: str) -> NowPlaying | None:
     row = await conn.fetchrow("SELECT * FROM now_playing WHERE venue_id = $1", venue_id)
     return None if row is None else now_playing_of(row)
@@ -835,6 +798,21 @@ async def _remember(conn: Conn, write: MasterWrite, body: Json, now_ms: int) -> 
             " VALUES ($1, $2, $3::json, $4)",
             write.venue_id, write.idempotency_key, json.dumps(body), now_ms,
         )
+
+
+def _with_new_id(entry: QueueEntry) -> QueueEntry:
+    return QueueEntry("e-" + secrets.token_hex(8), entry.queue, entry.song, entry.request_id, entry.requester_id,
+                      entry.paid_credit)
+
+
+async def _insert_entries(conn: Conn, venue_id: str, queue: str, entries: list[QueueEntry], now_ms: int) -> None:
+    """Append ``entries`` in order to the venue's ``queue`` (the caller holds the venue lock)."""
+    await conn.execute(
+        "SELECT djamms_insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        venue_id, queue, now_ms, [e.entry_id for e in entries], [e.song.video_id for e in entries],
+        [e.song.title for e in entries], [e.song.artist for e in entries], [e.song.duration for e in entries],
+        [e.request_id for e in entries], [e.requester_id for e in entries], [e.paid_credit for e in entries],
+    )
 
 
 def _affected(status: str) -> int:
