@@ -63,17 +63,26 @@ class TrackAnalysis:
 
 
 async def analyze(
-    path_or_url: str | Path, config: AnalysisConfig, *, full: bool = False, loudness_lufs: float | None = None
+    path_or_url: str | Path,
+    config: AnalysisConfig,
+    *,
+    full: bool = False,
+    loudness_lufs: float | None = None,
+    low_priority: bool = False,
 ) -> TrackAnalysis:
     """Analyse a local file or http(s) URL. ``loudness_lufs`` (known from an earlier full pass) sets the
-    threshold without measuring again. Raises MediaError for anything that is not playable audio."""
+    threshold without measuring again; ``low_priority`` runs ffmpeg at nice 19 (idle-night work while
+    something plays). Cancelling stops ffmpeg. Raises MediaError for anything that is not playable audio."""
     inp = media_input(path_or_url)
     if full:
-        loudness_lufs = await measure_loudness(inp, config)
+        loudness_lufs = await measure_loudness(inp, config, low_priority=low_priority)
     audio_filter = _silence_filter(config, silence_threshold_db(config, loudness_lufs))
+
+    async def window(**where: float) -> tuple[Window, float | None]:
+        return await _window(inp, audio_filter, config, low_priority=low_priority, **where)
+
     (head, _), (tail, duration) = await asyncio.gather(
-        _window(inp, audio_filter, config, start=0.0, length=config.head_seconds),
-        _window(inp, audio_filter, config, last=config.tail_seconds),
+        window(start=0.0, length=config.head_seconds), window(last=config.tail_seconds)
     )
     if tail.end - tail.start < _EMPTY_WINDOW_SECONDS:
         where = f" after {tail.start:.1f}s" if tail.start > 0 else ""
@@ -82,10 +91,10 @@ async def analyze(
         duration = tail.end
     while (length := wider_head_length(duration, head, config)) is not None:
         log.debug("%s: head is silent up to %.1fs; lengthening to %.1fs", inp.name, head.end, length)
-        head, _ = await _window(inp, audio_filter, config, start=0.0, length=length)
+        head, _ = await window(start=0.0, length=length)
     while (start := wider_tail_start(duration, tail)) is not None:
         log.debug("%s: tail from %.1fs is silent; widening to %.1fs", inp.name, tail.start, start)
-        tail, _ = await _window(inp, audio_filter, config, start=start)
+        tail, _ = await window(start=start)
     cues = decide(duration, head, tail, config)
     return TrackAnalysis(
         real_start_offset=cues.real_start,
@@ -97,9 +106,11 @@ async def analyze(
     )
 
 
-async def measure_loudness(inp: MediaInput, config: AnalysisConfig) -> float | None:
+async def measure_loudness(inp: MediaInput, config: AnalysisConfig, *, low_priority: bool = False) -> float | None:
     """Integrated loudness (EBU R128) over the whole audio stream; None if it is (nearly) silent."""
-    result = await ffmpeg.filter_audio(inp, "ebur128=framelog=verbose", limit_seconds=config.timeout_seconds)
+    result = await ffmpeg.filter_audio(
+        inp, "ebur128=framelog=verbose", limit_seconds=config.timeout_seconds, low_priority=low_priority
+    )
     if (parse_decoded_until(result.stdout) or 0.0) < _EMPTY_WINDOW_SECONDS:
         raise MediaError(f"{inp.name}: no audio could be decoded")
     return parse_integrated_loudness(result.stderr)
@@ -121,10 +132,17 @@ async def _window(
     start: float | None = None,
     length: float | None = None,
     last: float | None = None,
+    low_priority: bool = False,
 ) -> tuple[Window, float | None]:
     """Decode one window; returns it in track time, and the container's duration."""
     result = await ffmpeg.filter_audio(
-        inp, audio_filter, start=start, length=length, last=last, limit_seconds=config.timeout_seconds
+        inp,
+        audio_filter,
+        start=start,
+        length=length,
+        last=last,
+        limit_seconds=config.timeout_seconds,
+        low_priority=low_priority,
     )
     duration = parse_input_duration(result.stderr)
     if last is not None:

@@ -197,12 +197,21 @@ class MediaCache:
             return current
         running = self._in_flight.get(source.key)
         if running is not None:
-            return await asyncio.shield(running)
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if running.cancelled() and task is not None and not task.cancelling():
+                    return await self.ensure(key, protected)  # the fetch we joined was cancelled, not us
+                raise
         future: asyncio.Future[CacheEntry] = asyncio.get_running_loop().create_future()
         self._in_flight[source.key] = future
         try:
             result = await self._fetch_and_index(source)
             future.set_result(result)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a waiter may not exist
@@ -320,12 +329,14 @@ class MediaCache:
             )
         )
 
-    async def reanalyze(self, key: str, *, full: bool = True) -> TrackAnalysis | None:
-        """Analyse a cached file again (a full pass measures loudness) and store the result."""
+    async def reanalyze(self, key: str, *, full: bool = True, low_priority: bool = False) -> TrackAnalysis | None:
+        """Analyse a cached file again (a full pass measures loudness) and store the result.
+
+        Raises MediaError if the file is not playable after all; cancelling stops ffmpeg at once."""
         track = await self.playable(key)
         if track is None:
             return None
-        analysis = await analyze(track.path, self._analysis_config, full=full)
+        analysis = await analyze(track.path, self._analysis_config, full=full, low_priority=low_priority)
         await self.store_analysis(key, analysis)
         return analysis
 

@@ -68,8 +68,13 @@ class RunResult:
     stderr: str
 
 
-async def run(argv: Sequence[str], *, limit_seconds: float, what: str) -> RunResult:
-    """Run one tool to completion; stop its whole process group on timeout or cancellation."""
+async def run(argv: Sequence[str], *, limit_seconds: float, what: str, low_priority: bool = False) -> RunResult:
+    """Run one tool to completion; stop its whole process group on timeout or cancellation.
+
+    ``low_priority`` runs it at nice 19 (idle-night work beside playback); the kernel's I/O
+    scheduler derives the lowest best-effort I/O priority from that nice value."""
+    if low_priority:
+        argv = ["nice", "-n", "19", *argv]  # exec's ffmpeg in place: same pid, same process group
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -126,6 +131,7 @@ async def filter_audio(
     length: float | None = None,
     last: float | None = None,
     limit_seconds: float,
+    low_priority: bool = False,
 ) -> RunResult:
     """Decode the first audio stream only (from ``start`` for ``length`` s, or the ``last`` s) through
     ``audio_filter``. Its filters log to stderr; ``-progress`` reports on stdout how far decoding got."""
@@ -134,7 +140,7 @@ async def filter_audio(
         *_input_args(inp, start, length, last),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-af", audio_filter, "-f", "null", "-",
     ]  # fmt: skip
-    result = await run(argv, limit_seconds=limit_seconds, what=inp.name)
+    result = await run(argv, limit_seconds=limit_seconds, what=inp.name, low_priority=low_priority)
     if result.returncode != 0:
         raise MediaError(f"{inp.name}: {summarize_error(result.stderr)}")
     return result

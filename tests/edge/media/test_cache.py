@@ -13,8 +13,8 @@ import pytest
 
 from djamms_edge.edge.media.cache import MediaCache
 from djamms_edge.edge.media.config import CacheConfig, FetchConfig
-from djamms_edge.edge.media.fetcher import FakeFetcher, Fetcher, YtDlpFetcher
-from djamms_edge.shared.ids import InvalidSource
+from djamms_edge.edge.media.fetcher import FakeFetcher, Fetched, Fetcher, YtDlpFetcher
+from djamms_edge.shared.ids import InvalidSource, MediaSource
 from tests.edge.media.conftest import TRUTHS, WINDOWED, files_under
 from tests.edge.media.http_server import MediaServer
 
@@ -179,6 +179,38 @@ async def test_two_ensures_of_one_key_fetch_once(open_cache: OpenCache, media_di
     first, second = await asyncio.gather(cache.ensure(key), cache.ensure(key))
     assert first.status == second.status == "ready"
     assert fake.fetched == [key]
+
+
+class GatedFetcher(FakeFetcher):
+    """A fake whose fetches wait for ``gate``: lets a test cancel one in flight."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        super().__init__(files)
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
+        self.started.set()
+        await self.gate.wait()
+        return await super().fetch(source, dest_stem)
+
+
+async def test_a_cancelled_fetch_does_not_fail_another_caller_waiting_for_it(
+    open_cache: OpenCache, media_dir: Path
+) -> None:
+    key = "https://venue.example/a.m4a"
+    fetcher = GatedFetcher({key: media_dir / "hard_ending.m4a"})
+    cache = await open_cache(fetcher)
+    first = asyncio.create_task(cache.ensure(key))
+    await fetcher.started.wait()
+    second = asyncio.create_task(cache.ensure(key))
+    await asyncio.sleep(0)  # second joins the fetch in flight
+    first.cancel()
+    fetcher.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await second).status == "ready"
+    assert await cache.playable(key) is not None
 
 
 async def test_reconcile_drops_rows_without_files_and_files_without_rows(

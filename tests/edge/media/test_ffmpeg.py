@@ -69,3 +69,31 @@ def test_a_local_file_is_passed_as_an_absolute_file_url(tmp_path: Path, monkeypa
     (tmp_path / "-y").write_bytes(b"")  # a file named like an option stays a file
     assert media_input("-y").url == f"file:{tmp_path / '-y'}"
     assert media_input("-y").protocols == "file"
+
+
+def _ffmpeg_nice(marker: str) -> int | None:
+    """The nice value of the ffmpeg process (after ``nice`` exec'd it) whose command line holds ``marker``."""
+    for pid in _running_with(marker):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return int(fields[16])  # field 19 of /proc/PID/stat
+        except OSError:
+            continue
+    return None
+
+
+async def test_low_priority_runs_at_nice_19(tmp_path: Path) -> None:
+    marker = str(tmp_path / "idle-night")
+    task = asyncio.create_task(ffmpeg.run(_endless(Path(marker)), limit_seconds=60, what="x", low_priority=True))
+    try:
+        for _ in range(100):
+            if _ffmpeg_nice(marker) is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert _ffmpeg_nice(marker) == 19
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _running_with(marker) == []
