@@ -109,25 +109,45 @@ def silent_runs(capture: Capture, threshold: float = 1e-3) -> list[tuple[float, 
     return [(a / rate, b / rate) for a, b in runs if b - a >= minimum]
 
 
-def tones(capture: Capture, window: float = 0.02, threshold: float = 1e-3) -> list[Tone]:
-    """Stretches of one steady frequency (estimated from zero crossings per window), in order."""
-    size = max(1, round(window * capture.rate))
-    found: list[Tone] = []
-    samples = capture.samples
-    for begin in range(0, len(samples) - size + 1, size):
-        block = samples[begin : begin + size]
-        if max(abs(x) for x in block) < threshold:
+def tones(capture: Capture, threshold: float = 1e-3, min_seconds: float = 0.01) -> list[Tone]:
+    """Stretches of one steady frequency, in order, to about half a period.
+
+    Each half-period (between two zero crossings) gives a frequency; consecutive half-periods
+    within 15 % of each other form one tone, and silence ends it. The half-period straddling a
+    change of track has a length of its own and is dropped with anything shorter than ``min_seconds``.
+    """
+    rate, samples = capture.rate, capture.samples
+    silences = [(round(a * rate), round(b * rate)) for a, b in silent_runs(capture, threshold)]
+    found: list[list[float]] = []  # [start sample, end sample, half-periods]
+    previous, silence = None, 0
+    for index in range(1, len(samples)):
+        if (samples[index - 1] < 0) == (samples[index] < 0):
             continue
-        crossings = sum(1 for a, b in itertools.pairwise(block) if (a < 0) != (b < 0))
-        hz = crossings / 2 / window
-        start, end = begin / capture.rate, (begin + size) / capture.rate
-        last = found[-1] if found else None
-        if last is not None and abs(last.hz - hz) <= 0.15 * last.hz and start - last.end < window / 2:
-            found[-1] = Tone(last.hz, last.start, end)
+        if previous is not None:
+            while silence < len(silences) and silences[silence][1] <= previous:
+                silence += 1
+            quiet = silence < len(silences) and silences[silence][0] < index
+            if not quiet:
+                hz = rate / (2 * (index - previous))
+                last = found[-1] if found else None
+                if last is not None and last[1] == previous and abs(hz - _hz(last, rate)) <= 0.15 * _hz(last, rate):
+                    last[1], last[2] = index, last[2] + 1
+                else:
+                    found.append([previous, index, 1])
+        previous = index
+    merged: list[list[float]] = []
+    for segment in (f for f in found if (f[1] - f[0]) / rate >= min_seconds):
+        last = merged[-1] if merged else None
+        close = last is not None and (segment[0] - last[1]) / rate < 0.005
+        if last is not None and close and abs(_hz(segment, rate) - _hz(last, rate)) <= 0.15 * _hz(last, rate):
+            last[1], last[2] = segment[1], last[2] + segment[2] + 1
         else:
-            found.append(Tone(hz, start, end))
-    # A window straddling a change of tone reads as a frequency of its own: drop such one-window blips.
-    return [t for t in found if t.length > window * 1.5]
+            merged.append(segment)
+    return [Tone(round(_hz(m, rate), 1), m[0] / rate, m[1] / rate) for m in merged]
+
+
+def _hz(segment: list[float], rate: int) -> float:
+    return segment[2] * rate / (2 * (segment[1] - segment[0]))
 
 
 def seams(capture: Capture, threshold: float = 1e-3) -> list[Seam]:
