@@ -33,9 +33,10 @@ VERSION = PYPROJECT["project"]["version"]
 
 @pytest.fixture(scope="session")
 def deb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    # Wheels are kept in pytest's cache between sessions: a warm wheelhouse builds without PyPI.
-    wheelhouse = Path(request.config.cache.mkdir("deb-wheelhouse"))
     scratch = tmp_path_factory.mktemp("deb")
+    # Wheels are kept in pytest's cache between sessions (when it is on): a warm wheelhouse builds without PyPI.
+    cache = getattr(request.config, "cache", None)
+    wheelhouse = Path(cache.mkdir("deb-wheelhouse")) if cache is not None else scratch / "wheelhouse"
     env = {**os.environ, "WHEELHOUSE": str(wheelhouse), "DEB_BUILD_DIR": str(scratch / "build"),
            "DEB_OUT_DIR": str(scratch / "dist")}
     built = run(REPO / "packaging/build-deb.sh", env=env, timeout=600)
