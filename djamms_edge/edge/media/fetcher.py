@@ -186,6 +186,7 @@ class YtDlpFetcher:
             "merge_output_format": "mp4" if self._config.mode == "video" else None,
             "noplaylist": True,
             "allowed_extractors": ["youtube", "generic"],
+            "js_runtimes": {self._config.js_runtime: _runtime_path(self._config.js_runtime_path)},
             "socket_timeout": self._config.socket_timeout_seconds,
             "retries": 3,  # resumes (HTTP Range) inside one attempt before we count a failure
             "fragment_retries": 3,
@@ -217,6 +218,10 @@ class YtDlpFetcher:
 
 class _TransientError(Exception):
     pass
+
+
+def _runtime_path(path: str) -> dict[str, str]:
+    return {"path": path} if path else {}
 
 
 def _clean(message: str) -> str:
