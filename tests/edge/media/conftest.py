@@ -78,14 +78,14 @@ QUIET_FADE_END = 22.0
 
 
 @pytest.fixture
-async def media_server(media_dir: Path) -> AsyncIterator[str]:
-    """Base URL of a loopback HTTP server serving ``media_dir`` (see http_server.py for its paths)."""
-    server = MediaServer(media_dir)
-    await server.start()
+async def server(media_dir: Path) -> AsyncIterator[MediaServer]:
+    """A loopback HTTP server serving ``media_dir`` (see http_server.py for its paths)."""
+    srv = MediaServer(media_dir)
+    await srv.start()
     try:
-        yield server.url
+        yield srv
     finally:
-        await server.close()
+        await srv.close()
 
 
 def files_under(root: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from djamms_edge.edge.media.analyzer import analyze
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
 from tests.edge.media.conftest import QUIET_FADE_END, TRUTHS, WINDOWED
+from tests.edge.media.http_server import MediaServer
 
 TOLERANCE = 0.060
 CASES = [(name, fmt) for name, truth in TRUTHS.items() for fmt in truth.formats]
@@ -103,9 +104,9 @@ async def test_strange_names_are_only_ever_file_names(
     assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
 
 
-async def test_an_http_url_is_analysed_by_seeking(media_dir: Path, media_server: str) -> None:
+async def test_an_http_url_is_analysed_by_seeking(server: MediaServer) -> None:
     truth = TRUTHS["long_fade_out"]
-    result = await analyze(f"{media_server}/media/long_fade_out.mp4", WINDOWED)
+    result = await analyze(f"{server.url}/media/long_fade_out.mp4", WINDOWED)
     assert result.method == "head+tail"
     assert result.real_end_offset == pytest.approx(truth.real_end, abs=TOLERANCE)
 

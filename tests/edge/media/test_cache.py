@@ -31,14 +31,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def server(media_dir: Path) -> AsyncIterator[MediaServer]:
-    srv = MediaServer(media_dir)
-    await srv.start()
-    yield srv
-    await srv.close()
-
-
 OpenCache = Callable[..., Awaitable[MediaCache]]
 
 

@@ -83,14 +83,6 @@ def test_format_choice_follows_config(config: FetchConfig, chosen: str) -> None:
     assert [p["format_id"] for p in picked] == [chosen]
 
 
-@pytest.fixture
-async def server(media_dir: Path) -> AsyncIterator[MediaServer]:
-    srv = MediaServer(media_dir)
-    await srv.start()
-    yield srv
-    await srv.close()
-
-
 @dataclass
 class Contract:
     fetcher: Fetcher
@@ -128,60 +120,49 @@ async def test_contract_a_missing_source_is_unavailable_and_leaves_nothing(contr
     assert files_under(tmp_path) == []
 
 
-async def test_a_connection_dropped_mid_body_is_resumed_with_range(
-    server: MediaServer, media_dir: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def ytdlp(tmp_path: Path) -> AsyncIterator[YtDlpFetcher]:
     fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
-    try:
-        fetched = await fetcher.fetch(parse_source(f"{server.url}/flaky/long_fade_out.webm"), tmp_path / "t")
-    finally:
-        await fetcher.close()
+    yield fetcher
+    await fetcher.close()
+
+
+async def test_a_connection_dropped_mid_body_is_resumed_with_range(
+    ytdlp: YtDlpFetcher, server: MediaServer, media_dir: Path, tmp_path: Path
+) -> None:
+    fetched = await ytdlp.fetch(parse_source(f"{server.url}/flaky/long_fade_out.webm"), tmp_path / "t")
     assert fetched.path.read_bytes() == (media_dir / "long_fade_out.webm").read_bytes()
     assert any(rng not in (None, "bytes=0-") for path, rng in server.requests if path.startswith("/flaky/"))
 
 
-async def test_a_404_is_not_retried(server: MediaServer, tmp_path: Path) -> None:
-    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
-    try:
-        with pytest.raises(FetchUnavailable, match="404"):
-            await fetcher.fetch(parse_source(f"{server.url}/gone/x.mp4"), tmp_path / "t")
-    finally:
-        await fetcher.close()
+async def test_a_404_is_not_retried(ytdlp: YtDlpFetcher, server: MediaServer, tmp_path: Path) -> None:
+    with pytest.raises(FetchUnavailable, match="404"):
+        await ytdlp.fetch(parse_source(f"{server.url}/gone/x.mp4"), tmp_path / "t")
     assert len(server.requests) == 1
 
 
 async def test_a_connection_that_always_drops_fails_after_the_attempts_and_leaves_nothing(
-    server: MediaServer, tmp_path: Path
+    ytdlp: YtDlpFetcher, server: MediaServer, tmp_path: Path
 ) -> None:
-    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
-    try:
-        with pytest.raises(FetchFailed, match="gave up after 2 tries"):
-            await fetcher.fetch(parse_source(f"{server.url}/drop/hard_ending.m4a"), tmp_path / "t")
-    finally:
-        await fetcher.close()
+    with pytest.raises(FetchFailed, match="gave up after 2 tries"):
+        await ytdlp.fetch(parse_source(f"{server.url}/drop/hard_ending.m4a"), tmp_path / "t")
     assert files_under(tmp_path) == []
 
 
-async def test_a_server_that_is_down_is_transient(tmp_path: Path) -> None:
+async def test_a_server_that_is_down_is_transient(ytdlp: YtDlpFetcher, tmp_path: Path) -> None:
     down = MediaServer(tmp_path)
     await down.start()
     await down.close()  # the port is now closed: connection refused
-    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
-    try:
-        with pytest.raises(FetchFailed):
-            await fetcher.fetch(parse_source(f"{down.url}/media/x.mp4"), tmp_path / "t")
-    finally:
-        await fetcher.close()
+    with pytest.raises(FetchFailed):
+        await ytdlp.fetch(parse_source(f"{down.url}/media/x.mp4"), tmp_path / "t")
 
 
 async def test_cancelling_a_fetch_stops_the_download_and_removes_its_scratch(
-    server: MediaServer, tmp_path: Path
+    ytdlp: YtDlpFetcher, server: MediaServer, tmp_path: Path
 ) -> None:
-    fetcher = YtDlpFetcher(FAST_RETRIES, tmp_path / "work")
-    task = asyncio.create_task(fetcher.fetch(parse_source(f"{server.url}/stall/long_fade_out.mp4"), tmp_path / "t"))
+    task = asyncio.create_task(ytdlp.fetch(parse_source(f"{server.url}/stall/long_fade_out.mp4"), tmp_path / "t"))
     await asyncio.wait_for(server.half_sent.wait(), 20)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await fetcher.close()
     assert files_under(tmp_path) == []
