@@ -531,8 +531,6 @@ class PostgresStore:
             if finished_entry_id is not None and (current is None or current.entry.entry_id != finished_entry_id):
                 # A resent advance for a track already left behind: never pop a second entry.
                 return {"advanced": False, "nowPlaying": None if current is None else current.to_json()}
-            if current is not None and current.entry.request_id is not None:
-                await _mark_request_played(conn, current.entry.request_id)
             head = await conn.fetchrow(
                 "SELECT * FROM queue_entries WHERE venue_id = $1"
                 " ORDER BY CASE queue WHEN 'priority' THEN 0 ELSE 1 END, seq LIMIT 1",
@@ -540,6 +538,8 @@ class PostgresStore:
             )
             playing = None if head is None else await self._take_entry(conn, write, entry_of(head), now_ms)
             if playing is None and current is not None:
+                if current.entry.request_id is not None:
+                    await _mark_request_played(conn, current.entry.request_id)
                 await conn.execute("DELETE FROM now_playing WHERE venue_id = $1", write.venue_id)
                 await self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": None}, now_ms)
             return {"advanced": True, "nowPlaying": None if playing is None else playing.to_json()}
@@ -587,15 +587,15 @@ class PostgresStore:
                 master = await _active_master(conn, write.venue_id)
                 raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
             video_id = report.song.video_id if report.song else None
-            request_id = None
-            if report.entry_id is not None:
+            request_id = report.request_id
+            if report.entry_id is not None and (video_id is None or request_id is None):
                 for table in ("now_playing", "queue_entries"):
                     row = await conn.fetchrow(
                         f"SELECT video_id, request_id FROM {table} WHERE venue_id = $1 AND entry_id = $2",
                         write.venue_id, report.entry_id,
                     )
                     if row is not None:
-                        video_id, request_id = video_id or row["video_id"], row["request_id"]
+                        video_id, request_id = video_id or row["video_id"], request_id or row["request_id"]
                         break
             if video_id is None:
                 raise UnknownEntry(f"entry {report.entry_id!r} is unknown at venue {write.venue_id!r}; send the song")
@@ -683,6 +683,9 @@ class PostgresStore:
         return await self._set_playing(conn, write, entry, now_ms)
 
     async def _set_playing(self, conn: Conn, write: MasterWrite, entry: QueueEntry, now_ms: int) -> NowPlaying:
+        previous = await _now_playing(conn, write.venue_id)
+        if previous is not None and previous.entry.request_id is not None:
+            await _mark_request_played(conn, previous.entry.request_id)  # a paid request that was playing has played
         song = entry.song
         await conn.execute(
             "INSERT INTO now_playing (venue_id, entry_id, queue, video_id, title, artist, duration,"
