@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]  # seconds since the epoch
 LINK_SECRET = re.compile(r"^[0-9a-f]{64}$")
 MAGIC_LINK_SENT = "Magic link sent to your email"
+PRIVATE_ENTRY_FIELDS = frozenset({"requestId", "requesterId", "paidCredit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,17 +264,9 @@ class HubService:
 
 
 def _public_entry(entry: QueueEntry, play_s: float) -> Json:
-    song = entry.song
-    return {
-        "entryId": entry.entry_id,
-        "queue": entry.queue,
-        "videoId": song.video_id,
-        "title": song.title,
-        "artist": song.artist,
-        "duration": song.duration,
-        "playDuration": round(play_s, 3),
-        "isRequest": entry.request_id is not None,
-    }
+    """An entry as a phone may see it: who asked (and what they paid) stays with staff and devices."""
+    data = {k: v for k, v in entry.to_json().items() if k not in PRIVATE_ENTRY_FIELDS}
+    return {**data, "playDuration": round(play_s, 3)}
 
 
 def _with_query(url: str, **params: str) -> str:
