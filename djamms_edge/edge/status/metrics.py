@@ -50,12 +50,15 @@ def render_metrics(snapshot: StatusSnapshot, now: float, live_clients: int) -> s
         "entries waiting in each queue (main: the part the box knows ahead)",
         [({"queue": "priority"}, len(snapshot.priority_queue)), ({"queue": "main"}, len(snapshot.main_queue))],
     )
-    gauge("cache_used_bytes", "bytes of media in the local cache", snapshot.cache.bytes_used)
-    gauge("cache_capacity_bytes", "configured cache size", snapshot.cache.bytes_cap)
-    gauge("cache_files", "media files in the local cache", snapshot.cache.files)
-    gauge("analysis_done_tracks", "tracks analysed in the current idle-night pass", snapshot.analysis.done)
-    gauge("analysis_total_tracks", "tracks the current idle-night pass will analyse", snapshot.analysis.total)
-    gauge("analysis_running", "1 while idle-night analysis is working", snapshot.analysis.running)
+    # Absent parts are absent series, not zeros: "no cache here" is not "an empty cache".
+    if snapshot.cache is not None:
+        gauge("cache_used_bytes", "bytes of media in the local cache", snapshot.cache.bytes_used)
+        gauge("cache_capacity_bytes", "configured cache size", snapshot.cache.bytes_cap)
+        gauge("cache_files", "media files in the local cache", snapshot.cache.files)
+    if snapshot.analysis is not None:
+        gauge("analysis_done_tracks", "tracks analysed in the current idle-night pass", snapshot.analysis.done)
+        gauge("analysis_total_tracks", "tracks the current idle-night pass will analyse", snapshot.analysis.total)
+        gauge("analysis_running", "1 while idle-night analysis is working", snapshot.analysis.running)
     family("errors_total", "counter", "errors reported since the daemon started", [({}, snapshot.errors_total)])
     gauge("status_live_clients", "status pages receiving live updates now", live_clients)
     return "\n".join(lines) + "\n"

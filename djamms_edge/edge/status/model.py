@@ -83,8 +83,8 @@ class StatusSnapshot:
     now_playing: NowPlaying | None
     priority_queue: tuple[QueueItem, ...]
     main_queue: tuple[QueueItem, ...]  # the next few of the rotation, not all of it
-    cache: CacheUse
-    analysis: AnalysisProgress
+    cache: CacheUse | None  # None: this box has no media cache running
+    analysis: AnalysisProgress | None  # None: no idle-night analysis on this box
     recent_errors: tuple[RecentError, ...]  # newest last, at most a handful
     errors_total: int  # since start; the metrics counter
     volume: float  # 0..100

@@ -48,6 +48,13 @@ def test_idle_offline_box() -> None:
     assert samples[("djamms_edge_hub_connected", ())] == 0
 
 
+def test_parts_a_box_does_not_run_are_absent_not_zero() -> None:
+    snapshot = dataclasses.replace(sample_snapshot(NOW), cache=None, analysis=None)
+    names = {name for (name, _labels) in _samples(render_metrics(snapshot, NOW, live_clients=0))}
+    assert not {n for n in names if n.startswith(("djamms_edge_cache", "djamms_edge_analysis"))}
+    assert "djamms_edge_playing" in names
+
+
 def test_label_values_are_escaped() -> None:
     venue = 'Bob\'s "Bar"\\Grill\nUpstairs'
     snapshot = dataclasses.replace(sample_snapshot(NOW), venue_id=venue)

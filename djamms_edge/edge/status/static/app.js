@@ -90,9 +90,9 @@ function render(s) {
   $("main-count").textContent = `(${s.main_queue.length})`;
 
   const c = s.cache;
-  $("cache").textContent = `${bytes(c.bytes_used)} of ${bytes(c.bytes_cap)}, ${c.files} files`;
+  $("cache").textContent = c ? `${bytes(c.bytes_used)} of ${bytes(c.bytes_cap)}, ${c.files} files` : "not in use";
   const a = s.analysis;
-  $("analysis").textContent = `${a.done} / ${a.total}${a.running ? " (running)" : ""}`;
+  $("analysis").textContent = a ? `${a.done} / ${a.total}${a.running ? " (running)" : ""}` : "not in use";
   $("device").textContent = s.device_id;
   $("version").textContent = s.software_version;
   $("errors-total").textContent = `(${s.errors_total} since start)`;
