@@ -15,9 +15,14 @@ rollback needs no network.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import dataclasses
 import fcntl
+import functools
+import http.server
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
@@ -27,13 +32,18 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from djamms_edge.shared.cli import add_config_option, load_or_exit
+from djamms_edge.shared.ids import parse_source
 from djamms_edge.shared.logs import setup_logging
+
+if TYPE_CHECKING:
+    from djamms_edge.edge.media.fetcher import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +228,7 @@ class PipInstaller:
 
     python: str = sys.executable
     pip_options: tuple[str, ...] = ()
+    config_path: Path | None = None  # the box's config: the self-test fetches with its [edge.fetch]
     timeout: float = 600.0
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -234,6 +245,8 @@ class PipInstaller:
     def self_test(self, directory: Path, expected_version: str) -> str | None:
         env = {**self.env, "PYTHONPATH": str(directory)}
         argv = [self.python, "-m", __name__, "--self-test", expected_version, str(directory)]
+        if self.config_path is not None:
+            argv.append(str(self.config_path))
         result = _run(argv, env, timeout=120)
         if result.returncode != 0:
             return f"self-test: {_last_line(result.stderr)}"
@@ -243,29 +256,51 @@ class PipInstaller:
 # --------------------------------------------------------- the self-test, in a fresh process ----
 
 
-def _self_test(expected_version: str, directory: Path) -> None:
-    """Import yt-dlp from ``directory`` and extract a local page; raise on any problem."""
-    import yt_dlp
-    from yt_dlp.version import __version__
+def _self_test(expected_version: str, directory: Path, config_path: Path | None) -> None:
+    """Fetch a file over loopback HTTP with the daemon's own fetcher and yt-dlp from ``directory``.
 
-    if __version__ != expected_version:
-        raise RuntimeError(f"imported yt-dlp {__version__}, expected {expected_version}")
-    location = Path(yt_dlp.__file__).resolve()
-    if not location.is_relative_to(directory.resolve()):
-        raise RuntimeError(f"yt-dlp was imported from {location}, not from {directory}")
-    # Exercise what the fetcher relies on (extractor lookup, HTML parsing, format selection) without
-    # the network: a local page with a <video> element.
-    with tempfile.TemporaryDirectory() as scratch:
-        media = Path(scratch, "clip.mp4")
-        media.write_bytes(b"\0" * 64)
-        page = Path(scratch, "page.html")
-        page.write_text(f'<html><head><title>self-test</title></head><body><video>'
-                        f'<source src="{media.as_uri()}" type="video/mp4"></video></body></html>')
-        options = {"quiet": True, "no_warnings": True, "noprogress": True, "enable_file_urls": True}
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(page.as_uri(), download=False)
-    if not info or info.get("url") != media.as_uri():
-        raise RuntimeError(f"extraction from a local page returned {info and info.get('url')!r}")
+    Going through ``YtDlpFetcher`` (the one module that uses yt-dlp) with this box's ``[edge.fetch]``
+    settings tests exactly the options the daemon passes, which is where a new release can break.
+    """
+    spec = importlib.util.find_spec("yt_dlp")
+    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    if origin is None or not origin.is_relative_to(directory.resolve()):
+        raise RuntimeError(f"yt-dlp would be imported from {origin}, not from {directory}")
+    from djamms_edge.config import load_config
+    from djamms_edge.edge.media.fetcher import YtDlpFetcher  # imports yt-dlp: a broken release fails here
+
+    imported = sys.modules["yt_dlp.version"].__version__
+    if imported != expected_version:
+        raise RuntimeError(f"imported yt-dlp {imported}, expected {expected_version}")
+    fetch_config = dataclasses.replace(load_config(config_path).edge.fetch, attempts=1)
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        served = scratch / "served"
+        served.mkdir()
+        media = served / "clip.mp4"
+        media.write_bytes(os.urandom(64 * 1024))
+        handler = functools.partial(_QuietHandler, directory=str(served))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+            threading.Thread(target=server.serve_forever, name="self-test-http", daemon=True).start()
+            try:
+                url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+                fetched = asyncio.run(_fetch_once(YtDlpFetcher(fetch_config, scratch), url, scratch / "fetched"))
+            finally:
+                server.shutdown()
+        if fetched.read_bytes() != media.read_bytes():
+            raise RuntimeError("the fetched file differs from the served one")
+
+
+async def _fetch_once(fetcher: Fetcher, url: str, dest_stem: Path) -> Path:
+    try:
+        return (await fetcher.fetch(parse_source(url), dest_stem)).path
+    finally:
+        await fetcher.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the self-test's requests are not news
+        pass
 
 
 # ----------------------------------------------------------------------------------- the CLI ----
@@ -288,7 +323,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.find_links:
         options += ("--find-links", args.find_links)
     try:
-        result = update(side_directory(config.edge.state_dir), PipInstaller(pip_options=options), packaged_version())
+        installer = PipInstaller(pip_options=options, config_path=args.config)
+        result = update(side_directory(config.edge.state_dir), installer, packaged_version())
     except InstallError as exc:
         result = UpdateResult("fetch-failed", None, detail=str(exc))
     print(result.describe())
@@ -296,9 +332,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _self_test_main(argv: Sequence[str]) -> int:
-    expected, directory = argv
+    expected, directory, *config = argv
     try:
-        _self_test(expected, Path(directory))
+        _self_test(expected, Path(directory), Path(config[0]) if config else None)
     except Exception as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -308,4 +344,4 @@ def _self_test_main(argv: Sequence[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--self-test"]:
         raise SystemExit(_self_test_main(sys.argv[2:]))
-    raise SystemExit("usage: python -m djamms_edge.edge.ytdlp_update --self-test VERSION DIRECTORY")
+    raise SystemExit("usage: python -m djamms_edge.edge.ytdlp_update --self-test VERSION DIRECTORY [CONFIG]")

@@ -1,8 +1,9 @@
 """The nightly yt-dlp update: a bad release never becomes the one the daemon imports.
 
-The decision logic runs against a fake index (table-driven); the last tests use real pip, a real
-self-test subprocess and the real ``djamms-edge update-ytdlp`` command against wheels served from
-a local directory. The real upgrade fetches from PyPI, which tests never reach.
+The decision logic runs against a fake index (table-driven); the last tests use real pip, the real
+self-test (a fresh interpreter fetching over loopback HTTP with the daemon's own YtDlpFetcher) and
+the real ``djamms-edge update-ytdlp`` command against wheels in a local directory. The real upgrade
+fetches from PyPI, which tests never reach.
 """
 
 from __future__ import annotations
@@ -229,6 +230,23 @@ def test_real_pip_install_of_a_working_release_becomes_current(tmp_path: Path) -
     # Run again: nothing newer in the index.
     again = run_update(tmp_path, wheels)
     assert (again.returncode, again.stdout.strip()) == (0, "yt-dlp 2099.1.1 is the newest release")
+
+
+def test_a_release_that_imports_but_cannot_download_is_rejected(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    files = real_yt_dlp_files("2099.1.1")
+    # A regression in the HTTP downloader: import, extractor and format selection all still work.
+    files["yt_dlp/downloader/http.py"] += (
+        b"\ndef _broken(self, filename, info_dict):\n    raise OSError('downloader regression')\n"
+        b"HttpFD.real_download = _broken\n"
+    )
+    write_wheel(wheels, "2099.1.1", files)
+    result = run_update(tmp_path, wheels)
+    assert result.returncode == 1
+    assert "yt-dlp 2099.1.1 failed its self-test and was not activated" in result.stdout
+    assert "downloader regression" in result.stdout
+    assert state(tmp_path / "state" / "yt-dlp") == (None, [])
 
 
 def test_no_index_reachable_leaves_the_box_as_it_was(tmp_path: Path) -> None:
