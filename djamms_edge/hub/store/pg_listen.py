@@ -85,7 +85,7 @@ class ChangeListener:
                 try:
                     await self._conn.fetchval("SELECT 1", timeout=PING_TIMEOUT_S)
                     continue
-                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except Exception as exc:  # whatever broke the connection, the cure is a new one
                     log.warning("change listener: PostgreSQL connection unresponsive (%r)", exc)
             else:
                 log.warning("change listener: PostgreSQL connection lost")
@@ -97,7 +97,7 @@ class ChangeListener:
         while True:
             try:
                 await self._connect()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # a listener that gives up would leave other instances' changes unseen
                 if attempt == 0:
                     log.warning("change listener: reconnect failing (%r); retrying", exc)
                 await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
