@@ -20,7 +20,8 @@ Files appear under their final name only by atomic rename and are indexed only a
 download killed at any moment leaves scratch (removed on open) or an unindexed file (removed on
 open), never an entry that looks complete. Eviction removes the index row before the file.
 Statuses: ``ready``; ``unavailable`` (gone at the source, never retried); ``broken`` (downloaded
-but not playable media, never retried); ``failed`` (transient trouble, retried on the next ensure).
+but not playable media, never retried); ``failed`` (transient trouble, retried by an ensure once
+``retry_failed_seconds`` have passed).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class CacheEntry:
     status: Status
     size_bytes: int | None = None
     error: str | None = None
+    updated_at: float | None = None
 
 
 class MediaCache:
@@ -160,10 +162,10 @@ class MediaCache:
     async def entry(self, key: str) -> CacheEntry | None:
         row = await self._db.read(
             lambda c: c.execute(
-                "SELECT key, status, size_bytes, error FROM media_files WHERE key = ?", (key,)
+                "SELECT key, status, size_bytes, error, updated_at FROM media_files WHERE key = ?", (key,)
             ).fetchone()
         )
-        return None if row is None else CacheEntry(row["key"], row["status"], row["size_bytes"], row["error"])
+        return None if row is None else CacheEntry(*row)
 
     async def usage(self) -> tuple[int, int]:
         """(files, bytes) of ready entries."""
@@ -193,6 +195,8 @@ class MediaCache:
         current = await self.entry(source.key)
         if current is not None and current.status in ("unavailable", "broken"):
             return current  # gone for good: never fetched again
+        if current is not None and current.status == "failed" and not self._may_retry(current):
+            return current  # the network was down a moment ago: the queue moves on, we try later
         if current is not None and current.status == "ready" and await self.playable(source.key) is not None:
             return current
         running = self._in_flight.get(source.key)
@@ -221,6 +225,9 @@ class MediaCache:
         if result.status == "ready":
             await self.evict({*protected, source.key})
         return result
+
+    def _may_retry(self, failed: CacheEntry) -> bool:
+        return failed.updated_at is None or self._clock() - failed.updated_at >= self._config.retry_failed_seconds
 
     async def prefetch(self, upcoming: Sequence[str]) -> dict[str, Status]:
         """Fetch the first ``prefetch_count`` upcoming entries, protecting every upcoming one from eviction."""
@@ -268,7 +275,7 @@ class MediaCache:
 
         await self._db.write(index)
         log.info("cached %s (%.1f MB)", source.key, fetched.size / 1e6)
-        return CacheEntry(source.key, "ready", fetched.size)
+        return CacheEntry(source.key, "ready", fetched.size, None, now)
 
     async def _set_status(self, key: str, status: Status, error: str) -> CacheEntry:
         now = self._clock()
@@ -280,7 +287,7 @@ class MediaCache:
                 (key, status, error, now),
             )
         )
-        return CacheEntry(key, status, None, error)
+        return CacheEntry(key, status, None, error, now)
 
     # --- playing and analysis -------------------------------------------------------------
 

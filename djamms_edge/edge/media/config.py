@@ -65,3 +65,6 @@ class CacheConfig:
         8_000_000_000, doc="cached media above this is evicted, least recently played first", check=at_least(1)
     )
     prefetch_count: int = setting(3, doc="upcoming queue entries fetched ahead", check=at_least(0))
+    retry_failed_seconds: float = setting(
+        300.0, doc="a fetch that failed for network reasons is not tried again sooner", check=at_least(0.0)
+    )

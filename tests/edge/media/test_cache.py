@@ -35,7 +35,12 @@ OpenCache = Callable[..., Awaitable[MediaCache]]
 
 
 @pytest.fixture
-async def open_cache(tmp_path: Path) -> AsyncIterator[OpenCache]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def open_cache(tmp_path: Path, clock: Clock) -> AsyncIterator[OpenCache]:
     opened: list[MediaCache] = []
 
     async def make(fetcher: Fetcher, max_bytes: int = 10**9, prefetch_count: int = 3) -> MediaCache:
@@ -45,7 +50,7 @@ async def open_cache(tmp_path: Path) -> AsyncIterator[OpenCache]:
             fetcher,
             WINDOWED,
             CacheConfig(max_bytes=max_bytes, prefetch_count=prefetch_count),
-            clock=Clock(),
+            clock=clock,
         )
         await cache.open()
         opened.append(cache)
@@ -111,11 +116,19 @@ async def test_a_download_that_is_not_media_is_broken_and_removed(open_cache: Op
     assert files_under(tmp_path / "cache") == []
 
 
-async def test_a_transient_failure_is_retried_on_the_next_ensure(open_cache: OpenCache, media_dir: Path) -> None:
+async def test_a_transient_failure_is_retried_only_after_a_pause(
+    open_cache: OpenCache, clock: Clock, media_dir: Path
+) -> None:
     key = "https://venue.example/a.m4a"
-    cache = await open_cache(FakeFetcher({key: media_dir / "hard_ending.m4a"}, transient_failures=1))
+    fake = FakeFetcher({key: media_dir / "hard_ending.m4a"}, transient_failures=1)
+    cache = await open_cache(fake)
     assert (await cache.ensure(key)).status == "failed"
+    clock.now += 60  # a minute later the network may still be down: no new attempt yet
+    assert (await cache.ensure(key)).status == "failed"
+    assert fake.fetched == []
+    clock.now += 300
     assert (await cache.ensure(key)).status == "ready"
+    assert fake.fetched == [key]
 
 
 async def test_a_manual_override_always_wins(open_cache: OpenCache, media_dir: Path) -> None:
