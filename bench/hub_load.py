@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -91,6 +92,7 @@ class Result:
     p99_ms: float
     requests: int
     bad: int  # non-2xx answers and socket errors
+    cpu_us: float = 0.0  # server CPU time per request: a figure other load on the box barely moves
 
 
 def free_port() -> int:
@@ -146,14 +148,23 @@ def parse_wrk(name: str, output: str) -> Result:
     return Result(name, rps, p50, p99, total, bad)
 
 
-def run_wrk(name: str, url: str, lua: str, args: argparse.Namespace, workdir: Path) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(name: str, url: str, lua: str, args: argparse.Namespace, workdir: Path, server_pid: int) -> Result:
     script = workdir / f"{name}.lua"
     script.write_text(lua)
     base = ["wrk", f"-t{args.threads}", f"-c{args.connections}", "--latency", "-s", str(script), url]
     subprocess.run([*base[:3], "-d2s", *base[3:]], capture_output=True, check=True, timeout=60)  # warm-up
+    cpu_before = cpu_seconds(server_pid)
     out = subprocess.run([*base[:3], f"-d{args.duration}s", *base[3:]], capture_output=True, text=True,
                          check=True, timeout=args.duration + 60)
-    return parse_wrk(name, out.stdout)
+    result = parse_wrk(name, out.stdout)
+    cpu = cpu_seconds(server_pid) - cpu_before
+    return dataclasses.replace(result, cpu_us=cpu / max(result.requests, 1) * 1e6)
 
 
 async def paced(name: str, url: str, headers: dict[str, str], body: str, args: argparse.Namespace) -> Result:
@@ -184,8 +195,8 @@ async def paced(name: str, url: str, headers: dict[str, str], body: str, args: a
 
 
 def measure(name: str, url: str, lua: str, headers: dict[str, str], body: str, args: argparse.Namespace,
-            workdir: Path) -> tuple[Result, Result]:
-    saturated = run_wrk(name, url, lua, args, workdir)
+            workdir: Path, server_pid: int) -> tuple[Result, Result]:
+    saturated = run_wrk(name, url, lua, args, workdir, server_pid)
     steady = asyncio.run(paced(name, url, {"Content-Type": "application/json", **headers}, body, args))
     return saturated, steady
 
@@ -218,7 +229,8 @@ def main() -> int:
         try:
             wait_until_up(f"http://127.0.0.1:{port}/does-not-exist-but-answers", bare)
             lua = HEARTBEAT_LUA % {"device": DEVICE, "token": "unused"}
-            saturated, paced_result = measure("bare", f"http://127.0.0.1:{port}/bare", lua, {}, beat, args, workdir)
+            saturated, paced_result = measure("bare", f"http://127.0.0.1:{port}/bare", lua, {}, beat, args, workdir,
+                                            bare.pid)
             results.append(saturated)
             steady.append(paced_result)
         finally:
@@ -244,21 +256,22 @@ def main() -> int:
             assert registered["status"] == "registered", registered
             lua = HEARTBEAT_LUA % {"device": DEVICE, "token": token}
             saturated, paced_result = measure("heartbeat", f"{base}/players/heartbeat", lua,
-                                              {"Authorization": f"Bearer {token}"}, beat, args, workdir)
+                                              {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
             results.append(saturated)
             steady.append(paced_result)
             results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())), args,
-                                   workdir))
+                                   workdir, hub.pid))
         finally:
             stop(hub)
 
     bare_rps = results[0].rps
     header = f"{'target':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'non-2xx':>9}{'x bare':>8}"
+    cpu_header = f"{'CPU us/req':>12}{'x bare':>8}"
     print(f"hub_load: {os.cpu_count()} cores, loopback, {args.connections} connections, {args.duration}s per run")
-    print(f"saturation (wrk -t{args.threads}):\n{header}")
+    print(f"saturation (wrk -t{args.threads}); CPU = the server process's CPU time per request:\n{header}{cpu_header}")
     for r in results:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}"
-              f"{r.rps / bare_rps:>8.2f}")
+              f"{r.rps / bare_rps:>8.2f}{r.cpu_us:>12.0f}{results[0].cpu_us / r.cpu_us:>8.2f}")
     print(f"steady {args.rate:.0f} req/s (latency from scheduled send):\n{header}")
     for r in steady:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}{'':>8}")
