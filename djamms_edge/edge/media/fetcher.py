@@ -167,6 +167,8 @@ class YtDlpFetcher:
         except asyncio.CancelledError:
             cancel.set()  # the thread stops at its next chunk; wait so its scratch is gone before we return
             await asyncio.wait([job], timeout=self._config.socket_timeout_seconds + 5)
+            if job.done() and not job.cancelled():
+                job.exception()  # seen: it is the _Cancelled we asked for
             raise
         finally:
             if job.done():
@@ -207,12 +209,20 @@ class YtDlpFetcher:
             if classify_failure(message) == "unavailable":
                 raise FetchUnavailable(message) from None
             raise _TransientError(message) from None
+        except _Cancelled:
+            raise
+        except Exception as exc:  # yt-dlp's internals or the disk (full, read-only): one source must not stop the box
+            log.warning("yt-dlp failed unexpectedly on %s", url, exc_info=True)
+            raise _TransientError(f"{type(exc).__name__}: {exc}") from None
         files = [p for p in scratch.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
         if info is None or len(files) != 1:
             raise FetchUnavailable("nothing downloadable (too large, or not media)")
         final = dest_stem.with_name(f"{dest_stem.name}.{_safe_ext(files[0].suffix)}")
         size = files[0].stat().st_size
-        os.replace(files[0], final)  # atomic: the cache sees a whole file or none
+        try:
+            os.replace(files[0], final)  # atomic: the cache sees a whole file or none
+        except OSError as exc:
+            raise _TransientError(f"cannot store the download: {exc}") from None
         return Fetched(final, size, info.get("title"))
 
 

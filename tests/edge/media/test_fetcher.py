@@ -166,3 +166,11 @@ async def test_cancelling_a_fetch_stops_the_download_and_removes_its_scratch(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert files_under(tmp_path) == []
+
+
+async def test_a_download_that_cannot_be_stored_fails_without_leftovers(
+    ytdlp: YtDlpFetcher, server: MediaServer, tmp_path: Path
+) -> None:
+    with pytest.raises(FetchFailed, match="cannot store the download"):
+        await ytdlp.fetch(parse_source(f"{server.url}/media/short.m4a"), tmp_path / "no-such-dir" / "t")
+    assert files_under(tmp_path) == []
