@@ -49,7 +49,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         field = "body" if exc.status == 413 else None
-        return web.json_response({"error": exc.reason, "field": field}, status=exc.status, headers=_allow(exc))
+        # aiohttp's own text says what was wrong ("Maximum request body size ... exceeded"), unless it is
+        # just the default "404: Not Found".
+        text = (exc.text or "").strip()
+        message = exc.reason if not text or text.startswith(f"{exc.status}:") else text
+        return web.json_response({"error": message, "field": field}, status=exc.status, headers=_allow(exc))
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         return web.json_response({"error": "internal error", "field": None}, status=500)

@@ -83,6 +83,7 @@ async def test_bad_request_fields_are_named(hub: Hub, body: dict, field: str) ->
         ("GET", "/api/v1/catalog?videoId=nope", 400, "videoId"),
         ("GET", "/api/v1/no-such-thing", 404, None),
         ("DELETE", f"/api/v1/venues/{VENUE}/queue", 405, None),
+        ("GET", f"/api/v1/venues/{VENUE}/feed", 401, "Authorization"),
     ],
 )
 async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: int, field: str | None) -> None:
@@ -90,6 +91,12 @@ async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: i
     code, body = await hub.call(method, path)
     assert (code, body["field"]) == (status, field)
     assert body["error"]
+
+
+async def test_a_plain_get_on_the_feed_says_it_wants_a_websocket(hub: Hub) -> None:
+    await hub.venue(VENUE)
+    code, body = await hub.call("GET", f"/api/v1/venues/{VENUE}/feed", headers=hub.device(VENUE, "box-a"))
+    assert code == 400 and "WebSocket" in body["error"]
 
 
 # Each endpoint with a valid body; every field of it is then replaced by each hostile value.
