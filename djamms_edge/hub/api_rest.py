@@ -10,7 +10,7 @@ from djamms_edge.hub.auth import require, require_admin, require_staff, require_
 from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
-from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, User, WriteResult
+from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
 from djamms_edge.hub.web_input import Fields, check_id, query_int, read_json
 
 routes = web.RouteTableDef()
@@ -76,14 +76,17 @@ async def put_user(request: web.Request) -> web.Response:
     """Admin: create a user or change an existing one's role and venue (keyed by email)."""
     require_admin(principal_of(request))
     f = await _fields(request)
-    role = f.text("role")
-    if role not in ("admin", "staff"):
-        raise ApiError(400, "must be admin or staff", "role")
+    role: Role
+    match f.text("role"):
+        case "admin" | "staff" as role:
+            pass
+        case _:
+            raise ApiError(400, "must be admin or staff", "role")
     service = request.app[SERVICE]
     venue_id = f.ident("venueId", required=False)
     if venue_id is not None and await service.store.get_venue(venue_id) is None:
         raise ApiError(404, f"unknown venue {venue_id!r}", "venueId")
-    user = User("user-" + uuid.uuid4().hex, f.email("email"), venue_id, role)  # type: ignore[arg-type]
+    user = User("user-" + uuid.uuid4().hex, f.email("email"), venue_id, role)
     saved = await service.store.upsert_user(user, service.now_ms())
     return web.json_response(saved.to_json())
 

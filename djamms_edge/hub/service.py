@@ -43,6 +43,7 @@ from djamms_edge.hub.store.base import (
     QueueEntry,
     RegistryTimings,
     RequestRules,
+    RequestStatus,
     Song,
     StaleEpoch,
     StoreError,
@@ -184,9 +185,13 @@ class HubService:
 
     async def list_requests(self, who: Principal | None, venue_id: str, status: str | None, limit: int) -> Json:
         require_staff(who, venue_id)
-        if status not in (None, "pending", "played", "refund_due"):
-            raise ApiError(400, "must be pending, played or refund_due", "status")
-        records = await self.store.list_requests(venue_id, status, limit)  # type: ignore[arg-type]
+        wanted: RequestStatus | None
+        match status:
+            case None | "pending" | "played" | "refund_due" as wanted:
+                pass
+            case _:
+                raise ApiError(400, "must be pending, played or refund_due", "status")
+        records = await self.store.list_requests(venue_id, wanted, limit)
         return {"requests": [r.to_json() for r in records]}
 
     # --- playlists and catalog -------------------------------------------------------------------

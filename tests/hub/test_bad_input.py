@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
-from tests.hub.conftest import Hub
+from djamms_edge.hub.app import create_app
+from djamms_edge.hub.store.base import QueueSnapshot
+from djamms_edge.hub.store.sqlite import SqliteStore
+from tests.hub.conftest import Hub, hub_config
 
 VENUE = "venue-bad"
 SONG = {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a", "duration": 200}
@@ -149,3 +155,21 @@ async def test_no_hostile_field_value_causes_a_5xx(hub: Hub, method: str, path: 
                 status, body = await hub.call(method, path, _replace(template, field_path, value), headers)
                 assert status < 500, (field_path, value, status, body)
                 assert isinstance(body, dict)
+
+
+async def test_a_hub_bug_is_a_logged_500_that_leaks_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenStore(SqliteStore):
+        async def queue_snapshot(self, venue_id: str) -> QueueSnapshot:
+            raise RuntimeError("secret internals")
+
+    store = BrokenStore(tmp_path / "hub.db")
+    server = TestServer(create_app(hub_config(), store), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        await store.create_venue(VENUE, VENUE, 0)
+        async with aiohttp.ClientSession() as http, http.get(server.make_url(f"/api/v1/venues/{VENUE}/queue")) as resp:
+            assert resp.status == 500
+            assert await resp.json() == {"error": "internal error", "field": None}
+    finally:
+        await server.close()
+    assert "secret internals" in caplog.text and "Traceback" in caplog.text

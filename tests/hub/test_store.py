@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.hub.auth import new_link_secret
+from djamms_edge.hub.seed import DEMO_TRACKS, seed_demo
 from djamms_edge.hub.store.base import HubStore, InvalidMagicLink, RegistryTimings, Song
 from tests.hub.conftest import make_store
 
@@ -73,3 +74,14 @@ async def test_changes_since_walks_the_log_in_order(store: HubStore) -> None:
     rest = await store.changes_since("v", 1, 100)
     assert [c.data["type"] for c in rest.changes] == ["master"] and not rest.more
     assert (await store.changes_since("v", rest.version, 100)).changes == ()
+
+
+async def test_seeding_the_demo_twice_changes_nothing(store: HubStore) -> None:
+    first = await seed_demo(store, "demo-venue", NOW)
+    version = (await store.queue_snapshot("demo-venue")).version
+    second = await seed_demo(store, "demo-venue", NOW + 1000)
+    assert second.playlist_id == first.playlist_id
+    assert second.admin.user_id == first.admin.user_id and second.staff.venue_id == "demo-venue"
+    assert len(await store.list_playlists("demo-venue")) == 1
+    snapshot = await store.queue_snapshot("demo-venue")
+    assert snapshot.version == version and len(snapshot.main) == len(DEMO_TRACKS)
