@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from djamms_edge.hub.service import Reply
 from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
 from djamms_edge.hub.web_input import Fields, check_id, query_int, read_json
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 API = "/api/v1"
 VENUE = API + "/venues/{venueId}"
@@ -32,6 +34,12 @@ async def _fields(request: web.Request) -> Fields:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """For load balancers and systemd checks: the process answers *and* its store can be read."""
+    try:
+        await request.app[SERVICE].store.get_venue("healthz")
+    except Exception as exc:
+        log.warning("health check: store unreadable: %s", exc)
+        return web.json_response({"ok": False, "error": "store unavailable"}, status=503)
     return web.json_response({"ok": True})
 
 

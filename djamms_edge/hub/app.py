@@ -36,9 +36,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _housekeeping(service: HubService) -> None:
     while True:
-        removed = await service.store.housekeeping(service.now_ms())
-        if removed:
-            log.info("housekeeping removed %d expired rows", removed)
+        try:
+            removed = await service.store.housekeeping(service.now_ms())
+        except Exception:
+            # Only dead rows wait longer; the next round (an hour on) tries again. Not worth stopping the hub.
+            log.exception("housekeeping failed; retrying in %.0f s", HOUSEKEEPING_INTERVAL_S)
+        else:
+            if removed:
+                log.info("housekeeping removed %d expired rows", removed)
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
