@@ -1,0 +1,14 @@
+"""The edge's media pipeline: fetch into a local cache, find each track's cue points, measure loudness.
+
+One job per module:
+
+- ``ffmpeg``   the only place ffmpeg/ffprobe run (argv lists, own process group, stopped on timeout/cancel)
+- ``ffparse``  pure parsers of what ffmpeg prints
+- ``analysis`` pure cue rules (silence touching start/end, thresholds, cue-in guard)
+- ``analyzer`` ``analyze(path_or_url, config) -> TrackAnalysis``: head/tail windows, or a full loudness pass
+- ``fetcher``  the only place yt-dlp is used (``YtDlpFetcher``), and ``FakeFetcher`` under the same contract
+- ``eviction`` pure choice of what to evict
+- ``cache``    ``MediaCache``: SQLite index, eviction, prefetch, analysis and overrides, ``playable(key)``
+- ``synth``    generated tracks with known silences (tests, benchmarks, the demo)
+- ``cli``      ``djamms-edge analyze``
+"""
