@@ -74,6 +74,12 @@ _GONE_PHRASES = (
     "requested format is not available",
     "is not a valid url",
     "no video formats found",
+    "confirm your age",  # age-restricted: a box has no account to sign in with
+    "age-restricted",
+    "members-only",
+    "join this channel",
+    "available in your country",  # geo-blocked where this box is
+    "blocked it in your country",
 )
 _GONE_STATUSES = {400, 401, 403, 404, 410, 451}
 

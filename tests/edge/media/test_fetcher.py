@@ -36,6 +36,10 @@ FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_s
         ("[generic] x: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
         ("[generic] x: Unable to download webpage: HTTP Error 410: Gone", "unavailable"),
         ("Unsupported URL: http://example.com/page", "unavailable"),
+        ("[youtube] abc: Sign in to confirm your age. This video may be inappropriate for some users.", "unavailable"),
+        ("[youtube] abc: The uploader has not made this video available in your country", "unavailable"),
+        ("[youtube] abc: Join this channel to get access to members-only content", "unavailable"),
+        ("[youtube] abc: Sign in to confirm you're not a bot", "transient"),  # the box's address, for a while
         ("[generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable", "transient"),
         ("[generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "transient"),
         ("[generic] x: Unable to download webpage: [Errno 111] Connection refused", "transient"),
