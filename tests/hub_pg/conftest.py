@@ -1,16 +1,23 @@
 """Two hub instances, each with its own asyncpg pool and LISTEN connection, on one PostgreSQL database.
 
-They are two aiohttp applications on two loopback ports in this process: everything they
-share goes through PostgreSQL, exactly as for two hub processes behind a load balancer.
+Every two-instance test runs twice: with two real ``djamms-hub serve`` processes, and with two
+aiohttp applications on two loopback ports in this process (quicker to debug). Either way all
+they share goes through PostgreSQL, as for hub processes behind a load balancer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import socket
+import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,7 +34,7 @@ VENUE = "venue-pg"
 
 
 @asynccontextmanager
-async def serving(config: HubConfig) -> AsyncIterator[str]:
+async def serving_in_process(config: HubConfig, _workdir: Path) -> AsyncIterator[str]:
     """A hub on its own store and an ephemeral loopback port; yields its base URL."""
     app = create_app(config, PostgresStore(config.store.url, retain_changes=config.feed.retain_changes))
     runner = web.AppRunner(app)
@@ -39,6 +46,55 @@ async def serving(config: HubConfig) -> AsyncIterator[str]:
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str]:
+    """``djamms-hub serve`` in its own process group; terminated, then killed, on the way out."""
+    port = _free_port()
+    config_file = workdir / f"hub-{port}.toml"
+    config_file.write_text(
+        f'[hub]\njwt_secret = "{config.jwt_secret}"\nlog_level = "WARNING"\n'
+        f'[hub.store]\nurl = "{config.store.url}"\n'
+        f"[hub.limits]\nrequests_per_client = {config.limits.requests_per_client}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "djamms_edge.hub.cli", "serve", "--config", str(config_file), "--host", "127.0.0.1",
+        "--port", str(port), env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                assert proc.returncode is None, f"hub exited with {proc.returncode}"
+                try:
+                    async with http.get(url + "/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("hub process did not come up")
+        yield url
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=10)
+            except TimeoutError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+
+
+Serving = Callable[[HubConfig, Path], AbstractAsyncContextManager[str]]
 
 
 @dataclass
@@ -62,12 +118,13 @@ def hub_config(pg_url: str) -> HubConfig:
     )
 
 
-@pytest.fixture
-async def two_hubs(pg_url: str) -> AsyncIterator[TwoHubs]:
+@pytest.fixture(params=[serving_process, serving_in_process], ids=["processes", "in-process"])
+async def two_hubs(pg_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TwoHubs]:
     config = hub_config(pg_url)
+    serving: Serving = request.param
     async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(serving(config))
-        second = await stack.enter_async_context(serving(config))
+        first = await stack.enter_async_context(serving(config, tmp_path))
+        second = await stack.enter_async_context(serving(config, tmp_path))
         http = await stack.enter_async_context(aiohttp.ClientSession())
         admin = User("user-admin", "admin@example.com", None, "admin")
         hubs = TwoHubs((first, second), http, issue_user_token(JWT_SECRET, admin, time.time(), 3600))
