@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(hub.log_level, program="djamms-hub")
     host, port = args.host or hub.host, args.port or hub.port
     log.info("hub starting on %s:%d (store %s)", host, port, redacted_url(hub.store.url))
+    if not hub.smtp.host:
+        log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
     web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
     return 0
 
