@@ -14,7 +14,8 @@ since every paid request of a venue queues on that venue's row lock.
 
 Then the change feed: a WebSocket subscriber on one hub, paid requests POSTed one at a time, time
 from POST to the subscriber receiving the change: on the same SQLite hub, and across the two
-PostgreSQL hubs (LISTEN/NOTIFY). The target for the latter is p99 <= 300 ms.
+PostgreSQL hubs (LISTEN/NOTIFY); each idle and while wrk keeps the hubs busy with heartbeats.
+The target across hubs is p99 <= 300 ms.
 
 PostgreSQL is ``DJAMMS_TEST_PG_URL`` or a private cluster started with scripts/pg-test-cluster.sh
 (fsync off: a throwaway cluster; SQLite runs with synchronous=NORMAL, also no fsync per commit).
@@ -156,6 +157,41 @@ def load(target: Hubs, args: argparse.Namespace, workdir: Path) -> list[Result]:
     ]
 
 
+@contextmanager
+def background_heartbeats(target: Hubs, connections: int, workdir: Path) -> Iterator[None]:
+    """Heartbeat load on every instance (wrk, ``connections`` each) while the body runs."""
+    script = workdir / "background.lua"
+    script.write_text(hub_load.HEARTBEAT_LUA % {"device": DEVICE, "token": target.token})
+    wrk = shutil.which("wrk") or "wrk"
+    procs = [subprocess.Popen([wrk, "-t1", f"-c{connections}", "-d600s", "-s", str(script),
+                               base + "/players/heartbeat"], stdout=subprocess.DEVNULL)
+             for base in target.bases]
+    try:
+        time.sleep(1.0)  # let the load reach its steady state
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def feed_runs(target: Hubs, args: argparse.Namespace, workdir: Path) -> list[tuple[str, list[float]]]:
+    """Feed latency from the last instance's POSTs to the first instance's subscriber, idle and under load."""
+    where = "same hub" if len(target.bases) == 1 else "across hubs"
+    runs = []
+    for load_note, connections in (("idle", 0), ("+heartbeat load", max(1, args.connections // 5))):
+        def measure() -> list[float]:
+            return asyncio.run(feed_latencies(target.bases[0], target.bases[-1], target.token, args.feed_samples))
+
+        if connections:
+            with background_heartbeats(target, connections, workdir):
+                values = measure()
+        else:
+            values = measure()
+        runs.append((f"{target.label}, {where}, {load_note}", values))
+    return runs
+
+
 async def feed_latencies(subscribe_base: str, post_base: str, token: str, samples: int) -> list[float]:
     """Seconds from POSTing a paid request (to one hub) until the feed subscriber (on another) has it."""
     auth = {"Authorization": f"Bearer {token}"}
@@ -207,14 +243,12 @@ def main() -> int:
         workdir = Path(tmp)
         with hubs("sqlite x1", f"sqlite:///{workdir / 'hub.db'}", 1, workdir) as single:
             results += load(single, args, workdir)
-            feeds.append(("sqlite x1, same hub", asyncio.run(
-                feed_latencies(single.bases[0], single.bases[0], single.token, args.feed_samples))))
+            feeds += feed_runs(single, args, workdir)
         with pg_database(server) as url, hubs("pg x1", url, 1, workdir) as one:
             results += load(one, args, workdir)
         with pg_database(server) as url, hubs("pg x2", url, 2, workdir) as two:
             results += load(two, args, workdir)
-            feeds.append(("pg x2, across hubs", asyncio.run(
-                feed_latencies(two.bases[0], two.bases[1], two.token, args.feed_samples))))
+            feeds += feed_runs(two, args, workdir)
 
     print(f"hub_load_pg: wrk, {args.connections} connections in all, {args.duration}s per target, "
           f"{os.cpu_count()} cores, loopback, hubs and PostgreSQL on this machine")
@@ -223,11 +257,11 @@ def main() -> int:
     for r in results:
         ratio = r.rps / baseline[r.name.split(" ", 2)[-1]]
         print(f"{r.name:<26}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}{ratio:>10.2f}")
-    print(f"{'feed: POST -> subscriber':<26}{'n':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>10}")
+    print(f"{'feed: POST -> subscriber':<40}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>10}")
     for label, values in feeds:
         ms = [v * 1000 for v in values]
-        print(f"{label:<26}{len(ms):>9}{percentile(ms, 50):>9.2f}{percentile(ms, 99):>9.2f}{max(ms):>10.2f}")
-    cross_p99 = percentile([v * 1000 for v in feeds[-1][1]], 99)
+        print(f"{label:<40}{len(ms):>6}{percentile(ms, 50):>9.2f}{percentile(ms, 99):>9.2f}{max(ms):>10.2f}")
+    cross_p99 = max(percentile([v * 1000 for v in values], 99) for label, values in feeds if "across" in label)
     print(f"target cross-instance feed p99 <= {FEED_TARGET_P99_MS:.0f} ms: "
           f"{'met' if cross_p99 <= FEED_TARGET_P99_MS else 'NOT met'}")
     return 0 if all(r.bad == 0 for r in results) else 1
