@@ -46,6 +46,8 @@ video = false
 ao = "null"          # plays in real time, so the test can kill it mid-track
 [edge.queue]
 playlist = "{playlist}"
+[edge.status]
+port = 0             # any free port: tests never take a fixed one
 """
     )
     return config
@@ -144,16 +146,17 @@ def test_after_kill_9_the_same_entry_resumes_where_it_was(
         return rows[0] if rows else None
 
     play = wait_until("the interrupted play to resume", resumed, second)
+    resumed_seen = time.time()
     assert play["title"] == "Long One"
     assert abs(play["resumed_from"] - where_it_was) <= 3.0, (play["resumed_from"], where_it_was)
 
     def saved_after_resume() -> sqlite3.Row | None:
         rows = query(db, NOW_PLAYING)
-        return rows[0] if rows and rows[0]["saved_at"] > restart + 1.5 else None
+        return rows[0] if rows and rows[0]["saved_at"] > resumed_seen + 0.5 else None
 
-    later = wait_until("a position saved by the restarted daemon", saved_after_resume, second)
+    later = wait_until("a position saved after the resume", saved_after_resume, second)
     assert later["play_id"] == before["play_id"]
-    # mpv really plays from the resume point: not from the start, not skipped ahead.
+    # mpv really plays on from the resume point: not from the start, not skipped ahead.
     assert play["resumed_from"] < later["position"] <= play["resumed_from"] + (time.time() - restart) + 0.5
     plays = query(db, "SELECT title FROM plays")
     assert [p["title"] for p in plays] == ["Long One"]  # one history row: nothing replayed, nothing skipped

@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.media.config import AnalysisConfig
-from djamms_edge.edge.player.engine import PlaybackEngine
-from djamms_edge.edge.player.mpv_player import MpvPlayer
-from djamms_edge.edge.player.resolver import Cue, LocalFileResolver, TrackResolver
-from djamms_edge.edge.player.seams import Capture, read_wav, render_tone, seams, tones
-from djamms_edge.edge.queue.config import QueueConfig
-from djamms_edge.edge.queue.local import LocalQueue, load_playlist
+from djamms_edge.edge.player.capture import capture_playback
+from djamms_edge.edge.player.resolver import Cue, LocalFileResolver
+from djamms_edge.edge.player.seams import render_tone, seams, tones
 from djamms_edge.edge.queue.model import QueueEntry
-from djamms_edge.edge.state import PlaybackState
-from tests.edge.player.conftest import headless_config
 
 LEAD, TONE, TRAIL = 2.0, 3.0, 3.0
 FREQUENCIES = (300, 700, 1500)
@@ -53,37 +48,6 @@ def analysed(trim: bool = True) -> LocalFileResolver:
     return LocalFileResolver(AnalysisConfig(), target_lufs=-14.0, max_gain_db=12.0, trim=trim)
 
 
-async def play_to_capture(
-    tmp_path: Path, playlist: Path, resolver: TrackResolver, *, requests: Sequence[Path] = (), plays: int = 3,
-) -> tuple[Capture, PlaybackState]:
-    """Run the engine until ``plays`` entries have started and the one before the last has finished."""
-    capture = tmp_path / "capture.wav"
-    # ao=pcm decodes as fast as it can; lookahead 2 hands all three tracks over before the first ends.
-    # ao-pcm-append: if mpv ever reopened its output it must not truncate what was captured so far.
-    config = headless_config(ao="pcm", mpv_options=(f"ao-pcm-file={capture}", "ao-pcm-append=yes"), lookahead=2)
-    db = PlaybackState.database(tmp_path)
-    await db.open()
-    state = PlaybackState(db)
-    queue = LocalQueue(state, load_playlist(playlist), QueueConfig())
-    for path in requests:
-        await queue.request(str(path), title=f"paid {path.stem}")
-    engine = PlaybackEngine(MpvPlayer(config), queue, resolver, state, config)
-    changed = asyncio.Event()
-    engine.subscribe(changed.set)
-    await engine.start()
-    task = asyncio.create_task(engine.run())
-    try:
-        async with asyncio.timeout(30):
-            while len([p for p in await state.history() if p.end_reason == "finished"]) < plays:
-                await changed.wait()
-                changed.clear()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await engine.close()
-    return read_wav(capture), state
-
-
 def assert_order(found: Sequence[float], expected: Sequence[int]) -> None:
     assert len(found) >= len(expected), found
     for hz, want in zip(found, expected, strict=False):
@@ -100,7 +64,7 @@ def playlist(tmp_path: Path, tracks: dict[int, Path]) -> Path:
 async def test_cued_tracks_play_back_to_back_with_the_paid_request_first(
     tmp_path: Path, tracks: dict[int, Path], playlist: Path,
 ) -> None:
-    capture, _ = await play_to_capture(tmp_path, playlist, TruthResolver(), requests=[tracks[300]])
+    capture = (await capture_playback(tmp_path, playlist, TruthResolver(), requests=[tracks[300]])).capture
     found = tones(capture)[:3]
     assert_order([t.hz for t in found], [300, 700, 1500])
     for tone in found:  # every audible part is there, nothing cut off either end
@@ -113,7 +77,7 @@ async def test_with_analysed_cues_the_player_adds_no_silence_of_its_own(
     tmp_path: Path, tracks: dict[int, Path], playlist: Path,
 ) -> None:
     resolver = analysed()
-    capture, _ = await play_to_capture(tmp_path, playlist, resolver, requests=[tracks[300]])
+    capture = (await capture_playback(tmp_path, playlist, resolver, requests=[tracks[300]])).capture
     found = tones(capture)[:3]
     assert_order([t.hz for t in found], [300, 700, 1500])
     for tone in found:
@@ -128,7 +92,7 @@ async def test_with_analysed_cues_the_player_adds_no_silence_of_its_own(
 async def test_untrimmed_tracks_have_the_gaps_trimming_removes(
     tmp_path: Path, tracks: dict[int, Path], playlist: Path,
 ) -> None:
-    capture, _ = await play_to_capture(tmp_path, playlist, analysed(trim=False), requests=[tracks[300]])
+    capture = (await capture_playback(tmp_path, playlist, analysed(trim=False), requests=[tracks[300]])).capture
     assert_order([t.hz for t in tones(capture)[:3]], [300, 700, 1500])
     gaps = [s.silence_ms for s in seams(capture)[:2]]
     assert min(gaps) >= (TRAIL + LEAD) * 1000 - 50, gaps
@@ -143,10 +107,10 @@ async def test_missing_and_corrupt_files_are_skipped_and_playback_continues(
     missing = tmp_path / "missing.m4a"
     playlist = tmp_path / "playlist.txt"
     playlist.write_text(f"{tracks[300]}\n{missing}\n{corrupt}\n{tracks[1500]}\n")
-    capture, state = await play_to_capture(tmp_path, playlist, analysed(), plays=2)
-    found = tones(capture)[:2]
+    result = await capture_playback(tmp_path, playlist, analysed(), plays=2)
+    found = tones(result.capture)[:2]
     assert_order([t.hz for t in found], [300, 1500])
     assert all(t.length >= TONE - 0.005 for t in found)
-    assert set(await state.unplayable_since(0)) == {str(missing), str(corrupt)}
+    assert set(result.unplayable) == {str(missing), str(corrupt)}
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
     assert len(skipped) == 2, skipped  # one line per bad track, however often the rotation meets it

@@ -1,0 +1,148 @@
+"""Transitions and footprint of the playback engine.
+
+1. Seams: three generated tracks (a sine each, 2 s of silence before and 3 s after) play
+   through the real engine and libmpv into an ao=pcm capture, once with cues from the media
+   analysis (trimmed) and once from 0 to the end (untrimmed, the baseline). Printed: the
+   silence a listener hears at each transition, how much silence the cues left in, and the
+   largest difference (the player's own gap; <= 0 means it adds none). A third run takes cues
+   from the analysis without its 80 Hz high-pass, whose ringing delays the cue-out.
+2. Footprint: ``djamms-edge run`` playing audio in real time (ao=null, no video) for a while;
+   its RSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline).
+
+    .venv/bin/python bench/transitions.py [--seconds 10]
+Targets: seams <= 5 ms; RSS <= 110 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
+from djamms_edge.edge.player.capture import capture_playback  # noqa: E402
+from djamms_edge.edge.player.resolver import LocalFileResolver  # noqa: E402
+from djamms_edge.edge.player.seams import render_tone, seams  # noqa: E402
+from djamms_edge.edge.queue.model import QueueEntry  # noqa: E402
+
+LEAD, TONE, TRAIL = 2.0, 3.0, 3.0
+FREQUENCIES = (300, 700, 1500)
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+async def measure_seams(root: Path) -> None:
+    tracks = [root / f"{hz}.m4a" for hz in FREQUENCIES]
+    await asyncio.gather(*(render_tone(p, hz, lead=LEAD, tone=TONE, trail=TRAIL) for p, hz in
+                           zip(tracks, FREQUENCIES, strict=True)))
+    playlist = root / "playlist.txt"
+    playlist.write_text("".join(f"{p}\n" for p in tracks))
+    print(f"seams: {len(tracks)} AAC tracks, {LEAD:g} s silence + {TONE:g} s tone + {TRAIL:g} s silence each")
+    print(f"{'playback':<26} {'seam 1 ms':>10} {'seam 2 ms':>10} {'left in by cues ms':>19} "
+          f"{'beyond cues ms':>15}")
+    runs = (("untrimmed (baseline)", False, AnalysisConfig()), ("trimmed", True, AnalysisConfig()),
+            ("trimmed, highpass_hz = 0", True, AnalysisConfig(highpass_hz=0.0)))
+    for number, (label, trim, analysis) in enumerate(runs):
+        resolver = LocalFileResolver(analysis, target_lufs=-14.0, max_gain_db=12.0, trim=trim)
+        workdir = root / f"run{number}"
+        workdir.mkdir()
+        result = await capture_playback(workdir, playlist, resolver)
+        found = [s.silence_ms for s in seams(result.capture)[:2]]
+        cues = [await resolver.resolve(QueueEntry("bench", str(p))) for p in tracks]
+        left_in = [((before.end or LEAD + TONE + TRAIL) - (LEAD + TONE) + LEAD - after.start) * 1000
+                   for before, after in itertools.pairwise(cues)]
+        own = max(f - max(0.0, cue) for f, cue in zip(found, left_in, strict=True))
+        print(f"{label:<26} {found[0]:>10.1f} {found[1]:>10.1f} {max(left_in):>19.1f} {own:>15.1f}")
+
+
+def sample(pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds, RSS, peak RSS and PSS (MB; shared libraries divided among their users) of one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    status = _kb_fields(Path(f"/proc/{pid}/status"))
+    rollup = _kb_fields(Path(f"/proc/{pid}/smaps_rollup"))
+    return cpu, status["VmRSS"] / 1024, status["VmHWM"] / 1024, rollup["Pss"] / 1024
+
+
+def _kb_fields(path: Path) -> dict[str, int]:
+    pairs = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    return {key: int(value.split()[0]) for key, value in pairs if value.strip().endswith("kB")}
+
+
+def footprint(argv: list[str], seconds: float, warmup: float = 3.0) -> tuple[float, float, float, float]:
+    """CPU % of one core, RSS, peak RSS and PSS (MB) of a process while it plays."""
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        time.sleep(warmup)
+        cpu0, *_ = sample(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        cpu1, rss, peak, pss = sample(proc.pid)
+        return (cpu1 - cpu0) / (time.monotonic() - t0) * 100, rss, peak, pss
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def render_long(root: Path) -> list[Path]:
+    tracks = [root / f"long-{hz}.m4a" for hz in (440, 660)]
+    await asyncio.gather(*(render_tone(p, hz, lead=1.0, tone=60.0, trail=1.0) for p, hz in
+                           zip(tracks, (440, 660), strict=True)))
+    return tracks
+
+
+def measure_footprint(root: Path, seconds: float) -> None:
+    tracks = asyncio.run(render_long(root))
+    (root / "playlist").mkdir()
+    for track in tracks:
+        (root / "playlist" / track.name).symlink_to(track)
+    config = root / "config.toml"
+    config.write_text(f'[edge]\nstate_dir = "{root / "state"}"\ncache_dir = "{root / "cache"}"\n'
+                      f'[edge.player]\nvideo = false\nao = "null"\n[edge.queue]\nplaylist = "{root / "playlist"}"\n'
+                      '[edge.status]\nport = 0\n')
+    runs = {
+        "mpv CLI (baseline)": ["mpv", "--no-config", "--no-video", "--ao=null", "--really-quiet",
+                               "--gapless-audio=yes", *map(str, tracks)],
+        "djamms-edge run": [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
+    }
+    print(f"\nfootprint while playing audio (ao=null, no video), measured over {seconds:g} s after 3 s warm-up")
+    print(f"{'process':<20} {'CPU % of a core':>16} {'RSS MiB':>8} {'peak RSS MiB':>13} {'PSS MiB':>8}")
+    results = {}
+    for label, argv in runs.items():
+        results[label] = footprint(argv, seconds)
+        cpu, rss, peak, pss = results[label]
+        print(f"{label:<20} {cpu:>16.1f} {rss:>8.1f} {peak:>13.1f} {pss:>8.1f}")
+    base, ours = results["mpv CLI (baseline)"], results["djamms-edge run"]
+    ratios = [o / max(b, 0.01) for o, b in zip(ours, base, strict=True)]
+    print(f"{'ratio ours/baseline':<20} {ratios[0]:>16.2f} {ratios[1]:>8.2f} {ratios[2]:>13.2f} {ratios[3]:>8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="footprint measuring time")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-transitions-") as tmp:
+        root = Path(tmp)
+        (root / "seams").mkdir()
+        asyncio.run(measure_seams(root / "seams"))
+        (root / "footprint").mkdir()
+        measure_footprint(root / "footprint", args.seconds)
+
+
+if __name__ == "__main__":
+    main()
