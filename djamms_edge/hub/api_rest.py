@@ -63,9 +63,11 @@ async def verify_magic_link(request: web.Request) -> web.Response:
 
 @routes.get(API + "/me")
 async def me(request: web.Request) -> web.Response:
+    """What the token says, and for people the stored user (an admin may have changed role or venue since)."""
     who = require(principal_of(request))
+    user = None if who.role == "device" else await request.app[SERVICE].store.get_user(who.subject)
     return web.json_response({"role": who.role, "subject": who.subject, "venueId": who.venue_id,
-                              "email": who.email})
+                              "email": who.email, "user": None if user is None else user.to_json()})
 
 
 @routes.post(API + "/venues")

@@ -246,3 +246,23 @@ async def test_authorization_header_must_be_bearer(hub: Hub) -> None:
 def test_limits_config_is_a_dataclass() -> None:
     # hub_config() relies on replacing whole sections.
     assert dataclasses.is_dataclass(LimitsConfig)
+
+
+async def test_me_shows_the_stored_user_after_an_admin_change(start_hub: HubFactory, caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    async with start_hub() as hub:
+        with caplog.at_level(logging.WARNING, logger="djamms_edge.hub.mailer"):
+            await create_link(hub, "me@example.com")
+        secret = re.search(r"secret=([0-9a-f]{64})", caplog.text).group(1)  # type: ignore[union-attr]
+        token = (await verify(hub, secret, "me@example.com"))[1]["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        _, before = await hub.call("GET", "/api/v1/me", headers=me)
+        assert (before["role"], before["venueId"], before["user"]["venueId"]) == ("staff", None, None)
+        venue = await hub.venue()
+        await hub.call("PUT", "/api/v1/users", {"email": "me@example.com", "role": "staff", "venueId": venue},
+                       hub.admin())
+        _, after = await hub.call("GET", "/api/v1/me", headers=me)
+        assert after["venueId"] is None  # the token still says what it said ...
+        assert after["user"]["venueId"] == venue  # ... a new sign-in picks up the venue
+        _, device = await hub.call("GET", "/api/v1/me", headers=hub.device(venue, "box-a"))
+        assert (device["role"], device["subject"], device["user"]) == ("device", "box-a", None)
