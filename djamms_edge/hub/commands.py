@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     log.info("hub starting on %s:%d (store %s)", host, port, redacted_url(hub.store.url))
     if not hub.smtp.host:
         log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
-    web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
+    try:
+        web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
+    except OSError as exc:  # the address is taken or not ours: say so, not a traceback
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        return 1
     return 0
 
 
