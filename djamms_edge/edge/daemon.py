@@ -26,6 +26,7 @@ from djamms_edge.edge.player.resolver import LocalFileResolver
 from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
 from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.state import PlaybackState
+from djamms_edge.edge.status.daemon_source import serve_status_page
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
 from djamms_edge.shared.systemd_notify import ServiceNotifier, start_watchdog
@@ -81,6 +82,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player)
         stack.push_async_callback(engine.close)
         await engine.start()
+        await stack.enter_async_context(
+            serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id)
+        )
 
         stack.push_async_callback(tasks.close)
         tasks.start(engine.run(), "playback")

@@ -53,6 +53,7 @@ class HubLink:
     connected: bool
     since: float  # unix seconds of the last change of ``connected``
     detail: str = ""  # e.g. the last error while disconnected
+    configured: bool = True  # False: this box runs without a hub (local playlist)
 
 
 @dataclass(frozen=True, slots=True)

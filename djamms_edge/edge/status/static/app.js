@@ -58,7 +58,8 @@ function render(s) {
   receivedAt = performance.now();
   $("venue").textContent = s.venue_id;
   badge($("role"), s.role, s.role);
-  badge($("hub"), s.hub.connected ? "hub online" : "hub offline", s.hub.connected ? "on" : "off");
+  if (!s.hub.configured) badge($("hub"), "no hub", "");
+  else badge($("hub"), s.hub.connected ? "hub online" : "hub offline", s.hub.connected ? "on" : "off");
   $("hub").title = `${s.hub.detail || ""} since ${new Date(s.hub.since * 1000).toLocaleTimeString()}`;
 
   const np = s.now_playing;

@@ -1,0 +1,94 @@
+"""DaemonStatusSource over the real engine, local queue and SQLite state (the player is the fake)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from djamms_edge.edge.player.engine import EngineState
+from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState, link_state
+from djamms_edge.edge.status.model import ControlRefused
+from djamms_edge.edge.sync.lease import LeaseState
+from djamms_edge.edge.sync.lease import Role as LeaseRole
+from tests.edge.player.test_engine import MakeRig, Rig, settle
+from tests.edge.player.test_engine import rig_factory as rig_factory  # the engine harness fixture
+
+
+@pytest.mark.parametrize(
+    ("engine", "lease", "expected"),
+    [
+        (EngineState.PLAYING, None, LinkState("master", connected=False)),  # no hub: the box is its own master
+        (EngineState.HALTED, None, LinkState("standby", connected=False)),
+        (EngineState.PLAYING, LeaseState("box", LeaseRole.MASTER), LinkState("master", connected=True)),
+        (EngineState.PLAYING, LeaseState("box", LeaseRole.MASTER_OFFLINE, hub_ok=False), LinkState("master", False)),
+        (EngineState.HALTED, LeaseState("box", LeaseRole.STANDBY), LinkState("standby", connected=True)),
+        (EngineState.IDLE, LeaseState("box", LeaseRole.STARTING, hub_ok=False), LinkState("offline", False)),
+        (EngineState.HALTED, LeaseState("box", LeaseRole.STOPPED), LinkState("offline", connected=True)),
+    ],
+)
+def test_role_and_hub_link(engine: EngineState, lease: LeaseState | None, expected: LinkState) -> None:
+    assert link_state(engine, lease) == expected
+
+
+@pytest.fixture
+async def watched(rig_factory: MakeRig) -> AsyncIterator[tuple[Rig, DaemonStatusSource]]:
+    rig = await rig_factory()
+    source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", clock=rig.clock)
+    await source.start()
+    await settle()
+    yield rig, source
+    await source.close()
+
+
+async def test_snapshot_shows_the_play_and_the_queue(watched: tuple[Rig, DaemonStatusSource]) -> None:
+    rig, source = watched
+    await rig.play(2.0)
+    snap = source.snapshot()
+    assert snap.now_playing is not None
+    assert (snap.now_playing.title, snap.now_playing.real_start, snap.now_playing.real_end) == ("one", 1.0, 9.0)
+    assert snap.now_playing.position == pytest.approx(3.0)
+    assert [item.title for item in snap.main_queue][:2] == ["two", "three"]
+    assert snap.priority_queue == ()
+
+    seen = snap.version
+    await rig.queue.request(str(rig.root / "three.m4a"), title="paid", requested_by="table 4")
+    assert await asyncio.wait_for(source.wait_changed(seen), 2) > seen
+    await settle()
+    assert [(i.title, i.requested_by) for i in source.snapshot().priority_queue] == [("paid", "table 4")]
+
+
+async def test_controls_act_on_the_engine(watched: tuple[Rig, DaemonStatusSource]) -> None:
+    rig, source = watched
+    await source.pause()
+    await settle()
+    snap = source.snapshot()
+    assert snap.now_playing is not None and snap.now_playing.paused
+    await source.resume()
+    await source.set_volume(40.0)
+    await settle()
+    assert source.snapshot().volume == 40.0
+    await source.skip()
+    await rig.play(1.0)
+    assert (await rig.played())[0] == ("one", "skipped")
+
+
+async def test_a_halted_box_refuses_transport_controls(watched: tuple[Rig, DaemonStatusSource]) -> None:
+    rig, source = watched
+    rig.engine.set_active(False)
+    await settle()
+    for control in (source.skip, source.pause, source.resume):
+        with pytest.raises(ControlRefused, match="standby"):
+            await control()
+
+
+async def test_daemon_warnings_become_recent_errors(watched: tuple[Rig, DaemonStatusSource]) -> None:
+    _rig, source = watched
+    seen = source.snapshot().version
+    logging.getLogger("djamms_edge.edge.player.engine").warning("skipping 'x': file missing")
+    assert await asyncio.wait_for(source.wait_changed(seen), 2) > seen
+    snap = source.snapshot()
+    assert snap.recent_errors[-1].message == "skipping 'x': file missing"
+    assert snap.errors_total >= 1
