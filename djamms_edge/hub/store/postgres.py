@@ -173,6 +173,10 @@ class PostgresStore:
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         return await self._tx(fn, read_only=True)
 
+    async def _one(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """``fn`` runs exactly one statement: atomic on its own, no BEGIN/COMMIT round trips."""
+        return await self._tx(fn, single_statement=True)
+
     # --- venues and users ------------------------------------------------------------------------
 
     async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool:
@@ -183,7 +187,7 @@ class PostgresStore:
             )
             return bool(status == "INSERT 0 1")
 
-        return await self._tx(tx)
+        return await self._one(tx)
 
     async def get_venue(self, venue_id: str) -> Venue | None:
         async def read(conn: Conn) -> Venue | None:
@@ -192,7 +196,7 @@ class PostgresStore:
             )
             return None if row is None else Venue(row["venue_id"], row["name"], row["active_playlist_id"])
 
-        return await self._read(read)
+        return await self._one(read)
 
     async def upsert_user(self, user: User, now_ms: int) -> User:
         async def tx(conn: Conn) -> User:
@@ -205,14 +209,14 @@ class PostgresStore:
             )
             return user_of(row)
 
-        return await self._tx(tx)
+        return await self._one(tx)
 
     async def get_user(self, user_id: str) -> User | None:
         async def read(conn: Conn) -> User | None:
             row = await conn.fetchrow("SELECT * FROM users WHERE user_id = $1", user_id)
             return None if row is None else user_of(row)
 
-        return await self._read(read)
+        return await self._one(read)
 
     # --- magic links -----------------------------------------------------------------------------
 
@@ -226,7 +230,7 @@ class PostgresStore:
                 token_hash, email, redirect_url, expires_ms, now_ms,
             )
 
-        await self._tx(tx)
+        await self._one(tx)
 
     async def consume_magic_link(self, token_hash: str, now_ms: int, *, auto_create: bool, new_user_id: str) -> User:
         async def tx(conn: Conn) -> User:
@@ -318,7 +322,7 @@ class PostgresStore:
                 return RegistryAnswer("updated", row["updated"])
             return RegistryAnswer("not_found", row["venue"] or 0)
 
-        return await self._tx(statement, single_statement=True)
+        return await self._one(statement)
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
         async def tx(conn: Conn) -> RegistryAnswer:
@@ -340,7 +344,7 @@ class PostgresStore:
         return answer
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
-        return await self._read(lambda conn: _active_master(conn, venue_id))
+        return await self._one(lambda conn: _active_master(conn, venue_id))
 
     # --- paid requests ---------------------------------------------------------------------------
 
@@ -368,7 +372,7 @@ class PostgresStore:
             return RequestOutcome(row["r_request_id"], status != "refund_due", row["r_reason"], row["r_replayed"],
                                   status)
 
-        outcome = await self._tx(statement, single_statement=True)
+        outcome = await self._one(statement)
         if outcome.accepted and not outcome.replayed:
             self._notify(request.venue_id)
         return outcome
@@ -386,7 +390,7 @@ class PostgresStore:
                 for r in rows
             ]
 
-        return await self._read(read)
+        return await self._one(read)
 
     # --- playlists and catalog -------------------------------------------------------------------
 
@@ -475,7 +479,7 @@ class PostgresStore:
             )
             return catalog_track_of(row)
 
-        return await self._tx(tx)
+        return await self._one(tx)
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:
@@ -491,7 +495,7 @@ class PostgresStore:
             )
             return catalog_track_of(row)
 
-        return await self._tx(tx)
+        return await self._one(tx)
 
     async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
         async def read(conn: Conn) -> dict[str, CatalogTrack]:
@@ -499,7 +503,7 @@ class PostgresStore:
             by_id = {r["video_id"]: catalog_track_of(r) for r in rows}
             return {v: by_id[v] for v in dict.fromkeys(video_ids) if v in by_id}
 
-        return await self._read(read)
+        return await self._one(read)
 
     # --- queue and feed --------------------------------------------------------------------------
 
@@ -622,7 +626,7 @@ class PostgresStore:
             )
             return [history_json(r) for r in rows]
 
-        return await self._read(read)
+        return await self._one(read)
 
     async def housekeeping(self, now_ms: int) -> int:
         async def tx(conn: Conn) -> int:
