@@ -1,0 +1,82 @@
+"""What a config and an item turn into for libmpv, and per-file gain and cues heard in a PCM capture."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from djamms_edge.edge.player.api import Ended, PlaybackItem, PlayerEvent
+from djamms_edge.edge.player.config import PlayerConfig
+from djamms_edge.edge.player.mpv_player import MpvPlayer, file_options, mpv_options
+from djamms_edge.edge.player.seams import read_wav, tones
+from djamms_edge.shared.config_schema import ConfigError, load
+from tests.edge.player.conftest import Media
+
+
+@pytest.mark.parametrize(
+    ("config", "expected", "absent"),
+    [
+        pytest.param(PlayerConfig(), {"vo": "gpu", "hwdec": "auto-safe", "fullscreen": "yes", "force-window": "yes"},
+                     {"vid", "ao"}, id="video-box-defaults"),
+        pytest.param(PlayerConfig(hwdec="v4l2m2m-copy", fullscreen=False), {"hwdec": "v4l2m2m-copy",
+                     "fullscreen": "no"}, set(), id="raspberry-pi-decoder"),
+        pytest.param(PlayerConfig(video=False), {"vid": "no", "vo": "null"}, {"hwdec", "fullscreen"},
+                     id="audio-only-never-decodes-video"),
+        pytest.param(PlayerConfig(ao="alsa", audio_device="alsa/hdmi"), {"ao": "alsa", "audio-device": "alsa/hdmi"},
+                     set(), id="audio-device"),
+        pytest.param(PlayerConfig(mpv_options=("ao-pcm-file=/tmp/x.wav", "volume = 50")),
+                     {"ao-pcm-file": "/tmp/x.wav", "volume": "50"}, set(), id="extra-options-win"),
+    ],
+)
+def test_mpv_options(config: PlayerConfig, expected: dict[str, str], absent: set[str]) -> None:
+    options = mpv_options(config)
+    assert {k: options.get(k) for k in expected} == expected
+    assert not absent & options.keys()
+    # Always: gapless with the next file opened early, no user config, scripts or youtube-dl.
+    assert {k: options[k] for k in ("gapless-audio", "prefetch-playlist", "config", "ytdl")} == {
+        "gapless-audio": "yes", "prefetch-playlist": "yes", "config": "no", "ytdl": "no"}
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        (PlaybackItem("p", Path("/a.m4a")), "start=0.000"),
+        (PlaybackItem("p", Path("/a.m4a"), 1.25, 200.5), "start=1.250,end=200.500"),
+        (PlaybackItem("p", Path("/a.m4a"), 0, None, -6.5), "start=0.000,af=volume=volume=-6.50dB"),
+    ],
+)
+def test_file_options(item: PlaybackItem, expected: str) -> None:
+    assert file_options(item) == expected
+
+
+def test_option_values_must_be_name_value_pairs() -> None:
+    with pytest.raises(ConfigError, match="mpv_options"):
+        load(PlayerConfig, {"mpv_options": ["--really-quiet"]}, env={})
+
+
+async def test_cues_and_gain_are_applied_per_file(tmp_path: Path, media: Media) -> None:
+    capture = tmp_path / "out.wav"
+    config = PlayerConfig(video=False, ao="pcm", mpv_options=(f"ao-pcm-file={capture}",))
+    events: asyncio.Queue[PlayerEvent] = asyncio.Queue()
+    player = MpvPlayer(config)
+    await player.open(events.put_nowait)
+    try:
+        # The short tones have 0.2 s of silence, 0.6 s of tone, 0.2 s of silence.
+        player.set_upcoming([PlaybackItem("full", media.short[0], 0.2, 0.8),
+                             PlaybackItem("quiet", media.short[1], 0.2, 0.8, gain_db=-6.0),
+                             PlaybackItem("part", media.short[2], 0.4, 0.6)])
+        ended = 0
+        async with asyncio.timeout(20):
+            while ended < 3:
+                ended += isinstance(await events.get(), Ended)
+    finally:
+        await player.close()
+    found = tones(read_wav(capture))
+    assert [round(t.hz, -2) for t in found] == [300, 700, 1500]
+    assert [round(t.length, 2) for t in found] == [0.6, 0.6, 0.2]
+    wav = read_wav(capture)
+    peaks = [max(abs(x) for x in wav.samples[round(t.start * wav.rate): round(t.end * wav.rate)]) for t in found]
+    assert peaks[1] / peaks[0] == pytest.approx(10 ** (-6 / 20), rel=0.05)  # -6 dB on that file only
+    assert peaks[2] / peaks[0] == pytest.approx(1.0, rel=0.05)  # and restored for the next
