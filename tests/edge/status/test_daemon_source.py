@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from djamms_edge.edge.player.engine import EngineState
-from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState, link_state
+from djamms_edge.edge.status.config import StatusConfig
+from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState, link_state, serve_status_page
 from djamms_edge.edge.status.model import ControlRefused
 from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.lease import Role as LeaseRole
@@ -92,3 +94,18 @@ async def test_daemon_warnings_become_recent_errors(watched: tuple[Rig, DaemonSt
     snap = source.snapshot()
     assert snap.recent_errors[-1].message == "skipping 'x': file missing"
     assert snap.errors_total >= 1
+
+
+async def test_a_taken_port_leaves_the_daemon_running_without_a_page(
+    rig_factory: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = await rig_factory()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = StatusConfig(port=taken.getsockname()[1])
+        async with serve_status_page(config, rig.engine, rig.queue, venue_id="v", device_id="d") as server:
+            assert server is None
+            await rig.play(1.0)
+            assert rig.engine.status().state is EngineState.PLAYING
+    assert "status page not started" in caplog.text
