@@ -26,8 +26,8 @@ from tests.edge.player.conftest import Media
                      id="audio-only-never-decodes-video"),
         pytest.param(PlayerConfig(ao="alsa", audio_device="alsa/hdmi"), {"ao": "alsa", "audio-device": "alsa/hdmi"},
                      set(), id="audio-device"),
-        pytest.param(PlayerConfig(mpv_options=("ao-pcm-file=/tmp/x.wav", "volume = 50")),
-                     {"ao-pcm-file": "/tmp/x.wav", "volume": "50"}, set(), id="extra-options-win"),
+        pytest.param(PlayerConfig(mpv_options=("ao-pcm-file=/srv/x.wav", "volume = 50")),
+                     {"ao-pcm-file": "/srv/x.wav", "volume": "50"}, set(), id="extra-options-win"),
     ],
 )
 def test_mpv_options(config: PlayerConfig, expected: dict[str, str], absent: set[str]) -> None:

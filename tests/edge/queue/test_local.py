@@ -57,7 +57,7 @@ def test_a_directory_plays_its_media_files_in_name_order(tmp_path: Path) -> None
 
 
 def test_a_missing_playlist_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PlaylistError, match="nope.txt"):
+    with pytest.raises(PlaylistError, match=r"nope\.txt"):
         load_playlist(tmp_path / "nope.txt")
 
 
