@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from djamms_edge.config import Config
 from djamms_edge.edge import daemon, ytdlp_update
 from djamms_edge.edge.media import cli as media_cli
+from djamms_edge.edge.queue.local import playlist_problems
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
 
 def _edge_problems(config: Config) -> list[str]:
-    return []
+    return playlist_problems(config.edge.queue)
 
 
 def build_parser() -> argparse.ArgumentParser:

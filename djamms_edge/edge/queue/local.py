@@ -69,6 +69,17 @@ def load_playlist(path: Path) -> list[QueueEntry]:
     return [playlist_entry(source) for source in sources]
 
 
+def playlist_problems(config: QueueConfig) -> list[str]:
+    """For ``check-config``: a configured playlist that cannot be read, or that names nothing playable."""
+    if not config.playlist:
+        return []
+    try:
+        entries = load_playlist(Path(config.playlist))
+    except PlaylistError as exc:
+        return [f"edge.queue.playlist: {exc}"]
+    return [] if entries else [f"edge.queue.playlist: {config.playlist} lists no media"]
+
+
 def playlist_entry(source: str) -> QueueEntry:
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     name = Path(unquote(urlsplit(source).path)).stem if "://" in source else Path(source).stem

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.queue.config import QueueConfig
-from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist, parse_playlist, playlist_entry
+from djamms_edge.edge.queue.local import (
+    LocalQueue,
+    PlaylistError,
+    load_playlist,
+    parse_playlist,
+    playlist_entry,
+    playlist_problems,
+)
 from djamms_edge.edge.queue.model import EntryKind
 from djamms_edge.edge.queue.source import Outcome
 from djamms_edge.edge.state import PlaybackState
@@ -59,6 +66,14 @@ def test_a_directory_plays_its_media_files_in_name_order(tmp_path: Path) -> None
 def test_a_missing_playlist_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlaylistError, match=r"nope\.txt"):
         load_playlist(tmp_path / "nope.txt")
+
+
+def test_check_config_reports_an_unreadable_or_empty_playlist(tmp_path: Path) -> None:
+    assert playlist_problems(QueueConfig()) == []
+    assert "nope.txt" in playlist_problems(QueueConfig(playlist=str(tmp_path / "nope.txt")))[0]
+    assert playlist_problems(QueueConfig(playlist=str(tmp_path))) == [f"edge.queue.playlist: {tmp_path} lists no media"]
+    (tmp_path / "song.m4a").write_bytes(b"")
+    assert playlist_problems(QueueConfig(playlist=str(tmp_path))) == []
 
 
 async def test_paid_requests_are_consumed_when_they_start_and_failures_are_remembered(tmp_path: Path) -> None:
