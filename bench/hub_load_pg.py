@@ -66,7 +66,7 @@ def pg_server() -> Iterator[str]:
         yield url
         return
     # Directly under /tmp: as root the cluster runs as `nobody`, which must reach the directory.
-    cluster = tempfile.mkdtemp(prefix="djamms-pg-bench-")
+    cluster = tempfile.mkdtemp(prefix="djamms-pg-bench-", dir="/tmp")
     started = subprocess.run([str(CLUSTER_SCRIPT), "start", cluster], capture_output=True, text=True, check=False,
                              timeout=120)
     try:

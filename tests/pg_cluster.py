@@ -82,7 +82,7 @@ def pg_server_url() -> Iterator[str]:
         return
     # /tmp rather than pytest's tmp_path: under root the cluster runs as `nobody`, which
     # cannot traverse pytest's 0700 temp directories. The script deletes it on stop.
-    cluster_dir = tempfile.mkdtemp(prefix="djamms-pg-")
+    cluster_dir = tempfile.mkdtemp(prefix="djamms-pg-", dir="/tmp")
     started = subprocess.run(
         [str(CLUSTER_SCRIPT), "start", cluster_dir], capture_output=True, text=True, timeout=120, check=False
     )
