@@ -184,8 +184,13 @@ def test_install_reinstall_remove_purge(scratch: ScratchRoot) -> None:
     assert 'venue_id = "the-anchor"' in config.read_text()
     assert config.stat().st_mode & 0o777 == 0o600  # an admin's choice stands
     assert (scratch / "var/lib/djamms-edge/edge.db").read_bytes() == b"state"
-    assert os.readlink(venv) != old_venv and not (scratch / "opt/djamms" / old_venv).exists()
+    # A new tree; the previous one stays for the daemon still running from it, older ones go.
+    assert os.readlink(venv) != old_venv and (scratch / "opt/djamms" / old_venv).is_dir()
+    assert len(list((scratch / "opt/djamms").glob("venv-*"))) == 2
     assert scratch.djamms_edge("check-config", "--config", str(config)).returncode == 0
+    second_venv = os.readlink(venv)
+    assert scratch.dpkg("-i", scratch.deb).returncode == 0
+    assert {p.name for p in (scratch / "opt/djamms").glob("venv-*")} == {second_venv, os.readlink(venv)}
 
     # --- remove: the program goes, the venue's config and state stay ---
     removed = scratch.dpkg("-r", "djamms-edge")
