@@ -1,9 +1,12 @@
-"""What the status page costs: RSS and CPU of a status server, idle vs. with pages open.
+"""What the status page costs: RSS and CPU of a process serving it, with no client vs. pages open.
 
-The server runs in its own process over the fake source, which publishes one
-change a second (more often than a playing daemon does). Baseline: the same
-process with no client. Load: one real headless chromium page plus further SSE
-streams up to the configured limit, and a /metrics + /api/status scrape each second.
+Two processes are measured, each first with no client (the baseline) and then under load:
+one real headless chromium page plus further SSE streams (up to the configured limit) and
+a /metrics + /api/status scrape each second.
+- ``server``: the status server alone over the fake source, which changes once a second
+  (more often than a playing daemon does);
+- ``daemon``: a real ``djamms-edge run`` playing generated tracks through libmpv (ao=null,
+  no video), page included.
 
     .venv/bin/python bench/status_page.py [--seconds 10] [--streams 15]
 """
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -26,13 +31,14 @@ from djamms_edge.edge.status.fake import FakeStatusSource  # noqa: E402
 from djamms_edge.edge.status.server import start_status_server  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_URL = re.compile(rb"status page at (http://127\.0\.0\.1:\d+)")
 
 
 async def serve() -> None:
     """Child mode: run the server, print its URL, change the source every second."""
     source = FakeStatusSource()
     server = await start_status_server(StatusConfig(port=0, max_event_clients=16), source)
-    print(server.url, flush=True)
+    print(f"status page at {server.url}", flush=True)
     try:
         n = 0
         while True:
@@ -79,42 +85,86 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> None:
         await asyncio.sleep(1.0)
 
 
-async def bench(seconds: float, streams: int) -> None:
+async def page_url(child: asyncio.subprocess.Process) -> str:
+    """The URL the child logs when its page is up (the daemon logs to stderr, the server prints)."""
+    assert child.stdout is not None
+    while line := await asyncio.wait_for(child.stdout.readline(), 60):
+        if found := PAGE_URL.search(line):
+            return found[1].decode()
+    raise RuntimeError(f"child exited with {await child.wait()} before its status page was up")
+
+
+async def under_load(pid: int, url: str, seconds: float, streams: int) -> tuple[tuple[float, float], str]:
     # Imported here so the measured child (same file, --serve) never loads playwright.
     from tests.edge.status.browser import chromium_page
 
+    async with aiohttp.ClientSession() as http, chromium_page() as page:
+        await page.goto(url + "/")
+        await page.wait_for_selector("#title:not(:empty)")
+        responses = [await http.get(url + "/events") for _ in range(streams)]
+        readers = [asyncio.create_task(drain(r)) for r in responses]
+        scraper = asyncio.create_task(scrape(http, url))
+        try:
+            figures = await measure(pid, seconds)
+            return figures, await page.inner_text("#title")
+        finally:
+            for task in [*readers, scraper]:
+                task.cancel()
+            await asyncio.gather(*readers, scraper, return_exceptions=True)
+            for response in responses:
+                response.close()
+
+
+async def bench_child(name: str, argv: list[str], seconds: float, streams: int) -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", stdout=asyncio.subprocess.PIPE, start_new_session=True
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
     )
     assert child.stdout is not None
-    url = (await child.stdout.readline()).decode().strip()
+    draining: asyncio.Task[bytes] | None = None
     try:
-        await asyncio.sleep(1.0)  # let imports and first allocations settle
-        idle_rss, idle_cpu = await measure(child.pid, seconds)
-        async with aiohttp.ClientSession() as http, chromium_page() as page:
-            await page.goto(url + "/")
-            await page.wait_for_selector("#title:not(:empty)")
-            responses = [await http.get(url + "/events") for _ in range(streams)]
-            readers = [asyncio.create_task(drain(r)) for r in responses]
-            scraper = asyncio.create_task(scrape(http, url))
-            try:
-                load_rss, load_cpu = await measure(child.pid, seconds)
-                title = await page.inner_text("#title")
-            finally:
-                for task in [*readers, scraper]:
-                    task.cancel()
-                await asyncio.gather(*readers, scraper, return_exceptions=True)
-                for response in responses:
-                    response.close()
+        url = await page_url(child)
+        draining = asyncio.create_task(child.stdout.read())  # keep its log pipe from filling up
+        await asyncio.sleep(2.0)  # let imports, libmpv and first allocations settle
+        idle = await measure(child.pid, seconds)
+        loaded, title = await under_load(child.pid, url, seconds, streams)
     finally:
         child.terminate()
         await child.wait()
-    print(f"status server, {seconds:.0f} s per phase, source changing once a second")
-    print(f"{'phase':<44} {'RSS MB':>8} {'CPU %':>7}")
-    print(f"{'idle (no client)':<44} {idle_rss:8.1f} {idle_cpu:7.2f}")
-    print(f"{f'1 chromium page + {streams} SSE streams + scrapes':<44} {load_rss:8.1f} {load_cpu:7.2f}")
-    print(f"{'delta':<44} {load_rss - idle_rss:8.1f} {load_cpu - idle_cpu:7.2f}")
-    print(f"page was showing: {title!r}")
+        if draining is not None:
+            await draining
+    label = f"1 chromium page + {streams} SSE + scrapes"
+    print(f"{name}: {seconds:.0f} s per phase; the page was showing {title!r}")
+    print(f"  {'phase':<38} {'RSS MB':>8} {'CPU %':>7}")
+    print(f"  {'no client (baseline)':<38} {idle[0]:8.1f} {idle[1]:7.2f}")
+    print(f"  {label:<38} {loaded[0]:8.1f} {loaded[1]:7.2f}")
+    print(f"  {'delta':<38} {loaded[0] - idle[0]:8.1f} {loaded[1] - idle[1]:7.2f}")
+
+
+async def daemon_argv(root: Path) -> list[str]:
+    from djamms_edge.edge.player.seams import render_tone
+
+    playlist = root / "playlist"
+    playlist.mkdir()
+    await asyncio.gather(
+        *(
+            render_tone(playlist / f"Bench {n} - Tone {n}.m4a", 300 + 100 * n, lead=0.5, tone=120, trail=0.5)
+            for n in range(3)
+        )
+    )
+    config = root / "config.toml"
+    config.write_text(
+        f'[edge]\nstate_dir = "{root / "state"}"\ncache_dir = "{root / "cache"}"\n'
+        f'[edge.player]\nvideo = false\nao = "null"\n[edge.queue]\nplaylist = "{playlist}"\n'
+        f"[edge.status]\nport = 0\nmax_event_clients = 16\n"
+    )
+    return [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)]
+
+
+async def bench(seconds: float, streams: int) -> None:
+    await bench_child("status server alone (fake source)", [sys.executable, __file__, "--serve"], seconds, streams)
+    with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
+        argv = await daemon_argv(Path(tmp))
+        await bench_child("djamms-edge run (libmpv ao=null, audio only)", argv, seconds, streams)
 
 
 def main() -> None:
