@@ -219,29 +219,31 @@ class PlaybackEngine:
         log.info("playing %s from %.1fs%s", describe(ref.entry), ref.item.start, " (resumed)" if ref.resume else "")
 
     async def _on_ended(self, play_id: str, reason: EndReason) -> None:
-        ref = self._refs.pop(play_id, None)
-        if ref is None:
-            return
-        if self._current is ref:
-            self._current = None
-        await self._state.end(play_id, reason.value, self._clock())
-        if reason is EndReason.STOPPED:
-            return  # cut off, not played: the queue source decides what that means for the entry
+        ref = await self._end(play_id, reason.value)
+        if ref is None or reason is EndReason.STOPPED:
+            return  # STOPPED: cut off, not played; the queue source decides what that means for the entry
         await self._queue.finished(ref.entry, Outcome.PLAYED if reason is EndReason.FINISHED else Outcome.SKIPPED)
 
     async def _on_failed(self, play_id: str, message: str) -> None:
+        ref = await self._end(play_id, "failed")
+        if ref is not None:
+            log.warning("skipping %s: %s", describe(ref.entry), message)
+            await self._queue.finished(ref.entry, Outcome.FAILED, message)
+
+    async def _end(self, play_id: str, reason: str) -> PlayRef | None:
+        """Forget a play; if it had a history row (it started, or it is a resume), close that row."""
         ref = self._refs.pop(play_id, None)
         if ref is None:
-            return
-        if self._current is ref:
+            return None
+        recorded = ref is self._current or ref.resume
+        if ref is self._current:
             self._current = None
-            await self._state.end(play_id, "failed", self._clock())
-        if self._resuming is ref:
+        if ref is self._resuming:
             self._resuming = None
-            await self._state.end(play_id, "failed", self._clock())
         self._handed = [r for r in self._handed if r is not ref]
-        log.warning("skipping %s: %s", describe(ref.entry), message)
-        await self._queue.finished(ref.entry, Outcome.FAILED, message)
+        if recorded:
+            await self._state.end(play_id, reason, self._clock())
+        return ref
 
     # --- planning ------------------------------------------------------------------------------------
 

@@ -65,6 +65,12 @@ class Rig:
             seconds -= step
             await settle()
 
+    async def crash(self) -> None:
+        """Save the position as the saver task would, then die: no close(), no goodbye."""
+        await self.engine.save_position()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
     async def played(self) -> list[tuple[str, str | None]]:
         return [(p.entry.title, p.end_reason) for p in await self.state.history()]
 
@@ -194,15 +200,11 @@ async def test_pause_resume_and_volume_show_in_the_status(rig_factory: MakeRig) 
     assert status.now_playing is not None and status.now_playing.position == 3.0
 
 
-async def test_after_a_crash_the_same_play_resumes_where_it_was(
-    rig_factory: MakeRig,
-) -> None:
+async def test_after_a_crash_the_same_play_resumes_where_it_was(rig_factory: MakeRig) -> None:
     clock = Clock()
     first = await rig_factory(clock=clock)
     await first.play(6.3)
-    await first.engine.save_position()
-    first.task.cancel()  # killed: no close(), no goodbye
-    await asyncio.gather(first.task, return_exceptions=True)
+    await first.crash()
 
     second = await rig_factory(clock=clock)
     assert second.player.current is not None and second.player.current.path.name == "one.m4a"
@@ -215,15 +217,11 @@ async def test_after_a_crash_the_same_play_resumes_where_it_was(
     assert history[0].resumed_from == pytest.approx(7.3)
 
 
-async def test_a_play_saved_at_its_end_is_not_replayed_after_a_restart(
-    rig_factory: MakeRig,
-) -> None:
+async def test_a_play_saved_at_its_end_is_not_replayed_after_a_restart(rig_factory: MakeRig) -> None:
     clock = Clock()
     first = await rig_factory(clock=clock)
     await first.play(7.5)
-    await first.engine.save_position()  # 8.5 s: within a second of the 9 s cue-out
-    first.task.cancel()
-    await asyncio.gather(first.task, return_exceptions=True)
+    await first.crash()  # saved at 8.5 s: within a second of the 9 s cue-out
 
     second = await rig_factory(clock=clock)
     assert second.player.current is not None and second.player.current.path.name == "two.m4a"
