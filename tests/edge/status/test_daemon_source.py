@@ -12,7 +12,7 @@ import pytest
 from djamms_edge.edge.player.engine import EngineState
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState, link_state, serve_status_page
-from djamms_edge.edge.status.model import ControlRefused
+from djamms_edge.edge.status.model import CacheUse, ControlRefused
 from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.lease import Role as LeaseRole
 from tests.edge.player.test_engine import MakeRig, Rig, settle
@@ -109,3 +109,36 @@ async def test_a_taken_port_leaves_the_daemon_running_without_a_page(
             await rig.play(1.0)
             assert rig.engine.status().state is EngineState.PLAYING
     assert "status page not started" in caplog.text
+
+
+async def test_lease_and_cache_changes_reach_the_page(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    lease = LeaseState("box", LeaseRole.MASTER)
+    usage = (12, 3_000_000)
+
+    async def cache_usage() -> tuple[int, int]:
+        return usage
+
+    source = DaemonStatusSource(
+        rig.engine,
+        rig.queue,
+        venue_id="v",
+        device_id="d",
+        lease=lambda: lease,
+        cache_usage=cache_usage,
+        cache_cap_bytes=8_000_000,
+    )
+    await source.start()
+    try:
+        await settle()
+        snap = source.snapshot()
+        assert (snap.role, snap.hub.connected, snap.hub.configured) == ("master", True, True)
+        assert snap.cache == CacheUse(bytes_used=3_000_000, bytes_cap=8_000_000, files=12)
+
+        lease = LeaseState("box", LeaseRole.MASTER_OFFLINE, hub_ok=False)
+        seen = snap.version
+        await asyncio.wait_for(source.wait_changed(seen), 3)  # noticed within the one-second check
+        snap = source.snapshot()
+        assert (snap.role, snap.hub.connected, snap.hub.detail) == ("master", False, "hub unreachable")
+    finally:
+        await source.close()
