@@ -105,7 +105,7 @@ async def test_strange_names_are_only_ever_file_names(
 
 
 async def test_a_file_name_with_quotes_commas_and_colons_is_just_a_name(media_dir: Path, tmp_path: Path) -> None:
-    odd = tmp_path / "it's a \"song\", (live) [x]: $(echo no).m4a"
+    odd = tmp_path / 'it\'s a "song", (live) [x]: $(echo no).m4a'
     odd.write_bytes((media_dir / "hard_ending.m4a").read_bytes())
     result = await analyze(odd, WINDOWED)
     assert result.real_end_offset == pytest.approx(TRUTHS["hard_ending"].real_end, abs=TOLERANCE)
