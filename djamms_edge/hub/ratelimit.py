@@ -1,13 +1,15 @@
 """Token buckets keyed by a string (an email, a client address), clock passed in.
 
 In memory, so each hub instance counts on its own: with N instances behind a
-load balancer a client gets up to N times the budget. Good enough to stop
-mail-bombing and request floods; a shared limiter belongs to the PostgreSQL setup.
+load balancer a client would get up to N times the budget. The service therefore
+asks its store for limiters (``RateLimiter``): the SQLite store (one process) hands
+out these, the PostgreSQL store budgets shared by every instance.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -44,3 +46,21 @@ class TokenBuckets:
             del self._buckets[key]
         if len(self._buckets) >= self.max_keys:
             self._buckets.clear()
+
+
+class RateLimiter(Protocol):
+    """A named budget per key, as the service uses it; a store provides it (``HubStore.rate_limiter``)."""
+
+    async def take(self, key: str, now: float) -> bool:
+        """Spend one token for ``key``; False when its budget is used up."""
+        ...
+
+
+class LocalRateLimiter:
+    """``TokenBuckets`` of this process: right where one process serves (the SQLite store)."""
+
+    def __init__(self, capacity: int, per_seconds: float) -> None:
+        self._buckets = TokenBuckets(capacity, per_seconds)
+
+    async def take(self, key: str, now: float) -> bool:
+        return self._buckets.take(key, now)

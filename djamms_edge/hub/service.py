@@ -29,7 +29,6 @@ from djamms_edge.hub.auth import (
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.mailer import Mailer
-from djamms_edge.hub.ratelimit import TokenBuckets
 from djamms_edge.hub.rules import estimate_start_times, play_seconds
 from djamms_edge.hub.store.base import (
     Analysis,
@@ -99,9 +98,13 @@ class HubService:
         req = config.requests
         self.rules = RequestRules(req.max_duration_s, req.artist_limit, round(req.artist_window_s * 1000))
         lim = config.limits
-        self._links_per_email = TokenBuckets(lim.magic_links_per_email, lim.magic_link_window_s)
-        self._links_per_address = TokenBuckets(lim.magic_links_per_address, lim.magic_link_window_s)
-        self._requests_per_client = TokenBuckets(lim.requests_per_client, lim.requests_window_s)
+        # From the store, so several hub instances on one PostgreSQL database share each budget.
+        self._links_per_email = store.rate_limiter("links_per_email", lim.magic_links_per_email,
+                                                   lim.magic_link_window_s)
+        self._links_per_address = store.rate_limiter("links_per_address", lim.magic_links_per_address,
+                                                     lim.magic_link_window_s)
+        self._requests_per_client = store.rate_limiter("requests_per_client", lim.requests_per_client,
+                                                       lim.requests_window_s)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -119,9 +122,9 @@ class HubService:
         if not self._redirect_allowed(redirect_url):
             raise ApiError(400, "must start with the hub's public_url or a configured redirect prefix", "redirectUrl")
         now = self.clock()
-        if not self._links_per_email.take(email.casefold(), now):
+        if not await self._links_per_email.take(email.casefold(), now):
             raise ApiError(429, "Too many magic links for this email; try again later", "email")
-        if not self._links_per_address.take(client, now):
+        if not await self._links_per_address.take(client, now):
             raise ApiError(429, "Too many magic links from this address; try again later", "client")
         secret, token_hash = new_link_secret()
         ttl_ms = self.config.auth.magic_link_ttl_s * 1000
@@ -173,7 +176,7 @@ class HubService:
 
     async def paid_request(self, venue_id: str, song: Song, payment_id: str, requester_id: str | None,
                            client: str) -> Reply:
-        if not self._requests_per_client.take(client, self.clock()):
+        if not await self._requests_per_client.take(client, self.clock()):
             raise ApiError(429, "Too many requests from this client; try again later", "client")
         outcome = await self.store.submit_paid_request(
             PaidRequest(venue_id, song, payment_id, requester_id, client), self.rules, self.now_ms()

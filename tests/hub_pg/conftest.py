@@ -110,25 +110,33 @@ class TwoHubs:
         return self.urls[i % 2] + "/api/v1" + path
 
 
-def hub_config(pg_url: str) -> HubConfig:
-    # Per-client request limits are per instance and not what these tests are about.
+def hub_config(pg_url: str, requests_per_client: int = 10_000) -> HubConfig:
+    # Per-client request limits get their own test; elsewhere they would only get in the way.
     return dataclasses.replace(
         HubConfig(), jwt_secret=JWT_SECRET, store=StoreConfig(url=pg_url),
-        limits=LimitsConfig(requests_per_client=10_000),
+        limits=LimitsConfig(requests_per_client=requests_per_client),
     )
 
 
-@pytest.fixture(params=[serving_process, serving_in_process], ids=["processes", "in-process"])
-async def two_hubs(pg_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TwoHubs]:
-    config = hub_config(pg_url)
-    serving: Serving = request.param
+@asynccontextmanager
+async def running_two_hubs(serving: Serving, config: HubConfig, workdir: Path) -> AsyncIterator[TwoHubs]:
+    """Two hubs on ``config``'s database, the test venue created."""
     async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(serving(config, tmp_path))
-        second = await stack.enter_async_context(serving(config, tmp_path))
+        first = await stack.enter_async_context(serving(config, workdir))
+        second = await stack.enter_async_context(serving(config, workdir))
         http = await stack.enter_async_context(aiohttp.ClientSession())
         admin = User("user-admin", "admin@example.com", None, "admin")
         hubs = TwoHubs((first, second), http, issue_user_token(JWT_SECRET, admin, time.time(), 3600))
         async with http.post(hubs.url(0, "/venues"), json={"venueId": VENUE, "name": "PG venue"},
                              headers={"Authorization": f"Bearer {hubs.admin_token}"}) as resp:
             assert resp.status == 201, await resp.text()
+        yield hubs
+
+
+SERVINGS = pytest.mark.parametrize("serving", [serving_process, serving_in_process], ids=["processes", "in-process"])
+
+
+@pytest.fixture(params=[serving_process, serving_in_process], ids=["processes", "in-process"])
+async def two_hubs(pg_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TwoHubs]:
+    async with running_two_hubs(request.param, hub_config(pg_url), tmp_path) as hubs:
         yield hubs

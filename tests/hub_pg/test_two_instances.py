@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.hub_pg.conftest import VENUE, TwoHubs
+from tests.hub_pg.conftest import SERVINGS, VENUE, Serving, TwoHubs, hub_config, running_two_hubs
 
 
 async def post(hubs: TwoHubs, i: int, path: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
@@ -80,3 +81,18 @@ async def test_a_request_on_one_instance_reaches_a_feed_subscriber_on_the_other(
     assert message["change"]["type"] == "entry_added"
     assert message["change"]["entry"]["videoId"] == "9bZkp7q19f0"
     print(f"cross-instance feed latency: {latency * 1000:.1f} ms")  # the bench measures its p99
+
+
+@SERVINGS
+async def test_the_per_client_request_limit_is_one_budget_across_instances(pg_url: str, tmp_path: Path,
+                                                                          serving: Serving) -> None:
+    async with running_two_hubs(serving, hub_config(pg_url, requests_per_client=4), tmp_path) as hubs:
+        results = [
+            await post(hubs, i, f"/venues/{VENUE}/requests",
+                       {"song": {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": f"artist {i}", "duration": 200},
+                        "paymentId": f"pay-limit-{i}"})
+            for i in range(10)
+        ]
+    statuses = [status for status, _ in results]
+    assert statuses == [201] * 4 + [429] * 6  # in memory, each instance would have granted 4
+    assert {body["field"] for status, body in results if status == 429} == {"client"}

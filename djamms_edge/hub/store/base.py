@@ -13,6 +13,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from djamms_edge.hub.ratelimit import RateLimiter
+
 Role = Literal["admin", "staff"]
 QueueName = Literal["priority", "main"]
 RequestStatus = Literal["pending", "played", "refund_due"]
@@ -363,6 +365,10 @@ class HubStore(Protocol):
         """An event set at the next committed change of ``venue_id``.
 
         Take the event *before* reading changes, then await it: nothing is missed."""
+        ...
+
+    def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
+        """A per-key budget named ``scope``, shared by every hub process using this store."""
         ...
 
     # venues and users

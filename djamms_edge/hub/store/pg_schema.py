@@ -242,7 +242,46 @@ END
 $$;
 """
 
+# Token buckets shared by every hub instance (per-email, per-address, per-client limits).
+# refilled_at_ms: when the bucket is full again, so the row means nothing (housekeeping drops it).
+_RATE_BUCKETS = """
+CREATE TABLE rate_buckets (
+    scope text NOT NULL,
+    key text NOT NULL,
+    tokens double precision NOT NULL,
+    updated_ms bigint NOT NULL,
+    refilled_at_ms bigint NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX rate_buckets_refilled ON rate_buckets (refilled_at_ms);
+
+-- Spend one token of (scope, key): the arithmetic of ratelimit.TokenBuckets (a full bucket holds
+-- p_capacity, refilled linearly at p_rate per ms), under the row lock so concurrent takes from any
+-- instance never overspend. Instances' clocks may differ a little: a bucket's time never runs back.
+CREATE FUNCTION djamms_take_token(p_scope text, p_key text, p_capacity float8, p_now bigint, p_rate float8)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    b rate_buckets%ROWTYPE;
+    available float8;
+    at bigint;
+BEGIN
+    INSERT INTO rate_buckets VALUES (p_scope, p_key, p_capacity, p_now, p_now) ON CONFLICT DO NOTHING;
+    SELECT * INTO b FROM rate_buckets WHERE scope = p_scope AND key = p_key FOR UPDATE;
+    at := GREATEST(b.updated_ms, p_now);
+    available := LEAST(p_capacity, b.tokens + (at - b.updated_ms) * p_rate);
+    IF available < 1 THEN
+        RETURN false;
+    END IF;
+    UPDATE rate_buckets SET tokens = available - 1, updated_ms = at,
+                            refilled_at_ms = at + ceil((p_capacity - available + 1) / p_rate)::bigint
+        WHERE scope = p_scope AND key = p_key;
+    RETURN true;
+END
+$$;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
+    Migration(3, "rate-limit buckets shared by every hub instance", _RATE_BUCKETS),
 )

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from djamms_edge.hub.ratelimit import RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store.base import (
     Analysis,
@@ -123,6 +124,9 @@ class PostgresStore:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
+        return SharedRateLimiter(self, scope, capacity, per_seconds)
 
     # --- change events ---------------------------------------------------------------------------
 
@@ -632,6 +636,7 @@ class PostgresStore:
         async def tx(conn: Conn) -> int:
             removed = 0
             for statement, cutoff in (
+                ("DELETE FROM rate_buckets WHERE refilled_at_ms < $1", now_ms),
                 ("DELETE FROM magic_links WHERE expires_at_ms < $1", now_ms - DAY_MS),
                 ("DELETE FROM master_writes WHERE created_at_ms < $1", now_ms - KEEP_WRITES_MS),
                 ("DELETE FROM players WHERE status = 'offline' AND expires_at_ms < $1", now_ms - KEEP_WRITES_MS),
@@ -706,6 +711,33 @@ class PostgresStore:
         playing = NowPlaying(entry, now_ms, write.device_id, write.epoch)
         await self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": playing.to_json()}, now_ms)
         return playing
+
+
+class SharedRateLimiter:
+    """A token bucket per key in PostgreSQL: every hub instance spends from the same budget.
+
+    One call per take (``djamms_take_token``, migration 3): it locks the key's row, so concurrent
+    takes from any instance are applied one after the other and never overspend. Same arithmetic
+    as ``TokenBuckets`` (a full bucket of ``capacity``, refilled linearly over ``per_seconds``)."""
+
+    def __init__(self, store: PostgresStore, scope: str, capacity: int, per_seconds: float) -> None:
+        self._store = store
+        self._scope = scope
+        self._capacity = float(capacity)
+        self._rate_per_ms = capacity / (per_seconds * 1000)
+
+    async def take(self, key: str, now: float) -> bool:
+        if self._capacity < 1:
+            return False  # a budget of nothing (and no division by a zero rate)
+        now_ms = int(now * 1000)
+
+        async def statement(conn: Conn) -> bool:
+            return bool(await conn.fetchval(
+                "SELECT djamms_take_token($1, $2, $3, $4, $5)",
+                self._scope, key, self._capacity, now_ms, self._rate_per_ms,
+            ))
+
+        return await self._store._one(statement)
 
 
 # --- statement helpers (each runs inside the caller's transaction) ---------------------------------

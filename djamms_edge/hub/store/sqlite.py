@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store.base import (
     Analysis,
@@ -101,6 +102,9 @@ class SqliteStore:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
+        return LocalRateLimiter(capacity, per_seconds)  # one hub process per SQLite file: local is shared
 
     def change_event(self, venue_id: str) -> asyncio.Event:
         event = self._events.get(venue_id)
