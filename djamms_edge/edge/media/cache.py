@@ -130,6 +130,7 @@ class MediaCache:
         self._config = config
         self._clock = clock
         self._in_flight: dict[str, asyncio.Future[CacheEntry]] = {}
+        self._closed = False
 
     async def open(self) -> None:
         await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
@@ -137,6 +138,10 @@ class MediaCache:
         await self.reconcile()
 
     async def close(self) -> None:
+        """Close the fetcher (the cache owns it) and the database; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self._fetcher.close()
         await self._db.close()
 

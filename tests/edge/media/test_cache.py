@@ -135,6 +135,7 @@ async def test_a_manual_override_always_wins(open_cache: OpenCache, media_dir: P
     key = "https://venue.example/fade.m4a"
     cache = await open_cache(FakeFetcher({key: media_dir / "long_fade_out.m4a"}))
     await cache.ensure(key)
+    assert await cache.needing_full_analysis() == [key]  # the fast pass measured no loudness
     await cache.set_override(key, real_start=1.5, real_end=20.0, loudness_lufs=-9.0)
     assert await cache.reanalyze(key, full=True) is not None  # new measurements arrive after the override
     track = await cache.playable(key)
@@ -145,6 +146,20 @@ async def test_a_manual_override_always_wins(open_cache: OpenCache, media_dir: P
     assert track is not None and track.loudness_lufs is not None and track.loudness_lufs != -9.0
     assert track.real_end == pytest.approx(TRUTHS["long_fade_out"].real_end, abs=TOLERANCE)
     assert await cache.needing_full_analysis() == []
+
+
+async def test_the_index_and_overrides_survive_a_restart(open_cache: OpenCache, media_dir: Path) -> None:
+    key = "https://venue.example/fade.m4a"
+    fake = FakeFetcher({key: media_dir / "long_fade_out.m4a"})
+    cache = await open_cache(fake)
+    await cache.ensure(key)
+    await cache.set_override(key, real_end=19.5)
+    before = await cache.playable(key)
+    await cache.close()
+    reopened = await open_cache(FakeFetcher({}))  # same files and database; nothing can be fetched
+    assert await reopened.playable(key) == before
+    assert before is not None and before.real_end == 19.5
+    assert (await reopened.ensure(key)).status == "ready"
 
 
 async def test_eviction_keeps_under_the_cap_and_never_touches_the_queue(open_cache: OpenCache, media_dir: Path) -> None:
