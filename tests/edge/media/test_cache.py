@@ -106,6 +106,17 @@ async def test_an_unavailable_source_gets_a_status_and_is_not_fetched_again(
     assert await cache.playable(url) is None
 
 
+async def test_a_connection_that_keeps_dropping_leaves_a_failed_entry_and_no_file(
+    open_cache: OpenCache, server: MediaServer, tmp_path: Path
+) -> None:
+    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
+    url = f"{server.url}/drop/long_fade_out.mp4"
+    entry = await cache.ensure(url)
+    assert entry.status == "failed"
+    assert await cache.playable(url) is None
+    assert files_under(tmp_path / "cache") == []
+
+
 async def test_a_download_that_is_not_media_is_broken_and_removed(open_cache: OpenCache, tmp_path: Path) -> None:
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video")
