@@ -180,9 +180,13 @@ class EdgeSync:
                 if down_since is None:
                     down_since = self._clock()
                     log.warning("feed: lost the change feed (%s); polling until it is back", exc)
+                # Reconnect soon (backoff with jitter); while the socket fails but HTTP works, each round
+                # polls, and rounds are at most poll_interval_s apart.
                 self.feed_state = "polling" if await self._poll_once() else "offline"
-                delay = self.config.poll_interval_s if self.feed_state == "polling" else 0.0
-                await asyncio.sleep(max(delay, L.backoff(self.timing, failures, self._rng())))
+                delay = L.backoff(self.timing, failures, self._rng())
+                if self.feed_state == "polling":
+                    delay = min(delay, self.config.poll_interval_s)
+                await asyncio.sleep(delay)
 
     async def _on_feed(self, message: FeedMessage) -> None:
         await self._apply(message)
