@@ -217,7 +217,8 @@ async def main() -> None:
             print(f"graceful stop -> standby plays: {graceful * 1000:.0f} ms  (target <= 2000 ms)")
             crash = await failover(hub, workdir, graceful=False)
             print(
-                f"crash -> standby plays, hub stale_after_s 20: {crash:.1f} s  (bound 20 + {edge.heartbeat_interval_s:g})"
+                f"crash -> standby plays, hub stale_after_s 20: {crash:.1f} s"
+                f"  (within 20 +/- {edge.heartbeat_interval_s:g}: stale counts from the last beat)"
             )
         finally:
             await hub.stop()
