@@ -31,6 +31,7 @@ from djamms_edge.hub.store.postgres import PostgresStore
 
 JWT_SECRET = "two-instance-test-secret-0123456789abcdef"
 VENUE = "venue-pg"
+STARTUP_TIMEOUT_S = 30.0  # generous: a loaded CI machine starts Python slowly
 
 
 @asynccontextmanager
@@ -71,9 +72,11 @@ async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            while True:
                 assert proc.returncode is None, f"hub exited with {proc.returncode}"
+                assert time.monotonic() < deadline, "hub process did not come up"
                 try:
                     async with http.get(url + "/healthz") as resp:
                         if resp.status == 200:
@@ -81,8 +84,6 @@ async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("hub process did not come up")
         yield url
     finally:
         if proc.returncode is None:
