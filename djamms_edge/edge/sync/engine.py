@@ -253,6 +253,10 @@ class EdgeSync:
         await self.db.write(write)
         self.outbox.wake()
 
+    async def skip(self, entry: ReplicaEntry) -> None:
+        """This box cannot play ``entry`` (missing, broken): stop offering it here, tell the hub nothing."""
+        await self.db.write(lambda conn: self.replica.consume_in(conn, entry))
+
     async def finished(self, entry: ReplicaEntry, played_at_ms: int | None = None) -> None:
         """``entry`` played to its end (or was skipped by staff): it belongs in the venue's history."""
         played_at = played_at_ms if played_at_ms is not None else int(self._wall() * 1000)

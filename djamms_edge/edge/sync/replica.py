@@ -14,8 +14,8 @@ offers the same entry twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -226,16 +226,19 @@ def upcoming(view: ReplicaView, count: int) -> list[ReplicaEntry]:
     fresh = [e for e in (*view.priority, *view.main) if e.entry_id not in view.consumed]
     # The rotation wraps around: replay main entries, least recently played first, under new ids.
     rotation = sorted(view.main, key=lambda e: view.consumed.get(e.entry_id, 0))
+    cycle = 0
     while len(fresh) < count and rotation:
-        fresh.extend(
-            ReplicaEntry(new_id := _local_id(), "main", e.data | {"entryId": new_id}, source_id=e.entry_id)
-            for e in rotation
-        )
+        fresh.extend(_replay(e, view.consumed.get(e.entry_id, 0), cycle) for e in rotation)
+        cycle += 1
     return fresh[:count]
 
 
-def _local_id() -> str:
-    return "local-" + secrets.token_hex(8)
+def _replay(entry: ReplicaEntry, consumed_ms: int, cycle: int) -> ReplicaEntry:
+    # Stable for as long as the source entry was not played again, so the player's prefetch is kept
+    # across re-plans; new once it has been (each play is its own history record).
+    digest = hashlib.sha256(f"{entry.entry_id}:{consumed_ms}:{cycle}".encode()).hexdigest()[:16]
+    new_id = f"local-{digest}"
+    return ReplicaEntry(new_id, "main", entry.data | {"entryId": new_id}, source_id=entry.entry_id)
 
 
 def _dump(value: Any) -> str | None:

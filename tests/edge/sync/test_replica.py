@@ -174,3 +174,16 @@ async def test_the_replica_survives_a_restart(tmp_path: Path) -> None:
         assert await ids(Replica(second, VENUE)) == (["p1"], ["m1"])
     finally:
         await second.close()
+
+
+async def test_a_wrapped_rotation_offers_the_same_ids_until_something_plays(db: Database) -> None:
+    # The player compares entries on every re-plan: changing ids would throw away its prefetch.
+    replica = Replica(db, VENUE)
+    await replica.load_snapshot(snapshot(5, [], ["m1", "m2"]))
+    for entry_id in ("m1", "m2"):
+        await db.write(lambda conn, e=entry_id: replica.consume_in(conn, ReplicaEntry(e, "main", {})))  # type: ignore[misc]
+    first, again = await replica.upcoming(3), await replica.upcoming(3)
+    assert [e.entry_id for e in first] == [e.entry_id for e in again]
+    assert len({e.entry_id for e in first}) == 3
+    await db.write(lambda conn: replica.consume_in(conn, first[0]))
+    assert (await replica.upcoming(1))[0].entry_id != first[0].entry_id
