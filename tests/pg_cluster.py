@@ -31,7 +31,6 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO / "scripts" / "pg-test-cluster.sh"
 ENV_URL = "DJAMMS_TEST_PG_URL"
-TEMPLATE_DB = "djamms_test_template"
 
 
 def running_under_ci() -> bool:
@@ -95,15 +94,19 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_template_url(pg_server_url: str) -> str:
-    """A database with the store's schema migrated, copied by every test's database."""
+def pg_template_name(pg_server_url: str) -> Iterator[str]:
+    """A database with the store's schema migrated, copied by every test's database.
+
+    Named for this session, so test sessions sharing one server never drop each other's template."""
     from djamms_edge.hub.store.postgres import migrate_database
 
-    template = with_database(pg_server_url, TEMPLATE_DB)
-    run_async(lambda: _admin(pg_server_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
-    run_async(lambda: _admin(pg_server_url, f"CREATE DATABASE {TEMPLATE_DB}"))
-    run_async(lambda: migrate_database(template))
-    return template
+    name = f"djamms_template_{uuid.uuid4().hex[:12]}"
+    run_async(lambda: _admin(pg_server_url, f"CREATE DATABASE {name}"))
+    try:
+        run_async(lambda: migrate_database(with_database(pg_server_url, name)))
+        yield name
+    finally:
+        run_async(lambda: _admin(pg_server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def _fresh_database(server_url: str, template: str) -> Iterator[str]:
@@ -117,9 +120,9 @@ def _fresh_database(server_url: str, template: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str, pg_template_url: str) -> Iterator[str]:
+def pg_url(pg_server_url: str, pg_template_name: str) -> Iterator[str]:
     """URL of a fresh, migrated database of this test's own, dropped afterwards."""
-    yield from _fresh_database(pg_server_url, TEMPLATE_DB)
+    yield from _fresh_database(pg_server_url, pg_template_name)
 
 
 @pytest.fixture
