@@ -16,7 +16,7 @@ from djamms_edge.hub.app import create_app
 from djamms_edge.hub.auth import issue_device_token, issue_user_token
 from djamms_edge.hub.seed import seed_demo
 from djamms_edge.hub.store import UnsupportedStoreUrl, redacted_url, store_from_url
-from djamms_edge.hub.store.base import HubStore
+from djamms_edge.hub.store.base import HubStore, StoreUnavailable
 from djamms_edge.hub.web_input import ID_PATTERN
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
     try:
         web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
+    except StoreUnavailable as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:  # the address is taken or not ours: say so, not a traceback
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         return 1

@@ -28,6 +28,10 @@ class StoreError(Exception):
     """A rule the store refused; the message is safe to show to the client."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached or opened at all (an operator's problem, never a client's)."""
+
+
 class UnknownVenue(StoreError):
     pass
 

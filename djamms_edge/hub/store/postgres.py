@@ -27,6 +27,7 @@ import asyncpg
 
 from djamms_edge.hub.ratelimit import RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
+from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     Analysis,
     CatalogTrack,
@@ -52,6 +53,7 @@ from djamms_edge.hub.store.base import (
     Song,
     StaleEpoch,
     StoreError,
+    StoreUnavailable,
     UnknownEntry,
     UnknownPlaylist,
     UnknownVenue,
@@ -111,8 +113,11 @@ class PostgresStore:
         self._listener = ChangeListener(url, self._notify, self._notify_all)
 
     async def open(self) -> None:
-        await migrate_database(self.url)
-        self._pool = await asyncpg.create_pool(self.url, min_size=self._pool_min, max_size=self._pool_max)
+        try:
+            await migrate_database(self.url)
+            self._pool = await asyncpg.create_pool(self.url, min_size=self._pool_min, max_size=self._pool_max)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"PostgreSQL store {redacted_url(self.url)} unavailable: {exc}") from exc
         try:
             await self._listener.start()
         except BaseException:
