@@ -25,8 +25,10 @@ from djamms_edge.edge.player.mpv_player import MpvPlayer
 from djamms_edge.edge.player.resolver import LocalFileResolver
 from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
 from djamms_edge.edge.queue.model import QueueEntry
+from djamms_edge.edge.queue.source import QueueSource
 from djamms_edge.edge.state import PlaybackState
 from djamms_edge.edge.status.daemon_source import serve_status_page
+from djamms_edge.edge.sync.link import open_hub_link
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
 from djamms_edge.shared.systemd_notify import ServiceNotifier, start_watchdog
@@ -75,13 +77,19 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         stack.push_async_callback(db.close)
         state = PlaybackState(db)
 
-        queue = LocalQueue(state, playlist_entries(config), edge.queue)
+        # With a hub the queue is the hub's (mirrored locally) and the player starts halted until the lease says play.
+        link = await stack.enter_async_context(open_hub_link(edge)) if edge.hub.url else None
+        queue: QueueSource = link.queue if link else LocalQueue(state, playlist_entries(config), edge.queue)
         resolver = LocalFileResolver(
             edge.analysis, target_lufs=edge.player.loudness_target_lufs, max_gain_db=edge.player.max_gain_db
         )
-        engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player)
+        engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player, active=link is None)
         stack.push_async_callback(engine.close)
         await engine.start()
+        if link is not None:
+            link.attach(engine)
+            await link.start()
+            stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
         await stack.enter_async_context(
             serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id)
         )
@@ -93,7 +101,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
 
         notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
         log.info("edge daemon running (state in %s)", edge.state_dir)
-        await _first_of(stop.wait(), tasks.failed.wait())
+        await _first_of(stop.wait(), tasks.failed.wait(), *([link.sync.failed.wait()] if link else []))
         if tasks.failure is not None:
             log.error("stopping: a subsystem died (%r)", tasks.failure)
         notifier.stopping()

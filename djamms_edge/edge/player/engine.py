@@ -83,7 +83,7 @@ def describe(entry: QueueEntry) -> str:
 class PlaybackEngine:
     def __init__(
         self, player: Player, queue: QueueSource, resolver: TrackResolver, state: PlaybackState,
-        config: PlayerConfig, clock: Callable[[], float] = time.time,
+        config: PlayerConfig, clock: Callable[[], float] = time.time, *, active: bool = True,
     ) -> None:
         self.player = player
         self._queue = queue
@@ -96,7 +96,7 @@ class PlaybackEngine:
         self._current: PlayRef | None = None
         self._handed: list[PlayRef] = []
         self._resuming: PlayRef | None = None
-        self._active = True
+        self._active = active  # False: start halted (a box that must first win the hub's lease)
         self._idle = False
         self._listeners: list[Callable[[], None]] = []
         queue.subscribe(self.wake)

@@ -1,0 +1,84 @@
+"""The daemon's hub side in one piece: sync database, hub client, EdgeSync and the HubQueue,
+wired to the playback engine (the lease's Play/Halt become ``engine.set_active``).
+
+The daemon builder does: ``link = await stack.enter_async_context(open_hub_link(edge))``, builds the
+engine over ``link.queue`` with ``active=False``, ``link.attach(engine)``, and after ``engine.start()``
+``await link.start()`` with ``stack.push_async_callback(link.stop)`` so that on the way out the lease
+is released (and the standby plays) before the player is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from djamms_edge.edge.config import EdgeConfig
+from djamms_edge.edge.player.engine import PlaybackEngine
+from djamms_edge.edge.sync.config import SyncConfig
+from djamms_edge.edge.sync.engine import EdgeSync
+from djamms_edge.edge.sync.hub_api import HubApi
+from djamms_edge.edge.sync.hub_client import HubClient
+from djamms_edge.edge.sync.hub_queue import HubQueue
+from djamms_edge.edge.sync.store import open_sync_db
+from djamms_edge.shared.sqlite import Database
+
+log = logging.getLogger(__name__)
+
+MACHINE_ID = Path("/etc/machine-id")
+
+
+def device_id_of(edge: EdgeConfig, machine_id: Path = MACHINE_ID) -> str:
+    """The configured device id, else one derived from the machine id (stable across reinstalls of us)."""
+    if edge.device_id:
+        return edge.device_id
+    try:
+        return "box-" + machine_id.read_text(encoding="ascii").strip()[:12]
+    except (OSError, UnicodeDecodeError):
+        return socket.gethostname()
+
+
+class HubLink:
+    def __init__(self, api: HubApi, db: Database, config: SyncConfig) -> None:
+        self.sync = EdgeSync(api, db, config, on_play=self._play, on_halt=self._halt, on_queue_changed=self._changed)
+        self.queue = HubQueue(self.sync)
+        self._engine: PlaybackEngine | None = None
+
+    def attach(self, engine: PlaybackEngine) -> None:
+        self._engine = engine
+
+    def _play(self, epoch: int) -> None:
+        if self._engine is not None:
+            self._engine.set_active(True)
+        self.queue.changed()
+
+    def _halt(self, reason: str) -> None:
+        if self._engine is not None:
+            self._engine.set_active(False)
+
+    def _changed(self) -> None:
+        self.queue.changed()
+
+    async def start(self) -> None:
+        await self.sync.start()
+
+    async def stop(self) -> None:
+        await self.sync.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_hub_link(edge: EdgeConfig) -> AsyncIterator[HubLink]:
+    db = open_sync_db(edge.state_dir)
+    await db.open()
+    client = HubClient(
+        edge.hub.url, edge.hub.device_token, edge.venue_id, device_id_of(edge), timeout_s=edge.sync.request_timeout_s
+    )
+    link = HubLink(client, db, edge.sync)
+    log.info("hub %s, venue %s, this box is %s", edge.hub.url, edge.venue_id, client.device_id)
+    try:
+        yield link
+    finally:
+        await client.close()
+        await db.close()
