@@ -30,6 +30,8 @@ mpv_log = logging.getLogger("djamms_edge.mpv")
 
 _FORWARDED_EVENTS = frozenset({"start-file", "file-loaded", "end-file"})
 _FADE_STEP_SECONDS = 0.02
+# One frame at 24 fps, the slowest common music-video frame rate (see file_options).
+VIDEO_START_LEAD_SECONDS = 0.042
 
 
 def mpv_options(config: PlayerConfig) -> dict[str, str]:
@@ -65,9 +67,14 @@ def mpv_options(config: PlayerConfig) -> dict[str, str]:
     return options
 
 
-def file_options(item: PlaybackItem) -> str:
-    """Per-file options for ``loadfile``: cue offsets and gain, restored by mpv after the file."""
-    options = [f"start={item.start:.3f}"]
+def file_options(item: PlaybackItem, video: bool = False) -> str:
+    """Per-file options for ``loadfile``: cue offsets and gain, restored by mpv after the file.
+
+    With video, mpv starts the audio at the first video frame at or after ``start`` (A/V sync), which
+    would cut up to a frame of the first sound; starting one frame earlier keeps the attack whole.
+    """
+    start = max(0.0, item.start - VIDEO_START_LEAD_SECONDS) if video and item.start > 0 else item.start
+    options = [f"start={start:.3f}"]
     if item.end is not None:
         options.append(f"end={item.end:.3f}")
     if item.gain_db:
@@ -173,7 +180,8 @@ class MpvPlayer:
             if entry not in still_playing:
                 self._items.pop(entry, None)
         for item in items[keep:]:
-            result = self._mpv.command("loadfile", str(item.path), "append-play", file_options(item))
+            options = file_options(item, self._config.video)
+            result = self._mpv.command("loadfile", str(item.path), "append-play", options)
             entry = int(result["playlist_entry_id"])
             self._items[entry] = item
             self._upcoming.append(entry)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from djamms_edge.edge.player.api import Ended, PlaybackItem, PlayerEvent
+from djamms_edge.edge.media import synth
+from djamms_edge.edge.player.api import Ended, EndReason, PlaybackItem, PlayerEvent, Started
 from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.player.mpv_player import MpvPlayer, file_options, mpv_options
 from djamms_edge.edge.player.seams import read_wav, tones
@@ -40,15 +41,17 @@ def test_mpv_options(config: PlayerConfig, expected: dict[str, str], absent: set
 
 
 @pytest.mark.parametrize(
-    ("item", "expected"),
+    ("item", "video", "expected"),
     [
-        (PlaybackItem("p", Path("/a.m4a")), "start=0.000"),
-        (PlaybackItem("p", Path("/a.m4a"), 1.25, 200.5), "start=1.250,end=200.500"),
-        (PlaybackItem("p", Path("/a.m4a"), 0, None, -6.5), "start=0.000,af=volume=volume=-6.50dB"),
+        (PlaybackItem("p", Path("/a.m4a")), False, "start=0.000"),
+        (PlaybackItem("p", Path("/a.m4a"), 1.25, 200.5), False, "start=1.250,end=200.500"),
+        (PlaybackItem("p", Path("/a.m4a"), 0, None, -6.5), False, "start=0.000,af=volume=volume=-6.50dB"),
+        (PlaybackItem("p", Path("/a.mp4"), 1.25, 200.5), True, "start=1.208,end=200.500"),
+        (PlaybackItem("p", Path("/a.mp4"), 0.02), True, "start=0.000"),
     ],
 )
-def test_file_options(item: PlaybackItem, expected: str) -> None:
-    assert file_options(item) == expected
+def test_file_options(item: PlaybackItem, video: bool, expected: str) -> None:
+    assert file_options(item, video) == expected
 
 
 def test_option_values_must_be_name_value_pairs() -> None:
@@ -80,3 +83,24 @@ async def test_cues_and_gain_are_applied_per_file(tmp_path: Path, media: Media) 
     peaks = [max(abs(x) for x in wav.samples[round(t.start * wav.rate): round(t.end * wav.rate)]) for t in found]
     assert peaks[1] / peaks[0] == pytest.approx(10 ** (-6 / 20), rel=0.05)  # -6 dB on that file only
     assert peaks[2] / peaks[0] == pytest.approx(1.0, rel=0.05)  # and restored for the next
+
+
+async def test_video_mode_plays_a_music_video_between_its_cues(tmp_path: Path) -> None:
+    """The video path (decoding H.264, a video output) on a headless box: vo=null stands in for the screen."""
+    track = synth.SynthTrack((synth.silence(0.5), synth.tone(2.0), synth.silence(0.5)))
+    video = (await synth.render(track, tmp_path, "clip", ("mp4",)))["mp4"]
+    capture = tmp_path / "out.wav"
+    config = PlayerConfig(video=True, vo="null", hwdec="no", ao="pcm", mpv_options=(f"ao-pcm-file={capture}",))
+    events: asyncio.Queue[PlayerEvent] = asyncio.Queue()
+    player = MpvPlayer(config)
+    await player.open(events.put_nowait)
+    try:
+        player.set_upcoming([PlaybackItem("clip", video, 0.5, 2.5)])
+        async with asyncio.timeout(20):
+            assert [await events.get(), await events.get()] == [Started("clip"), Ended("clip", EndReason.FINISHED)]
+    finally:
+        await player.close()
+    wav = read_wav(capture)
+    heard = [i / wav.rate for i, x in enumerate(wav.samples) if abs(x) >= 1e-3]
+    assert heard[0] <= 0.045  # at most a frame of silence before the first sound
+    assert heard[-1] - heard[0] == pytest.approx(2.0, abs=0.005)  # and none of the sound lost
