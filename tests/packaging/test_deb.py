@@ -1,19 +1,26 @@
-"""The Debian package: built by packaging/build-deb.sh, checked by dpkg-deb and lintian, then installed,
-reinstalled, removed and purged with the real dpkg in a scratch root.
+"""The Debian package: built by packaging/build-deb.sh, checked by dpkg-deb and lintian, then installed
+with the real dpkg twice over:
 
-What the scratch root proves: the package's files, conffile handling, the maintainer scripts
-(system users, directories, the virtualenv built offline from the shipped wheels only, unit
-enablement, what remove and purge keep or delete), and that the installed ``djamms-edge`` runs
-``check-config``. What it cannot prove: dependency resolution by apt (dpkg is told
---force-depends; the root has no Debian base system), maintainer scripts run inside a chroot (they
-run from outside with $DPKG_ROOT, using the host's python3 3.11, systemd-sysusers and
-deb-systemd-helper), and starting the units (no systemd runs here).
+- into an empty scratch root (``dpkg --root``, maintainer scripts run from outside with $DPKG_ROOT):
+  install, reinstall, remove and purge, proving the files, conffile handling, system users and
+  directories, the virtualenv built offline from the shipped wheels alone, unit enablement, and what
+  remove and purge keep or delete;
+- into a chroot of this Debian 12 system (its /usr behind an overlay, so nothing on the host
+  changes): dependencies checked by dpkg against a real Debian package database (no --force-depends),
+  maintainer scripts on their production path, and the start decision: ``systemctl restart`` only
+  when ``djamms-edge check-config`` accepts /etc/djamms/config.toml.
+
+What neither proves: apt fetching the dependencies, and the units actually running under systemd
+(none runs here; ``systemctl`` in the chroot is a recorder). Installing needs root (the chroot also
+CAP_SYS_ADMIN for its private mounts), so those tests are skipped for other users; CI runs as root.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import stat
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -25,6 +32,7 @@ import pytest
 from tests.systemd.tools import run, verify_in_root
 
 pytestmark = pytest.mark.slow
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="installing a package needs root (CI runs as root)")
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -142,6 +150,7 @@ def scratch(tmp_path: Path, deb: Path) -> Iterator[ScratchRoot]:
     yield ScratchRoot(root, deb)
 
 
+@needs_root
 def test_install_reinstall_remove_purge(scratch: ScratchRoot) -> None:
     # --- install ---
     installed = scratch.dpkg("-i", scratch.deb)
@@ -211,11 +220,78 @@ def test_install_reinstall_remove_purge(scratch: ScratchRoot) -> None:
     assert not list((scratch / "etc/systemd/system").rglob("djamms-*"))
 
 
-def test_an_invalid_config_is_reported_by_the_installed_program(scratch: ScratchRoot) -> None:
-    # postinst starts the daemon only when this command succeeds.
-    assert scratch.dpkg("-i", scratch.deb).returncode == 0
-    config = scratch / "etc/djamms/config.toml"
+# Stands in for systemd's systemctl inside the chroot (no systemd runs there): it records each call.
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> /var/log/systemctl-calls
+case "$*" in *is-enabled*) echo enabled ;; esac
+"""
+# This container's policy-rc.d forbids starting services; the chroot's allows it, as on a venue box.
+ALLOW_STARTS = "#!/bin/sh\nexit 0\n"
+PACKAGE_IN_CHROOT = "/root/djamms-edge.deb"
+# Runs "$@" chrooted, with /usr an overlay over this system's (writes land in $1) and /proc mounted,
+# all in a private mount namespace that disappears with the process: no mount outlives a test.
+IN_CHROOT = """
+mount -t overlay overlay -o "lowerdir=/usr,upperdir=$1,workdir=$2" "$3/usr"
+mount -t proc proc "$3/proc"
+root=$3
+shift 3
+exec chroot "$root" "$@"
+"""
+
+
+@dataclass
+class Chroot:
+    root: Path
+    usr_changes: Path  # the overlay's upper layer: what the package wrote under /usr
+    usr_work: Path
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+        return run("unshare", "--mount", "--propagation", "private", "sh", "-ec", IN_CHROOT, "sh",
+                   self.usr_changes, self.usr_work, self.root, *argv, env=env)
+
+    def systemctl_calls(self) -> list[str]:
+        calls = self.root / "var/log/systemctl-calls"
+        return calls.read_text().splitlines() if calls.exists() else []
+
+
+@pytest.fixture
+def chroot(tmp_path: Path, deb: Path) -> Chroot:
+    assert Path("/bin").is_symlink(), "expects a merged-/usr system (Debian 12 default)"
+    root, changes, work = tmp_path / "chroot", tmp_path / "usr-changes", tmp_path / "usr-work"
+    for directory in (root / "usr", changes / "bin", changes / "sbin", work, root / "proc", root / "dev",
+                      root / "run/systemd/system", root / "var/log", root / "var/cache", root / "root"):
+        directory.mkdir(parents=True)
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if Path("/", link).is_symlink():
+            (root / link).symlink_to(os.readlink(Path("/", link)))
+    shutil.copytree("/etc", root / "etc", symlinks=True)
+    shutil.copytree("/var/lib/dpkg", root / "var/lib/dpkg", symlinks=True)
+    (root / "tmp").mkdir(mode=0o1777)
+    os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (root / "dev/null").chmod(0o666)
+    for name, text in (("bin/systemctl", FAKE_SYSTEMCTL), ("sbin/policy-rc.d", ALLOW_STARTS)):
+        (changes / name).write_text(text)
+        (changes / name).chmod(0o755)
+    shutil.copy(deb, root / PACKAGE_IN_CHROOT.lstrip("/"))
+    return Chroot(root, changes, work)  # nothing stays mounted: pytest's tmp retention can delete it
+
+
+@needs_root
+def test_in_a_chroot_of_this_system_it_starts_only_with_a_valid_config(chroot: Chroot) -> None:
+    installed = chroot.run("dpkg", "-i", PACKAGE_IN_CHROOT)
+    assert installed.returncode == 0, installed.stdout + installed.stderr  # dependencies met, no force
+    assert (chroot.usr_changes / "lib/djamms-edge/wheels").is_dir()  # written into the overlay only
+    assert "--quiet --system restart djamms-edge.service" in chroot.systemctl_calls()
+    checked = chroot.run("djamms-edge", "check-config", "--config", "/etc/djamms/config.toml")
+    assert (checked.returncode, checked.stdout.strip()) == (0, "config OK (/etc/djamms/config.toml)")
+
+    # A venue's broken edit: the upgrade must not restart the daemon into a crash loop.
+    config = chroot.root / "etc/djamms/config.toml"
     config.write_text(config.read_text() + "\n[edge.nonsense]\nkey = 1\n")
-    checked = scratch.djamms_edge("check-config", "--config", str(config))
-    assert checked.returncode == 2
-    assert "nonsense" in checked.stderr
+    (chroot.root / "var/log/systemctl-calls").unlink()
+    upgraded = chroot.run("dpkg", "-i", PACKAGE_IN_CHROOT)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "djamms-edge: not started; fix /etc/djamms/config.toml" in upgraded.stderr
+    assert "edge.nonsense" in upgraded.stderr  # check-config said what is wrong
+    assert not [call for call in chroot.systemctl_calls() if "djamms-edge.service" in call and "restart" in call]
