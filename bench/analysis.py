@@ -47,16 +47,28 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def timed(runs: int, job: Callable[[], Awaitable[Answer]]) -> tuple[float, float, Answer]:
-    """Median wall time and median CPU time (of the ffmpeg processes) over ``runs`` runs; the last answer."""
-    walls, cpus = [], []
-    answer: Answer = (None, None)
-    for _ in range(runs):
-        started, cpu = time.perf_counter(), children_cpu()
-        answer = await job()
-        walls.append(time.perf_counter() - started)
-        cpus.append(children_cpu() - cpu)
-    return statistics.median(walls), statistics.median(cpus), answer
+Job = Callable[[], Awaitable[Answer]]
+
+
+async def timed(rows: list[tuple[str, int, Job]]) -> list[tuple[str, int, float, float, Answer]]:
+    """Median wall and CPU time (of the ffmpeg processes) of each job, and its last answer.
+
+    Jobs take turns, round after round, so a change in the machine's load hits them all alike."""
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+    cpus: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+    answers: dict[str, Answer] = {}
+    for round_number in range(max(n for _, n, _ in rows)):
+        for label, runs, job in rows:
+            if round_number >= runs:
+                continue
+            started, cpu = time.perf_counter(), children_cpu()
+            answers[label] = await job()
+            walls[label].append(time.perf_counter() - started)
+            cpus[label].append(children_cpu() - cpu)
+    return [
+        (label, n, statistics.median(walls[label]), statistics.median(cpus[label]), answers[label])
+        for label, n, _ in rows
+    ]
 
 
 async def main() -> None:
@@ -102,13 +114,13 @@ async def bench(video: Path, runs: int, reference_runs: int) -> None:
         return result.real_start_offset, result.real_end_offset
 
     await ours()  # warm the page cache so nobody pays for the first read from disk
-    rows = [
+    rows: list[tuple[str, int, Job]] = [
         ("(a) reference: ffprobe amovie+astats+silencedetect", reference_runs, reference),
         ("(b) full audio decode: ffmpeg -vn -f null -", runs, full_decode),
         ("(c) ours: head 20 s + tail 40 s windows", runs, ours),
         ("    ours --full (idle nights: + EBU R128 pass)", max(3, runs // 2), ours_full),
     ]
-    results = [(label, n, *(await timed(n, job))) for label, n, job in rows]
+    results = await timed(rows)
     ours_median = results[2][2]
 
     size_mb = (await asyncio.to_thread(video.stat)).st_size / 1e6
@@ -128,8 +140,10 @@ async def bench(video: Path, runs: int, reference_runs: int) -> None:
         print(f"(a) prints frame times, so its answer is the last frame ({results[0][4][1]:.3f} s), not where the")
         print(f"    silence begins; read properly, its -30 dB silencedetect would cut at {reference_cut[0]:.3f} s,")
         print(f"    {TRUE_END - reference_cut[0]:.2f} s into the audible fade-out.")
-    print(f"ours: {results[0][2] / ours_median:.0f}x faster than (a), {results[1][2] / ours_median:.2f}x as fast as"
-          f" a full decode (b), using {results[2][3] / results[1][3]:.2f}x its CPU time.")
+    print(
+        f"ours: {results[0][2] / ours_median:.0f}x faster than (a), {results[1][2] / ours_median:.2f}x as fast as"
+        f" a full decode (b), using {results[2][3] / results[1][3]:.2f}x its CPU time."
+    )
 
 
 def _is_number(text: str) -> bool:
