@@ -28,7 +28,9 @@ class AnalysisConfig:
         80.0, doc="rumble/DC under this is ignored (LibreTime uses ~80 Hz)", check=between(0.0, 500.0)
     )
     sample_rate: int = setting(
-        16000, doc="analysis resamples to this rate (downmixed to mono)", check=between(8000, 48000)
+        16000,
+        doc="analysis downmixes to mono at this rate; sound only above half of it goes unheard",
+        check=between(8000, 48000),
     )
     head_seconds: float = setting(20.0, doc="length of the window decoded at the start", check=at_least(1.0))
     tail_seconds: float = setting(
