@@ -27,6 +27,7 @@ from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
 from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi
 from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
+from djamms_edge.shared.ids import is_media_url, is_video_id
 from djamms_edge.shared.sqlite import Database
 from djamms_edge.shared.tasks import TaskOwner
 
@@ -281,17 +282,18 @@ class EdgeSync:
 
     async def _deliver(self, item: OutboxItem) -> None:
         p = item.payload
+        song = _hub_song(p.get("song"))
         if item.kind == "now_playing":
             # Sent with the *current* epoch: what this box played while offline is applied once it is
             # confirmed master again; if another box holds the lease now, it is not ours to apply.
             if self.lease.role is L.Role.MASTER and self.lease.epoch is not None:
-                await self.api.now_playing(self.lease.epoch, p["entryId"], p.get("song"), item.key)
+                await self.api.now_playing(self.lease.epoch, p["entryId"], song, item.key)
             elif self.lease.role is L.Role.STANDBY and self.lease.hub_ok:
                 raise HubRefused(409, "superseded: another box took the lease before this was sent")
             else:
                 raise HubUnavailable("waiting for the lease to be confirmed")
         elif item.kind == "played":
-            await self.api.played(item.epoch or 0, p["entryId"], p.get("song"), int(p["playedAt"]), item.key)
+            await self.api.played(item.epoch or 0, p["entryId"], song, int(p["playedAt"]), item.key)
         elif item.kind == "analysis":
             await self.api.report_analysis(Analysis(**p))
         else:
@@ -311,3 +313,12 @@ class EdgeSync:
             "queue_version": view.version,
             "outbox": await self.outbox.counts(),
         }
+
+
+def _hub_song(song: Any) -> dict[str, Any] | None:
+    """The song as the hub accepts it, or None (the hub then goes by entry id): a local file path is
+    playable on this box but means nothing to the hub or another venue."""
+    if not isinstance(song, dict):
+        return None
+    source = str(song.get("videoId"))
+    return song if is_video_id(source) or is_media_url(source) else None
