@@ -181,10 +181,8 @@ poll_interval_s = 1.0
 
     def get(self, path: str, device: str = "observer") -> Any:
         token = issue_device_token(SECRET, VENUE, device, time.time(), 3600)
-        request = urllib.request.Request(
-            f"{self.url}/api/v1/venues/{VENUE}{path}",  # noqa: S310 -- loopback
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        url = f"{self.url}/api/v1/venues/{VENUE}{path}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 -- loopback
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 -- loopback
             return json.loads(response.read())
 
