@@ -62,7 +62,8 @@ async def _admin(url: str, *statements: str) -> None:
         await conn.close()
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
+    """Skip, or fail under CI: PostgreSQL tests never pass by skipping on a CI machine."""
     if running_under_ci():
         pytest.fail(f"PostgreSQL is required under CI: {reason}", pytrace=False)
     pytest.skip(f"no PostgreSQL for the postgres backend: {reason}")
@@ -76,7 +77,7 @@ def pg_server_url() -> Iterator[str]:
         try:
             run_async(lambda: _admin(url, "SELECT 1"))
         except (OSError, asyncpg.PostgresError) as exc:
-            _unavailable(f"{ENV_URL}={url} does not answer: {exc!r}")
+            unavailable(f"{ENV_URL}={url} does not answer: {exc!r}")
         yield url
         return
     # /tmp rather than pytest's tmp_path: under root the cluster runs as `nobody`, which
@@ -87,7 +88,7 @@ def pg_server_url() -> Iterator[str]:
     )
     try:
         if started.returncode != 0:
-            _unavailable(f"{ENV_URL} unset and starting a private cluster failed: {started.stderr.strip()}")
+            unavailable(f"{ENV_URL} unset and starting a private cluster failed: {started.stderr.strip()}")
         yield started.stdout.strip()
     finally:
         subprocess.run([str(CLUSTER_SCRIPT), "stop", cluster_dir], capture_output=True, timeout=60, check=False)

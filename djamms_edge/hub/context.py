@@ -11,7 +11,7 @@ from aiohttp import web
 from djamms_edge.hub.auth import Principal
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import HubService, api_error_for
-from djamms_edge.hub.store.base import StoreError
+from djamms_edge.hub.store.base import StoreError, StoreUnavailable
 from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc)
     except StoreError as exc:
         return error_response(api_error_for(exc))
+    except StoreUnavailable:  # the database is down or restarting (the store logs it once): retry later
+        return web.json_response({"error": "store unavailable, try again shortly", "field": None}, status=503,
+                                 headers={"Retry-After": "5"})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -81,11 +81,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Conn = Any  # asyncpg.Connection; asyncpg ships no type information
 
-POOL_MIN = 2
+# No floor: connections are opened on demand and kept while used (asyncpg closes them after 5 idle
+# minutes). A floor would have asyncpg log a traceback at every release while the database is down.
+POOL_MIN = 0
 POOL_MAX = 10
-# Lock waits and the rare deadlock/serialization failure are retried this often, then surface.
+# The rare deadlock or serialization failure is retried this often, then surfaces.
 TRANSIENT_RETRIES = 3
 TRANSIENT_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# The database is gone (restarting, unreachable, full): the hub answers 503, not 500, until it is back.
+# InterfaceError/InternalClientError: a connection torn down mid-transaction ("the underlying connection
+# is closed"); a misuse bug would land here too, but is still logged (once) with its message.
+OUTAGE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                 asyncpg.AdminShutdownError, asyncpg.TooManyConnectionsError, asyncpg.InterfaceError,
+                 asyncpg.InternalClientError)
 
 
 class UnstorableValue(StoreError):
@@ -111,6 +119,7 @@ class PostgresStore:
         self._pool: Any = None
         self._events: dict[str, asyncio.Event] = {}
         self._listener = ChangeListener(url, self._notify, self._notify_all)
+        self._outage = False  # logged once when it starts and once when it ends
 
     async def open(self) -> None:
         try:
@@ -164,19 +173,30 @@ class PostgresStore:
             raise RuntimeError("PostgreSQL store is not open")
         isolation = "repeatable_read" if read_only else "read_committed"
         for attempt in range(TRANSIENT_RETRIES + 1):
-            async with self._pool.acquire() as conn:
-                try:
+            try:
+                async with self._pool.acquire() as conn:
                     if single_statement:
-                        return await fn(conn)
-                    async with conn.transaction(isolation=isolation, readonly=read_only):
-                        return await fn(conn)
-                except TRANSIENT_ERRORS as exc:
-                    if attempt == TRANSIENT_RETRIES:
-                        raise
-                    log.debug("retrying transaction after %r", exc)
-                except asyncpg.DataError:
-                    # SQLite stores a NUL happily; PostgreSQL text cannot, and no UTF-8 holds a lone surrogate.
-                    raise UnstorableValue("text contains a NUL or unpaired surrogate character") from None
+                        result = await fn(conn)
+                    else:
+                        async with conn.transaction(isolation=isolation, readonly=read_only):
+                            result = await fn(conn)
+            except TRANSIENT_ERRORS as exc:
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                log.debug("retrying transaction after %r", exc)
+                continue
+            except asyncpg.DataError:
+                # SQLite stores a NUL happily; PostgreSQL text cannot, and no UTF-8 holds a lone surrogate.
+                raise UnstorableValue("text contains a NUL or unpaired surrogate character") from None
+            except OUTAGE_ERRORS as exc:
+                if not self._outage:
+                    self._outage = True
+                    log.warning("PostgreSQL unavailable: %r", exc)
+                raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+            if self._outage:
+                self._outage = False
+                log.info("PostgreSQL available again")
+            return result
         raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
