@@ -40,6 +40,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+async def cache(open_cache: OpenCache, tmp_path: Path) -> MediaCache:
+    """A cache fetching with real yt-dlp."""
+    return await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
+
+
+@pytest.fixture
 async def open_cache(tmp_path: Path, clock: Clock) -> AsyncIterator[OpenCache]:
     opened: list[MediaCache] = []
 
@@ -62,9 +68,8 @@ async def open_cache(tmp_path: Path, clock: Clock) -> AsyncIterator[OpenCache]:
 
 
 async def test_a_downloaded_track_is_playable_with_its_cues(
-    open_cache: OpenCache, server: MediaServer, tmp_path: Path
+    cache: MediaCache, server: MediaServer, tmp_path: Path
 ) -> None:
-    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
     url = f"{server.url}/media/leading_silence.mp4"
     entry = await cache.ensure(url)
     assert entry.status == "ready"
@@ -81,9 +86,8 @@ async def test_a_downloaded_track_is_playable_with_its_cues(
 
 
 async def test_a_hostile_id_is_refused_before_anything_runs(
-    open_cache: OpenCache, server: MediaServer, tmp_path: Path
+    cache: MediaCache, server: MediaServer, tmp_path: Path
 ) -> None:
-    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
     marker = tmp_path / "x"
     for hostile in (f"a$(touch {marker})", f"dQw4w9WgXc`touch {marker}`", f"; touch {marker}", "file:///etc/passwd"):
         with pytest.raises(InvalidSource):
@@ -95,9 +99,8 @@ async def test_a_hostile_id_is_refused_before_anything_runs(
 
 
 async def test_an_unavailable_source_gets_a_status_and_is_not_fetched_again(
-    open_cache: OpenCache, server: MediaServer, tmp_path: Path
+    cache: MediaCache, server: MediaServer
 ) -> None:
-    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
     url = f"{server.url}/gone/removed.mp4"
     entry = await cache.ensure(url)
     assert entry.status == "unavailable" and "404" in (entry.error or "")
@@ -107,9 +110,8 @@ async def test_an_unavailable_source_gets_a_status_and_is_not_fetched_again(
 
 
 async def test_a_connection_that_keeps_dropping_leaves_a_failed_entry_and_no_file(
-    open_cache: OpenCache, server: MediaServer, tmp_path: Path
+    cache: MediaCache, server: MediaServer, tmp_path: Path
 ) -> None:
-    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
     url = f"{server.url}/drop/long_fade_out.mp4"
     entry = await cache.ensure(url)
     assert entry.status == "failed"
