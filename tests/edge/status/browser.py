@@ -21,6 +21,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm; chromium then crashes mid-test
 ]
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 PHONE: ViewportSize = {"width": 390, "height": 844}  # an ordinary phone held upright
