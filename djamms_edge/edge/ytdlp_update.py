@@ -322,11 +322,12 @@ def run_command(args: argparse.Namespace) -> int:
     options: tuple[str, ...] = ("--no-index",) if args.no_index else ()
     if args.find_links:
         options += ("--find-links", args.find_links)
+    installer = PipInstaller(pip_options=options, config_path=args.config)
     try:
-        installer = PipInstaller(pip_options=options, config_path=args.config)
         result = update(side_directory(config.edge.state_dir), installer, packaged_version())
-    except InstallError as exc:
-        result = UpdateResult("fetch-failed", None, detail=str(exc))
+    except (InstallError, OSError) as exc:  # another run holds the lock; the state directory is not writable
+        print(f"djamms-edge update-ytdlp: nothing changed: {exc}", file=sys.stderr)
+        return 1
     print(result.describe())
     return 0 if result.outcome in {"updated", "up-to-date"} else 1
 

@@ -182,9 +182,9 @@ def real_yt_dlp_files(version: str) -> dict[str, bytes]:
     return files
 
 
-def run_update(tmp_path: Path, wheels: Path) -> subprocess.CompletedProcess[str]:
+def run_update(tmp_path: Path, wheels: Path, state_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.toml"
-    config.write_text(f'[edge]\nstate_dir = "{tmp_path / "state"}"\n')
+    config.write_text(f'[edge]\nstate_dir = "{state_dir or tmp_path / "state"}"\n')
     env = {k: v for k, v in os.environ.items() if k not in {"STATE_DIRECTORY", "PYTHONPATH"}}
     return subprocess.run(
         [str(REPO / ".venv/bin/djamms-edge"), "update-ytdlp", "--config", str(config),
@@ -256,3 +256,12 @@ def test_no_index_reachable_leaves_the_box_as_it_was(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("could not fetch a new yt-dlp; still using ")
     assert state(tmp_path / "state" / "yt-dlp") == (None, [])
+
+
+def test_an_unwritable_state_directory_is_one_clear_line(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "state"
+    not_a_directory.write_text("a file where the state directory should be")
+    result = run_update(tmp_path, tmp_path, state_dir=not_a_directory)
+    assert result.returncode == 1
+    assert result.stderr.startswith("djamms-edge update-ytdlp: nothing changed: ")
+    assert "Traceback" not in result.stderr
