@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 ACTIVE_LINK = "current"
 DISTRIBUTION = "yt-dlp"
 _VERSION_LINE = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+# The version names a directory: nothing that could step out of it ("/", "..") is accepted.
+_SAFE_VERSION = re.compile(r"[0-9][0-9A-Za-z+_-]*(\.[0-9A-Za-z+_-]+)*")
 
 
 def side_directory(state_dir: Path) -> Path:
@@ -168,6 +170,8 @@ def _update_locked(root: Path, installer: Installer, packaged: str | None) -> Up
         candidate = release_version(staging)
         if candidate is None:
             return UpdateResult("rejected", in_use, detail="the download contains no yt_dlp package")
+        if not _SAFE_VERSION.fullmatch(candidate):
+            return UpdateResult("rejected", in_use, detail=f"unusable version {candidate!r}")
         if in_use is not None and version_key(candidate) <= version_key(in_use):
             return UpdateResult("up-to-date", in_use, candidate)
         problem = installer.self_test(staging, candidate)
