@@ -5,12 +5,13 @@
    analysis (trimmed) and once from 0 to the end (untrimmed, the baseline). Printed: the
    silence a listener hears at each transition, how much silence the cues left in, and the
    largest difference (the player's own gap; <= 0 means it adds none). A third run takes cues
-   from the analysis without its 80 Hz high-pass, whose ringing delays the cue-out.
+   from the analysis without its 80 Hz high-pass, whose ringing delays the cue-out; a fourth
+   plays H.264 clips in video mode (vo=null), where audio starts on a video frame.
 2. Footprint: ``djamms-edge run`` playing audio in real time (ao=null, no video) for a while;
-   its RSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline).
+   its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline).
 
     .venv/bin/python bench/transitions.py [--seconds 10]
-Targets: seams <= 5 ms; RSS <= 110 MB.
+Targets: seams <= 5 ms; RSS <= 110 MB (shown in MiB).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from djamms_edge.edge.media import synth  # noqa: E402
 from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
 from djamms_edge.edge.player.capture import capture_playback  # noqa: E402
 from djamms_edge.edge.player.resolver import LocalFileResolver  # noqa: E402
-from djamms_edge.edge.player.seams import render_tone, seams  # noqa: E402
+from djamms_edge.edge.player.seams import render_tone, seams, silent_runs  # noqa: E402
 from djamms_edge.edge.queue.model import QueueEntry  # noqa: E402
 
 LEAD, TONE, TRAIL = 2.0, 3.0, 3.0
@@ -63,6 +65,25 @@ async def measure_seams(root: Path) -> None:
                    for before, after in itertools.pairwise(cues)]
         own = max(f - max(0.0, cue) for f, cue in zip(found, left_in, strict=True))
         print(f"{label:<26} {found[0]:>10.1f} {found[1]:>10.1f} {max(left_in):>19.1f} {own:>15.1f}")
+    (root / "video").mkdir()
+    await measure_video_seams(root / "video")
+
+
+async def measure_video_seams(root: Path) -> None:
+    """The same through the video path: H.264 clips (1 s silence, 2 s tone, 1 s silence), decoded, vo=null."""
+    clip = synth.SynthTrack((synth.silence(1.0), synth.tone(2.0), synth.silence(1.0)))
+    names = ("a", "b", "c")
+    for name in names:  # three files: one file three times would be one playlist entry repeating
+        await synth.render(clip, root, name, ("mp4",))
+    playlist = root / "playlist.txt"
+    playlist.write_text("".join(f"{root / name}.mp4\n" for name in names))
+    resolver = LocalFileResolver(AnalysisConfig(), target_lufs=-14.0, max_gain_db=12.0)
+    result = await capture_playback(root, playlist, resolver, video=True)
+    wav = result.capture
+    # Every clip sounds the same, so look at the silences between the first and the last sound.
+    inner = [(b - a) * 1000 for a, b in silent_runs(wav) if a > 0 and b < wav.duration][:2]
+    shown = " ".join(f"{ms:>10.1f}" for ms in inner) or f"{0.0:>10.1f} {0.0:>10.1f}"
+    print(f"{'trimmed, video mode':<26} {shown}   (mpv starts audio on a video frame: <= 1 frame by design)")
 
 
 def sample(pid: int) -> tuple[float, float, float, float]:

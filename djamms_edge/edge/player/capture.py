@@ -28,20 +28,21 @@ class CaptureResult:
     unplayable: dict[str, str]
 
 
-def capture_config(capture: Path, lookahead: int = 2) -> PlayerConfig:
+def capture_config(capture: Path, lookahead: int = 2, video: bool = False) -> PlayerConfig:
     # lookahead 2 hands three tracks over before the first ends: at ao=pcm speed a track lasts milliseconds.
     # ao-pcm-append: should mpv ever reopen its output, what was captured so far is kept.
-    return PlayerConfig(video=False, ao="pcm", mpv_options=(f"ao-pcm-file={capture}", "ao-pcm-append=yes"),
-                        lookahead=lookahead)
+    # video: decode and "show" the video (vo=null, software decoding) as a box with a screen would.
+    return PlayerConfig(video=video, vo="null", hwdec="no", ao="pcm",
+                        mpv_options=(f"ao-pcm-file={capture}", "ao-pcm-append=yes"), lookahead=lookahead)
 
 
 async def capture_playback(
     workdir: Path, playlist: Path, resolver: TrackResolver, *, requests: Sequence[Path] = (), plays: int = 3,
-    limit_seconds: float = 60.0,
+    video: bool = False, limit_seconds: float = 60.0,
 ) -> CaptureResult:
     """Play until ``plays`` entries have finished; ``requests`` are queued as paid requests first."""
     capture = workdir / "capture.wav"
-    config = capture_config(capture)
+    config = capture_config(capture, video=video)
     db = PlaybackState.database(workdir)
     await db.open()
     try:
