@@ -4,6 +4,8 @@
 #   scripts/pg-test-cluster.sh start DIR   create and start a cluster in DIR (created if missing),
 #                                          print its connection URL on stdout
 #   scripts/pg-test-cluster.sh stop DIR    stop it and delete DIR
+#   scripts/pg-test-cluster.sh pause DIR   stop the server, keep its data (outage tests)
+#   scripts/pg-test-cluster.sh resume DIR  start a paused server again, same port and data
 #
 # It listens on a unix socket inside DIR and on 127.0.0.1 at a free port, with trust
 # auth (loopback only, throwaway data). Durability is switched off (fsync, full page
@@ -86,13 +88,18 @@ EOF
     die "could not start PostgreSQL: $(tail -n 5 "$dir/postgres.log" 2>/dev/null)"
 }
 
+pg_ctl_as_owner() {
+    local dir="$1"
+    shift
+    (cd "$dir" && as_owner "$(find_bindir)/pg_ctl" --pgdata="$dir/data" --wait --timeout=60 "$@")
+}
+
 stop() {
-    local dir="$1" bindir
+    local dir="$1"
     [ -d "$dir" ] || return 0
-    bindir="$(find_bindir)"
+    dir="$(cd "$dir" && pwd)"
     if [ -f "$dir/data/postmaster.pid" ]; then
-        (cd "$dir" && as_owner "$bindir/pg_ctl" --pgdata="$dir/data" --mode=fast --wait --timeout=30 stop \
-            >/dev/null 2>&1) || echo "pg-test-cluster: pg_ctl stop failed in $dir" >&2
+        pg_ctl_as_owner "$dir" --mode=fast stop >/dev/null 2>&1 || echo "pg-test-cluster: pg_ctl stop failed in $dir" >&2
     fi
     rm -rf "$dir"
 }
@@ -100,5 +107,10 @@ stop() {
 case "${1:-}" in
     start) [ $# -eq 2 ] || die "usage: $0 start DIR"; start "$2" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
-    *) die "usage: $0 start|stop DIR" ;;
+    pause) [ $# -eq 2 ] || die "usage: $0 pause DIR"
+        pg_ctl_as_owner "$(cd "$2" && pwd)" --mode=fast stop >/dev/null ;;
+    resume) [ $# -eq 2 ] || die "usage: $0 resume DIR"
+        dir="$(cd "$2" && pwd)"
+        pg_ctl_as_owner "$dir" --log="$dir/postgres.log" start >/dev/null ;;
+    *) die "usage: $0 start|stop|pause|resume DIR" ;;
 esac
