@@ -1,0 +1,393 @@
+"""``make demo``: a hub and an edge daemon on this machine, playing generated media.
+
+Nothing is downloaded: demo music videos are generated with ffmpeg, served over
+loopback HTTP (so the edge fetches them through the real yt-dlp path), put in
+an active playlist on a freshly seeded hub, and played by a real edge daemon
+through libmpv. One paid request is made after a few seconds so the priority
+queue shows on the status page. Ctrl-C (or SIGTERM) stops the edge, then the
+hub, then the media server: the reverse of the start.
+
+Both programs run as real subprocesses with the same commands systemd uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone
+
+log = logging.getLogger("djamms.demo")
+
+VENUE_ID = "demo-venue"
+DEVICE_ID = "demo-box"
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class DemoTrack:
+    name: str
+    title: str
+    artist: str
+    track: SynthTrack
+
+
+# Each has silence at one end or both, so trimming is visible on the status page (realStart/realEnd).
+DEMO_TRACKS = (
+    DemoTrack("opening", "Opening Tone", "The Generators", SynthTrack((silence(2.0), tone(20.0), silence(4.0)))),
+    DemoTrack("fade", "Long Fade", "Sine Collective", SynthTrack((tone(16.0, 0.4), fade(6.0, 0.4, 0.0), silence(5.0)))),
+    DemoTrack("hard-stop", "Hard Stop", "Square Deal", SynthTrack((silence(1.5), tone(18.0, 0.6)))),
+    DemoTrack("request", "Paid Request", "Patron Favourite", SynthTrack((silence(1.0), tone(15.0, 0.5), silence(3.0)))),
+)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    media_dir: Path
+    run_dir: Path
+    hub_port: int
+    status_port: int
+    media_port: int
+    audio_output: str
+    video: bool
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}/"
+
+    def media_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.media_port}/{name}.mp4"
+
+
+def port_or_free(preferred: int) -> int:
+    """``preferred`` when nothing listens there, else any free loopback port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+
+def has_audio_device() -> bool:
+    """A sound server socket or an ALSA playback device: otherwise the demo plays into ao=null."""
+    runtime = Path(os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}"))
+    if (runtime / "pulse" / "native").exists() or (runtime / "pipewire-0").exists():
+        return True
+    return any(Path("/dev/snd").glob("pcmC*D*p"))
+
+
+def has_screen() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def write_config(plan: DemoPlan, device_token: str | None, admin_token: str) -> Path:
+    """The demo's config file (secrets generated per run, file readable by this user only)."""
+    path = plan.run_dir / "config.toml"
+    jwt_secret = _existing_jwt_secret(path) or secrets.token_hex(32)
+    text = f"""# Written by `make demo`; regenerated on every run.
+[hub]
+port = {plan.hub_port}
+public_url = "{plan.hub_url}"
+jwt_secret = "{jwt_secret}"
+
+[hub.store]
+url = "sqlite:///{plan.run_dir / "hub.db"}"
+
+[hub.registry]
+stale_after_s = 20.0
+
+[hub.requests]
+allow_urls = true
+
+[edge]
+venue_id = "{VENUE_ID}"
+device_id = "{DEVICE_ID}"
+state_dir = "{plan.run_dir / "edge-state"}"
+cache_dir = "{plan.run_dir / "edge-cache"}"
+
+[edge.hub]
+url = "{plan.hub_url}"
+device_token = "{device_token or ""}"
+
+[edge.status]
+port = {plan.status_port}
+admin_token = "{admin_token}"
+
+[edge.player]
+video = {"true" if plan.video else "false"}
+fullscreen = false
+ao = "{plan.audio_output}"
+"""
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _existing_jwt_secret(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("jwt_secret = "):
+            return line.split('"')[1]
+    return None
+
+
+def prepare_dirs(plan: DemoPlan) -> list[DemoTrack]:
+    """A fresh run directory (a new venue every run); returns the demo videos still to generate."""
+    shutil.rmtree(plan.run_dir, ignore_errors=True)
+    plan.run_dir.mkdir(parents=True)
+    plan.media_dir.mkdir(parents=True, exist_ok=True)
+    return [demo for demo in DEMO_TRACKS if not (plan.media_dir / f"{demo.name}.mp4").exists()]
+
+
+async def make_media(media_dir: Path, missing: Sequence[DemoTrack]) -> None:
+    """Generate the demo music videos (later runs reuse them)."""
+    for demo in missing:
+        log.info("generating demo video %s.mp4", demo.name)
+        await render(demo.track, media_dir, demo.name, ("mp4",), channels=2, video_size="640x360")
+
+
+@contextlib.asynccontextmanager
+async def media_server(directory: Path, port: int) -> AsyncIterator[None]:
+    """Serve ``directory`` over loopback HTTP; aiohttp's static files honour Range requests."""
+    app = web.Application()
+    app.router.add_static("/", directory)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+class Child:
+    """A program of ours in its own session: Ctrl-C reaches only the demo, which stops children in order."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name, self.proc = name, proc
+
+    @classmethod
+    async def start(cls, name: str, argv: Sequence[str]) -> Child:
+        proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+        return cls(name, proc)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("%s did not stop within %.0fs; killing it", self.name, STOP_GRACE_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+
+def _program(name: str) -> str:
+    """The console script beside this interpreter (the venv's), else PATH's."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+async def _run_json(argv: Sequence[str]) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed with status {proc.returncode}")
+    return dict(json.loads(out))
+
+
+async def _wait_healthy(session: aiohttp.ClientSession, url: str, hub: Child, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if hub.proc.returncode is not None:
+            raise RuntimeError(f"the hub exited with status {hub.proc.returncode}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the hub did not answer {url} within {limit_s:.0f}s")
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str | None, body: dict[str, Any]) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.request(method, url, json=body, headers=headers) as response:
+        answer = await response.json()
+        if response.status >= 400:
+            raise RuntimeError(f"{url}: {response.status} {answer}")
+        return answer
+
+
+async def put_demo_playlist(session: aiohttp.ClientSession, plan: DemoPlan, staff_token: str) -> None:
+    """A playlist of the generated videos (as local URLs), made the venue's active one."""
+    venue = f"{plan.hub_url}/api/v1/venues/{VENUE_ID}"
+    playlist = await _call(session, "POST", f"{venue}/playlists", staff_token, {"name": "Local demo videos"})
+    for demo in DEMO_TRACKS[:-1]:
+        song = {
+            "videoId": plan.media_url(demo.name),
+            "title": demo.title,
+            "artist": demo.artist,
+            "duration": demo.track.duration,
+        }
+        await _call(session, "POST", f"{venue}/playlists/{playlist['playlistId']}/tracks", staff_token, {"song": song})
+    await _call(session, "PUT", f"{venue}/active-playlist", staff_token, {"playlistId": playlist["playlistId"]})
+
+
+async def make_paid_request(session: aiohttp.ClientSession, plan: DemoPlan) -> None:
+    demo = DEMO_TRACKS[-1]
+    song = {
+        "videoId": plan.media_url(demo.name),
+        "title": demo.title,
+        "artist": demo.artist,
+        "duration": demo.track.duration,
+    }
+    answer = await _call(
+        session,
+        "POST",
+        f"{plan.hub_url}/api/v1/venues/{VENUE_ID}/requests",
+        None,
+        {"song": song, "paymentId": f"demo-{secrets.token_hex(6)}", "requesterId": "demo-patron"},
+    )
+    log.info("a patron paid for %r: request %s is in the priority queue", demo.title, answer.get("requestId"))
+
+
+async def run_demo(plan: DemoPlan, stop: asyncio.Event) -> int:
+    await make_media(plan.media_dir, await asyncio.to_thread(prepare_dirs, plan))
+    admin_token = secrets.token_urlsafe(24)
+    config = write_config(plan, None, admin_token)
+    seeded = await _run_json(
+        [_program("djamms-hub"), "seed-demo", "--config", str(config), "--venue", VENUE_ID, "--device", DEVICE_ID]
+    )
+    config = write_config(plan, seeded["deviceToken"], admin_token)
+
+    children: list[Child] = []
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(media_server(plan.media_dir, plan.media_port))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        hub = await Child.start("hub", [_program("djamms-hub"), "serve", "--config", str(config)])
+        children.append(hub)
+        stack.push_async_callback(hub.stop)
+        await _wait_healthy(session, f"{plan.hub_url}/healthz", hub)
+        await put_demo_playlist(session, plan, seeded["staffToken"])
+
+        edge = await Child.start("edge", [_program("djamms-edge"), "run", "--config", str(config)])
+        children.append(edge)
+        stack.push_async_callback(edge.stop)  # stops first: the edge releases its lease while the hub is up
+        print(
+            f"\n  DJAMMS demo is running ({'audio' if plan.audio_output != 'null' else 'no audio device: ao=null'}"
+            f", {'video window' if plan.video else 'no screen: audio only'})\n"
+            f"  status page : {plan.status_url}   (controls token: {admin_token})\n"
+            f"  hub queue   : {plan.hub_url}/api/v1/venues/{VENUE_ID}/queue\n"
+            f"  hub API     : {plan.hub_url}/api/v1/openapi.json\n"
+            f"  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        request_later = asyncio.create_task(_request_after(session, plan, 8.0, stop), name="demo:paid-request")
+        stack.push_async_callback(_cancel, request_later)
+        ended = asyncio.create_task(_first_exit(children), name="demo:children")
+        stack.push_async_callback(_cancel, ended)
+        stopping = asyncio.create_task(stop.wait(), name="demo:stop")
+        stack.push_async_callback(_cancel, stopping)
+        await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if ended.done():
+            name, code = ended.result()
+            log.error("the %s exited on its own (status %s); stopping the demo", name, code)
+            return 1
+        log.info("stopping: edge, then hub, then the media server")
+    return 0
+
+
+async def _request_after(session: aiohttp.ClientSession, plan: DemoPlan, delay: float, stop: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+        return
+    try:
+        await make_paid_request(session, plan)
+    except (aiohttp.ClientError, RuntimeError) as exc:
+        log.warning("the demo's paid request failed: %s", exc)
+
+
+async def _first_exit(children: Sequence[Child]) -> tuple[str, int | None]:
+    waits = {asyncio.ensure_future(c.proc.wait()): c for c in children}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waits:
+            future.cancel()
+    child = waits[next(iter(done))]
+    return child.name, child.proc.returncode
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _main(args: argparse.Namespace) -> int:
+    root = args.dir.resolve()
+    plan = DemoPlan(
+        media_dir=root / "media",
+        run_dir=root / "run",
+        hub_port=port_or_free(args.hub_port),
+        status_port=port_or_free(args.status_port),
+        media_port=port_or_free(args.media_port),
+        audio_output="null" if args.no_audio or not has_audio_device() else "",
+        video=has_screen() and not args.no_video,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.seconds:
+        loop.call_later(args.seconds, stop.set)
+    try:
+        return await run_demo(plan, stop)
+    except RuntimeError as exc:
+        log.error("demo failed: %s", exc)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m djamms_edge.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
+    parser.add_argument("--hub-port", type=int, default=8700)
+    parser.add_argument("--status-port", type=int, default=8080)
+    parser.add_argument("--media-port", type=int, default=8701)
+    parser.add_argument("--no-audio", action="store_true", help="play into ao=null even with a sound device")
+    parser.add_argument("--no-video", action="store_true", help="audio only even with a screen")
+    parser.add_argument("--seconds", type=float, default=0.0, help="stop by itself after this long (0 = Ctrl-C)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s demo: %(message)s", datefmt="%H:%M:%S")
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
