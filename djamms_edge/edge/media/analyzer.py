@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # A window that decodes less than this found no audio where the container promised some.
 _EMPTY_WINDOW_SECONDS = 0.05
+# Audio ending this much before the container's duration is a cut-off file. (A video a little
+# longer than its sound is normal: the cue-out then lands where the sound ends.)
+_MISSING_AUDIO_SECONDS = 5.0
+_MISSING_AUDIO_FRACTION = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ async def analyze(
         raise MediaError(f"{inp.name}: truncated or corrupt: no audio could be decoded{where}")
     if duration is None:
         duration = tail.end
+    elif tail.end < duration - max(_MISSING_AUDIO_SECONDS, _MISSING_AUDIO_FRACTION * duration):
+        raise MediaError(f"{inp.name}: truncated or corrupt: audio stops at {tail.end:.1f}s of {duration:.1f}s")
     while (length := wider_head_length(duration, head, config)) is not None:
         log.debug("%s: head is silent up to %.1fs; lengthening to %.1fs", inp.name, head.end, length)
         head, _ = await window(start=0.0, length=length)

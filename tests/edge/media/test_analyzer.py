@@ -69,13 +69,29 @@ async def test_known_loudness_is_used_without_measuring_again(media_dir: Path) -
     assert result.real_end_offset == pytest.approx(QUIET_FADE_END, abs=TOLERANCE)
 
 
-async def test_a_truncated_file_is_a_clean_error(media_dir: Path, tmp_path: Path) -> None:
-    for fmt in ("mp4", "webm"):
-        whole = (media_dir / f"hard_ending.{fmt}").read_bytes()
-        cut = tmp_path / f"cut.{fmt}"
-        cut.write_bytes(whole[: len(whole) // 2])
-        with pytest.raises(MediaError, match=r"not a readable media file|truncated or corrupt"):
-            await analyze(cut, WINDOWED)
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "m4a"])
+@pytest.mark.parametrize("config", [WINDOWED, AnalysisConfig()], ids=["tail-past-the-cut", "tail-covers-all"])
+async def test_a_truncated_file_is_a_clean_error(
+    media_dir: Path, tmp_path: Path, fmt: str, config: AnalysisConfig
+) -> None:
+    whole = (media_dir / f"hard_ending.{fmt}").read_bytes()
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(MediaError, match=r"not a readable media file|truncated or corrupt"):
+        await analyze(cut, config)
+
+
+async def test_a_truncated_file_with_its_index_first_is_a_clean_error(media_dir: Path, tmp_path: Path) -> None:
+    # "faststart" puts the index before the data: the cut file still says how long it should be.
+    indexed = tmp_path / "faststart.mp4"
+    await ffmpeg.render(
+        indexed, ["-c", "copy", "-movflags", "+faststart"], files=[media_dir / "hard_ending.mp4"], limit_seconds=60
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(indexed.read_bytes()[: indexed.stat().st_size // 2])
+    for config in (WINDOWED, AnalysisConfig()):
+        with pytest.raises(MediaError, match="truncated or corrupt"):
+            await analyze(cut, config)
 
 
 async def test_a_text_file_named_mp4_is_a_clean_error(tmp_path: Path) -> None:
