@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -81,6 +82,73 @@ class Proc:
                 self.proc.wait(timeout=10)
 
 
+class CuttableProxy:
+    """A TCP proxy in a thread between one box and the hub; ``cut()`` drops and refuses its connections."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.cut_off = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        server.close()
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off.is_set():
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        def drop() -> None:
+            for writer in self.writers:
+                writer.transport.abort()
+            self.writers.clear()
+
+        self.cut_off.set()
+        self.loop.call_soon_threadsafe(drop)
+
+    def heal(self) -> None:
+        self.cut_off.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
 class World:
     def __init__(self, tmp_path: Path, tracks: list[Path]) -> None:
         self.tmp = tmp_path
@@ -139,7 +207,7 @@ class World:
         assert self.hub is not None
         self.hub.stop()
 
-    def start_box(self, name: str) -> Proc:
+    def start_box(self, name: str, hub_url: str | None = None) -> Proc:
         state = self.tmp / name
         config = self.tmp / f"{name}.toml"
         token = issue_device_token(SECRET, VENUE, name, time.time(), 3600)
@@ -151,7 +219,7 @@ device_id = "{name}"
 state_dir = "{state}"
 cache_dir = "{state / "cache"}"
 [edge.hub]
-url = "{self.url}"
+url = "{hub_url or self.url}"
 device_token = "{token}"
 [edge.player]
 video = false
@@ -280,3 +348,34 @@ def test_hub_outage_the_master_plays_on_and_history_is_complete_without_duplicat
     assert len(ids) == len(set(ids)), "duplicate history rows"
     assert sorted(ids) == sorted(p["entry_id"] for p in finished)
     assert world.get("/queue/full")["nowPlaying"]["deviceId"] == "box-a"
+
+
+def test_partition_the_cut_off_master_plays_on_then_yields_when_it_hears_from_the_hub(world: World) -> None:
+    """Master cut from the hub, standby not: the standby takes over after staleness; the cut-off master
+    cannot tell a partition from an outage, so (venue first) it plays on until it reaches the hub again,
+    learns of the higher epoch (register answers conflict) and stops at once. Its queue writes under the
+    lost epoch are refused (fencing); what it really played still lands in the history."""
+    proxy = CuttableProxy(world.port)
+    try:
+        a = world.start_box("box-a", f"http://127.0.0.1:{proxy.port}")
+        wait_until("box-a playing", master_is_playing(world, "box-a"), world=world)
+        b = world.start_box("box-b")
+        wait_until("box-b standing by", lambda: "standby" in b.log.read_text(), world=world)
+        proxy.cut()
+        cut_at = time.time()
+        first = wait_until("box-b to take over", lambda: world.plays("box-b"), limit=STALE_S + 15, world=world)[0]
+        assert first["started_at"] - cut_at <= STALE_S + HEARTBEAT_S + START_MARGIN_S
+        assert "keep playing as master (offline)" in a.log.read_text()
+        assert world.get("/queue/full")["master"]["deviceId"] == "box-b"
+        proxy.heal()
+        healed_at = time.time()
+        wait_until(
+            "box-a to yield", lambda: "lost the lease, stopped playing" in a.log.read_text(), limit=10, world=world
+        )
+        assert time.time() - healed_at <= 1.0 + 2.0  # retry_max_s plus a margin
+        a_plays = world.plays("box-a")
+        assert all(p["ended_at"] is not None for p in a_plays), "box-a still playing after yielding"
+        wait_until("box-a's outbox to settle", lambda: world.pending("box-a") == 0, limit=10, world=world)
+        assert world.get("/queue/full")["nowPlaying"]["deviceId"] == "box-b"
+    finally:
+        proxy.close()
