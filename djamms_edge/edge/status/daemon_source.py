@@ -256,14 +256,31 @@ class DaemonStatusSource:
 
 @contextlib.asynccontextmanager
 async def serve_status_page(
-    config: StatusConfig, engine: PlaybackEngine, queue: QueueSource, *, venue_id: str, device_id: str
+    config: StatusConfig,
+    engine: PlaybackEngine,
+    queue: QueueSource,
+    *,
+    venue_id: str,
+    device_id: str,
+    lease: Callable[[], LeaseState] | None = None,
+    cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
+    cache_cap_bytes: int = 0,
 ) -> AsyncIterator[StatusServer | None]:
     """The daemon's status page for as long as the context lasts.
 
-    A page that cannot start (its port is taken) is one error line, not a silent venue:
-    the music matters more than the page, so the daemon runs on without it.
+    ``lease`` (e.g. ``lambda: sync.lease``) and ``cache_usage`` (``MediaCache.usage``) are
+    for a daemon that runs the hub sync and the media cache. A page that cannot start (its
+    port is taken) is one error line, not a silent venue: the daemon runs on without it.
     """
-    source = DaemonStatusSource(engine, queue, venue_id=venue_id, device_id=device_id or socket.gethostname())
+    source = DaemonStatusSource(
+        engine,
+        queue,
+        venue_id=venue_id,
+        device_id=device_id or socket.gethostname(),
+        lease=lease,
+        cache_usage=cache_usage,
+        cache_cap_bytes=cache_cap_bytes,
+    )
     await source.start()
     try:
         try:

@@ -46,6 +46,10 @@ async def test_page_shows_now_playing_and_follows_changes_without_reload(running
         running.source.update(cache=None)
         await expect(page.locator("#cache")).to_have_text("not in use")
 
+        running.source.update(now_playing=None)
+        await expect(page.locator("#idle")).to_be_visible()
+        await expect(page.locator("#track")).to_be_hidden()
+
         assert await page.evaluate("window.loadedOnce") is True  # updated in place, never reloaded
         # Phone-friendly: nothing sticks out sideways on a 390 px screen.
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
