@@ -98,6 +98,7 @@ class PlaybackEngine:
         self._resuming: PlayRef | None = None
         self._active = active  # False: start halted (a box that must first win the hub's lease)
         self._idle = False
+        self._not_ready: dict[str, float] = {}  # entry id -> clock time to look at it again
         self._listeners: list[Callable[[], None]] = []
         queue.subscribe(self.wake)
 
@@ -113,13 +114,20 @@ class PlaybackEngine:
         """The engine's one task: handle each event and wake-up in order."""
         while True:
             try:
-                timeout = self._config.idle_recheck_s if self._idle else None
-                message = await asyncio.wait_for(self._inbox.get(), timeout)
+                message = await asyncio.wait_for(self._inbox.get(), self._recheck_in())
             except TimeoutError:
                 message = None
             if message is not None:
                 await self._handle(message)
             await self._refill()
+
+    def _recheck_in(self) -> float | None:
+        """How long to wait for news before planning again: entries passed over come due, or idle re-checks."""
+        now = self._clock()
+        waits = [until - now for until in self._not_ready.values() if until > now]
+        if self._idle:
+            waits.append(self._config.idle_recheck_s)
+        return max(0.05, min(waits)) if waits else None
 
     async def save_positions(self) -> None:
         """The position saver's task: now-playing position to SQLite every ``position_save_s``."""
@@ -286,21 +294,36 @@ class PlaybackEngine:
     async def _plan(self, count: int, reusable: list[PlayRef]) -> list[PlayRef]:
         """The next ``count`` plays, resolved; entries already handed over keep their play id."""
         for _ in range(MAX_REPLANS):
+            now = self._clock()
+            waiting = {k for k, until in self._not_ready.items() if until > now}
             planned: list[PlayRef] = []
-            entries = await self._queue.upcoming(count) if count > 0 else []
-            for index, entry in enumerate(entries):
+            wanted = count + len(waiting) if count > 0 else 0
+            entries = [e for e in (await self._queue.upcoming(wanted) if wanted else [])
+                       if e.entry_id not in waiting][:count]
+            for entry in entries:
                 try:
                     cue = await self._resolver.resolve(entry)
                 except Unplayable as exc:
-                    log.warning("skipping %s: %s", describe(entry), exc)
-                    await self._queue.finished(entry, Outcome.FAILED, str(exc))
+                    await self._unplayable(entry, exc)
                     break
+                if self._not_ready.pop(entry.entry_id, None) is not None:
+                    log.info("%s is ready now", describe(entry))
+                index = len(planned)
                 same = index < len(reusable) and reusable[index].entry == entry
                 planned.append(self._ref(entry, cue, reusable[index].play_id if same else uuid.uuid4().hex))
             else:
                 return planned
         log.error("gave up planning after %d unplayable entries in a row", MAX_REPLANS)
         return []
+
+    async def _unplayable(self, entry: QueueEntry, exc: Unplayable) -> None:
+        if exc.retry_after is None:
+            log.warning("skipping %s: %s", describe(entry), exc)
+            await self._queue.finished(entry, Outcome.FAILED, str(exc))
+        else:  # one line when it is first passed over, not one per retry
+            if entry.entry_id not in self._not_ready:
+                log.info("passing over %s for now: %s", describe(entry), exc)
+            self._not_ready[entry.entry_id] = self._clock() + exc.retry_after
 
     @staticmethod
     def _ref(entry: QueueEntry, cue: Cue, play_id: str, resume: bool = False) -> PlayRef:

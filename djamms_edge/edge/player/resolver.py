@@ -4,8 +4,8 @@
 depend on how files are fetched or analysed. ``LocalFileResolver`` serves the local
 playlist: the entry's source is a file path, the offsets come from the media pipeline's
 ``analyze()`` (head/tail silence detection), and the gain from its loudness when measured.
-Sources that are not local files (video ids, URLs) need the media cache and are reported
-unplayable here.
+``CachedMediaResolver`` serves video ids and URLs from the media cache (and local paths
+through a ``LocalFileResolver``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.cache import CachedTrack, CacheEntry
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.edge.queue.model import QueueEntry
@@ -26,7 +27,15 @@ log = logging.getLogger(__name__)
 
 
 class Unplayable(Exception):
-    """This entry cannot be played now (missing file, broken media); the message says why in a few words."""
+    """This entry cannot be played; the message says why in a few words.
+
+    ``retry_after`` None: it is broken or gone (the engine reports it failed and moves on). A number: it
+    is not ready yet (still downloading); the engine passes over it for that many seconds, reporting nothing.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +102,38 @@ class LocalFileResolver:
                       found.duration, gain)
         self._known[key] = cue
         return cue
+
+
+class MediaLookup(Protocol):
+    """The two questions the player asks the media cache (``MediaCache`` answers them)."""
+
+    async def playable(self, key: str) -> CachedTrack | None: ...
+
+    async def entry(self, key: str) -> CacheEntry | None: ...
+
+
+class CachedMediaResolver:
+    """Video ids and URLs from the media cache, with its cues (a manual override wins there); local paths
+    through ``local``. Fetching is the cache's prefetcher's job: an entry not downloaded yet is "not ready"."""
+
+    def __init__(
+        self, cache: MediaLookup, local: TrackResolver, *, target_lufs: float, max_gain_db: float,
+        not_ready_retry_s: float = 5.0,
+    ) -> None:
+        self._cache = cache
+        self._local = local
+        self._target = target_lufs
+        self._max_gain = max_gain_db
+        self._retry = not_ready_retry_s
+
+    async def resolve(self, entry: QueueEntry) -> Cue:
+        if Path(entry.source).is_absolute():
+            return await self._local.resolve(entry)
+        track = await self._cache.playable(entry.source)
+        if track is not None:
+            gain = levelling_gain(track.loudness_lufs, self._target, self._max_gain)
+            return Cue(track.path, track.real_start, track.real_end, gain)
+        known = await self._cache.entry(entry.source)
+        if known is not None and known.status in ("unavailable", "broken"):
+            raise Unplayable(known.error or known.status)
+        raise Unplayable("not downloaded yet", retry_after=self._retry)

@@ -28,10 +28,13 @@ class StaticResolver:
 
     def __init__(self, cues: dict[str, Cue]) -> None:
         self.cues = cues
+        self.downloading: set[str] = set()  # sources that are "not ready yet"
         self.calls = 0
 
     async def resolve(self, entry: QueueEntry) -> Cue:
         self.calls += 1
+        if entry.source in self.downloading:
+            raise Unplayable("not downloaded yet", retry_after=5.0)
         if entry.source not in self.cues:
             raise Unplayable("file missing")
         return self.cues[entry.source]
@@ -238,3 +241,26 @@ async def test_halting_stops_at_once_and_enabling_plays_again(rig_factory: MakeR
     await settle()
     assert rig.engine.status().state is EngineState.PLAYING
     assert await rig.played() == [("one", "stopped"), ("two", None)]
+
+
+async def test_an_entry_not_downloaded_yet_is_passed_over_not_failed_and_plays_once_ready(
+    rig_factory: MakeRig, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="djamms_edge.edge.player.engine")
+    rig = await rig_factory()
+    paid_source = str(rig.root / "three.m4a")
+    rig.resolver.downloading.add(paid_source)
+    await rig.queue.request(paid_source, title="paid")
+    await settle()
+    assert [i.path.name for i in rig.player.upcoming] == ["two.m4a"]  # the main queue goes on meanwhile
+    await rig.play(8.0)  # "two" starts; the paid request keeps waiting, not failed
+    assert await rig.state.waiting_requests() != []
+    rig.resolver.downloading.clear()  # the download finished
+    rig.clock.now += 5.0
+    rig.engine.wake()
+    await settle()
+    assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]
+    await rig.play(8.0)
+    assert [t for t, _ in await rig.played()] == ["one", "two", "paid"]
+    passed_over = [r.getMessage() for r in caplog.records if "passing over 'paid'" in r.getMessage()]
+    assert len(passed_over) == 1  # one line, not one per retry
