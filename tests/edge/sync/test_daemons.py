@@ -28,6 +28,7 @@ from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.hub.auth import issue_device_token
 from djamms_edge.hub.store.base import Song
 from djamms_edge.hub.store.sqlite import SqliteStore
+from tests.edge.test_daemon import query
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "daemon-test-secret-" + "x" * 32
@@ -263,19 +264,6 @@ poll_interval_s = 1.0
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
-
-
-def query(db: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    except sqlite3.OperationalError:
-        return []  # not migrated yet
-    finally:
-        conn.close()
 
 
 def wait_until(what: str, check: Callable[[], Any], limit: float = 30.0, world: World | None = None) -> Any:

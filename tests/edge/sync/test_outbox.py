@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from djamms_edge.edge.sync.store import open_sync_db
 from djamms_edge.shared.sqlite import Database
 
 FAST = LeaseTiming(heartbeat_interval=0.05, retry_min=0.01, retry_max=0.04)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_sync_db(tmp_path)
-    await database.open()
-    yield database
-    await database.close()
 
 
 class FlakyHub:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,6 @@ def snapshot(version: int, priority: Sequence[str] = (), main: Sequence[str] = (
         "mainQueue": [entry(e) for e in main],
         **extra,
     }
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_sync_db(tmp_path)
-    await database.open()
-    yield database
-    await database.close()
 
 
 async def ids(replica: Replica) -> tuple[list[str], list[str]]:
