@@ -91,7 +91,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             await link.start()
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
         await stack.enter_async_context(
-            serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id)
+            serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
+                              lease=link.lease if link else None)
         )
 
         stack.push_async_callback(tasks.close)

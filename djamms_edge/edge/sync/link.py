@@ -22,6 +22,7 @@ from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.hub_api import HubApi
 from djamms_edge.edge.sync.hub_client import HubClient
 from djamms_edge.edge.sync.hub_queue import HubQueue
+from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.store import open_sync_db
 from djamms_edge.shared.sqlite import Database
 
@@ -45,6 +46,10 @@ class HubLink:
         self.sync = EdgeSync(api, db, config, on_play=self._play, on_halt=self._halt, on_queue_changed=self._changed)
         self.queue = HubQueue(self.sync)
         self._engine: PlaybackEngine | None = None
+
+    def lease(self) -> LeaseState:
+        """For the status page: role, epoch, hub reachability."""
+        return self.sync.lease
 
     def attach(self, engine: PlaybackEngine) -> None:
         self._engine = engine

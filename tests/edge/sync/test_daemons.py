@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -255,6 +256,14 @@ poll_interval_s = 1.0
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 -- loopback
             return json.loads(response.read())
 
+    def status(self, name: str) -> Any:
+        """The box's own status page (localhost), found from the address it logs."""
+        log = (self.tmp / f"{name}.log").read_text()
+        url = re.search(r"status page at (http://127\.0\.0\.1:\d+)", log)
+        assert url is not None, log
+        with urllib.request.urlopen(f"{url.group(1)}/api/status", timeout=5) as response:  # noqa: S310 -- loopback
+            return json.loads(response.read())
+
     def close(self) -> None:
         for box in self.boxes.values():
             box.signal(signal.SIGKILL)
@@ -354,6 +363,12 @@ def test_partition_the_cut_off_master_plays_on_then_yields_when_it_hears_from_th
         first = wait_until("box-b to take over", lambda: world.plays("box-b"), limit=STALE_S + 15, world=world)[0]
         assert first["started_at"] - cut_at <= STALE_S + HEARTBEAT_S + START_MARGIN_S
         assert "keep playing as master (offline)" in a.log.read_text()
+        wait_until(
+            "box-a's status page to say it plays without the hub",
+            lambda: (st := world.status("box-a"))["role"] == "master" and st["hub"]["connected"] is False,
+            limit=5,
+            world=world,
+        )
         assert world.get("/queue/full")["master"]["deviceId"] == "box-b"
         proxy.heal()
         healed_at = time.time()
