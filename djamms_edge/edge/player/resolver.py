@@ -15,13 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
-from djamms_edge.edge.media.cache import CachedTrack, CacheEntry
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.edge.queue.model import QueueEntry
+
+if TYPE_CHECKING:  # the cache module imports yt-dlp (~12 MB): only its record types are needed here
+    from djamms_edge.edge.media.cache import CachedTrack, CacheEntry
 
 log = logging.getLogger(__name__)
 
