@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -69,6 +70,24 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL for the postgres backend: {reason}")
 
 
+@contextmanager
+def private_cluster(purpose: str) -> Iterator[tuple[str, str]]:
+    """Start a throwaway cluster with scripts/pg-test-cluster.sh: yields (URL, its directory), then stops it.
+
+    Skips (or fails under CI) when it cannot start. The directory is under /tmp, not pytest's tmp_path:
+    as root the cluster runs as `nobody`, which cannot traverse pytest's 0700 directories."""
+    cluster_dir = tempfile.mkdtemp(prefix="djamms-pg-", dir="/tmp")
+    started = subprocess.run(
+        [str(CLUSTER_SCRIPT), "start", cluster_dir], capture_output=True, text=True, timeout=120, check=False
+    )
+    try:
+        if started.returncode != 0:
+            unavailable(f"{purpose}: starting a private cluster failed: {started.stderr.strip()}")
+        yield started.stdout.strip(), cluster_dir
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "stop", cluster_dir], capture_output=True, timeout=60, check=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server (its maintenance database) the tests may create databases on."""
@@ -80,18 +99,8 @@ def pg_server_url() -> Iterator[str]:
             unavailable(f"{ENV_URL}={url} does not answer: {exc!r}")
         yield url
         return
-    # /tmp rather than pytest's tmp_path: under root the cluster runs as `nobody`, which
-    # cannot traverse pytest's 0700 temp directories. The script deletes it on stop.
-    cluster_dir = tempfile.mkdtemp(prefix="djamms-pg-", dir="/tmp")
-    started = subprocess.run(
-        [str(CLUSTER_SCRIPT), "start", cluster_dir], capture_output=True, text=True, timeout=120, check=False
-    )
-    try:
-        if started.returncode != 0:
-            unavailable(f"{ENV_URL} unset and starting a private cluster failed: {started.stderr.strip()}")
-        yield started.stdout.strip()
-    finally:
-        subprocess.run([str(CLUSTER_SCRIPT), "stop", cluster_dir], capture_output=True, timeout=60, check=False)
+    with private_cluster(f"{ENV_URL} unset") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.hub_pg.conftest import VENUE, TwoHubs, hub_config, running_two_hubs, serving_in_process
-from tests.pg_cluster import CLUSTER_SCRIPT, unavailable
+from tests.pg_cluster import CLUSTER_SCRIPT, private_cluster
 
 Control = Callable[[str], None]  # "pause" | "resume"
 
@@ -19,19 +18,12 @@ Control = Callable[[str], None]  # "pause" | "resume"
 @pytest.fixture
 def own_cluster() -> Iterator[tuple[str, Control]]:
     """A private PostgreSQL this test may stop and start again: its URL and the control."""
-    cluster = tempfile.mkdtemp(prefix="djamms-pg-outage-", dir="/tmp")
+    with private_cluster("outage test") as (url, cluster_dir):
 
-    def control(action: str) -> None:
-        subprocess.run([str(CLUSTER_SCRIPT), action, cluster], capture_output=True, timeout=120, check=True)
+        def control(action: str) -> None:
+            subprocess.run([str(CLUSTER_SCRIPT), action, cluster_dir], capture_output=True, timeout=120, check=True)
 
-    started = subprocess.run([str(CLUSTER_SCRIPT), "start", cluster], capture_output=True, text=True, timeout=120,
-                             check=False)
-    try:
-        if started.returncode != 0:
-            unavailable(f"cannot start a private cluster: {started.stderr.strip()}")
-        yield started.stdout.strip(), control
-    finally:
-        subprocess.run([str(CLUSTER_SCRIPT), "stop", cluster], capture_output=True, timeout=60, check=False)
+        yield url, control
 
 
 def paid(i: int) -> dict[str, object]:
