@@ -167,6 +167,8 @@ class PlaybackEngine:
     def set_active(self, active: bool) -> None:
         """False: stop at once and play nothing (a standby, or a master that lost its lease). True: play."""
         if active == self._active:
+            if not active:
+                self._resuming = None  # started halted and stays so (a standby): never resume that play later
             return
         self._active = active
         log.info("playback %s", "enabled" if active else "halted")

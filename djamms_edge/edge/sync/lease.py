@@ -322,7 +322,12 @@ def _conflict(state: LeaseState, event: Conflict, now: float, timing: LeaseTimin
     )
     if state.role is not Role.STANDBY or state.master_device != event.device:
         notes.append(Note(f"standby: {event.device} is master"))
-    return new, notes
+    return new, [*_starting_halt(state), *notes]
+
+
+def _starting_halt(state: LeaseState) -> list[Action]:
+    # A box that starts as a standby must not later resume a play it was interrupted in before the restart.
+    return [Halt("standby at start")] if state.role is Role.STARTING else []
 
 
 def _lose(state: LeaseState, now: float, reason: str, *, retry_at: float) -> Step:
@@ -351,7 +356,8 @@ def _unreachable(state: LeaseState, event: Unreachable, now: float, timing: Leas
         offline = replace(new, role=Role.MASTER_OFFLINE, epoch=epoch, master_device=state.device, since=now)
         return offline, [Note(f"hub unreachable at start: resume playing on epoch {epoch} (offline)"), Play(epoch)]
     if state.role is Role.STARTING:
-        return replace(new, role=Role.STANDBY, since=now), [Note("hub unreachable at start: standby until it answers")]
+        note = Note("hub unreachable at start: standby until it answers")
+        return replace(new, role=Role.STANDBY, since=now), [*_starting_halt(state), note]
     return new, [Note(f"hub unreachable ({state.role})")] if first else []
 
 

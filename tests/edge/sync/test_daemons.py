@@ -316,6 +316,22 @@ def test_two_daemons_one_plays_and_a_crash_hands_over_to_the_next_entry(world: W
         assert world.get("/queue/full")["nowPlaying"]["videoId"] == first["source"]
     assert first["source"] != current["nowPlaying"]["videoId"]  # the next entry, not a replay
 
+    # box-a comes back (systemd restarts it): a standby now, and when box-b stops it takes over with
+    # the queue's next entry, not the remainder of the track it was killed in.
+    interrupted = world.plays("box-a")[-1]
+    a = world.start_box("box-a")
+    wait_until("box-a standing by again", lambda: a.log.read_text().count("standby:") >= 1, world=world)
+    b.signal(signal.SIGTERM)
+    wait_until(
+        "box-a to take over again",
+        lambda: world.plays("box-a")[-1]["play_id"] != interrupted["play_id"],
+        limit=10,
+        world=world,
+    )
+    plays_a = world.plays("box-a")
+    assert [p["resumes"] for p in plays_a if p["play_id"] == interrupted["play_id"]] == [0]
+    assert plays_a[-1]["source"] != interrupted["source"]
+
 
 def test_graceful_stop_hands_over_within_two_seconds(world: World) -> None:
     a = world.start_box("box-a")

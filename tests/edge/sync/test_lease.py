@@ -101,13 +101,20 @@ ROWS = [
     ),
     Row("registered -> master plays", starting(), Granted("registered", 7), Role.MASTER, [Play(7)], NOW + 5, 7),
     Row("reconnected -> master plays", starting(), Granted("reconnected", 4), Role.MASTER, [Play(4)], NOW + 5, 4),
-    Row("conflict -> standby retries after one beat", starting(), Conflict("box-b", 3), Role.STANDBY, [], NOW + 5),
+    Row(
+        "conflict -> standby retries after one beat, drops any resume",
+        starting(),
+        Conflict("box-b", 3),
+        Role.STANDBY,
+        [Halt("standby at start")],
+        NOW + 5,
+    ),
     Row(
         "unreachable at start, never master -> standby, no play",
         starting(),
         Unreachable(0.0),
         Role.STANDBY,
-        [],
+        [Halt("standby at start")],
         NOW + 0.5,
     ),
     Row(
