@@ -46,14 +46,17 @@ async def test_page_shows_now_playing_and_follows_changes_without_reload(running
         running.source.update(cache=None)
         await expect(page.locator("#cache")).to_have_text("not in use")
 
-        running.source.update(now_playing=None)
-        await expect(page.locator("#idle")).to_be_visible()
-        await expect(page.locator("#track")).to_be_hidden()
-
         assert await page.evaluate("window.loadedOnce") is True  # updated in place, never reloaded
         # Phone-friendly: nothing sticks out sideways on a 390 px screen.
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         await page.screenshot(path=str(screenshot_path("status-page-phone.png")), full_page=True)
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await page.screenshot(path=str(screenshot_path("status-page-desktop.png")), full_page=True)
+
+        running.source.update(now_playing=None)
+        await expect(page.locator("#idle")).to_be_visible()
+        await expect(page.locator("#track")).to_be_hidden()
 
 
 async def test_controls_from_the_page_need_the_token(running: Running) -> None:
