@@ -5,7 +5,9 @@ reverse from one exit stack, so SIGTERM (systemd), Ctrl-C and a dying subsystem 
 the same path out. A background task that dies takes the daemon down with exit status 1 and
 systemd restarts it, rather than leaving a box that looks alive and plays nothing.
 
-Until the hub sync is wired in, the queue is the local playlist from ``[edge.queue]``.
+Without a hub the queue is the local playlist from ``[edge.queue]``. The media cache (and
+its prefetcher) is opened when something must be downloaded: with a hub, or when the
+playlist names video ids or URLs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 from djamms_edge.config import Config
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
-from djamms_edge.edge.player.resolver import LocalFileResolver
+from djamms_edge.edge.player.prefetch import keep_prefetched, needs_cache, open_media_cache
+from djamms_edge.edge.player.resolver import CachedMediaResolver, LocalFileResolver, TrackResolver
 from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
 from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import QueueSource
@@ -79,10 +82,14 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
 
         # With a hub the queue is the hub's (mirrored locally) and the player starts halted until the lease says play.
         link = await stack.enter_async_context(open_hub_link(edge)) if edge.hub.url else None
-        queue: QueueSource = link.queue if link else LocalQueue(state, playlist_entries(config), edge.queue)
-        resolver = LocalFileResolver(
-            edge.analysis, target_lufs=edge.player.loudness_target_lufs, max_gain_db=edge.player.max_gain_db
-        )
+        playlist = [] if link else playlist_entries(config)
+        queue: QueueSource = link.queue if link else LocalQueue(state, playlist, edge.queue)
+        target, max_gain = edge.player.loudness_target_lufs, edge.player.max_gain_db
+        resolver: TrackResolver = LocalFileResolver(edge.analysis, target_lufs=target, max_gain_db=max_gain)
+        cache = None
+        if link is not None or needs_cache([e.source for e in playlist]):
+            cache = await stack.enter_async_context(open_media_cache(edge))
+            resolver = CachedMediaResolver(cache, resolver, target_lufs=target, max_gain_db=max_gain)
         engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player, active=link is None)
         stack.push_async_callback(engine.close)
         await engine.start()
@@ -92,12 +99,16 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
         await stack.enter_async_context(
             serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
-                              lease=link.lease if link else None)
+                              lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
+                              cache_cap_bytes=edge.cache.max_bytes)
         )
 
         stack.push_async_callback(tasks.close)
         tasks.start(engine.run(), "playback")
         tasks.start(engine.save_positions(), "position-saver")
+        if cache is not None:
+            ahead = edge.cache.prefetch_count + edge.player.lookahead
+            tasks.start(keep_prefetched(queue, cache, engine, ahead), "prefetch")
         start_watchdog(tasks, notifier, _alive(tasks))
 
         notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
