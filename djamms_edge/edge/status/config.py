@@ -29,3 +29,7 @@ class StatusConfig:
     max_event_clients: int = setting(
         16, doc="open live-update (SSE) connections allowed at once; more get 503", check=between(1, 1000)
     )
+    # Requests naming any other host are refused (DNS rebinding); see server._known_host.
+    host_names: tuple[str, ...] = setting(
+        (), doc="extra host names the page answers to (e.g. box.lan); IPs, localhost, *.local, the hostname always work"
+    )

@@ -153,19 +153,21 @@ async def _known_host(request: web.Request, handler: Handler) -> web.StreamRespo
         host = request.url.host or ""
     except ValueError:  # a Host header yarl cannot parse
         host = ""
-    if not _is_local_name(host):
+    if not _is_local_name(host, request.app[STATE].config.host_names):
         raise web.HTTPMisdirectedRequest(text="unknown Host: open the status page by the box's address or name")
     return await handler(request)
 
 
-def _is_local_name(host: str) -> bool:
+def _is_local_name(host: str, extra_names: tuple[str, ...]) -> bool:
     name = host.lower().rstrip(".")
     try:
         ipaddress.ip_address(name)
         return True
     except ValueError:
         pass
-    return name in ("localhost", socket.gethostname().lower()) or name.endswith((".local", ".localhost"))
+    if name in ("localhost", socket.gethostname().lower()) or name.endswith((".local", ".localhost")):
+        return True
+    return name in (extra.lower().rstrip(".") for extra in extra_names)
 
 
 @web.middleware

@@ -279,3 +279,14 @@ async def test_only_local_host_names_are_served(running: Running, host: str, sta
         assert response.status == status
         if status != 200:
             assert "Host" in (await response.json())["error"]
+
+
+async def test_configured_host_names_are_served() -> None:
+    server = await start_status_server(StatusConfig(port=0, host_names=("Venue-Box.lan",)), FakeStatusSource())
+    try:
+        async with aiohttp.ClientSession() as http:
+            for host, status in (("venue-box.lan:8080", 200), ("other-box.lan", 421)):
+                async with http.get(server.url + "/api/status", headers={"Host": host}) as response:
+                    assert response.status == status
+    finally:
+        await server.close()
