@@ -540,23 +540,29 @@ class PostgresStore:
         return await self._read(lambda conn: _snapshot(conn, venue_id))
 
     async def changes_since(self, venue_id: str, version: int, limit: int) -> ChangeBatch:
-        async def read(conn: Conn) -> ChangeBatch:
-            current = (await _require_venue(conn, venue_id))["version"]
-            if version == current:
-                return ChangeBatch(current)
-            if version < current:
-                rows = await conn.fetch(
-                    "SELECT version, change FROM venue_changes WHERE venue_id = $1 AND version > $2"
-                    " ORDER BY version LIMIT $3",
-                    venue_id, version, limit,
-                )
-                if rows and rows[0]["version"] == version + 1:
-                    changes = tuple(Change(r["version"], json.loads(r["change"])) for r in rows)
-                    return ChangeBatch(current, changes, more=changes[-1].version < current)
-            # Too old for the log (or from a future this hub never had): start over from a snapshot.
-            return ChangeBatch(current, snapshot=await _snapshot(conn, venue_id))
+        async def statement(conn: Conn) -> list[Any]:
+            # The venue's version and the changes after ``version`` in one statement (one snapshot, one
+            # round trip): every feed wake-up and every poll of every edge comes through here.
+            return list(await conn.fetch(
+                "SELECT v.version AS current, c.version, c.change FROM venues v LEFT JOIN LATERAL"
+                " (SELECT version, change FROM venue_changes WHERE venue_id = v.venue_id AND version > $2"
+                "  ORDER BY version LIMIT $3) c ON true"
+                " WHERE v.venue_id = $1 ORDER BY c.version",
+                venue_id, version, limit,
+            ))
 
-        return await self._read(read)
+        rows = await self._one(statement)
+        if not rows:
+            raise UnknownVenue(f"unknown venue {venue_id!r}")
+        current = rows[0]["current"]
+        if version == current:
+            return ChangeBatch(current)
+        if version < current and rows[0]["version"] == version + 1:
+            changes = tuple(Change(r["version"], json.loads(r["change"])) for r in rows)
+            return ChangeBatch(current, changes, more=changes[-1].version < current)
+        # Too old for the log (or from a future this hub never had): start over from a snapshot.
+        snapshot = await self.queue_snapshot(venue_id)
+        return ChangeBatch(snapshot.version, snapshot=snapshot)
 
     async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult:
         async def change(conn: Conn) -> Json:
