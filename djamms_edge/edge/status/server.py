@@ -88,9 +88,9 @@ async def start_status_server(
     except OSError:
         await runner.cleanup()
         raise
-    port = _bound_port(runner) or config.port
-    log.info("status page at http://%s:%d (controls %s)", config.host, port, "on" if config.admin_token else "off")
-    return StatusServer(runner, config.host, port)
+    server = StatusServer(runner, config.host, _bound_port(runner) or config.port)
+    log.info("status page at %s (controls %s)", server.url, "on" if config.admin_token else "off")
+    return server
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:
