@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -152,4 +153,10 @@ def snapshot_to_json(snapshot: StatusSnapshot, now: float) -> dict[str, Any]:
     ``server_time`` lets a viewer advance ``position`` from ``position_at`` with the
     box's clock rather than its own, which may be minutes off on a phone.
     """
-    return {**dataclasses.asdict(snapshot), "server_time": now}
+    return {**dataclasses.asdict(snapshot, dict_factory=_finite_dict), "server_time": now}
+
+
+def _finite_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    # NaN and infinity are not JSON: a browser's JSON.parse rejects the whole update. An unknown
+    # number (mpv reports an endless stream's duration as inf) becomes null instead.
+    return {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in items}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import math
 
 import pytest
 
 from djamms_edge.edge.status.fake import sample_snapshot
-from djamms_edge.edge.status.model import ChangeCounter, NowPlaying
+from djamms_edge.edge.status.model import ChangeCounter, NowPlaying, snapshot_to_json
 
 NOW = 1_000_000.0
 
@@ -47,3 +49,14 @@ async def test_a_burst_of_changes_reaches_a_slow_waiter_as_one_newest_version() 
         changes.bump()
     # A client that last saw version 2 is told the newest version at once, without waiting.
     assert await asyncio.wait_for(changes.wait(2), 1) == 5
+
+
+def test_json_never_carries_nan_or_infinity() -> None:
+    playing = _playing(42.0, NOW, paused=False)
+    snapshot = dataclasses.replace(
+        sample_snapshot(NOW), now_playing=dataclasses.replace(playing, duration=math.inf), volume=math.nan
+    )
+    text = json.dumps(snapshot_to_json(snapshot, NOW), allow_nan=False)  # raises on NaN/Infinity
+    body = json.loads(text)
+    assert (body["now_playing"]["duration"], body["volume"]) == (None, None)
+    assert body["now_playing"]["position"] == 42.0
