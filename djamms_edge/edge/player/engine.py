@@ -99,6 +99,7 @@ class PlaybackEngine:
         self._active = active  # False: start halted (a box that must first win the hub's lease)
         self._idle = False
         self._not_ready: dict[str, float] = {}  # entry id -> clock time to look at it again
+        self._last_saved: tuple[str, float] | None = None
         self._listeners: list[Callable[[], None]] = []
         queue.subscribe(self.wake)
 
@@ -137,8 +138,12 @@ class PlaybackEngine:
 
     async def save_position(self) -> None:
         ref, position = self._current, self.player.position()
-        if ref is not None and position is not None:
+        if ref is None or position is None:
+            return
+        # Paused, nothing moved: skip the write (an SD card on a venue box lives longer for it).
+        if (ref.play_id, round(position, 1)) != self._last_saved:
             await self._state.save_position(ref.play_id, position, self._clock())
+            self._last_saved = (ref.play_id, round(position, 1))
 
     async def close(self) -> None:
         """Save where we are (a restart resumes there) and release the player."""

@@ -195,6 +195,12 @@ async def test_pause_resume_and_volume_show_in_the_status(rig_factory: MakeRig) 
     status = rig.engine.status()
     assert status.state is EngineState.PAUSED and status.now_playing is not None
     assert status.now_playing.position == 1.0
+    await rig.engine.save_position()
+    before = await rig.state.in_progress()
+    rig.clock.now += 10
+    await rig.engine.save_position()  # paused: nothing moved, nothing written
+    after = await rig.state.in_progress()
+    assert before is not None and after is not None and after.saved_at == before.saved_at
     rig.engine.resume()
     rig.engine.set_volume(35)
     await rig.play(2.0)
