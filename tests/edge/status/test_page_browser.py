@@ -42,6 +42,8 @@ async def test_page_shows_now_playing_and_follows_changes_without_reload(running
         running.source.update(role="offline", hub=HubLink(connected=False, since=time.time(), detail="timed out"))
         await expect(page.locator("#role")).to_have_text("offline")
         await expect(page.locator("#hub")).to_have_text("hub offline")
+        running.source.update(hub=HubLink(connected=False, since=time.time() - 200, detail="timed out"))
+        await expect(page.locator("#hub")).to_have_text("hub offline · 3 min")  # how long, for the person on call
         await expect(page.locator("#cache")).to_have_text("1.5 GB of 8.0 GB, 120 files")
         running.source.update(cache=None)
         await expect(page.locator("#cache")).to_have_text("not in use")

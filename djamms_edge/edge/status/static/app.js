@@ -19,6 +19,13 @@ function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+// "3 min", "2 h": how long a state has lasted, from the box's clock; "" under a minute.
+function lasted(seconds) {
+  if (seconds < 60) return "";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h`;
+}
+
 function badge(el, text, kind) {
   el.textContent = text;
   el.className = `badge ${kind}`;
@@ -32,17 +39,27 @@ function fillList(el, items, line) {
   }));
 }
 
-// Position now: the daemon's sample advanced by the time since it was taken
-// (measured on the box) plus the time since it reached this browser, so the
-// phone's clock never matters.
+// The box's clock now: its time when the snapshot was sent plus the time since it
+// reached this browser, so the phone's own clock never matters.
+function boxNow() {
+  return current.server_time + (performance.now() - receivedAt) / 1000;
+}
+
 function positionNow(np) {
   if (np.paused) return np.position;
-  const age = (current.server_time - np.position_at) + (performance.now() - receivedAt) / 1000;
-  return Math.min(np.position + Math.max(0, age), np.real_end);
+  return Math.min(np.position + Math.max(0, boxNow() - np.position_at), np.real_end);
+}
+
+function showHub(hub) {
+  if (!hub.configured) badge($("hub"), "no hub", "");
+  else if (hub.connected) badge($("hub"), "hub online", "on");
+  else badge($("hub"), ["hub offline", lasted(boxNow() - hub.since)].filter(Boolean).join(" · "), "off");
 }
 
 function tick() {
-  const np = current && current.now_playing;
+  if (!current) return;
+  showHub(current.hub);
+  const np = current.now_playing;
   if (!np) return;
   const length = Math.max(0.001, np.real_end - np.real_start);
   const elapsed = Math.min(Math.max(0, positionNow(np) - np.real_start), length);
@@ -58,8 +75,6 @@ function render(s) {
   receivedAt = performance.now();
   $("venue").textContent = s.venue_id;
   badge($("role"), s.role, s.role);
-  if (!s.hub.configured) badge($("hub"), "no hub", "");
-  else badge($("hub"), s.hub.connected ? "hub online" : "hub offline", s.hub.connected ? "on" : "off");
   $("hub").title = `${s.hub.detail || ""} since ${new Date(s.hub.since * 1000).toLocaleTimeString()}`;
 
   const np = s.now_playing;
