@@ -1,8 +1,8 @@
 """The playback engine's ``QueueSource`` over the hub's queue replica (what plays when a hub is configured).
 
 Order comes from the hub (paid entries oldest first, then the venue playlist in rotation), read from
-the local replica so it works offline. ``upcoming`` is empty unless the lease says this box plays: a
-standby mirrors and prefetches but hands the player nothing.
+the local replica so it works offline. A standby's engine is halted (the lease's Halt), so it plans
+nothing; ``upcoming`` still answers, so the standby's status page shows the mirrored queue.
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ class HubQueue:
         self._listeners.append(on_change)
 
     async def upcoming(self, count: int) -> list[QueueEntry]:
-        if not self._sync.lease.playing:
-            return []
         entries = await self._sync.upcoming(count)
         self._offered.update((e.entry_id, e) for e in entries)
         return [queue_entry(e) for e in entries]
