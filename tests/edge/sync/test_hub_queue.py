@@ -1,0 +1,46 @@
+"""HubQueue: the engine's view of the hub's queue, and what each outcome leaves behind."""
+
+from __future__ import annotations
+
+from djamms_edge.edge.queue.model import EntryKind
+from djamms_edge.edge.queue.source import Outcome
+from djamms_edge.edge.sync.config import SyncConfig
+from djamms_edge.edge.sync.engine import EdgeSync
+from djamms_edge.edge.sync.fake_hub import FakeHub, FakeVenue
+from djamms_edge.edge.sync.hub_queue import HubQueue
+from djamms_edge.shared.sqlite import Database
+from tests.edge.sync.hubs import song
+
+
+async def make(db: Database) -> tuple[HubQueue, EdgeSync]:
+    venue = FakeVenue()
+    await venue.set_playlist([song(1), song(2)])
+    await venue.paid_request(song(9, artist="Payer"), "pay-9")
+    sync = EdgeSync(FakeHub(venue, "box-a"), db, SyncConfig(), on_play=lambda e: None, on_halt=lambda r: None)
+    await sync.replica.load_snapshot(venue.snapshot())
+    return HubQueue(sync), sync
+
+
+async def test_paid_first_as_priority_entries(db: Database) -> None:
+    queue, _ = await make(db)
+    first, second, third = await queue.upcoming(3)
+    assert (first.kind, first.source, first.artist) == (EntryKind.PRIORITY, song(9)["videoId"], "Payer")
+    assert [second.kind, third.kind] == [EntryKind.MAIN, EntryKind.MAIN]
+    assert second.duration == 200.0
+
+
+async def test_a_played_entry_is_reported_once_and_not_offered_again(db: Database) -> None:
+    queue, sync = await make(db)
+    entry = (await queue.upcoming(1))[0]
+    await queue.started(entry)
+    await queue.finished(entry, Outcome.PLAYED)
+    assert entry.entry_id not in [e.entry_id for e in await queue.upcoming(3)]
+    assert [i.kind for i in await sync.outbox.pending()] == ["now_playing", "played"]
+
+
+async def test_a_failed_entry_is_skipped_here_and_the_hub_is_not_told_it_played(db: Database) -> None:
+    queue, sync = await make(db)
+    entry = (await queue.upcoming(1))[0]
+    await queue.finished(entry, Outcome.FAILED, "file missing")
+    assert entry.entry_id not in [e.entry_id for e in await queue.upcoming(3)]
+    assert await sync.outbox.pending() == []
