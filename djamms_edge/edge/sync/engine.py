@@ -210,6 +210,13 @@ class EdgeSync:
             return False
 
     async def _apply(self, message: FeedMessage) -> None:
+        try:
+            await self._apply_message(message)
+        except (KeyError, TypeError, ValueError) as exc:
+            # A hub bug must not kill this box's sync: drop the connection, retry with backoff.
+            raise HubUnavailable(f"malformed {message.kind} from the hub: {exc!r}") from None
+
+    async def _apply_message(self, message: FeedMessage) -> None:
         if message.kind == "snapshot":
             await self.replica.load_snapshot(message.body)
             master = message.body.get("master")

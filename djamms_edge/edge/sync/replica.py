@@ -146,7 +146,10 @@ class Replica:
                 continue  # already applied (a poll and the socket overlapping)
             if number != version + 1:
                 raise NeedSnapshot(f"gap: have {version}, got {number}")
-            self._apply_one(conn, change)
+            try:
+                self._apply_one(conn, change)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise NeedSnapshot(f"malformed change {number}: {exc!r}") from None
             version = number
         conn.execute(
             "UPDATE replica_meta SET version = ?, synced_ms = ? WHERE venue_id = ?",

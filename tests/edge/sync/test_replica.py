@@ -88,10 +88,11 @@ async def test_a_change_seen_twice_is_applied_once(db: Database) -> None:
     [
         [{"version": 7, "type": "entry_removed", "entryId": "m1"}],  # 6 is missing
         [{"version": 6, "type": "entry_removed", "entryId": "m1"}, {"version": 7, "type": "venue_renamed"}],
+        [{"version": 6, "type": "entry_removed", "entryId": "m1"}, {"version": 7, "type": "entry_added"}],
     ],
-    ids=["gap", "unknown type"],
+    ids=["gap", "unknown type", "malformed"],
 )
-async def test_a_gap_or_unknown_change_asks_for_a_snapshot_and_changes_nothing(
+async def test_a_gap_unknown_or_malformed_change_asks_for_a_snapshot_and_changes_nothing(
     db: Database, changes: list[dict[str, Any]]
 ) -> None:
     replica = Replica(db, VENUE)
