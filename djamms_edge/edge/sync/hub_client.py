@@ -51,12 +51,13 @@ class HubClient:
             "POST", f"{self._venue}/players/register", {"deviceId": self.device_id, "userAgent": USER_AGENT}
         )
         status = body.get("status")
-        if status in ("registered", "reconnected"):
-            return Granted(status, int(body["epoch"]))
-        if status == "conflict":
-            master = body.get("currentMaster") or {}
-            return Conflict(str(master.get("deviceId")), _int_or_none(master.get("epoch", body.get("epoch"))))
-        raise HubUnavailable(f"unexpected register answer {status!r}")
+        epoch = _int_or_none(body.get("epoch"))
+        if status in ("registered", "reconnected") and epoch is not None:
+            return Granted(status, epoch)
+        master = body.get("currentMaster")
+        if status == "conflict" and isinstance(master, dict) and master.get("deviceId"):
+            return Conflict(str(master["deviceId"]), _int_or_none(master.get("epoch", epoch)))
+        raise HubUnavailable(f"unusable register answer {str(body)[:200]}")
 
     async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
         body = await self._call("POST", f"{self._venue}/players/heartbeat", {"deviceId": self.device_id})
@@ -76,8 +77,11 @@ class HubClient:
 
     async def changes(self, since: int) -> FeedBatch:
         body = await self._call("GET", f"{self._venue}/changes", params={"since": str(since)})
-        messages = tuple(_message(m) for m in body.get("messages", []))
-        return FeedBatch(int(body["version"]), messages, bool(body.get("more")))
+        try:
+            messages = tuple(_message(m) for m in body.get("messages", []))
+            return FeedBatch(int(body["version"]), messages, bool(body.get("more")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HubUnavailable(f"unusable changes answer: {exc!r}") from None
 
     async def feed(self, since: int) -> AsyncGenerator[FeedMessage, None]:
         url = f"{self._venue}/feed"
