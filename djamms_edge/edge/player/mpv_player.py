@@ -34,8 +34,12 @@ _FADE_STEP_SECONDS = 0.02
 VIDEO_START_LEAD_SECONDS = 0.042
 
 
-def mpv_options(config: PlayerConfig) -> dict[str, str]:
-    """The options the player is created with (pure, so a test can show what a config turns into)."""
+def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, str]:
+    """The options the player is created with (pure, so a test can show what a config turns into).
+
+    ``video`` overrides ``config.video`` (False: the audio-only fallback when no screen can be opened).
+    """
+    video = config.video if video is None else video
     options = {
         # Never read the user's mpv.conf or scripts, never run youtube-dl: the box is reproducible.
         "config": "no",
@@ -52,9 +56,11 @@ def mpv_options(config: PlayerConfig) -> dict[str, str]:
         "replaygain": "no",  # our measured gain is the only levelling
         "volume": f"{config.volume:g}",
     }
-    if config.video:
+    if video:
+        # force-window=immediate opens the screen at start: black between and after tracks (never the
+        # desktop), and a video output that cannot open fails here, once, instead of failing every track.
         options |= {"vo": config.vo, "hwdec": config.hwdec, "fullscreen": "yes" if config.fullscreen else "no",
-                    "force-window": "yes"}  # a black screen between and after tracks, not the desktop
+                    "force-window": "immediate"}
     else:
         options |= {"vid": "no", "vo": "null"}
     if config.ao:
@@ -94,15 +100,27 @@ class MpvPlayer:
         self._current: int | None = None  # started and not ended
         self._end_reasons: dict[int, EndReason] = {}  # why we cut an entry short
         self._volume = config.volume
+        self._video = config.video
         self._closing = False
 
     async def open(self, on_event: EventSink) -> None:
         self._loop = asyncio.get_running_loop()
         self._on_event = on_event
-        options = mpv_options(self._config)
-        self._mpv = mpv.MPV(log_handler=self._log_from_mpv, loglevel="warn", **options)
+        try:
+            self._mpv = await asyncio.to_thread(self._create, self._video)
+        except Exception as exc:  # python-mpv raises several types for "mpv_initialize failed"
+            if not self._video:
+                raise
+            # No screen (unplugged, no DRM device, no display server): the venue still gets its music.
+            reason = exc.args[0] if exc.args else exc
+            log.warning("video output %r cannot be opened (%s): playing audio only", self._config.vo, reason)
+            self._video = False
+            self._mpv = await asyncio.to_thread(self._create, self._video)
         self._mpv.register_event_callback(self._from_mpv_thread)
-        log.info("libmpv %s ready (%s)", self._mpv.mpv_version, "video" if self._config.video else "audio only")
+        log.info("libmpv %s ready (%s)", self._mpv.mpv_version, "video" if self._video else "audio only")
+
+    def _create(self, video: bool) -> Any:
+        return mpv.MPV(log_handler=self._log_from_mpv, loglevel="warn", **mpv_options(self._config, video))
 
     async def close(self) -> None:
         if self._mpv is None or self._closing:
@@ -180,7 +198,7 @@ class MpvPlayer:
             if entry not in still_playing:
                 self._items.pop(entry, None)
         for item in items[keep:]:
-            options = file_options(item, self._config.video)
+            options = file_options(item, self._video)
             result = self._mpv.command("loadfile", str(item.path), "append-play", options)
             entry = int(result["playlist_entry_id"])
             self._items[entry] = item

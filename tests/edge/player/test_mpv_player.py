@@ -19,8 +19,8 @@ from tests.edge.player.conftest import Media
 @pytest.mark.parametrize(
     ("config", "expected", "absent"),
     [
-        pytest.param(PlayerConfig(), {"vo": "gpu", "hwdec": "auto-safe", "fullscreen": "yes", "force-window": "yes"},
-                     {"vid", "ao"}, id="video-box-defaults"),
+        pytest.param(PlayerConfig(), {"vo": "gpu", "hwdec": "auto-safe", "fullscreen": "yes",
+                                      "force-window": "immediate"}, {"vid", "ao"}, id="video-box-defaults"),
         pytest.param(PlayerConfig(hwdec="v4l2m2m-copy", fullscreen=False), {"hwdec": "v4l2m2m-copy",
                      "fullscreen": "no"}, set(), id="raspberry-pi-decoder"),
         pytest.param(PlayerConfig(video=False), {"vid": "no", "vo": "null"}, {"hwdec", "fullscreen"},
@@ -104,3 +104,21 @@ async def test_video_mode_plays_a_music_video_between_its_cues(tmp_path: Path) -
     heard = [i / wav.rate for i, x in enumerate(wav.samples) if abs(x) >= 1e-3]
     assert heard[0] <= 0.045  # at most a frame of silence before the first sound
     assert heard[-1] - heard[0] == pytest.approx(2.0, abs=0.005)  # and none of the sound lost
+
+
+async def test_a_screen_that_cannot_open_falls_back_to_audio_only(
+    tmp_path: Path, media: Media, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A DRM output on a device that does not exist: one warning, and tracks still play (not marked broken)."""
+    config = PlayerConfig(video=True, vo="drm", hwdec="no", ao="null",
+                          mpv_options=(f"drm-device={tmp_path / 'no-such-card'}",))
+    events: asyncio.Queue[PlayerEvent] = asyncio.Queue()
+    player = MpvPlayer(config)
+    await player.open(events.put_nowait)
+    try:
+        player.set_upcoming([PlaybackItem("a", media.short[0], 0.2, 0.8)])
+        async with asyncio.timeout(10):
+            assert [await events.get(), await events.get()] == [Started("a"), Ended("a", EndReason.FINISHED)]
+    finally:
+        await player.close()
+    assert [r.getMessage() for r in caplog.records if "cannot be opened" in r.getMessage()] != []
