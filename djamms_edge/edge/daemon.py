@@ -114,11 +114,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
         log.info("edge daemon running (state in %s)", edge.state_dir)
         await _first_of(stop.wait(), tasks.failed.wait(), *([link.sync.failed.wait()] if link else []))
-        if tasks.failure is not None:
-            log.error("stopping: a subsystem died (%r)", tasks.failure)
+        failure = tasks.failure or (link.sync.failure if link else None)
+        if failure is not None:
+            log.error("stopping: a subsystem died (%r)", failure)
         notifier.stopping()
         log.info("edge daemon stopping")
-    return 1 if tasks.failure is not None else 0
+    return 1 if failure is not None else 0
 
 
 def _alive(tasks: TaskOwner) -> Callable[[], Awaitable[bool]]:

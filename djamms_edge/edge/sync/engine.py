@@ -74,7 +74,12 @@ class EdgeSync:
 
     @property
     def failed(self) -> asyncio.Event:
+        """Set when one of the sync tasks died: the daemon stops (and systemd restarts it)."""
         return self._tasks.failed
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._tasks.failure
 
     async def start(self) -> None:
         resume = await self.db.read(self._remembered_epoch)
