@@ -176,10 +176,13 @@ END
 $$;
 
 -- Append entries, in order, to the end of one of the venue's queues. The caller holds the venue lock.
+-- PL/pgSQL, not SQL: its statement's plan is cached per connection, while a SQL function that cannot be
+-- inlined is planned again on every call (measured: 1.1 ms -> 0.6 ms per paid request).
 CREATE FUNCTION djamms_insert_entries(p_venue text, p_queue text, p_now bigint, p_ids text[], p_video_ids text[],
                                       p_titles text[], p_artists text[], p_durations float8[], p_request_ids text[],
                                       p_requester_ids text[], p_credits float8[]) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
     INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration, request_id,
                                requester_id, paid_credit, created_at_ms)
     SELECT e.entry_id, p_venue, p_queue, base.seq + e.n, e.video_id, e.title, e.artist, e.duration, e.request_id,
@@ -187,6 +190,7 @@ LANGUAGE sql VOLATILE AS $$
     FROM unnest(p_ids, p_video_ids, p_titles, p_artists, p_durations, p_request_ids, p_requester_ids, p_credits)
          WITH ORDINALITY AS e(entry_id, video_id, title, artist, duration, request_id, requester_id, paid_credit, n),
          (SELECT COALESCE(MAX(seq), 0) AS seq FROM queue_entries WHERE venue_id = p_venue AND queue = p_queue) AS base;
+END
 $$;
 
 -- A paid request in one call. p_refusals[n + 1] is the refusal (NULL: accept) when the venue already has
