@@ -9,8 +9,13 @@ Always taking the venue row first also gives one lock order, so writers never
 deadlock. Unique constraints back the rules up (one active player per venue, one
 request per paymentId), and a magic link is consumed by one conditional UPDATE.
 
+Hot paths take one round trip: a heartbeat is one statement, a paid request one
+call of a server-side function (pg_schema, migration 2) that holds the venue lock
+only inside PostgreSQL; rules stay in Python (rules.py) and are passed in.
+
 Each change is also announced with ``pg_notify`` in the same transaction; the
 ``ChangeListener`` on every instance turns that into the store's change events.
+While the database is unreachable every method raises ``StoreUnavailable`` (503).
 """
 
 from __future__ import annotations
