@@ -1,7 +1,7 @@
 """Rows to records: pure mappers any store backend can use.
 
 A row is anything indexable by column name (``sqlite3.Row``, ``asyncpg.Record``);
-both hub schemas use the same column names, so one mapper serves both backends.
+both hub schemas use the same column names, so each mapper fits either backend.
 """
 
 from __future__ import annotations
