@@ -270,3 +270,18 @@ async def test_an_entry_not_downloaded_yet_is_passed_over_not_failed_and_plays_o
     assert [t for t, _ in await rig.played()] == ["one", "two", "paid"]
     passed_over = [r.getMessage() for r in caplog.records if "passing over 'paid'" in r.getMessage()]
     assert len(passed_over) == 1  # one line, not one per retry
+
+
+async def test_a_paid_request_interrupted_by_a_crash_resumes_and_plays_once(rig_factory: MakeRig) -> None:
+    clock = Clock()
+    first = await rig_factory(clock=clock)
+    await first.queue.request(str(first.root / "three.m4a"), title="paid")
+    await first.play(8.0 + 3.0)  # "one" ends, the paid request plays for 3 s
+    await first.crash()
+
+    second = await rig_factory(clock=clock)
+    assert second.player.current is not None and second.player.current.start == pytest.approx(4.0)
+    await second.play(5.0 + 8.0 * 2)
+    history = await second.state.history()
+    assert [(p.entry.title, p.resumes) for p in history][:4] == [("one", 0), ("paid", 1), ("two", 0), ("three", 0)]
+    assert await second.state.waiting_requests() == []
