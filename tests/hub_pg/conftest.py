@@ -25,7 +25,7 @@ from aiohttp import web
 
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.auth import issue_device_token, issue_user_token
-from djamms_edge.hub.config import HubConfig, LimitsConfig, StoreConfig
+from djamms_edge.hub.config import HubConfig, LimitsConfig, RegistryConfig, StoreConfig
 from djamms_edge.hub.store.base import User
 from djamms_edge.hub.store.postgres import PostgresStore
 
@@ -64,6 +64,7 @@ async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str
         f'[hub]\njwt_secret = "{config.jwt_secret}"\nlog_level = "WARNING"\n'
         f'[hub.store]\nurl = "{config.store.url}"\n'
         f"[hub.limits]\nrequests_per_client = {config.limits.requests_per_client}\n"
+        f"[hub.registry]\nstale_after_s = {config.registry.stale_after_s}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
     proc = await asyncio.create_subprocess_exec(
@@ -111,11 +112,12 @@ class TwoHubs:
         return self.urls[i % 2] + "/api/v1" + path
 
 
-def hub_config(pg_url: str, requests_per_client: int = 10_000) -> HubConfig:
+def hub_config(pg_url: str, requests_per_client: int = 10_000, stale_after_s: float = 120.0) -> HubConfig:
     # Per-client request limits get their own test; elsewhere they would only get in the way.
     return dataclasses.replace(
         HubConfig(), jwt_secret=JWT_SECRET, store=StoreConfig(url=pg_url),
         limits=LimitsConfig(requests_per_client=requests_per_client),
+        registry=RegistryConfig(stale_after_s=stale_after_s),
     )
 
 

@@ -96,3 +96,31 @@ async def test_the_per_client_request_limit_is_one_budget_across_instances(pg_ur
     statuses = [status for status, _ in results]
     assert statuses == [201] * 4 + [429] * 6  # in memory, each instance would have granted 4
     assert {body["field"] for status, body in results if status == 429} == {"client"}
+
+
+@SERVINGS
+async def test_a_stale_master_is_replaced_once_with_a_higher_epoch_and_fenced_off(
+    pg_url: str, tmp_path: Path, serving: Serving
+) -> None:
+    async with running_two_hubs(serving, hub_config(pg_url, stale_after_s=1.5), tmp_path) as hubs:
+        old_box = {"deviceId": "box-old", "userAgent": "test"}
+        status, first = await post(hubs, 0, f"/venues/{VENUE}/players/register", old_box, hubs.device_token("box-old"))
+        assert (status, first["status"], first["epoch"]) == (200, "registered", 1)
+        # The old master misses its heartbeats. (Long enough that the new master cannot go stale while
+        # the 20 contenders are still being answered, even on a loaded machine.)
+        await asyncio.sleep(1.6)
+
+        async def take_over(i: int) -> dict[str, Any]:
+            device = f"box-new-{i:02d}"
+            _, body = await post(hubs, i, f"/venues/{VENUE}/players/register", {"deviceId": device, "userAgent": "t"},
+                                 hubs.device_token(device))
+            return dict(body)
+
+        answers = await asyncio.gather(*(take_over(i) for i in range(20)))
+        fenced_status, fenced = await post(hubs, 1, f"/venues/{VENUE}/queue/advance",
+                                           {"deviceId": "box-old", "epoch": 1}, hubs.device_token("box-old"))
+
+    assert [a["status"] for a in answers].count("registered") == 1
+    assert {a["epoch"] for a in answers} == {2}  # strictly one step up, whichever instance answered
+    # The old master's next write, on the other instance, is refused with the current epoch.
+    assert (fenced_status, fenced["error"], fenced["currentEpoch"]) == (409, "stale_epoch", 2)
