@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from djamms_edge.hub.auth import new_link_secret
+from djamms_edge.hub.store.postgres import PostgresStore
 from tests.hub_pg.conftest import SERVINGS, VENUE, Serving, TwoHubs, hub_config, running_two_hubs
 
 
@@ -124,3 +126,20 @@ async def test_a_stale_master_is_replaced_once_with_a_higher_epoch_and_fenced_of
     assert {a["epoch"] for a in answers} == {2}  # strictly one step up, whichever instance answered
     # The old master's next write, on the other instance, is refused with the current epoch.
     assert (fenced_status, fenced["error"], fenced["currentEpoch"]) == (409, "stale_epoch", 2)
+
+
+async def test_a_magic_link_verified_on_both_instances_at_once_signs_in_once(two_hubs: TwoHubs, pg_url: str) -> None:
+    secret, token_hash = new_link_secret()
+    store = PostgresStore(pg_url)  # the link as `create` stores it: only its hash
+    await store.open()
+    try:
+        now_ms = int(time.time() * 1000)
+        await store.create_magic_link(token_hash, "staff@example.com", "https://www.djamms.app/auth", now_ms + 60_000,
+                                      now_ms)
+    finally:
+        await store.close()
+
+    results = await asyncio.gather(*(post(two_hubs, i, "/auth/verify", {"secret": secret}) for i in range(10)))
+
+    assert sorted(status for status, _ in results) == [200] + [401] * 9
+    assert [body["user"]["email"] for status, body in results if status == 200] == ["staff@example.com"]
