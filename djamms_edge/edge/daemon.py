@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from djamms_edge.config import Config
+from djamms_edge.edge.night_analysis import run_night_analysis
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
 from djamms_edge.edge.player.prefetch import keep_prefetched, needs_cache, open_media_cache
@@ -109,6 +110,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         if cache is not None:
             ahead = edge.cache.prefetch_count + edge.player.lookahead
             tasks.start(keep_prefetched(queue, cache, engine, ahead), "prefetch")
+            night = run_night_analysis(cache, edge.night_analysis, engine, link.sync if link else None)
+            tasks.start(night, "night-analysis")
         start_watchdog(tasks, notifier, _alive(tasks))
 
         notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")

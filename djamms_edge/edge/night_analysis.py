@@ -19,6 +19,7 @@ from typing import Protocol
 
 from djamms_edge.edge.media.analyzer import TrackAnalysis
 from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.edge.player.engine import EngineState, PlaybackEngine
 from djamms_edge.edge.sync.config import NightAnalysisConfig
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.hub_api import Analysis
@@ -177,3 +178,21 @@ def report_to(sync: EdgeSync) -> Report:
         await sync.report_analysis(analysis, mode=result.method)
 
     return report
+
+
+async def _keep_local(key: str, result: TrackAnalysis) -> None:
+    """Without a hub the result only lives in the local cache (``reanalyze`` stored it)."""
+
+
+async def run_night_analysis(
+    cache: AnalysisCache, config: NightAnalysisConfig, engine: PlaybackEngine, sync: EdgeSync | None
+) -> None:
+    """The daemon's night-analysis task: yields whenever the engine starts playing."""
+    night = NightAnalyzer(
+        cache,
+        config,
+        report_to(sync) if sync is not None else _keep_local,
+        playing=lambda: engine.status().state is EngineState.PLAYING,
+    )
+    engine.subscribe(night.playback_changed)
+    await night.run()
