@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 RESUME_TAIL_SECONDS = 1.0
 # Each failed resolution marks an entry unplayable and re-plans; this bounds one refill.
 MAX_REPLANS = 25
+# Files are checked (analysed) before the player sees them, so a run of tracks the player itself cannot
+# play points at the player (audio device gone, libmpv wedged), not at the files: the engine gives up and
+# the daemon exits, so systemd restarts it with a fresh player.
+MAX_PLAYER_FAILURES_IN_A_ROW = 5
+
+
+class PlayerBroken(RuntimeError):
+    """The player failed too many tracks in a row to blame the tracks."""
 
 
 class EngineState(StrEnum):
@@ -100,6 +108,7 @@ class PlaybackEngine:
         self._idle = False
         self._not_ready: dict[str, float] = {}  # entry id -> clock time to look at it again
         self._last_saved: tuple[str, float] | None = None
+        self._failures_in_a_row = 0
         self._listeners: list[Callable[[], None]] = []
         queue.subscribe(self.wake)
 
@@ -221,6 +230,7 @@ class PlaybackEngine:
             log.warning("player started an unknown play %s", play_id)
             return
         self._current = ref
+        self._failures_in_a_row = 0
         self._handed = [r for r in self._handed if r.play_id != play_id]
         # Anything handed before this one and not started by now never will be.
         self._refs = {r.play_id: r for r in (ref, *self._handed)}
@@ -241,9 +251,13 @@ class PlaybackEngine:
 
     async def _on_failed(self, play_id: str, message: str) -> None:
         ref = await self._end(play_id, "failed")
-        if ref is not None:
-            log.warning("skipping %s: %s", describe(ref.entry), message)
-            await self._queue.finished(ref.entry, Outcome.FAILED, message)
+        if ref is None:
+            return
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= MAX_PLAYER_FAILURES_IN_A_ROW:
+            raise PlayerBroken(f"the player failed {self._failures_in_a_row} tracks in a row (last: {message})")
+        log.warning("skipping %s: %s", describe(ref.entry), message)
+        await self._queue.finished(ref.entry, Outcome.FAILED, message)
 
     async def _end(self, play_id: str, reason: str) -> PlayRef | None:
         """Forget a play; if it had a history row (it started, or it is a resume), close that row."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from djamms_edge.edge.player.engine import EngineState, PlaybackEngine
+from djamms_edge.edge.player.engine import MAX_PLAYER_FAILURES_IN_A_ROW, EngineState, PlaybackEngine, PlayerBroken
 from djamms_edge.edge.player.fake import FakePlayer
 from djamms_edge.edge.player.resolver import Cue, Unplayable
 from djamms_edge.edge.queue.config import QueueConfig
@@ -94,7 +94,9 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[MakeRig]:
     media = {tmp_path / f"{t}.m4a": TRACK_SECONDS for t in TITLES}
     cues = {str(p): Cue(p, start=1.0, end=TRACK_SECONDS - 1.0) for p in media}
 
-    async def make(titles: tuple[str, ...] = TITLES, clock: Clock | None = None, **config: object) -> Rig:
+    async def make(titles: tuple[str, ...] = TITLES, clock: Clock | None = None, resolvable: tuple[str, ...] = (),
+                   **config: object) -> Rig:
+        """``resolvable``: titles that resolve although the player does not know them (it fails to open them)."""
         db = PlaybackState.database(tmp_path)
         await db.open()
         state = PlaybackState(db)
@@ -102,7 +104,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[MakeRig]:
         playlist = [playlist_entry(str(tmp_path / f"{t}.m4a")) for t in titles]
         queue = LocalQueue(state, playlist, QueueConfig(repeat_window_s=0, artist_separation=0), clock=clock)
         player = FakePlayer(media)
-        resolver = StaticResolver(cues)
+        resolver = StaticResolver(cues | {str(tmp_path / f"{t}.m4a"): Cue(tmp_path / f"{t}.m4a") for t in resolvable})
         engine = PlaybackEngine(player, queue, resolver, state, headless_config(**config), clock=clock)
         await engine.start()
         task = asyncio.create_task(engine.run())
@@ -285,3 +287,13 @@ async def test_a_paid_request_interrupted_by_a_crash_resumes_and_plays_once(rig_
     history = await second.state.history()
     assert [(p.entry.title, p.resumes) for p in history][:4] == [("one", 0), ("paid", 1), ("two", 0), ("three", 0)]
     assert await second.state.waiting_requests() == []
+
+
+async def test_a_player_that_fails_every_track_takes_the_engine_down(rig_factory: MakeRig) -> None:
+    """Tracks that resolve but all fail in the player: blame the player; the daemon exits and is restarted."""
+    titles = tuple(f"t{i}" for i in range(MAX_PLAYER_FAILURES_IN_A_ROW + 2))
+    rig = await rig_factory(titles=titles, resolvable=titles)
+    with pytest.raises(PlayerBroken):
+        async with asyncio.timeout(5):
+            await rig.task
+    assert len(await rig.state.unplayable_since(0)) == MAX_PLAYER_FAILURES_IN_A_ROW - 1
