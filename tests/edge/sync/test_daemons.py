@@ -19,9 +19,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -29,8 +29,10 @@ from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.hub.auth import issue_device_token
 from djamms_edge.hub.store.base import Song
 from djamms_edge.hub.store.sqlite import SqliteStore
+from tests.edge.media.http_server import MediaServer
 from tests.edge.test_daemon import query
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "daemon-test-secret-" + "x" * 32
 VENUE = "venue-1"
@@ -84,31 +86,44 @@ class Proc:
                 self.proc.wait(timeout=10)
 
 
+class LoopThread:
+    """An asyncio loop in a thread, for servers these synchronous process tests need beside them."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_the_rest())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
 class CuttableProxy:
-    """A TCP proxy in a thread between one box and the hub; ``cut()`` drops and refuses its connections."""
+    """A TCP proxy between one box and the hub; ``cut()`` drops and refuses its connections."""
 
     def __init__(self, target_port: int) -> None:
         self.target = target_port
         self.cut_off = threading.Event()
-        self.loop = asyncio.new_event_loop()
         self.writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        self._ready.wait(5)
+        self.thread = LoopThread()
+        self.loop = self.thread.loop
+        self.server = self.thread.run(self._start())
+        self.port = self.server.sockets[0].getsockname()[1]
 
-    def _run(self) -> None:
-        server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self.loop.run_forever()
-        server.close()
-        pending = asyncio.all_tasks(self.loop)
-        for task in pending:
-            task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
+    async def _start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._client, "127.0.0.1", 0)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut_off.is_set():
@@ -147,8 +162,8 @@ class CuttableProxy:
 
     def close(self) -> None:
         self.cut()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
+        self.server.close()
+        self.thread.close()
 
 
 class World:
@@ -180,6 +195,7 @@ class World:
         config.write_text(
             f'[hub]\njwt_secret = "{SECRET}"\n[hub.store]\nurl = "sqlite:///{self.tmp / "hub.db"}"\n'
             f"[hub.registry]\nstale_after_s = {STALE_S}\n"
+            "[hub.requests]\nallow_urls = true\n"  # a venue's own media by URL: how tests serve a paid track
         )
         self.hub = Proc(
             [
@@ -398,3 +414,54 @@ def test_partition_the_cut_off_master_plays_on_then_yields_when_it_hears_from_th
         assert world.get("/queue/full")["nowPlaying"]["deviceId"] == "box-b"
     finally:
         proxy.close()
+
+
+def play_a_paid_request(world: World, tmp_path: Path) -> tuple[int, sqlite3.Row]:
+    """A patron pays for a track (served over loopback HTTP, as a venue's own media) while box-a plays;
+    returns how many plays after the one playing at the time it came, and its play row."""
+    a = world.start_box("box-a")
+    wait_until("box-a playing", master_is_playing(world, "box-a"), world=world)
+    paid = tmp_path / "media" / "paid.m4a"
+    paid.parent.mkdir()
+    paid.write_bytes(world.tracks[0].read_bytes())
+    media = LoopThread()
+    server = MediaServer(paid.parent)
+    try:
+        media.run(server.start())
+        url = f"{server.url}/media/paid.m4a"
+        playing_when_posted = world.plays("box-a")[-1]
+        song = {"videoId": url, "title": "Paid", "artist": "Patron's pick", "duration": 5.6}
+        body = json.dumps({"song": song, "paymentId": "pay-1", "requesterId": "patron-1"}).encode()
+        request = urllib.request.Request(  # noqa: S310 -- loopback
+            f"{world.url}/api/v1/venues/{VENUE}/requests", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 -- loopback
+            assert response.status == 201
+        wait_until(
+            "the paid track to play",
+            lambda: any(p["source"] == url for p in world.plays("box-a")),
+            limit=30,
+            world=world,
+        )
+        plays = [p["play_id"] for p in world.plays("box-a")]
+        paid_play = next(p for p in world.plays("box-a") if p["source"] == url)
+        assert a.proc.poll() is None
+        return plays.index(paid_play["play_id"]) - plays.index(playing_when_posted["play_id"]), paid_play
+    finally:
+        media.run(server.close())
+        media.close()
+
+
+def test_a_paid_request_posted_to_the_hub_plays_on_the_master(world: World, tmp_path: Path) -> None:
+    after, paid = play_a_paid_request(world, tmp_path)
+    assert paid["kind"] == "priority"
+    assert after <= 2  # before the playlist goes on: at worst after the one track already handed to mpv
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the engine passes over a just-downloaded paid entry until its retry (docs/notes-for-playback.md)",
+)
+def test_a_paid_request_posted_to_the_hub_plays_next_on_the_master(world: World, tmp_path: Path) -> None:
+    after, _ = play_a_paid_request(world, tmp_path)
+    assert after == 1
