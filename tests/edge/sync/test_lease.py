@@ -448,6 +448,12 @@ class World:
         self.crashed.add(name)
         self.playing[name] = False
 
+    def restart(self, name: str) -> None:
+        """systemd starts the box again; it remembers the epoch it was playing on, if any."""
+        box = self.boxes[name]
+        self.boxes[name] = initial(name, self.now, resume_epoch=box.epoch if box.playing else None)
+        self.crashed.discard(name)
+
     def players(self) -> list[str]:
         return [n for n, p in self.playing.items() if p]
 
@@ -504,3 +510,27 @@ def test_story_partition_old_master_plays_on_until_it_learns_then_yields() -> No
     world.run(40 + T.retry_max + 0.5)
     assert world.players() == [other]
     assert world.boxes[first].role is Role.STANDBY
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_stories_never_two_tvs_while_both_hear_the_hub_and_settle_on_one(seed: int) -> None:
+    """Cuts, heals, crashes and restarts at random; invariants checked every step (see World.run)."""
+    world = World(stale_after=20.0)
+    world.rng = random.Random(seed)
+    for _ in range(40):
+        name = world.rng.choice(["a", "b"])
+        action = world.rng.choice(["cut", "heal", "crash", "restart", "wait"])
+        if action == "cut":
+            world.cut.add(name)
+        elif action == "heal":
+            world.cut.discard(name)
+        elif action == "crash" and name not in world.crashed:
+            world.crash(name)
+        elif action == "restart" and name in world.crashed:
+            world.restart(name)
+        world.run(world.now + world.rng.uniform(1, 30))
+    for name in list(world.crashed):
+        world.restart(name)
+    world.cut = set()
+    world.run(world.now + 20 + T.heartbeat_interval + T.retry_max + 1)
+    assert len(world.players()) == 1, (seed, world.boxes)
