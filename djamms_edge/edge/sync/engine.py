@@ -67,7 +67,6 @@ class EdgeSync:
         self._kick = asyncio.Event()
         self._tasks = TaskOwner(f"sync:{api.venue_id}")
         self._release_done = asyncio.Event()
-        self.feed_state = "connecting"
         self.feed_ready = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -188,16 +187,14 @@ class EdgeSync:
                     log.warning("feed: lost the change feed (%s); polling until it is back", exc)
                 # Reconnect soon (backoff with jitter); while the socket fails but HTTP works, each round
                 # polls, and rounds are at most poll_interval_s apart.
-                self.feed_state = "polling" if await self._poll_once() else "offline"
                 delay = L.backoff(self.timing, failures, self._rng())
-                if self.feed_state == "polling":
+                if await self._poll_once():
                     delay = min(delay, self.config.poll_interval_s)
                 await asyncio.sleep(delay)
 
     async def _on_feed(self, message: FeedMessage) -> None:
         await self._apply(message)
         if message.kind == "ready":
-            self.feed_state = "live"
             self.handle(L.HubBack())
             self.outbox.wake()
             self.feed_ready.set()
@@ -314,17 +311,6 @@ class EdgeSync:
     def _on_refused(self, item: OutboxItem, exc: HubRefused) -> None:
         if isinstance(exc, StaleEpoch) and item.kind == "now_playing":
             self.handle(L.Fenced(exc.current_epoch))
-
-    # --- status ------------------------------------------------------------------------------------------
-
-    async def status(self) -> dict[str, Any]:
-        view = await self.replica.view()
-        return {
-            "lease": L.describe(self.lease, self._clock()),
-            "feed": self.feed_state,
-            "queue_version": view.version,
-            "outbox": await self.outbox.counts(),
-        }
 
 
 def _hub_song(song: Any) -> dict[str, Any] | None:

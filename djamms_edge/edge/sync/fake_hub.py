@@ -1,5 +1,5 @@
 """An in-memory hub for unit tests: the registry, queue and feed rules the edge relies on, plus switches
-to make it unreachable or lose answers. The contract suite runs the same tests against it and the real
+to make it unreachable (for everyone, or for one edge). The contract suite runs the same tests against it and the real
 hub, so it cannot quietly drift.
 
 ``FakeVenue`` is the shared state (one per venue); each edge gets its own ``FakeHub`` handle on it, the
@@ -106,7 +106,6 @@ class FakeHub:
         self.v = venue
         self.venue_id = venue.venue_id
         self.device_id = device_id
-        self.lose_next_answer = False  # apply the next write but fail as if its answer was lost
         self.cut = False  # this edge alone cannot reach the hub (a partition)
 
     async def set_cut(self, cut: bool) -> None:
@@ -116,11 +115,6 @@ class FakeHub:
     def _reach(self) -> None:
         if self.v.down or self.cut:
             raise HubUnavailable("fake hub is unreachable")
-
-    def _answer(self) -> None:
-        if self.lose_next_answer:
-            self.lose_next_answer = False
-            raise HubUnavailable("fake hub: answer lost")
 
     async def register(self) -> Granted | Conflict:
         self._reach()
@@ -206,7 +200,6 @@ class FakeHub:
         body = {"nowPlaying": v.now_playing, "version": v.version}
         v.keys[key] = body
         await v.notify()
-        self._answer()
         return body
 
     async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json:
@@ -226,7 +219,6 @@ class FakeHub:
         self.v.history.append(record)
         body = {"recorded": True}
         self.v.keys[key] = body
-        self._answer()
         return body
 
     async def history(self, limit: int = 100) -> list[Json]:

@@ -407,23 +407,3 @@ def _stopped(state: LeaseState, event: Event) -> Step:
     if isinstance(event, (Released, Unreachable, HeartbeatOk, HeartbeatLost, Conflict)):
         return replace(state, pending=None), []
     return state, []
-
-
-def describe(state: LeaseState, now: float) -> dict[str, object]:
-    """What the status page shows."""
-    text = {
-        Role.STARTING: "starting: asking the hub who plays",
-        Role.MASTER: "master: playing",
-        Role.MASTER_OFFLINE: "master (offline): hub unreachable, playing from local state",
-        Role.STANDBY: "standby: mirroring the queue, ready to take over",
-        Role.STOPPED: "stopped",
-    }[state.role]
-    return {
-        "role": str(state.role),
-        "summary": text if state.hub_ok or state.role is not Role.STANDBY else text + " (hub unreachable)",
-        "epoch": state.epoch,
-        "master": state.master_device,
-        "hub_reachable": state.hub_ok,
-        "in_role_for_s": round(now - state.since, 1),
-        "hub_unreachable_for_s": None if state.unreachable_since is None else round(now - state.unreachable_since, 1),
-    }

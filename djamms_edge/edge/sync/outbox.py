@@ -1,6 +1,6 @@
 """A durable outbox: what the edge must tell the hub survives outages and restarts.
 
-Now playing, played, analysis results and errors are written here first (in
+Now playing, played and analysis results are written here first (in
 SQLite, each with an idempotency key) and a single pump delivers them in order.
 Delivery is at-least-once (a lost answer means a resend); the hub dedupes on the
 key, so the effect is exactly once. A refused item (bad request, stale epoch) is
@@ -26,7 +26,7 @@ from djamms_edge.shared.sqlite import Database
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["now_playing", "played", "advance", "analysis", "error"]
+Kind = Literal["now_playing", "played", "analysis"]
 State = Literal["pending", "delivered", "rejected"]
 
 

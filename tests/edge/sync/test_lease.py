@@ -38,7 +38,6 @@ from djamms_edge.edge.sync.lease import (
     Tick,
     Unreachable,
     backoff,
-    describe,
     initial,
     next_wakeup,
     step,
@@ -338,14 +337,6 @@ def test_recovery_note_says_how_long_the_hub_was_away() -> None:
 )
 def test_backoff_doubles_with_equal_jitter_and_a_cap(failures: int, jitter: float, delay: float) -> None:
     assert backoff(T, failures, jitter) == pytest.approx(delay)
-
-
-def test_status_says_the_master_is_playing_without_the_hub() -> None:
-    shown = describe(offline(), NOW)
-    assert shown["role"] == "master-offline"
-    assert shown["hub_reachable"] is False
-    assert shown["hub_unreachable_for_s"] == 30.0
-    assert "hub unreachable" in str(shown["summary"])
 
 
 def test_a_pending_request_suppresses_wakeups() -> None:

@@ -115,12 +115,12 @@ async def test_a_refused_message_is_set_aside_and_the_rest_flows(db: Database) -
     outbox = Outbox(db, FAST)
     refused: list[tuple[str, HubRefused]] = []
     outbox.on_refused = lambda item, exc: refused.append((item.key, exc))
-    await outbox.put("error", "err:1", {"bad": True})
+    await outbox.put("analysis", "analysis:bad", {"bad": True})
     await outbox.put("played", "played:e2", {"entryId": "e2"}, epoch=1)
     hub = FlakyHub()
     await pump(outbox, hub, expect=1)
     assert hub.applied == ["played:e2"]
-    assert [key for key, _ in refused] == ["err:1"]
+    assert [key for key, _ in refused] == ["analysis:bad"]
     assert await outbox.counts() == {"pending": 0, "delivered": 1, "rejected": 1}
 
 
@@ -128,7 +128,7 @@ async def test_a_stale_epoch_reaches_the_lease_callback(db: Database) -> None:
     outbox = Outbox(db, FAST)
     fenced: list[int | None] = []
     outbox.on_refused = lambda item, exc: fenced.append(exc.current_epoch if isinstance(exc, StaleEpoch) else -1)
-    await outbox.put("advance", "advance:e1", {"entryId": "e1"}, epoch=1)
+    await outbox.put("now_playing", "np:e1", {"entryId": "e1"}, epoch=1)
     done = asyncio.Event()
 
     async def send(item: OutboxItem) -> None:
