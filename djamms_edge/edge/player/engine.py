@@ -196,6 +196,12 @@ class PlaybackEngine:
         """Look at the queue again soon (it changed, or a control wants it)."""
         self._inbox.put_nowait(None)
 
+    def media_ready(self) -> None:
+        """Media changed state (a download finished, or failed for good): re-resolve the entries passed over
+        now, not when their retry comes due, so a paid request downloaded in time is handed over in time."""
+        self._not_ready = dict.fromkeys(self._not_ready, 0.0)  # keys kept: "passing over" is logged once
+        self.wake()
+
     def subscribe(self, on_change: Callable[[], None]) -> None:
         """``on_change`` is called (on the loop's thread) when anything ``status()`` shows changes."""
         self._listeners.append(on_change)

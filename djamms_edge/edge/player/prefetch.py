@@ -57,7 +57,7 @@ async def keep_prefetched(queue: QueueSource, cache: CacheFeeder, engine: Playba
             continue
         outcome = await cache.prefetch(keys)
         if any(known.get(key) != status for key, status in outcome.items()):
-            engine.wake()
+            engine.media_ready()
         known = outcome
 
 

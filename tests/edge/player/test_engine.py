@@ -263,9 +263,11 @@ async def test_an_entry_not_downloaded_yet_is_passed_over_not_failed_and_plays_o
     assert [i.path.name for i in rig.player.upcoming] == ["two.m4a"]  # the main queue goes on meanwhile
     await rig.play(8.0)  # "two" starts; the paid request keeps waiting, not failed
     assert await rig.state.waiting_requests() != []
-    rig.resolver.downloading.clear()  # the download finished
-    rig.clock.now += 5.0
+    rig.resolver.downloading.clear()  # the download finished, long before the 5 s retry
     rig.engine.wake()
+    await settle()
+    assert [i.path.name for i in rig.player.upcoming] == ["one.m4a"]  # a plain wake does not re-ask
+    rig.engine.media_ready()  # what the prefetcher says when a download finishes
     await settle()
     assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]
     await rig.play(8.0)
