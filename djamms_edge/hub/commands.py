@@ -83,12 +83,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asyncio.run(_seed(config, store, args.venue, args.device)), indent=2))
         return 0
     setup_logging(hub.log_level, program="djamms-hub")
-    host, port = args.host or hub.host, args.port or hub.port
+    # `is not None`: --port 0 (any free port) and --host "" (every interface) are real choices.
+    host = args.host if args.host is not None else hub.host
+    port = args.port if args.port is not None else hub.port
     log.info("hub starting on %s:%d (store %s)", host, port, redacted_url(hub.store.url))
     if not hub.smtp.host:
         log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
     try:
-        web.run_app(create_app(hub, store), host=host, port=port, print=None, access_log=None)
+        web.run_app(create_app(hub, store), host=host, port=port, print=_announce, access_log=None)
     except StoreUnavailable as exc:
         log.error("%s", exc)
         return 1
@@ -96,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         return 1
     return 0
+
+
+def _announce(message: str) -> None:
+    """aiohttp's "Running on URL" banner, as one log line naming the bound port (--port 0 picks one)."""
+    log.info("hub listening: %s", message.splitlines()[0].strip("= ").removeprefix("Running on "))
 
 
 async def _seed(config: Config, store: HubStore, venue_id: str, device_id: str) -> dict[str, str]:

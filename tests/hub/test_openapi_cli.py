@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import jwt
+import pytest
 
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.openapi import DOCUMENT
@@ -109,3 +110,39 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
         result = _hub("serve", "--config", str(_config(tmp_path)), "--host", "127.0.0.1", "--port", str(port))
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config_host", "host_arg"),
+    [("127.0.0.1", "127.0.0.1"),  # --port 0 over a configured port that is taken
+     ("192.0.2.1", "")],  # --host "" (every interface) over a configured address this box does not have
+)
+async def test_serve_port_0_and_empty_host_are_honoured(tmp_path: Path, config_host: str, host_arg: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = tmp_path / "config.toml"
+        config.write_text(f'[hub]\njwt_secret = "{SECRET}"\nhost = "{config_host}"\nport = {taken.getsockname()[1]}\n'
+                          f'[hub.store]\nurl = "sqlite:///{tmp_path / "hub.db"}"\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "djamms_edge.hub.cli", "serve", "--config", str(config), "--host", host_arg,
+            "--port", "0", stderr=asyncio.subprocess.PIPE, start_new_session=True, env=env,
+        )
+        try:
+            assert proc.stderr is not None
+            line = ""
+            while "hub listening:" not in line:
+                raw = await asyncio.wait_for(proc.stderr.readline(), timeout=30)
+                assert raw, "hub exited before listening"
+                line = raw.decode()
+            port = int(line.rsplit(":", 1)[1])
+            assert port not in (0, taken.getsockname()[1])
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert (resp.status, await resp.json()) == (200, {"ok": True})
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+        finally:
+            if proc.returncode is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
