@@ -12,7 +12,7 @@ from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
 from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
-from djamms_edge.hub.web_input import Fields, check_id, query_int, read_json
+from djamms_edge.hub.web_input import Fields, check_id, check_text, query_int, read_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -176,6 +176,8 @@ def _master_write(request: web.Request, venue_id: str, f: Fields) -> MasterWrite
     key = request.headers.get("Idempotency-Key") or f.optional_text("idempotencyKey", max_len=128)
     if key is not None and not 1 <= len(key) <= 128:
         raise ApiError(400, "must be 1-128 characters", "idempotencyKey")
+    if key is not None:
+        check_text(key, "idempotencyKey")  # header bytes that are not UTF-8 arrive as lone surrogates
     device_id = f.ident("deviceId")
     assert device_id is not None
     return MasterWrite(venue_id, device_id, f.integer("epoch"), key)

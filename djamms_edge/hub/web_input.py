@@ -16,6 +16,9 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
 MAX_TEXT = 300
 MAX_SONG_SECONDS = 24 * 3600
+# NUL and lone UTF-16 surrogates (JSON "\u0000", "\ud800"): no UTF-8 text holds a surrogate and PostgreSQL
+# text holds no NUL, so such a string could only fail later, deep in a store, as a 5xx.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -38,6 +41,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         raise ApiError(400, "must be a JSON object (the body is empty)", "body")
     return parse_json_object(raw)
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` if every character of it can be stored and sent back as UTF-8."""
+    if UNSTORABLE.search(value):
+        raise ApiError(400, "must not contain NUL or unpaired surrogate characters", field)
+    return value
 
 
 def check_id(value: object, field: str) -> str:
@@ -70,6 +80,7 @@ class Fields:
             raise ApiError(400, "must be a string", self.name(key))
         if len(value) > max_len:
             raise ApiError(400, f"must be at most {max_len} characters", self.name(key))
+        check_text(value, self.name(key))
         if required and not value.strip():
             raise ApiError(400, "must not be empty", self.name(key))
         return value

@@ -41,7 +41,8 @@ def is_video_id(text: str) -> bool:
 
 
 def is_media_url(text: str) -> bool:
-    if len(text) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in text):
+    # Control characters (NUL among them) and lone surrogates: no real URL has them, no store keeps them.
+    if len(text) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
         return False
     parts = urlsplit(text)
     return parts.scheme in ("http", "https") and bool(parts.hostname)

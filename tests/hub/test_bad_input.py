@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,9 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("PUT", "/api/v1/users", {"email": "a@example.com", "role": "staff", "venueId": VENUE}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
+# Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text
+# cannot hold it) and NUL (PostgreSQL text cannot hold it). Alone or inside otherwise good text.
+UNSTORABLE: list[str] = ["\ud800", "ok\udfffok", "\x00", "ok\x00ok"]
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -157,6 +162,27 @@ async def test_no_hostile_field_value_causes_a_5xx(hub: Hub, method: str, path: 
                 assert isinstance(body, dict)
 
 
+def _text_paths(template: dict) -> list[tuple[Any, ...]]:
+    paths = []
+    for path in _paths(template):
+        value: Any = template
+        for key in path:
+            value = value[key]
+        if isinstance(value, str):
+            paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize(("method", "path", "template"), TEMPLATES, ids=[f"{m} {p}" for m, p, _ in TEMPLATES])
+async def test_unstorable_text_in_any_field_is_a_400_naming_it(hub: Hub, method: str, path: str,
+                                                               template: dict) -> None:
+    await hub.venue(VENUE)
+    for field_path in _text_paths(template):
+        for value in UNSTORABLE:
+            status, body = await hub.call(method, path, _replace(template, field_path, value), hub.admin())
+            assert (status, body["field"]) == (400, ".".join(field_path)), (value, body)
+
+
 async def test_a_hub_bug_is_a_logged_500_that_leaks_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class BrokenStore(SqliteStore):
         async def queue_snapshot(self, venue_id: str) -> QueueSnapshot:
@@ -173,3 +199,25 @@ async def test_a_hub_bug_is_a_logged_500_that_leaks_nothing(tmp_path: Path, capl
     finally:
         await server.close()
     assert "secret internals" in caplog.text and "Traceback" in caplog.text
+
+
+async def test_an_idempotency_key_header_that_is_not_utf8_is_a_400(hub: Hub) -> None:
+    await hub.venue(VENUE)
+    await hub.call("POST", f"/api/v1/venues/{VENUE}/players/register", {"deviceId": "box-a"},
+                   hub.device(VENUE, "box-a"))
+    body = b'{"deviceId": "box-a", "epoch": 1, "song": {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a",' \
+           b' "duration": 200}}'
+    token = hub.device_token(VENUE, "box-a").encode()
+    host, port = hub.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:  # raw bytes: an HTTP client library would refuse to send this header
+        writer.write(b"POST /api/v1/venues/" + VENUE.encode() + b"/played HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + token + b"\r\nIdempotency-Key: k\xff\r\n"
+                     b"Content-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert json.loads(payload)["field"] == "idempotencyKey"

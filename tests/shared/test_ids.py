@@ -33,6 +33,10 @@ def test_valid_sources_are_classified(text: str, kind: str) -> None:
         "https://host/a b.mp4",
         "",
         "--exec=rm",
+        "https://host/\ud800.mp4",  # a lone surrogate (JSON "\ud800")
+        "https://host/a\udfff",
+        "https://host/\x00.mp4",
+        "\x00dQw4w9WgXc",
     ],
 )
 def test_hostile_or_malformed_sources_are_refused(text: str) -> None:
