@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -23,14 +23,20 @@ from sqlite_utils.migrations import Migrations
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+# NORMAL (in WAL mode): a power cut may lose the last commits, never corrupt the file; right for the
+# edge's replica and cache, which can be rebuilt. FULL syncs the WAL at every commit: for data that was
+# acknowledged to someone else (the hub's paid requests).
+Synchronous = Literal["NORMAL", "FULL"]
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
     """A connection configured the way every part of the project expects."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
@@ -59,8 +65,10 @@ def apply_migrations(path: Path, migrations: Migrations) -> None:
 class Database:
     """An SQLite file shared by asyncio code. Open with ``await open()``, close with ``await close()``."""
 
-    def __init__(self, path: Path, migrations: Migrations | None = None, *, readers: int = 2) -> None:
+    def __init__(self, path: Path, migrations: Migrations | None = None, *, readers: int = 2,
+                 synchronous: Synchronous = "NORMAL") -> None:
         self.path = path
+        self.synchronous = synchronous
         self._migrations = migrations
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.name}")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"sqlite-reader-{path.name}")
@@ -77,7 +85,7 @@ class Database:
     def _open_writer(self) -> None:
         if self._migrations is not None:
             apply_migrations(self.path, self._migrations)
-        self._write_conn = connect(self.path)
+        self._write_conn = connect(self.path, self.synchronous)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the writer thread in one immediate transaction."""
@@ -97,7 +105,7 @@ class Database:
     def _read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.path, self.synchronous)
             self._local.conn = conn
             with self._reader_conns_lock:
                 self._reader_conns.append(conn)

@@ -11,6 +11,7 @@ import pytest
 from djamms_edge.hub.auth import new_link_secret
 from djamms_edge.hub.seed import DEMO_TRACKS, seed_demo
 from djamms_edge.hub.store.base import HubStore, InvalidMagicLink, RegistryTimings, Song
+from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import make_store
 
 TIMINGS = RegistryTimings(stale_ms=120_000, expire_ms=86_400_000)
@@ -85,3 +86,14 @@ async def test_seeding_the_demo_twice_changes_nothing(store: HubStore) -> None:
     assert len(await store.list_playlists("demo-venue")) == 1
     snapshot = await store.queue_snapshot("demo-venue")
     assert snapshot.version == version and len(snapshot.main) == len(DEMO_TRACKS)
+
+
+async def test_the_sqlite_hub_syncs_every_commit(tmp_path: Path) -> None:
+    """An acknowledged paid request must survive power loss: synchronous=FULL, not the shared NORMAL."""
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        level = await store._db.write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+        assert level == 2  # FULL
+    finally:
+        await store.close()

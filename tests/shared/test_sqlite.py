@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -53,5 +54,23 @@ async def test_a_failed_write_is_rolled_back(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             await db.write(half_then_fail)
         assert await db.read(lambda c: c.execute("SELECT value FROM counter").fetchone()[0]) == 0
+    finally:
+        await db.close()
+
+
+def _synchronous(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+@pytest.mark.parametrize(("options", "level"), [({}, 1), ({"synchronous": "NORMAL"}, 1),
+                                               ({"synchronous": "FULL"}, 2)])
+async def test_synchronous_is_normal_unless_asked(tmp_path: Path, options: dict[str, Any], level: int) -> None:
+    # NORMAL in WAL mode may lose the last commits on power loss (fine for a cache that can be rebuilt);
+    # FULL syncs the WAL at every commit, for data acknowledged to someone else.
+    db = Database(tmp_path / "t.db", migrations, **options)
+    await db.open()
+    try:
+        assert await db.write(_synchronous) == level
+        assert await db.read(_synchronous) == level
     finally:
         await db.close()

@@ -66,7 +66,8 @@ KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox
 class SqliteStore:
     def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
         self.path = path
-        self._db = Database(path, migrations)
+        # FULL: a paid request the hub has acknowledged must survive a power cut.
+        self._db = Database(path, migrations, synchronous="FULL")
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
