@@ -20,6 +20,12 @@ QueueName = Literal["priority", "main"]
 RequestStatus = Literal["pending", "played", "refund_due"]
 Json = dict[str, Any]
 
+# Shared by every backend, so both stores behave alike.
+PAID_CREDIT = 0.5  # the reference's per-request queue weight
+PRUNE_EVERY = 100  # versions between prunes of the change log
+DAY_MS = 86_400_000
+KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox never lags a week
+
 
 # --- errors --------------------------------------------------------------------------------------
 

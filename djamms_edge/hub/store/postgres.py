@@ -34,6 +34,10 @@ from djamms_edge.hub.ratelimit import RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
+    DAY_MS,
+    KEEP_WRITES_MS,
+    PAID_CREDIT,
+    PRUNE_EVERY,
     Analysis,
     CatalogTrack,
     Change,
@@ -76,10 +80,11 @@ from djamms_edge.hub.store.rows import (
     history_json,
     master_of,
     now_playing_of,
-    song_of,
+    playlist_of,
+    request_of,
     user_of,
+    venue_of,
 )
-from djamms_edge.hub.store.sqlite import DAY_MS, KEEP_WRITES_MS, PAID_CREDIT, PRUNE_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +233,7 @@ class PostgresStore:
             row = await conn.fetchrow(
                 "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = $1", venue_id
             )
-            return None if row is None else Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+            return None if row is None else venue_of(row)
 
         return await self._one(read)
 
@@ -418,11 +423,7 @@ class PostgresStore:
                 " ORDER BY created_at_ms DESC LIMIT $3",
                 venue_id, status, limit,
             )
-            return [
-                RequestRecord(r["request_id"], r["venue_id"], r["payment_id"], r["requester_id"], song_of(r),
-                              r["status"], r["reason"], r["created_at_ms"])
-                for r in rows
-            ]
+            return [request_of(r) for r in rows]
 
         return await self._one(read)
 
@@ -846,8 +847,7 @@ async def _playlist(conn: Conn, playlist_id: str) -> Playlist | None:
     if row is None:
         return None
     tracks = await conn.fetch("SELECT * FROM playlist_tracks WHERE playlist_id = $1 ORDER BY position", playlist_id)
-    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(song_of(t) for t in tracks),
-                    row["active_playlist_id"] == playlist_id)
+    return playlist_of(row, tracks)
 
 
 async def _mark_request_played(conn: Conn, request_id: str) -> None:

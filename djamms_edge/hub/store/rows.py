@@ -6,16 +6,44 @@ both hub schemas use the same column names, so each mapper fits either backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from djamms_edge.hub.store.base import CatalogTrack, Json, MasterInfo, NowPlaying, Offsets, QueueEntry, Song, User
+from djamms_edge.hub.store.base import (
+    CatalogTrack,
+    Json,
+    MasterInfo,
+    NowPlaying,
+    Offsets,
+    Playlist,
+    QueueEntry,
+    RequestRecord,
+    Song,
+    User,
+    Venue,
+)
 
-Row = Mapping[str, Any]
+
+class Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def user_of(row: Row) -> User:
     return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]))
+
+
+def venue_of(row: Row) -> Venue:
+    return Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+
+
+def request_of(row: Row) -> RequestRecord:
+    return RequestRecord(row["request_id"], row["venue_id"], row["payment_id"], row["requester_id"], song_of(row),
+                         row["status"], row["reason"], row["created_at_ms"])
+
+
+def playlist_of(row: Row, tracks: list[Any]) -> Playlist:
+    """``row`` joined with its venue's active_playlist_id; ``tracks`` its playlist_tracks rows in order."""
+    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(song_of(t) for t in tracks),
+                    row["active_playlist_id"] == row["playlist_id"])
 
 
 def song_of(row: Row) -> Song:
@@ -44,3 +72,4 @@ def catalog_track_of(row: Row) -> CatalogTrack:
 def history_json(row: Row) -> Json:
     return {"entryId": row["entry_id"], "videoId": row["video_id"], "requestId": row["request_id"],
             "deviceId": row["device_id"], "epoch": row["epoch"], "playedAt": row["played_at_ms"]}
+

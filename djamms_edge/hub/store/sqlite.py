@@ -21,6 +21,10 @@ from typing import Any, TypeVar, cast
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store.base import (
+    DAY_MS,
+    KEEP_WRITES_MS,
+    PAID_CREDIT,
+    PRUNE_EVERY,
     Analysis,
     CatalogTrack,
     Change,
@@ -35,7 +39,6 @@ from djamms_edge.hub.store.base import (
     Playlist,
     PlayReport,
     QueueEntry,
-    QueueName,
     QueueSnapshot,
     RegistryAnswer,
     RegistryTimings,
@@ -53,14 +56,21 @@ from djamms_edge.hub.store.base import (
     Venue,
     WriteResult,
 )
+from djamms_edge.hub.store.rows import (
+    catalog_track_of,
+    entry_of,
+    history_json,
+    master_of,
+    now_playing_of,
+    playlist_of,
+    request_of,
+    user_of,
+    venue_of,
+)
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database
 
 T = TypeVar("T")
-PAID_CREDIT = 0.5  # the reference's per-request queue weight
-PRUNE_EVERY = 100  # versions between prunes of the change log
-DAY_MS = 86_400_000
-KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox never lags a week
 
 
 class SqliteStore:
@@ -135,7 +145,7 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = ?", (venue_id,)
             ).fetchone()
-            return None if row is None else Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+            return None if row is None else venue_of(row)
 
         return await self._db.read(read)
 
@@ -155,7 +165,7 @@ class SqliteStore:
     async def get_user(self, user_id: str) -> User | None:
         def read(conn: sqlite3.Connection) -> User | None:
             row = conn.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
-            return None if row is None else _user(row)
+            return None if row is None else user_of(row)
 
         return await self._db.read(read)
 
@@ -320,11 +330,7 @@ class SqliteStore:
                 " ORDER BY created_at_ms DESC LIMIT ?",
                 (venue_id, status, status, limit),
             ).fetchall()
-            return [
-                RequestRecord(r["request_id"], r["venue_id"], r["payment_id"], r["requester_id"], _song(r),
-                              r["status"], r["reason"], r["created_at_ms"])
-                for r in rows
-            ]
+            return [request_of(r) for r in rows]
 
         return await self._db.read(read)
 
@@ -463,7 +469,7 @@ class SqliteStore:
                 " ORDER BY CASE queue WHEN 'priority' THEN 0 ELSE 1 END, seq LIMIT 1",
                 (write.venue_id,),
             ).fetchone()
-            playing = None if head is None else self._take_entry(conn, write, _entry(head), now_ms)
+            playing = None if head is None else self._take_entry(conn, write, entry_of(head), now_ms)
             if playing is None and current is not None:
                 if current.entry.request_id is not None:
                     _mark_request_played(conn, current.entry.request_id)
@@ -486,7 +492,7 @@ class SqliteStore:
                     "SELECT * FROM queue_entries WHERE venue_id = ? AND entry_id = ?", (write.venue_id, entry_id)
                 ).fetchone()
             if row is not None:
-                playing = self._take_entry(conn, write, _entry(row), now_ms)
+                playing = self._take_entry(conn, write, entry_of(row), now_ms)
             elif song is not None:
                 # Played from the edge's own replica (offline, or a playlist track the hub no longer queues).
                 adhoc = QueueEntry(entry_id or "e-" + secrets.token_hex(8), "main", song)
@@ -545,11 +551,7 @@ class SqliteStore:
                 " WHERE venue_id = ? ORDER BY played_at_ms DESC, id DESC LIMIT ?",
                 (venue_id, limit),
             ).fetchall()
-            return [
-                {"entryId": r["entry_id"], "videoId": r["video_id"], "requestId": r["request_id"],
-                 "deviceId": r["device_id"], "epoch": r["epoch"], "playedAt": r["played_at_ms"]}
-                for r in rows
-            ]
+            return [history_json(r) for r in rows]
 
         return await self._db.read(read)
 
@@ -683,34 +685,17 @@ def _active_master(conn: sqlite3.Connection, venue_id: str) -> MasterInfo | None
         "SELECT player_id, device_id, epoch, last_heartbeat_ms FROM players WHERE venue_id = ? AND status = 'active'",
         (venue_id,),
     ).fetchone()
-    if row is None:
-        return None
-    return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"])
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]))
+    return None if row is None else master_of(row)
 
 
 def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:
     row = conn.execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
-    return None if row is None else _user(row)
-
-
-def _song(row: sqlite3.Row) -> Song:
-    return Song(row["video_id"], row["title"], row["artist"], row["duration"])
-
-
-def _entry(row: sqlite3.Row) -> QueueEntry:
-    queue: QueueName = row["queue"]
-    return QueueEntry(row["entry_id"], queue, _song(row), row["request_id"], row["requester_id"], row["paid_credit"])
+    return None if row is None else user_of(row)
 
 
 def _now_playing(conn: sqlite3.Connection, venue_id: str) -> NowPlaying | None:
     row = conn.execute("SELECT * FROM now_playing WHERE venue_id = ?", (venue_id,)).fetchone()
-    if row is None:
-        return None
-    return NowPlaying(_entry(row), row["started_at_ms"], row["device_id"], row["epoch"])
+    return None if row is None else now_playing_of(row)
 
 
 def _snapshot(conn: sqlite3.Connection, venue_id: str) -> QueueSnapshot:
@@ -718,7 +703,7 @@ def _snapshot(conn: sqlite3.Connection, venue_id: str) -> QueueSnapshot:
     rows = conn.execute(
         "SELECT * FROM queue_entries WHERE venue_id = ? ORDER BY queue DESC, seq", (venue_id,)
     ).fetchall()  # 'priority' sorts after 'main' ascending, so DESC puts it first
-    entries = [_entry(r) for r in rows]
+    entries = [entry_of(r) for r in rows]
     return QueueSnapshot(
         venue_id,
         venue["version"],
@@ -740,21 +725,15 @@ def _playlist(conn: sqlite3.Connection, playlist_id: str) -> Playlist | None:
     tracks = conn.execute(
         "SELECT * FROM playlist_tracks WHERE playlist_id = ? ORDER BY position", (playlist_id,)
     ).fetchall()
-    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(_song(t) for t in tracks),
-                    row["active_playlist_id"] == playlist_id)
+    return playlist_of(row, tracks)
 
 
 def _catalog(conn: sqlite3.Connection, video_ids: list[str]) -> dict[str, CatalogTrack]:
     found: dict[str, CatalogTrack] = {}
     for video_id in dict.fromkeys(video_ids):
         row = conn.execute("SELECT * FROM catalog WHERE video_id = ?", (video_id,)).fetchone()
-        if row is None:
-            continue
-        override = Offsets(row["override_start"], row["override_end"]) if row["override_set"] else None
-        found[video_id] = CatalogTrack(
-            video_id, row["duration"], Offsets(row["analysis_start"], row["analysis_end"]), row["loudness"],
-            override, row["analysed_by"],
-        )
+        if row is not None:
+            found[video_id] = catalog_track_of(row)
     return found
 
 
