@@ -11,6 +11,8 @@ track time and apply the rules:
   autocue idea), because the player will raise a quiet track and its tail with it;
 * a quiet intro is above that threshold, so it is kept; a cue-in later than
   max(``max_cue_in_seconds``, ``max_cue_in_fraction`` * duration) is nonsense and rejected;
+* a click between two silences is not sound: a DC offset that stops abruptly (digital silence
+  padding after a recording with DC) is a step, which the high-pass turns into a blip of a few ms;
 * a tail window that is silent from its first sample says nothing about where the music ends:
   the caller widens it (``wider_tail_start``) until it finds sound or covers the whole track;
   likewise a head window silent throughout is lengthened while a cue-in could still be accepted.
@@ -30,6 +32,9 @@ EDGE_TOLERANCE_SECONDS = 0.05
 # The head window reaches this far past the cue-in limit so a silence ending just past it is seen
 # (and rejected) instead of looking like a window that was silent throughout.
 HEAD_MARGIN_SECONDS = 1.0
+# Sound this short between two silences is a click (a DC step through the high-pass lasts ~1 ms
+# at -50 dBFS, ~10 ms at -30 dBFS), not music: the silences on both sides count as one.
+MAX_CLICK_SECONDS = 0.01
 # Cues leaving less audible time than this are treated as a detection failure.
 MIN_AUDIBLE_SECONDS = 1.0
 
@@ -83,11 +88,24 @@ def wider_tail_start(duration: float, tail: Window) -> float | None:
     return max(0.0, tail.start - (duration - tail.start))
 
 
+def join_clicks(silences: Sequence[Silence]) -> list[Silence]:
+    """Silences separated by no more than a click, joined into one."""
+    joined: list[Silence] = []
+    for silence in silences:
+        previous = joined[-1] if joined else None
+        if previous is not None and previous.end is not None and silence.start - previous.end <= MAX_CLICK_SECONDS:
+            joined[-1] = Silence(previous.start, silence.end)
+        else:
+            joined.append(silence)
+    return joined
+
+
 def _leading_silence(window: Window) -> float | None:
     """Where a silence touching the window's start ends."""
-    if not window.silences:
+    silences = join_clicks(window.silences)
+    if not silences:
         return None
-    first = window.silences[0]
+    first = silences[0]
     if first.start > window.start + EDGE_TOLERANCE_SECONDS:
         return None
     return window.end if first.end is None else min(first.end, window.end)
@@ -95,9 +113,10 @@ def _leading_silence(window: Window) -> float | None:
 
 def _trailing_silence(window: Window) -> float | None:
     """Where a silence touching the window's end begins."""
-    if not window.silences:
+    silences = join_clicks(window.silences)
+    if not silences:
         return None
-    last = window.silences[-1]
+    last = silences[-1]
     if last.end is not None and last.end < window.end - EDGE_TOLERANCE_SECONDS:
         return None
     return max(last.start, window.start)

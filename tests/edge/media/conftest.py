@@ -18,6 +18,16 @@ FORMATS: tuple[Format, ...] = ("m4a", "webm", "mp4")
 WINDOWED = AnalysisConfig(head_seconds=8.0, tail_seconds=10.0)
 
 
+@dataclass(frozen=True, slots=True)
+class UnderlaidTrack(SynthTrack):
+    """A generated track with ``under`` (an ffmpeg expression of ``t``: rumble, DC) mixed beneath it."""
+
+    under: str = "0"
+
+    def expression(self) -> str:
+        return f"{SynthTrack.expression(self)}+{self.under}"
+
+
 @dataclass(frozen=True)
 class Truth:
     """A generated track and where its audible part really starts and ends."""
@@ -28,6 +38,8 @@ class Truth:
     formats: tuple[Format, ...] = FORMATS
 
 
+RUMBLE = "lt(t,13)*0.003*sin(2*PI*25*t)"
+DC_OFFSET = "lt(t,13)*0.003"
 TRUTHS: dict[str, Truth] = {
     # 2.5 s of digital silence, then sound to the end of the file.
     "leading_silence": Truth(SynthTrack((silence(2.5), tone(20))), 2.5, 22.5),
@@ -47,6 +59,11 @@ TRUTHS: dict[str, Truth] = {
     "late_start": Truth(SynthTrack((silence(5), tone(15))), 0.0, 20.0, ("m4a",)),
     # 20 s of silence at the end fill the whole tail window: the tail is widened until sound is found.
     "long_silent_end": Truth(SynthTrack((tone(9), silence(20))), 0.0, 9.0, ("m4a",)),
+    # Music stops dead at 10 s; turntable rumble (25 Hz at -50 dBFS, above the -60 dBFS threshold)
+    # goes on to 13 s, then digital silence. The rumble is under the high-pass: the music ends at 10 s.
+    "rumble_end": Truth(UnderlaidTrack((tone(10), silence(6)), RUMBLE), 0.0, 10.0),
+    # The same with a DC offset (-50 dBFS) that stops abruptly at 13 s: the step is a click of a few ms.
+    "dc_end": Truth(UnderlaidTrack((tone(10), silence(6)), DC_OFFSET), 0.0, 10.0),
 }
 
 

@@ -8,6 +8,7 @@ from djamms_edge.edge.media.analysis import (
     Cues,
     Window,
     decide,
+    join_clicks,
     silence_threshold_db,
     to_track_time,
     wider_head_length,
@@ -15,6 +16,7 @@ from djamms_edge.edge.media.analysis import (
 )
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffparse import Silence as S
+from djamms_edge.edge.media.ffparse import parse_silences
 
 CONFIG = AnalysisConfig()  # head 20 s, tail 40 s, cue-in limit max(3 s, 5 %)
 D = 200.0  # a track of 200 s: head window 0-20, tail window 160-200
@@ -50,11 +52,15 @@ def tail(*silences: S, start: float = 160.0, end: float = D) -> Window:
         (head(S(0.0, 9.5)), tail(), Cues(9.5, 200.0)),
         # Audio that ends before the container says (a video longer than its sound): end of audio.
         (head(), tail(end=198.0), Cues(0.0, 198.0)),
+        # A click (a DC step through the high-pass) between two silences is not sound...
+        (head(S(0.0, 1.0), S(1.004, 2.0)), tail(S(190.0, 195.0), S(195.002, None)), Cues(2.0, 190.0)),
+        # ...but 50 ms of sound is.
+        (head(S(0.0, 1.0), S(1.05, 2.0)), tail(S(190.0, 195.0), S(195.05, None)), Cues(1.0, 195.05)),
     ],
     ids=[
         "no-silence", "leading", "trailing-open", "trailing-closed-at-eof", "middle-ignored",
         "head-end-not-start", "tail-starts-in-pause", "opus-preskip", "sound-first", "late-cue-in-rejected",
-        "cue-in-within-5-percent", "audio-shorter-than-container",
+        "cue-in-within-5-percent", "audio-shorter-than-container", "click-ignored", "short-sound-kept",
     ],
 )  # fmt: skip
 def test_decide(h: Window, t: Window, cues: Cues) -> None:
@@ -116,3 +122,45 @@ def test_silence_threshold(loudness: float | None, threshold: float) -> None:
 
 def test_window_times_are_mapped_to_track_time() -> None:
     assert to_track_time([S(1.5, 2.0), S(9.0, None)], 160.0) == [S(161.5, 162.0), S(169.0, None)]
+
+
+@pytest.mark.parametrize(
+    ("silences", "joined"),
+    [
+        ([S(1.0, 2.0), S(2.01, None)], [S(1.0, None)]),  # exactly a click apart
+        ([S(1.0, 2.0), S(2.011, None)], [S(1.0, 2.0), S(2.011, None)]),
+        ([S(0.0, 1.0), S(1.001, 2.0), S(2.002, 3.0)], [S(0.0, 3.0)]),
+        ([], []),
+    ],
+)
+def test_join_clicks(silences: list[S], joined: list[S]) -> None:
+    assert join_clicks(silences) == joined
+
+
+# ffmpeg 5.1 on the tail window (the last 10 s, from 6.0 s) of a track whose music stops dead at
+# 10.0 s over a -50 dBFS DC offset that stops at 13.0 s (tests' "dc_end", AAC), at -60 dBFS.
+# Filtered forwards, the high-pass rings 12 ms past the stop and turns the DC step into a click after it:
+RECORDED_TAIL_FORWARDS = """\
+[silencedetect @ 0x55873399a480] silence_start: 4.01206
+[silencedetect @ 0x55873399a480] silence_end: 7 | silence_duration: 2.98794
+[silencedetect @ 0x55873399a480] silence_start: 7.00113
+[silencedetect @ 0x55873399a480] silence_end: 10 | silence_duration: 2.99887
+"""
+# Filtered backwards (areverse,highpass,areverse): both fall before what caused them, the ringing
+# under the music, the click just before the step (areverse holds its output back until the end):
+RECORDED_TAIL_BACKWARDS = """\
+[silencedetect @ 0x55817d01b3c0] silence_start: 4.00006
+[silencedetect @ 0x55817d01b3c0] silence_end: 6.99887 | silence_duration: 2.99881
+[silencedetect @ 0x55817d01b3c0] silence_start: 7
+size=N/A time=00:00:10.00 bitrate=N/A speed= 783x
+video:0kB audio:312kB subtitle:0kB other streams:0kB global headers:0kB muxing overhead: unknown
+[silencedetect @ 0x55817d01b3c0] silence_end: 10 | silence_duration: 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("stderr", "real_end"), [(RECORDED_TAIL_FORWARDS, 10.012), (RECORDED_TAIL_BACKWARDS, 10.0)], ids=["fwd", "bwd"]
+)
+def test_recorded_tail_windows(stderr: str, real_end: float) -> None:
+    tail_window = Window(6.0, 16.0, to_track_time(parse_silences(stderr), 6.0))
+    assert decide(16.0, head(end=8.0), tail_window, CONFIG) == Cues(0.0, real_end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -28,6 +29,42 @@ async def test_cue_points_match_the_truth(media_dir: Path, name: str, fmt: str) 
     assert result.real_start_offset == pytest.approx(truth.real_start, abs=TOLERANCE)
     assert result.real_end_offset == pytest.approx(truth.real_end, abs=TOLERANCE)
     assert result.duration == pytest.approx(truth.track.duration, abs=TOLERANCE)
+
+
+# Where sound starts or stops dead the cue is sample-close: a cue-out late by the high-pass's ringing
+# (12 ms) is what made 12 ms seams in playback. Left out, with their measured reasons: Opus cue-outs
+# (+10 ms: ffmpeg's timeline puts the stop 7 ms late, the Opus pre-skip, and it prints the duration that
+# places the tail window in centiseconds) and "short"'s AAC cue-out (the encoder leaves -55 dBFS of
+# noise for 20 ms after that stop, which is sound at -60 dBFS).
+HARD_TOLERANCE = 0.005
+HARD_STARTS = [(name, fmt) for name in ("leading_silence", "short") for fmt in TRUTHS[name].formats]
+HARD_ENDS = [
+    (name, fmt)
+    for name in ("hard_ending", "quiet_intro", "mid_silence", "long_silent_end", "rumble_end", "dc_end")
+    for fmt in TRUTHS[name].formats
+    if fmt != "webm"
+]
+
+
+@pytest.mark.parametrize(("name", "fmt"), HARD_STARTS, ids=[f"{n}-{f}" for n, f in HARD_STARTS])
+async def test_a_hard_start_is_cued_within_5_ms(media_dir: Path, name: str, fmt: str) -> None:
+    result = await analyze(media_dir / f"{name}.{fmt}", WINDOWED)
+    assert result.real_start_offset == pytest.approx(TRUTHS[name].real_start, abs=HARD_TOLERANCE)
+
+
+@pytest.mark.parametrize(("name", "fmt"), HARD_ENDS, ids=[f"{n}-{f}" for n, f in HARD_ENDS])
+@pytest.mark.parametrize("config", [WINDOWED, AnalysisConfig()], ids=["windows", "tail-covers-all"])
+async def test_a_hard_ending_is_cued_within_5_ms(media_dir: Path, name: str, fmt: str, config: AnalysisConfig) -> None:
+    result = await analyze(media_dir / f"{name}.{fmt}", config)
+    assert result.real_end_offset == pytest.approx(TRUTHS[name].real_end, abs=HARD_TOLERANCE)
+
+
+@pytest.mark.parametrize("name", ["rumble_end", "dc_end"])
+async def test_without_the_high_pass_rumble_and_dc_would_count_as_sound(media_dir: Path, name: str) -> None:
+    # The other side of rumble_end/dc_end: the underlay is above -60 dBFS, so the high-pass is what trims it.
+    unfiltered = dataclasses.replace(WINDOWED, highpass_hz=0.0)
+    result = await analyze(media_dir / f"{name}.m4a", unfiltered)
+    assert result.real_end_offset == pytest.approx(13.0, abs=TOLERANCE)
 
 
 async def test_a_late_cue_in_is_rejected_with_a_reason(media_dir: Path) -> None:
