@@ -11,13 +11,14 @@ from djamms_edge.hub.auth import require, require_admin, require_staff, require_
 from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
-from djamms_edge.hub.store.base import Analysis, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
+from djamms_edge.hub.store.base import Analysis, DeviceError, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
 from djamms_edge.hub.web_input import Fields, check_id, check_text, query_int, read_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 API = "/api/v1"
 VENUE = API + "/venues/{venueId}"
+MAX_ERROR_MESSAGE = 1000
 
 
 def _reply(reply: Reply) -> web.Response:
@@ -172,12 +173,18 @@ async def full_queue(request: web.Request) -> web.Response:
     return web.json_response(snapshot.to_json())
 
 
-def _master_write(request: web.Request, venue_id: str, f: Fields) -> MasterWrite:
+def _idempotency_key(request: web.Request, f: Fields) -> str | None:
+    """The ``Idempotency-Key`` header, else the body's ``idempotencyKey``."""
     key = request.headers.get("Idempotency-Key") or f.optional_text("idempotencyKey", max_len=128)
     if key is not None and not 1 <= len(key) <= 128:
         raise ApiError(400, "must be 1-128 characters", "idempotencyKey")
     if key is not None:
         check_text(key, "idempotencyKey")  # header bytes that are not UTF-8 arrive as lone surrogates
+    return key
+
+
+def _master_write(request: web.Request, venue_id: str, f: Fields) -> MasterWrite:
+    key = _idempotency_key(request, f)
     device_id = f.ident("deviceId")
     assert device_id is not None
     return MasterWrite(venue_id, device_id, f.integer("epoch"), key)
@@ -229,6 +236,39 @@ async def history(request: web.Request) -> web.Response:
     require_venue_member(principal_of(request), venue_id)
     limit = query_int(request, "limit", 100, 1, 1000)
     return web.json_response({"history": await request.app[SERVICE].store.play_history(venue_id, limit)})
+
+
+# --- device errors -------------------------------------------------------------------------------
+
+
+@routes.post(VENUE + "/device-errors")
+async def report_device_error(request: web.Request) -> web.Response:
+    """An edge reports a failure (download, playback) so staff can see it; resends are stored once."""
+    venue_id, f = venue_param(request), await _fields(request)
+    service = request.app[SERVICE]
+    key = _idempotency_key(request, f)
+    if key is None:
+        raise ApiError(400, "is required for error reports (send the Idempotency-Key header)", "idempotencyKey")
+    device_id = f.ident("deviceId")
+    assert device_id is not None
+    video_id = f.video_id("videoId", allow_urls=True) if f.data.get("videoId") is not None else None
+    message = f.text("message", max_len=MAX_ERROR_MESSAGE)
+    at_ms = f.integer("at") if f.data.get("at") is not None else service.now_ms()
+    who = require(principal_of(request))
+    if who.role != "device" or who.venue_id != venue_id or who.device_id != device_id:
+        raise ApiError(403, "only the device itself reports its errors (a device token for this venue and deviceId)",
+                       "Authorization")
+    result = await service.store.report_device_error(
+        DeviceError(venue_id, device_id, key, message, video_id, at_ms), service.now_ms())
+    return web.json_response({**result.body, "replayed": result.replayed}, status=200 if result.replayed else 201)
+
+
+@routes.get(VENUE + "/device-errors")
+async def list_device_errors(request: web.Request) -> web.Response:
+    venue_id = venue_param(request)
+    require_staff(principal_of(request), venue_id)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    return web.json_response({"errors": await request.app[SERVICE].store.device_errors(venue_id, limit)})
 
 
 # --- playlists -------------------------------------------------------------------------------------

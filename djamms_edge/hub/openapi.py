@@ -69,6 +69,13 @@ PATHS: Json = {
     V + "/played": {"post": _op("device: append to play history (idempotency key required)",
                                 body=_obj(**_MASTER_WRITE, entryId=_S, requestId=_S, song=_SONG, playedAt=_I))},
     V + "/history": {"get": _op("device/staff: play history", params=("limit",))},
+    V + "/device-errors": {
+        "post": _op("device: report an error (own venue and deviceId; Idempotency-Key required; 201 stored, "
+                    "200 replayed)", body={**_obj(deviceId=_S, videoId=_S, message={**_S, "maxLength": 1000},
+                                                  at=_I, idempotencyKey=_S),
+                                           "required": ["deviceId", "message"]}, ok="201"),
+        "get": _op("staff: the venue's device errors, newest first", params=("limit",)),
+    },
     V + "/changes": {"get": _op("poll the change feed after a version", params=("since",))},
     V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V", params=("since",))},
     V + "/playlists": {"post": _op("staff: create a playlist", body=_obj(name=_S), ok="201"),

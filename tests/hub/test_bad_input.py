@@ -116,6 +116,8 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"/api/v1/venues/{VENUE}/now-playing", {"deviceId": "box-a", "epoch": 1, "song": SONG}),
     ("POST", f"/api/v1/venues/{VENUE}/played", {"deviceId": "box-a", "epoch": 1, "song": SONG,
                                                   "idempotencyKey": "k", "playedAt": 1}),
+    ("POST", f"/api/v1/venues/{VENUE}/device-errors", {"deviceId": "box-a", "videoId": "dQw4w9WgXcQ",
+                                                         "message": "m", "at": 1, "idempotencyKey": "k"}),
     ("POST", f"/api/v1/venues/{VENUE}/playlists", {"name": "n"}),
     ("PUT", f"/api/v1/venues/{VENUE}/active-playlist", {"playlistId": "pl-1"}),
     ("POST", "/api/v1/catalog/analysis", {"videoId": "dQw4w9WgXcQ", "duration": 1, "realStartOffset": 0,

@@ -10,7 +10,7 @@ import pytest
 
 from djamms_edge.hub.auth import new_link_secret
 from djamms_edge.hub.seed import DEMO_TRACKS, seed_demo
-from djamms_edge.hub.store.base import HubStore, InvalidMagicLink, RegistryTimings, Song
+from djamms_edge.hub.store.base import DeviceError, HubStore, InvalidMagicLink, RegistryTimings, Song
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import make_store
 
@@ -62,6 +62,14 @@ async def test_housekeeping_drops_only_what_has_expired(store: HubStore) -> None
     await store.create_magic_link(old, "b@example.com", "https://x.example/", NOW - 2 * 86_400_000, NOW)
     assert await store.housekeeping(NOW) == 1
     await store.consume_magic_link(fresh, NOW, auto_create=True, new_user_id="user-1")
+
+
+async def test_housekeeping_drops_device_errors_after_30_days(store: HubStore) -> None:
+    day = 86_400_000
+    for key, received in (("old", NOW - 31 * day), ("recent", NOW - 29 * day)):
+        await store.report_device_error(DeviceError("v", "box", key, key, None, received), received)
+    assert await store.housekeeping(NOW) == 1
+    assert [e["message"] for e in await store.device_errors("v", 10)] == ["recent"]
 
 
 async def test_changes_since_walks_the_log_in_order(store: HubStore) -> None:

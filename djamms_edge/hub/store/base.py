@@ -25,6 +25,7 @@ PAID_CREDIT = 0.5  # the reference's per-request queue weight
 PRUNE_EVERY = 100  # versions between prunes of the change log
 DAY_MS = 86_400_000
 KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox never lags a week
+KEEP_DEVICE_ERRORS_MS = 30 * DAY_MS  # long enough for staff to look into a month of trouble
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -357,6 +358,18 @@ class WriteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceError:
+    """An edge's report of something that went wrong (a download, a track that would not play)."""
+
+    venue_id: str
+    device_id: str
+    idempotency_key: str  # per device: a resent report is stored once
+    message: str
+    video_id: str | None
+    at_ms: int  # when it happened on the edge (it may arrive much later, after an outage)
+
+
+@dataclass(frozen=True, slots=True)
 class Venue:
     venue_id: str
     name: str
@@ -452,6 +465,15 @@ class HubStore(Protocol):
 
     async def play_history(self, venue_id: str, limit: int) -> list[Json]: ...
 
+    # device errors
+    async def report_device_error(self, report: DeviceError, now_ms: int) -> WriteResult:
+        """Store ``report`` once per (venue, device, key); a resend answers the first body, ``replayed``."""
+        ...
+
+    async def device_errors(self, venue_id: str, limit: int) -> list[Json]:
+        """The venue's reports, newest (by receipt) first."""
+        ...
+
     async def housekeeping(self, now_ms: int) -> int:
-        """Drop expired links, old idempotency keys and old leases; returns rows removed."""
+        """Drop expired links, old idempotency keys, old leases and old device errors; returns rows removed."""
         ...

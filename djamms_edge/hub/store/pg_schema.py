@@ -284,8 +284,25 @@ END
 $$;
 """
 
+# Edges' error reports, per venue; a resent report (same device and key) is stored once.
+_DEVICE_ERRORS = """
+CREATE TABLE device_errors (
+    id bigserial PRIMARY KEY,
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    device_id text NOT NULL,
+    idempotency_key text NOT NULL,
+    video_id text,
+    message text NOT NULL,
+    at_ms bigint NOT NULL,                -- when it happened on the edge
+    received_at_ms bigint NOT NULL,
+    UNIQUE (venue_id, device_id, idempotency_key)
+);
+CREATE INDEX device_errors_by_venue ON device_errors (venue_id, received_at_ms);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
     Migration(3, "rate-limit buckets shared by every hub instance", _RATE_BUCKETS),
+    Migration(4, "device error reports", _DEVICE_ERRORS),
 )

@@ -35,6 +35,7 @@ from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refu
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
+    KEEP_DEVICE_ERRORS_MS,
     KEEP_WRITES_MS,
     PAID_CREDIT,
     PRUNE_EVERY,
@@ -42,6 +43,7 @@ from djamms_edge.hub.store.base import (
     CatalogTrack,
     Change,
     ChangeBatch,
+    DeviceError,
     InvalidMagicLink,
     Json,
     MasterInfo,
@@ -76,6 +78,7 @@ from djamms_edge.hub.store.pg_migrations import apply_migrations
 from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
     catalog_track_of,
+    device_error_json,
     entry_of,
     history_json,
     master_of,
@@ -669,6 +672,36 @@ class PostgresStore:
 
         return await self._one(read)
 
+    async def report_device_error(self, report: DeviceError, now_ms: int) -> WriteResult:
+        async def tx(conn: Conn) -> WriteResult:
+            await _require_venue(conn, report.venue_id)
+            error_id = await conn.fetchval(
+                "INSERT INTO device_errors (venue_id, device_id, idempotency_key, video_id, message, at_ms,"
+                " received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+                report.venue_id, report.device_id, report.idempotency_key, report.video_id, report.message,
+                report.at_ms, now_ms,
+            )
+            if error_id is not None:
+                return WriteResult({"recorded": True, "errorId": error_id})
+            # A resend: ON CONFLICT waited for the first insert to commit, so this statement sees it.
+            error_id = await conn.fetchval(
+                "SELECT id FROM device_errors WHERE venue_id = $1 AND device_id = $2 AND idempotency_key = $3",
+                report.venue_id, report.device_id, report.idempotency_key,
+            )
+            return WriteResult({"recorded": True, "errorId": error_id}, replayed=True)
+
+        return await self._tx(tx)
+
+    async def device_errors(self, venue_id: str, limit: int) -> list[Json]:
+        async def read(conn: Conn) -> list[Json]:
+            rows = await conn.fetch(
+                "SELECT * FROM device_errors WHERE venue_id = $1 ORDER BY received_at_ms DESC, id DESC LIMIT $2",
+                venue_id, limit,
+            )
+            return [device_error_json(r) for r in rows]
+
+        return await self._one(read)
+
     async def housekeeping(self, now_ms: int) -> int:
         async def tx(conn: Conn) -> int:
             removed = 0
@@ -677,6 +710,7 @@ class PostgresStore:
                 ("DELETE FROM magic_links WHERE expires_at_ms < $1", now_ms - DAY_MS),
                 ("DELETE FROM master_writes WHERE created_at_ms < $1", now_ms - KEEP_WRITES_MS),
                 ("DELETE FROM players WHERE status = 'offline' AND expires_at_ms < $1", now_ms - KEEP_WRITES_MS),
+                ("DELETE FROM device_errors WHERE received_at_ms < $1", now_ms - KEEP_DEVICE_ERRORS_MS),
             ):
                 removed += _affected(await conn.execute(statement, cutoff))
             return removed

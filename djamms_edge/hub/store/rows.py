@@ -73,3 +73,7 @@ def history_json(row: Row) -> Json:
     return {"entryId": row["entry_id"], "videoId": row["video_id"], "requestId": row["request_id"],
             "deviceId": row["device_id"], "epoch": row["epoch"], "playedAt": row["played_at_ms"]}
 
+
+def device_error_json(row: Row) -> Json:
+    return {"errorId": row["id"], "deviceId": row["device_id"], "videoId": row["video_id"],
+            "message": row["message"], "at": row["at_ms"], "receivedAt": row["received_at_ms"]}

@@ -22,6 +22,7 @@ from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
 from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
 from djamms_edge.hub.store.base import (
     DAY_MS,
+    KEEP_DEVICE_ERRORS_MS,
     KEEP_WRITES_MS,
     PAID_CREDIT,
     PRUNE_EVERY,
@@ -29,6 +30,7 @@ from djamms_edge.hub.store.base import (
     CatalogTrack,
     Change,
     ChangeBatch,
+    DeviceError,
     InvalidMagicLink,
     Json,
     MasterInfo,
@@ -58,6 +60,7 @@ from djamms_edge.hub.store.base import (
 )
 from djamms_edge.hub.store.rows import (
     catalog_track_of,
+    device_error_json,
     entry_of,
     history_json,
     master_of,
@@ -555,6 +558,35 @@ class SqliteStore:
 
         return await self._db.read(read)
 
+    async def report_device_error(self, report: DeviceError, now_ms: int) -> WriteResult:
+        def tx(conn: sqlite3.Connection) -> WriteResult:
+            _require_venue(conn, report.venue_id)
+            cur = conn.execute(
+                "INSERT INTO device_errors (venue_id, device_id, idempotency_key, video_id, message, at_ms,"
+                " received_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (report.venue_id, report.device_id, report.idempotency_key, report.video_id, report.message,
+                 report.at_ms, now_ms),
+            )
+            if cur.rowcount == 1:
+                return WriteResult({"recorded": True, "errorId": cur.lastrowid})
+            (error_id,) = conn.execute(
+                "SELECT id FROM device_errors WHERE venue_id = ? AND device_id = ? AND idempotency_key = ?",
+                (report.venue_id, report.device_id, report.idempotency_key),
+            ).fetchone()
+            return WriteResult({"recorded": True, "errorId": error_id}, replayed=True)
+
+        return await self._write(tx)
+
+    async def device_errors(self, venue_id: str, limit: int) -> list[Json]:
+        def read(conn: sqlite3.Connection) -> list[Json]:
+            rows = conn.execute(
+                "SELECT * FROM device_errors WHERE venue_id = ? ORDER BY received_at_ms DESC, id DESC LIMIT ?",
+                (venue_id, limit),
+            ).fetchall()
+            return [device_error_json(r) for r in rows]
+
+        return await self._db.read(read)
+
     async def housekeeping(self, now_ms: int) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             removed = conn.execute("DELETE FROM magic_links WHERE expires_at_ms < ?", (now_ms - DAY_MS,)).rowcount
@@ -563,6 +595,9 @@ class SqliteStore:
             ).rowcount
             removed += conn.execute(
                 "DELETE FROM players WHERE status = 'offline' AND expires_at_ms < ?", (now_ms - KEEP_WRITES_MS,)
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM device_errors WHERE received_at_ms < ?", (now_ms - KEEP_DEVICE_ERRORS_MS,)
             ).rowcount
             return removed
 

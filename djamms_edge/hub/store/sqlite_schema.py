@@ -156,3 +156,23 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     for statement in _INITIAL.split(";\n"):
         if statement.strip():
             db.execute(statement)
+
+
+@migrations()
+def m002_device_errors(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE device_errors (
+            id INTEGER PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            device_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            video_id TEXT,
+            message TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,             -- when it happened on the edge
+            received_at_ms INTEGER NOT NULL,
+            UNIQUE (venue_id, device_id, idempotency_key)
+        )
+        """
+    )
+    db.execute("CREATE INDEX device_errors_by_venue ON device_errors(venue_id, received_at_ms)")
