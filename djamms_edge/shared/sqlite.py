@@ -34,12 +34,17 @@ def connect(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connecti
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    if synchronous not in ("NORMAL", "FULL"):
-        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
+    set_synchronous(conn, synchronous)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
+
+
+def set_synchronous(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
+    """Outside a transaction only: SQLite refuses to change the safety level inside one."""
+    if synchronous not in ("NORMAL", "FULL"):  # it is spliced into the statement
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
 
 
 def run_in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -76,6 +81,7 @@ class Database:
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_conns_lock = threading.Lock()
         self._write_conn: sqlite3.Connection | None = None
+        self._write_level = synchronous
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,14 +93,20 @@ class Database:
             apply_migrations(self.path, self._migrations)
         self._write_conn = connect(self.path, self.synchronous)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on the writer thread in one immediate transaction."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._write_now, fn)
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, synchronous: Synchronous | None = None) -> T:
+        """Run ``fn(conn)`` on the writer thread in one immediate transaction.
 
-    def _write_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        ``synchronous`` overrides the database's level for this commit only. In WAL mode commits stay
+        ordered: a NORMAL commit lost to a power cut is never followed by a surviving FULL one."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._write_now, fn, synchronous or self.synchronous)
+
+    def _write_now(self, fn: Callable[[sqlite3.Connection], T], synchronous: Synchronous) -> T:
         if self._write_conn is None:
             raise RuntimeError(f"database {self.path} is not open")
+        if synchronous != self._write_level:
+            set_synchronous(self._write_conn, synchronous)
+            self._write_level = synchronous
         return run_in_transaction(self._write_conn, fn)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

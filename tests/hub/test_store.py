@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from djamms_edge.hub.auth import new_link_secret
 from djamms_edge.hub.seed import DEMO_TRACKS, seed_demo
-from djamms_edge.hub.store.base import DeviceError, HubStore, InvalidMagicLink, RegistryTimings, Song
+from djamms_edge.hub.store.base import (
+    DeviceError,
+    HubStore,
+    InvalidMagicLink,
+    PaidRequest,
+    RegistryTimings,
+    RequestRules,
+    Song,
+)
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import make_store
 
@@ -96,12 +106,41 @@ async def test_seeding_the_demo_twice_changes_nothing(store: HubStore) -> None:
     assert snapshot.version == version and len(snapshot.main) == len(DEMO_TRACKS)
 
 
-async def test_the_sqlite_hub_syncs_every_commit(tmp_path: Path) -> None:
-    """An acknowledged paid request must survive power loss: synchronous=FULL, not the shared NORMAL."""
+def _level(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_the_sqlite_hub_syncs_every_commit_but_heartbeat_batches(tmp_path: Path) -> None:
+    """An acknowledged paid request must survive power loss: synchronous=FULL, not the shared NORMAL.
+
+    Only a batch of heartbeats alone (durable=False: losing one costs nothing) commits without a sync."""
     store = SqliteStore(tmp_path / "hub.db")
     await store.open()
     try:
-        level = await store._db.write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
-        assert level == 2  # FULL
+        assert await store._write(_level) == 2  # FULL
+        assert await store._write(_level, durable=False) == 1  # NORMAL
+        # While the first write runs, the next two queue up and share one transaction: one durable
+        # write among them makes the whole batch sync.
+        _, heartbeat, paid = await asyncio.gather(store._write(_level), store._write(_level, durable=False),
+                                                  store._write(_level))
+        assert (heartbeat, paid) == (2, 2)
+        _, first, second = await asyncio.gather(store._write(_level), store._write(_level, durable=False),
+                                                store._write(_level, durable=False))
+        assert (first, second) == (1, 1)
+        # The real heartbeat is one of those.
+        await store.create_venue("v", "Venue", NOW)
+        await store.register_player("v", "box", "ua", NOW, TIMINGS)
+        levels = []
+        real_write = store._db.write
+
+        async def spy(fn: Any, *, synchronous: str | None = None) -> Any:
+            levels.append(synchronous)
+            return await real_write(fn, synchronous=synchronous)  # type: ignore[arg-type]
+
+        store._db.write = spy  # type: ignore[method-assign]
+        assert (await store.heartbeat("v", "box", NOW + 1, TIMINGS)).status == "updated"
+        await store.submit_paid_request(PaidRequest("v", Song("dQw4w9WgXcQ", "t", "a", 100), "pay-1", None, "ip"),
+                                        RequestRules(600, 3, 3_600_000), NOW + 2)
+        assert levels == ["NORMAL", "FULL"]
     finally:
         await store.close()

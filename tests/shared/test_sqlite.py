@@ -74,3 +74,15 @@ async def test_synchronous_is_normal_unless_asked(tmp_path: Path, options: dict[
         assert await db.read(_synchronous) == level
     finally:
         await db.close()
+
+
+async def test_one_write_may_skip_the_sync_and_the_next_syncs_again(tmp_path: Path) -> None:
+    db = Database(tmp_path / "t.db", migrations, synchronous="FULL")
+    await db.open()
+    try:
+        assert await db.write(_synchronous, synchronous="NORMAL") == 1
+        assert await db.write(_synchronous) == 2
+        assert await db.write(_increment, synchronous="NORMAL") == 1  # and the write is kept
+        assert await db.read(lambda c: c.execute("SELECT value FROM counter").fetchone()[0]) == 1
+    finally:
+        await db.close()

@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -71,19 +72,28 @@ from djamms_edge.hub.store.rows import (
     venue_of,
 )
 from djamms_edge.hub.store.sqlite_schema import migrations
-from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.sqlite import Database, Synchronous
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A write waiting for its batch."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    durable: bool
 
 
 class SqliteStore:
     def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
         self.path = path
-        # FULL: a paid request the hub has acknowledged must survive a power cut.
+        # FULL: a paid request the hub has acknowledged must survive a power cut (heartbeats opt out, _write).
         self._db = Database(path, migrations, synchronous="FULL")
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Pending] = []
         self._batch_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -92,26 +102,30 @@ class SqliteStore:
     async def close(self) -> None:
         await self._db.close()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``fn`` in its own savepoint, batched with the writes queued meanwhile into one transaction.
 
         Group commit: under load, dozens of heartbeats share one BEGIN IMMEDIATE/COMMIT and one
         trip to the writer thread, yet each still sees the effects of those before it and fails
-        alone. The batch is shielded: a cancelled caller never strands the others in its batch."""
+        alone. The batch is shielded: a cancelled caller never strands the others in its batch.
+        A batch of only non-``durable`` writes (heartbeats: losing one to a power cut costs nothing)
+        commits without waiting for the disk; any durable write in a batch makes it sync."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
+        self._pending.append(_Pending(fn, future, durable))
         async with self._batch_lock:
             if not future.done():
                 batch, self._pending = self._pending, []
                 await asyncio.shield(self._run_batch(batch))
         return cast(T, await future)
 
-    async def _run_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]) -> None:
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        level: Synchronous = "FULL" if any(p.durable for p in batch) else "NORMAL"
         try:
-            outcomes = await self._db.write(lambda conn: [_in_savepoint(conn, fn) for fn, _ in batch])
+            outcomes = await self._db.write(lambda conn: [_in_savepoint(conn, p.fn) for p in batch],
+                                            synchronous=level)
         except Exception as exc:  # the commit itself failed: nothing in the batch happened
             outcomes = [(False, exc)] * len(batch)
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for future, (ok, value) in zip((p.future for p in batch), outcomes, strict=True):
             if ok:
                 future.set_result(value)
             else:
@@ -266,7 +280,8 @@ class SqliteStore:
                 return RegistryAnswer("updated", row["epoch"])
             return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
 
-        return await self._write(tx)
+        # Not durable: a heartbeat lost to a power cut only makes the lease look a few seconds older.
+        return await self._write(tx, durable=False)
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
