@@ -108,8 +108,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         tasks.start(engine.run(), "playback")
         tasks.start(engine.save_positions(), "position-saver")
         if cache is not None:
-            ahead = edge.cache.prefetch_count + edge.player.lookahead
-            tasks.start(keep_prefetched(queue, cache, engine, ahead), "prefetch")
+            protect = edge.cache.prefetch_count + edge.player.lookahead
+            tasks.start(keep_prefetched(queue, cache, engine, fetch=edge.cache.prefetch_count, protect=protect),
+                        "prefetch")
             night = run_night_analysis(cache, edge.night_analysis, engine, link.sync if link else None)
             tasks.start(night, "night-analysis")
         start_watchdog(tasks, notifier, _alive(tasks))

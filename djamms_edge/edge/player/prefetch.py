@@ -1,9 +1,12 @@
 """Keeping what plays next downloaded: the media cache fetches ahead of the engine.
 
 Whenever the queue or the engine changes, the next few entries that are not local files
-(video ids, URLs) go to the cache's ``prefetch`` (which also protects them from eviction);
-when one of them changes state (downloaded, or found gone) the engine is woken so it
-stops passing over it. The playing entry is marked played for least-recently-played eviction.
+(video ids, URLs) are fetched by the media cache, each in a task of its own: a video that
+cannot be had (an offline box, a dead link retrying with backoff) never holds up the ones
+after it, and a fetch whose entry is no longer upcoming (the queue was replaced meanwhile)
+is cancelled. Each fetch that settles (downloaded, or found gone) wakes the engine, so it
+stops passing over that entry at once. Every upcoming entry is protected from eviction, and
+the playing one is marked played for least-recently-played eviction.
 """
 
 from __future__ import annotations
@@ -11,24 +14,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from djamms_edge.edge.player.engine import PlaybackEngine
+from djamms_edge.edge.player.engine import EngineStatus
 from djamms_edge.edge.queue.source import QueueSource
+from djamms_edge.shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from djamms_edge.edge.config import EdgeConfig
-    from djamms_edge.edge.media.cache import MediaCache
+    from djamms_edge.edge.media.cache import CacheEntry, MediaCache
 
 log = logging.getLogger(__name__)
 
 
 class CacheFeeder(Protocol):
-    async def prefetch(self, upcoming: Sequence[str]) -> Mapping[str, str]: ...
+    async def ensure(self, key: str, protected: Collection[str] = ()) -> CacheEntry: ...
 
     async def mark_played(self, key: str) -> None: ...
+
+
+class EngineView(Protocol):
+    """What the prefetcher needs of the playback engine."""
+
+    def status(self) -> EngineStatus: ...
+
+    def subscribe(self, on_change: Callable[[], None]) -> None: ...
+
+    def media_ready(self) -> None: ...
 
 
 def needs_cache(sources: Sequence[str]) -> bool:
@@ -36,29 +50,62 @@ def needs_cache(sources: Sequence[str]) -> bool:
     return any(not Path(source).is_absolute() for source in sources)
 
 
-async def keep_prefetched(queue: QueueSource, cache: CacheFeeder, engine: PlaybackEngine, count: int) -> None:
-    """The prefetcher's task: runs until cancelled."""
+async def keep_prefetched(
+    queue: QueueSource, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int
+) -> None:
+    """The prefetcher's task, until cancelled: fetch the first ``fetch`` upcoming downloads at once,
+    protect the first ``protect`` from eviction."""
     changed = asyncio.Event()
     changed.set()
     queue.subscribe(changed.set)
     engine.subscribe(changed.set)
-    known: Mapping[str, str] = {}
-    marked: str | None = None
-    while True:
-        await changed.wait()
-        changed.clear()
-        playing = engine.status().now_playing
-        if playing is not None and playing.play_id != marked:
-            marked = playing.play_id
-            if needs_cache([playing.entry.source]):
-                await cache.mark_played(playing.entry.source)
-        keys = [e.source for e in await queue.upcoming(count) if needs_cache([e.source])]
-        if not keys:
-            continue
-        outcome = await cache.prefetch(keys)
-        if any(known.get(key) != status for key, status in outcome.items()):
+    fetches = TaskOwner("prefetch")
+    running: dict[str, asyncio.Task[None]] = {}
+    settled: dict[str, str] = {}  # key -> the cache status last seen: the engine is woken when one changes
+    refused: set[str] = set()
+
+    async def fetch_one(key: str, protected: frozenset[str]) -> None:
+        try:
+            status = (await cache.ensure(key, protected)).status
+        except ValueError as exc:  # InvalidSource: the queue holds something no fetcher may see
+            if key not in refused:
+                refused.add(key)
+                log.warning("not prefetching %r: %s", key, exc)
+            return
+        finally:
+            if running.get(key) is asyncio.current_task():
+                del running[key]
+        if settled.get(key) != status:
+            settled[key] = status
             engine.media_ready()
-        known = outcome
+
+    marked: str | None = None
+    failed = asyncio.ensure_future(fetches.failed.wait())
+    try:
+        while True:
+            woken = asyncio.ensure_future(changed.wait())
+            await asyncio.wait([woken, failed], return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+            if fetches.failure is not None:
+                raise fetches.failure
+            changed.clear()
+            playing = engine.status().now_playing
+            if playing is not None and playing.play_id != marked:
+                marked = playing.play_id
+                if needs_cache([playing.entry.source]):
+                    await cache.mark_played(playing.entry.source)
+            upcoming = list(dict.fromkeys(e.source for e in await queue.upcoming(protect) if needs_cache([e.source])))
+            wanted = upcoming[:fetch]
+            for key in [k for k in running if k not in wanted]:
+                log.info("no longer upcoming: stopped fetching %s", key)
+                running.pop(key).cancel()
+            protected = frozenset(upcoming)
+            for key in wanted:
+                if key not in running:
+                    running[key] = fetches.start(fetch_one(key, protected), key)
+    finally:
+        failed.cancel()
+        await fetches.close()
 
 
 @contextlib.asynccontextmanager
