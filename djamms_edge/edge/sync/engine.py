@@ -171,6 +171,7 @@ class EdgeSync:
     async def _follow_feed(self) -> None:
         failures = 0
         down_since: float | None = None
+        await self._start_from_snapshot()
         while True:
             try:
                 async with contextlib.aclosing(self.api.feed(await self.replica.version())) as messages:
@@ -191,6 +192,18 @@ class EdgeSync:
                 if await self._poll_once():
                     delay = min(delay, self.config.poll_interval_s)
                 await asyncio.sleep(delay)
+
+    async def _start_from_snapshot(self) -> None:
+        """A fresh replica (version 0) starts from the hub's current queue instead of replaying the venue's
+        whole change log: a queue replaced long ago would otherwise look upcoming for a moment, and the
+        prefetcher would start downloading it. A hub that does not answer leaves the feed to catch up."""
+        if await self.replica.version() != 0:
+            return
+        try:
+            snapshot = await self.api.snapshot()
+            await self._apply(FeedMessage("snapshot", int(snapshot.get("version", 0)), snapshot))
+        except (HubUnavailable, HubRefused, TypeError, ValueError) as exc:
+            log.info("feed: no snapshot to start from (%s); replaying the change log", exc)
 
     async def _on_feed(self, message: FeedMessage) -> None:
         await self._apply(message)

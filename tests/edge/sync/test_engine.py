@@ -216,3 +216,25 @@ async def test_partition_the_cut_off_master_yields_when_it_hears_from_the_hub(
     counts = await a.sync.outbox.counts()
     assert counts["rejected"] >= 1  # the queue write of the lost lease was refused, not applied
     assert any(h["deviceId"] == "box-a" for h in await a.api.history(100))
+
+
+async def test_a_fresh_box_starts_from_the_current_queue_not_the_whole_history(
+    hub: HubUnderTest, tmp_path: Path
+) -> None:
+    await hub.set_playlist([song(n) for n in range(10, 13)])  # the first playlist is history now
+    box = SimBox("box-new", hub, tmp_path)
+    asked: list[int] = []
+    feed = box.api.feed
+
+    def recording_feed(since: int):  # type: ignore[no-untyped-def]
+        asked.append(since)
+        return feed(since)
+
+    box.api.feed = recording_feed  # type: ignore[method-assign]
+    await box.start()
+    try:
+        await eventually(lambda: box.playing is not None)
+        assert box.playing is not None and box.playing.video_id == song(10)["videoId"]
+        assert asked and asked[0] > 0  # resumed the feed after the snapshot: no replay of the first playlist
+    finally:
+        await box.stop()
