@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 RESUME_TAIL_SECONDS = 1.0
 # Each failed resolution marks an entry unplayable and re-plans; this bounds one refill.
 MAX_REPLANS = 25
+# How far down the queue planning looks for entries whose download is not waited for.
+MAX_SCAN = 100
 # Files are checked (analysed) before the player sees them, so a run of tracks the player itself cannot
 # play points at the player (audio device gone, libmpv wedged), not at the files: the engine gives up and
 # the daemon exits, so systemd restarts it with a fresh player.
@@ -106,7 +108,10 @@ class PlaybackEngine:
         self._resuming: PlayRef | None = None
         self._active = active  # False: start halted (a box that must first win the hub's lease)
         self._idle = False
-        self._not_ready: dict[str, float] = {}  # entry id -> clock time to look at it again
+        # Source -> clock time to look at it again. Keyed by source, not entry: "not downloaded yet" is true of
+        # every entry of that video (a rotation repeats them under new ids), and is logged once per source.
+        self._not_ready: dict[str, float] = {}
+        self._gave_up = False  # the last plan gave up: its error is logged once, not on every re-plan
         self._last_saved: tuple[str, float] | None = None
         self._failures_in_a_row = 0
         self._listeners: list[Callable[[], None]] = []
@@ -324,23 +329,36 @@ class PlaybackEngine:
             now = self._clock()
             waiting = {k for k, until in self._not_ready.items() if until > now}
             planned: list[PlayRef] = []
-            wanted = count + len(waiting) if count > 0 else 0
-            entries = [e for e in (await self._queue.upcoming(wanted) if wanted else [])
-                       if e.entry_id not in waiting][:count]
+            entries = await self._candidates(count, waiting)
             for entry in entries:
                 try:
                     cue = await self._resolver.resolve(entry)
                 except Unplayable as exc:
                     await self._unplayable(entry, exc)
                     break
-                if self._not_ready.pop(entry.entry_id, None) is not None:
+                if self._not_ready.pop(entry.source, None) is not None:
                     log.info("%s is ready now", describe(entry))
                 index = len(planned)
                 same = index < len(reusable) and reusable[index].entry == entry
                 planned.append(self._ref(entry, cue, reusable[index].play_id if same else uuid.uuid4().hex))
             else:
+                self._gave_up = False
                 return planned
-        log.error("gave up planning after %d unplayable entries in a row", MAX_REPLANS)
+        if not self._gave_up:
+            log.error("gave up planning after %d unplayable entries in a row", MAX_REPLANS)
+            self._gave_up = True
+        return []
+
+    async def _candidates(self, count: int, waiting: set[str]) -> list[QueueEntry]:
+        """The next ``count`` upcoming entries whose source is not waiting for its download; the window widens
+        past waiting ones (a source may be queued many times) up to ``MAX_SCAN`` entries."""
+        wanted = count + len(waiting)
+        while count > 0:
+            upcoming = await self._queue.upcoming(wanted)
+            entries = [e for e in upcoming if e.source not in waiting]
+            if len(entries) >= count or len(upcoming) < wanted or wanted >= MAX_SCAN:
+                return entries[:count]
+            wanted = min(MAX_SCAN, wanted * 2)
         return []
 
     async def _unplayable(self, entry: QueueEntry, exc: Unplayable) -> None:
@@ -348,9 +366,9 @@ class PlaybackEngine:
             log.warning("skipping %s: %s", describe(entry), exc)
             await self._queue.finished(entry, Outcome.FAILED, str(exc))
         else:  # one line when it is first passed over, not one per retry
-            if entry.entry_id not in self._not_ready:
+            if entry.source not in self._not_ready:
                 log.info("passing over %s for now: %s", describe(entry), exc)
-            self._not_ready[entry.entry_id] = self._clock() + exc.retry_after
+            self._not_ready[entry.source] = self._clock() + exc.retry_after
 
     @staticmethod
     def _ref(entry: QueueEntry, cue: Cue, play_id: str, resume: bool = False) -> PlayRef:

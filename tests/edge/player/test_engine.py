@@ -299,3 +299,58 @@ async def test_a_player_that_fails_every_track_takes_the_engine_down(rig_factory
         async with asyncio.timeout(5):
             await rig.task
     assert len(await rig.state.unplayable_since(0)) == MAX_PLAYER_FAILURES_IN_A_ROW - 1
+
+
+class Rotation:
+    """A playlist repeating without end under a new entry id each time round, as the hub replica's offline
+    rotation does; failures are not remembered (the replica forgets nothing the hub has not confirmed)."""
+
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        self.listeners: list[Callable[[], None]] = []
+
+    async def upcoming(self, count: int) -> list[QueueEntry]:
+        return [QueueEntry(f"e{n}", self.sources[n % len(self.sources)], title=f"t{n % len(self.sources)}")
+                for n in range(count)]
+
+    async def started(self, entry: QueueEntry) -> None: ...
+
+    async def finished(self, entry: QueueEntry, outcome: object, detail: str = "") -> None: ...
+
+    def subscribe(self, on_change: Callable[[], None]) -> None:
+        self.listeners.append(on_change)
+
+
+@pytest.mark.parametrize(
+    ("downloading", "expected"),
+    [(True, "passing over"), (False, "gave up planning")],
+    ids=["not-downloaded", "all-broken"],
+)
+async def test_a_queue_that_cannot_play_logs_each_state_change_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, downloading: bool, expected: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="djamms_edge.edge.player.engine")
+    sources = [str(tmp_path / f"{n}.m4a") for n in range(3)]
+    resolver = StaticResolver({})  # nothing resolves: missing files, or downloads still running
+    if downloading:
+        resolver.downloading.update(sources)
+    db = PlaybackState.database(tmp_path)
+    await db.open()
+    clock = Clock()
+    engine = PlaybackEngine(FakePlayer({}), Rotation(sources), resolver, PlaybackState(db), headless_config(),
+                            clock=clock)
+    await engine.start()
+    task = asyncio.create_task(engine.run())
+    try:
+        for _ in range(10):  # queue changes, replans, downloads coming due again
+            engine.wake()
+            engine.media_ready()
+            clock.now += 6.0
+            await settle()
+        assert engine.status().state is EngineState.IDLE
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.close()
+    lines = [r.getMessage() for r in caplog.records if expected in r.getMessage()]
+    assert len(lines) == (len(sources) if downloading else 1), lines
