@@ -458,10 +458,6 @@ def test_a_paid_request_posted_to_the_hub_plays_on_the_master(world: World, tmp_
     assert after <= 2  # before the playlist goes on: at worst after the one track already handed to mpv
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine passes over a just-downloaded paid entry until its retry (docs/notes-for-playback.md)",
-)
 def test_a_paid_request_posted_to_the_hub_plays_next_on_the_master(world: World, tmp_path: Path) -> None:
     after, _ = play_a_paid_request(world, tmp_path)
     assert after == 1
