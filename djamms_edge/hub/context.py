@@ -57,6 +57,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         text = (exc.text or "").strip()
         message = exc.reason if not text or text.startswith(f"{exc.status}:") else text
         return web.json_response({"error": message, "field": field}, status=exc.status, headers=_allow(exc))
+    except ConnectionResetError:
+        # The client went away mid-request (an edge restarting while its feed socket opens): nobody to answer.
+        log.debug("client left during %s %s", request.method, request.path)
+        raise
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
         return web.json_response({"error": "internal error", "field": None}, status=500)
