@@ -184,10 +184,10 @@ async def _keep_local(key: str, result: TrackAnalysis) -> None:
     """Without a hub the result only lives in the local cache (``reanalyze`` stored it)."""
 
 
-async def run_night_analysis(
+def night_analyzer(
     cache: AnalysisCache, config: NightAnalysisConfig, engine: PlaybackEngine, sync: EdgeSync | None
-) -> None:
-    """The daemon's night-analysis task: yields whenever the engine starts playing."""
+) -> NightAnalyzer:
+    """The daemon's night analysis (its task is ``run()``): yields whenever the engine starts playing."""
     night = NightAnalyzer(
         cache,
         config,
@@ -195,4 +195,4 @@ async def run_night_analysis(
         playing=lambda: engine.status().state is EngineState.PLAYING,
     )
     engine.subscribe(night.playback_changed)
-    await night.run()
+    return night

@@ -8,6 +8,7 @@ What it reads, and only through their public interfaces:
   snapshot serves the last result);
 - optionally the hub lease (``EdgeSync.lease``) for the role and hub link, and the media
   cache's ``usage()`` for cache use; a daemon without them shows "no hub" / "not in use";
+- optionally the idle-night analysis's progress (``NightAnalyzer.progress``), read with the lease;
 - WARNING+ lines of the ``djamms_edge`` loggers as recent errors (``RecentErrorLog``).
 """
 
@@ -20,6 +21,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from djamms_edge import __version__
 from djamms_edge.edge.player.engine import EngineState, EngineStatus, PlaybackEngine
@@ -28,6 +30,7 @@ from djamms_edge.edge.queue.source import QueueSource
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.status.errors import RecentErrorLog
 from djamms_edge.edge.status.model import (
+    AnalysisProgress,
     CacheUse,
     ChangeCounter,
     ControlRefused,
@@ -42,10 +45,13 @@ from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.lease import Role as LeaseRole
 from djamms_edge.shared.tasks import TaskOwner
 
+if TYPE_CHECKING:
+    from djamms_edge.edge.night_analysis import Progress
+
 log = logging.getLogger(__name__)
 
 QUEUE_PREVIEW = 5  # entries of each queue the page lists
-LEASE_CHECK_S = 1.0  # the lease machine has no listener; reading two attributes a second is free
+LEASE_CHECK_S = 1.0  # the lease and analysis progress have no listener; reading a few attributes a second is free
 CACHE_CHECK_S = 15.0  # cache use moves slowly (one download at a time)
 ERRORS_LOGGER = "djamms_edge"
 
@@ -95,6 +101,11 @@ def now_playing_of(status: EngineStatus, now: float) -> NowPlaying | None:
     )
 
 
+def analysis_of(progress: Progress) -> AnalysisProgress:
+    """Pure: the night analysis's progress in the page's terms."""
+    return AnalysisProgress(done=progress.done, total=progress.total, running=progress.state == "analysing")
+
+
 def queue_item(entry: QueueEntry) -> QueueItem:
     return QueueItem(entry.entry_id, entry.title or entry.source, entry.artist, entry.source, entry.requested_by)
 
@@ -110,6 +121,7 @@ class DaemonStatusSource:
         lease: Callable[[], LeaseState] | None = None,
         cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
         cache_cap_bytes: int = 0,
+        analysis: Callable[[], Progress] | None = None,
         preview: int = QUEUE_PREVIEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -120,6 +132,8 @@ class DaemonStatusSource:
         self._lease = lease
         self._cache_usage = cache_usage
         self._cache_cap = cache_cap_bytes
+        self._analysis_progress = analysis
+        self._analysis = analysis_of(analysis()) if analysis else None
         self._preview = preview
         self._clock = clock
         self._changes = ChangeCounter()
@@ -139,7 +153,7 @@ class DaemonStatusSource:
         self._queue.subscribe(self._on_daemon_change)
         self._queue_stale.set()
         self._tasks.start(self._follow_queue(), "queue-preview")
-        self._tasks.start(self._follow_link(), "hub-link")
+        self._tasks.start(self._follow_polled(), "hub-link+analysis")
         if self._cache_usage is not None:
             self._tasks.start(self._follow_cache(self._cache_usage), "cache-usage")
 
@@ -170,7 +184,7 @@ class DaemonStatusSource:
             priority_queue=self._priority,
             main_queue=self._main,
             cache=self._cache,
-            analysis=None,  # the idle-night analysis has no runner in the daemon yet
+            analysis=self._analysis,
             recent_errors=errors.recent() if errors else (),
             errors_total=errors.total if errors else 0,
             volume=status.volume,
@@ -229,13 +243,17 @@ class DaemonStatusSource:
                 self._priority, self._main = priority, main
                 self._changes.bump()
 
-    async def _follow_link(self) -> None:
+    async def _follow_polled(self) -> None:
         while True:
             link = link_state(self._engine.status().state, self._lease() if self._lease else None)
             if link != self._link:
                 if link.connected != self._link.connected:
                     self._link_since = self._clock()
                 self._link = link
+                self._changes.bump()
+            analysis = analysis_of(self._analysis_progress()) if self._analysis_progress else None
+            if analysis != self._analysis:
+                self._analysis = analysis
                 self._changes.bump()
             await asyncio.sleep(LEASE_CHECK_S)
 
@@ -265,11 +283,13 @@ async def serve_status_page(
     lease: Callable[[], LeaseState] | None = None,
     cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
     cache_cap_bytes: int = 0,
+    analysis: Callable[[], Progress] | None = None,
 ) -> AsyncIterator[StatusServer | None]:
     """The daemon's status page for as long as the context lasts.
 
     ``lease`` (e.g. ``lambda: sync.lease``) and ``cache_usage`` (``MediaCache.usage``) are
-    for a daemon that runs the hub sync and the media cache. A page that cannot start (its
+    for a daemon that runs the hub sync and the media cache, ``analysis`` (``lambda: night.progress``)
+    for one that runs the idle-night analysis. A page that cannot start (its
     port is taken) is one error line, not a silent venue: the daemon runs on without it.
     """
     source = DaemonStatusSource(
@@ -280,6 +300,7 @@ async def serve_status_page(
         lease=lease,
         cache_usage=cache_usage,
         cache_cap_bytes=cache_cap_bytes,
+        analysis=analysis,
     )
     await source.start()
     try:

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from djamms_edge.edge.night_analysis import Progress
 from djamms_edge.edge.player.engine import EngineState
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState, link_state, serve_status_page
-from djamms_edge.edge.status.model import CacheUse, ControlRefused
+from djamms_edge.edge.status.model import AnalysisProgress, CacheUse, ControlRefused
 from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.lease import Role as LeaseRole
 from tests.edge.player.test_engine import MakeRig, Rig, settle
@@ -140,5 +141,22 @@ async def test_lease_and_cache_changes_reach_the_page(rig_factory: MakeRig) -> N
         await asyncio.wait_for(source.wait_changed(seen), 3)  # noticed within the one-second check
         snap = source.snapshot()
         assert (snap.role, snap.hub.connected, snap.hub.detail) == ("master", False, "hub unreachable")
+    finally:
+        await source.close()
+
+
+async def test_night_analysis_progress_reaches_the_page(rig_factory: MakeRig) -> None:
+    rig = await rig_factory()
+    progress = Progress()
+    source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", analysis=lambda: progress)
+    await source.start()
+    try:
+        await settle()
+        assert source.snapshot().analysis == AnalysisProgress(done=0, total=0, running=False)
+        seen = source.snapshot().version
+        progress = Progress(total=12, state="analysing")  # a new round replaces the progress object
+        progress.done = 5
+        await asyncio.wait_for(source.wait_changed(seen), 3)  # noticed within the one-second check
+        assert source.snapshot().analysis == AnalysisProgress(done=5, total=12, running=True)
     finally:
         await source.close()
