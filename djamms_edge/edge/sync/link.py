@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from djamms_edge.edge.config import EdgeConfig
 from djamms_edge.edge.player.engine import PlaybackEngine
@@ -27,19 +25,6 @@ from djamms_edge.edge.sync.store import open_sync_db
 from djamms_edge.shared.sqlite import Database
 
 log = logging.getLogger(__name__)
-
-MACHINE_ID = Path("/etc/machine-id")
-
-
-def device_id_of(edge: EdgeConfig, machine_id: Path = MACHINE_ID) -> str:
-    """The configured device id, else one derived from the machine id (stable across reinstalls of us)."""
-    if edge.device_id:
-        return edge.device_id
-    try:
-        return "box-" + machine_id.read_text(encoding="ascii").strip()[:12]
-    except (OSError, UnicodeDecodeError):
-        return socket.gethostname()
-
 
 class HubLink:
     def __init__(self, api: HubApi, db: Database, config: SyncConfig) -> None:
@@ -75,10 +60,11 @@ class HubLink:
 
 @contextlib.asynccontextmanager
 async def open_hub_link(edge: EdgeConfig) -> AsyncIterator[HubLink]:
+    """``edge.device_id`` as the daemon resolved it (``djamms_edge.edge.device.device_id``)."""
     db = open_sync_db(edge.state_dir)
     await db.open()
     client = HubClient(
-        edge.hub.url, edge.hub.device_token, edge.venue_id, device_id_of(edge), timeout_s=edge.sync.request_timeout_s
+        edge.hub.url, edge.hub.device_token, edge.venue_id, edge.device_id, timeout_s=edge.sync.request_timeout_s
     )
     link = HubLink(client, db, edge.sync)
     log.info("hub %s, venue %s, this box is %s", edge.hub.url, edge.venue_id, client.device_id)
