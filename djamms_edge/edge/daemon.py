@@ -18,11 +18,14 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from djamms_edge.config import Config
-from djamms_edge.edge.night_analysis import run_night_analysis
+from djamms_edge.edge.device import device_id
+from djamms_edge.edge.night_analysis import night_analyzer
+from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
 from djamms_edge.edge.player.prefetch import keep_prefetched, needs_cache, open_media_cache
@@ -47,9 +50,20 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = load_or_exit(args.config)
-    setup_logging(config.edge.log_level, program="djamms-edge")
+    config = with_device_id(load_or_exit(args.config))
+    edge = config.edge
+    # In the journal every line carries the venue and box: `journalctl VENUE=… DEVICE=…` across a fleet.
+    fields = {"VENUE": edge.venue_id, "DEVICE": edge.device_id}
+    setup_logging(edge.log_level, program="djamms-edge", journal_fields=fields)
     return asyncio.run(run_daemon(config))
+
+
+def with_device_id(config: Config) -> Config:
+    """The config with ``edge.device_id`` filled in (derived from the machine id when not configured), so the
+    hub registry, the status page and the logs all name this box the same way."""
+    if config.edge.device_id:
+        return config
+    return replace(config, edge=replace(config.edge, device_id=device_id(config.edge.device_id)))
 
 
 def playlist_entries(config: Config) -> list[QueueEntry]:
@@ -68,7 +82,7 @@ def playlist_entries(config: Config) -> list[QueueEntry]:
 
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     """Run until ``stop`` is set, SIGTERM/SIGINT arrives, or a subsystem dies (exit status 1)."""
-    edge = config.edge
+    edge = with_device_id(config).edge
     stop = stop or asyncio.Event()
     notifier = ServiceNotifier()
     tasks = TaskOwner("edge")
@@ -98,10 +112,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             link.attach(engine)
             await link.start()
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
+        night = night_analyzer(cache, edge.night_analysis, engine, link.sync if link else None) if cache else None
         await stack.enter_async_context(
             serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
                               lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
-                              cache_cap_bytes=edge.cache.max_bytes)
+                              cache_cap_bytes=edge.cache.max_bytes,
+                              analysis=(lambda: night.progress) if night else None)
         )
 
         stack.push_async_callback(tasks.close)
@@ -111,9 +127,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             protect = edge.cache.prefetch_count + edge.player.lookahead
             tasks.start(keep_prefetched(queue, cache, engine, fetch=edge.cache.prefetch_count, protect=protect),
                         "prefetch")
-            night = run_night_analysis(cache, edge.night_analysis, engine, link.sync if link else None)
-            tasks.start(night, "night-analysis")
-        start_watchdog(tasks, notifier, _alive(tasks))
+        if night is not None:
+            tasks.start(night.run(), "night-analysis")
+        start_watchdog(tasks, notifier, health_check(tasks, engine.player))
 
         notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
         log.info("edge daemon running (state in %s)", edge.state_dir)
@@ -126,9 +142,15 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
     return 1 if failure is not None else 0
 
 
-def _alive(tasks: TaskOwner) -> Callable[[], Awaitable[bool]]:
+def health_check(tasks: TaskOwner, player: Player) -> Callable[[], Awaitable[bool]]:
+    """The watchdog's question: no subsystem died, and the player answers (a stuck libmpv does not, and the
+    watchdog's timeout turns that into withheld pings: systemd restarts us)."""
+
     async def healthy() -> bool:
-        return not tasks.failed.is_set()
+        if tasks.failed.is_set():
+            return False
+        await player.probe()
+        return True
 
     return healthy
 

@@ -107,3 +107,7 @@ class Player(Protocol):
     def position(self) -> float | None:
         """Seconds of media time into the current item's file, or None when nothing plays."""
         ...
+
+    async def probe(self) -> None:
+        """Return once the player has answered a question (the watchdog's health check times it out)."""
+        ...

@@ -26,6 +26,8 @@ class FakePlayer:
         self._volume = volume
         self.fades: list[float] = []  # the fade length of every skip, for tests
         self.closed = False
+        self.answering = asyncio.Event()  # clear it for a player that stops answering
+        self.answering.set()
 
     async def open(self, on_event: EventSink) -> None:
         self._on_event = on_event
@@ -120,3 +122,6 @@ class FakePlayer:
 
     def position(self) -> float | None:
         return None if self._current is None else self._position
+
+    async def probe(self) -> None:
+        await self.answering.wait()

@@ -102,6 +102,7 @@ class MpvPlayer:
         self._volume = config.volume
         self._video = config.video
         self._closing = False
+        self._probe: asyncio.Future[Any] | None = None
 
     async def open(self, on_event: EventSink) -> None:
         self._loop = asyncio.get_running_loop()
@@ -266,6 +267,16 @@ class MpvPlayer:
     @property
     def volume(self) -> float:
         return self._volume
+
+    async def probe(self) -> None:
+        """Read a property off the loop: a wedged libmpv holds the call, not the loop. At most one read is in
+        flight; while it hangs, every probe waits on it (no thread piles up behind a stuck core)."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(asyncio.to_thread(self._read_core))
+        await asyncio.shield(self._probe)
+
+    def _read_core(self) -> Any:
+        return self._mpv.idle_active
 
     def position(self) -> float | None:
         if self._current is None:

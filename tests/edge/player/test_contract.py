@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, Started
@@ -94,3 +96,8 @@ async def test_stop_ends_the_current_item_and_drops_the_upcoming(harness: Harnes
     await harness.elapse(1.5)
     assert harness.events.empty()
     assert harness.player.position() is None
+
+
+async def test_probe_answers_while_playing(harness: Harness, media: Media) -> None:
+    harness.player.set_upcoming([item("a", media.short[0])])
+    await asyncio.wait_for(harness.player.probe(), 2)  # the watchdog's question: answered within its timeout
