@@ -1,0 +1,95 @@
+"""``python -m djamms_edge.demo`` end to end: a real hub and a real edge daemon as subprocesses, media generated
+with ffmpeg and fetched over loopback with yt-dlp, played by libmpv (ao=null). The demo must actually play a demo
+track, take the paid request into the priority queue (or play it), stop by itself and leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from djamms_edge.demo import DEMO_TRACKS
+
+DEMO_SECONDS = 40.0
+TITLES = {demo.title for demo in DEMO_TRACKS}
+PAID = DEMO_TRACKS[-1].title
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def status(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as response:
+            return dict(json.load(response))
+    except OSError:
+        return None  # not up yet
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line names ``text`` (this test's directory: the demo's hub and edge)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path) -> None:
+    status_port = free_port()
+    argv = [
+        sys.executable, "-m", "djamms_edge.demo", "--no-audio", "--no-video", "--seconds", str(DEMO_SECONDS),
+        "--dir", str(tmp_path / "demo"), "--hub-port", str(free_port()), "--status-port", str(status_port),
+        "--media-port", str(free_port()),
+    ]
+    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing
+    paid_seen = False
+    try:
+        while time.monotonic() - started < DEMO_SECONDS and demo.poll() is None:
+            snap = status(status_port)
+            if snap is not None:
+                now = snap["now_playing"]
+                if now is not None and now["title"] in TITLES:
+                    playing.append((now["entry_id"], now["position"]))
+                queued = [item["title"] for item in snap["priority_queue"]]
+                paid_seen |= PAID in queued or (now is not None and now["title"] == PAID)
+            if paid_seen and _advanced(playing):
+                break
+            time.sleep(0.5)
+        assert _advanced(playing), f"no demo track played: {playing[-5:]}"
+        assert paid_seen, "the paid request never reached the priority queue"
+        output, _ = demo.communicate(timeout=DEMO_SECONDS + 30)  # stops by itself after DEMO_SECONDS
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert processes_mentioning(str(tmp_path)) == []  # the hub and the edge stopped with it
+
+
+def _advanced(samples: list[tuple[str, float]]) -> bool:
+    """One play seen at two positions, the later further on: playback, not a stuck player."""
+    first: dict[str, float] = {}
+    for entry_id, position in samples:
+        if entry_id in first and position > first[entry_id] + 0.5:
+            return True
+        first.setdefault(entry_id, position)
+    return False
