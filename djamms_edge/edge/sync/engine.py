@@ -18,13 +18,14 @@ import logging
 import random
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from djamms_edge.edge.sync import lease as L
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi
+from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedMessage, HubApi
 from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
 from djamms_edge.shared.ids import is_media_url, is_video_id
@@ -300,6 +301,15 @@ class EdgeSync:
         }
         await self.outbox.put("analysis", key, payload)
 
+    async def report_error(self, source: str, message: str) -> None:
+        """A track this box could not play (gone, broken, failed in the player), for the venue's staff: through
+        the outbox, so it reaches the hub after an outage; stored there once however often it is resent."""
+        at_ms = int(self._wall() * 1000)
+        video_id = source if is_video_id(source) or is_media_url(source) else None  # a local path means nothing there
+        text = (message or "failed") if video_id else f"{source}: {message or 'failed'}"
+        payload = {"videoId": video_id, "message": text[:MAX_ERROR_MESSAGE], "at": at_ms}
+        await self.outbox.put("device_error", f"error:{uuid.uuid4().hex}", payload)
+
     # --- outbox delivery -----------------------------------------------------------------------------
 
     async def _deliver(self, item: OutboxItem) -> None:
@@ -318,6 +328,8 @@ class EdgeSync:
             await self.api.played(item.epoch or 0, p["entryId"], song, int(p["playedAt"]), item.key)
         elif item.kind == "analysis":
             await self.api.report_analysis(Analysis(**p))
+        elif item.kind == "device_error":
+            await self.api.report_error(p["videoId"], p["message"], p["at"], item.key)
         else:
             raise HubRefused(400, f"unknown outbox kind {item.kind!r}")
 

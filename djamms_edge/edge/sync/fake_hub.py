@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json
+from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedBatch, FeedMessage, Json
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 
 
@@ -40,6 +40,7 @@ class FakeVenue:
     keys: dict[str, Json] = field(default_factory=dict)
     history: list[Json] = field(default_factory=list)
     catalog: dict[str, Json] = field(default_factory=dict)
+    errors: dict[tuple[str, str], Json] = field(default_factory=dict)  # (device, idempotency key) -> error
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -236,6 +237,18 @@ class FakeHub:
         }
         self.v.catalog[analysis.video_id] = track
         return track
+
+    async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
+        self._reach()
+        if not 1 <= len(message) <= MAX_ERROR_MESSAGE:
+            raise HubRefused(400, f"must be 1-{MAX_ERROR_MESSAGE} characters", "message")
+        known = self.v.errors.get((self.device_id, key))
+        if known is not None:
+            return {"recorded": True, "errorId": known["errorId"], "replayed": True}
+        error = {"errorId": f"err-{len(self.v.errors) + 1}", "deviceId": self.device_id, "videoId": video_id,
+                 "message": message, "at": at_ms}
+        self.v.errors[(self.device_id, key)] = error
+        return {"recorded": True, "errorId": error["errorId"], "replayed": False}
 
     async def catalog(self, video_ids: list[str]) -> dict[str, Json]:
         self._reach()

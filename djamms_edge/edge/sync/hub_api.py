@@ -32,6 +32,9 @@ class FeedMessage:
         return {"version": self.version, **self.body}
 
 
+MAX_ERROR_MESSAGE = 1000  # characters of a device error report the hub accepts
+
+
 @dataclass(frozen=True)
 class FeedBatch:
     version: int
@@ -73,6 +76,10 @@ class HubApi(Protocol):
     async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json: ...
 
     async def report_analysis(self, analysis: Analysis) -> Json: ...
+
+    async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
+        """A failure on this box (e.g. a track it cannot play) for the venue's staff; stored once per ``key``."""
+        ...
 
     async def catalog(self, video_ids: list[str]) -> dict[str, Json]: ...
 

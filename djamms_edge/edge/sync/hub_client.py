@@ -133,6 +133,12 @@ class HubClient:
             "POST", f"{self.base_url}/api/v1/catalog/analysis", {k: v for k, v in body.items() if v is not None}
         )
 
+    async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
+        body: Json = {"deviceId": self.device_id, "message": message, "at": at_ms}
+        if video_id is not None:
+            body["videoId"] = video_id
+        return await self._call("POST", f"{self._venue}/device-errors", body, key=key)
+
     async def catalog(self, video_ids: list[str]) -> dict[str, Json]:
         if not video_ids:
             return {}

@@ -66,6 +66,7 @@ class HubQueue:
             # Never offered again by this box; the hub keeps it for a box that can play it.
             await self._sync.skip(found)
             log.warning("entry %s (%s) failed here: %s", entry.entry_id, entry.source, detail)
+            await self._sync.report_error(entry.source, detail)
             return
         await self._sync.finished(found)
 

@@ -46,6 +46,10 @@ class HubUnderTest(Protocol):
 
     async def come_back(self) -> None: ...
 
+    async def device_errors(self) -> list[Json]:
+        """What staff would read: the venue's device errors, newest first."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -89,6 +93,9 @@ class RealHub:
 
     def token(self, device: str) -> str:
         return issue_device_token(SECRET, VENUE, device, time.time(), 3600)
+
+    async def device_errors(self) -> list[Json]:
+        return await self.store.device_errors(VENUE, 100)
 
     def api(self, device: str) -> HubClient:
         client = HubClient(self.url, self.token(device), VENUE, device, timeout_s=2.0)
@@ -134,6 +141,9 @@ class FakeTestHub:
 
     def api(self, device: str) -> FakeHub:
         return FakeHub(self.venue, device)
+
+    async def device_errors(self) -> list[Json]:
+        return list(reversed(self.venue.errors.values()))
 
     async def set_playlist(self, songs: list[Json]) -> None:
         await self.venue.set_playlist(songs)

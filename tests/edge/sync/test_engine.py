@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from djamms_edge.edge.queue.source import Outcome
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.fake_hub import FakeHub
+from djamms_edge.edge.sync.hub_queue import HubQueue, queue_entry
 from djamms_edge.edge.sync.lease import Role
 from djamms_edge.edge.sync.replica import ReplicaEntry
 from djamms_edge.edge.sync.store import open_sync_db
@@ -238,3 +240,24 @@ async def test_a_fresh_box_starts_from_the_current_queue_not_the_whole_history(
         assert asked and asked[0] > 0  # resumed the feed after the snapshot: no replay of the first playlist
     finally:
         await box.stop()
+
+
+async def test_a_track_that_fails_here_reaches_the_hubs_device_errors_after_an_outage(
+    boxes: list[SimBox], hub: HubUnderTest
+) -> None:
+    a = boxes[0]
+    queue = HubQueue(a.sync)
+    entry = queue_entry((await a.sync.upcoming(1))[0])
+    await hub.go_down()
+    await queue.finished(entry, Outcome.FAILED, "unavailable: This video has been removed")
+    await asyncio.sleep(0.3)
+    await hub.come_back()
+
+    async def reported() -> bool:
+        return bool(await hub.device_errors())
+
+    await eventually(reported, within=10)
+    errors = await hub.device_errors()
+    assert [(e["deviceId"], e["videoId"], e["message"]) for e in errors] == [
+        ("box-a", entry.source, "unavailable: This video has been removed")
+    ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from djamms_edge.edge.sync.errors import HubUnavailable, StaleEpoch
+from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
 from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 from tests.edge.sync.hubs import HubUnderTest, make_hub, song
@@ -186,3 +186,22 @@ async def test_a_feed_ends_with_unavailable_when_the_hub_goes(hub: HubUnderTest)
     await hub.go_down()
     with pytest.raises(HubUnavailable):
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_device_error_is_stored_once_per_key(hub: HubUnderTest) -> None:
+    a = hub.api("box-a")
+    first = await a.report_error(song(1)["videoId"], "unavailable: video removed", 1_700_000_000_000, "error:k1")
+    again = await a.report_error(song(1)["videoId"], "unavailable: video removed", 1_700_000_000_000, "error:k1")
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert again["errorId"] == first["errorId"]
+    await a.report_error(None, "the player failed 5 tracks in a row", 1_700_000_000_001, "error:k2")
+    errors = await hub.device_errors()
+    assert [(e["deviceId"], e["videoId"], e["message"]) for e in errors] == [
+        ("box-a", None, "the player failed 5 tracks in a row"),
+        ("box-a", song(1)["videoId"], "unavailable: video removed"),
+    ]
+
+
+async def test_an_empty_error_message_is_refused(hub: HubUnderTest) -> None:
+    with pytest.raises(HubRefused):
+        await hub.api("box-a").report_error(None, "", 1_700_000_000_000, "error:k3")

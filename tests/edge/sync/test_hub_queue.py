@@ -38,9 +38,14 @@ async def test_a_played_entry_is_reported_once_and_not_offered_again(db: Databas
     assert [i.kind for i in await sync.outbox.pending()] == ["now_playing", "played"]
 
 
-async def test_a_failed_entry_is_skipped_here_and_the_hub_is_not_told_it_played(db: Database) -> None:
+async def test_a_failed_entry_is_skipped_here_and_the_hub_is_told_of_the_error_not_that_it_played(
+    db: Database,
+) -> None:
     queue, sync = await make(db)
     entry = (await queue.upcoming(1))[0]
     await queue.finished(entry, Outcome.FAILED, "file missing")
     assert entry.entry_id not in [e.entry_id for e in await queue.upcoming(3)]
-    assert await sync.outbox.pending() == []
+    pending = await sync.outbox.pending()
+    assert [(i.kind, i.payload["videoId"], i.payload["message"]) for i in pending] == [
+        ("device_error", entry.source, "file missing")
+    ]
