@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from djamms_edge.edge.daemon import health_check
 from djamms_edge.edge.player.mpv_player import MpvPlayer
@@ -39,54 +43,52 @@ async def pings_during(listen: Listener, seconds: float) -> int:
     return listen.messages().count("WATCHDOG=1")
 
 
-async def test_a_player_that_stops_answering_stops_the_watchdog_pings(tmp_path: Path) -> None:
+@dataclass
+class Watched:
+    listen: Listener
+    player: WedgingMpv
+    tasks: TaskOwner
+
+
+@pytest.fixture
+async def watched(tmp_path: Path) -> AsyncIterator[Watched]:
+    """The real player under the daemon's health check, pinging a real NOTIFY_SOCKET listener."""
     listen = Listener(str(tmp_path / "notify"))
     player = WedgingMpv()
     await player.open(lambda event: None)
     tasks = TaskOwner("test")
-    pinger = asyncio.create_task(
-        watchdog_pings(ServiceNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify")}), health_check(tasks, player),
-                       INTERVAL)
-    )
+    notifier = ServiceNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    pinger = asyncio.create_task(watchdog_pings(notifier, health_check(tasks, player), INTERVAL))
     try:
-        assert await pings_during(listen, 1.0) >= 5  # healthy: a ping every interval
-        player.unwedged.clear()
-        await asyncio.sleep(2 * INTERVAL)
-        reads = player.reads
-        assert await pings_during(listen, 1.0) == 0  # stuck: no pings, and the loop still runs this test
-        assert player.reads == reads  # one read hangs; the later checks wait on it instead of piling up threads
-        player.unwedged.set()
-        await asyncio.sleep(2 * INTERVAL)
-        assert await pings_during(listen, 1.0) >= 5  # answering again: pings resume
+        yield Watched(listen, player, tasks)
     finally:
         player.unwedged.set()
-        pinger.cancel()
-        await asyncio.gather(pinger, return_exceptions=True)
-        await player.close()
-        listen.sock.close()
-
-
-async def test_a_dead_subsystem_stops_the_pings_too(tmp_path: Path) -> None:
-    listen = Listener(str(tmp_path / "notify"))
-    player = WedgingMpv()
-    await player.open(lambda event: None)
-    tasks = TaskOwner("test")
-    pinger = asyncio.create_task(
-        watchdog_pings(ServiceNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify")}), health_check(tasks, player),
-                       INTERVAL)
-    )
-    try:
-        assert await pings_during(listen, 0.5) >= 2
-
-        async def dies() -> None:
-            raise RuntimeError("sync died")
-
-        tasks.start(dies(), "doomed")
-        await asyncio.sleep(2 * INTERVAL)
-        assert await pings_during(listen, 0.5) == 0
-    finally:
         pinger.cancel()
         await asyncio.gather(pinger, return_exceptions=True)
         await tasks.close()
         await player.close()
         listen.sock.close()
+
+
+async def test_a_player_that_stops_answering_stops_the_watchdog_pings(watched: Watched) -> None:
+    listen, player = watched.listen, watched.player
+    assert await pings_during(listen, 1.0) >= 5  # healthy: a ping every interval
+    player.unwedged.clear()
+    await asyncio.sleep(2 * INTERVAL)
+    reads = player.reads
+    assert await pings_during(listen, 1.0) == 0  # stuck: no pings, and the loop still runs this test
+    assert player.reads == reads  # one read hangs; the later checks wait on it instead of piling up threads
+    player.unwedged.set()
+    await asyncio.sleep(2 * INTERVAL)
+    assert await pings_during(listen, 1.0) >= 5  # answering again: pings resume
+
+
+async def test_a_dead_subsystem_stops_the_pings_too(watched: Watched) -> None:
+    assert await pings_during(watched.listen, 0.5) >= 2
+
+    async def dies() -> None:
+        raise RuntimeError("sync died")
+
+    watched.tasks.start(dies(), "doomed")
+    await asyncio.sleep(2 * INTERVAL)
+    assert await pings_during(watched.listen, 0.5) == 0
