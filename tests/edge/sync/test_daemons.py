@@ -162,8 +162,11 @@ class CuttableProxy:
 
     def close(self) -> None:
         self.cut()
-        self.server.close()
+        self.thread.run(self._stop())  # on the proxy's own loop: Server.close() is not thread-safe
         self.thread.close()
+
+    async def _stop(self) -> None:
+        self.server.close()
 
 
 class World:
