@@ -253,13 +253,14 @@ async def report_device_error(request: web.Request) -> web.Response:
     assert device_id is not None
     video_id = f.video_id("videoId", allow_urls=True) if f.data.get("videoId") is not None else None
     message = f.text("message", max_len=MAX_ERROR_MESSAGE)
-    at_ms = f.integer("at") if f.data.get("at") is not None else service.now_ms()
+    now_ms = service.now_ms()  # one reading: without "at", the report's time *is* its receipt time
+    at_ms = f.integer("at") if f.data.get("at") is not None else now_ms
     who = require(principal_of(request))
     if who.role != "device" or who.venue_id != venue_id or who.device_id != device_id:
         raise ApiError(403, "only the device itself reports its errors (a device token for this venue and deviceId)",
                        "Authorization")
     result = await service.store.report_device_error(
-        DeviceError(venue_id, device_id, key, message, video_id, at_ms), service.now_ms())
+        DeviceError(venue_id, device_id, key, message, video_id, at_ms), now_ms)
     return web.json_response({**result.body, "replayed": result.replayed}, status=200 if result.replayed else 201)
 
 
