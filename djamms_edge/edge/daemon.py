@@ -34,7 +34,7 @@ from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlis
 from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import QueueSource
 from djamms_edge.edge.state import PlaybackState
-from djamms_edge.edge.status.daemon_source import serve_status_page
+from djamms_edge.edge.status.daemon_source import DaemonStatusSource, serve_status_page
 from djamms_edge.edge.sync.link import open_hub_link
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
@@ -114,10 +114,14 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
         night = night_analyzer(cache, edge.night_analysis, engine, link.sync if link else None) if cache else None
         await stack.enter_async_context(
-            serve_status_page(edge.status, engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
-                              lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
-                              cache_cap_bytes=edge.cache.max_bytes,
-                              analysis=(lambda: night.progress) if night else None)
+            serve_status_page(
+                edge.status,
+                DaemonStatusSource(
+                    engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
+                    lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
+                    cache_cap_bytes=edge.cache.max_bytes, analysis=(lambda: night.progress) if night else None,
+                ),
+            )
         )
 
         stack.push_async_callback(tasks.close)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -273,35 +272,12 @@ class DaemonStatusSource:
 
 
 @contextlib.asynccontextmanager
-async def serve_status_page(
-    config: StatusConfig,
-    engine: PlaybackEngine,
-    queue: QueueSource,
-    *,
-    venue_id: str,
-    device_id: str,
-    lease: Callable[[], LeaseState] | None = None,
-    cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
-    cache_cap_bytes: int = 0,
-    analysis: Callable[[], Progress] | None = None,
-) -> AsyncIterator[StatusServer | None]:
-    """The daemon's status page for as long as the context lasts.
+async def serve_status_page(config: StatusConfig, source: DaemonStatusSource) -> AsyncIterator[StatusServer | None]:
+    """The daemon's status page over ``source`` for as long as the context lasts.
 
-    ``lease`` (e.g. ``lambda: sync.lease``) and ``cache_usage`` (``MediaCache.usage``) are
-    for a daemon that runs the hub sync and the media cache, ``analysis`` (``lambda: night.progress``)
-    for one that runs the idle-night analysis. A page that cannot start (its
-    port is taken) is one error line, not a silent venue: the daemon runs on without it.
+    A page that cannot start (its port is taken) is one error line, not a silent venue: the daemon
+    runs on without it.
     """
-    source = DaemonStatusSource(
-        engine,
-        queue,
-        venue_id=venue_id,
-        device_id=device_id or socket.gethostname(),
-        lease=lease,
-        cache_usage=cache_usage,
-        cache_cap_bytes=cache_cap_bytes,
-        analysis=analysis,
-    )
     await source.start()
     try:
         try:

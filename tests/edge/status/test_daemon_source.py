@@ -105,7 +105,8 @@ async def test_a_taken_port_leaves_the_daemon_running_without_a_page(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         config = StatusConfig(port=taken.getsockname()[1])
-        async with serve_status_page(config, rig.engine, rig.queue, venue_id="v", device_id="d") as server:
+        source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d")
+        async with serve_status_page(config, source) as server:
             assert server is None
             await rig.play(1.0)
             assert rig.engine.status().state is EngineState.PLAYING
