@@ -259,7 +259,7 @@ async def report_device_error(request: web.Request) -> web.Response:
     if who.role != "device" or who.venue_id != venue_id or who.device_id != device_id:
         raise ApiError(403, "only the device itself reports its errors (a device token for this venue and deviceId)",
                        "Authorization")
-    result = await service.store.report_device_error(
+    result = await service.report_device_error(
         DeviceError(venue_id, device_id, key, message, video_id, at_ms), now_ms)
     return web.json_response({**result.body, "replayed": result.replayed}, status=200 if result.replayed else 201)
 

@@ -72,6 +72,9 @@ class LimitsConfig:
     magic_link_window_s: float = setting(900.0, doc="window of the two magic-link limits", check=at_least(1))
     requests_per_client: int = setting(10, doc="paid requests one client address may post per window")
     requests_window_s: float = setting(60.0, doc="window of the paid-request limit", check=at_least(1))
+    device_errors_per_device: int = setting(60, doc="error reports one device may post per window; more are refused",
+                                            check=at_least(1))
+    device_errors_window_s: float = setting(3600.0, doc="window of the error-report limit", check=at_least(1))
     trust_forwarded_for: bool = setting(False, doc="take the client address from X-Forwarded-For (behind a proxy)")
 
 

@@ -71,9 +71,9 @@ PATHS: Json = {
     V + "/history": {"get": _op("device/staff: play history", params=("limit",))},
     V + "/device-errors": {
         "post": _op("device: report an error (own venue and deviceId; Idempotency-Key required; 201 stored, "
-                    "200 replayed)", body={**_obj(deviceId=_S, videoId=_S, message={**_S, "maxLength": 1000},
-                                                  at=_I, idempotencyKey=_S),
-                                           "required": ["deviceId", "message"]}, ok="201"),
+                    "200 replayed; 429 over the per-device limit)",
+                    body={**_obj(deviceId=_S, videoId=_S, message={**_S, "maxLength": 1000}, at=_I, idempotencyKey=_S),
+                          "required": ["deviceId", "message"]}, ok="201"),
         "get": _op("staff: the venue's device errors, newest first", params=("limit",)),
     },
     V + "/changes": {"get": _op("poll the change feed after a version", params=("since",))},

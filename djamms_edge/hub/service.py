@@ -32,6 +32,7 @@ from djamms_edge.hub.mailer import Mailer
 from djamms_edge.hub.rules import estimate_start_times, play_seconds
 from djamms_edge.hub.store.base import (
     Analysis,
+    DeviceError,
     HubStore,
     InvalidMagicLink,
     Json,
@@ -105,6 +106,8 @@ class HubService:
                                                      lim.magic_link_window_s)
         self._requests_per_client = store.rate_limiter("requests_per_client", lim.requests_per_client,
                                                        lim.requests_window_s)
+        self._errors_per_device = store.rate_limiter("device_errors_per_device", lim.device_errors_per_device,
+                                                     lim.device_errors_window_s)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -171,6 +174,13 @@ class HubService:
         if answer.status == "released":
             log.info("venue %s: device %s released the master lease (epoch %d)", venue_id, device_id, answer.epoch)
         return Reply(200, answer.to_json())
+
+    # --- device errors ---------------------------------------------------------------------------
+
+    async def report_device_error(self, report: DeviceError, now_ms: int) -> WriteResult:
+        if not await self._errors_per_device.take(f"{report.venue_id}/{report.device_id}", self.clock()):
+            raise ApiError(429, "Too many error reports from this device; try again later", "deviceId")
+        return await self.store.report_device_error(report, now_ms)
 
     # --- paid requests ---------------------------------------------------------------------------
 

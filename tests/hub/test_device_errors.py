@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
-from tests.hub.conftest import Hub
+from djamms_edge.hub.config import LimitsConfig
+from tests.hub.conftest import Hub, HubFactory, hub_config
 
 PATH = "/api/v1/venues/{}/device-errors"
 
@@ -109,3 +111,19 @@ async def test_only_the_device_itself_reports_and_only_staff_read(hub: Hub) -> N
     code, answer = await hub.call("POST", PATH.format("no-such-venue"), _report(),
                                   hub.device("no-such-venue", "box-a") | _key("k"))
     assert (code, answer["field"]) == (404, "venueId")
+
+
+async def test_a_device_in_a_failure_loop_is_cut_off_without_silencing_the_others(start_hub: HubFactory) -> None:
+    limits = dataclasses.replace(LimitsConfig(), device_errors_per_device=3, device_errors_window_s=3600)
+    async with start_hub(hub_config(limits=limits)) as hub:
+        venue = await hub.venue()
+        looping, other = hub.device(venue, "box-a"), hub.device(venue, "box-b")
+        statuses = [(await hub.call("POST", PATH.format(venue), _report(), looping | _key(f"k{i}")))[0]
+                    for i in range(5)]
+        assert statuses == [201, 201, 201, 429, 429]
+        status, answer = await hub.call("POST", PATH.format(venue), _report(deviceId="box-b"), other | _key("k0"))
+        assert status == 201, answer
+        _, listed = await hub.call("GET", PATH.format(venue), headers=hub.staff(venue))
+        assert sorted(e["deviceId"] for e in listed["errors"]) == ["box-a"] * 3 + ["box-b"]
+        hub.clock.advance(1200)  # a third of the window: one more report's worth
+        assert (await hub.call("POST", PATH.format(venue), _report(), looping | _key("k9")))[0] == 201
