@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +35,7 @@ from djamms_edge.shared.tasks import TaskOwner
 log = logging.getLogger(__name__)
 
 RELEASE_WAIT_S = 2.0  # a graceful stop waits this long for the hub to take the lease back
+ERROR_REPEAT_WINDOW_MS = 3_600_000  # one report per failure (track and message) per clock hour
 
 
 class EdgeSync:
@@ -303,12 +304,15 @@ class EdgeSync:
 
     async def report_error(self, source: str, message: str) -> None:
         """A track this box could not play (gone, broken, failed in the player), for the venue's staff: through
-        the outbox, so it reaches the hub after an outage; stored there once however often it is resent."""
+        the outbox, so it reaches the hub after an outage; stored there once however often it is resent.
+        The same failure again within the hour (a broken playlist track comes round again) is not news: its
+        key repeats, so the outbox and the hub keep the first report only."""
         at_ms = int(self._wall() * 1000)
         video_id = source if is_video_id(source) or is_media_url(source) else None  # a local path means nothing there
-        text = (message or "failed") if video_id else f"{source}: {message or 'failed'}"
-        payload = {"videoId": video_id, "message": text[:MAX_ERROR_MESSAGE], "at": at_ms}
-        await self.outbox.put("device_error", f"error:{uuid.uuid4().hex}", payload)
+        text = ((message or "failed") if video_id else f"{source}: {message or 'failed'}")[:MAX_ERROR_MESSAGE]
+        payload = {"videoId": video_id, "message": text, "at": at_ms}
+        failure = hashlib.sha256(f"{source}\n{text}".encode()).hexdigest()[:32]
+        await self.outbox.put("device_error", f"error:{failure}:{at_ms // ERROR_REPEAT_WINDOW_MS}", payload)
 
     # --- outbox delivery -----------------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
+
 from djamms_edge.edge.queue.model import EntryKind
 from djamms_edge.edge.queue.source import Outcome
 from djamms_edge.edge.sync.config import SyncConfig
@@ -12,11 +16,12 @@ from djamms_edge.shared.sqlite import Database
 from tests.edge.sync.hubs import song
 
 
-async def make(db: Database) -> tuple[HubQueue, EdgeSync]:
+async def make(db: Database, wall_clock: Callable[[], float] = time.time) -> tuple[HubQueue, EdgeSync]:
     venue = FakeVenue()
     await venue.set_playlist([song(1), song(2)])
     await venue.paid_request(song(9, artist="Payer"), "pay-9")
-    sync = EdgeSync(FakeHub(venue, "box-a"), db, SyncConfig(), on_play=lambda e: None, on_halt=lambda r: None)
+    sync = EdgeSync(FakeHub(venue, "box-a"), db, SyncConfig(), on_play=lambda e: None, on_halt=lambda r: None,
+                    wall_clock=wall_clock)
     await sync.replica.load_snapshot(venue.snapshot())
     return HubQueue(sync), sync
 
@@ -48,4 +53,23 @@ async def test_a_failed_entry_is_skipped_here_and_the_hub_is_told_of_the_error_n
     pending = await sync.outbox.pending()
     assert [(i.kind, i.payload["videoId"], i.payload["message"]) for i in pending] == [
         ("device_error", entry.source, "file missing")
+    ]
+
+
+async def test_the_same_failure_again_within_the_hour_is_reported_once(db: Database) -> None:
+    now = [1_800_000_000.0]  # on the hour
+    queue, sync = await make(db, wall_clock=lambda: now[0])
+    entry = (await queue.upcoming(1))[0]
+    await queue.finished(entry, Outcome.FAILED, "HTTP 403")
+    # The playlist comes round: the same track, a new entry, the same failure.
+    now[0] += 3599
+    await queue.finished(dataclasses.replace(entry, entry_id="round-2"), Outcome.FAILED, "HTTP 403")
+    await queue.finished(dataclasses.replace(entry, entry_id="round-3"), Outcome.FAILED, "HTTP 410")
+    now[0] += 1  # the next hour: staff hear that it still fails
+    await queue.finished(dataclasses.replace(entry, entry_id="round-4"), Outcome.FAILED, "HTTP 403")
+    pending = await sync.outbox.pending()
+    assert [(i.payload["message"], i.payload["at"]) for i in pending if i.kind == "device_error"] == [
+        ("HTTP 403", 1_800_000_000_000),
+        ("HTTP 410", 1_800_003_599_000),
+        ("HTTP 403", 1_800_003_600_000),
     ]
