@@ -6,6 +6,7 @@
   seconds; after a crash the engine resumes it from there.
 * ``unplayable``: sources that were missing or broken when last tried, so the rotation skips them.
 * ``requests``: paid requests queued on this box (the local queue, until the hub sync feeds them).
+* ``controls``: at most one row, the volume and pause staff last set, so a restart keeps them.
 
 All writes go through ``Database.write`` (one writer thread, BEGIN IMMEDIATE), reads run off the loop.
 """
@@ -74,6 +75,28 @@ def m001_playback(db: UtilsDatabase) -> None:
         )
         """
     )
+
+
+@migrations()
+def m002_controls(db: UtilsDatabase) -> None:
+    db.execute(
+        """
+        CREATE TABLE controls (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1),
+            volume REAL NOT NULL,
+            paused INTEGER NOT NULL,
+            saved_at REAL NOT NULL
+        )
+        """
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """What staff set on this box (volume, pause): kept across restarts and power cuts."""
+
+    volume: float
+    paused: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +224,21 @@ class PlaybackState:
             ).fetchall()
 
         return [Play.of(_entry(row), row["started_at"]) for row in await self.db.read(read)]
+
+    # --- staff controls ------------------------------------------------------------------------------
+
+    async def controls(self) -> Controls | None:
+        row = await self.db.read(lambda conn: conn.execute("SELECT volume, paused FROM controls").fetchone())
+        return None if row is None else Controls(row["volume"], bool(row["paused"]))
+
+    async def save_controls(self, controls: Controls, at: float) -> None:
+        await self.db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO controls (slot, volume, paused, saved_at) VALUES (1, ?, ?, ?) ON CONFLICT (slot) "
+                "DO UPDATE SET volume = excluded.volume, paused = excluded.paused, saved_at = excluded.saved_at",
+                (controls.volume, int(controls.paused), at),
+            )
+        )
 
     # --- unplayable sources -------------------------------------------------------------------------
 

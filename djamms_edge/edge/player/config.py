@@ -24,7 +24,8 @@ class PlayerConfig:
     mpv_options: tuple[str, ...] = setting(
         (), doc="extra mpv options as name=value, e.g. ao-pcm-file=/tmp/out.wav", check=_name_value_pairs
     )
-    volume: float = setting(100.0, doc="master volume at start, 0..100", check=between(0.0, 100.0))
+    volume: float = setting(100.0, doc="master volume, 0..100, until staff set one (kept across restarts)",
+                            check=between(0.0, 100.0))
     loudness_target_lufs: float = setting(
         -14.0, doc="tracks with measured loudness are levelled to this (EBU R128 integrated)",
         check=between(-40.0, 0.0),

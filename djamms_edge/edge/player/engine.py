@@ -28,7 +28,7 @@ from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.player.resolver import Cue, TrackResolver, Unplayable
 from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import Outcome, QueueSource
-from djamms_edge.edge.state import PlaybackState
+from djamms_edge.edge.state import Controls, PlaybackState
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class PlaybackEngine:
     async def start(self) -> None:
         """Open the player, pick up a play a crash interrupted, and hand over what plays first."""
         await self.player.open(self._inbox.put_nowait)
+        await self._restore_controls()
         await self._restore()
         await self._refill()
 
@@ -171,17 +172,22 @@ class PlaybackEngine:
             log.info("skipping %s on request", describe(self._current.entry))
             await self.player.skip(self._config.skip_fade_s)
 
-    def pause(self) -> None:
+    async def pause(self) -> None:
         self.player.pause()
-        self._changed()
+        await self._controls_changed()
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         self.player.resume()
-        self._changed()
+        await self._controls_changed()
 
-    def set_volume(self, percent: float) -> None:
+    async def set_volume(self, percent: float) -> None:
         self.player.set_volume(percent)
+        await self._controls_changed()
+
+    async def _controls_changed(self) -> None:
         self._changed()
+        # Kept, so a crash or power cut neither blasts a box staff turned down nor restarts one they paused.
+        await self._state.save_controls(Controls(self.player.volume, self.player.paused), self._clock())
 
     def set_active(self, active: bool) -> None:
         """False: stop at once and play nothing (a standby, or a master that lost its lease). True: play."""
@@ -286,6 +292,16 @@ class PlaybackEngine:
         return ref
 
     # --- planning ------------------------------------------------------------------------------------
+
+    async def _restore_controls(self) -> None:
+        controls = await self._state.controls()
+        if controls is None:
+            return  # never set on this box: the configured volume stands
+        self.player.set_volume(controls.volume)
+        if controls.paused:
+            self.player.pause()
+        left = ", paused as they left it" if controls.paused else ""
+        log.info("volume %g%% as staff last set it%s", controls.volume, left)
 
     async def _restore(self) -> None:
         progress = await self._state.in_progress()

@@ -201,14 +201,14 @@ class DaemonStatusSource:
 
     async def pause(self) -> None:
         self._require_playing()
-        self._engine.pause()
+        await self._engine.pause()
 
     async def resume(self) -> None:
         self._require_playing()
-        self._engine.resume()
+        await self._engine.resume()
 
     async def set_volume(self, volume: float) -> None:
-        self._engine.set_volume(volume)
+        await self._engine.set_volume(volume)
 
     def _require_playing(self) -> None:
         status = self._engine.status()

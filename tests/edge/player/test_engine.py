@@ -192,7 +192,7 @@ async def test_skip_fades_and_records_the_skip(rig_factory: MakeRig) -> None:
 
 async def test_pause_resume_and_volume_show_in_the_status(rig_factory: MakeRig) -> None:
     rig = await rig_factory()
-    rig.engine.pause()
+    await rig.engine.pause()
     await rig.play(5.0)
     status = rig.engine.status()
     assert status.state is EngineState.PAUSED and status.now_playing is not None
@@ -203,8 +203,8 @@ async def test_pause_resume_and_volume_show_in_the_status(rig_factory: MakeRig) 
     await rig.engine.save_position()  # paused: nothing moved, nothing written
     after = await rig.state.in_progress()
     assert before is not None and after is not None and after.saved_at == before.saved_at
-    rig.engine.resume()
-    rig.engine.set_volume(35)
+    await rig.engine.resume()
+    await rig.engine.set_volume(35)
     await rig.play(2.0)
     status = rig.engine.status()
     assert status.state is EngineState.PLAYING and status.volume == 35

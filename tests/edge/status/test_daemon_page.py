@@ -139,3 +139,39 @@ def test_the_page_follows_the_real_daemon(tmp_path: Path, daemons: Callable[[Pat
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(15) == 0
     assert "Traceback" not in daemon.log.read_text()
+
+
+def _control(url: str, action: str, body: dict[str, Any] | None = None) -> None:
+    request = urllib.request.Request(  # noqa: S310 -- a loopback URL the test built
+        f"{url}/api/control/{action}", data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        assert response.status == 200
+
+
+def test_volume_and_pause_set_by_staff_survive_a_power_cut(tmp_path: Path, daemons: Callable[[Path], Daemon]) -> None:
+    """Staff turned the box down and paused it; the power goes (kill -9); it must come back as they left it,
+    not at full volume and not playing into whatever made them pause."""
+    config = _config(tmp_path, _playlist(tmp_path / "playlist"))
+    daemon = daemons(config)
+    url = wait_until("the status page URL in the log", lambda: PAGE_URL.search(daemon.log.read_text()), daemon)[1]
+    wait_until("a track playing", lambda: _get_json(url + "/api/status")["now_playing"], daemon)
+    _control(url, "volume", {"volume": 40})
+    _control(url, "pause")
+    daemon.signal(signal.SIGKILL)
+    daemon.wait(10)
+
+    restarted = daemons(config)
+    urls = lambda: PAGE_URL.findall(restarted.log.read_text())  # noqa: E731 -- the log is appended to
+    url = wait_until("the restarted daemon's status page", lambda: len(urls()) == 2 and urls()[1], restarted)
+    status = wait_until("the interrupted track back", lambda: (s := _get_json(url + "/api/status"))["now_playing"]
+                        and s, restarted)
+    assert status["volume"] == 40
+    assert status["now_playing"]["paused"] is True
+    held = status["now_playing"]["position"]
+    time.sleep(1.0)
+    assert _get_json(url + "/api/status")["now_playing"]["position"] == held  # libmpv really holds still
+    _control(url, "resume")
+    wait_until("playback to move on", lambda: _get_json(url + "/api/status")["now_playing"]["position"] > held,
+               restarted, limit=5)
