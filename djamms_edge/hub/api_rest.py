@@ -340,8 +340,17 @@ async def get_catalog(request: web.Request) -> web.Response:
     ids = [Fields({"videoId": v}).video_id("videoId", allow_urls=True) for v in request.query.getall("videoId", [])]
     if not 1 <= len(ids) <= 200:
         raise ApiError(400, "send 1-200 videoId query parameters", "videoId")
-    tracks = await request.app[SERVICE].store.get_catalog(ids)
+    tracks = await request.app[SERVICE].store.get_catalog(ids, _catalog_venue(request))
     return web.json_response({"tracks": [tracks[i].to_json() for i in ids if i in tracks]})
+
+
+def _catalog_venue(request: web.Request) -> str | None:
+    """Whose overrides apply: the venue named in the query, else the caller's (an edge's token names it)."""
+    named = request.query.get("venueId")
+    if named is not None:
+        return check_id(named, "venueId")
+    who = principal_of(request)
+    return who.venue_id if who is not None else None
 
 
 def _offset(f: Fields, key: str) -> float | None:
@@ -369,4 +378,7 @@ async def set_override(request: web.Request) -> web.Response:
     if start is not None and end is not None and end <= start:
         raise ApiError(400, "must be after realStartOffset", "realEndOffset")
     offsets = None if start is None and end is None else Offsets(start, end)
-    return web.json_response(await request.app[SERVICE].set_override(principal_of(request), video_id, offsets))
+    venue_id = f.ident("venueId", required=False)
+    return web.json_response(
+        await request.app[SERVICE].set_override(principal_of(request), video_id, offsets, venue_id)
+    )

@@ -85,12 +85,15 @@ PATHS: Json = {
                                                        body=_obj(song=_SONG), ok="201")},
     V + "/active-playlist": {"put": _op("staff: play this playlist (rebuilds the main queue)",
                                         body=_obj(playlistId=_S))},
-    "/api/v1/catalog": {"get": _op("shared catalog entries (offsets, loudness)", auth=False, params=("videoId",))},
+    "/api/v1/catalog": {"get": _op("catalog entries (offsets, loudness) as a venue sees them (?venueId=, else the "
+                                   "token's venue)", auth=False, params=("videoId", "venueId"))},
     "/api/v1/catalog/analysis": {"post": _op("device: report analysis of a video",
                                              body=_obj(videoId=_S, duration=_N, realStartOffset=_N,
                                                        realEndOffset=_N, loudness=_N))},
-    "/api/v1/catalog/override": {"put": _op("staff: override offsets (wins over analysis; nulls clear)",
-                                            body=_obj(videoId=_S, realStartOffset=_N, realEndOffset=_N))},
+    "/api/v1/catalog/override": {"put": _op("staff: their venue's offsets; admin: a named venue's, or without "
+                                            "venueId the global ones (wins over analysis; nulls clear)",
+                                            body=_obj(videoId=_S, venueId=_S, realStartOffset=_N,
+                                                      realEndOffset=_N))},
     "/v1/functions/{functionId}/executions": {"post": _op(
         "reference compatibility: magic-link, player-registry, processRequest, addSongToPlaylist "
         "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",

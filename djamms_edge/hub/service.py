@@ -215,7 +215,7 @@ class HubService:
             raise ApiError(404, f"unknown playlist {playlist_id!r}", "playlistId")
         require_staff(who, playlist.venue_id)
         updated = await self.store.add_track(playlist_id, song, self.now_ms())
-        known = (await self.store.get_catalog([song.video_id])).get(song.video_id)
+        known = (await self.store.get_catalog([song.video_id], playlist.venue_id)).get(song.video_id)
         end = known.effective.end if known is not None else None
         # The reference answered with the detected end, falling back to the full duration.
         real_end = end if end is not None else song.duration
@@ -229,11 +229,22 @@ class HubService:
         track = await self.store.report_analysis(analysis, self.now_ms())
         return track.to_json()
 
-    async def set_override(self, who: Principal | None, video_id: str, offsets: Offsets | None) -> Json:
+    async def set_override(self, who: Principal | None, video_id: str, offsets: Offsets | None,
+                           venue_id: str | None) -> Json:
+        """A venue's override (its staff, or an admin naming the venue) or, from an admin naming no venue,
+        the global one every venue sees. Staff never write what other venues play."""
         principal = require(who)
-        if principal.role not in ("staff", "admin"):
-            raise ApiError(403, "staff or admin token required", "Authorization")
-        track = await self.store.set_override(video_id, offsets, principal.label, self.now_ms())
+        if venue_id is None and principal.role == "staff":
+            venue_id = principal.venue_id
+            if venue_id is None:
+                raise ApiError(403, "a staff token without a venue cannot set overrides", "Authorization")
+        if venue_id is None:
+            if principal.role != "admin":
+                raise ApiError(403, "staff or admin token required", "Authorization")
+            track = await self.store.set_override(video_id, offsets, principal.label, self.now_ms())
+        else:
+            require_staff(principal, venue_id)
+            track = await self.store.set_venue_override(venue_id, video_id, offsets, principal.label, self.now_ms())
         return track.to_json()
 
     # --- queue -----------------------------------------------------------------------------------
@@ -244,7 +255,7 @@ class HubService:
         entries = [*snap.priority, *snap.main][:limit]
         playing = snap.now_playing
         ids = [e.song.video_id for e in entries] + ([playing.entry.song.video_id] if playing else [])
-        catalog = await self.store.get_catalog(ids)
+        catalog = await self.store.get_catalog(ids, venue_id)
 
         def seconds(entry: QueueEntry) -> float:
             track = catalog.get(entry.song.video_id)

@@ -181,16 +181,56 @@ async def test_catalog_is_shared_and_override_wins(hub: Hub) -> None:
     [track] = seen["tracks"]
     assert (track["realEndOffset"], track["loudness"], track["source"]) == (231.5, -13.2, "analysis")
     await hub.call("PUT", "/api/v1/catalog/override", {**video, "realStartOffset": 3, "realEndOffset": 220},
-                   hub.staff(venue_b))
-    # A later analysis does not undo the staff override.
+                   hub.admin())
+    # A later analysis does not undo the override.
     await hub.call("POST", "/api/v1/catalog/analysis", {**video, "realEndOffset": 232.0}, hub.device(venue_a, "box-a"))
     _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1")
     [track] = seen["tracks"]
     assert (track["realStartOffset"], track["realEndOffset"], track["source"]) == (3.0, 220.0, "override")
     assert track["analysis"]["realEndOffset"] == 232.0
-    # Only devices report analysis; only staff override.
+    # Only devices report analysis; devices set no override.
     assert (await hub.call("POST", "/api/v1/catalog/analysis", video, hub.staff(venue_a)))[0] == 403
     assert (await hub.call("PUT", "/api/v1/catalog/override", video, hub.device(venue_a, "box-a")))[0] == 403
+
+
+async def test_staff_override_cue_points_for_their_own_venue_only(hub: Hub) -> None:
+    venue_a, venue_b = await hub.venue(), await hub.venue()
+    video = {"videoId": "bbbbbbbbbb2"}
+    await hub.call("POST", "/api/v1/catalog/analysis", {**video, "duration": 240, "realStartOffset": 0.4,
+                                                        "realEndOffset": 231.5}, hub.device(venue_a, "box-a"))
+    status, track = await hub.call("PUT", "/api/v1/catalog/override", {**video, "realEndOffset": 200},
+                                   hub.staff(venue_a))
+    assert status == 200 and (track["realEndOffset"], track["source"]) == (200.0, "venue_override")
+
+    async def seen_by(headers: dict[str, str], query: str = "") -> tuple[float, float, str]:
+        _, body = await hub.call("GET", f"/api/v1/catalog?videoId=bbbbbbbbbb2{query}", headers=headers)
+        [track] = body["tracks"]
+        return track["realStartOffset"], track["realEndOffset"], track["source"]
+
+    # venue A's boxes play their staff's cue-out; venue B and the anonymous view keep the analysis.
+    assert await seen_by(hub.device(venue_a, "box-a")) == (0.4, 200.0, "venue_override")
+    assert await seen_by(hub.device(venue_b, "box-b")) == (0.4, 231.5, "analysis")
+    assert await seen_by({}) == (0.4, 231.5, "analysis")
+    assert await seen_by({}, f"&venueId={venue_a}") == (0.4, 200.0, "venue_override")
+    # Staff cannot write another venue's, nor the global one by naming no venue.
+    other = {**video, "venueId": venue_b, "realEndOffset": 10}
+    assert (await hub.call("PUT", "/api/v1/catalog/override", other, hub.staff(venue_a)))[0] == 403
+    assert await seen_by(hub.device(venue_b, "box-b")) == (0.4, 231.5, "analysis")
+    # A global (admin) override reaches venue B; venue A's own still wins, field by field.
+    await hub.call("PUT", "/api/v1/catalog/override", {**video, "realStartOffset": 2, "realEndOffset": 225},
+                   hub.admin())
+    assert await seen_by(hub.device(venue_b, "box-b")) == (2.0, 225.0, "override")
+    assert await seen_by(hub.device(venue_a, "box-a")) == (2.0, 200.0, "venue_override")
+    # Clearing venue A's override (both offsets null) leaves it the global one.
+    status, _ = await hub.call("PUT", "/api/v1/catalog/override", video, hub.staff(venue_a))
+    assert status == 200
+    assert await seen_by(hub.device(venue_a, "box-a")) == (2.0, 225.0, "override")
+    # An admin may set a venue's on its behalf; an unknown venue is a 404, not a 500.
+    await hub.call("PUT", "/api/v1/catalog/override", {**video, "venueId": venue_b, "realEndOffset": 180},
+                   hub.admin())
+    assert await seen_by(hub.device(venue_b, "box-b")) == (2.0, 180.0, "venue_override")
+    missing = {**video, "venueId": "no-such-venue", "realEndOffset": 1}
+    assert (await hub.call("PUT", "/api/v1/catalog/override", missing, hub.admin()))[0] == 404
 
 
 async def test_add_song_to_active_playlist_joins_the_rotation(hub: Hub) -> None:

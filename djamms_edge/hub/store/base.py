@@ -202,18 +202,27 @@ class CatalogTrack:
     duration: float | None
     analysis: Offsets
     loudness: float | None
-    override: Offsets | None
+    override: Offsets | None  # global, set by an admin
     analysed_by: str | None = None
+    venue_override: Offsets | None = None  # the asking venue's own, set by its staff
 
     @property
     def effective(self) -> Offsets:
-        # A staff override always wins over analysis, field by field.
-        if self.override is None:
-            return self.analysis
-        return Offsets(
-            self.override.start if self.override.start is not None else self.analysis.start,
-            self.override.end if self.override.end is not None else self.analysis.end,
-        )
+        # Field by field: the venue's override, else the global one, else the analysis.
+        start, end = self.analysis.start, self.analysis.end
+        for override in (self.override, self.venue_override):
+            if override is not None:
+                start = override.start if override.start is not None else start
+                end = override.end if override.end is not None else end
+        return Offsets(start, end)
+
+    @property
+    def source(self) -> str:
+        if self.venue_override is not None:
+            return "venue_override"
+        if self.override is not None:
+            return "override"
+        return "analysis" if self.analysed_by else "none"
 
     def to_json(self) -> Json:
         eff = self.effective
@@ -223,12 +232,16 @@ class CatalogTrack:
             "realStartOffset": eff.start,
             "realEndOffset": eff.end,
             "loudness": self.loudness,
-            "source": "override" if self.override is not None else ("analysis" if self.analysed_by else "none"),
+            "source": self.source,
             "analysis": {"realStartOffset": self.analysis.start, "realEndOffset": self.analysis.end,
                          "deviceId": self.analysed_by},
-            "override": None if self.override is None
-            else {"realStartOffset": self.override.start, "realEndOffset": self.override.end},
+            "override": _offsets_json(self.override),
+            "venueOverride": _offsets_json(self.venue_override),
         }
+
+
+def _offsets_json(offsets: Offsets | None) -> Json | None:
+    return None if offsets is None else {"realStartOffset": offsets.start, "realEndOffset": offsets.end}
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +456,14 @@ class HubStore(Protocol):
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack: ...
 
-    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]: ...
+    async def set_venue_override(self, venue_id: str, video_id: str, override: Offsets | None, by: str,
+                                 now_ms: int) -> CatalogTrack:
+        """The venue's own cue points for ``video_id`` (None clears them); the track as that venue sees it."""
+        ...
+
+    async def get_catalog(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
+        """Known tracks among ``video_ids``, as ``venue_id`` sees them (with its overrides), or as everyone does."""
+        ...
 
     # queue and feed
     async def queue_snapshot(self, venue_id: str) -> QueueSnapshot: ...

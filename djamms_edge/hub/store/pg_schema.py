@@ -300,9 +300,23 @@ CREATE TABLE device_errors (
 CREATE INDEX device_errors_by_venue ON device_errors (venue_id, received_at_ms);
 """
 
+# A venue's own cue points for a video; they win over the global (admin) override and the analysis.
+_VENUE_OVERRIDES = """
+CREATE TABLE venue_overrides (
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    video_id text NOT NULL REFERENCES catalog(video_id),
+    override_start double precision,
+    override_end double precision,
+    override_by text NOT NULL,
+    override_at_ms bigint NOT NULL,
+    PRIMARY KEY (venue_id, video_id)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
     Migration(3, "rate-limit buckets shared by every hub instance", _RATE_BUCKETS),
     Migration(4, "device error reports", _DEVICE_ERRORS),
+    Migration(5, "per-venue catalog overrides", _VENUE_OVERRIDES),
 )

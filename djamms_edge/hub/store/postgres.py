@@ -77,6 +77,7 @@ from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
 from djamms_edge.hub.store.pg_migrations import apply_migrations
 from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
+    CATALOG_FOR_VENUE,
     catalog_track_of,
     device_error_json,
     entry_of,
@@ -535,13 +536,28 @@ class PostgresStore:
 
         return await self._one(tx)
 
-    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
-        async def read(conn: Conn) -> dict[str, CatalogTrack]:
-            rows = await conn.fetch("SELECT * FROM catalog WHERE video_id = ANY($1::text[])", list(set(video_ids)))
-            by_id = {r["video_id"]: catalog_track_of(r) for r in rows}
-            return {v: by_id[v] for v in dict.fromkeys(video_ids) if v in by_id}
+    async def set_venue_override(self, venue_id: str, video_id: str, override: Offsets | None, by: str,
+                                 now_ms: int) -> CatalogTrack:
+        async def tx(conn: Conn) -> CatalogTrack:
+            await _require_venue(conn, venue_id)
+            await conn.execute("INSERT INTO catalog (video_id) VALUES ($1) ON CONFLICT DO NOTHING", video_id)
+            if override is None:
+                await conn.execute("DELETE FROM venue_overrides WHERE venue_id = $1 AND video_id = $2",
+                                   venue_id, video_id)
+            else:
+                await conn.execute(
+                    "INSERT INTO venue_overrides (venue_id, video_id, override_start, override_end, override_by,"
+                    " override_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (venue_id, video_id) DO UPDATE SET"
+                    " override_start = excluded.override_start, override_end = excluded.override_end,"
+                    " override_by = excluded.override_by, override_at_ms = excluded.override_at_ms",
+                    venue_id, video_id, override.start, override.end, by, now_ms,
+                )
+            return (await _catalog(conn, [video_id], venue_id))[video_id]
 
-        return await self._one(read)
+        return await self._tx(tx)
+
+    async def get_catalog(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
+        return await self._one(lambda conn: _catalog(conn, video_ids, venue_id))
 
     # --- queue and feed --------------------------------------------------------------------------
 
@@ -812,6 +828,13 @@ class SharedRateLimiter:
 
 
 # --- statement helpers (each runs inside the caller's transaction) ---------------------------------
+
+
+async def _catalog(conn: Conn, video_ids: list[str], venue_id: str | None) -> dict[str, CatalogTrack]:
+    rows = await conn.fetch(CATALOG_FOR_VENUE.format(venue="$2") + " WHERE c.video_id = ANY($1::text[])",
+                            list(set(video_ids)), venue_id)
+    by_id = {r["video_id"]: catalog_track_of(r, for_venue=True) for r in rows}
+    return {v: by_id[v] for v in dict.fromkeys(video_ids) if v in by_id}
 
 
 async def _require_venue(conn: Conn, venue_id: str) -> Any:

@@ -63,10 +63,20 @@ def master_of(row: Row) -> MasterInfo:
     return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"])
 
 
-def catalog_track_of(row: Row) -> CatalogTrack:
+# The catalog as one venue sees it: its own override (if any) beside the global one. With no venue
+# (NULL) the join finds nothing and venue_set is false.
+CATALOG_FOR_VENUE = (
+    "SELECT c.*, v.override_start AS venue_start, v.override_end AS venue_end, v.video_id IS NOT NULL AS venue_set"
+    " FROM catalog c LEFT JOIN venue_overrides v ON v.video_id = c.video_id AND v.venue_id = {venue}"
+)
+
+
+def catalog_track_of(row: Row, *, for_venue: bool = False) -> CatalogTrack:
+    """A catalog row; ``for_venue``: a CATALOG_FOR_VENUE row, with the venue's override."""
     override = Offsets(row["override_start"], row["override_end"]) if row["override_set"] else None
+    venue_override = Offsets(row["venue_start"], row["venue_end"]) if for_venue and row["venue_set"] else None
     return CatalogTrack(row["video_id"], row["duration"], Offsets(row["analysis_start"], row["analysis_end"]),
-                        row["loudness"], override, row["analysed_by"])
+                        row["loudness"], override, row["analysed_by"], venue_override)
 
 
 def history_json(row: Row) -> Json:

@@ -60,6 +60,7 @@ from djamms_edge.hub.store.base import (
     WriteResult,
 )
 from djamms_edge.hub.store.rows import (
+    CATALOG_FOR_VENUE,
     catalog_track_of,
     device_error_json,
     entry_of,
@@ -449,8 +450,27 @@ class SqliteStore:
 
         return await self._write(tx)
 
-    async def get_catalog(self, video_ids: list[str]) -> dict[str, CatalogTrack]:
-        return await self._db.read(lambda conn: _catalog(conn, video_ids))
+    async def set_venue_override(self, venue_id: str, video_id: str, override: Offsets | None, by: str,
+                                 now_ms: int) -> CatalogTrack:
+        def tx(conn: sqlite3.Connection) -> CatalogTrack:
+            _require_venue(conn, venue_id)
+            conn.execute("INSERT INTO catalog (video_id) VALUES (?) ON CONFLICT DO NOTHING", (video_id,))
+            if override is None:
+                conn.execute("DELETE FROM venue_overrides WHERE venue_id = ? AND video_id = ?", (venue_id, video_id))
+            else:
+                conn.execute(
+                    "INSERT INTO venue_overrides (venue_id, video_id, override_start, override_end, override_by,"
+                    " override_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (venue_id, video_id) DO UPDATE SET"
+                    " override_start = excluded.override_start, override_end = excluded.override_end,"
+                    " override_by = excluded.override_by, override_at_ms = excluded.override_at_ms",
+                    (venue_id, video_id, override.start, override.end, by, now_ms),
+                )
+            return _catalog(conn, [video_id], venue_id)[video_id]
+
+        return await self._write(tx)
+
+    async def get_catalog(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
+        return await self._db.read(lambda conn: _catalog(conn, video_ids, venue_id))
 
     # --- queue and feed --------------------------------------------------------------------------
 
@@ -778,12 +798,13 @@ def _playlist(conn: sqlite3.Connection, playlist_id: str) -> Playlist | None:
     return playlist_of(row, tracks)
 
 
-def _catalog(conn: sqlite3.Connection, video_ids: list[str]) -> dict[str, CatalogTrack]:
+def _catalog(conn: sqlite3.Connection, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
     found: dict[str, CatalogTrack] = {}
+    query = CATALOG_FOR_VENUE.format(venue="?") + " WHERE c.video_id = ?"
     for video_id in dict.fromkeys(video_ids):
-        row = conn.execute("SELECT * FROM catalog WHERE video_id = ?", (video_id,)).fetchone()
+        row = conn.execute(query, (venue_id, video_id)).fetchone()
         if row is not None:
-            found[video_id] = catalog_track_of(row)
+            found[video_id] = catalog_track_of(row, for_venue=True)
     return found
 
 

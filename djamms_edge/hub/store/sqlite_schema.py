@@ -176,3 +176,21 @@ def m002_device_errors(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX device_errors_by_venue ON device_errors(venue_id, received_at_ms)")
+
+
+@migrations()
+def m003_venue_overrides(db: sqlite_utils.Database) -> None:
+    # A venue's own cue points for a video; they win over the global (admin) override and the analysis.
+    db.execute(
+        """
+        CREATE TABLE venue_overrides (
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            video_id TEXT NOT NULL REFERENCES catalog(video_id),
+            override_start REAL,
+            override_end REAL,
+            override_by TEXT NOT NULL,
+            override_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (venue_id, video_id)
+        )
+        """
+    )
