@@ -1,40 +1,28 @@
-# The two commands of the README's quick start are `make demo` and `make test`.
-# Everything they need (Debian packages, a virtualenv) is installed on first use.
+# Shortcuts for developers. The README's quick start calls scripts/demo.sh and scripts/test.sh
+# directly, because a fresh Debian machine has no make.
 
-VENV    ?= .venv
-PYTHON  ?= python3
-PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-stamp
+.PHONY: demo test setup lint deb bench clean
 
-.PHONY: demo test setup system-deps lint typecheck bench clean deb
+demo:
+	scripts/demo.sh
 
-demo: setup
-	$(PY) -m djamms_edge.demo
+test:
+	scripts/test.sh
 
-test: setup
-	scripts/run-tests.sh
-
-setup: system-deps $(STAMP)
-
-system-deps:
-	scripts/install-system-deps.sh $(if $(filter test bench,$(MAKECMDGOALS)),--with-postgres)
-
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,systemd]'
-	touch $(STAMP)
+setup:
+	scripts/setup.sh
 
 lint: setup
-	$(VENV)/bin/ruff check djamms_edge tests bench
-	$(VENV)/bin/mypy
+	.venv/bin/ruff check djamms_edge tests bench
+	.venv/bin/mypy
 
 # dist/djamms-edge_<version>_<arch>.deb (see packaging/README.md); needs PyPI unless build/deb/wheelhouse is warm.
 deb: setup
 	packaging/build-deb.sh
 
-bench: setup
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+bench:
+	scripts/setup.sh --with-postgres
+	for script in bench/*.py; do .venv/bin/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache var test-artifacts
+	rm -rf .venv build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache var test-artifacts

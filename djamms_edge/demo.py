@@ -1,4 +1,4 @@
-"""``make demo``: a hub and an edge daemon on this machine, playing generated media.
+"""``scripts/demo.sh``: a hub and an edge daemon on this machine, playing generated media.
 
 Nothing is downloaded: demo music videos are generated with ffmpeg, served over
 loopback HTTP (so the edge fetches them through the real yt-dlp path), put in
@@ -107,7 +107,7 @@ def write_config(plan: DemoPlan, device_token: str | None, admin_token: str) -> 
     """The demo's config file (secrets generated per run, file readable by this user only)."""
     path = plan.run_dir / "config.toml"
     jwt_secret = _existing_jwt_secret(path) or secrets.token_hex(32)
-    text = f"""# Written by `make demo`; regenerated on every run.
+    text = f"""# Written by scripts/demo.sh; regenerated on every run.
 [hub]
 port = {plan.hub_port}
 public_url = "{plan.hub_url}"

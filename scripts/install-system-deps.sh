@@ -14,7 +14,7 @@ packages=(
     python3-venv
 )
 if [ "${1:-}" = "--with-postgres" ]; then
-    # `make test` passes this flag: the packages only the test suite needs.
+    # scripts/test.sh passes this flag: the packages only the test suite needs.
     packages+=(
         postgresql
         chromium      # the status page's browser test (Debian's build; playwright never downloads one)

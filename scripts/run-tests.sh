@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite (lint, types, pytest). Called by `make test` and CI.
+# Run the whole test suite (lint, types, pytest) once set up. Called by scripts/test.sh (the README and CI).
 # pytest's exit 5 ("no tests collected") is a failure here like any other non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 """A demo venue in one call: the venue, an admin and a staff user, an active playlist.
 
-Idempotent (running it twice changes nothing), so ``make demo`` can call it on every start.
+Idempotent (running it twice changes nothing), so ``scripts/demo.sh`` can call it on every start.
 """
 
 from __future__ import annotations
