@@ -69,6 +69,7 @@ class EdgeSync:
         self._kick = asyncio.Event()
         self._tasks = TaskOwner(f"sync:{api.venue_id}")
         self._release_done = asyncio.Event()
+        self._release_confirmed = False
         self.feed_ready = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class EdgeSync:
     async def stop(self) -> None:
         """Graceful: halt, release the lease (the standby hears it at once), stop the tasks."""
         self._release_done.clear()
+        was_playing = self.lease.playing
         self.handle(L.Shutdown())
         if self.lease.pending is L.Request.RELEASE:
             try:
@@ -99,7 +101,12 @@ class EdgeSync:
             except TimeoutError:
                 log.warning("hub did not confirm the release within %.0fs", RELEASE_WAIT_S)
         await self._tasks.close()
-        # Stopped on purpose: a restart during a hub outage must not resume playing as master.
+        if was_playing and not self._release_confirmed:
+            # The hub still counts us as master, as after a crash: a restart while it stays unreachable
+            # resumes playing (a single-box venue rebooted during an internet outage is not left silent).
+            log.info("the hub did not take the lease back; a restart while it is unreachable plays on")
+            return
+        # Handed back (a standby may be playing now): a restart must not resume playing as master.
         await self.db.write(lambda conn: self._write_epoch(conn, None))
 
     # --- the lease ----------------------------------------------------------------------------------
@@ -142,6 +149,7 @@ class EdgeSync:
             else:
                 await asyncio.wait_for(self.api.release(), timeout)
                 result = L.Released()
+                self._release_confirmed = True
         except (HubUnavailable, TimeoutError) as exc:
             log.debug("lease %s: %s", request, exc)
             result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()

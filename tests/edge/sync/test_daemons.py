@@ -382,6 +382,28 @@ def test_hub_outage_the_master_plays_on_and_history_is_complete_without_duplicat
     assert world.get("/queue/full")["nowPlaying"]["deviceId"] == "box-a"
 
 
+def test_a_master_restarted_during_a_hub_outage_plays_on(world: World) -> None:
+    """The internet is down and staff 'turn it off and on again' (a graceful stop, then a start): the release
+    never reached the hub, which still counts this box as master, so it resumes playing; silence until the
+    internet returns would be the worst answer for a single-box venue."""
+    a = world.start_box("box-a")
+    wait_until("box-a playing", master_is_playing(world, "box-a"), world=world)
+    world.stop_hub()
+    wait_until("box-a to notice", lambda: "keep playing as master (offline)" in a.log.read_text(), world=world)
+    a.stop()
+    assert a.proc.returncode == 0, world.logs()
+    assert "the hub did not take the lease back" in a.log.read_text()
+    restarted_at = time.time()
+    world.start_box("box-a")
+    wait_until(
+        "box-a playing again without the hub",
+        lambda: any(p["resumes"] or p["started_at"] > restarted_at for p in world.plays("box-a")),
+        limit=20,
+        world=world,
+    )
+    assert "hub unreachable at start: resume playing" in a.log.read_text()
+
+
 def test_partition_the_cut_off_master_plays_on_then_yields_when_it_hears_from_the_hub(world: World) -> None:
     """Master cut from the hub, standby not: the standby takes over after staleness; the cut-off master
     cannot tell a partition from an outage, so (venue first) it plays on until it reaches the hub again,
