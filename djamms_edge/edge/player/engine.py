@@ -62,10 +62,15 @@ class PlayRef:
     entry: QueueEntry
     item: PlaybackItem
     resume: bool = False
+    cue_in: float | None = None  # where the track's sound starts, when the item starts elsewhere (a resume)
 
     @property
     def play_id(self) -> str:
         return self.item.play_id
+
+    @property
+    def real_start(self) -> float:
+        return self.item.start if self.cue_in is None else self.cue_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,7 @@ class NowPlaying:
     play_id: str
     entry: QueueEntry
     position: float | None  # seconds of media time
-    start: float  # where this play began (cue-in or resume point)
+    start: float  # the cue-in (where the sound starts), also after a resume mid-track
     end: float | None  # cue-out
 
 
@@ -221,7 +226,8 @@ class PlaybackEngine:
         now_playing = None
         if self._current is not None:
             item = self._current.item
-            now_playing = NowPlaying(item.play_id, self._current.entry, self.player.position(), item.start, item.end)
+            now_playing = NowPlaying(item.play_id, self._current.entry, self.player.position(),
+                                     self._current.real_start, item.end)
         if not self._active:
             state = EngineState.HALTED
         elif now_playing is None:
@@ -322,7 +328,9 @@ class PlaybackEngine:
             await self._queue.finished(entry, Outcome.PLAYED)
             return
         await self._queue.started(entry)  # idempotent: makes sure a paid request is not offered again
-        self._resuming = self._ref(entry, replace(cue, start=position), play.play_id, resume=True)
+        # Resumed mid-track; the status page still measures progress from the cue-in.
+        self._resuming = replace(self._ref(entry, replace(cue, start=position), play.play_id, resume=True),
+                                 cue_in=cue.start)
         log.info("resuming %s at %.1fs (position saved %.0fs before the restart)", describe(entry), position,
                  max(0.0, self._clock() - progress.saved_at))
 

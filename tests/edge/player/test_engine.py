@@ -220,7 +220,10 @@ async def test_after_a_crash_the_same_play_resumes_where_it_was(rig_factory: Mak
     second = await rig_factory(clock=clock)
     assert second.player.current is not None and second.player.current.path.name == "one.m4a"
     assert second.player.current.start == pytest.approx(7.3)
-    await second.play(8.0 * 2)
+    await second.play(0.5)
+    shown = second.engine.status().now_playing  # the status page's progress still counts from the cue-in
+    assert shown is not None and (shown.start, shown.position) == (pytest.approx(1.0), pytest.approx(7.8))
+    await second.play(8.0 * 2 - 0.5)
     history = await second.state.history()
     assert [(p.entry.title, p.resumes, p.end_reason) for p in history] == [
         ("one", 1, "finished"), ("two", 0, "finished"), ("three", 0, None),
