@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hub_load import stop  # noqa: E402  -- the benches' one way to end a child's process group
 
 from djamms_edge.edge.media import synth  # noqa: E402
 from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
@@ -112,12 +114,7 @@ def footprint(argv: list[str], seconds: float, warmup: float = 3.0) -> tuple[flo
         cpu1, rss, peak, pss = sample(proc.pid)
         return (cpu1 - cpu0) / (time.monotonic() - t0) * 100, rss, peak, pss
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 async def render_long(root: Path) -> list[Path]:
