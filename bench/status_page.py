@@ -96,7 +96,7 @@ async def page_url(child: asyncio.subprocess.Process) -> str:
 
 async def under_load(pid: int, url: str, seconds: float, streams: int) -> tuple[tuple[float, float], str]:
     # Imported here so the measured child (same file, --serve) never loads playwright.
-    from tests.edge.status.browser import chromium_page
+    from tests.browser import chromium_page
 
     async with aiohttp.ClientSession() as http, chromium_page() as page:
         await page.goto(url + "/")

@@ -15,6 +15,7 @@ from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors
 from djamms_edge.hub.mailer import Mailer, mailer_for
 from djamms_edge.hub.service import Clock, HubService
 from djamms_edge.hub.store.base import HubStore
+from djamms_edge.hub.web import patron, setup_web
 from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -65,4 +66,6 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.add_routes(feed.routes)
     app.add_routes(api_compat.routes)
     app.add_routes(openapi.routes)
+    setup_web(app)
+    app.add_routes(patron.routes)
     return app

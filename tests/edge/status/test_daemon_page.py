@@ -20,7 +20,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from djamms_edge.edge.player.seams import render_tone
-from tests.edge.status.browser import chromium_page_sync, screenshot_path
+from tests.browser import chromium_page_sync, screenshot_path
 from tests.edge.test_daemon import Daemon, query, wait_until
 from tests.edge.test_daemon import daemons as daemons  # the fixture that starts and reaps daemon processes
 

@@ -9,7 +9,7 @@ import time
 from playwright.async_api import Page, expect
 
 from djamms_edge.edge.status.model import HubLink
-from tests.edge.status.browser import chromium_page, screenshot_path
+from tests.browser import chromium_page, screenshot_path
 from tests.edge.status.conftest import ADMIN_TOKEN, Running
 
 
