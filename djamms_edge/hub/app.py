@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from djamms_edge.hub import api_compat, api_rest, feed, openapi
+from djamms_edge.hub import api_compat, api_refusals, api_rest, feed, openapi
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
 from djamms_edge.hub.mailer import Mailer, mailer_for
@@ -63,6 +63,7 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api_rest.routes)
+    app.add_routes(api_refusals.routes)
     app.add_routes(feed.routes)
     app.add_routes(api_compat.routes)
     app.add_routes(openapi.routes)

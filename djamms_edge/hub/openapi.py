@@ -98,6 +98,10 @@ PATHS: Json = {
         "reference compatibility: magic-link, player-registry, processRequest, addSongToPlaylist "
         "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",
         auth=False, body=_obj(body=_S), ok="201")},
+    V + "/requests/{requestId}/over-limit": {"post": _op(
+        "master: the fetched track's measured (trimmed) length is over the limit; the pending request becomes "
+        "refund_due and leaves the queue, once (epoch-fenced; 422 when within the limit)",
+        body=_obj(**_MASTER_WRITE, duration=_N))},
 }
 
 DOCUMENT: Json = {

@@ -21,6 +21,13 @@ def duration_refusal(max_duration_s: float) -> str:
     return f"Song duration exceeds {_span(max_duration_s)}"  # the reference: "... exceeds 5 minutes"
 
 
+def measured_refusal(measured_s: float, max_duration_s: float) -> str | None:
+    """Why a fetched track must not play as a paid request: its measured (trimmed) length is over the limit."""
+    if measured_s > max_duration_s:
+        return f"{duration_refusal(max_duration_s)} (measured {measured_s:.0f} seconds)"
+    return None
+
+
 def artist_refusal(window_ms: int) -> str:
     return f"Too many requests for this artist in the last {_span(window_ms / 1000)}"
 

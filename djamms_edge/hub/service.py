@@ -29,7 +29,7 @@ from djamms_edge.hub.auth import (
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.mailer import Mailer
-from djamms_edge.hub.rules import estimate_start_times, play_seconds
+from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds
 from djamms_edge.hub.store.base import (
     Analysis,
     DeviceError,
@@ -41,6 +41,7 @@ from djamms_edge.hub.store.base import (
     PaidRequest,
     PlayReport,
     QueueEntry,
+    Refusal,
     RegistryTimings,
     RequestRules,
     RequestStatus,
@@ -49,6 +50,7 @@ from djamms_edge.hub.store.base import (
     StoreError,
     UnknownEntry,
     UnknownPlaylist,
+    UnknownRequest,
     UnknownVenue,
     UserNotFound,
     WriteResult,
@@ -81,6 +83,7 @@ def api_error_for(exc: StoreError) -> ApiError:
         UnknownVenue: (404, "venueId"),
         UnknownPlaylist: (404, "playlistId"),
         UnknownEntry: (404, "entryId"),
+        UnknownRequest: (404, "requestId"),
         InvalidMagicLink: (401, "secret"),
         UserNotFound: (403, "secret"),
     }.get(type(exc), (409, None))
@@ -206,6 +209,31 @@ class HubService:
                 raise ApiError(400, "must be pending, played or refund_due", "status")
         records = await self.store.list_requests(venue_id, wanted, limit)
         return {"requests": [r.to_json() for r in records]}
+
+    async def refuse_request(self, venue_id: str, request_id: str, reason: str, *,
+                             fence: MasterWrite | None = None) -> Refusal:
+        """THE transition of an accepted paid request that will not play: pending -> refund_due with ``reason``,
+        its queue entry removed (edges drop it from the feed), exactly once (see HubStore.refuse_request).
+
+        No permission check here: callers check who asks (staff removing a paid entry, the refund worker,
+        report_over_limit for a device)."""
+        refusal = await self.store.refuse_request(venue_id, request_id, reason, self.now_ms(), fence=fence)
+        if refusal.changed:
+            log.info("venue %s: paid request %s refused after acceptance (refund due): %s", venue_id, request_id,
+                     reason)
+        return refusal
+
+    async def report_over_limit(self, who: Principal | None, write: MasterWrite, request_id: str,
+                                measured_s: float) -> Refusal:
+        """The venue's master measured a paid request's fetched track (trimmed) over the limit: refund it.
+
+        The hub applies its own limit to the measured length; the declared duration is never trusted."""
+        require_player(who, write.venue_id, write.device_id)
+        reason = measured_refusal(measured_s, self.rules.max_duration_s)
+        if reason is None:
+            raise ApiError(422, f"{measured_s:g} seconds is within the limit of {self.rules.max_duration_s:g}",
+                           "duration")
+        return await self.refuse_request(write.venue_id, request_id, reason, fence=write)
 
     # --- playlists and catalog -------------------------------------------------------------------
 

@@ -127,6 +127,7 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/auth/verify", {"secret": "0" * 64, "userId": "u"}),
     ("POST", "/api/v1/venues", {"venueId": "v2", "name": "n"}),
     ("PUT", "/api/v1/users", {"email": "a@example.com", "role": "staff", "venueId": VENUE}),
+    ("POST", f"/api/v1/venues/{VENUE}/requests/r-1/over-limit", {"deviceId": "box-a", "epoch": 1, "duration": 400}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
 # Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text

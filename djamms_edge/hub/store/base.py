@@ -26,6 +26,8 @@ PRUNE_EVERY = 100  # versions between prunes of the change log
 DAY_MS = 86_400_000
 KEEP_WRITES_MS = 7 * DAY_MS  # idempotency keys and old leases: an edge's outbox never lags a week
 KEEP_DEVICE_ERRORS_MS = 30 * DAY_MS  # long enough for staff to look into a month of trouble
+# What refuse_request may turn into refund_due: an accepted request not yet played (nor refused).
+REFUSABLE_STATUSES: tuple[RequestStatus, ...] = ("pending",)
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -48,6 +50,10 @@ class UnknownPlaylist(StoreError):
 
 
 class UnknownEntry(StoreError):
+    pass
+
+
+class UnknownRequest(StoreError):
     pass
 
 
@@ -186,6 +192,19 @@ class RequestRecord:
             "reason": self.reason,
             "timestamp": self.created_at_ms,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What refuse_request did: the request as it stands now; ``changed`` only for the call that refused it."""
+
+    request: RequestRecord
+    changed: bool
+    removed_entry_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> Json:
+        return {"request": self.request.to_json(), "changed": self.changed,
+                "removedEntryIds": list(self.removed_entry_ids)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +459,18 @@ class HubStore(Protocol):
     async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome: ...
 
     async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]: ...
+
+    async def refuse_request(self, venue_id: str, request_id: str, reason: str, now_ms: int, *,
+                             fence: MasterWrite | None = None) -> Refusal:
+        """A paid request refused after it was accepted: ``pending`` -> ``refund_due`` with ``reason``, its
+        queue entry removed (an ``entry_removed`` change, so edges drop it), in one transaction.
+
+        Exactly once: a second call, or a request no longer pending (played, already refunded), changes
+        nothing and answers ``changed=False`` with the request as it is. An entry already playing stays
+        playing (skipping it is the player's business). ``fence``: refused only while that device holds
+        that epoch (StaleEpoch otherwise), as for other master writes. UnknownRequest when
+        ``request_id`` is not a request of ``venue_id``."""
+        ...
 
     # playlists and catalog
     async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist: ...

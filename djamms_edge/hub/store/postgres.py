@@ -39,6 +39,7 @@ from djamms_edge.hub.store.base import (
     KEEP_WRITES_MS,
     PAID_CREDIT,
     PRUNE_EVERY,
+    REFUSABLE_STATUSES,
     Analysis,
     CatalogTrack,
     Change,
@@ -55,6 +56,7 @@ from djamms_edge.hub.store.base import (
     PlayReport,
     QueueEntry,
     QueueSnapshot,
+    Refusal,
     RegistryAnswer,
     RegistryTimings,
     RequestOutcome,
@@ -67,6 +69,7 @@ from djamms_edge.hub.store.base import (
     StoreUnavailable,
     UnknownEntry,
     UnknownPlaylist,
+    UnknownRequest,
     UnknownVenue,
     User,
     UserNotFound,
@@ -431,6 +434,37 @@ class PostgresStore:
 
         return await self._one(read)
 
+    async def refuse_request(self, venue_id: str, request_id: str, reason: str, now_ms: int, *,
+                             fence: MasterWrite | None = None) -> Refusal:
+        async def tx(conn: Conn) -> Refusal:
+            # The venue lock orders this after any advance that might be taking the entry to now playing.
+            await _lock_venue(conn, venue_id, required=False)
+            if fence is not None:
+                await _require_master(conn, fence)
+            row = await conn.fetchrow(
+                "SELECT * FROM requests WHERE request_id = $1 AND venue_id = $2", request_id, venue_id
+            )
+            if row is None:
+                raise UnknownRequest(f"unknown request {request_id!r} at venue {venue_id!r}")
+            if row["status"] not in REFUSABLE_STATUSES:
+                return Refusal(request_of(row), changed=False)
+            refused = await conn.fetchrow(
+                "UPDATE requests SET status = 'refund_due', reason = $1 WHERE request_id = $2 RETURNING *",
+                reason, request_id,
+            )
+            removed = tuple(r["entry_id"] for r in await conn.fetch(
+                "DELETE FROM queue_entries WHERE venue_id = $1 AND request_id = $2 RETURNING entry_id",
+                venue_id, request_id,
+            ))
+            for entry_id in removed:
+                await self._emit(conn, venue_id, {"type": "entry_removed", "entryId": entry_id}, now_ms)
+            return Refusal(request_of(refused), changed=True, removed_entry_ids=removed)
+
+        refusal = await self._tx(tx)
+        if refusal.removed_entry_ids:
+            self._notify(venue_id)
+        return refusal
+
     # --- playlists and catalog -------------------------------------------------------------------
 
     async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist:
@@ -744,9 +778,7 @@ class PostgresStore:
             replay = await _replay(conn, write)
             if replay is not None:
                 return replay
-            master = await _active_master(conn, write.venue_id)
-            if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
-                raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            await _require_master(conn, write)
             body = await change(conn)
             body["version"] = (await _require_venue(conn, write.venue_id))["version"]
             await _remember(conn, write, body, now_ms)
@@ -866,6 +898,13 @@ async def _active_master(conn: Conn, venue_id: str) -> MasterInfo | None:
         venue_id,
     )
     return None if row is None else master_of(row)
+
+
+async def _require_master(conn: Conn, write: MasterWrite) -> None:
+    """Fencing: StaleEpoch unless ``write``'s device holds the venue's lease at ``write``'s epoch."""
+    master = await _active_master(conn, write.venue_id)
+    if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
+        raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
 
 
 async def _user_by_email(conn: Conn, email: str) -> User | None:

@@ -27,6 +27,7 @@ from djamms_edge.hub.store.base import (
     KEEP_WRITES_MS,
     PAID_CREDIT,
     PRUNE_EVERY,
+    REFUSABLE_STATUSES,
     Analysis,
     CatalogTrack,
     Change,
@@ -43,6 +44,7 @@ from djamms_edge.hub.store.base import (
     PlayReport,
     QueueEntry,
     QueueSnapshot,
+    Refusal,
     RegistryAnswer,
     RegistryTimings,
     RequestOutcome,
@@ -53,6 +55,7 @@ from djamms_edge.hub.store.base import (
     StaleEpoch,
     UnknownEntry,
     UnknownPlaylist,
+    UnknownRequest,
     UnknownVenue,
     User,
     UserNotFound,
@@ -353,6 +356,35 @@ class SqliteStore:
 
         return await self._db.read(read)
 
+    async def refuse_request(self, venue_id: str, request_id: str, reason: str, now_ms: int, *,
+                             fence: MasterWrite | None = None) -> Refusal:
+        def tx(conn: sqlite3.Connection) -> Refusal:
+            if fence is not None:
+                _require_master(conn, fence)
+            row = conn.execute(
+                "SELECT * FROM requests WHERE request_id = ? AND venue_id = ?", (request_id, venue_id)
+            ).fetchone()
+            if row is None:
+                raise UnknownRequest(f"unknown request {request_id!r} at venue {venue_id!r}")
+            if row["status"] not in REFUSABLE_STATUSES:
+                return Refusal(request_of(row), changed=False)
+            refused = conn.execute(
+                "UPDATE requests SET status = 'refund_due', reason = ? WHERE request_id = ? RETURNING *",
+                (reason, request_id),
+            ).fetchone()
+            removed = tuple(r["entry_id"] for r in conn.execute(
+                "DELETE FROM queue_entries WHERE venue_id = ? AND request_id = ? RETURNING entry_id",
+                (venue_id, request_id),
+            ).fetchall())
+            for entry_id in removed:
+                self._emit(conn, venue_id, {"type": "entry_removed", "entryId": entry_id}, now_ms)
+            return Refusal(request_of(refused), changed=True, removed_entry_ids=removed)
+
+        refusal = await self._write(tx)
+        if refusal.removed_entry_ids:
+            self._notify(venue_id)
+        return refusal
+
     # --- playlists and catalog -------------------------------------------------------------------
 
     async def create_playlist(self, venue_id: str, name: str, now_ms: int) -> Playlist:
@@ -649,9 +681,7 @@ class SqliteStore:
             replay = _replay(conn, write)
             if replay is not None:
                 return replay
-            master = _active_master(conn, write.venue_id)
-            if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
-                raise StaleEpoch(_venue_epoch(conn, write.venue_id), master.device_id if master else None)
+            _require_master(conn, write)
             body = change(conn)
             body["version"] = _require_venue(conn, write.venue_id)["version"]
             _remember(conn, write, body, now_ms)
@@ -756,6 +786,13 @@ def _active_master(conn: sqlite3.Connection, venue_id: str) -> MasterInfo | None
         (venue_id,),
     ).fetchone()
     return None if row is None else master_of(row)
+
+
+def _require_master(conn: sqlite3.Connection, write: MasterWrite) -> None:
+    """Fencing: StaleEpoch unless ``write``'s device holds the venue's lease at ``write``'s epoch."""
+    master = _active_master(conn, write.venue_id)
+    if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
+        raise StaleEpoch(_venue_epoch(conn, write.venue_id), master.device_id if master else None)
 
 
 def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:
