@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from djamms_edge.hub import api_compat, api_refusals, api_rest, feed, openapi
+from djamms_edge.hub import api_compat, api_console, api_refusals, api_rest, feed, openapi
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
 from djamms_edge.hub.mailer import Mailer, mailer_for
+from djamms_edge.hub.schedule import ScheduleSwitcher
 from djamms_edge.hub.service import Clock, HubService
 from djamms_edge.hub.store.base import HubStore
 from djamms_edge.hub.web import patron, setup_web
@@ -28,6 +29,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await service.store.open()
     tasks = app[TASKS]
     tasks.start(_housekeeping(service), "housekeeping")
+    tasks.start(app[api_console.SCHEDULER].run(), "schedule")
     try:
         yield
     finally:
@@ -60,6 +62,7 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app[SERVICE] = HubService(config, store, mailer or mailer_for(config.smtp), clock)
     app[TASKS] = TaskOwner("hub")
     app[SOCKETS] = OpenSockets()
+    app[api_console.SCHEDULER] = ScheduleSwitcher(app[SERVICE])
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api_rest.routes)
@@ -69,4 +72,5 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.add_routes(openapi.routes)
     setup_web(app)
     app.add_routes(patron.routes)
+    app.add_routes(api_console.routes)
     return app

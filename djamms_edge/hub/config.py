@@ -85,6 +85,14 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    check_interval_s: float = setting(
+        15.0, doc="how often the hub checks venues' weekly schedules (a switch is at most this late)",
+        check=between(0.05, 300.0),
+    )
+
+
+@dataclass(frozen=True)
 class HubConfig:
     host: str = setting("127.0.0.1", doc="address the hub listens on")
     port: int = setting(8700, doc="TCP port the hub listens on", check=between(1, 65535))
@@ -103,6 +111,7 @@ class HubConfig:
     requests: RequestRulesConfig = field(default_factory=RequestRulesConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def startup_problems(self) -> list[str]:
         """Problems that only matter when the hub itself is started."""

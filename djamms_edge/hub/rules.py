@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
-from djamms_edge.hub.store.base import MasterInfo, Offsets, RequestRules
+from djamms_edge.hub.store.base import MarkKind, MasterInfo, Offsets, RequestRules, Song, VenueRules
+
+T = TypeVar("T")
+NOT_PLAYED_HERE = "This song is not played at this venue"
 
 RegisterDecision = Literal["register", "reconnect", "conflict", "takeover"]
 
@@ -39,6 +42,8 @@ def artist_key(artist: str) -> str:
 
 def paid_request_refusal(duration_s: float, same_artist_recent: int, rules: RequestRules) -> str | None:
     """Why a paid request must be refused (refund due), or None to accept it."""
+    if rules.refusal is not None:
+        return rules.refusal
     if duration_s > rules.max_duration_s:
         return duration_refusal(rules.max_duration_s)
     if same_artist_recent >= rules.artist_limit:
@@ -76,3 +81,26 @@ def estimate_start_times(now_ms: int, current_ends_ms: int | None, play_duration
         starts.append(at)
         at += round(seconds * 1000)
     return starts
+
+
+def mark_key(kind: MarkKind, value: str) -> str:
+    """What a mark is unique by: an artist folded as the per-artist limit folds it, a video id as it is."""
+    return artist_key(value) if kind == "ban_artist" else value
+
+
+def song_refusal(song: Song, rules: VenueRules) -> str | None:
+    """Why a venue does not take ``song`` at all (banned video or artist, explicit while off), or None."""
+    if song.video_id in rules.values("ban_video"):
+        return NOT_PLAYED_HERE
+    if artist_key(song.artist) in {artist_key(a) for a in rules.values("ban_artist")}:
+        return NOT_PLAYED_HERE
+    if not rules.settings.allow_explicit and song.video_id in rules.values("explicit"):
+        return NOT_PLAYED_HERE
+    return None
+
+
+def moved(items: Sequence[T], index: int, to: int) -> list[T]:
+    """``items`` with the one at ``index`` moved to ``to`` (both 0-based; ``to`` clamped into range)."""
+    rest = [x for i, x in enumerate(items) if i != index]
+    at = max(0, min(to, len(rest)))
+    return [*rest[:at], items[index], *rest[at:]]

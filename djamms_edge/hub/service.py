@@ -7,6 +7,7 @@ Replies carry the reference's body (``body``) and REST-only extras (``extra``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import smtplib
@@ -29,7 +30,7 @@ from djamms_edge.hub.auth import (
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.mailer import Mailer
-from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds
+from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds, song_refusal
 from djamms_edge.hub.store.base import (
     Analysis,
     DeviceError,
@@ -192,12 +193,25 @@ class HubService:
         if not await self._requests_per_client.take(client, self.clock()):
             raise ApiError(429, "Too many requests from this client; try again later", "client")
         outcome = await self.store.submit_paid_request(
-            PaidRequest(venue_id, song, payment_id, requester_id, client), self.rules, self.now_ms()
+            PaidRequest(venue_id, song, payment_id, requester_id, client), await self.rules_for(venue_id, song),
+            self.now_ms()
         )
         extra = {"requestId": outcome.request_id, "status": outcome.status, "replayed": outcome.replayed}
         if outcome.accepted:
             return Reply(200 if outcome.replayed else 201, {"success": True}, extra)
         return Reply(422, {"success": False, "error": outcome.error}, extra)
+
+    async def rules_for(self, venue_id: str, song: Song) -> RequestRules:
+        """The request rules at ``venue_id`` for ``song``: its own limits where staff set them, and a refusal
+        for a song it bans (by video, by artist, or explicit while explicit songs are off)."""
+        venue = await self.store.venue_rules(venue_id)
+        limits = venue.settings
+        return dataclasses.replace(
+            self.rules,
+            max_duration_s=limits.max_duration_s if limits.max_duration_s is not None else self.rules.max_duration_s,
+            artist_limit=limits.artist_limit if limits.artist_limit is not None else self.rules.artist_limit,
+            refusal=song_refusal(song, venue),
+        )
 
     async def list_requests(self, who: Principal | None, venue_id: str, status: str | None, limit: int) -> Json:
         require_staff(who, venue_id)

@@ -57,6 +57,10 @@ class UnknownRequest(StoreError):
     pass
 
 
+class Conflict(StoreError):
+    """The change does not fit the current state (a moved track, an active playlist deleted); 409."""
+
+
 class InvalidMagicLink(StoreError):
     pass
 
@@ -150,6 +154,7 @@ class RequestRules:
     max_duration_s: float
     artist_limit: int
     artist_window_ms: int
+    refusal: str | None = None  # the venue takes this song at all? (rules.song_refusal: banned, explicit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +285,7 @@ class Playlist:
     name: str
     tracks: tuple[Song, ...] = ()
     active: bool = False
+    requestable: bool = False  # patrons may request songs from it (the patron page lists it)
 
     def to_json(self) -> Json:
         return {
@@ -287,6 +293,7 @@ class Playlist:
             "venueId": self.venue_id,
             "name": self.name,
             "active": self.active,
+            "requestable": self.requestable,
             "tracks": [t.to_json() for t in self.tracks],
         }
 
@@ -334,6 +341,7 @@ class QueueSnapshot:
     priority: tuple[QueueEntry, ...]
     main: tuple[QueueEntry, ...]
     master: MasterInfo | None = None
+    rules: VenueRules | None = None
 
     def to_json(self) -> Json:
         return {
@@ -344,6 +352,7 @@ class QueueSnapshot:
             "nowPlaying": None if self.now_playing is None else self.now_playing.to_json(),
             "priorityQueue": [e.to_json() for e in self.priority],
             "mainQueue": [e.to_json() for e in self.main],
+            "rules": None if self.rules is None else self.rules.to_json(),
         }
 
 
@@ -406,6 +415,72 @@ class Venue:
     venue_id: str
     name: str
     active_playlist_id: str | None = None
+
+
+MarkKind = Literal["ban_video", "ban_artist", "explicit"]
+MARK_KINDS: tuple[MarkKind, ...] = ("ban_video", "ban_artist", "explicit")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A venue's mark on a song: banned by video id or by artist, or flagged explicit."""
+
+    mark_id: str
+    kind: MarkKind
+    value: str  # a video id, or an artist as staff typed it
+
+    def to_json(self) -> Json:
+        return {"markId": self.mark_id, "kind": self.kind, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSettings:
+    """What staff set for their venue's requests; None limits mean the hub's configured default."""
+
+    allow_explicit: bool = True
+    max_duration_s: float | None = None
+    artist_limit: int | None = None
+    timezone: str = "UTC"  # IANA name; the schedule's weekly windows are in it
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRules:
+    settings: VenueSettings
+    marks: tuple[Mark, ...] = ()
+
+    def values(self, kind: MarkKind) -> list[str]:
+        return [m.value for m in self.marks if m.kind == kind]
+
+    def to_json(self) -> Json:
+        s = self.settings
+        return {"allowExplicit": s.allow_explicit, "maxDurationS": s.max_duration_s, "artistLimit": s.artist_limit,
+                "timezone": s.timezone, "marks": [m.to_json() for m in self.marks]}
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """A weekly window (venue time) in which ``playlist_id`` plays: ``weekday`` 0 = Monday, minutes from
+    midnight, ``end_minute`` after ``start_minute`` (a window past midnight is two slots)."""
+
+    slot_id: str
+    playlist_id: str
+    weekday: int
+    start_minute: int
+    end_minute: int
+
+    def to_json(self) -> Json:
+        return {"slotId": self.slot_id, "playlistId": self.playlist_id, "weekday": self.weekday,
+                "startMinute": self.start_minute, "endMinute": self.end_minute}
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSchedule:
+    """One venue's schedule as the switcher needs it: the slot it applied last, and its slots."""
+
+    venue_id: str
+    timezone: str
+    applied_slot_id: str | None
+    slots: tuple[ScheduleSlot, ...]
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -527,4 +602,70 @@ class HubStore(Protocol):
 
     async def housekeeping(self, now_ms: int) -> int:
         """Drop expired links, old idempotency keys, old leases and old device errors; returns rows removed."""
+        ...
+
+    # --- the staff console (issue 12) -------------------------------------------------------------
+
+    async def remove_entry(self, venue_id: str, entry_id: str, now_ms: int) -> QueueEntry:
+        """Take an unpaid entry out of the queue (``entry_removed``). UnknownEntry if it is not queued;
+        Conflict for a paid entry (that goes through ``refuse_request``, so it is refunded)."""
+        ...
+
+    async def move_entry(self, venue_id: str, entry_id: str, position: int, now_ms: int) -> QueueSnapshot:
+        """Move a main-queue entry to ``position`` (1-based, clamped); one ``main_replaced`` change."""
+        ...
+
+    async def skip_now(self, venue_id: str, now_ms: int) -> Json:
+        """Tell the venue's boxes to skip what is playing (a ``skip`` change naming its entry); the change."""
+        ...
+
+    async def queue_next(self, venue_id: str, song: Song, by: str, now_ms: int) -> QueueEntry:
+        """A free staff pick at the head of the priority queue (``entry_added`` with ``at: head``)."""
+        ...
+
+    async def update_playlist(self, venue_id: str, playlist_id: str, name: str | None,
+                              requestable: bool | None) -> Playlist: ...
+
+    async def delete_playlist(self, venue_id: str, playlist_id: str) -> None:
+        """Delete a playlist with its tracks and schedule slots; Conflict while it is the active one."""
+        ...
+
+    async def remove_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                           now_ms: int) -> Playlist:
+        """Remove the track at ``position`` (1-based), which must be ``video_id`` (Conflict otherwise: the list
+        changed meanwhile). From the active playlist, one queued main entry of it goes too."""
+        ...
+
+    async def move_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                         to_position: int) -> Playlist: ...
+
+    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
+        """Title, artist and duration of songs the hub has seen (playlists, requests), for adding by id."""
+        ...
+
+    async def venue_rules(self, venue_id: str) -> VenueRules: ...
+
+    async def set_venue_settings(self, venue_id: str, settings: VenueSettings, now_ms: int) -> VenueRules:
+        """Replace the venue's settings; a ``rules`` change carries the result to the edges."""
+        ...
+
+    async def add_mark(self, venue_id: str, kind: MarkKind, value: str, now_ms: int) -> VenueRules:
+        """Ban a video or an artist, or flag a video explicit (again: no change); a ``rules`` change."""
+        ...
+
+    async def remove_mark(self, venue_id: str, mark_id: str, now_ms: int) -> VenueRules: ...
+
+    async def add_schedule_slot(self, venue_id: str, slot: ScheduleSlot, now_ms: int) -> ScheduleSlot: ...
+
+    async def delete_schedule_slot(self, venue_id: str, slot_id: str) -> None: ...
+
+    async def schedules(self, venue_id: str | None = None) -> list[VenueSchedule]:
+        """Every venue with schedule slots (or just ``venue_id``, even without any)."""
+        ...
+
+    async def apply_schedule(self, venue_id: str, expected_slot_id: str | None, slot: ScheduleSlot | None,
+                             now_ms: int) -> bool:
+        """Record that ``slot`` (None: no window) now applies, if ``expected_slot_id`` still is the one applied
+        last (another hub instance may have been first), and activate its playlist unless active. True if
+        this call applied it."""
         ...

@@ -313,10 +313,41 @@ CREATE TABLE venue_overrides (
 );
 """
 
+# The staff console: playlists patrons may request from, ban list and explicit flags, request limits
+# per venue, and the weekly schedule (with the slot applied last, so a switch happens once).
+_CONSOLE = """
+ALTER TABLE playlists ADD COLUMN requestable boolean NOT NULL DEFAULT false;
+ALTER TABLE venues ADD COLUMN allow_explicit boolean NOT NULL DEFAULT true;
+ALTER TABLE venues ADD COLUMN max_duration_s double precision;
+ALTER TABLE venues ADD COLUMN artist_limit integer;
+ALTER TABLE venues ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE venues ADD COLUMN schedule_slot_id text;
+CREATE TABLE venue_marks (
+    mark_id text PRIMARY KEY,
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    kind text NOT NULL CHECK (kind IN ('ban_video', 'ban_artist', 'explicit')),
+    value text NOT NULL,
+    value_key text NOT NULL,              -- artists folded (rules.artist_key); video ids as they are
+    created_at_ms bigint NOT NULL,
+    UNIQUE (venue_id, kind, value_key)
+);
+CREATE TABLE schedule_slots (
+    slot_id text PRIMARY KEY,
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    playlist_id text NOT NULL REFERENCES playlists(playlist_id),
+    weekday integer NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+    start_minute integer NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
+    end_minute integer NOT NULL CHECK (end_minute > start_minute AND end_minute <= 1440),
+    created_at_ms bigint NOT NULL
+);
+CREATE INDEX schedule_by_venue ON schedule_slots (venue_id, weekday, start_minute);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
     Migration(3, "rate-limit buckets shared by every hub instance", _RATE_BUCKETS),
     Migration(4, "device error reports", _DEVICE_ERRORS),
     Migration(5, "per-venue catalog overrides", _VENUE_OVERRIDES),
+    Migration(6, "staff console: requestable playlists, marks, venue settings, schedule", _CONSOLE),
 )

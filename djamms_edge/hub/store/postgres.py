@@ -25,13 +25,13 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 
 from djamms_edge.hub.ratelimit import RateLimiter
-from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
+from djamms_edge.hub.rules import artist_key, decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -44,9 +44,11 @@ from djamms_edge.hub.store.base import (
     CatalogTrack,
     Change,
     ChangeBatch,
+    Conflict,
     DeviceError,
     InvalidMagicLink,
     Json,
+    MarkKind,
     MasterInfo,
     MasterWrite,
     NowPlaying,
@@ -63,6 +65,7 @@ from djamms_edge.hub.store.base import (
     RequestRecord,
     RequestRules,
     RequestStatus,
+    ScheduleSlot,
     Song,
     StaleEpoch,
     StoreError,
@@ -74,6 +77,9 @@ from djamms_edge.hub.store.base import (
     User,
     UserNotFound,
     Venue,
+    VenueRules,
+    VenueSchedule,
+    VenueSettings,
     WriteResult,
 )
 from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
@@ -81,14 +87,20 @@ from djamms_edge.hub.store.pg_migrations import apply_migrations
 from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
+    KNOWN_SONG,
     catalog_track_of,
     device_error_json,
     entry_of,
     history_json,
+    mark_of,
     master_of,
     now_playing_of,
     playlist_of,
     request_of,
+    settings_of,
+    slot_of,
+    song_of,
+    track_at,
     user_of,
     venue_of,
 )
@@ -521,20 +533,9 @@ class PostgresStore:
         async def tx(conn: Conn) -> int:
             if await _lock_venue(conn, venue_id, required=False) is None:
                 raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
-            playlist = await _playlist(conn, playlist_id)
-            if playlist is None or playlist.venue_id != venue_id:
-                raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
-            await conn.execute("UPDATE venues SET active_playlist_id = $1 WHERE venue_id = $2", playlist_id, venue_id)
-            await conn.execute("DELETE FROM queue_entries WHERE venue_id = $1 AND queue = 'main'", venue_id)
-            entries = [_with_new_id(QueueEntry("", "main", song)) for song in playlist.tracks]
-            await _insert_entries(conn, venue_id, "main", entries, now_ms)
-            return await self._emit(
-                conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
-            )
+            return await self._activate(conn, venue_id, playlist_id, now_ms)
 
-        version = await self._tx(tx)
-        self._notify(venue_id)
-        return version
+        return await self._venue_tx(venue_id, tx)
 
     async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:
@@ -767,6 +768,245 @@ class PostgresStore:
 
         return await self._tx(tx)
 
+    # --- the staff console -----------------------------------------------------------------------
+
+    async def remove_entry(self, venue_id: str, entry_id: str, now_ms: int) -> QueueEntry:
+        async def tx(conn: Conn) -> QueueEntry:
+            await _lock_venue(conn, venue_id)
+            row = await conn.fetchrow(
+                "SELECT * FROM queue_entries WHERE venue_id = $1 AND entry_id = $2", venue_id, entry_id
+            )
+            if row is None:
+                raise UnknownEntry(f"entry {entry_id!r} is not queued at venue {venue_id!r}")
+            entry = entry_of(row)
+            if entry.request_id is not None:
+                raise Conflict("a paid entry is removed by refusing its request (it is refunded)")
+            await conn.execute("DELETE FROM queue_entries WHERE entry_id = $1", entry_id)
+            await self._emit(conn, venue_id, {"type": "entry_removed", "entryId": entry_id}, now_ms)
+            return entry
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def move_entry(self, venue_id: str, entry_id: str, position: int, now_ms: int) -> QueueSnapshot:
+        async def tx(conn: Conn) -> QueueSnapshot:
+            await _lock_venue(conn, venue_id)
+            main = list((await _snapshot(conn, venue_id)).main)
+            index = next((i for i, e in enumerate(main) if e.entry_id == entry_id), None)
+            if index is None:
+                raise UnknownEntry(f"entry {entry_id!r} is not in the main queue of venue {venue_id!r}")
+            order = moved(main, index, position - 1)
+            # New numbers above the old ones: (venue, queue, seq) is unique at every row of the UPDATE.
+            await conn.execute(
+                "UPDATE queue_entries q SET seq = o.seq + (SELECT MAX(seq) FROM queue_entries WHERE venue_id = $2"
+                " AND queue = 'main') FROM unnest($1::text[]) WITH ORDINALITY AS o(entry_id, seq)"
+                " WHERE q.entry_id = o.entry_id", [e.entry_id for e in order], venue_id,
+            )
+            await self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in order]},
+                             now_ms)
+            return await _snapshot(conn, venue_id)
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def skip_now(self, venue_id: str, now_ms: int) -> Json:
+        async def tx(conn: Conn) -> Json:
+            await _lock_venue(conn, venue_id)
+            playing = await _now_playing(conn, venue_id)
+            if playing is None:
+                raise UnknownEntry(f"nothing is playing at venue {venue_id!r}")
+            change: Json = {"type": "skip", "entryId": playing.entry.entry_id, "at": now_ms}
+            change["version"] = await self._emit(conn, venue_id, change, now_ms)
+            return change
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def queue_next(self, venue_id: str, song: Song, by: str, now_ms: int) -> QueueEntry:
+        async def tx(conn: Conn) -> QueueEntry:
+            await _lock_venue(conn, venue_id)
+            entry = _with_new_id(QueueEntry("", "priority", song, None, by))
+            await _insert_entries(conn, venue_id, "priority", [entry], now_ms)
+            await conn.execute(
+                "UPDATE queue_entries SET seq = (SELECT MIN(seq) - 1 FROM queue_entries"
+                " WHERE venue_id = $1 AND queue = 'priority') WHERE entry_id = $2", venue_id, entry.entry_id,
+            )
+            await self._emit(conn, venue_id, {"type": "entry_added", "entry": entry.to_json(), "at": "head"}, now_ms)
+            return entry
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def update_playlist(self, venue_id: str, playlist_id: str, name: str | None,
+                              requestable: bool | None) -> Playlist:
+        async def tx(conn: Conn) -> Playlist:
+            await _lock_venue(conn, venue_id)
+            await _venue_playlist(conn, venue_id, playlist_id)
+            await conn.execute(
+                "UPDATE playlists SET name = COALESCE($1, name), requestable = COALESCE($2, requestable)"
+                " WHERE playlist_id = $3", name, requestable, playlist_id,
+            )
+            return await _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._tx(tx)
+
+    async def delete_playlist(self, venue_id: str, playlist_id: str) -> None:
+        async def tx(conn: Conn) -> None:
+            await _lock_venue(conn, venue_id)
+            if (await _venue_playlist(conn, venue_id, playlist_id)).active:
+                raise Conflict("this playlist is playing; activate another one before deleting it")
+            for table in ("schedule_slots", "playlist_tracks", "playlists"):
+                await conn.execute(f"DELETE FROM {table} WHERE playlist_id = $1", playlist_id)
+
+        await self._tx(tx)
+
+    async def remove_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                           now_ms: int) -> Playlist:
+        async def tx(conn: Conn) -> Playlist:
+            await _lock_venue(conn, venue_id)
+            playlist = await _venue_playlist(conn, venue_id, playlist_id)
+            track_at(playlist, position, video_id)
+            await _write_tracks(conn, playlist_id, [t for i, t in enumerate(playlist.tracks, start=1) if i != position])
+            if playlist.active:
+                entry_id = await conn.fetchval(
+                    "DELETE FROM queue_entries WHERE entry_id = (SELECT entry_id FROM queue_entries WHERE venue_id = $1"
+                    " AND queue = 'main' AND video_id = $2 ORDER BY seq LIMIT 1) RETURNING entry_id",
+                    venue_id, video_id,
+                )
+                if entry_id is not None:
+                    await self._emit(conn, venue_id, {"type": "entry_removed", "entryId": entry_id}, now_ms)
+            return await _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def move_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                         to_position: int) -> Playlist:
+        async def tx(conn: Conn) -> Playlist:
+            await _lock_venue(conn, venue_id)
+            playlist = await _venue_playlist(conn, venue_id, playlist_id)
+            track_at(playlist, position, video_id)
+            await _write_tracks(conn, playlist_id, moved(playlist.tracks, position - 1, to_position - 1))
+            return await _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._tx(tx)
+
+    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
+        async def read(conn: Conn) -> dict[str, Song]:
+            found: dict[str, Song] = {}
+            for video_id in dict.fromkeys(video_ids):
+                row = await conn.fetchrow(KNOWN_SONG.format(p="$1"), video_id)
+                if row is not None:
+                    found[video_id] = song_of(row)
+            return found
+
+        return await self._read(read)
+
+    async def venue_rules(self, venue_id: str) -> VenueRules:
+        return await self._read(lambda conn: _venue_rules(conn, venue_id))
+
+    async def set_venue_settings(self, venue_id: str, settings: VenueSettings, now_ms: int) -> VenueRules:
+        async def tx(conn: Conn) -> VenueRules:
+            await _lock_venue(conn, venue_id)
+            await conn.execute(
+                "UPDATE venues SET allow_explicit = $1, max_duration_s = $2, artist_limit = $3, timezone = $4"
+                " WHERE venue_id = $5",
+                settings.allow_explicit, settings.max_duration_s, settings.artist_limit, settings.timezone, venue_id,
+            )
+            return await self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def add_mark(self, venue_id: str, kind: MarkKind, value: str, now_ms: int) -> VenueRules:
+        async def tx(conn: Conn) -> VenueRules:
+            await _lock_venue(conn, venue_id)
+            await conn.execute(
+                "INSERT INTO venue_marks (mark_id, venue_id, kind, value, value_key, created_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "mk-" + secrets.token_hex(8), venue_id, kind, value, mark_key(kind, value), now_ms,
+            )
+            return await self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def remove_mark(self, venue_id: str, mark_id: str, now_ms: int) -> VenueRules:
+        async def tx(conn: Conn) -> VenueRules:
+            await _lock_venue(conn, venue_id)
+            status = await conn.execute("DELETE FROM venue_marks WHERE venue_id = $1 AND mark_id = $2",
+                                        venue_id, mark_id)
+            if _affected(status) == 0:
+                raise UnknownEntry(f"no mark {mark_id!r} at venue {venue_id!r}")
+            return await self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._venue_tx(venue_id, tx)
+
+    async def add_schedule_slot(self, venue_id: str, slot: ScheduleSlot, now_ms: int) -> ScheduleSlot:
+        async def tx(conn: Conn) -> ScheduleSlot:
+            await _lock_venue(conn, venue_id)
+            await _venue_playlist(conn, venue_id, slot.playlist_id)
+            await conn.execute(
+                "INSERT INTO schedule_slots (slot_id, venue_id, playlist_id, weekday, start_minute, end_minute,"
+                " created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                slot.slot_id, venue_id, slot.playlist_id, slot.weekday, slot.start_minute, slot.end_minute, now_ms,
+            )
+            return slot
+
+        return await self._tx(tx)
+
+    async def delete_schedule_slot(self, venue_id: str, slot_id: str) -> None:
+        async def tx(conn: Conn) -> None:
+            await _lock_venue(conn, venue_id)
+            status = await conn.execute("DELETE FROM schedule_slots WHERE venue_id = $1 AND slot_id = $2",
+                                        venue_id, slot_id)
+            if _affected(status) == 0:
+                raise UnknownEntry(f"no schedule slot {slot_id!r} at venue {venue_id!r}")
+
+        await self._tx(tx)
+
+    async def schedules(self, venue_id: str | None = None) -> list[VenueSchedule]:
+        async def read(conn: Conn) -> list[VenueSchedule]:
+            if venue_id is not None:
+                venues = [await _require_venue(conn, venue_id)]
+            else:
+                venues = await conn.fetch(
+                    "SELECT * FROM venues WHERE venue_id IN (SELECT venue_id FROM schedule_slots)"
+                    " OR schedule_slot_id IS NOT NULL ORDER BY venue_id"
+                )
+            found = []
+            for v in venues:
+                rows = await conn.fetch(
+                    "SELECT * FROM schedule_slots WHERE venue_id = $1 ORDER BY weekday, start_minute, slot_id",
+                    v["venue_id"],
+                )
+                found.append(VenueSchedule(v["venue_id"], v["timezone"], v["schedule_slot_id"],
+                                           tuple(slot_of(r) for r in rows)))
+            return found
+
+        return await self._read(read)
+
+    async def apply_schedule(self, venue_id: str, expected_slot_id: str | None, slot: ScheduleSlot | None,
+                             now_ms: int) -> bool:
+        async def tx(conn: Conn) -> bool:
+            venue = await _lock_venue(conn, venue_id)
+            if venue["schedule_slot_id"] != expected_slot_id:
+                return False
+            await conn.execute("UPDATE venues SET schedule_slot_id = $1 WHERE venue_id = $2",
+                               None if slot is None else slot.slot_id, venue_id)
+            if slot is not None and venue["active_playlist_id"] != slot.playlist_id:
+                await self._activate(conn, venue_id, slot.playlist_id, now_ms)
+            return True
+
+        applied = await self._tx(tx)
+        if applied:
+            self._notify(venue_id)
+        return applied
+
+    async def _venue_tx(self, venue_id: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A transaction that emits changes of ``venue_id``: its feed wakes up after the commit."""
+        result = await self._tx(fn)
+        self._notify(venue_id)
+        return result
+
+    async def _emit_rules(self, conn: Conn, venue_id: str, now_ms: int) -> VenueRules:
+        rules = await _venue_rules(conn, venue_id)
+        await self._emit(conn, venue_id, {"type": "rules", "rules": rules.to_json()}, now_ms)
+        return rules
+
     # --- transaction helpers ---------------------------------------------------------------------
 
     async def _master_write(self, write: MasterWrite, change: Callable[[Conn], Awaitable[Json]],
@@ -788,6 +1028,18 @@ class PostgresStore:
         if not result.replayed:
             self._notify(write.venue_id)
         return result
+
+    async def _activate(self, conn: Conn, venue_id: str, playlist_id: str, now_ms: int) -> int:
+        """Make ``playlist_id`` the venue's playlist (the caller holds the venue lock): the main queue
+        becomes its tracks, in order."""
+        playlist = await _venue_playlist(conn, venue_id, playlist_id)
+        await conn.execute("UPDATE venues SET active_playlist_id = $1 WHERE venue_id = $2", playlist_id, venue_id)
+        await conn.execute("DELETE FROM queue_entries WHERE venue_id = $1 AND queue = 'main'", venue_id)
+        entries = [_with_new_id(QueueEntry("", "main", song)) for song in playlist.tracks]
+        await _insert_entries(conn, venue_id, "main", entries, now_ms)
+        return await self._emit(
+            conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
+        )
 
     async def _emit(self, conn: Conn, venue_id: str, data: Json, now_ms: int) -> int:
         """Bump the venue's version, log the change and NOTIFY every instance (at commit): one round trip."""
@@ -932,7 +1184,30 @@ async def _snapshot(conn: Conn, venue_id: str) -> QueueSnapshot:
         tuple(e for e in entries if e.queue == "priority"),
         tuple(e for e in entries if e.queue == "main"),
         await _active_master(conn, venue_id),
+        await _venue_rules(conn, venue_id),
     )
+
+
+async def _venue_playlist(conn: Conn, venue_id: str, playlist_id: str) -> Playlist:
+    playlist = await _playlist(conn, playlist_id)
+    if playlist is None or playlist.venue_id != venue_id:
+        raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
+    return playlist
+
+
+async def _write_tracks(conn: Conn, playlist_id: str, tracks: Sequence[Song]) -> None:
+    await conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = $1", playlist_id)
+    await conn.executemany(
+        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration) for i, t in enumerate(tracks, start=1)],
+    )
+
+
+async def _venue_rules(conn: Conn, venue_id: str) -> VenueRules:
+    venue = await _require_venue(conn, venue_id)
+    marks = await conn.fetch("SELECT * FROM venue_marks WHERE venue_id = $1 ORDER BY kind, value_key", venue_id)
+    return VenueRules(settings_of(venue), tuple(mark_of(r) for r in marks))
 
 
 async def _playlist(conn: Conn, playlist_id: str) -> Playlist | None:

@@ -10,16 +10,21 @@ from typing import Any, Protocol
 
 from djamms_edge.hub.store.base import (
     CatalogTrack,
+    Conflict,
     Json,
+    Mark,
     MasterInfo,
     NowPlaying,
     Offsets,
     Playlist,
     QueueEntry,
     RequestRecord,
+    ScheduleSlot,
     Song,
+    UnknownEntry,
     User,
     Venue,
+    VenueSettings,
 )
 
 
@@ -43,7 +48,20 @@ def request_of(row: Row) -> RequestRecord:
 def playlist_of(row: Row, tracks: list[Any]) -> Playlist:
     """``row`` joined with its venue's active_playlist_id; ``tracks`` its playlist_tracks rows in order."""
     return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(song_of(t) for t in tracks),
-                    row["active_playlist_id"] == row["playlist_id"])
+                    row["active_playlist_id"] == row["playlist_id"], bool(row["requestable"]))
+
+
+def settings_of(row: Row) -> VenueSettings:
+    """A venues row's console settings."""
+    return VenueSettings(bool(row["allow_explicit"]), row["max_duration_s"], row["artist_limit"], row["timezone"])
+
+
+def mark_of(row: Row) -> Mark:
+    return Mark(row["mark_id"], row["kind"], row["value"])
+
+
+def slot_of(row: Row) -> ScheduleSlot:
+    return ScheduleSlot(row["slot_id"], row["playlist_id"], row["weekday"], row["start_minute"], row["end_minute"])
 
 
 def song_of(row: Row) -> Song:
@@ -77,6 +95,23 @@ def catalog_track_of(row: Row, *, for_venue: bool = False) -> CatalogTrack:
     venue_override = Offsets(row["venue_start"], row["venue_end"]) if for_venue and row["venue_set"] else None
     return CatalogTrack(row["video_id"], row["duration"], Offsets(row["analysis_start"], row["analysis_end"]),
                         row["loudness"], override, row["analysed_by"], venue_override)
+
+
+# A song the hub has seen, by video id: from a playlist, else from a request ({p}: the placeholder).
+KNOWN_SONG = (
+    "SELECT video_id, title, artist, duration FROM playlist_tracks WHERE video_id = {p}"
+    " UNION ALL SELECT video_id, title, artist, duration FROM requests WHERE video_id = {p} LIMIT 1"
+)
+
+
+def track_at(playlist: Playlist, position: int, video_id: str) -> Song:
+    """The track at ``position`` (1-based), checked to be ``video_id``: a list edited meanwhile is a Conflict."""
+    if not 1 <= position <= len(playlist.tracks):
+        raise UnknownEntry(f"playlist {playlist.playlist_id!r} has no track {position}")
+    track = playlist.tracks[position - 1]
+    if track.video_id != video_id:
+        raise Conflict(f"track {position} is now {track.video_id!r}, not {video_id!r}; reload the playlist")
+    return track
 
 
 def history_json(row: Row) -> Json:

@@ -14,13 +14,13 @@ import json
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
-from djamms_edge.hub.rules import artist_key, decide_register, paid_request_refusal
+from djamms_edge.hub.rules import artist_key, decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
@@ -32,9 +32,11 @@ from djamms_edge.hub.store.base import (
     CatalogTrack,
     Change,
     ChangeBatch,
+    Conflict,
     DeviceError,
     InvalidMagicLink,
     Json,
+    MarkKind,
     MasterInfo,
     MasterWrite,
     NowPlaying,
@@ -51,6 +53,7 @@ from djamms_edge.hub.store.base import (
     RequestRecord,
     RequestRules,
     RequestStatus,
+    ScheduleSlot,
     Song,
     StaleEpoch,
     UnknownEntry,
@@ -60,18 +63,27 @@ from djamms_edge.hub.store.base import (
     User,
     UserNotFound,
     Venue,
+    VenueRules,
+    VenueSchedule,
+    VenueSettings,
     WriteResult,
 )
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
+    KNOWN_SONG,
     catalog_track_of,
     device_error_json,
     entry_of,
     history_json,
+    mark_of,
     master_of,
     now_playing_of,
     playlist_of,
     request_of,
+    settings_of,
+    slot_of,
+    song_of,
+    track_at,
     user_of,
     venue_of,
 )
@@ -433,20 +445,7 @@ class SqliteStore:
         return playlist
 
     async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int:
-        def tx(conn: sqlite3.Connection) -> int:
-            playlist = _playlist(conn, playlist_id)
-            if playlist is None or playlist.venue_id != venue_id:
-                raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
-            conn.execute("UPDATE venues SET active_playlist_id = ? WHERE venue_id = ?", (playlist_id, venue_id))
-            conn.execute("DELETE FROM queue_entries WHERE venue_id = ? AND queue = 'main'", (venue_id,))
-            entries = [
-                self._insert_entry(conn, venue_id, QueueEntry("", "main", song), now_ms) for song in playlist.tracks
-            ]
-            return self._emit(
-                conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms
-            )
-
-        version = await self._write(tx)
+        version = await self._write(lambda conn: self._activate(conn, venue_id, playlist_id, now_ms))
         self._notify(venue_id)
         return version
 
@@ -670,6 +669,241 @@ class SqliteStore:
 
         return await self._write(tx)
 
+    # --- the staff console -----------------------------------------------------------------------
+
+    async def remove_entry(self, venue_id: str, entry_id: str, now_ms: int) -> QueueEntry:
+        def tx(conn: sqlite3.Connection) -> QueueEntry:
+            row = conn.execute(
+                "SELECT * FROM queue_entries WHERE venue_id = ? AND entry_id = ?", (venue_id, entry_id)
+            ).fetchone()
+            if row is None:
+                raise UnknownEntry(f"entry {entry_id!r} is not queued at venue {venue_id!r}")
+            entry = entry_of(row)
+            if entry.request_id is not None:
+                raise Conflict("a paid entry is removed by refusing its request (it is refunded)")
+            conn.execute("DELETE FROM queue_entries WHERE entry_id = ?", (entry_id,))
+            self._emit(conn, venue_id, {"type": "entry_removed", "entryId": entry_id}, now_ms)
+            return entry
+
+        entry = await self._write(tx)
+        self._notify(venue_id)
+        return entry
+
+    async def move_entry(self, venue_id: str, entry_id: str, position: int, now_ms: int) -> QueueSnapshot:
+        def tx(conn: sqlite3.Connection) -> QueueSnapshot:
+            main = list(_snapshot(conn, venue_id).main)
+            index = next((i for i, e in enumerate(main) if e.entry_id == entry_id), None)
+            if index is None:
+                raise UnknownEntry(f"entry {entry_id!r} is not in the main queue of venue {venue_id!r}")
+            order = moved(main, index, position - 1)
+            for seq, entry in enumerate(order, start=1):
+                conn.execute("UPDATE queue_entries SET seq = ? WHERE entry_id = ?", (seq, entry.entry_id))
+            self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in order]}, now_ms)
+            return _snapshot(conn, venue_id)
+
+        snapshot = await self._write(tx)
+        self._notify(venue_id)
+        return snapshot
+
+    async def skip_now(self, venue_id: str, now_ms: int) -> Json:
+        def tx(conn: sqlite3.Connection) -> Json:
+            _require_venue(conn, venue_id)
+            playing = _now_playing(conn, venue_id)
+            if playing is None:
+                raise UnknownEntry(f"nothing is playing at venue {venue_id!r}")
+            change: Json = {"type": "skip", "entryId": playing.entry.entry_id, "at": now_ms}
+            change["version"] = self._emit(conn, venue_id, change, now_ms)
+            return change
+
+        change = await self._write(tx)
+        self._notify(venue_id)
+        return change
+
+    async def queue_next(self, venue_id: str, song: Song, by: str, now_ms: int) -> QueueEntry:
+        def tx(conn: sqlite3.Connection) -> QueueEntry:
+            _require_venue(conn, venue_id)
+            entry = self._insert_entry(conn, venue_id, QueueEntry("", "priority", song, None, by), now_ms)
+            (first,) = conn.execute(
+                "SELECT MIN(seq) FROM queue_entries WHERE venue_id = ? AND queue = 'priority'", (venue_id,)
+            ).fetchone()
+            conn.execute("UPDATE queue_entries SET seq = ? WHERE entry_id = ?", (first - 1, entry.entry_id))
+            self._emit(conn, venue_id, {"type": "entry_added", "entry": entry.to_json(), "at": "head"}, now_ms)
+            return entry
+
+        entry = await self._write(tx)
+        self._notify(venue_id)
+        return entry
+
+    async def update_playlist(self, venue_id: str, playlist_id: str, name: str | None,
+                              requestable: bool | None) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> Playlist:
+            _venue_playlist(conn, venue_id, playlist_id)
+            conn.execute(
+                "UPDATE playlists SET name = COALESCE(?, name), requestable = COALESCE(?, requestable)"
+                " WHERE playlist_id = ?",
+                (name, None if requestable is None else int(requestable), playlist_id),
+            )
+            return _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._write(tx)
+
+    async def delete_playlist(self, venue_id: str, playlist_id: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            if _venue_playlist(conn, venue_id, playlist_id).active:
+                raise Conflict("this playlist is playing; activate another one before deleting it")
+            for table in ("schedule_slots", "playlist_tracks", "playlists"):
+                conn.execute(f"DELETE FROM {table} WHERE playlist_id = ?", (playlist_id,))
+
+        await self._write(tx)
+
+    async def remove_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                           now_ms: int) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> Playlist:
+            playlist = _venue_playlist(conn, venue_id, playlist_id)
+            track_at(playlist, position, video_id)
+            tracks = [t for i, t in enumerate(playlist.tracks, start=1) if i != position]
+            _write_tracks(conn, playlist_id, tracks)
+            if playlist.active:
+                row = conn.execute(
+                    "SELECT entry_id FROM queue_entries WHERE venue_id = ? AND queue = 'main' AND video_id = ?"
+                    " ORDER BY seq LIMIT 1", (venue_id, video_id),
+                ).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM queue_entries WHERE entry_id = ?", (row["entry_id"],))
+                    self._emit(conn, venue_id, {"type": "entry_removed", "entryId": row["entry_id"]}, now_ms)
+            return _venue_playlist(conn, venue_id, playlist_id)
+
+        playlist = await self._write(tx)
+        self._notify(venue_id)
+        return playlist
+
+    async def move_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
+                         to_position: int) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> Playlist:
+            playlist = _venue_playlist(conn, venue_id, playlist_id)
+            track_at(playlist, position, video_id)
+            _write_tracks(conn, playlist_id, moved(playlist.tracks, position - 1, to_position - 1))
+            return _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._write(tx)
+
+    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
+        def read(conn: sqlite3.Connection) -> dict[str, Song]:
+            found: dict[str, Song] = {}
+            for video_id in dict.fromkeys(video_ids):
+                row = conn.execute(KNOWN_SONG.format(p="?"), (video_id, video_id)).fetchone()
+                if row is not None:
+                    found[video_id] = song_of(row)
+            return found
+
+        return await self._db.read(read)
+
+    async def venue_rules(self, venue_id: str) -> VenueRules:
+        return await self._db.read(lambda conn: _venue_rules(conn, venue_id))
+
+    async def set_venue_settings(self, venue_id: str, settings: VenueSettings, now_ms: int) -> VenueRules:
+        def tx(conn: sqlite3.Connection) -> VenueRules:
+            _require_venue(conn, venue_id)
+            conn.execute(
+                "UPDATE venues SET allow_explicit = ?, max_duration_s = ?, artist_limit = ?, timezone = ?"
+                " WHERE venue_id = ?",
+                (int(settings.allow_explicit), settings.max_duration_s, settings.artist_limit, settings.timezone,
+                 venue_id),
+            )
+            return self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._rules_write(venue_id, tx)
+
+    async def add_mark(self, venue_id: str, kind: MarkKind, value: str, now_ms: int) -> VenueRules:
+        def tx(conn: sqlite3.Connection) -> VenueRules:
+            _require_venue(conn, venue_id)
+            conn.execute(
+                "INSERT INTO venue_marks (mark_id, venue_id, kind, value, value_key, created_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                ("mk-" + secrets.token_hex(8), venue_id, kind, value, mark_key(kind, value), now_ms),
+            )
+            return self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._rules_write(venue_id, tx)
+
+    async def remove_mark(self, venue_id: str, mark_id: str, now_ms: int) -> VenueRules:
+        def tx(conn: sqlite3.Connection) -> VenueRules:
+            _require_venue(conn, venue_id)
+            cur = conn.execute("DELETE FROM venue_marks WHERE venue_id = ? AND mark_id = ?", (venue_id, mark_id))
+            if cur.rowcount == 0:
+                raise UnknownEntry(f"no mark {mark_id!r} at venue {venue_id!r}")
+            return self._emit_rules(conn, venue_id, now_ms)
+
+        return await self._rules_write(venue_id, tx)
+
+    async def add_schedule_slot(self, venue_id: str, slot: ScheduleSlot, now_ms: int) -> ScheduleSlot:
+        def tx(conn: sqlite3.Connection) -> ScheduleSlot:
+            _venue_playlist(conn, venue_id, slot.playlist_id)
+            conn.execute(
+                "INSERT INTO schedule_slots (slot_id, venue_id, playlist_id, weekday, start_minute, end_minute,"
+                " created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (slot.slot_id, venue_id, slot.playlist_id, slot.weekday, slot.start_minute, slot.end_minute, now_ms),
+            )
+            return slot
+
+        return await self._write(tx)
+
+    async def delete_schedule_slot(self, venue_id: str, slot_id: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("DELETE FROM schedule_slots WHERE venue_id = ? AND slot_id = ?", (venue_id, slot_id))
+            if cur.rowcount == 0:
+                raise UnknownEntry(f"no schedule slot {slot_id!r} at venue {venue_id!r}")
+
+        await self._write(tx)
+
+    async def schedules(self, venue_id: str | None = None) -> list[VenueSchedule]:
+        def read(conn: sqlite3.Connection) -> list[VenueSchedule]:
+            if venue_id is not None:
+                venues = [_require_venue(conn, venue_id)]
+            else:
+                venues = conn.execute(
+                    "SELECT * FROM venues WHERE venue_id IN (SELECT venue_id FROM schedule_slots)"
+                    " OR schedule_slot_id IS NOT NULL ORDER BY venue_id"
+                ).fetchall()
+            return [
+                VenueSchedule(v["venue_id"], v["timezone"], v["schedule_slot_id"], tuple(
+                    slot_of(r) for r in conn.execute(
+                        "SELECT * FROM schedule_slots WHERE venue_id = ? ORDER BY weekday, start_minute, slot_id",
+                        (v["venue_id"],),
+                    )
+                ))
+                for v in venues
+            ]
+
+        return await self._db.read(read)
+
+    async def apply_schedule(self, venue_id: str, expected_slot_id: str | None, slot: ScheduleSlot | None,
+                             now_ms: int) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            venue = _require_venue(conn, venue_id)
+            if venue["schedule_slot_id"] != expected_slot_id:
+                return False
+            conn.execute("UPDATE venues SET schedule_slot_id = ? WHERE venue_id = ?",
+                         (None if slot is None else slot.slot_id, venue_id))
+            if slot is not None and venue["active_playlist_id"] != slot.playlist_id:
+                self._activate(conn, venue_id, slot.playlist_id, now_ms)
+            return True
+
+        applied = await self._write(tx)
+        if applied:
+            self._notify(venue_id)
+        return applied
+
+    async def _rules_write(self, venue_id: str, tx: Callable[[sqlite3.Connection], VenueRules]) -> VenueRules:
+        rules = await self._write(tx)
+        self._notify(venue_id)
+        return rules
+
+    def _emit_rules(self, conn: sqlite3.Connection, venue_id: str, now_ms: int) -> VenueRules:
+        rules = _venue_rules(conn, venue_id)
+        self._emit(conn, venue_id, {"type": "rules", "rules": rules.to_json()}, now_ms)
+        return rules
+
     # --- transaction helpers (run on the writer thread) ------------------------------------------
 
     async def _master_write(
@@ -691,6 +925,14 @@ class SqliteStore:
         if not result.replayed:
             self._notify(write.venue_id)
         return result
+
+    def _activate(self, conn: sqlite3.Connection, venue_id: str, playlist_id: str, now_ms: int) -> int:
+        """Make ``playlist_id`` the venue's playlist: the main queue becomes its tracks, in order."""
+        playlist = _venue_playlist(conn, venue_id, playlist_id)
+        conn.execute("UPDATE venues SET active_playlist_id = ? WHERE venue_id = ?", (playlist_id, venue_id))
+        conn.execute("DELETE FROM queue_entries WHERE venue_id = ? AND queue = 'main'", (venue_id,))
+        entries = [self._insert_entry(conn, venue_id, QueueEntry("", "main", song), now_ms) for song in playlist.tracks]
+        return self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in entries]}, now_ms)
 
     def _emit(self, conn: sqlite3.Connection, venue_id: str, data: Json, now_ms: int) -> int:
         (version,) = conn.execute(
@@ -819,6 +1061,7 @@ def _snapshot(conn: sqlite3.Connection, venue_id: str) -> QueueSnapshot:
         tuple(e for e in entries if e.queue == "priority"),
         tuple(e for e in entries if e.queue == "main"),
         _active_master(conn, venue_id),
+        _venue_rules(conn, venue_id),
     )
 
 
@@ -833,6 +1076,30 @@ def _playlist(conn: sqlite3.Connection, playlist_id: str) -> Playlist | None:
         "SELECT * FROM playlist_tracks WHERE playlist_id = ? ORDER BY position", (playlist_id,)
     ).fetchall()
     return playlist_of(row, tracks)
+
+
+def _venue_playlist(conn: sqlite3.Connection, venue_id: str, playlist_id: str) -> Playlist:
+    playlist = _playlist(conn, playlist_id)
+    if playlist is None or playlist.venue_id != venue_id:
+        raise UnknownPlaylist(f"unknown playlist {playlist_id!r} at venue {venue_id!r}")
+    return playlist
+
+
+def _write_tracks(conn: sqlite3.Connection, playlist_id: str, tracks: Sequence[Song]) -> None:
+    conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ?", (playlist_id,))
+    conn.executemany(
+        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration) for i, t in enumerate(tracks, start=1)],
+    )
+
+
+def _venue_rules(conn: sqlite3.Connection, venue_id: str) -> VenueRules:
+    venue = _require_venue(conn, venue_id)
+    marks = conn.execute(
+        "SELECT * FROM venue_marks WHERE venue_id = ? ORDER BY kind, value_key", (venue_id,)
+    ).fetchall()
+    return VenueRules(settings_of(venue), tuple(mark_of(r) for r in marks))
 
 
 def _catalog(conn: sqlite3.Connection, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:

@@ -194,3 +194,41 @@ def m003_venue_overrides(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+_CONSOLE = """
+        ALTER TABLE playlists ADD COLUMN requestable INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE venues ADD COLUMN allow_explicit INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE venues ADD COLUMN max_duration_s REAL;
+        ALTER TABLE venues ADD COLUMN artist_limit INTEGER;
+        ALTER TABLE venues ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+        ALTER TABLE venues ADD COLUMN schedule_slot_id TEXT;
+        CREATE TABLE venue_marks (
+            mark_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            kind TEXT NOT NULL CHECK (kind IN ('ban_video', 'ban_artist', 'explicit')),
+            value TEXT NOT NULL,
+            value_key TEXT NOT NULL,              -- artists folded (rules.artist_key); video ids as they are
+            created_at_ms INTEGER NOT NULL,
+            UNIQUE (venue_id, kind, value_key)
+        );
+        CREATE TABLE schedule_slots (
+            slot_id TEXT PRIMARY KEY,
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            playlist_id TEXT NOT NULL REFERENCES playlists(playlist_id),
+            weekday INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+            start_minute INTEGER NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
+            end_minute INTEGER NOT NULL CHECK (end_minute > start_minute AND end_minute <= 1440),
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX schedule_by_venue ON schedule_slots(venue_id, weekday, start_minute)
+"""
+
+
+@migrations()
+def m004_console(db: sqlite_utils.Database) -> None:
+    # The staff console: playlists patrons may request from, ban list and explicit flags, request limits
+    # per venue, and the weekly schedule (with the slot applied last, so a switch happens once).
+    for statement in _CONSOLE.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
