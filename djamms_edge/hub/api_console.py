@@ -18,7 +18,14 @@ from djamms_edge.hub.context import SERVICE, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.schedule import ScheduleSwitcher
 from djamms_edge.hub.store.base import MARK_KINDS, Json, ScheduleSlot, Song, VenueSettings
-from djamms_edge.hub.tracks_input import MAX_IMPORT_LINES, BadLine, import_lines, parse_line, youtube_id
+from djamms_edge.hub.tracks_input import (
+    MAX_IMPORT_LINES,
+    BadLine,
+    TrackLine,
+    import_lines,
+    parse_line,
+    youtube_id,
+)
 from djamms_edge.hub.web_input import Fields, check_id, read_json
 
 routes = web.RouteTableDef()
@@ -188,7 +195,8 @@ async def import_tracks(request: web.Request) -> web.Response:
     playlist = await service.store.get_playlist(playlist_id)
     if playlist is None or playlist.venue_id != venue_id:
         raise ApiError(404, f"unknown playlist {playlist_id!r} at venue {venue_id!r}", "playlistId")
-    parsed, problems = [], []
+    parsed: list[tuple[int, TrackLine]] = []
+    problems: list[Json] = []
     for number, line in lines:
         try:
             parsed.append((number, parse_line(line)))

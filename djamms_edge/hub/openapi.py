@@ -80,7 +80,10 @@ PATHS: Json = {
     V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V", params=("since",))},
     V + "/playlists": {"post": _op("staff: create a playlist", body=_obj(name=_S), ok="201"),
                        "get": _op("device/staff: list playlists")},
-    V + "/playlists/{playlistId}": {"get": _op("device/staff: one playlist with its tracks")},
+    V + "/playlists/{playlistId}": {"get": _op("device/staff: one playlist with its tracks"),
+                                    "patch": _op("staff: rename, or set requestable (patrons may request from it)",
+                                                 body=_obj(name=_S, requestable={"type": "boolean"})),
+                                    "delete": _op("staff: delete a playlist (409 while it is the active one)")},
     V + "/playlists/{playlistId}/tracks": {"post": _op("staff: add a song (addSongToPlaylist)",
                                                        body=_obj(song=_SONG), ok="201")},
     V + "/active-playlist": {"put": _op("staff: play this playlist (rebuilds the main queue)",
@@ -94,6 +97,41 @@ PATHS: Json = {
                                             "venueId the global ones (wins over analysis; nulls clear)",
                                             body=_obj(videoId=_S, venueId=_S, realStartOffset=_N,
                                                       realEndOffset=_N))},
+    # --- the staff console (issue 12): staff of the venue, or an admin ---
+    V + "/queue/entries/{entryId}": {
+        "delete": _op("staff: remove a queued entry; a paid one is refused (refund due) and answered in 'refund'"),
+        "patch": _op("staff: move a main-queue entry to a 1-based position (one main_replaced change)",
+                     body=_obj(position=_I)),
+    },
+    V + "/skip": {"post": _op("staff: the playing box skips the current track (a 'skip' change naming its entry); "
+                              "404 when nothing plays")},
+    V + "/queue/next": {"post": _op("staff: a free pick at the head of the priority queue: {song} or {videoId: id or "
+                                    "YouTube URL of a song the hub knows}", body=_obj(song=_SONG, videoId=_S),
+                                    ok="201")},
+    V + "/playlists/{playlistId}/tracks/{position}": {
+        "delete": _op("staff: remove the track at a 1-based position (?videoId= must match it: 409 otherwise)",
+                      params=("videoId",)),
+        "patch": _op("staff: move the track at position (its videoId must match) to toPosition",
+                     body=_obj(videoId=_S, toPosition=_I)),
+    },
+    V + "/playlists/{playlistId}/tracks/import": {"post": _op(
+        "staff: add songs, one a line: 'URL-or-id' (a song the hub knows) or 'URL-or-id | Artist | Title | m:ss'; "
+        "answers {playlist, added, problems: [{line, text, error}]}", body=_obj(text=_S), ok="201")},
+    V + "/rules": {
+        "get": _op("staff: the venue's rules: {allowExplicit, maxDurationS, artistLimit, timezone, marks}"),
+        "patch": _op("staff: explicit songs on/off, the venue's request limits (null: the hub's default), timezone",
+                     body=_obj(allowExplicit={"type": "boolean"}, maxDurationS=_N, artistLimit=_I, timezone=_S)),
+    },
+    V + "/marks": {"post": _op("staff: ban a video (ban_video) or an artist (ban_artist), or flag a video explicit; "
+                               "enforced on requests (refund due) and by the edges' rotation (a 'rules' change)",
+                               body=_obj(kind={"enum": ["ban_video", "ban_artist", "explicit"]}, value=_S), ok="201")},
+    V + "/marks/{markId}": {"delete": _op("staff: lift a ban or an explicit flag")},
+    V + "/schedule": {
+        "get": _op("staff: the weekly schedule {timezone, appliedSlotId, slots}"),
+        "post": _op("staff: a weekly window (venue time) in which a playlist plays; weekday 0 = Monday",
+                    body=_obj(playlistId=_S, weekday=_I, start=_S, end=_S), ok="201"),
+    },
+    V + "/schedule/{slotId}": {"delete": _op("staff: remove a schedule window")},
     "/v1/functions/{functionId}/executions": {"post": _op(
         "reference compatibility: magic-link, player-registry, processRequest, addSongToPlaylist "
         "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",

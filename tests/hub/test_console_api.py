@@ -4,7 +4,6 @@ and who may do it (staff of venue A never touch venue B)."""
 from __future__ import annotations
 
 import asyncio
-
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from djamms_edge.hub.config import ScheduleConfig
 from djamms_edge.hub.store.base import Song
+from tests.edge.sync.hubs import eventually
 from tests.hub.conftest import Hub, HubFactory, hub_config
 
 V = "/api/v1/venues/"
@@ -220,10 +220,11 @@ async def active(hub: Hub, venue: str) -> str | None:
     return None if found is None else found.active_playlist_id
 
 
-async def wait_for_active(hub: Hub, venue: str, playlist_id: str, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await active(hub, venue) != playlist_id:
-            await asyncio.sleep(0.02)
+async def wait_for_active(hub: Hub, venue: str, playlist_id: str) -> None:
+    async def switched() -> bool:
+        return await active(hub, venue) == playlist_id
+
+    await eventually(switched)
 
 
 async def test_known_songs_come_from_playlists_and_requests(hub: Hub) -> None:
@@ -231,7 +232,8 @@ async def test_known_songs_come_from_playlists_and_requests(hub: Hub) -> None:
     await playlist(hub, venue, n=1, active=False)
     await hub.call("POST", f"{V}{venue}/requests", {"song": song(3), "paymentId": "p-k"})
     known = await hub.store.known_songs([IDS[0], IDS[3], IDS[2]])
-    assert known == {IDS[0]: Song(IDS[0], "Song 0", "Artist 0", 180.0), IDS[3]: Song(IDS[3], "Song 3", "Artist 3", 180.0)}
+    assert known == {IDS[0]: Song(IDS[0], "Song 0", "Artist 0", 180.0),
+                     IDS[3]: Song(IDS[3], "Song 3", "Artist 3", 180.0)}
 
 
 def console_writes(venue: str) -> list[tuple[str, str, Any]]:
