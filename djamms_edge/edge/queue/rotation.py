@@ -8,12 +8,15 @@
   cannot be met (a playlist shorter than the window) the least recently played track plays: a
   venue hears a repeat rather than silence.
 * Sources marked unplayable (missing or broken files) are never chosen.
+* Songs the venue bans (by video id or artist, or flagged explicit while explicit songs are off) are
+  passed over (``Bans``, from the hub's venue rules).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from djamms_edge.edge.queue.model import EntryKind, Play, QueueEntry
 
@@ -22,6 +25,31 @@ from djamms_edge.edge.queue.model import EntryKind, Play, QueueEntry
 class RotationRules:
     repeat_window_s: float = 3600.0
     artist_separation: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Bans:
+    """What a venue does not play: video ids, artists (folded), and explicit video ids while those are off."""
+
+    videos: frozenset[str] = frozenset()
+    artists: frozenset[str] = frozenset()
+    explicit: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_rules(cls, rules: dict[str, Any] | None) -> Bans:
+        """From the hub's venue rules JSON (``{"allowExplicit", "marks": [{"kind", "value"}]}``); None: no bans."""
+        if not rules:
+            return cls()
+        marks = [m for m in rules.get("marks") or [] if isinstance(m, dict)]
+
+        def values(kind: str) -> frozenset[str]:
+            return frozenset(str(m.get("value")) for m in marks if m.get("kind") == kind)
+
+        explicit = frozenset() if rules.get("allowExplicit", True) else values("explicit")
+        return cls(values("ban_video"), frozenset(_artist(a) for a in values("ban_artist")), explicit)
+
+    def bans(self, video_id: str, artist: str) -> bool:
+        return video_id in self.videos or video_id in self.explicit or _artist(artist) in self.artists
 
 
 def next_priority(priority: Sequence[QueueEntry], skip: Collection[str] = ()) -> QueueEntry | None:

@@ -19,7 +19,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from djamms_edge.edge.sync import lease as L
@@ -48,6 +48,7 @@ class EdgeSync:
         on_play: Callable[[int], None],
         on_halt: Callable[[str], None],
         on_queue_changed: Callable[[], None] = lambda: None,
+        on_skip: Callable[[str], Coroutine[Any, Any, None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -62,6 +63,7 @@ class EdgeSync:
         self._on_play = on_play
         self._on_halt = on_halt
         self._on_queue_changed = on_queue_changed
+        self._on_skip = on_skip
         self._clock = clock
         self._wall = wall_clock
         self._rng = rng
@@ -255,6 +257,9 @@ class EdgeSync:
                 await self.replica.load_snapshot(await self.api.snapshot())
             if message.body.get("type") == "master":
                 self._master_event(message.body.get("master"))
+            elif message.body.get("type") == "skip" and self._on_skip is not None:
+                # Staff pressed "skip now": the player fades out in its own task, the feed reads on.
+                self._tasks.start(self._on_skip(str(message.body["entryId"])), "skip")
         else:
             return
         self._on_queue_changed()

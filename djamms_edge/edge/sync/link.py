@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 class HubLink:
     def __init__(self, api: HubApi, db: Database, config: SyncConfig) -> None:
-        self.sync = EdgeSync(api, db, config, on_play=self._play, on_halt=self._halt, on_queue_changed=self._changed)
+        self.sync = EdgeSync(api, db, config, on_play=self._play, on_halt=self._halt, on_queue_changed=self._changed,
+                             on_skip=self._skip)
         self.queue = HubQueue(self.sync)
         self._engine: PlaybackEngine | None = None
 
@@ -50,6 +51,14 @@ class HubLink:
 
     def _changed(self) -> None:
         self.queue.changed()
+
+    async def _skip(self, entry_id: str) -> None:
+        """Staff skipped ``entry_id`` from the console: skip it if it is what this box plays (a skip replayed
+        from the log after an outage names an entry long gone, and skips nothing)."""
+        engine = self._engine
+        playing = engine.status().now_playing if engine is not None else None
+        if engine is not None and playing is not None and playing.entry.entry_id == entry_id:
+            await engine.skip()
 
     async def start(self) -> None:
         await self.sync.start()

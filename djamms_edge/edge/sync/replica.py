@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from djamms_edge.edge.queue.rotation import Bans
 from djamms_edge.shared.sqlite import Database
 
 Json = dict[str, Any]
@@ -57,6 +58,7 @@ class ReplicaView:
     priority: tuple[ReplicaEntry, ...]
     main: tuple[ReplicaEntry, ...]
     consumed: dict[str, int]  # entry id -> when this box started it (ms)
+    bans: Bans = field(default_factory=Bans)  # the venue's ban list: the rotation passes these songs over
 
 
 class NeedSnapshot(Exception):
@@ -97,6 +99,7 @@ class Replica:
             priority=tuple(e for e in entries if e.queue == "priority"),
             main=tuple(e for e in entries if e.queue == "main"),
             consumed=consumed,
+            bans=Bans.from_rules(json.loads(meta["rules"]) if meta and meta["rules"] else None),
         )
 
     async def upcoming(self, count: int) -> list[ReplicaEntry]:
@@ -112,8 +115,8 @@ class Replica:
     def _load_snapshot(self, conn: sqlite3.Connection, snapshot: Json) -> None:
         master = snapshot.get("master") or None
         conn.execute(
-            "INSERT OR REPLACE INTO replica_meta (venue_id, version, epoch, master_device, now_playing, synced_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO replica_meta (venue_id, version, epoch, master_device, now_playing, synced_ms,"
+            " rules) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 self.venue_id,
                 int(snapshot["version"]),
@@ -121,6 +124,7 @@ class Replica:
                 master["deviceId"] if master else None,
                 _dump(snapshot.get("nowPlaying")),
                 self._now_ms(),
+                _dump(snapshot.get("rules")),
             ),
         )
         conn.execute("DELETE FROM replica_entries WHERE venue_id = ?", (self.venue_id,))
@@ -161,7 +165,7 @@ class Replica:
     def _apply_one(self, conn: sqlite3.Connection, change: Json) -> None:
         kind = change.get("type")
         if kind == "entry_added":
-            self._add(conn, change["entry"])
+            self._add(conn, change["entry"], first=change.get("at") == "head")
         elif kind == "entry_removed":
             conn.execute(
                 "DELETE FROM replica_entries WHERE venue_id = ? AND entry_id = ?", (self.venue_id, change["entryId"])
@@ -181,11 +185,18 @@ class Replica:
                 "UPDATE replica_meta SET master_device = ?, epoch = max(epoch, ?) WHERE venue_id = ?",
                 (master["deviceId"] if master else None, master["epoch"] if master else 0, self.venue_id),
             )
+        elif kind == "rules":
+            conn.execute("UPDATE replica_meta SET rules = ? WHERE venue_id = ?",
+                         (_dump(dict(change["rules"])), self.venue_id))
+        elif kind == "skip":
+            pass  # nothing to keep: the player skips (EdgeSync tells it), the queue is unchanged
         else:
             raise NeedSnapshot(f"unknown change type {kind!r}")
 
-    def _add(self, conn: sqlite3.Connection, entry: Json) -> None:
+    def _add(self, conn: sqlite3.Connection, entry: Json, *, first: bool = False) -> None:
+        """Append ``entry``; ``first``: before every other entry (staff's play-next)."""
         (position,) = conn.execute(
+            "SELECT COALESCE(MIN(position), 1) - 1 FROM replica_entries WHERE venue_id = ?" if first else
             "SELECT COALESCE(MAX(position), 0) + 1 FROM replica_entries WHERE venue_id = ?", (self.venue_id,)
         ).fetchone()
         conn.execute(
@@ -226,9 +237,12 @@ def next_entry(view: ReplicaView) -> ReplicaEntry | None:
 
 
 def upcoming(view: ReplicaView, count: int) -> list[ReplicaEntry]:
-    fresh = [e for e in (*view.priority, *view.main) if e.entry_id not in view.consumed]
+    # Banned songs leave the rotation; a paid request accepted before its ban still plays (staff who do not
+    # want it remove it, and it is refunded).
+    main = [e for e in view.main if not view.bans.bans(e.video_id, str(e.data.get("artist") or ""))]
+    fresh = [e for e in (*view.priority, *main) if e.entry_id not in view.consumed]
     # The rotation wraps around: replay main entries, least recently played first, under new ids.
-    rotation = sorted(view.main, key=lambda e: view.consumed.get(e.entry_id, 0))
+    rotation = sorted(main, key=lambda e: view.consumed.get(e.entry_id, 0))
     cycle = 0
     while len(fresh) < count and rotation:
         fresh.extend(_replay(e, view.consumed.get(e.entry_id, 0), cycle) for e in rotation)

@@ -82,5 +82,11 @@ def m003_lease(db: UtilsDatabase) -> None:
     db.execute("CREATE TABLE lease_memory (venue_id TEXT PRIMARY KEY, epoch INTEGER, updated_ms INTEGER NOT NULL)")
 
 
+@migrations()
+def m004_replica_rules(db: UtilsDatabase) -> None:
+    # The venue's ban list and explicit flags (the hub's "rules"), so rotation passes banned songs over offline too.
+    db.execute("ALTER TABLE replica_meta ADD COLUMN rules TEXT")
+
+
 def open_sync_db(state_dir: Path) -> Database:
     return Database(state_dir / "sync.db", migrations)

@@ -180,3 +180,39 @@ async def test_a_wrapped_rotation_offers_the_same_ids_until_something_plays(db: 
     assert len({e.entry_id for e in first}) == 3
     await db.write(lambda conn: replica.consume_in(conn, first[0]))
     assert (await replica.upcoming(1))[0].entry_id != first[0].entry_id
+
+
+async def test_banned_songs_leave_the_rotation_but_paid_requests_still_play(db: Database) -> None:
+    replica = Replica(db, VENUE)
+    await replica.load_snapshot(snapshot(5, ["p1"], ["m1", "m2", "m3"]))
+    # m2 by a banned artist (folded like the hub folds it), m3 a video flagged explicit while those are off.
+    await replica.apply([
+        {"version": 6, "type": "entry_removed", "entryId": "m2"},
+        {"version": 7, "type": "entry_added", "entry": entry("m2", artist="Banned  BAND", video="bbbbbbbbbbb")},
+        {"version": 8, "type": "entry_removed", "entryId": "m3"},
+        {"version": 9, "type": "entry_added", "entry": entry("m3", video="ccccccccccc")},
+        {"version": 10, "type": "rules", "rules": {"allowExplicit": False, "marks": [
+            {"markId": "k1", "kind": "ban_artist", "value": "banned band"},
+            {"markId": "k2", "kind": "explicit", "value": "ccccccccccc"},
+            {"markId": "k3", "kind": "ban_video", "value": "aaaaaaaaaaa"},
+        ]}},
+    ])
+    # p1 (video aaaaaaaaaaa, banned after it was paid for) still plays; m1 (same video) and m2, m3 do not.
+    assert [e.entry_id for e in await replica.upcoming(3)] == ["p1"]
+    await replica.apply([{"version": 11, "type": "rules", "rules": {"allowExplicit": True, "marks": []}}])
+    assert [e.entry_id for e in await replica.upcoming(4)] == ["p1", "m1", "m2", "m3"]
+    # A snapshot carries the rules too (a fresh box, or one that fell behind the log).
+    banned = {"marks": [{"kind": "ban_video", "value": "aaaaaaaaaaa"}]}
+    await replica.load_snapshot(snapshot(12, [], ["m1"], rules=banned))
+    assert await replica.upcoming(2) == []
+
+
+async def test_staff_play_next_goes_to_the_head_and_skip_changes_nothing(db: Database) -> None:
+    replica = Replica(db, VENUE)
+    await replica.load_snapshot(snapshot(5, ["p1"], ["m1"]))
+    await replica.apply([
+        {"version": 6, "type": "entry_added", "entry": entry("s1", "priority"), "at": "head"},
+        {"version": 7, "type": "skip", "entryId": "m0", "at": 123},
+    ])
+    assert [e.entry_id for e in await replica.upcoming(3)] == ["s1", "p1", "m1"]
+    assert (await replica.view()).version == 7
