@@ -35,9 +35,10 @@ from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import QueueSource
 from djamms_edge.edge.state import PlaybackState
 from djamms_edge.edge.status.daemon_source import DaemonStatusSource, serve_status_page
-from djamms_edge.edge.sync.link import open_hub_link
+from djamms_edge.edge.sync.link import HubLink, open_hub_link
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
+from djamms_edge.shared.sqlite import Database
 from djamms_edge.shared.systemd_notify import ServiceNotifier, start_watchdog
 from djamms_edge.shared.tasks import TaskOwner
 
@@ -112,6 +113,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             link.attach(engine)
             await link.start()
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
+        await report_damaged_state({
+            db: "the play history, the resume point and staff volume/pause were lost",
+            **({link.sync.db: "the queue replica is loaded from the hub again; reports not yet sent were lost"}
+               if link else {}),
+            **({cache.database: "the cache index was rebuilt from the media files on disk"} if cache else {}),
+        }, link)
         night = night_analyzer(cache, edge.night_analysis, engine, link.sync if link else None) if cache else None
         await stack.enter_async_context(
             serve_status_page(
@@ -144,6 +151,19 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         notifier.stopping()
         log.info("edge daemon stopping")
     return 1 if failure is not None else 0
+
+
+async def report_damaged_state(consequences: dict[Database, str], link: HubLink | None) -> None:
+    """A state file found damaged at open (moved aside, started afresh): one log line saying what it cost, and
+    a device error for the venue's staff through the outbox (it reaches the hub once it answers)."""
+    for database, consequence in consequences.items():
+        if database.damaged is None:
+            continue
+        message = (f"damaged ({database.damaged.problem}); kept as {database.damaged.kept_as.name} and started "
+                   f"afresh: {consequence}")
+        log.error("%s %s", database.path.name, message)
+        if link is not None:
+            await link.sync.report_error(database.path.name, message)
 
 
 def health_check(tasks: TaskOwner, player: Player) -> Callable[[], Awaitable[bool]]:

@@ -145,7 +145,8 @@ class PlaybackState:
 
     @classmethod
     def database(cls, state_dir: Path) -> Database:
-        return Database(state_dir / "playback.db", migrations)
+        # Damaged (an SD card): moved aside and started afresh; history and staff controls are lost, the music is not.
+        return Database(state_dir / "playback.db", migrations, move_damaged_aside=True)
 
     # --- now playing and history ------------------------------------------------------------------
 

@@ -5,15 +5,23 @@ read-modify-write (check a rule, then insert) is atomic against every other
 writer in this process *and* in other processes sharing the file. Reads use
 their own connections in worker threads; WAL lets them run while a write is in
 progress. Nothing here touches the event loop thread.
+
+A ``Database`` opened with ``move_damaged_aside=True`` (the edge's files, which can be rebuilt) checks
+the file at open: one that SQLite calls corrupt or not a database is renamed aside (kept for
+inspection) and a fresh one is created, so a damaged SD card costs the box its history, not its music.
+``damaged`` then says what happened and the owner rebuilds what it can.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -21,6 +29,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 # NORMAL (in WAL mode): a power cut may lose the last commits, never corrupt the file; right for the
@@ -67,14 +77,77 @@ def apply_migrations(path: Path, migrations: Migrations) -> None:
         conn.close()
 
 
+# SQLITE_CORRUPT and SQLITE_NOTADB (primary codes; extended codes carry them in the low byte). "Locked",
+# "busy" or "read-only" are not damage: such a file is never moved aside.
+_DAMAGE_CODES = {11, 26}
+KEEP_DAMAGED = 3  # damaged copies kept per file; older ones go, so a dying card does not fill up with them
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A database file found damaged at open and moved aside."""
+
+    problem: str  # what SQLite said
+    kept_as: Path  # where the damaged file is now
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return type(exc) is sqlite3.DatabaseError  # without a code: the plain class is what corruption raises
+
+
+def check_file(path: Path) -> str | None:
+    """What is wrong with the database file at ``path`` (SQLite's words), or None if it opens and passes
+    ``PRAGMA quick_check`` (every page of every table and index read once; milliseconds for the edge's files)."""
+    if not path.exists():
+        return None
+    try:
+        conn = connect(path)
+        try:
+            rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        return str(exc)
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    return "; ".join(problems) or None
+
+
+def move_aside(path: Path, problem: str) -> Damage:
+    """Rename a damaged database (with its -wal/-shm) to ``NAME.damaged-TIME`` beside it; keep the last few."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.replace(kept.with_name(kept.name + suffix))
+    older = sorted(path.parent.glob(f"{path.name}.damaged-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    copies = [p for p in older if not p.name.endswith(("-wal", "-shm", "-journal"))]
+    for stale in copies[KEEP_DAMAGED:]:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            stale.with_name(stale.name + suffix).unlink(missing_ok=True)
+    log.warning("%s is damaged (%s): moved aside to %s; starting it afresh", path, problem, kept.name)
+    return Damage(problem, kept)
+
+
 class Database:
     """An SQLite file shared by asyncio code. Open with ``await open()``, close with ``await close()``."""
 
     def __init__(self, path: Path, migrations: Migrations | None = None, *, readers: int = 2,
-                 synchronous: Synchronous = "NORMAL") -> None:
+                 synchronous: Synchronous = "NORMAL", move_damaged_aside: bool = False) -> None:
         self.path = path
         self.synchronous = synchronous
         self._migrations = migrations
+        self._move_damaged_aside = move_damaged_aside
+        self.damaged: Damage | None = None  # set by open() when the file was damaged and moved aside
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.name}")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"sqlite-reader-{path.name}")
         self._local = threading.local()
@@ -89,6 +162,19 @@ class Database:
         await loop.run_in_executor(self._writer, self._open_writer)
 
     def _open_writer(self) -> None:
+        if self._move_damaged_aside:
+            problem = check_file(self.path)
+            if problem is not None:
+                self.damaged = move_aside(self.path, problem)
+        try:
+            self._migrate_and_connect()
+        except sqlite3.DatabaseError as exc:
+            if not self._move_damaged_aside or self.damaged is not None or not is_damage(exc):
+                raise
+            self.damaged = move_aside(self.path, str(exc))
+            self._migrate_and_connect()
+
+    def _migrate_and_connect(self) -> None:
         if self._migrations is not None:
             apply_migrations(self.path, self._migrations)
         self._write_conn = connect(self.path, self.synchronous)

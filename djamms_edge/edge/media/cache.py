@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import shutil
 import sqlite3
 import time
@@ -43,9 +44,9 @@ from sqlite_utils.migrations import Migrations
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
 from djamms_edge.edge.media.eviction import Resident, choose_evictions
-from djamms_edge.edge.media.fetcher import Fetcher, FetchFailed, FetchUnavailable
+from djamms_edge.edge.media.fetcher import Fetched, Fetcher, FetchFailed, FetchUnavailable
 from djamms_edge.edge.media.ffmpeg import MediaError
-from djamms_edge.shared.ids import MediaSource, parse_source
+from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
 from djamms_edge.shared.sqlite import Database
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class MediaCache:
     ) -> None:
         self.cache_dir = cache_dir
         self.work_dir = cache_dir / WORK_DIR_NAME
-        self._db = Database(db_path, migrations)
+        self._db = Database(db_path, migrations, move_damaged_aside=True)
         self._fetcher = fetcher
         self._analysis_config = analysis_config
         self._config = config
@@ -135,6 +136,8 @@ class MediaCache:
     async def open(self) -> None:
         await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
         await self._db.open()
+        if self._db.damaged is not None:
+            await self.index_files_on_disk()
         await self.reconcile()
 
     async def close(self) -> None:
@@ -144,6 +147,45 @@ class MediaCache:
         self._closed = True
         await self._fetcher.close()
         await self._db.close()
+
+    @property
+    def database(self) -> Database:
+        """The index's database (its ``damaged`` says whether it was rebuilt from the files on disk at open)."""
+        return self._db
+
+    async def index_files_on_disk(self) -> int:
+        """Index every finished media file in the cache directory again (the index was lost): each becomes
+        a ready entry without analysis, analysed again (not downloaded) when it is next wanted. A file named
+        after a video id is found under that id at once; a URL's file (named by a hash of the URL) under its
+        file stem, until the URL is asked for again. Scratch is left for ``reconcile`` to remove."""
+        found = await asyncio.to_thread(self._media_files_on_disk)
+        now = self._clock()
+        await self._db.write(
+            lambda c: c.executemany(
+                """INSERT OR IGNORE INTO media_files (key, status, file_name, size_bytes, fetched_at, updated_at)
+                   VALUES (?, 'ready', ?, ?, ?, ?)""",
+                [(path.name.split(".", 1)[0], path.name, size, mtime, now) for path, size, mtime in found],
+            )
+        )
+        log.warning("cache index rebuilt from the files on disk: %d media files kept, none downloaded again",
+                    len(found))  # fmt: skip
+        return len(found)
+
+    def _media_files_on_disk(self) -> list[tuple[Path, int, float]]:
+        found = []
+        database_files = self._database_files()
+        for path in self.cache_dir.iterdir():
+            stem = path.name.split(".", 1)[0]
+            named_by_us = is_video_id(stem) or re.fullmatch(r"url-[0-9a-f]{24}", stem) is not None
+            if named_by_us and "." in path.name and path.is_file() and path.resolve() not in database_files:
+                stat = path.stat()
+                found.append((path, stat.st_size, stat.st_mtime))
+        return found
+
+    def _database_files(self) -> set[Path]:
+        """The SQLite file with its -wal/-shm: it may live in the cache directory, and it is not media."""
+        database = self._db.path.resolve()
+        return {database.parent / (database.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")}
 
     # --- reading -------------------------------------------------------------------------
 
@@ -246,6 +288,13 @@ class MediaCache:
         return outcome
 
     async def _fetch_and_index(self, source: MediaSource) -> CacheEntry:
+        found = await self._found_on_disk(source)
+        if found is not None:
+            try:
+                return await self._analyse_and_index(source, found, how="found on disk")
+            except MediaError as exc:  # damaged on the card as well: download it again
+                log.warning("%s on disk is not playable media (%s); downloading it again", source.key, exc)
+                await asyncio.to_thread(found.path.unlink, True)
         await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
         try:
             fetched = await self._fetcher.fetch(source, self.cache_dir / _file_stem(source))
@@ -255,20 +304,43 @@ class MediaCache:
         except FetchFailed as exc:
             log.warning("could not fetch %s: %s", source.key, exc)
             return await self._set_status(source.key, "failed", str(exc))
+        try:
+            return await self._analyse_and_index(source, fetched, how="cached")
+        except MediaError as exc:
+            log.warning("%s is not playable media: %s", source.key, exc)
+            await asyncio.to_thread(fetched.path.unlink, True)
+            return await self._set_status(source.key, "broken", str(exc))
+
+    async def _found_on_disk(self, source: MediaSource) -> Fetched | None:
+        """The file of ``source`` indexed from disk after the index was lost (no analysis yet), if still there."""
+        stem = _file_stem(source)
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT file_name, size_bytes FROM media_files WHERE key IN (?, ?) AND status = 'ready' "
+                "AND duration IS NULL AND file_name LIKE ? ESCAPE '\\'",
+                (source.key, stem, stem.replace("_", "\\_") + ".%"),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        path = self.cache_dir / row["file_name"]
+        size = await asyncio.to_thread(lambda: path.stat().st_size if path.is_file() else None)
+        return Fetched(path, size, None) if size == row["size_bytes"] else None
+
+    async def _analyse_and_index(self, source: MediaSource, fetched: Fetched, how: str) -> CacheEntry:
+        """Index a finished file as ready, analysing it first unless its analysis is known; raises MediaError."""
         known = await self._analysis(source.key)
         duration = known.duration if known is not None else None
         if known is None:
-            try:
-                analysis = await analyze(fetched.path, self._analysis_config)
-            except MediaError as exc:
-                log.warning("%s is not playable media: %s", source.key, exc)
-                await asyncio.to_thread(fetched.path.unlink, True)
-                return await self._set_status(source.key, "broken", str(exc))
+            analysis = await analyze(fetched.path, self._analysis_config)
             await self.store_analysis(source.key, analysis)
             duration = analysis.duration
         now = self._clock()
+        stem = _file_stem(source)
 
         def index(conn: sqlite3.Connection) -> None:
+            # A URL's file indexed from disk under its stem now has its real key.
+            conn.execute("DELETE FROM media_files WHERE key = ? AND key != ?", (stem, source.key))
             conn.execute(
                 """INSERT INTO media_files (key, status, file_name, size_bytes, duration, title, fetched_at, updated_at)
                    VALUES (?, 'ready', ?, ?, ?, ?, ?, ?)
@@ -279,7 +351,7 @@ class MediaCache:
             )
 
         await self._db.write(index)
-        log.info("cached %s (%.1f MB)", source.key, fetched.size / 1e6)
+        log.info("%s %s (%.1f MB)", how, source.key, fetched.size / 1e6)
         return CacheEntry(source.key, "ready", fetched.size, None, now)
 
     async def _set_status(self, key: str, status: Status, error: str) -> CacheEntry:
@@ -411,9 +483,7 @@ class MediaCache:
 
     def _remove_unindexed(self, indexed: set[str]) -> int:
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        database = self._db.path.resolve()
-        # The SQLite file (with its -wal/-shm) may live in the cache directory: it is not media.
-        keep = {database.parent / (database.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")}
+        keep = self._database_files()
         removed = 0
         for path in self.cache_dir.iterdir():
             if path.name in indexed or path.resolve() in keep:
@@ -433,7 +503,7 @@ SELECT f.file_name, f.title,
        coalesce(a.override_end, a.real_end, f.duration, a.duration) AS real_end,
        coalesce(a.override_loudness_lufs, a.loudness_lufs) AS loudness_lufs
 FROM media_files f LEFT JOIN track_analysis a ON a.key = f.key
-WHERE f.key = ? AND f.status = 'ready'
+WHERE f.key = ? AND f.status = 'ready' AND coalesce(f.duration, a.duration) IS NOT NULL
 """
 
 

@@ -89,4 +89,6 @@ def m004_replica_rules(db: UtilsDatabase) -> None:
 
 
 def open_sync_db(state_dir: Path) -> Database:
-    return Database(state_dir / "sync.db", migrations)
+    # Damaged: moved aside and started afresh; the replica comes back from the hub's snapshot (version 0),
+    # reports not yet delivered are lost.
+    return Database(state_dir / "sync.db", migrations, move_damaged_aside=True)

@@ -15,6 +15,7 @@ from djamms_edge.edge.media.cache import MediaCache
 from djamms_edge.edge.media.config import CacheConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import FakeFetcher, Fetched, Fetcher, YtDlpFetcher
 from djamms_edge.shared.ids import InvalidSource, MediaSource
+from tests.damage import garbage_header
 from tests.edge.media.conftest import TRUTHS, WINDOWED, files_under
 from tests.edge.media.http_server import MediaServer
 
@@ -307,3 +308,27 @@ async def test_a_killed_download_leaves_nothing_that_looks_complete(
     assert await cache.playable(url) is None
     assert await cache.entry(url) is None
     assert files_under(tmp_path / "cache") == []
+
+
+async def test_a_damaged_index_is_rebuilt_from_the_files_on_disk(
+    open_cache: OpenCache, media_dir: Path, tmp_path: Path
+) -> None:
+    video, url = "dQw4w9WgXcQ", "https://venue.example/fade.m4a"
+    files = {video: media_dir / "hard_ending.m4a", url: media_dir / "long_fade_out.m4a"}
+    first = await open_cache(FakeFetcher(files))
+    assert [(await first.ensure(key)).status for key in files] == ["ready", "ready"]
+    await first.close()
+    garbage_header(tmp_path / "state" / "media.db")
+
+    fake = FakeFetcher(files)
+    cache = await open_cache(fake)
+    assert cache.database.damaged is not None
+    assert (await cache.usage())[0] == 2  # both files indexed again, counted against the cap
+    for key in files:
+        assert (await cache.ensure(key)).status == "ready"
+        track = await cache.playable(key)
+        assert track is not None and track.path.is_file()
+    assert fake.fetched == []  # analysed again, not downloaded again
+    assert (await cache.usage())[0] == 2  # the URL's file moved to its key, not indexed twice
+    track = await cache.playable(video)
+    assert track is not None and track.real_end == pytest.approx(TRUTHS["hard_ending"].real_end, abs=TOLERANCE)
