@@ -136,8 +136,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         tasks.start(engine.save_positions(), "position-saver")
         if cache is not None:
             protect = edge.cache.prefetch_count + edge.player.lookahead
-            tasks.start(keep_prefetched(queue, cache, engine, fetch=edge.cache.prefetch_count, protect=protect),
-                        "prefetch")
+            tasks.start(keep_prefetched(queue, cache, engine, fetch=edge.cache.prefetch_count, protect=protect,
+                                        slow_after_s=edge.cache.slow_fetch_seconds), "prefetch")
         if night is not None:
             tasks.start(night.run(), "night-analysis")
         start_watchdog(tasks, notifier, health_check(tasks, engine.player))

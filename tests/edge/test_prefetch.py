@@ -16,7 +16,7 @@ from djamms_edge.edge.media.cache import MediaCache
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import YtDlpFetcher
 from djamms_edge.edge.player.engine import EngineState, EngineStatus
-from djamms_edge.edge.player.prefetch import keep_prefetched
+from djamms_edge.edge.player.prefetch import fetch_window, keep_prefetched
 from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import Outcome
@@ -126,3 +126,18 @@ async def test_a_replaced_queue_cancels_the_old_downloads_and_fetches_the_new(ri
     # The stalled download was cancelled: its scratch directory goes once its thread sees the cancel.
     await eventually(lambda: not any(rig.cache.work_dir.glob("*")), within=20)
     assert (await rig.cache.entry(stalled)) is None  # cancelled, not recorded as failed
+
+
+@pytest.mark.parametrize(
+    ("upcoming", "trouble", "window"),
+    [
+        ("abcdef", "", "abc"),  # nothing in trouble: the first three
+        ("abcdef", "abc", "abcdef"),  # three in trouble at the head: three more beside them
+        ("abcdef", "b", "abcd"),  # one in the middle: one more
+        ("abcdef", "abcdef", "abcdef"),  # all of them: every one is kept at, none is left out
+        ("ab", "a", "ab"),  # a short queue
+        ("", "", ""),
+    ],
+)
+def test_the_fetch_window_widens_past_entries_in_trouble(upcoming: str, trouble: str, window: str) -> None:
+    assert "".join(fetch_window(list(upcoming), 3, lambda key: key in trouble)) == window

@@ -70,3 +70,7 @@ class CacheConfig:
     retry_failed_seconds: float = setting(
         300.0, doc="a fetch that failed for network reasons is not tried again sooner", check=at_least(0.0)
     )
+    slow_fetch_seconds: float = setting(
+        10.0, doc="a fetch running longer stops holding up the entries after it: they are fetched beside it",
+        check=at_least(0.1),
+    )

@@ -136,11 +136,14 @@ class YtDlpFetcher:
         work_dir: Path,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        workers: int = 2,
     ) -> None:
         self._config = config
         self._work_dir = work_dir
         self._sleep = sleep
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yt-dlp")
+        # One thread per download at once: a download hanging on a dead server holds its thread until the socket
+        # times out, so the prefetcher's window (which widens past slow fetches) needs threads to spare.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)

@@ -7,6 +7,11 @@ after it, and a fetch whose entry is no longer upcoming (the queue was replaced 
 is cancelled. Each fetch that settles (downloaded, or found gone) wakes the engine, so it
 stops passing over that entry at once. Every upcoming entry is protected from eviction, and
 the playing one is marked played for least-recently-played eviction.
+
+The queue always moves: an entry in trouble (its last fetch failed, or its fetch has run longer
+than ``slow_after_s`` — a dead server, a retry in backoff) keeps its fetch, or is tried again
+when the cache allows, but no longer counts among the ``fetch`` downloads: the window widens
+past it, so three unfetchable paid requests at the head do not stop the playlist behind them.
 """
 
 from __future__ import annotations
@@ -50,19 +55,56 @@ def needs_cache(sources: Sequence[str]) -> bool:
     return any(not Path(source).is_absolute() for source in sources)
 
 
+SLOW_AFTER_S = 10.0  # a fetch running longer than this stops holding up the entries after it
+RECHECK_S = 30.0  # how often entries whose fetch failed are offered to the cache again (it decides when to retry)
+
+
+def fetch_window(upcoming: Sequence[str], fetch: int, in_trouble: Callable[[str], bool]) -> list[str]:
+    """The upcoming keys to fetch now: from the head, until ``fetch`` of them are not in trouble."""
+    window: list[str] = []
+    healthy = 0
+    for key in upcoming:
+        if healthy >= fetch:
+            break
+        window.append(key)
+        healthy += not in_trouble(key)
+    return window
+
+
 async def keep_prefetched(
-    queue: QueueSource, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int
+    queue: QueueSource, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int,
+    slow_after_s: float = SLOW_AFTER_S, recheck_s: float = RECHECK_S,
 ) -> None:
-    """The prefetcher's task, until cancelled: fetch the first ``fetch`` upcoming downloads at once,
-    protect the first ``protect`` from eviction."""
+    """The prefetcher's task, until cancelled: fetch the first ``fetch`` upcoming downloads that are not in
+    trouble at once (and keep at the ones in trouble before them), protect the first ``protect`` from eviction."""
+    loop = asyncio.get_running_loop()
     changed = asyncio.Event()
     changed.set()
     queue.subscribe(changed.set)
     engine.subscribe(changed.set)
     fetches = TaskOwner("prefetch")
     running: dict[str, asyncio.Task[None]] = {}
+    started: dict[str, float] = {}  # key -> loop time its running fetch began
     settled: dict[str, str] = {}  # key -> the cache status last seen: the engine is woken when one changes
     refused: set[str] = set()
+
+    def in_trouble(key: str) -> bool:
+        if key in running:
+            return loop.time() - started[key] >= slow_after_s
+        return settled.get(key, "ready") != "ready"
+
+    def due(key: str) -> bool:
+        """Whether to (re)start the fetch of ``key``: a failed one only every ``recheck_s`` (the cache itself
+        decides whether it is time to download again; asking it is cheap, but not in a loop)."""
+        return key not in running and (not in_trouble(key) or loop.time() - started[key] >= recheck_s)
+
+    def next_look() -> float | None:
+        """Seconds until a running fetch turns slow or a failed one is due again; None: nothing to wait for."""
+        now = loop.time()
+        deadlines = [started[k] + slow_after_s for k in running]
+        deadlines += [started[k] + recheck_s for k, status in settled.items() if status != "ready" and k in started]
+        future = [d - now for d in deadlines if d > now]
+        return min(future) if future else None
 
     async def fetch_one(key: str, protected: frozenset[str]) -> None:
         try:
@@ -78,13 +120,14 @@ async def keep_prefetched(
         if settled.get(key) != status:
             settled[key] = status
             engine.media_ready()
+            changed.set()  # the window may move: this one is in trouble now, or out of it
 
     marked: str | None = None
     failed = asyncio.ensure_future(fetches.failed.wait())
     try:
         while True:
             woken = asyncio.ensure_future(changed.wait())
-            await asyncio.wait([woken, failed], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([woken, failed], timeout=next_look(), return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
             if fetches.failure is not None:
                 raise fetches.failure
@@ -94,14 +137,17 @@ async def keep_prefetched(
                 marked = playing.play_id
                 if needs_cache([playing.entry.source]):
                     await cache.mark_played(playing.entry.source)
-            upcoming = list(dict.fromkeys(e.source for e in await queue.upcoming(protect) if needs_cache([e.source])))
-            wanted = upcoming[:fetch]
+            # Entries in trouble widen the window, so look as much further down the queue.
+            looking = protect + sum(map(in_trouble, {*running, *settled}))
+            upcoming = list(dict.fromkeys(e.source for e in await queue.upcoming(looking) if needs_cache([e.source])))
+            wanted = fetch_window(upcoming, fetch, in_trouble)
             for key in [k for k in running if k not in wanted]:
                 log.info("no longer upcoming: stopped fetching %s", key)
                 running.pop(key).cancel()
             protected = frozenset(upcoming)
             for key in wanted:
-                if key not in running:
+                if due(key):
+                    started[key] = loop.time()
                     running[key] = fetches.start(fetch_one(key, protected), key)
     finally:
         failed.cancel()
@@ -115,7 +161,8 @@ async def open_media_cache(edge: EdgeConfig) -> AsyncIterator[MediaCache]:
     from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
     from djamms_edge.edge.media.fetcher import YtDlpFetcher
 
-    fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME)
+    # Twice the window: the prefetcher keeps fetching past downloads that hang (each holds a thread).
+    fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME, workers=max(2, 2 * edge.cache.prefetch_count))
     cache = MediaCache(edge.state_dir / "media.db", edge.cache_dir, fetcher, edge.analysis, edge.cache)
     try:
         await cache.open()

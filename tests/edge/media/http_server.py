@@ -2,7 +2,8 @@
 
 Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through every
 response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
-drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); anything else is 404.
+drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/error/NAME`` answers 500 (a
+server in trouble: yt-dlp retries with backoff); anything else is 404.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class MediaServer:
         self.requests.append((target, byte_range))
         mode, _, name = target.lstrip("/").partition("/")
         path = self.root / name
+        if mode == "error":
+            writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!")
+            await writer.drain()
+            return
         if mode not in ("media", "flaky", "drop", "stall") or "/" in name or not path.is_file():
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
             await writer.drain()

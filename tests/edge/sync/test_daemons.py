@@ -228,7 +228,7 @@ class World:
         assert self.hub is not None
         self.hub.stop()
 
-    def start_box(self, name: str, hub_url: str | None = None) -> Proc:
+    def start_box(self, name: str, hub_url: str | None = None, extra_config: str = "") -> Proc:
         state = self.tmp / name
         config = self.tmp / f"{name}.toml"
         token = issue_device_token(SECRET, VENUE, name, time.time(), 3600)
@@ -254,6 +254,7 @@ retry_max_s = 1.0
 request_timeout_s = 1.0
 poll_interval_s = 1.0
 """
+            + extra_config
         )
         box = Proc(
             [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], self.tmp / f"{name}.log"
