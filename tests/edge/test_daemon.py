@@ -34,7 +34,7 @@ def playlist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def write_config(tmp_path: Path, playlist: Path) -> Path:
+def write_config(tmp_path: Path, playlist: Path, extra: str = "") -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
         f"""
@@ -49,6 +49,7 @@ playlist = "{playlist}"
 [edge.status]
 port = 0             # any free port: tests never take a fixed one
 """
+        + extra
     )
     return config
 

@@ -14,7 +14,7 @@ from tests.edge.media.http_server import MediaServer
 from tests.edge.sync import test_daemons
 from tests.edge.sync.test_daemons import LoopThread, World, master_is_playing
 from tests.edge.sync.test_daemons import wait_until as wait_for
-from tests.edge.test_daemon import Daemon, query, wait_until
+from tests.edge.test_daemon import Daemon, query, wait_until, write_config
 
 # The fixtures of the daemon tests, shared: their media is rendered once per module.
 playlist_dir, tracks, world = test_daemon.playlist_dir, test_daemons.tracks, test_daemons.world
@@ -31,23 +31,7 @@ def test_damaged_cache_index_and_history_the_box_plays_and_downloads_nothing_aga
     media.run(server.start())
     url = f"{server.url}/media/remote.m4a"
     (tmp_path / "playlist.txt").write_text(f"{url}\n{playlist_dir / 'Beta - Short One.m4a'}\n")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[edge]
-state_dir = "{tmp_path / 'state'}"
-cache_dir = "{tmp_path / 'cache'}"
-[edge.player]
-video = false
-ao = "null"
-[edge.queue]
-playlist = "{tmp_path / 'playlist.txt'}"
-[edge.status]
-port = 0
-[edge.fetch]
-mode = "audio"
-"""
-    )
+    config = write_config(tmp_path, tmp_path / "playlist.txt", '[edge.fetch]\nmode = "audio"\n')
     playback, cache_index = tmp_path / "state" / "playback.db", tmp_path / "state" / "media.db"
     finished_url = "SELECT started_at FROM plays WHERE source = ? AND end_reason = 'finished'"
     try:
