@@ -9,12 +9,11 @@ import logging
 import sys
 import time
 
-from aiohttp import web
-
 from djamms_edge.config import Config
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.auth import issue_device_token, issue_user_token
 from djamms_edge.hub.seed import seed_demo
+from djamms_edge.hub.serving import serve
 from djamms_edge.hub.store import UnsupportedStoreUrl, redacted_url, store_from_url
 from djamms_edge.hub.store.base import HubStore, StoreUnavailable
 from djamms_edge.hub.web_input import ID_PATTERN
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not hub.smtp.host:
         log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
     try:
-        web.run_app(create_app(hub, store), host=host, port=port, print=_announce, access_log=None)
+        asyncio.run(serve(create_app(hub, store), hub.connections, host, port, _announce))
     except StoreUnavailable as exc:
         log.error("%s", exc)
         return 1
@@ -100,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(message: str) -> None:
-    """aiohttp's "Running on URL" banner, as one log line naming the bound port (--port 0 picks one)."""
-    log.info("hub listening: %s", message.splitlines()[0].strip("= ").removeprefix("Running on "))
+def _announce(urls: str) -> None:
+    """One log line naming the bound port (--port 0 picks one); tests and scripts wait for it."""
+    log.info("hub listening: %s", urls)
 
 
 async def _seed(config: Config, store: HubStore, venue_id: str, device_id: str) -> dict[str, str]:

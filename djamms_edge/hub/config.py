@@ -93,6 +93,22 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionsConfig:
+    """What one client may hold of the hub's sockets and file descriptors (see docs/hub-deploy.md)."""
+
+    header_timeout_s: float = setting(10.0, doc="a request's line and headers must arrive within this long",
+                                      check=at_least(0.1))
+    body_timeout_s: float = setting(30.0, doc="a request body must arrive within this long (else 408)",
+                                    check=at_least(0.1))
+    keepalive_timeout_s: float = setting(15.0, doc="an idle keep-alive connection is closed after this long",
+                                         check=at_least(0.1))
+    max_per_address: int = setting(128, doc="open connections one client address may hold; 0 = no cap "
+                                   "(behind a reverse proxy, which then caps per client)", check=at_least(0))
+    feed_sockets_per_token: int = setting(4, doc="change-feed WebSockets one token may hold open at once",
+                                          check=at_least(1))
+
+
+@dataclass(frozen=True)
 class HubConfig:
     host: str = setting("127.0.0.1", doc="address the hub listens on")
     port: int = setting(8700, doc="TCP port the hub listens on", check=between(1, 65535))
@@ -112,6 +128,7 @@ class HubConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
 
     def startup_problems(self) -> list[str]:
         """Problems that only matter when the hub itself is started."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from aiohttp import web
 
@@ -21,10 +23,25 @@ TASKS = web.AppKey("tasks", TaskOwner)
 
 
 class OpenSockets:
-    """Feed sockets still open, so shutdown can close them (aiohttp would otherwise wait on them)."""
+    """Feed sockets still open, so shutdown can close them (aiohttp would otherwise wait on them),
+    and how many each token holds (``hub.connections.feed_sockets_per_token``)."""
 
     def __init__(self) -> None:
         self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self.per_holder: Counter[str] = Counter()
+
+    @contextmanager
+    def held_by(self, holder: str, cap: int) -> Iterator[None]:
+        """Count one socket for ``holder`` while the block runs; ApiError(429) when it already holds ``cap``."""
+        if self.per_holder[holder] >= cap:
+            raise ApiError(429, f"this token already holds {cap} feed sockets; close one first", "Authorization")
+        self.per_holder[holder] += 1
+        try:
+            yield
+        finally:
+            self.per_holder[holder] -= 1
+            if self.per_holder[holder] <= 0:
+                del self.per_holder[holder]
 
 
 SOCKETS = web.AppKey("sockets", OpenSockets)
@@ -33,7 +50,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(exc: ApiError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status)
+    response = web.json_response(exc.body(), status=exc.status)
+    if exc.status == 408:
+        response.force_close()  # the rest of a trickled body is not worth waiting for
+    return response
 
 
 @web.middleware

@@ -50,8 +50,15 @@ async def changes(request: web.Request) -> web.Response:
 @routes.get(VENUE + "/feed")
 async def feed(request: web.Request) -> web.StreamResponse:
     venue_id = venue_param(request)
-    require_venue_member(principal_of(request), venue_id)
+    who = require_venue_member(principal_of(request), venue_id)
     since = query_int(request, "since", 0, 0, MAX_VERSION)
+    service = request.app[SERVICE]
+    cap = service.config.connections.feed_sockets_per_token
+    with request.app[SOCKETS].held_by(f"{who.venue_id}/{who.label}", cap):
+        return await _serve_feed(request, venue_id, since)
+
+
+async def _serve_feed(request: web.Request, venue_id: str, since: int) -> web.StreamResponse:
     service = request.app[SERVICE]
     store = service.store
     first = await store.changes_since(venue_id, since, BATCH)  # unknown venue → 404 before the upgrade

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, NoReturn
 
 from aiohttp import web
 
+from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.store.base import Song
 from djamms_edge.shared.ids import InvalidSource, parse_source
@@ -36,8 +38,15 @@ def parse_json_object(raw: str | bytes, field: str = "body") -> dict[str, Any]:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object (over-large bodies raise aiohttp's 413 before parsing)."""
-    raw = await request.read()
+    """The request body as a JSON object (over-large bodies raise aiohttp's 413 before parsing).
+
+    A body trickled in slower than ``hub.connections.body_timeout_s`` is refused with 408."""
+    limit = request.app[SERVICE].config.connections.body_timeout_s
+    try:
+        async with asyncio.timeout(limit):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {limit:g} s", "body") from None
     if not raw.strip():
         raise ApiError(400, "must be a JSON object (the body is empty)", "body")
     return parse_json_object(raw)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,13 @@ from djamms_edge.hub.app import create_app
 from djamms_edge.hub.openapi import DOCUMENT
 from djamms_edge.hub.store import store_from_url
 from tests.hub.conftest import SECRET, Hub, hub_config
+from tests.hub.served import hub_config_file, serving
+
+
+@asynccontextmanager
+async def _served(config: Path, host: str) -> AsyncIterator[str]:
+    async with serving(config, host) as hub:
+        yield hub.url
 
 
 async def test_openapi_is_served_and_lists_every_route(hub: Hub, tmp_path: Path) -> None:
@@ -34,9 +40,7 @@ async def test_openapi_is_served_and_lists_every_route(hub: Hub, tmp_path: Path)
 
 
 def _config(tmp_path: Path, secret: str = SECRET) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[hub]\njwt_secret = "{secret}"\n[hub.store]\nurl = "sqlite:///{tmp_path / "hub.db"}"\n')
-    return path
+    return hub_config_file(tmp_path, secret=secret)
 
 
 def _hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,35 +72,11 @@ def test_device_token_names_venue_and_device(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
-@asynccontextmanager
-async def _serving(config: Path, host: str) -> AsyncIterator[str]:
-    """``djamms-hub serve --port 0`` in its own process group; yields the URL it logs, then SIGTERMs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "djamms_edge.hub.cli", "serve", "--config", str(config), "--host", host,
-        "--port", "0", stderr=asyncio.subprocess.PIPE, start_new_session=True, env=env,
-    )
-    try:
-        assert proc.stderr is not None
-        line = ""
-        while "hub listening:" not in line:
-            raw = await asyncio.wait_for(proc.stderr.readline(), timeout=30)
-            assert raw, "hub exited before listening"
-            line = raw.decode()
-        yield line.split("hub listening: ", 1)[1].strip()
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
-    finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-
-
 async def test_serve_runs_the_seeded_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = _config(tmp_path)
     seeded = await asyncio.to_thread(_hub, "seed-demo", "--config", str(config), "--venue", "demo-venue")
     assert seeded.returncode == 0, seeded.stderr
-    async with _serving(config, "127.0.0.1") as url, aiohttp.ClientSession() as http, \
+    async with _served(config, "127.0.0.1") as url, aiohttp.ClientSession() as http, \
             http.get(f"{url}/api/v1/venues/demo-venue/queue") as resp:
         queue = await resp.json()
     assert [e["title"] for e in queue["queue"]][:1] == ["Never Gonna Give You Up"]
@@ -123,7 +103,7 @@ async def test_serve_port_0_is_honoured(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         config = _config_listening_on(tmp_path, "127.0.0.1", taken.getsockname()[1])
-        async with _serving(config, "127.0.0.1") as url:
+        async with _served(config, "127.0.0.1") as url:
             assert url.startswith("http://127.0.0.1:") and not url.endswith((":0", f":{taken.getsockname()[1]}"))
             async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
                 assert (resp.status, await resp.json()) == (200, {"ok": True})
@@ -132,5 +112,5 @@ async def test_serve_port_0_is_honoured(tmp_path: Path) -> None:
 async def test_serve_empty_host_listens_everywhere(tmp_path: Path) -> None:
     # The configured address is not this box's (TEST-NET-1): only --host "" lets the hub start. (No request
     # here: on every interface, port 0 gives IPv4 and IPv6 each their own port; the log names one.)
-    async with _serving(_config_listening_on(tmp_path, "192.0.2.1", 8080), "") as url:
+    async with _served(_config_listening_on(tmp_path, "192.0.2.1", 8080), "") as url:
         assert url.startswith("http://0.0.0.0:")
