@@ -115,7 +115,7 @@ class GuardedRequestHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         address = _peer(transport)
         if not self._guard.admit(address):
-            cast(asyncio.Transport, transport).abort()  # a reset, at once: the refused connection costs us no descriptor for long
+            cast(asyncio.Transport, transport).abort()  # a reset at once: refused, it holds no descriptor
             return
         self._address = address
         super().connection_made(transport)
