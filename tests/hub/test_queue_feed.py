@@ -251,9 +251,9 @@ async def next_message(ws: aiohttp.ClientWebSocketResponse) -> dict:
     return await asyncio.wait_for(ws.receive_json(), timeout=5)
 
 
-async def open_feed(hub: Hub, venue: str, since: int) -> aiohttp.ClientWebSocketResponse:
+async def open_feed(hub: Hub, venue: str, since: int, device: str = "box-a") -> aiohttp.ClientWebSocketResponse:
     return await hub.http.ws_connect(f"{hub.url}/api/v1/venues/{venue}/feed?since={since}",
-                                     headers=hub.device(venue, "box-a"))
+                                     headers=hub.device(venue, device))
 
 
 async def test_feed_pushes_a_request_as_it_commits(hub: Hub) -> None:
@@ -343,7 +343,8 @@ async def test_feed_needs_a_member_of_the_venue(hub: Hub) -> None:
 
 async def test_many_feed_subscribers_all_see_each_change(hub: Hub) -> None:
     venue = await hub.venue()
-    sockets = [await open_feed(hub, venue, 0) for _ in range(10)]
+    # Ten boxes (one token holds only hub.connections.feed_sockets_per_token sockets).
+    sockets = [await open_feed(hub, venue, 0, f"box-{n}") for n in range(10)]
     try:
         for ws in sockets:
             await next_message(ws)

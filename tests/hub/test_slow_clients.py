@@ -66,8 +66,8 @@ async def test_many_slow_connections_from_one_address_leave_the_hub_healthy(tmp_
     config = hub_config_file(tmp_path, "[hub.connections]\nheader_timeout_s = 2.0\nmax_per_address = 50\n")
     # 200 descriptors: without a cap, 300 slow connections would take every one of them.
     async with serving(config, nofile=200) as hub:
-        attack_started = time.monotonic()
         clients = await open_slow(hub.url, 300)
+        attack_started = time.monotonic()  # every connection is open (or was refused) by now
         tasks = [asyncio.create_task(c.trickle(0.5)) for c in clients]
         try:
             status, took = await healthz_from_another_address(hub.url)
