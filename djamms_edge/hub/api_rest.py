@@ -11,7 +11,17 @@ from djamms_edge.hub.auth import require, require_admin, require_staff, require_
 from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
-from djamms_edge.hub.store.base import Analysis, DeviceError, MasterWrite, Offsets, PlayReport, Role, User, WriteResult
+from djamms_edge.hub.store.base import (
+    Analysis,
+    DeviceError,
+    MasterWrite,
+    Offsets,
+    PlayPosition,
+    PlayReport,
+    Role,
+    User,
+    WriteResult,
+)
 from djamms_edge.hub.web_input import Fields, check_id, check_text, query_int, read_json
 
 log = logging.getLogger(__name__)
@@ -115,8 +125,20 @@ async def player(request: web.Request) -> web.Response:
     if action == "register":
         return _reply(await service.register(who, venue_id, device_id, f.text("userAgent", required=False)))
     if action == "heartbeat":
-        return _reply(await service.heartbeat(who, venue_id, device_id))
+        return _reply(await service.heartbeat(who, venue_id, device_id, _play_position(f)))
     return _reply(await service.release(who, venue_id, device_id))
+
+
+def _play_position(f: Fields) -> PlayPosition | None:
+    """A heartbeat's optional ``position: {entryId, seconds}``: where the master's player is."""
+    if f.data.get("position") is None:
+        return None
+    position = f.obj("position")
+    entry_id = position.ident("entryId")
+    assert entry_id is not None
+    seconds = position.number("seconds")
+    assert seconds is not None
+    return PlayPosition(entry_id, seconds)
 
 
 @routes.get(VENUE + "/master")

@@ -53,7 +53,7 @@ PATHS: Json = {
                                  body=_obj(email=_S, role={"enum": ["admin", "staff"]}, venueId=_S))},
     V + "/players/{action}": {"post": _op(
         "player registry: action register | heartbeat | release (device token for deviceId, or venue staff)",
-        body=_obj(deviceId=_S, userAgent=_S))},
+        body=_obj(deviceId=_S, userAgent=_S, position=_obj(entryId=_S, seconds=_N)))},
     V + "/master": {"get": _op("the venue's current master and epoch")},
     V + "/requests": {
         "post": _op("paid song request (no login); 201 accepted, 200 replayed paymentId, 422 refused (refund due)",

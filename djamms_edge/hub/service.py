@@ -40,6 +40,7 @@ from djamms_edge.hub.store.base import (
     MasterWrite,
     Offsets,
     PaidRequest,
+    PlayPosition,
     PlayReport,
     QueueEntry,
     Refusal,
@@ -165,12 +166,17 @@ class HubService:
         answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings)
         if answer.status == "registered":
             log.info("venue %s: device %s is master (epoch %d)", venue_id, device_id, answer.epoch)
-        return Reply(200, answer.to_json())
+        return Reply(200, answer.to_json(), self._player_rules())
 
-    async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
+    async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str,
+                        position: PlayPosition | None = None) -> Reply:
         require_player(who, venue_id, device_id)
-        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings)
-        return Reply(200, answer.to_json())
+        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings, position)
+        return Reply(200, answer.to_json(), self._player_rules())
+
+    def _player_rules(self) -> Json:
+        """What a box enforces itself (REST only): a paid request measured longer than this is not played."""
+        return {"maxRequestDuration": self.rules.max_duration_s}
 
     async def release(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
         require_player(who, venue_id, device_id)
@@ -300,8 +306,11 @@ class HubService:
         catalog = await self.store.get_catalog(ids, venue_id)
 
         def seconds(entry: QueueEntry) -> float:
+            # Once a box has measured the track, its length and cue points count, not what the client declared.
             track = catalog.get(entry.song.video_id)
-            return play_seconds(entry.song.duration, track.effective if track else None)
+            if track is None:
+                return play_seconds(entry.song.duration, None)
+            return play_seconds(track.duration or entry.song.duration, track.effective)
 
         ends = None if playing is None else playing.started_at_ms + round(seconds(playing.entry) * 1000)
         durations = [seconds(e) for e in entries]

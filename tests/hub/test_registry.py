@@ -54,7 +54,7 @@ async def test_stale_master_is_taken_over_with_a_higher_epoch(hub: Hub) -> None:
     assert taken["epoch"] == 2
     # The old master learns it lost the lease at its next heartbeat.
     _, beat = await heartbeat(hub, venue, "box-a")
-    assert beat == {"status": "not_found", "epoch": 2}
+    assert beat == {"status": "not_found", "epoch": 2, "maxRequestDuration": 300}
 
 
 async def test_heartbeats_keep_the_lease(hub: Hub) -> None:
@@ -62,7 +62,7 @@ async def test_heartbeats_keep_the_lease(hub: Hub) -> None:
     await register(hub, venue, "box-a")
     for _ in range(3):
         hub.clock.advance(100)
-        assert (await heartbeat(hub, venue, "box-a"))[1] == {"status": "updated", "epoch": 1}
+        assert (await heartbeat(hub, venue, "box-a"))[1] == {"status": "updated", "epoch": 1, "maxRequestDuration": 300}
     assert (await register(hub, venue, "box-b"))[1]["status"] == "conflict"
     assert (await heartbeat(hub, venue, "box-b"))[1]["status"] == "not_found"
 

@@ -326,10 +326,24 @@ class NowPlaying:
     started_at_ms: int
     device_id: str
     epoch: int
+    # The last position (media seconds) a box reported for this entry in its heartbeat, and when: a box
+    # taking over after a crash resumes from there.
+    position_s: float | None = None
+    position_at_ms: int | None = None
+    ended_at_ms: int | None = None  # its play was reported (played): nothing to resume
 
     def to_json(self) -> Json:
         return {**self.entry.to_json(), "startedAt": self.started_at_ms, "deviceId": self.device_id,
-                "epoch": self.epoch}
+                "epoch": self.epoch, "position": self.position_s, "positionAt": self.position_at_ms,
+                "endedAt": self.ended_at_ms}
+
+
+@dataclass(frozen=True, slots=True)
+class PlayPosition:
+    """Where the master's player is (from its heartbeat): ``seconds`` of media time into ``entry_id``."""
+
+    entry_id: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +538,9 @@ class HubStore(Protocol):
                               timings: RegistryTimings) -> RegistryAnswer: ...
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int,
-                        timings: RegistryTimings) -> RegistryAnswer: ...
+                        timings: RegistryTimings, position: PlayPosition | None = None) -> RegistryAnswer:
+        """Extend the lease; ``position`` (the master's player) is kept on its registry row, same statement."""
+        ...
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer: ...
 

@@ -343,6 +343,15 @@ CREATE TABLE schedule_slots (
 CREATE INDEX schedule_by_venue ON schedule_slots (venue_id, weekday, start_minute);
 """
 
+# The master's player position from its heartbeats, and whether now playing was reported played:
+# a box taking over after a crash resumes the interrupted entry from there.
+_PLAY_POSITION = """
+ALTER TABLE players ADD COLUMN position_entry_id text;
+ALTER TABLE players ADD COLUMN position_s double precision;
+ALTER TABLE players ADD COLUMN position_at_ms bigint;
+ALTER TABLE now_playing ADD COLUMN ended_at_ms bigint;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -350,4 +359,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "device error reports", _DEVICE_ERRORS),
     Migration(5, "per-venue catalog overrides", _VENUE_OVERRIDES),
     Migration(6, "staff console: requestable playlists, marks, venue settings, schedule", _CONSOLE),
+    Migration(7, "player position in heartbeats; now playing ended", _PLAY_POSITION),
 )

@@ -55,6 +55,7 @@ from djamms_edge.hub.store.base import (
     Offsets,
     PaidRequest,
     Playlist,
+    PlayPosition,
     PlayReport,
     QueueEntry,
     QueueSnapshot,
@@ -88,6 +89,7 @@ from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
     KNOWN_SONG,
+    NOW_PLAYING,
     catalog_track_of,
     device_error_json,
     entry_of,
@@ -365,16 +367,20 @@ class PostgresStore:
             self._notify(venue_id)
         return answer
 
-    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings) -> RegistryAnswer:
+    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
+                        position: PlayPosition | None = None) -> RegistryAnswer:
         async def statement(conn: Conn) -> RegistryAnswer:
             # No venue lock: one conditional UPDATE of the device's own row. A concurrent takeover holds that
             # row's lock; this waits, re-checks status = 'active' on the committed row and matches nothing.
             row = await conn.fetchrow(
-                "WITH beat AS (UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2"
+                "WITH beat AS (UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2,"
+                " position_entry_id = coalesce($5, position_entry_id), position_s = coalesce($6, position_s),"
+                " position_at_ms = CASE WHEN $5::text IS NULL THEN position_at_ms ELSE $1 END"
                 " WHERE venue_id = $3 AND device_id = $4 AND status = 'active' AND expires_at_ms >= $1"
                 " RETURNING epoch)"
                 " SELECT (SELECT epoch FROM beat) AS updated, (SELECT epoch FROM venues WHERE venue_id = $3) AS venue",
-                now_ms, now_ms + timings.expire_ms, venue_id, device_id,
+                now_ms, now_ms + timings.expire_ms, venue_id, device_id, position and position.entry_id,
+                position and position.seconds,
             )
             if row["updated"] is not None:
                 return RegistryAnswer("updated", row["updated"])
@@ -706,6 +712,9 @@ class PostgresStore:
             )
             if request_id is not None:
                 await _mark_request_played(conn, request_id)
+            if report.entry_id is not None:  # its play is over: a box taking over does not resume it
+                await conn.execute("UPDATE now_playing SET ended_at_ms = $1 WHERE venue_id = $2 AND entry_id = $3",
+                                   report.played_at_ms, write.venue_id, report.entry_id)
             body = {"recorded": True, "historyId": history_id}
             await _remember(conn, write, body, now_ms)
             return WriteResult(body)
@@ -1075,7 +1084,7 @@ class PostgresStore:
             " video_id = excluded.video_id, title = excluded.title, artist = excluded.artist,"
             " duration = excluded.duration, request_id = excluded.request_id, requester_id = excluded.requester_id,"
             " paid_credit = excluded.paid_credit, started_at_ms = excluded.started_at_ms,"
-            " device_id = excluded.device_id, epoch = excluded.epoch",
+            " device_id = excluded.device_id, epoch = excluded.epoch, ended_at_ms = NULL",
             write.venue_id, entry.entry_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
             entry.request_id, entry.requester_id, entry.paid_credit, now_ms, write.device_id, write.epoch,
         )
@@ -1165,7 +1174,7 @@ async def _user_by_email(conn: Conn, email: str) -> User | None:
 
 
 async def _now_playing(conn: Conn, venue_id: str) -> NowPlaying | None:
-    row = await conn.fetchrow("SELECT * FROM now_playing WHERE venue_id = $1", venue_id)
+    row = await conn.fetchrow(NOW_PLAYING.format(venue="$1"), venue_id)
     return None if row is None else now_playing_of(row)
 
 

@@ -74,7 +74,22 @@ def entry_of(row: Row) -> QueueEntry:
 
 
 def now_playing_of(row: Row) -> NowPlaying:
-    return NowPlaying(entry_of(row), row["started_at_ms"], row["device_id"], row["epoch"])
+    """A NOW_PLAYING row."""
+    return NowPlaying(entry_of(row), row["started_at_ms"], row["device_id"], row["epoch"], row["position_s"],
+                      row["position_at_ms"], row["ended_at_ms"])
+
+
+# The venue's now playing with the last position any of its boxes reported for that entry (a box that
+# resumed it after a take-over reports on its own registry row).
+_LAST_POSITION = (
+    "(SELECT p.{column} FROM players p WHERE p.venue_id = n.venue_id AND p.position_entry_id = n.entry_id"
+    " ORDER BY p.position_at_ms DESC LIMIT 1)"
+)
+NOW_PLAYING = (
+    "SELECT n.*, " + _LAST_POSITION.format(column="position_s") + " AS position_s, "
+    + _LAST_POSITION.format(column="position_at_ms") + " AS position_at_ms"
+    " FROM now_playing n WHERE n.venue_id = {venue}"
+)
 
 
 def master_of(row: Row) -> MasterInfo:

@@ -43,6 +43,7 @@ from djamms_edge.hub.store.base import (
     Offsets,
     PaidRequest,
     Playlist,
+    PlayPosition,
     PlayReport,
     QueueEntry,
     QueueSnapshot,
@@ -71,6 +72,7 @@ from djamms_edge.hub.store.base import (
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
     KNOWN_SONG,
+    NOW_PLAYING,
     catalog_track_of,
     device_error_json,
     entry_of,
@@ -285,12 +287,16 @@ class SqliteStore:
             self._notify(venue_id)
         return answer
 
-    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings) -> RegistryAnswer:
+    async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
+                        position: PlayPosition | None = None) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
             row = conn.execute(
-                "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?"
+                "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?,"
+                " position_entry_id = coalesce(?, position_entry_id), position_s = coalesce(?, position_s),"
+                " position_at_ms = CASE WHEN ? IS NULL THEN position_at_ms ELSE ? END"
                 " WHERE venue_id = ? AND device_id = ? AND status = 'active' AND expires_at_ms >= ? RETURNING epoch",
-                (now_ms, now_ms + timings.expire_ms, venue_id, device_id, now_ms),
+                (now_ms, now_ms + timings.expire_ms, position and position.entry_id, position and position.seconds,
+                 position and position.entry_id, now_ms, venue_id, device_id, now_ms),
             ).fetchone()
             if row is not None:
                 return RegistryAnswer("updated", row["epoch"])
@@ -607,6 +613,9 @@ class SqliteStore:
             )
             if request_id is not None:
                 _mark_request_played(conn, request_id)
+            if report.entry_id is not None:  # its play is over: a box taking over does not resume it
+                conn.execute("UPDATE now_playing SET ended_at_ms = ? WHERE venue_id = ? AND entry_id = ?",
+                             (report.played_at_ms, write.venue_id, report.entry_id))
             body = {"recorded": True, "historyId": cur.lastrowid}
             _remember(conn, write, body, now_ms)
             return WriteResult(body)
@@ -1043,7 +1052,7 @@ def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:
 
 
 def _now_playing(conn: sqlite3.Connection, venue_id: str) -> NowPlaying | None:
-    row = conn.execute("SELECT * FROM now_playing WHERE venue_id = ?", (venue_id,)).fetchone()
+    row = conn.execute(NOW_PLAYING.format(venue="?"), (venue_id,)).fetchone()
     return None if row is None else now_playing_of(row)
 
 

@@ -232,3 +232,16 @@ def m004_console(db: sqlite_utils.Database) -> None:
     for statement in _CONSOLE.split(";\n"):
         if statement.strip():
             db.execute(statement)
+
+
+@migrations()
+def m005_play_position(db: sqlite_utils.Database) -> None:
+    # The master's player position from its heartbeats, and whether now playing was reported played:
+    # a box taking over after a crash resumes the interrupted entry from there.
+    for statement in (
+        "ALTER TABLE players ADD COLUMN position_entry_id TEXT",
+        "ALTER TABLE players ADD COLUMN position_s REAL",
+        "ALTER TABLE players ADD COLUMN position_at_ms INTEGER",
+        "ALTER TABLE now_playing ADD COLUMN ended_at_ms INTEGER",
+    ):
+        db.execute(statement)
