@@ -175,7 +175,10 @@ class HubService:
         return Reply(200, answer.to_json(), self._player_rules())
 
     def _player_rules(self) -> Json:
-        """What a box enforces itself (REST only): a paid request measured longer than this is not played."""
+        """What a box enforces itself (REST only): a paid request measured longer than this is not played.
+
+        The hub's configured limit (no store read on the heartbeat path); a venue's own limit reaches its
+        boxes in the feed's rules (``maxDurationS``) and wins there."""
         return {"maxRequestDuration": self.rules.max_duration_s}
 
     async def release(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
@@ -249,10 +252,11 @@ class HubService:
 
         The hub applies its own limit to the measured length; the declared duration is never trusted."""
         require_player(who, write.venue_id, write.device_id)
-        reason = measured_refusal(measured_s, self.rules.max_duration_s)
+        own = (await self.store.venue_rules(write.venue_id)).settings.max_duration_s
+        limit = self.rules.max_duration_s if own is None else own
+        reason = measured_refusal(measured_s, limit)
         if reason is None:
-            raise ApiError(422, f"{measured_s:g} seconds is within the limit of {self.rules.max_duration_s:g}",
-                           "duration")
+            raise ApiError(422, f"{measured_s:g} seconds is within the limit of {limit:g}", "duration")
         return await self.refuse_request(write.venue_id, request_id, reason, fence=write)
 
     # --- playlists and catalog -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from djamms_edge.hub.store.base import (
     Song,
     StaleEpoch,
     UnknownRequest,
+    VenueSettings,
 )
 from tests.hub.conftest import Hub, make_store
 from tests.hub.test_queue_feed import master_of, snapshot
@@ -165,3 +166,13 @@ async def test_only_the_venues_master_may_report_over_limit(hub: Hub) -> None:
     assert (await over_limit(hub, venue, rid, {**body, "epoch": epoch + 1}))[0] == 409
     assert (await over_limit(hub, venue, "nope", body))[0] == 404
     assert len((await snapshot(hub, venue))["priorityQueue"]) == 1
+
+
+async def test_a_venues_own_limit_is_the_one_the_measured_length_is_held_to(hub: Hub) -> None:
+    venue = await hub.venue()
+    await hub.store.set_venue_settings(venue, VenueSettings(max_duration_s=240), int(hub.clock() * 1000))
+    epoch = await master_of(hub, venue)
+    _, accepted = await request(hub, venue, paid({**SONG, "duration": 30}))
+    status, body = await over_limit(hub, venue, accepted["requestId"],
+                                    {"deviceId": "box-a", "epoch": epoch, "duration": 280})
+    assert status == 200 and body["request"]["reason"] == "Song duration exceeds 4 minutes (measured 280 seconds)"
