@@ -192,13 +192,13 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(runner.guard.exception_handler(loop.default_exception_handler))
     stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before announcing: a SIGTERM right after is a clean stop
+        loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()
