@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from djamms_edge.config import Config
 from djamms_edge.edge import daemon, ytdlp_update
+from djamms_edge.edge.media import cache_cli
 from djamms_edge.edge.media import cli as media_cli
 from djamms_edge.edge.queue.local import playlist_problems
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_run_command(sub)
     ytdlp_update.add_command(sub)
     media_cli.add_analyze_command(sub)
+    cache_cli.add_command(sub)
     return parser
 
 
@@ -38,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ytdlp_update.run_command(args)
     if args.command == "analyze":
         return media_cli.run_analyze(args)
+    if args.command == "cache":
+        return cache_cli.run_command(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -14,6 +14,7 @@ All writes go through ``Database.write`` (one writer thread, BEGIN IMMEDIATE), r
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +251,15 @@ class PlaybackState:
                 "ON CONFLICT (source) DO UPDATE SET reason = excluded.reason, marked_at = excluded.marked_at",
                 (source, reason, at),
             )
+        )
+
+    async def clear_unplayable(self, sources: Collection[str] | None = None) -> int:
+        """Forget unplayable marks of ``sources`` (all when None); returns how many were cleared."""
+        if sources is None:
+            return await self.db.write(lambda conn: conn.execute("DELETE FROM unplayable").rowcount)
+        wanted = list(sources)
+        return await self.db.write(
+            lambda conn: conn.executemany("DELETE FROM unplayable WHERE source = ?", [(s,) for s in wanted]).rowcount
         )
 
     async def unplayable_since(self, since: float) -> dict[str, str]:

@@ -19,9 +19,12 @@ source key as ``djamms_edge.shared.ids.parse_source`` accepts it: a video id or 
 Files appear under their final name only by atomic rename and are indexed only after that, so a
 download killed at any moment leaves scratch (removed on open) or an unindexed file (removed on
 open), never an entry that looks complete. Eviction removes the index row before the file.
-Statuses: ``ready``; ``unavailable`` (gone at the source, never retried); ``broken`` (downloaded
-but not playable media, never retried); ``failed`` (transient trouble, retried by an ensure once
-``retry_failed_seconds`` have passed).
+Statuses: ``ready``; ``unavailable`` (clearly gone at the source: removed, private; never retried
+by itself); ``broken`` (downloaded but not playable media, never retried by itself); ``failed``
+(network trouble, or YouTube refusing this box: a 403, missing formats, a bot check; retried by an
+ensure once ``retry_failed_seconds`` have passed, doubling for each refusal in a row up to
+``retry_refused_max_seconds``, and at once when yt-dlp is a new version). ``clear_failures``
+(``djamms-edge cache retry``) forgets any of these marks.
 """
 
 from __future__ import annotations
@@ -44,7 +47,14 @@ from sqlite_utils.migrations import Migrations
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
 from djamms_edge.edge.media.eviction import Resident, choose_evictions
-from djamms_edge.edge.media.fetcher import Fetched, Fetcher, FetchFailed, FetchUnavailable
+from djamms_edge.edge.media.fetcher import (
+    FailureClass,
+    Fetched,
+    Fetcher,
+    FetchFailed,
+    FetchUnavailable,
+    classify_failure,
+)
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
 from djamms_edge.shared.sqlite import Database
@@ -90,6 +100,22 @@ def m001_cache(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_failure_classes(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE media_files ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")  # in a row, for backoff
+    db.execute("ALTER TABLE media_files ADD COLUMN failure_class TEXT")  # transient or environment
+    db.execute("ALTER TABLE media_files ADD COLUMN tool_version TEXT")  # the fetcher's (yt-dlp's) version then
+    # Before failure classes a 403 or "format not available" (a box without a JS runtime) was marked unavailable
+    # and never fetched again: those rows become retryable failures.
+    rows = db.execute("SELECT key, error FROM media_files WHERE status = 'unavailable'").fetchall()
+    for key, error in rows:
+        if classify_failure(error or "") == "environment":
+            db.execute(
+                "UPDATE media_files SET status = 'failed', failure_class = 'environment', failures = 1 WHERE key = ?",
+                (key,),
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class CachedTrack:
     """What the player needs: a local file and the effective cues (manual override > analysis > whole file)."""
@@ -110,6 +136,9 @@ class CacheEntry:
     size_bytes: int | None = None
     error: str | None = None
     updated_at: float | None = None
+    failures: int = 0  # failed fetches in a row
+    failure_class: FailureClass | None = None
+    tool_version: str | None = None  # the fetcher's version when it last failed
 
 
 class MediaCache:
@@ -133,12 +162,15 @@ class MediaCache:
         self._in_flight: dict[str, asyncio.Future[CacheEntry]] = {}
         self._closed = False
 
-    async def open(self) -> None:
+    async def open(self, *, reconcile: bool = True) -> None:
+        """``reconcile=False`` opens only the index: for a tool running beside the daemon, whose downloads
+        in flight a reconcile would delete."""
         await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
         await self._db.open()
         if self._db.damaged is not None:
             await self.index_files_on_disk()
-        await self.reconcile()
+        if reconcile:
+            await self.reconcile()
 
     async def close(self) -> None:
         """Close the fetcher (the cache owns it) and the database; a second call does nothing."""
@@ -209,7 +241,8 @@ class MediaCache:
     async def entry(self, key: str) -> CacheEntry | None:
         row = await self._db.read(
             lambda c: c.execute(
-                "SELECT key, status, size_bytes, error, updated_at FROM media_files WHERE key = ?", (key,)
+                "SELECT key, status, size_bytes, error, updated_at, failures, failure_class, tool_version "
+                "FROM media_files WHERE key = ?", (key,)
             ).fetchone()
         )
         return None if row is None else CacheEntry(*row)
@@ -274,7 +307,46 @@ class MediaCache:
         return result
 
     def _may_retry(self, failed: CacheEntry) -> bool:
-        return failed.updated_at is None or self._clock() - failed.updated_at >= self._config.retry_failed_seconds
+        if failed.updated_at is None or failed.tool_version != self._fetcher.version:
+            return True  # a new yt-dlp is the usual fix for YouTube's changes: try it at once
+        return self._clock() - failed.updated_at >= self.retry_delay(failed)
+
+    def retry_delay(self, failed: CacheEntry) -> float:
+        """Network trouble: ``retry_failed_seconds``. YouTube refusing this box: that, doubled for each refusal
+        in a row, up to ``retry_refused_max_seconds`` (a box that is refused asks rarely, not never)."""
+        base = self._config.retry_failed_seconds
+        if failed.failure_class != "environment":
+            return base
+        return min(base * 2 ** max(failed.failures - 1, 0), max(base, self._config.retry_refused_max_seconds))
+
+    async def clear_failures(self, keys: Collection[str] | None = None) -> list[str]:
+        """Forget failure marks (unavailable, broken, failed) of ``keys``, or of every entry when None, so the
+        next ensure fetches again. Returns the keys cleared."""
+
+        def clear(conn: sqlite3.Connection) -> list[str]:
+            marked = "status IN ('unavailable', 'broken', 'failed')"
+            if keys is None:
+                rows = conn.execute(f"SELECT key FROM media_files WHERE {marked}").fetchall()
+            else:
+                wanted = list(keys)
+                rows = conn.execute(
+                    f"SELECT key FROM media_files WHERE {marked} AND key IN ({', '.join('?' * len(wanted))})", wanted
+                ).fetchall()
+            cleared = [row[0] for row in rows]
+            conn.executemany("DELETE FROM media_files WHERE key = ?", [(key,) for key in cleared])
+            return cleared
+
+        return await self._db.write(clear)
+
+    async def failures(self) -> list[CacheEntry]:
+        """Entries marked unavailable, broken or failed, most recent first."""
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT key, status, size_bytes, error, updated_at, failures, failure_class, tool_version "
+                "FROM media_files WHERE status != 'ready' ORDER BY updated_at DESC"
+            ).fetchall()
+        )
+        return [CacheEntry(*row) for row in rows]
 
     async def prefetch(self, upcoming: Sequence[str]) -> dict[str, Status]:
         """Fetch the first ``prefetch_count`` upcoming entries, protecting every upcoming one from eviction."""
@@ -303,7 +375,7 @@ class MediaCache:
             return await self._set_status(source.key, "unavailable", str(exc))
         except FetchFailed as exc:
             log.warning("could not fetch %s: %s", source.key, exc)
-            return await self._set_status(source.key, "failed", str(exc))
+            return await self._set_status(source.key, "failed", str(exc), exc.failure_class)
         try:
             return await self._analyse_and_index(source, fetched, how="cached")
         except MediaError as exc:
@@ -346,7 +418,8 @@ class MediaCache:
                    VALUES (?, 'ready', ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (key) DO UPDATE SET status = 'ready', file_name = excluded.file_name,
                      size_bytes = excluded.size_bytes, duration = excluded.duration, title = excluded.title,
-                     fetched_at = excluded.fetched_at, error = NULL, updated_at = excluded.updated_at""",
+                     fetched_at = excluded.fetched_at, error = NULL, updated_at = excluded.updated_at,
+                     failures = 0, failure_class = NULL""",
                 (source.key, fetched.path.name, fetched.size, duration, fetched.title, now, now),
             )
 
@@ -354,17 +427,27 @@ class MediaCache:
         log.info("%s %s (%.1f MB)", how, source.key, fetched.size / 1e6)
         return CacheEntry(source.key, "ready", fetched.size, None, now)
 
-    async def _set_status(self, key: str, status: Status, error: str) -> CacheEntry:
-        now = self._clock()
-        await self._db.write(
-            lambda c: c.execute(
-                """INSERT INTO media_files (key, status, error, updated_at) VALUES (?, ?, ?, ?)
+    async def _set_status(
+        self, key: str, status: Status, error: str, failure_class: FailureClass | None = None
+    ) -> CacheEntry:
+        now, version = self._clock(), self._fetcher.version
+
+        def write(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                """INSERT INTO media_files (key, status, error, updated_at, failures, failure_class, tool_version)
+                   VALUES (?, ?, ?, ?, 1, ?, ?)
                    ON CONFLICT (key) DO UPDATE SET status = excluded.status, error = excluded.error,
-                     file_name = NULL, size_bytes = NULL, updated_at = excluded.updated_at""",
-                (key, status, error, now),
-            )
-        )
-        return CacheEntry(key, status, None, error, now)
+                     file_name = NULL, size_bytes = NULL, updated_at = excluded.updated_at,
+                     failures = CASE WHEN media_files.status = excluded.status
+                                     THEN media_files.failures + 1 ELSE 1 END,
+                     failure_class = excluded.failure_class, tool_version = excluded.tool_version
+                   RETURNING failures""",
+                (key, status, error, now, failure_class, version),
+            ).fetchone()
+            return int(row[0])
+
+        failures = await self._db.write(write)
+        return CacheEntry(key, status, None, error, now, failures, failure_class, version)
 
     # --- playing and analysis -------------------------------------------------------------
 

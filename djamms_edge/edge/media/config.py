@@ -58,7 +58,7 @@ class FetchConfig:
     max_file_bytes: int = setting(1_000_000_000, doc="refuse media larger than this", check=at_least(1_000_000))
     # YouTube's player challenges need a JavaScript runtime since yt-dlp 2025.11 (yt-dlp-ejs holds the scripts).
     js_runtime: Literal["deno", "node", "bun", "quickjs"] = setting("deno", doc="JavaScript runtime yt-dlp uses")
-    js_runtime_path: str = setting("", doc="its executable; empty = look it up on PATH")
+    js_runtime_path: str = setting("", doc="its executable; empty = the one installed with the app, else PATH's")
 
 
 @dataclass(frozen=True)
@@ -73,4 +73,9 @@ class CacheConfig:
     slow_fetch_seconds: float = setting(
         10.0, doc="a fetch running longer stops holding up the entries after it: they are fetched beside it",
         check=at_least(0.1),
+    )
+    retry_refused_max_seconds: float = setting(
+        10800.0,
+        doc="YouTube refusing this box (403, bot check): the pause doubles per refusal up to this",
+        check=at_least(0.0),
     )

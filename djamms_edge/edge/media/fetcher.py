@@ -5,8 +5,10 @@ in a worker thread, so the event loop never waits on the network. Each attempt
 downloads into its own scratch directory under ``work_dir`` (on the cache's file
 system) and the finished file is moved to its final name with one atomic rename:
 a crash or a kill at any moment leaves only scratch, which ``MediaCache`` removes
-on start. A removed/private/missing video is ``FetchUnavailable`` at once; network
-trouble is retried with exponential backoff and jitter, then ``FetchFailed``.
+on start. Only a clearly removed/private/missing video is ``FetchUnavailable`` (at once);
+YouTube refusing this box (403, missing formats, bot/sign-in checks, failed JS challenges)
+is retried with exponential backoff and jitter, then ``FetchRefused``; network trouble the
+same way, then ``FetchFailed``. The cache tries both again later.
 
 ``FakeFetcher`` serves local files under the same contract, for tests of code
 that needs a cache but not the network.
@@ -20,6 +22,7 @@ import os
 import random
 import re
 import shutil
+import sysconfig
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +46,15 @@ class FetchUnavailable(Exception):
 class FetchFailed(Exception):
     """Transient trouble (network, server errors) outlasted every attempt; a later try may work."""
 
+    failure_class: FailureClass = "transient"
+
+
+class FetchRefused(FetchFailed):
+    """YouTube refused this box (403, missing formats, a bot or sign-in check, a failed JS challenge) on every
+    attempt: the box's environment, not the video. Tried again later, and at once after a yt-dlp update."""
+
+    failure_class: FailureClass = "environment"
+
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
@@ -52,6 +64,8 @@ class Fetched:
 
 
 class Fetcher(Protocol):
+    version: str  # of the tool that fetches (yt-dlp's): a failure may not repeat with another
+
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
         """Download ``source`` to ``dest_stem.<ext>``; raise FetchUnavailable or FetchFailed."""
         ...
@@ -61,35 +75,61 @@ class Fetcher(Protocol):
 
 # --- what a failure means (pure) ---------------------------------------------------------
 
+FailureClass = Literal["unavailable", "environment", "transient"]
+
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+# YouTube refusing *this box*, not the video: no or an old JavaScript runtime (its player challenges fail,
+# formats go missing, downloads get 403), a bot or sign-in check, a rate limit, a region or account the box
+# lacks. A yt-dlp update, a runtime or simply time can fix each of these, so they are retried, never "gone".
+# Checked first: "Video unavailable. This content isn't available, try again later" is a rate limit.
+_ENVIRONMENT_PHRASES = (
+    "not a bot",
+    "sign in to confirm",  # "...you're not a bot", "...your age": a check of the session, not the video
+    "captcha",
+    "try again later",
+    "rate-limited",
+    "rate limit",
+    "requested format is not available",
+    "only images are available",
+    "challenge solving failed",
+    "javascript runtime",
+    "challenge solver",
+    "page needs to be reloaded",
+    "members-only",
+    "join this channel",
+    "available in your country",
+    "blocked it in your country",
+)
+# Only a clear "this video is gone" is permanent.
 _GONE_PHRASES = (
     "video unavailable",
     "this video is unavailable",
-    "this video is no longer available",
+    "no longer available",
     "has been removed",
     "private video",
     "account associated with this video has been terminated",
     "copyright",
+    "drm protected",
     "unsupported url",
-    "requested format is not available",
     "is not a valid url",
-    "no video formats found",
-    "confirm your age",  # age-restricted: a box has no account to sign in with
-    "age-restricted",
-    "members-only",
-    "join this channel",
-    "available in your country",  # geo-blocked where this box is
-    "blocked it in your country",
+    "no video formats found",  # the generic extractor: the URL is a page, not media
 )
-_GONE_STATUSES = {400, 401, 403, 404, 410, 451}
+_GONE_STATUSES = {400, 404, 410, 451}
+_ENVIRONMENT_STATUSES = {401, 403, 429}
 
 
-def classify_failure(message: str) -> Literal["unavailable", "transient"]:
-    """Whether a yt-dlp error means the source is gone or that trying again later may work."""
-    lowered = message.lower()
+def classify_failure(message: str) -> FailureClass:
+    """What a yt-dlp error means: the source is gone for good, this box's environment is refused (a runtime,
+    a yt-dlp update or time may fix it), or passing trouble (network, server errors)."""
+    lowered = message.lower().replace("\u2019", "'")
+    if any(phrase in lowered for phrase in _ENVIRONMENT_PHRASES):
+        return "environment"
     status = _HTTP_STATUS.search(message)
     if status is not None:
-        return "unavailable" if int(status.group(1)) in _GONE_STATUSES else "transient"
+        code = int(status.group(1))
+        if code in _ENVIRONMENT_STATUSES:
+            return "environment"
+        return "unavailable" if code in _GONE_STATUSES else "transient"
     if any(phrase in lowered for phrase in _GONE_PHRASES):
         return "unavailable"
     return "transient"  # network errors, timeouts, truncated transfers, anything unknown: bounded retries
@@ -113,6 +153,92 @@ def format_selector(config: FetchConfig) -> str:
     return "/".join(choices)
 
 
+# --- the JavaScript runtime and the options every yt-dlp run gets -----------------------
+
+# yt-dlp's runtime names and the executables they run.
+JS_EXECUTABLES = {"deno": "deno", "node": "node", "bun": "bun", "quickjs": "qjs"}
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # what a system unit gets
+
+
+def js_runtime_path(config: FetchConfig) -> str | None:
+    """The executable yt-dlp solves YouTube's player challenges with: the configured one, else the one in this
+    application's own environment (the ``deno`` wheel puts it beside the interpreter), else PATH's.
+
+    Found here and handed to yt-dlp rather than left to its own PATH lookup: systemd starts the daemon with
+    ``SYSTEMD_PATH``, which never holds the virtualenv's bin directory. None: there is none on this box."""
+    if config.js_runtime_path:
+        return config.js_runtime_path
+    name = JS_EXECUTABLES[config.js_runtime]
+    beside = Path(sysconfig.get_path("scripts")) / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def ytdlp_options(config: FetchConfig) -> dict[str, Any]:
+    """The yt-dlp options of every run on this box (downloads, the doctor, the update self-test)."""
+    path = js_runtime_path(config)
+    return {
+        "noplaylist": True,
+        "allowed_extractors": ["youtube", "generic"],
+        "js_runtimes": {config.js_runtime: {"path": path} if path else {}},
+        "socket_timeout": config.socket_timeout_seconds,
+        "retries": 3,  # resumes (HTTP Range) inside one attempt before we count a failure
+        "fragment_retries": 3,
+        "max_filesize": config.max_file_bytes,
+        "cachedir": False,
+        "quiet": True,
+        "noprogress": True,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class JsRuntimeInfo:
+    name: str  # yt-dlp's name for it: deno, node, bun, quickjs
+    path: str | None  # what was handed to yt-dlp; None: nothing found
+    version: str | None  # None: it did not run (missing, not executable, wrong architecture)
+    supported: bool  # this yt-dlp accepts that version
+    minimum: str  # the oldest version this yt-dlp accepts ("" when unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class YtDlpEnvironment:
+    """What YouTube fetching needs, as this yt-dlp sees it (for ``djamms-edge doctor``)."""
+
+    version: str  # yt-dlp's own version: a date, 2026.10.26
+    location: str  # where it was imported from (the packaged venv, or the nightly update's directory)
+    runtime: JsRuntimeInfo
+    ejs_version: str | None  # the yt-dlp-ejs scripts package; None: not installed
+    ejs_wanted: str | None  # the scripts version this yt-dlp accepts (major.minor must match)
+
+
+def ytdlp_environment(config: FetchConfig) -> YtDlpEnvironment:
+    """Ask yt-dlp itself (its runtime classes run ``<runtime> --version``; blocking, well under a second)."""
+    from yt_dlp.dependencies import yt_dlp_ejs
+    from yt_dlp.globals import supported_js_runtimes
+
+    path = js_runtime_path(config)
+    runtime_class = supported_js_runtimes.value.get(config.js_runtime)
+    if runtime_class is None:
+        runtime = JsRuntimeInfo(config.js_runtime, path, None, False, "")
+    else:
+        info = runtime_class(path=path).info if path else None
+        minimum = ".".join(str(part) for part in getattr(runtime_class, "MIN_SUPPORTED_VERSION", ()))
+        runtime = JsRuntimeInfo(config.js_runtime, path, info.version if info else None,
+                                bool(info and info.supported), minimum)
+    try:
+        from yt_dlp.extractor.youtube.jsc._builtin.vendor import VERSION as ejs_wanted
+    except ImportError:  # a yt-dlp whose layout changed: the doctor says nothing about the match
+        ejs_wanted = None
+    return YtDlpEnvironment(
+        version=yt_dlp.version.__version__,
+        location=str(Path(yt_dlp.__file__).parent),
+        runtime=runtime,
+        ejs_version=getattr(yt_dlp_ejs, "version", None) if yt_dlp_ejs else None,
+        ejs_wanted=ejs_wanted,
+    )
+
+
 # --- the real thing ---------------------------------------------------------------------
 
 
@@ -121,12 +247,22 @@ class _Cancelled(Exception):
 
 
 class _QuietLogger:
-    """yt-dlp's chatter goes to our DEBUG; our own log says what happened, once."""
+    """yt-dlp's chatter goes to our DEBUG; our own log says what happened, once.
+
+    Warnings are also kept: YouTube's JS challenge failures are only warnings, and the error that follows
+    ("Requested format is not available") does not say why; the failure message carries them."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
 
     def debug(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
 
-    info = warning = error = debug
+    info = error = debug
+
+    def warning(self, msg: str) -> None:
+        self.debug(msg)
+        self.warnings.append(_clean(msg))
 
 
 class YtDlpFetcher:
@@ -144,6 +280,7 @@ class YtDlpFetcher:
         # One thread per download at once: a download hanging on a dead server holds its thread until the socket
         # times out, so the prefetcher's window (which widens past slow fetches) needs threads to spare.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
+        self.version: str = yt_dlp.version.__version__
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
@@ -155,7 +292,8 @@ class YtDlpFetcher:
                 fetched = await self._attempt(source, dest_stem)
             except _TransientError as exc:
                 if attempt == attempts:
-                    raise FetchFailed(f"{source.key}: {exc} (gave up after {attempts} tries)") from None
+                    failed = FetchRefused if exc.failure_class == "environment" else FetchFailed
+                    raise failed(f"{source.key}: {exc} (gave up after {attempts} tries)") from None
                 delay = backoff_seconds(attempt, self._config.retry_base_seconds)
                 if attempt == 1:  # one line for the trouble; the outcome is logged by whoever called us
                     log.warning("fetching %s failed (%s); retrying with backoff", source.key, exc)
@@ -190,22 +328,14 @@ class YtDlpFetcher:
             if cancel.is_set():
                 raise _Cancelled
 
+        logger = _QuietLogger()
         params: dict[str, Any] = {
+            **ytdlp_options(self._config),
             "format": format_selector(self._config),
             "outtmpl": {"default": "media.%(ext)s"},
             "paths": {"home": str(scratch), "temp": str(scratch)},
             "merge_output_format": "mp4" if self._config.mode == "video" else None,
-            "noplaylist": True,
-            "allowed_extractors": ["youtube", "generic"],
-            "js_runtimes": {self._config.js_runtime: _runtime_path(self._config.js_runtime_path)},
-            "socket_timeout": self._config.socket_timeout_seconds,
-            "retries": 3,  # resumes (HTTP Range) inside one attempt before we count a failure
-            "fragment_retries": 3,
-            "max_filesize": self._config.max_file_bytes,
-            "cachedir": False,
-            "quiet": True,
-            "noprogress": True,
-            "logger": _QuietLogger(),
+            "logger": logger,
             "progress_hooks": [hook],
         }
         try:
@@ -214,10 +344,11 @@ class YtDlpFetcher:
         except yt_dlp.utils.DownloadError as exc:
             if cancel.is_set():
                 raise _Cancelled from None
-            message = _clean(str(exc))
-            if classify_failure(message) == "unavailable":
+            message = _with_reasons(_clean(str(exc)), logger.warnings)
+            failure = classify_failure(message)
+            if failure == "unavailable":
                 raise FetchUnavailable(message) from None
-            raise _TransientError(message) from None
+            raise _TransientError(message, failure) from None
         except _Cancelled:
             raise
         except Exception as exc:  # yt-dlp's internals or the disk (full, read-only): one source must not stop the box
@@ -236,11 +367,18 @@ class YtDlpFetcher:
 
 
 class _TransientError(Exception):
-    pass
+    def __init__(self, message: str, failure_class: FailureClass = "transient") -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
 
 
-def _runtime_path(path: str) -> dict[str, str]:
-    return {"path": path} if path else {}
+# Warnings that explain a YouTube failure better than its final error does.
+_REASON_WARNINGS = ("challenge solving failed", "javascript runtime", "challenge solver", "http error 403")
+
+
+def _with_reasons(message: str, warnings: list[str]) -> str:
+    reasons = [w for w in warnings if any(phrase in w.lower() for phrase in _REASON_WARNINGS)]
+    return f"{message} (after: {'; '.join(dict.fromkeys(reasons))})" if reasons else message
 
 
 def _clean(message: str) -> str:
@@ -258,9 +396,13 @@ def _safe_ext(suffix: str) -> str:
 class FakeFetcher:
     """Serves local files by source key under the Fetcher contract (atomic, unavailable for unknown keys)."""
 
-    def __init__(self, files: Mapping[str, Path], *, transient_failures: int = 0) -> None:
+    def __init__(
+        self, files: Mapping[str, Path], *, transient_failures: int = 0, refusals: int = 0, version: str = "fake-1"
+    ) -> None:
         self._files = dict(files)
         self._transient_failures = transient_failures
+        self.refusals = refusals  # fetches answered like YouTube refusing the box (FetchRefused)
+        self.version = version
         self.fetched: list[str] = []
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
@@ -270,6 +412,9 @@ class FakeFetcher:
         if self._transient_failures > 0:
             self._transient_failures -= 1
             raise FetchFailed(f"{source.key}: simulated network trouble")
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise FetchRefused(f"{source.key}: HTTP Error 403: Forbidden (simulated)")
         final = dest_stem.with_name(f"{dest_stem.name}{original.suffix}")
         scratch = final.with_name(f".{final.name}.{uuid.uuid4().hex}")
         await asyncio.to_thread(shutil.copyfile, original, scratch)

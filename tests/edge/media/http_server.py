@@ -3,7 +3,8 @@
 Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through every
 response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
 drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/error/NAME`` answers 500 (a
-server in trouble: yt-dlp retries with backoff); anything else is 404.
+server in trouble: yt-dlp retries with backoff); ``/forbidden/NAME`` answers 403 Forbidden, as YouTube's media
+servers do to a client whose player challenge went unsolved; anything else is 404.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class MediaServer:
         path = self.root / name
         if mode == "error":
             writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!")
+            await writer.drain()
+            return
+        if mode == "forbidden":
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden")
             await writer.drain()
             return
         if mode not in ("media", "flaky", "drop", "stall") or "/" in name or not path.is_file():

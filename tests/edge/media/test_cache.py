@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
-from djamms_edge.edge.media.cache import MediaCache
+from djamms_edge.edge.media.cache import MediaCache, migrations
 from djamms_edge.edge.media.config import CacheConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import FakeFetcher, Fetched, Fetcher, YtDlpFetcher
 from djamms_edge.shared.ids import InvalidSource, MediaSource
@@ -332,3 +334,66 @@ async def test_a_damaged_index_is_rebuilt_from_the_files_on_disk(
     assert (await cache.usage())[0] == 2  # the URL's file moved to its key, not indexed twice
     track = await cache.playable(video)
     assert track is not None and track.real_end == pytest.approx(TRUTHS["hard_ending"].real_end, abs=TOLERANCE)
+
+
+async def test_youtube_refusing_the_box_is_retried_with_growing_pauses_and_at_once_after_a_ytdlp_update(
+    open_cache: OpenCache, clock: Clock, media_dir: Path
+) -> None:
+    key = "dQw4w9WgXcQ"
+    fake = FakeFetcher({key: media_dir / "hard_ending.m4a"}, refusals=3, version="2026.1.1")
+    cache = await open_cache(fake)
+    first = await cache.ensure(key)
+    assert (first.status, first.failure_class, first.failures) == ("failed", "environment", 1)
+    clock.now += 300  # retry_failed_seconds: tried again
+    second = await cache.ensure(key)
+    assert (second.status, second.failures) == ("failed", 2)
+    clock.now += 300  # refused twice in a row: the pause is now 600 s
+    assert (await cache.ensure(key)).failures == 2
+    assert fake.refusals == 1  # not asked
+    fake.version = "2026.2.1"  # the nightly update installed a new yt-dlp (the daemon restarts with it)
+    third = await cache.ensure(key)
+    assert (third.status, third.failures) == ("failed", 3)  # asked at once, refused once more
+    assert cache.retry_delay(third) == 1200
+    fake.version = "2026.3.1"
+    assert (await cache.ensure(key)).status == "ready"
+    assert fake.fetched == [key]
+
+
+async def test_retry_clears_failure_marks_of_the_named_tracks_or_all(
+    open_cache: OpenCache, media_dir: Path, tmp_path: Path
+) -> None:
+    files = {"https://venue.example/a.m4a": media_dir / "hard_ending.m4a"}
+    cache = await open_cache(FakeFetcher(files, transient_failures=1))
+    assert (await cache.ensure("https://venue.example/a.m4a")).status == "failed"
+    assert (await cache.ensure("dQw4w9WgXcQ")).status == "unavailable"  # unknown to the fake
+    assert {e.key for e in await cache.failures()} == {"https://venue.example/a.m4a", "dQw4w9WgXcQ"}
+    assert await cache.clear_failures(["dQw4w9WgXcQ", "nothing-here"]) == ["dQw4w9WgXcQ"]
+    assert [e.key for e in await cache.failures()] == ["https://venue.example/a.m4a"]
+    assert await cache.clear_failures(None) == ["https://venue.example/a.m4a"]
+    assert (await cache.ensure("https://venue.example/a.m4a")).status == "ready"  # at once, no pause
+
+
+async def test_tracks_marked_unavailable_for_a_403_before_failure_classes_are_retried(tmp_path: Path) -> None:
+    """A box upgraded from a version that marked 403 / "format not available" as gone for good."""
+    db_path = tmp_path / "media.db"
+    old = sqlite_utils.Database(db_path)
+    migrations.apply(old, stop_before="m002_failure_classes")
+    for key, error in [("aaaaaaaaaaa", "unable to download video data: HTTP Error 403: Forbidden"),
+                       ("bbbbbbbbbbb", "[youtube] bbbbbbbbbbb: Requested format is not available. Use --list-formats"),
+                       ("ccccccccccc", "[youtube] ccccccccccc: Private video. Sign in if you've been granted access")]:
+        old.execute("INSERT INTO media_files (key, status, error, updated_at) VALUES (?, 'unavailable', ?, 1)",
+                    [key, error])
+    old.conn.commit()
+    old.close()
+    cache = MediaCache(db_path, tmp_path / "cache", FakeFetcher({}), WINDOWED, CacheConfig())
+    await cache.open()
+    try:
+        statuses = {e.key: (e.status, e.failure_class) for e in await cache.failures()}
+    finally:
+        await cache.close()
+    assert statuses == {
+        "aaaaaaaaaaa": ("failed", "environment"),
+        "bbbbbbbbbbb": ("failed", "environment"),
+        "ccccccccccc": ("unavailable", None),
+    }
+    assert sqlite3.connect(db_path).execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -15,6 +15,7 @@ from djamms_edge.edge.media.fetcher import (
     FakeFetcher,
     Fetcher,
     FetchFailed,
+    FetchRefused,
     FetchUnavailable,
     YtDlpFetcher,
     backoff_seconds,
@@ -28,20 +29,43 @@ from tests.edge.media.http_server import MediaServer
 FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0)
 
 
+# Messages as yt-dlp prints them (its YouTube extractor's wording; YouTube writes its apostrophes as U+2019).
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
+        # gone for good: only a clear "unavailable / private / removed"
         ("[youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader", "unavailable"),
-        ("[youtube] abc: Private video. Sign in if you've been granted access", "unavailable"),
+        ("[youtube] abc: Video unavailable", "unavailable"),
+        ("[youtube] abc: Video unavailable. This video is no longer available because the YouTube account "
+         "associated with this video has been terminated.", "unavailable"),
+        ("[youtube] abc: Private video. Sign in if you've been granted access to this video. Use "
+         "--cookies-from-browser or --cookies for the authentication.", "unavailable"),
+        ("[youtube] abc: This video has been removed for violating YouTube's Terms of Service", "unavailable"),
+        ("[youtube] abc: Video unavailable. This video contains content from SME, who has blocked it on copyright "
+         "grounds", "unavailable"),
         ("[generic] x: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
         ("[generic] x: Unable to download webpage: HTTP Error 410: Gone", "unavailable"),
         ("Unsupported URL: http://example.com/page", "unavailable"),
-        ("[youtube] abc: Sign in to confirm your age. This video may be inappropriate for some users.", "unavailable"),
-        ("[youtube] abc: The uploader has not made this video available in your country", "unavailable"),
-        ("[youtube] abc: Join this channel to get access to members-only content", "unavailable"),
-        ("[youtube] abc: Sign in to confirm you're not a bot", "transient"),  # the box's address, for a while
+        # YouTube refusing this box: a runtime, a yt-dlp update or time fixes these
+        ("unable to download video data: HTTP Error 403: Forbidden", "environment"),
+        ("[youtube] abc: Requested format is not available. Use --list-formats for a list of available formats",
+         "environment"),
+        ("[youtube] abc: Requested format is not available. Use --list-formats for a list of available formats "
+         "(after: [youtube] abc: n challenge solving failed: Some formats may be missing. Ensure you have a "
+         "supported JavaScript runtime and challenge solver script distribution installed.)", "environment"),
+        ("[youtube] abc: Only images are available for download. use --list-formats to see them", "environment"),
+        ("[youtube] abc: Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies for the "
+         "authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp",
+         "environment"),
+        ("[youtube] abc: Video unavailable. This content isn’t available, try again later. The current session has "
+         "been rate-limited by YouTube for up to an hour.", "environment"),
+        ("[youtube] abc: Sign in to confirm your age. This video may be inappropriate for some users.", "environment"),
+        ("[youtube] abc: The uploader has not made this video available in your country", "environment"),
+        ("[youtube] abc: Join this channel to get access to members-only content like this video", "environment"),
+        ("[youtube] abc: The page needs to be reloaded.", "environment"),
+        ("[generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "environment"),
+        # passing trouble
         ("[generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable", "transient"),
-        ("[generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests", "transient"),
         ("[generic] x: Unable to download webpage: [Errno 111] Connection refused", "transient"),
         ("[download] Got error: Downloaded 1 bytes, expected 2 bytes. Giving up after 3 retries", "transient"),
         ("[generic] x: Unable to download webpage: The read operation timed out", "transient"),
@@ -143,6 +167,18 @@ async def test_a_404_is_not_retried(ytdlp: YtDlpFetcher, server: MediaServer, tm
     with pytest.raises(FetchUnavailable, match="404"):
         await ytdlp.fetch(parse_source(f"{server.url}/gone/x.mp4"), tmp_path / "t")
     assert len(server.requests) == 1
+
+
+async def test_a_403_is_youtube_refusing_this_box_retried_with_backoff_then_refused(
+    ytdlp: YtDlpFetcher, server: MediaServer, tmp_path: Path
+) -> None:
+    """Real yt-dlp against a server answering 403, as googlevideo does when the player challenge went unsolved:
+    tried again (not "gone for good"), then FetchRefused, which the cache retries later."""
+    with pytest.raises(FetchRefused, match="403") as refused:
+        await ytdlp.fetch(parse_source(f"{server.url}/forbidden/hard_ending.mp4"), tmp_path / "t")
+    assert refused.value.failure_class == "environment"
+    assert len([path for path, _ in server.requests if path.startswith("/forbidden/")]) == 2  # both attempts
+    assert files_under(tmp_path) == []
 
 
 async def test_a_connection_that_always_drops_fails_after_the_attempts_and_leaves_nothing(
