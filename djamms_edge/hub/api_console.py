@@ -17,14 +17,14 @@ from djamms_edge.hub.auth import Principal, require_staff
 from djamms_edge.hub.context import SERVICE, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.schedule import ScheduleSwitcher
-from djamms_edge.hub.store.base import MARK_KINDS, Json, ScheduleSlot, Song, VenueSettings
+from djamms_edge.hub.store.base import MARK_KINDS, Json, ScheduleSlot, Song, UnknownEntry, VenueSettings
 from djamms_edge.hub.tracks_input import (
     MAX_IMPORT_LINES,
     BadLine,
     TrackLine,
     import_lines,
     parse_line,
-    youtube_id,
+    song_key,
 )
 from djamms_edge.hub.web_input import Fields, check_id, read_json
 
@@ -74,7 +74,8 @@ async def remove_entry(request: web.Request) -> web.Response:
     snapshot = await service.store.queue_snapshot(venue_id)
     entry = next((e for e in (*snapshot.priority, *snapshot.main) if e.entry_id == entry_id), None)
     if entry is not None and entry.request_id is not None:
-        refusal = await service.refuse_request(venue_id, entry.request_id, f"removed by {who.label}")
+        refusal = await service.refuse_request(venue_id, entry.request_id,
+                                               f"removed from the queue by {who.email or who.label}")
         return web.json_response({"removed": entry.to_json(), "refund": refusal.to_json()})
     removed = await service.store.remove_entry(venue_id, entry_id, service.now_ms())
     return web.json_response({"removed": removed.to_json(), "refund": None})
@@ -111,10 +112,15 @@ async def play_next(request: web.Request) -> web.Response:
     return web.json_response(entry.to_json(), status=201)
 
 
-async def _known_song(request: web.Request, text: str, field: str) -> Song:
-    video_id = youtube_id(text)
-    if video_id is None:
+def _song_key(request: web.Request, text: str, field: str) -> str:
+    found = song_key(text, allow_urls=request.app[SERVICE].config.requests.allow_urls)
+    if found is None:
         raise ApiError(400, "must be a YouTube video id or URL", field)
+    return found
+
+
+async def _known_song(request: web.Request, text: str, field: str) -> Song:
+    video_id = _song_key(request, text, field)
     known = (await request.app[SERVICE].store.known_songs([video_id])).get(video_id)
     if known is None:
         raise ApiError(404, NO_LOOKUP, field)
@@ -199,7 +205,7 @@ async def import_tracks(request: web.Request) -> web.Response:
     problems: list[Json] = []
     for number, line in lines:
         try:
-            parsed.append((number, parse_line(line)))
+            parsed.append((number, parse_line(line, allow_urls=service.config.requests.allow_urls)))
         except BadLine as exc:
             problems.append({"line": number, "text": line[:200], "error": str(exc)})
     known = await service.store.known_songs([t.video_id for _, t in parsed if t.title is None])
@@ -264,12 +270,7 @@ async def add_mark(request: web.Request) -> web.Response:
     if kind not in MARK_KINDS:
         raise ApiError(400, f"must be one of {', '.join(MARK_KINDS)}", "kind")
     raw = f.text("value", max_len=2048).strip()
-    if kind == "ban_artist":
-        value = raw[:300]
-    else:
-        value = youtube_id(raw) or ""
-        if not value:
-            raise ApiError(400, "must be a YouTube video id or URL", "value")
+    value = raw[:300] if kind == "ban_artist" else _song_key(request, raw, "value")
     service = request.app[SERVICE]
     rules = await service.store.add_mark(venue_id, kind, value, service.now_ms())
     return web.json_response(rules.to_json(), status=201)
@@ -280,7 +281,11 @@ async def remove_mark(request: web.Request) -> web.Response:
     venue_id, _ = await _staff(request)
     mark_id = check_id(request.match_info["markId"], "markId")
     service = request.app[SERVICE]
-    return web.json_response((await service.store.remove_mark(venue_id, mark_id, service.now_ms())).to_json())
+    try:
+        rules = await service.store.remove_mark(venue_id, mark_id, service.now_ms())
+    except UnknownEntry as exc:
+        raise ApiError(404, str(exc), "markId") from None
+    return web.json_response(rules.to_json())
 
 
 # --- schedule --------------------------------------------------------------------------------------
@@ -328,6 +333,9 @@ async def add_slot(request: web.Request) -> web.Response:
 async def delete_slot(request: web.Request) -> web.Response:
     venue_id, _ = await _staff(request)
     slot_id = check_id(request.match_info["slotId"], "slotId")
-    await request.app[SERVICE].store.delete_schedule_slot(venue_id, slot_id)
+    try:
+        await request.app[SERVICE].store.delete_schedule_slot(venue_id, slot_id)
+    except UnknownEntry as exc:
+        raise ApiError(404, str(exc), "slotId") from None
     request.app[SCHEDULER].kick()
     return web.json_response({"deleted": True})

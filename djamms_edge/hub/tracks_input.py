@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from djamms_edge.shared.ids import is_video_id
+from djamms_edge.shared.ids import is_media_url, is_video_id
 
 MAX_IMPORT_LINES = 500
 YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
@@ -49,6 +49,15 @@ def youtube_id(text: str) -> str | None:
     return candidate if candidate and is_video_id(candidate) else None
 
 
+def song_key(text: str, *, allow_urls: bool) -> str | None:
+    """The video id a YouTube id or URL names; with ``allow_urls`` (the hub's requests.allow_urls) any other
+    http(s) media URL stands for itself, as in a request's song. None: neither."""
+    found = youtube_id(text)
+    if found is None and allow_urls and is_media_url(text.strip()):
+        return text.strip()
+    return found
+
+
 def parse_duration(text: str) -> float:
     """``3:45``, ``1:02:03`` or seconds, as seconds."""
     match = DURATION.fullmatch(text.strip())
@@ -60,9 +69,9 @@ def parse_duration(text: str) -> float:
     return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
 
 
-def parse_line(line: str) -> TrackLine:
+def parse_line(line: str, *, allow_urls: bool = False) -> TrackLine:
     fields = [f.strip() for f in line.split("|")]
-    video_id = youtube_id(fields[0])
+    video_id = song_key(fields[0], allow_urls=allow_urls)
     if video_id is None:
         raise BadLine(f"{fields[0][:80]!r} is not a YouTube video id or URL")
     if len(fields) == 1:

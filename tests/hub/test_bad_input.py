@@ -101,6 +101,35 @@ async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: i
     assert body["error"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "field"),
+    [
+        ("DELETE", f"/api/v1/venues/{VENUE}/queue/entries/bad%20id", 400, "entryId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/queue/entries/e-nothing", 404, "entryId"),
+        ("PATCH", f"/api/v1/venues/{VENUE}/queue/entries/e-nothing", 400, "body"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none", 404, "playlistId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/abc?videoId=dQw4w9WgXcQ", 400, "position"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/0?videoId=dQw4w9WgXcQ", 400, "position"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/{2**70}?videoId=dQw4w9WgXcQ", 400, "position"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/1", 400, "videoId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/1?videoId=%00", 400, "videoId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/playlists/pl-none/tracks/1?videoId=dQw4w9WgXcQ", 404, "playlistId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/marks/mk-none", 404, "markId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/marks/bad%2Fid", 400, "markId"),
+        ("DELETE", f"/api/v1/venues/{VENUE}/schedule/slot-none", 404, "slotId"),
+        ("POST", f"/api/v1/venues/{VENUE}/skip", 404, "entryId"),
+        ("GET", "/api/v1/venues/nowhere/rules", 404, "venueId"),
+        ("GET", "/api/v1/venues/nowhere/schedule", 404, "venueId"),
+    ],
+)
+async def test_bad_console_paths_are_4xx_naming_the_part(hub: Hub, method: str, path: str, status: int,
+                                                          field: str | None) -> None:
+    await hub.venue(VENUE)
+    code, body = await hub.call(method, path, headers=hub.admin())
+    assert (code, body["field"]) == (status, field), body
+    assert body["error"]
+
+
 async def test_a_plain_get_on_the_feed_says_it_wants_a_websocket(hub: Hub) -> None:
     await hub.venue(VENUE)
     code, body = await hub.call("GET", f"/api/v1/venues/{VENUE}/feed", headers=hub.device(VENUE, "box-a"))
@@ -129,6 +158,18 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/v1/venues", {"venueId": "v2", "name": "n"}),
     ("PUT", "/api/v1/users", {"email": "a@example.com", "role": "staff", "venueId": VENUE}),
     ("POST", f"/api/v1/venues/{VENUE}/requests/r-1/over-limit", {"deviceId": "box-a", "epoch": 1, "duration": 400}),
+    # the staff console (issue 12)
+    ("PATCH", f"/api/v1/venues/{VENUE}/queue/entries/e-1", {"position": 1}),
+    ("POST", f"/api/v1/venues/{VENUE}/queue/next", {"videoId": "dQw4w9WgXcQ"}),
+    ("POST", f"/api/v1/venues/{VENUE}/queue/next", {"song": SONG}),
+    ("PATCH", f"/api/v1/venues/{VENUE}/playlists/pl-1", {"name": "n", "requestable": True}),
+    ("PATCH", f"/api/v1/venues/{VENUE}/playlists/pl-1/tracks/1", {"videoId": "dQw4w9WgXcQ", "toPosition": 2}),
+    ("POST", f"/api/v1/venues/{VENUE}/playlists/pl-1/tracks/import", {"text": "dQw4w9WgXcQ | a | t | 3:00"}),
+    ("PATCH", f"/api/v1/venues/{VENUE}/rules", {"allowExplicit": False, "maxDurationS": 300, "artistLimit": 3,
+                                                "timezone": "Europe/Paris"}),
+    ("POST", f"/api/v1/venues/{VENUE}/marks", {"kind": "ban_artist", "value": "a"}),
+    ("POST", f"/api/v1/venues/{VENUE}/schedule", {"playlistId": "pl-1", "weekday": 1, "start": "10:00",
+                                                  "end": "11:00"}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
 # Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text
