@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from djamms_edge.config import Config
-from djamms_edge.edge import daemon, ytdlp_update
+from djamms_edge.edge import daemon, doctor, ytdlp_update
 from djamms_edge.edge.media import cache_cli
 from djamms_edge.edge.media import cli as media_cli
 from djamms_edge.edge.queue.local import playlist_problems
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     ytdlp_update.add_command(sub)
     media_cli.add_analyze_command(sub)
     cache_cli.add_command(sub)
+    doctor.add_command(sub)
     return parser
 
 
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return media_cli.run_analyze(args)
     if args.command == "cache":
         return cache_cli.run_command(args)
+    if args.command == "doctor":
+        return doctor.run_command(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -171,3 +171,14 @@ async def run_reference_tool(argv: Sequence[str], *, limit_seconds: float) -> Ru
     if argv[0] not in (FFMPEG, FFPROBE):
         raise ValueError("only ffmpeg and ffprobe run here")
     return await run(argv, limit_seconds=limit_seconds, what=argv[0])
+
+
+async def ffmpeg_version() -> str | None:
+    """ffmpeg's version (``5.1.8-0+deb12u1``), or None when it cannot be run."""
+    try:
+        result = await run([FFMPEG, "-hide_banner", "-version"], limit_seconds=20, what="ffmpeg -version")
+    except (OSError, MediaError):  # not installed, not executable, hung
+        return None
+    first = result.stdout.splitlines()[0] if result.returncode == 0 and result.stdout else ""
+    words = first.split()
+    return words[2] if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else None

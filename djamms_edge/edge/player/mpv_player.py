@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mpv
@@ -283,3 +285,63 @@ class MpvPlayer:
             return None
         value = self._mpv.time_pos
         return None if value is None else float(value)
+
+
+# --- the doctor's probe ---------------------------------------------------------------------------
+
+# A tenth of a second of digital silence, generated inside libmpv: opens the audio output without a sound.
+_SILENCE = "av://lavfi:aevalsrc=0:d=0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputProbe:
+    """What libmpv says when asked to open this box's outputs the way the player does."""
+
+    libmpv_version: str | None  # None: libmpv could not be loaded or initialised at all
+    audio_output: str | None  # the audio driver that opened (alsa, pulse, null…); None: none did
+    audio_error: str  # why not, in mpv's words
+    screen_error: str | None  # video on: why its output cannot open; None: it opened (or video is off)
+
+
+def probe_outputs(config: PlayerConfig, timeout_s: float = 10.0) -> OutputProbe:
+    """Open the video output (when video is on) and play silence through the audio output, with the player's own
+    options. Blocking (libmpv's threads), a second or so: run it in a thread."""
+    screen_error = None
+    messages: list[str] = []
+
+    def collect(_level: str, prefix: str, text: str) -> None:
+        messages.append(f"{prefix}: {text.strip()}")
+
+    if config.video:
+        try:
+            mpv.MPV(log_handler=collect, loglevel="error", **mpv_options(config, video=True)).terminate()
+        except Exception as exc:  # python-mpv raises several types for "mpv_initialize failed"
+            screen_error = "; ".join(messages[:2]) or str(exc.args[0] if exc.args else exc)
+    messages.clear()
+    try:
+        player = mpv.MPV(log_handler=collect, loglevel="error", **mpv_options(config, video=False))
+    except Exception as exc:
+        return OutputProbe(None, None, f"libmpv cannot start: {exc}", screen_error)
+    ended = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def on_end(event: Any) -> None:
+        outcome.update(event.as_dict(decoder=mpv.lazy_decoder))
+        ended.set()
+
+    def on_ao(_name: str, value: Any) -> None:
+        if value:
+            outcome["ao"] = value
+
+    try:
+        player.event_callback("end-file")(on_end)
+        player.observe_property("current-ao", on_ao)
+        player.play(_SILENCE)
+        if not ended.wait(timeout_s):
+            return OutputProbe(player.mpv_version, None, f"no answer within {timeout_s:.0f}s", screen_error)
+        error = "" if outcome.get("ao") else str(outcome.get("file_error") or "no audio output opened")
+        if messages and error:
+            error = f"{error} ({messages[0]})"
+        return OutputProbe(player.mpv_version, outcome.get("ao"), error, screen_error)
+    finally:
+        player.terminate()

@@ -51,6 +51,16 @@ class Analysis:
     loudness: float | None
 
 
+@dataclass(frozen=True)
+class WhoAmI:
+    """What the hub makes of this box's token: its role and subject (the device id), venue, and clock."""
+
+    role: str
+    subject: str
+    venue_id: str | None
+    server_time: float | None  # unix seconds from the answer's Date header; None: no usable header
+
+
 class HubApi(Protocol):
     venue_id: str
     device_id: str

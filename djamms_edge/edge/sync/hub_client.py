@@ -8,16 +8,18 @@ answer: connection refused, timeout, 5xx, a body that is not JSON) or
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
 import logging
 import platform
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json
+from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json, WhoAmI
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 
 log = logging.getLogger(__name__)
@@ -146,16 +148,34 @@ class HubClient:
         body = await self._call("GET", f"{self.base_url}/api/v1/catalog", params=params)
         return {t["videoId"]: t for t in body.get("tracks", [])}
 
+    # --- the doctor --------------------------------------------------------------------------------
+
+    async def whoami(self) -> WhoAmI:
+        """Who the hub takes this box's token for (GET /api/v1/me), and the hub's clock (its Date header)."""
+        body, headers = await self._exchange("GET", f"{self.base_url}/api/v1/me")
+        date = headers.get("Date")
+        server_time = None
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                server_time = email.utils.parsedate_to_datetime(date).timestamp()
+        return WhoAmI(str(body.get("role", "")), str(body.get("subject", "")), body.get("venueId"), server_time)
+
     # --- plumbing --------------------------------------------------------------------------------
 
     async def _call(
         self, method: str, url: str, body: Json | None = None, *, params: Any = None, key: str | None = None
     ) -> Json:
+        return (await self._exchange(method, url, body, params=params, key=key))[0]
+
+    async def _exchange(
+        self, method: str, url: str, body: Json | None = None, *, params: Any = None, key: str | None = None
+    ) -> tuple[Json, Mapping[str, str]]:
         headers = {"Idempotency-Key": key} if key else None
         try:
             async with self._session.request(method, url, json=body, params=params, headers=headers) as response:
                 text = await response.text()
                 status = response.status
+                answer_headers = response.headers
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise HubUnavailable(f"{method} {url}: {exc!r}") from None
         try:
@@ -168,7 +188,7 @@ class HubClient:
             if data.get("error") == "stale_epoch":
                 raise StaleEpoch(str(data.get("message", "stale epoch")), _int_or_none(data.get("currentEpoch")))
             raise HubRefused(status, f"{data.get('field') or ''}: {data.get('error')}", data.get("field"))
-        return data
+        return data, answer_headers
 
 
 def _message(raw: Json) -> FeedMessage:
