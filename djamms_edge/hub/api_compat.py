@@ -51,10 +51,12 @@ async def _player_registry(call: Call) -> Reply:
     action = f.text("action")
     venue_id, device_id = f.ident("venueId"), f.ident("deviceId")
     assert venue_id is not None and device_id is not None
+    instance_id = f.ident("instanceId", required=False)
     if action == "register":
-        return await service.register(call.who, venue_id, device_id, f.text("userAgent", required=False))
+        return await service.register(call.who, venue_id, device_id, f.text("userAgent", required=False),
+                                      instance_id)
     if action == "heartbeat":
-        return await service.heartbeat(call.who, venue_id, device_id)
+        return await service.heartbeat(call.who, venue_id, device_id, instance_id=instance_id)
     if action == "release":
         return await service.release(call.who, venue_id, device_id)
     raise ApiError(400, "must be register, heartbeat or release", "action")

@@ -122,10 +122,12 @@ async def player(request: web.Request) -> web.Response:
     assert device_id is not None
     service, who = request.app[SERVICE], principal_of(request)
     action = request.match_info["action"]
+    instance_id = f.ident("instanceId", required=False)  # the asking process (a copied token is another one)
     if action == "register":
-        return _reply(await service.register(who, venue_id, device_id, f.text("userAgent", required=False)))
+        return _reply(await service.register(who, venue_id, device_id, f.text("userAgent", required=False),
+                                             instance_id))
     if action == "heartbeat":
-        return _reply(await service.heartbeat(who, venue_id, device_id, _play_position(f)))
+        return _reply(await service.heartbeat(who, venue_id, device_id, _play_position(f), instance_id))
     return _reply(await service.release(who, venue_id, device_id))
 
 

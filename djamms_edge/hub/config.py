@@ -55,6 +55,9 @@ class SmtpConfig:
 class RegistryConfig:
     stale_after_s: float = setting(120.0, doc="a master silent this long may be taken over", check=at_least(0.5))
     expire_after_s: float = setting(86400.0, doc="a lease without heartbeat this long is dropped", check=at_least(1))
+    instance_grace_s: float = setting(
+        15.0, doc="another process with the lease holder's device token is refused while the holder beat within "
+        "this long (a copied token); after it, a restarted daemon takes its lease back", check=at_least(0))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from djamms_edge.hub.store.base import MarkKind, MasterInfo, Offsets, RequestRul
 T = TypeVar("T")
 NOT_PLAYED_HERE = "This song is not played at this venue"
 
-RegisterDecision = Literal["register", "reconnect", "conflict", "takeover"]
+RegisterDecision = Literal["register", "reconnect", "conflict", "takeover", "second_process"]
 
 
 def _span(seconds: float) -> str:
@@ -51,11 +51,22 @@ def paid_request_refusal(duration_s: float, same_artist_recent: int, rules: Requ
     return None
 
 
-def decide_register(master: MasterInfo | None, device_id: str, now_ms: int, stale_ms: int) -> RegisterDecision:
-    """The reference's election: same device reconnects, a fresh master is a conflict, a stale one is replaced."""
+def other_process(holder: str | None, asking: str | None) -> bool:
+    """Two processes named by their instance ids, both known and different (no id: an older client)."""
+    return holder is not None and asking is not None and holder != asking
+
+
+def decide_register(master: MasterInfo | None, device_id: str, now_ms: int, stale_ms: int,
+                    instance_id: str | None = None, instance_grace_ms: int = 0) -> RegisterDecision:
+    """The reference's election: same device reconnects, a fresh master is a conflict, a stale one is replaced.
+
+    Same device but another process while the holder still beats (within ``instance_grace_ms``): a copy of
+    the device's token — refused. After that the holder has crashed or restarted and the asker reconnects."""
     if master is None:
         return "register"
     if master.device_id == device_id:
+        if other_process(master.instance_id, instance_id) and now_ms - master.last_heartbeat_ms < instance_grace_ms:
+            return "second_process"
         return "reconnect"
     if now_ms - master.last_heartbeat_ms < stale_ms:
         return "conflict"

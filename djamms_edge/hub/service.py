@@ -44,6 +44,7 @@ from djamms_edge.hub.store.base import (
     PlayReport,
     QueueEntry,
     Refusal,
+    RegistryAnswer,
     RegistryTimings,
     RequestRules,
     RequestStatus,
@@ -100,7 +101,8 @@ class HubService:
         self.clock = clock
         self.tokens = TokenVerifier(config.jwt_secret)
         self.timings = RegistryTimings(round(config.registry.stale_after_s * 1000),
-                                       round(config.registry.expire_after_s * 1000))
+                                       round(config.registry.expire_after_s * 1000),
+                                       round(config.registry.instance_grace_s * 1000))
         req = config.requests
         self.rules = RequestRules(req.max_duration_s, req.artist_limit, round(req.artist_window_s * 1000))
         lim = config.limits
@@ -161,18 +163,36 @@ class HubService:
 
     # --- player registry -------------------------------------------------------------------------
 
-    async def register(self, who: Principal | None, venue_id: str, device_id: str, user_agent: str) -> Reply:
+    async def register(self, who: Principal | None, venue_id: str, device_id: str, user_agent: str,
+                       instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
-        answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings)
+        answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings,
+                                                  instance_id)
         if answer.status == "registered":
             log.info("venue %s: device %s is master (epoch %d)", venue_id, device_id, answer.epoch)
+        await self._second_process(answer, venue_id, device_id, instance_id)
         return Reply(200, answer.to_json(), self._player_rules())
 
     async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str,
-                        position: PlayPosition | None = None) -> Reply:
+                        position: PlayPosition | None = None, instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
-        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings, position)
+        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings, position, instance_id)
+        await self._second_process(answer, venue_id, device_id, instance_id)
         return Reply(200, answer.to_json(), self._player_rules())
+
+    async def _second_process(self, answer: RegistryAnswer, venue_id: str, device_id: str,
+                              instance_id: str | None) -> None:
+        """A refused second process is shown to staff as a device error, once per process."""
+        if not answer.second_process or instance_id is None:
+            return
+        now_ms = self.now_ms()
+        message = (f"a second process (instance {instance_id}) used this device's token while the box held the "
+                   "lease; it was refused. A copied token? Revoke and re-issue the device token.")
+        result = await self.store.report_device_error(
+            DeviceError(venue_id, device_id, f"second-process:{instance_id}", message, None, now_ms), now_ms)
+        if not result.replayed:
+            log.warning("venue %s: refused a second process (instance %s) of device %s", venue_id, instance_id,
+                        device_id)
 
     def _player_rules(self) -> Json:
         """What a box enforces itself (REST only): a paid request measured longer than this is not played.

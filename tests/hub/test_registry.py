@@ -136,3 +136,28 @@ async def test_unknown_venue_is_a_404(hub: Hub) -> None:
     status, body = await register(hub, "no-such-venue", "box-a")
     assert status == 404
     assert body["field"] == "venueId"
+
+
+async def test_a_second_process_with_the_same_device_token_is_refused(hub: Hub) -> None:
+    """A copied device token: the box keeps its lease, the copy is refused and staff see it once (issue 13)."""
+    venue = await hub.venue()
+    box, copy = {"deviceId": "box-a", "instanceId": "proc-box"}, {"deviceId": "box-a", "instanceId": "proc-copy"}
+    players, token = f"/api/v1/venues/{venue}/players", hub.device(venue, "box-a")
+    assert (await hub.call("POST", players + "/register", box, token))[1]["status"] == "registered"
+    for action in ("register", "heartbeat", "register"):
+        status, refused = await hub.call("POST", f"{players}/{action}", copy, token)
+        assert status == 200 and refused["status"] == "conflict" and refused["reason"] == "second_process"
+        assert refused["currentMaster"]["deviceId"] == "box-a"
+    _, beat = await hub.call("POST", players + "/heartbeat", box, token)
+    assert beat["status"] == "updated"
+    _, errors = await hub.call("GET", f"/api/v1/venues/{venue}/device-errors", headers=hub.staff(venue))
+    assert [e["message"] for e in errors["errors"]] == [
+        "a second process (instance proc-copy) used this device's token while the box held the lease; it was "
+        "refused. A copied token? Revoke and re-issue the device token."]
+    # The box's daemon restarted (a new process) after going quiet: it takes its own lease back, same epoch,
+    # and the process before it is now the one refused.
+    hub.clock.advance(16)
+    _, back = await hub.call("POST", players + "/register", copy, token)
+    assert (back["status"], back["epoch"]) == ("reconnected", 1)
+    _, old = await hub.call("POST", players + "/heartbeat", box, token)
+    assert old["status"] == "conflict"

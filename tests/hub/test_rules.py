@@ -60,6 +60,25 @@ def test_decide_register(master: MasterInfo | None, device: str, now_ms: int, ex
     assert decide_register(master, device, now_ms, stale_ms=120_000) == expected
 
 
+HELD = MasterInfo(device_id="box-a", epoch=4, last_heartbeat_ms=1_000_000, player_id="p1", instance_id="proc-1")
+
+
+@pytest.mark.parametrize(
+    ("master", "instance", "now_ms", "expected"),
+    [
+        (HELD, "proc-1", 1_005_000, "reconnect"),  # the holding process itself
+        (HELD, "proc-2", 1_005_000, "second_process"),  # a copy while the holder beats
+        (HELD, "proc-2", 1_014_999, "second_process"),
+        (HELD, "proc-2", 1_015_000, "reconnect"),  # the holder went quiet: a restarted daemon takes over
+        (HELD, None, 1_005_000, "reconnect"),  # a client that names no process (older edges, browsers)
+        (MASTER, "proc-2", 1_005_000, "reconnect"),  # a lease taken by such a client
+    ],
+)
+def test_decide_register_refuses_a_second_process(master: MasterInfo, instance: str | None, now_ms: int,
+                                                  expected: str) -> None:
+    assert decide_register(master, "box-a", now_ms, 120_000, instance, instance_grace_ms=15_000) == expected
+
+
 @pytest.mark.parametrize(
     ("duration", "offsets", "expected"),
     [

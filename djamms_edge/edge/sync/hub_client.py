@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import platform
+import secrets
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -33,6 +34,8 @@ class HubClient:
         self.base_url = base_url.rstrip("/")
         self.venue_id = venue_id
         self.device_id = device_id
+        # This process: the hub refuses another process with our token while we hold the lease (a copy).
+        self.instance_id = secrets.token_hex(8)
         self._timeout_s = timeout_s
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
@@ -50,7 +53,8 @@ class HubClient:
 
     async def register(self) -> Granted | Conflict:
         body = await self._call(
-            "POST", f"{self._venue}/players/register", {"deviceId": self.device_id, "userAgent": USER_AGENT}
+            "POST", f"{self._venue}/players/register",
+            {"deviceId": self.device_id, "userAgent": USER_AGENT, "instanceId": self.instance_id},
         )
         status = body.get("status")
         epoch = _int_or_none(body.get("epoch"))
@@ -62,10 +66,11 @@ class HubClient:
         raise HubUnavailable(f"unusable register answer {str(body)[:200]}")
 
     async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
-        body = await self._call("POST", f"{self._venue}/players/heartbeat", {"deviceId": self.device_id})
+        body = await self._call("POST", f"{self._venue}/players/heartbeat",
+                                {"deviceId": self.device_id, "instanceId": self.instance_id})
         if body.get("status") == "updated":
             return HeartbeatOk()
-        if body.get("status") == "not_found":
+        if body.get("status") in ("not_found", "conflict"):  # conflict: another process of ours holds it
             return HeartbeatLost()
         raise HubUnavailable(f"unexpected heartbeat answer {body.get('status')!r}")
 

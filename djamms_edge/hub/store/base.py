@@ -115,6 +115,9 @@ class Song:
 class RegistryTimings:
     stale_ms: int
     expire_ms: int
+    # A process of the lease-holding device other than the one holding it is refused while the holder
+    # beat within this (a copied token); a quieter holder has crashed or restarted and is replaced.
+    instance_grace_ms: int = 15_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,8 @@ class RegistryAnswer:
     master_device: str | None = None
     master_heartbeat_ms: int | None = None
 
+    second_process: bool = False  # refused: another process of this device holds the lease
+
     def to_json(self) -> Json:
         body: Json = {"status": self.status}
         if self.player_id is not None:
@@ -137,6 +142,8 @@ class RegistryAnswer:
                 "lastHeartbeat": self.master_heartbeat_ms,
                 "epoch": self.epoch,
             }
+        if self.second_process:
+            body["reason"] = "second_process"
         body["epoch"] = self.epoch
         return body
 
@@ -147,6 +154,7 @@ class MasterInfo:
     epoch: int
     last_heartbeat_ms: int
     player_id: str
+    instance_id: str | None = None  # the holding process (register/heartbeat ``instanceId``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,11 +543,16 @@ class HubStore(Protocol):
 
     # player registry
     async def register_player(self, venue_id: str, device_id: str, user_agent: str, now_ms: int,
-                              timings: RegistryTimings) -> RegistryAnswer: ...
+                              timings: RegistryTimings, instance_id: str | None = None) -> RegistryAnswer:
+        """The reference's election (``rules.decide_register``); ``instance_id`` names the asking process."""
+        ...
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int,
-                        timings: RegistryTimings, position: PlayPosition | None = None) -> RegistryAnswer:
-        """Extend the lease; ``position`` (the master's player) is kept on its registry row, same statement."""
+                        timings: RegistryTimings, position: PlayPosition | None = None,
+                        instance_id: str | None = None) -> RegistryAnswer:
+        """Extend the lease; ``position`` (the master's player) is kept on its registry row, same statement.
+
+        A beat from another process than the holder's (``instance_id``) is refused: conflict, second_process."""
         ...
 
     async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer: ...

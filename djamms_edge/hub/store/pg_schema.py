@@ -352,6 +352,11 @@ ALTER TABLE players ADD COLUMN position_at_ms bigint;
 ALTER TABLE now_playing ADD COLUMN ended_at_ms bigint;
 """
 
+_PLAYER_INSTANCE = """
+-- Which process of a device holds its lease (register/heartbeat instanceId).
+ALTER TABLE players ADD COLUMN instance_id text;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -360,4 +365,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "per-venue catalog overrides", _VENUE_OVERRIDES),
     Migration(6, "staff console: requestable playlists, marks, venue settings, schedule", _CONSOLE),
     Migration(7, "player position in heartbeats; now playing ended", _PLAY_POSITION),
+    Migration(8, "the process holding a device's lease", _PLAYER_INSTANCE),
 )

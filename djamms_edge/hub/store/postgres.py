@@ -323,7 +323,8 @@ class PostgresStore:
     # --- player registry -------------------------------------------------------------------------
 
     async def register_player(
-        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings
+        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings,
+        instance_id: str | None = None,
     ) -> RegistryAnswer:
         async def tx(conn: Conn) -> RegistryAnswer:
             await _lock_venue(conn, venue_id)
@@ -333,17 +334,19 @@ class PostgresStore:
                 venue_id, now_ms,
             )
             master = await _active_master(conn, venue_id)
-            decision = decide_register(master, device_id, now_ms, timings.stale_ms)
+            decision = decide_register(master, device_id, now_ms, timings.stale_ms, instance_id,
+                                       timings.instance_grace_ms)
             if master is not None and decision == "reconnect":
                 await conn.execute(
-                    "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2, user_agent = $3"
-                    " WHERE player_id = $4",
-                    now_ms, now_ms + timings.expire_ms, user_agent, master.player_id,
+                    "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2, user_agent = $3,"
+                    " instance_id = coalesce($5, instance_id) WHERE player_id = $4",
+                    now_ms, now_ms + timings.expire_ms, user_agent, master.player_id, instance_id,
                 )
                 return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
                                       master.last_heartbeat_ms)
-            if master is not None and decision == "conflict":
-                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms)
+            if master is not None and decision in ("conflict", "second_process"):
+                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms,
+                                      second_process=decision == "second_process")
             if master is not None:  # takeover: the reference's "expire old master"
                 await conn.execute(
                     "UPDATE players SET status = 'offline', expires_at_ms = $1 WHERE player_id = $2",
@@ -355,8 +358,8 @@ class PostgresStore:
             player_id = secrets.token_hex(10)
             await conn.execute(
                 "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
-                " expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $6)",
-                player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms,
+                " expires_at_ms, created_at_ms, instance_id) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $6, $8)",
+                player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, instance_id,
             )
             await self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}},
                              now_ms)
@@ -368,22 +371,30 @@ class PostgresStore:
         return answer
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
-                        position: PlayPosition | None = None) -> RegistryAnswer:
+                        position: PlayPosition | None = None, instance_id: str | None = None) -> RegistryAnswer:
         async def statement(conn: Conn) -> RegistryAnswer:
             # No venue lock: one conditional UPDATE of the device's own row. A concurrent takeover holds that
             # row's lock; this waits, re-checks status = 'active' on the committed row and matches nothing.
             row = await conn.fetchrow(
                 "WITH beat AS (UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2,"
                 " position_entry_id = coalesce($5, position_entry_id), position_s = coalesce($6, position_s),"
-                " position_at_ms = CASE WHEN $5::text IS NULL THEN position_at_ms ELSE $1 END"
+                " position_at_ms = CASE WHEN $5::text IS NULL THEN position_at_ms ELSE $1 END,"
+                " instance_id = coalesce(instance_id, $7)"
                 " WHERE venue_id = $3 AND device_id = $4 AND status = 'active' AND expires_at_ms >= $1"
+                " AND ($7::text IS NULL OR instance_id IS NULL OR instance_id = $7)"
                 " RETURNING epoch)"
-                " SELECT (SELECT epoch FROM beat) AS updated, (SELECT epoch FROM venues WHERE venue_id = $3) AS venue",
+                " SELECT (SELECT epoch FROM beat) AS updated, (SELECT epoch FROM venues WHERE venue_id = $3) AS venue,"
+                # the device holds the lease through another process (the statement's snapshot: before beat)
+                " (SELECT last_heartbeat_ms FROM players WHERE venue_id = $3 AND device_id = $4 AND status = 'active'"
+                "  AND expires_at_ms >= $1 AND instance_id <> $7) AS other_process",
                 now_ms, now_ms + timings.expire_ms, venue_id, device_id, position and position.entry_id,
-                position and position.seconds,
+                position and position.seconds, instance_id,
             )
             if row["updated"] is not None:
                 return RegistryAnswer("updated", row["updated"])
+            if row["other_process"] is not None:
+                return RegistryAnswer("conflict", row["venue"] or 0, None, device_id, row["other_process"],
+                                      second_process=True)
             return RegistryAnswer("not_found", row["venue"] or 0)
 
         return await self._one(statement)
@@ -1155,7 +1166,8 @@ async def _venue_epoch(conn: Conn, venue_id: str) -> int:
 
 async def _active_master(conn: Conn, venue_id: str) -> MasterInfo | None:
     row = await conn.fetchrow(
-        "SELECT player_id, device_id, epoch, last_heartbeat_ms FROM players WHERE venue_id = $1 AND status = 'active'",
+        "SELECT player_id, device_id, epoch, last_heartbeat_ms, instance_id FROM players"
+        " WHERE venue_id = $1 AND status = 'active'",
         venue_id,
     )
     return None if row is None else master_of(row)

@@ -93,7 +93,7 @@ NOW_PLAYING = (
 
 
 def master_of(row: Row) -> MasterInfo:
-    return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"])
+    return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"], row["instance_id"])
 
 
 # The catalog as one venue sees it: its own override (if any) beside the global one. With no venue

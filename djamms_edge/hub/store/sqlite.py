@@ -246,7 +246,8 @@ class SqliteStore:
     # --- player registry -------------------------------------------------------------------------
 
     async def register_player(
-        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings
+        self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings,
+        instance_id: str | None = None,
     ) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
             _require_venue(conn, venue_id)
@@ -255,16 +256,19 @@ class SqliteStore:
                 (venue_id, now_ms),
             )
             master = _active_master(conn, venue_id)
-            decision = decide_register(master, device_id, now_ms, timings.stale_ms)
+            decision = decide_register(master, device_id, now_ms, timings.stale_ms, instance_id,
+                                       timings.instance_grace_ms)
             if master is not None and decision == "reconnect":
                 conn.execute(
-                    "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?, user_agent = ? WHERE player_id = ?",
-                    (now_ms, now_ms + timings.expire_ms, user_agent, master.player_id),
+                    "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?, user_agent = ?,"
+                    " instance_id = coalesce(?, instance_id) WHERE player_id = ?",
+                    (now_ms, now_ms + timings.expire_ms, user_agent, instance_id, master.player_id),
                 )
                 return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
                                       master.last_heartbeat_ms)
-            if master is not None and decision == "conflict":
-                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms)
+            if master is not None and decision in ("conflict", "second_process"):
+                return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms,
+                                      second_process=decision == "second_process")
             if master is not None:  # takeover: the reference's "expire old master"
                 conn.execute(
                     "UPDATE players SET status = 'offline', expires_at_ms = ? WHERE player_id = ?",
@@ -276,8 +280,9 @@ class SqliteStore:
             player_id = secrets.token_hex(10)
             conn.execute(
                 "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
-                " expires_at_ms, created_at_ms) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                (player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, now_ms),
+                " expires_at_ms, created_at_ms, instance_id) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                (player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, now_ms,
+                 instance_id),
             )
             self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}}, now_ms)
             return RegistryAnswer("registered", epoch, player_id)
@@ -288,18 +293,29 @@ class SqliteStore:
         return answer
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
-                        position: PlayPosition | None = None) -> RegistryAnswer:
+                        position: PlayPosition | None = None, instance_id: str | None = None) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
             row = conn.execute(
                 "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?,"
                 " position_entry_id = coalesce(?, position_entry_id), position_s = coalesce(?, position_s),"
-                " position_at_ms = CASE WHEN ? IS NULL THEN position_at_ms ELSE ? END"
-                " WHERE venue_id = ? AND device_id = ? AND status = 'active' AND expires_at_ms >= ? RETURNING epoch",
+                " position_at_ms = CASE WHEN ? IS NULL THEN position_at_ms ELSE ? END,"
+                " instance_id = coalesce(instance_id, ?)"
+                " WHERE venue_id = ? AND device_id = ? AND status = 'active' AND expires_at_ms >= ?"
+                " AND (? IS NULL OR instance_id IS NULL OR instance_id = ?) RETURNING epoch",
                 (now_ms, now_ms + timings.expire_ms, position and position.entry_id, position and position.seconds,
-                 position and position.entry_id, now_ms, venue_id, device_id, now_ms),
+                 position and position.entry_id, now_ms, instance_id, venue_id, device_id, now_ms, instance_id,
+                 instance_id),
             ).fetchone()
             if row is not None:
                 return RegistryAnswer("updated", row["epoch"])
+            holder = conn.execute(
+                "SELECT epoch, last_heartbeat_ms FROM players"
+                " WHERE venue_id = ? AND device_id = ? AND status = 'active' AND expires_at_ms >= ?",
+                (venue_id, device_id, now_ms),
+            ).fetchone()
+            if holder is not None:  # the device holds the lease, but through another process
+                return RegistryAnswer("conflict", holder["epoch"], None, device_id, holder["last_heartbeat_ms"],
+                                      second_process=True)
             return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
 
         # Not durable: a heartbeat lost to a power cut only makes the lease look a few seconds older.
@@ -1033,7 +1049,8 @@ def _venue_epoch(conn: sqlite3.Connection, venue_id: str) -> int:
 
 def _active_master(conn: sqlite3.Connection, venue_id: str) -> MasterInfo | None:
     row = conn.execute(
-        "SELECT player_id, device_id, epoch, last_heartbeat_ms FROM players WHERE venue_id = ? AND status = 'active'",
+        "SELECT player_id, device_id, epoch, last_heartbeat_ms, instance_id FROM players"
+        " WHERE venue_id = ? AND status = 'active'",
         (venue_id,),
     ).fetchone()
     return None if row is None else master_of(row)

@@ -245,3 +245,10 @@ def m005_play_position(db: sqlite_utils.Database) -> None:
         "ALTER TABLE now_playing ADD COLUMN ended_at_ms INTEGER",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m006_player_instance(db: sqlite_utils.Database) -> None:
+    # Which process of a device holds its lease (register/heartbeat instanceId): a second process with the
+    # same device token is refused while the holder still beats.
+    db.execute("ALTER TABLE players ADD COLUMN instance_id TEXT")
