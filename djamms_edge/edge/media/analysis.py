@@ -1,18 +1,27 @@
 """Where a track's audible part starts and ends, decided from silences found in two windows.
 
-Pure: no I/O. ``analyzer`` decodes a head window and a tail window with ffmpeg's
-silencedetect and hands the parsed silences here, in window time; we map them to
-track time and apply the rules:
+Pure: no I/O. ``analyzer`` decodes a head window and a tail window with ffmpeg, turns the audio
+into its short-window energy (the RMS over ENERGY_WINDOW_SECONDS) and finds with silencedetect
+where that energy stays under the threshold; the silences come here, in window time; we map
+them to track time and apply the rules:
 
+* sound is energy, not peaks: a stretch is silent when its 10 ms RMS level is under the threshold.
+  A single sample over -60 dBFS (dither, a hiss whose peaks cross it at -68 dBFS RMS, a reverb
+  tail nobody hears) does not make a window loud; a quiet intro or a quiet hidden ending, whose
+  10 ms RMS is over the threshold, does, and is kept;
+* the threshold (``silence_threshold_db``): -60 dBFS RMS (the level sox's ``silence`` and
+  Liquidsoap's ``blank.detect`` work at); when the integrated loudness is known it is lowered to sit
+  ``relative_threshold_lu`` under it (Liquidsoap's autocue idea), because the player will raise a
+  quiet track and its tail with it, but never under the absolute floor ``silence_floor_db``, where
+  a raised noise floor would start to count as music;
 * only a silence that touches the start (cue-in) or the end (cue-out) counts; silence in the
   middle of a track (a break, a hidden track after a pause) is music, not a boundary;
-* the threshold is LibreTime's -60 dBFS peak, so every audible bit of a fade-out stays; when the
-  integrated loudness is known it is lowered to sit ``relative_threshold_lu`` under it (Liquidsoap's
-  autocue idea), because the player will raise a quiet track and its tail with it;
-* a quiet intro is above that threshold, so it is kept; a cue-in later than
-  max(``max_cue_in_seconds``, ``max_cue_in_fraction`` * duration) is nonsense and rejected;
-* a click between two silences is not sound: a DC offset that stops abruptly (digital silence
-  padding after a recording with DC) is a step, which the high-pass turns into a blip of a few ms;
+* a cue-in later than max(``max_cue_in_seconds``, ``max_cue_in_fraction`` * duration) is nonsense
+  and rejected;
+* a click between two silences is not sound: a burst of energy no longer than MAX_CLICK_SECONDS
+  (one 10 ms window around a click, or a DC step that the high-pass turns into a blip of a few
+  ms) joins the silences on both sides, so an isolated click or a sparse crackle inside silence
+  moves no cue;
 * a tail window that is silent from its first sample says nothing about where the music ends:
   the caller widens it (``wider_tail_start``) until it finds sound or covers the whole track;
   likewise a head window silent throughout is lengthened while a cue-in could still be accepted.
@@ -26,15 +35,19 @@ from dataclasses import dataclass
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffparse import Silence
 
+# The energy is averaged over this long: short enough to follow a hard stop, long enough that a
+# single sample (a peak, a click) is diluted 160-fold at 16 kHz.
+ENERGY_WINDOW_SECONDS = 0.01
 # Decoders start a few ms late or early (Opus pre-skip, AAC priming): a silence starting this close
 # to the window's first sample, or ending this close to its last, "touches" that edge.
 EDGE_TOLERANCE_SECONDS = 0.05
 # The head window reaches this far past the cue-in limit so a silence ending just past it is seen
 # (and rejected) instead of looking like a window that was silent throughout.
 HEAD_MARGIN_SECONDS = 1.0
-# Sound this short between two silences is a click (a DC step through the high-pass lasts ~1 ms
-# at -50 dBFS, ~10 ms at -30 dBFS), not music: the silences on both sides count as one.
-MAX_CLICK_SECONDS = 0.01
+# Sound this short between two silences is a click, not music: the silences on both sides count as
+# one. A click of one sample reads as one energy window (10 ms) of sound; a DC step through the
+# high-pass adds its blip (~1 ms at -50 dBFS, ~10 ms at -30 dBFS).
+MAX_CLICK_SECONDS = ENERGY_WINDOW_SECONDS + 0.015
 # Cues leaving less audible time than this are treated as a detection failure.
 MIN_AUDIBLE_SECONDS = 1.0
 
@@ -61,10 +74,12 @@ class Cues:
 
 
 def silence_threshold_db(config: AnalysisConfig, loudness_lufs: float | None) -> float:
-    """The silencedetect threshold: the absolute one, lowered for a quiet track whose loudness is known."""
+    """The 10 ms RMS level (dBFS) under which a track is silent: the absolute threshold, lowered for a
+    quiet track whose loudness is known to ``relative_threshold_lu`` under it, but not under the floor."""
     if loudness_lufs is None:
         return config.silence_threshold_db
-    return min(config.silence_threshold_db, loudness_lufs + config.relative_threshold_lu)
+    relative = loudness_lufs + config.relative_threshold_lu
+    return max(min(config.silence_floor_db, config.silence_threshold_db), min(config.silence_threshold_db, relative))
 
 
 def cue_in_limit(duration: float, config: AnalysisConfig) -> float:

@@ -1,24 +1,28 @@
 """``analyze()``: a track's realStartOffset, realEndOffset, duration (and loudness), used by the CLI and the daemon.
 
-Fast mode decodes the audio stream only, and only a head window and a tail window,
-in two ffmpeg processes running side by side. Both seek on input (``-t`` from the
-start, ``-sseof`` from the end), so nothing in between is read or decoded, and the
-tail needs no separate probe for the duration. Audio is downmixed to mono and
-resampled inside the filter chain. Full mode (idle nights) first decodes everything
-once to measure EBU R128 integrated loudness, then runs the same windows with a
-threshold relative to that loudness.
+Fast mode decodes the audio stream only, and only a head window and a tail window, both
+in ONE ffmpeg process (the file opened twice as two inputs: one start-up, which costs as
+much as decoding several seconds). Both seek on input (``-t`` from the start, ``-sseof``
+from the end), so nothing in between is read or decoded, and the tail needs no separate
+probe for the duration. The windows are short: a tail silent throughout is widened and
+a silent head lengthened (see ``analysis``), which is rare, so the usual track costs one
+short run. Inside the filter graph the audio becomes its 10 ms RMS energy (see
+``_energy_graph``) and silencedetect reads that. Full mode (idle nights) first decodes
+everything once to measure EBU R128 integrated loudness, then runs the same windows with
+a threshold relative to that loudness.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from djamms_edge.edge.media import ffmpeg
 from djamms_edge.edge.media.analysis import (
+    ENERGY_WINDOW_SECONDS,
     Window,
     decide,
     silence_threshold_db,
@@ -27,11 +31,13 @@ from djamms_edge.edge.media.analysis import (
     wider_tail_start,
 )
 from djamms_edge.edge.media.config import AnalysisConfig
-from djamms_edge.edge.media.ffmpeg import MediaError, MediaInput, media_input
+from djamms_edge.edge.media.ffmpeg import MediaError, MediaInput, Seek, media_input
 from djamms_edge.edge.media.ffparse import (
     parse_decoded_until,
     parse_input_duration,
     parse_integrated_loudness,
+    parse_peak_level,
+    parse_sample_counts,
     parse_silences,
 )
 
@@ -43,6 +49,12 @@ _EMPTY_WINDOW_SECONDS = 0.05
 # longer than its sound is normal: the cue-out then lands where the sound ends.)
 _MISSING_AUDIO_SECONDS = 5.0
 _MISSING_AUDIO_FRACTION = 0.1
+# Partition size of the box FIR's convolution: small, because the box is short (160 taps at 16 kHz);
+# ffmpeg's default (8192) does several times the work here.
+_FIR_PARTITION = 256
+_BOX = f"afir=gtype=none:minp={_FIR_PARTITION}:maxp={_FIR_PARTITION}"
+# What afir multiplies a box of taps 1/N by (2.0 in FFmpeg 5.1): measured once per process.
+_box_gain_db: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +93,13 @@ async def analyze(
     if full:
         loudness_lufs = await measure_loudness(inp, config, low_priority=low_priority)
     threshold_db = silence_threshold_db(config, loudness_lufs)
+    gain_db = await box_gain_db(config)
 
-    async def window(*, backwards: bool, **where: float) -> tuple[Window, float | None]:
-        audio_filter = _silence_filter(config, threshold_db, backwards=backwards)
-        return await _window(inp, audio_filter, config, low_priority=low_priority, **where)
+    async def windows(**seeks: Seek) -> tuple[dict[str, Window], float | None]:
+        return await _windows(inp, seeks, config, threshold_db, gain_db, low_priority=low_priority)
 
-    (head, _), (tail, duration) = await asyncio.gather(
-        window(backwards=False, start=0.0, length=config.head_seconds),
-        window(backwards=True, last=config.tail_seconds),
-    )
+    found, duration = await windows(head=Seek(length=config.head_seconds), tail=Seek(last=config.tail_seconds))
+    head, tail = found["head"], found["tail"]
     if tail.end - tail.start < _EMPTY_WINDOW_SECONDS:
         where = f" after {tail.start:.1f}s" if tail.start > 0 else ""
         raise MediaError(f"{inp.name}: truncated or corrupt: no audio could be decoded{where}")
@@ -99,10 +109,10 @@ async def analyze(
         raise MediaError(f"{inp.name}: truncated or corrupt: audio stops at {tail.end:.1f}s of {duration:.1f}s")
     while (length := wider_head_length(duration, head, config)) is not None:
         log.debug("%s: head is silent up to %.1fs; lengthening to %.1fs", inp.name, head.end, length)
-        head, _ = await window(backwards=False, start=0.0, length=length)
+        head = (await windows(head=Seek(length=length)))[0]["head"]
     while (start := wider_tail_start(duration, tail)) is not None:
         log.debug("%s: tail from %.1fs is silent; widening to %.1fs", inp.name, tail.start, start)
-        tail, _ = await window(backwards=True, start=start)
+        tail = (await windows(tail=Seek(start=start)))[0]["tail"]
     cues = decide(duration, head, tail, config)
     return TrackAnalysis(
         real_start_offset=cues.real_start,
@@ -124,48 +134,97 @@ async def measure_loudness(inp: MediaInput, config: AnalysisConfig, *, low_prior
     return parse_integrated_loudness(result.stderr)
 
 
-def _silence_filter(config: AnalysisConfig, threshold_db: float, *, backwards: bool) -> str:
-    """Downmix, resample, high-pass (rumble and DC are not sound), then silencedetect.
+async def box_gain_db(config: AnalysisConfig) -> float:
+    """The gain (dB) afir puts on our box filter. It should be 0 dB and is +6 dB in FFmpeg 5.1 (its FFT
+    scaling); rather than trust one version, an impulse goes through the same box once per process."""
+    global _box_gain_db
+    if _box_gain_db is None:
+        rate = config.sample_rate
+        taps = round(rate * ENERGY_WINDOW_SECONDS)
+        graph = (
+            f"aevalsrc=eq(n\\,0):s={rate}:d=0.05[impulse];{_box_source(config)}[box];"
+            f"[impulse][box]{_BOX},astats=measure_perchannel=none:measure_overall=Peak_level[out]"
+        )
+        result = await ffmpeg.run_graph(graph, limit_seconds=config.timeout_seconds)
+        peak_db = parse_peak_level(result.stderr)
+        if peak_db is None:
+            raise MediaError("ffmpeg's afir filter printed no level: cannot calibrate the analysis")
+        # The impulse's response is N taps of gain/N.
+        _box_gain_db = peak_db + 20 * math.log10(taps)
+    return _box_gain_db
 
-    A causal high-pass rings on after a hard stop (80 Hz: ~10 ms above -60 dBFS), which would put
-    the cue-out that late; it never sounds before an onset, so a cue-in it finds is exact. So the
-    head window is filtered forwards, and the tail window backwards (``areverse`` on both sides of
-    the filter; the second one also restores the frames' timestamps): reversed, the ringing falls
-    before the end, under the music, and the trailing silence starts where the sound stops. A
-    reversed window is held in memory while it is filtered: ~120 KB per second of window at 16 kHz
-    (measured: 5 MB for the usual 40 s; a tail widened to 600 s because it was silent, 71 MB)."""
-    chain = [f"aformat=sample_fmts=flt:channel_layouts=mono,aresample={config.sample_rate}"]
+
+def _box_source(config: AnalysisConfig) -> str:
+    """A box of ENERGY_WINDOW_SECONDS: N taps of 1/N (a mean), as an audio source for afir."""
+    taps = round(config.sample_rate * ENERGY_WINDOW_SECONDS)
+    return f"aevalsrc={1 / taps!r}:s={config.sample_rate}:d={taps / config.sample_rate!r}"
+
+
+def _energy_graph(index: int, name: str, config: AnalysisConfig, threshold_db: float, gain_db: float) -> str:
+    """The filter graph of window ``index``: where its short-window RMS energy is under ``threshold_db``.
+
+    Downmix to mono and resample; count the samples (``astats@NAME``: how long the window really is);
+    high-pass (rumble and DC are not sound); square; average over ENERGY_WINDOW_SECONDS (a box FIR whose
+    taps are 1/N); silencedetect then finds where that mean square stays under the threshold, which in
+    its amplitude terms is twice the dB value (mean square = RMS²) plus the box's gain (``box_gain_db``),
+    and ``ametadata@NAME`` prints what it found under the window's name.
+
+    Both the high-pass and the box are causal: they smear energy *after* a stop (the box by a whole
+    window, the high-pass by ~10 ms of ringing), never before an onset. So the head window, where the
+    onset matters, is filtered forwards: each sample's level is the window ending there. The tail
+    window, where the stop matters, is filtered backwards (``areverse`` around both; the second one
+    also restores the frames' timestamps), so each sample's level is the window *starting* there, and
+    the trailing silence starts exactly where the last sound stops. A reversed window is held in
+    memory while it is filtered: ~64 KB per second at 16 kHz (the default 15 s tail: 1 MB)."""
+    rate = config.sample_rate
+    backwards = name == "tail"
+    chain = [
+        f"aformat=sample_fmts=flt:channel_layouts=mono,aresample={rate}",
+        f"astats@{name}=measure_perchannel=none:measure_overall=Number_of_samples",
+    ]
+    if backwards:
+        chain.append("areverse")
     if config.highpass_hz > 0:
-        highpass = f"highpass=f={config.highpass_hz:g}"
-        chain += ["areverse", highpass, "areverse"] if backwards else [highpass]
-    chain.append(f"silencedetect=noise={threshold_db:.1f}dB:d={config.min_silence_seconds:g}")
-    return ",".join(chain)
+        chain.append(f"highpass=f={config.highpass_hz:g}")
+    chain.append("asplit")
+    i = index
+    noise_db = 2 * threshold_db + gain_db
+    detect = f"silencedetect=noise={noise_db:.2f}dB:d={config.min_silence_seconds:g},ametadata@{name}=mode=print"
+    return ";".join(
+        [
+            f"{_box_source(config)}[box{i}]",
+            f"[{i}:a:0]{','.join(chain)}[x{i}][y{i}]",
+            f"[x{i}][y{i}]amultiply[sq{i}]",
+            f"[sq{i}][box{i}]{_BOX}{',areverse' if backwards else ''},{detect}[w{i}]",
+        ]
+    )
 
 
-async def _window(
+async def _windows(
     inp: MediaInput,
-    audio_filter: str,
+    seeks: dict[str, Seek],
     config: AnalysisConfig,
+    threshold_db: float,
+    gain_db: float,
     *,
-    start: float | None = None,
-    length: float | None = None,
-    last: float | None = None,
-    low_priority: bool = False,
-) -> tuple[Window, float | None]:
-    """Decode one window; returns it in track time, and the container's duration."""
-    result = await ffmpeg.filter_audio(
-        inp,
-        audio_filter,
-        start=start,
-        length=length,
-        last=last,
-        limit_seconds=config.timeout_seconds,
-        low_priority=low_priority,
+    low_priority: bool,
+) -> tuple[dict[str, Window], float | None]:
+    """Decode the windows (``head`` and/or ``tail``) in one ffmpeg run; returns each in track time, and
+    the container's duration."""
+    names = list(seeks)
+    graph = ";".join(_energy_graph(i, name, config, threshold_db, gain_db) for i, name in enumerate(names))
+    result = await ffmpeg.filter_windows(
+        inp, [seeks[name] for name in names], graph, limit_seconds=config.timeout_seconds, low_priority=low_priority
     )
     duration = parse_input_duration(result.stderr)
-    if last is not None:
-        # -sseof starts `last` seconds before the container's end (at 0 for a shorter file).
-        start = max(0.0, duration - last) if duration is not None else 0.0
-    offset = start or 0.0
-    decoded = parse_decoded_until(result.stdout) or 0.0
-    return Window(offset, offset + decoded, to_track_time(parse_silences(result.stderr), offset)), duration
+    samples = parse_sample_counts(result.stderr)
+    windows: dict[str, Window] = {}
+    for name, seek in seeks.items():
+        offset = seek.start or 0.0
+        if seek.last is not None:
+            # -sseof starts `last` seconds before the container's end (at 0 for a shorter file).
+            offset = max(0.0, duration - seek.last) if duration is not None else 0.0
+        decoded = samples.get(name, 0) / config.sample_rate
+        silences = to_track_time(parse_silences(result.stderr, name), offset)
+        windows[name] = Window(offset, offset + decoded, silences)
+    return windows, duration

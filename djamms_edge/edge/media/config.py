@@ -10,9 +10,10 @@ from djamms_edge.shared.config_schema import at_least, between, setting
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    # LibreTime counts samples under -60 dBFS as silence: that keeps every audible bit of a fade-out.
+    # Under -60 dBFS RMS over 10 ms (sox's silence, Liquidsoap's blank.detect): every audible bit of a
+    # fade-out stays, inaudible reverb and hiss tails go.
     silence_threshold_db: float = setting(
-        -60.0, doc="a sample quieter than this (dBFS) is silent", check=between(-100.0, -20.0)
+        -60.0, doc="a 10 ms stretch whose RMS level is under this (dBFS) is silent", check=between(-100.0, -20.0)
     )
     # Liquidsoap's autocue cues out 42 LU under the track's loudness; we use it only to *lower* the
     # threshold for quiet tracks, which the player raises by gain (their -60 dBFS tail becomes audible).
@@ -20,6 +21,12 @@ class AnalysisConfig:
         -42.0,
         doc="with loudness known: silence is also this far under it (LU); the lower threshold wins",
         check=between(-80.0, -10.0),
+    )
+    # 16-bit dither and lossy codecs leave noise around -90 dBFS: under -80 a raised noise floor counts.
+    silence_floor_db: float = setting(
+        -80.0,
+        doc="the loudness-relative threshold never goes under this (dBFS RMS): a noise floor is not music",
+        check=between(-100.0, -20.0),
     )
     min_silence_seconds: float = setting(
         0.1, doc="shortest run of silent samples that counts as silence", check=between(0.01, 5.0)
@@ -32,9 +39,10 @@ class AnalysisConfig:
         doc="analysis downmixes to mono at this rate; sound only above half of it goes unheard",
         check=between(8000, 48000),
     )
-    head_seconds: float = setting(20.0, doc="length of the window decoded at the start", check=at_least(1.0))
+    # Short windows: one that is silent throughout is lengthened/widened until it finds sound.
+    head_seconds: float = setting(8.0, doc="length of the window decoded at the start", check=at_least(1.0))
     tail_seconds: float = setting(
-        40.0, doc="length of the window decoded at the end (long fade-outs fit)", check=at_least(1.0)
+        15.0, doc="length of the window decoded at the end (widened while it is all silence)", check=at_least(1.0)
     )
     max_cue_in_seconds: float = setting(
         3.0, doc="a cue-in later than this and than the fraction below is rejected", check=at_least(0.0)

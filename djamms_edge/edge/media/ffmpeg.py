@@ -107,19 +107,26 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             log.warning("process group %d ignored SIGTERM; killing it", proc.pid)
 
 
-def _input_args(
-    inp: MediaInput, start: float | None = None, length: float | None = None, last: float | None = None
-) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Seek:
+    """Which part of the input to decode: from ``start`` for ``length`` seconds, or the ``last`` seconds."""
+
+    start: float | None = None
+    length: float | None = None
+    last: float | None = None
+
+
+def _input_args(inp: MediaInput, seek: Seek) -> list[str]:
     args = ["-protocol_whitelist", inp.protocols]
     if inp.is_remote:
         # A dropped connection mid-file is retried by ffmpeg's HTTP layer instead of reading as EOF.
         args += ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "4"]
-    if start is not None and start > 0:
-        args += ["-ss", f"{start:.3f}"]  # before -i: the demuxer seeks, nothing before is decoded
-    if last is not None:
-        args += ["-sseof", f"{-last:.3f}"]  # the last N seconds, without knowing the duration first
-    if length is not None:
-        args += ["-t", f"{length:.3f}"]
+    if seek.start is not None and seek.start > 0:
+        args += ["-ss", f"{seek.start:.3f}"]  # before -i: the demuxer seeks, nothing before is decoded
+    if seek.last is not None:
+        args += ["-sseof", f"{-seek.last:.3f}"]  # the last N seconds, without knowing the duration first
+    if seek.length is not None:
+        args += ["-t", f"{seek.length:.3f}"]
     return [*args, "-i", inp.url]
 
 
@@ -127,19 +134,47 @@ async def filter_audio(
     inp: MediaInput,
     audio_filter: str,
     *,
-    start: float | None = None,
-    length: float | None = None,
-    last: float | None = None,
+    seek: Seek | None = None,
     limit_seconds: float,
     low_priority: bool = False,
 ) -> RunResult:
-    """Decode the first audio stream only (from ``start`` for ``length`` s, or the ``last`` s) through
-    ``audio_filter``. Its filters log to stderr; ``-progress`` reports on stdout how far decoding got."""
+    """Decode the first audio stream only (all of it, or the part ``seek`` says) through ``audio_filter``.
+    Its filters log to stderr; ``-progress`` reports on stdout how far decoding got."""
     argv = [
         FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-progress", "pipe:1",
-        *_input_args(inp, start, length, last),
+        *_input_args(inp, seek or Seek()),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-af", audio_filter, "-f", "null", "-",
     ]  # fmt: skip
+    return await _checked(inp, argv, limit_seconds, low_priority)
+
+
+async def filter_windows(
+    inp: MediaInput, windows: Sequence[Seek], graph: str, *, limit_seconds: float, low_priority: bool = False
+) -> RunResult:
+    """Decode several parts of the first audio stream in ONE process (one start-up, one probe of the
+    container): part ``i`` is ffmpeg input ``i``, which ``graph`` (a filter_complex) reads as ``[i:a:0]``
+    and ends in an output labelled ``[wi]``. Its filters log to stderr."""
+    argv = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "info"]
+    for seek in windows:
+        argv += _input_args(inp, seek)
+    argv += ["-filter_complex", graph]
+    for index in range(len(windows)):
+        argv += ["-map", f"[w{index}]", "-f", "null", "-"]
+    return await _checked(inp, argv, limit_seconds, low_priority)
+
+
+async def run_graph(graph: str, *, limit_seconds: float) -> RunResult:
+    """Run a filter graph made of sources only (no input), its one output labelled ``[out]``; its filters
+    log to stderr. For measuring how this machine's FFmpeg behaves."""
+    argv = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-filter_complex", graph]
+    argv += ["-map", "[out]", "-f", "null", "-"]
+    result = await run(argv, limit_seconds=limit_seconds, what="ffmpeg")
+    if result.returncode != 0:
+        raise MediaError(f"ffmpeg: {summarize_error(result.stderr)}")
+    return result
+
+
+async def _checked(inp: MediaInput, argv: list[str], limit_seconds: float, low_priority: bool) -> RunResult:
     result = await run(argv, limit_seconds=limit_seconds, what=inp.name, low_priority=low_priority)
     if result.returncode != 0:
         raise MediaError(f"{inp.name}: {summarize_error(result.stderr)}")

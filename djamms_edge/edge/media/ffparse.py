@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SILENCE_START = re.compile(r"\[silencedetect @ [^\]]*\] silence_start: (-?[\d.]+(?:e-?\d+)?)")
-_SILENCE_END = re.compile(r"\[silencedetect @ [^\]]*\] silence_end: (-?[\d.]+(?:e-?\d+)?)")
+_NUMBER = r"(-?[\d.]+(?:e-?\d+)?)"
+# silencedetect logs "[silencedetect @ 0x…] silence_start: 1.5" whatever its instance is named, so
+# several windows in one run each print its frame metadata through "ametadata@NAME=mode=print".
+_SILENCE = r"\[silencedetect @ [^\]]*\] silence_{edge}: " + _NUMBER
+_NAMED_SILENCE = r"\[ametadata@{name} @ [^\]]*\] lavfi\.silence_{edge}=" + _NUMBER
+_PEAK = re.compile(r"^\[Parsed_astats_\d+ @ [^\]]*\] Peak level dB: (-?[\d.]+|-inf)\s*$", re.MULTILINE)
+_SAMPLES = re.compile(r"^\[astats@(\w+) @ [^\]]*\] Number of samples: (\d+)\s*$", re.MULTILINE)
 _INTEGRATED = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+) LUFS")
 _OUT_TIME_US = re.compile(r"^out_time_us=(-?\d+)\s*$", re.MULTILINE)
 _DURATION = re.compile(r"^\s*Duration: (N/A|(\d+):(\d\d):(\d\d(?:\.\d+)?))", re.MULTILINE)
@@ -22,10 +27,13 @@ class Silence:
     end: float | None
 
 
-def parse_silences(stderr: str) -> list[Silence]:
-    """silencedetect's start/end lines, paired in order (ffmpeg ≥ 5 also closes a silence at EOF)."""
+def parse_silences(stderr: str, name: str | None = None) -> list[Silence]:
+    """silencedetect's start/end lines, paired in order (ffmpeg ≥ 5 also closes a silence at EOF); with
+    ``name``, those printed by ``ametadata@NAME`` (which sees no close at EOF: the silence stays open)."""
     events: list[tuple[int, str, float]] = []
-    for pattern, kind in ((_SILENCE_START, "start"), (_SILENCE_END, "end")):
+    for kind in ("start", "end"):
+        template = _SILENCE if name is None else _NAMED_SILENCE
+        pattern = re.compile(template.format(name=re.escape(name or ""), edge=kind))
         events += [(m.start(), kind, max(0.0, float(m.group(1)))) for m in pattern.finditer(stderr)]
     silences: list[Silence] = []
     open_start: float | None = None
@@ -48,6 +56,17 @@ def parse_decoded_until(progress: str) -> float | None:
     if not values:
         return None
     return max(0, values[-1]) / 1_000_000
+
+
+def parse_sample_counts(stderr: str) -> dict[str, int]:
+    """How many samples each ``astats@NAME`` instance saw (its summary when the run ends), by NAME."""
+    return {m.group(1): int(m.group(2)) for m in _SAMPLES.finditer(stderr)}
+
+
+def parse_peak_level(stderr: str) -> float | None:
+    """The last unnamed astats instance's overall peak level (dBFS); None if it printed none."""
+    matches = _PEAK.findall(stderr)
+    return float(matches[-1]) if matches else None
 
 
 def parse_input_duration(stderr: str) -> float | None:

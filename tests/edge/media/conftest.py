@@ -16,6 +16,8 @@ from tests.edge.media.http_server import MediaServer
 FORMATS: tuple[Format, ...] = ("m4a", "webm", "mp4")
 # Small windows so tracks of a few tens of seconds exercise head, tail, widening and the whole-file case.
 WINDOWED = AnalysisConfig(head_seconds=8.0, tail_seconds=10.0)
+# A tail window longer than every generated track: one pass sees the whole file.
+WHOLE = AnalysisConfig(tail_seconds=40.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +90,10 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-# Peak 0.02 (about -38 LUFS) fading over 10 s: -60 dBFS is crossed 0.5 s before the fade ends, but
-# 42 LU under the track's loudness is only reached in its last ~40 ms.
+# Peak 0.02 (about -38 LUFS) fading linearly over 10 s to nothing at 22.0 s: its 10 ms RMS falls under
+# -60 dBFS for good ~0.65 s before that, but under 42 LU below the track's loudness (-80 dBFS) only in
+# its last ~70 ms.
 QUIET_FADE = SynthTrack((tone(12, 0.02), fade(10, 0.02), silence(4)))
-QUIET_FADE_END = 22.0
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffparse import Silence as S
 from djamms_edge.edge.media.ffparse import parse_silences
 
-CONFIG = AnalysisConfig()  # head 20 s, tail 40 s, cue-in limit max(3 s, 5 %)
+CONFIG = AnalysisConfig()  # cue-in limit max(3 s, 5 %)
 D = 200.0  # a track of 200 s: head window 0-20, tail window 160-200
 
 
@@ -114,7 +114,12 @@ def test_wider_head_length(duration: float, window: Window, expected: float | No
 
 @pytest.mark.parametrize(
     ("loudness", "threshold"),
-    [(None, -60.0), (-14.0, -60.0), (-30.0, -72.0)],  # only ever lowered, for quiet tracks the player raises
+    [
+        (None, -60.0),
+        (-14.0, -60.0),  # only ever lowered...
+        (-30.0, -72.0),  # ...for quiet tracks the player raises
+        (-45.0, -80.0),  # but never under the floor: a raised noise floor is not music
+    ],
 )
 def test_silence_threshold(loudness: float | None, threshold: float) -> None:
     assert silence_threshold_db(CONFIG, loudness) == threshold
@@ -127,8 +132,9 @@ def test_window_times_are_mapped_to_track_time() -> None:
 @pytest.mark.parametrize(
     ("silences", "joined"),
     [
-        ([S(1.0, 2.0), S(2.01, None)], [S(1.0, None)]),  # exactly a click apart
-        ([S(1.0, 2.0), S(2.011, None)], [S(1.0, 2.0), S(2.011, None)]),
+        ([S(1.0, 2.0), S(2.01, None)], [S(1.0, None)]),  # one sample's click: one 10 ms window of energy
+        ([S(1.0, 2.0), S(2.025, None)], [S(1.0, None)]),  # exactly a click apart
+        ([S(1.0, 2.0), S(2.026, None)], [S(1.0, 2.0), S(2.026, None)]),
         ([S(0.0, 1.0), S(1.001, 2.0), S(2.002, 3.0)], [S(0.0, 3.0)]),
         ([], []),
     ],
