@@ -278,7 +278,8 @@ async def make_paid_request(session: aiohttp.ClientSession, plan: DemoPlan) -> N
     log.info("a patron paid for %r: request %s is in the priority queue", demo.title, answer.get("requestId"))
 
 
-async def run_demo(plan: DemoPlan, stop: asyncio.Event) -> int:
+async def run_demo(plan: DemoPlan, stop: asyncio.Event, play_seconds: float = 0.0) -> int:
+    """Run until ``stop`` is set, or (``play_seconds`` > 0) that long after the edge started playing."""
     await make_media(plan.media_dir, await asyncio.to_thread(prepare_dirs, plan))
     admin_token = secrets.token_urlsafe(24)
     config = write_config(plan, None, admin_token)
@@ -311,6 +312,9 @@ async def run_demo(plan: DemoPlan, stop: asyncio.Event) -> int:
         )
         request_later = asyncio.create_task(_request_after(session, plan, 8.0, stop), name="demo:paid-request")
         stack.push_async_callback(_cancel, request_later)
+        if play_seconds > 0:
+            stop_later = asyncio.create_task(_stop_after_playing(session, plan, play_seconds, stop), name="demo:timer")
+            stack.push_async_callback(_cancel, stop_later)
         ended = asyncio.create_task(_first_exit(children), name="demo:children")
         stack.push_async_callback(_cancel, ended)
         stopping = asyncio.create_task(stop.wait(), name="demo:stop")
@@ -332,6 +336,22 @@ async def _request_after(session: aiohttp.ClientSession, plan: DemoPlan, delay: 
         await make_paid_request(session, plan)
     except (aiohttp.ClientError, RuntimeError) as exc:
         log.warning("the demo's paid request failed: %s", exc)
+
+
+async def _stop_after_playing(session: aiohttp.ClientSession, plan: DemoPlan, seconds: float,
+                              stop: asyncio.Event) -> None:
+    """``--seconds`` counts from when the edge plays (its status page shows a track), not from the start: on a
+    slow box generating media and fetching it can take longer than the whole run."""
+    while not stop.is_set():
+        with contextlib.suppress(aiohttp.ClientError, ValueError):
+            async with session.get(f"{plan.status_url}api/status") as response:
+                if response.status == 200 and (await response.json()).get("now_playing"):
+                    break
+        await asyncio.sleep(0.5)
+    log.info("playback started; the demo stops in %.0fs", seconds)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    stop.set()
 
 
 async def _first_exit(children: Sequence[Child]) -> tuple[str, int | None]:
@@ -366,10 +386,8 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if args.seconds:
-        loop.call_later(args.seconds, stop.set)
     try:
-        return await run_demo(plan, stop)
+        return await run_demo(plan, stop, play_seconds=args.seconds)
     except RuntimeError as exc:
         log.error("demo failed: %s", exc)
         return 1
@@ -383,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--media-port", type=int, default=8701)
     parser.add_argument("--no-audio", action="store_true", help="play into ao=null even with a sound device")
     parser.add_argument("--no-video", action="store_true", help="audio only even with a screen")
-    parser.add_argument("--seconds", type=float, default=0.0, help="stop by itself after this long (0 = Ctrl-C)")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="stop by itself this long after playback starts (0 = Ctrl-C)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo: %(message)s", datefmt="%H:%M:%S")
     return asyncio.run(_main(args))

@@ -18,6 +18,9 @@ from typing import Any
 from djamms_edge.demo import DEMO_TRACKS
 
 DEMO_SECONDS = 40.0
+# Generating the demo videos, starting both programs and the first fetch come before the playing that
+# --seconds counts; the test waits this long for them.
+STARTUP_SECONDS = 60.0
 TITLES = {demo.title for demo in DEMO_TRACKS}
 PAID = DEMO_TRACKS[-1].title
 
@@ -61,14 +64,16 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
     demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     started = time.monotonic()
     playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing
+    first_played: float | None = None
     paid_seen = False
     try:
-        while time.monotonic() - started < DEMO_SECONDS and demo.poll() is None:
+        while time.monotonic() - started < STARTUP_SECONDS + DEMO_SECONDS and demo.poll() is None:
             snap = status(status_port)
             if snap is not None:
                 now = snap["now_playing"]
                 if now is not None and now["title"] in TITLES:
                     playing.append((now["entry_id"], now["position"]))
+                    first_played = first_played or time.monotonic()
                 queued = [item["title"] for item in snap["priority_queue"]]
                 paid_seen |= PAID in queued or (now is not None and now["title"] == PAID)
             if paid_seen and _advanced(playing):
@@ -76,7 +81,10 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
             time.sleep(0.5)
         assert _advanced(playing), f"no demo track played: {playing[-5:]}"
         assert paid_seen, "the paid request never reached the priority queue"
-        output, _ = demo.communicate(timeout=DEMO_SECONDS + 30)  # stops by itself after DEMO_SECONDS
+        output, _ = demo.communicate(timeout=DEMO_SECONDS + 30)  # stops by itself DEMO_SECONDS after playing
+        assert first_played is not None
+        played_for = time.monotonic() - first_played  # --seconds counts from playback, not from the start
+        assert played_for >= DEMO_SECONDS - 2.0, played_for
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
