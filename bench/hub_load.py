@@ -240,7 +240,7 @@ def main() -> int:
         config.write_text(
             f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n'
             f'[hub.store]\nurl = "sqlite:///{workdir / "hub.db"}"\n'
-            "[hub.limits]\nrequests_per_client = 100000000\n"
+            "[hub.limits]\nrequests_per_client = 100000000\nrequests_per_patron = 100000000\n"
         )
         hub_cli = [PYTHON, "-m", "djamms_edge.hub.cli"]
         seeded = subprocess.run([*hub_cli, "seed-demo", "--config", str(config), "--venue", VENUE, "--device", DEVICE],

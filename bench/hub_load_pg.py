@@ -102,7 +102,7 @@ def hubs(label: str, store_url: str, instances: int, workdir: Path) -> Iterator[
     config = workdir / f"{label.replace(' ', '-')}.toml"
     config.write_text(
         f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n[hub.store]\nurl = "{store_url}"\n'
-        "[hub.limits]\nrequests_per_client = 100000000\n"
+        "[hub.limits]\nrequests_per_client = 100000000\nrequests_per_patron = 100000000\n"
     )
     hub_cli = [PYTHON, "-m", "djamms_edge.hub.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}

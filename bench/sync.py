@@ -73,7 +73,7 @@ class Hub:
             f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n'
             f'[hub.store]\nurl = "sqlite:///{db}"\n'
             f"[hub.registry]\nstale_after_s = {self.stale}\n"
-            "[hub.limits]\nrequests_per_client = 1000000\n"
+            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
         )
         self.proc = await asyncio.create_subprocess_exec(
             str(REPO / ".venv/bin/djamms-hub"),

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from djamms_edge.hub import api_compat, api_console, api_refusals, api_rest, feed, openapi
+from djamms_edge.hub import api_compat, api_console, api_payments, api_refusals, api_rest, feed, openapi
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
 from djamms_edge.hub.mailer import Mailer, mailer_for
@@ -30,10 +30,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     tasks = app[TASKS]
     tasks.start(_housekeeping(service), "housekeeping")
     tasks.start(app[api_console.SCHEDULER].run(), "schedule")
+    tasks.start(service.payments.run_refunds(), "refunds")
     try:
         yield
     finally:
         await tasks.close()
+        await service.payments.close()
         await service.store.close()
 
 
@@ -73,4 +75,5 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     setup_web(app)
     app.add_routes(patron.routes)
     app.add_routes(api_console.routes)
+    api_payments.setup(app)
     return app

@@ -79,12 +79,35 @@ class LimitsConfig:
                                             check=at_least(1))
     device_errors_window_s: float = setting(3600.0, doc="window of the error-report limit", check=at_least(1))
     trust_forwarded_for: bool = setting(False, doc="take the client address from X-Forwarded-For (behind a proxy)")
+    requests_per_patron: int = setting(3, doc="requests one patron (browser id + address) may make per window",
+                                       check=at_least(1))
+    patron_window_s: float = setting(900.0, doc="window of the per-patron limit", check=at_least(1))
 
 
 @dataclass(frozen=True)
 class FeedConfig:
     retain_changes: int = setting(1000, doc="changes kept per venue; an edge further behind gets a snapshot")
     ping_interval_s: float = setting(15.0, doc="WebSocket ping interval of the change feed", check=at_least(1))
+
+
+def _provider_check(value: str) -> str | None:
+    return None if value in ("free", "stripe") else "must be free or stripe"
+
+
+@dataclass(frozen=True)
+class PaymentsConfig:
+    provider: str = setting("free", doc="free (no venue may charge) or stripe (venues with a price > 0 charge)",
+                            check=_provider_check)
+    stripe_secret_key: str = secret(doc="Stripe secret API key (sk_...); required with provider = stripe",
+                                    env="DJAMMS_STRIPE_SECRET_KEY")
+    stripe_webhook_secret: str = secret(doc="signing secret of the Stripe webhook endpoint (whsec_...)",
+                                        env="DJAMMS_STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str = setting("https://api.stripe.com", doc="Stripe API address (tests point it at a fake)")
+    checkout_ttl_s: int = setting(1800, doc="an unpaid checkout expires after this long", check=between(1800, 86400))
+    refund_interval_s: float = setting(30.0, doc="how often the refund worker looks for refunds due",
+                                       check=at_least(0.05))
+    refund_retry_max_s: float = setting(3600.0, doc="longest wait between attempts of a failing refund",
+                                        check=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -132,12 +155,17 @@ class HubConfig:
     feed: FeedConfig = field(default_factory=FeedConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
 
     def startup_problems(self) -> list[str]:
         """Problems that only matter when the hub itself is started."""
+        problems = []
         if not self.jwt_secret:
-            return [
-                f"hub.jwt_secret: required to run the hub (at least {MIN_JWT_SECRET_BYTES} bytes; "
-                "or set DJAMMS_JWT_SECRET)"
-            ]
-        return []
+            problems.append(f"hub.jwt_secret: required to run the hub (at least {MIN_JWT_SECRET_BYTES} bytes; "
+                            "or set DJAMMS_JWT_SECRET)")
+        if self.payments.provider == "stripe":
+            for key in ("stripe_secret_key", "stripe_webhook_secret"):
+                if not getattr(self.payments, key):
+                    problems.append(f"hub.payments.{key}: required with provider = stripe "
+                                    f"(or set DJAMMS_{key.upper()})")
+        return problems

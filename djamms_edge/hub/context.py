@@ -50,7 +50,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(exc: ApiError) -> web.Response:
-    response = web.json_response(exc.body(), status=exc.status)
+    response = web.json_response(exc.body(), status=exc.status, headers=exc.headers)
     if exc.status == 408:
         response.force_close()  # the rest of a trickled body is not worth waiting for
     return response

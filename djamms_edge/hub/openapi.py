@@ -140,6 +140,23 @@ PATHS: Json = {
         "master: the fetched track's measured (trimmed) length is over the limit; the pending request becomes "
         "refund_due and leaves the queue, once (epoch-fenced; 422 when within the limit)",
         body=_obj(**_MASTER_WRITE, duration=_N))},
+    # Patron requests and payments (issue 11; docs/hub-api.md "Payments").
+    V + "/songs": {"get": _op("public: requestable songs, searched by title/artist (every word), and the price",
+                              auth=False, params=("q", "limit"))},
+    V + "/checkout": {"post": _op("public: request a requestable song; answers requestId and the provider's "
+                                  "checkoutUrl (status awaiting_payment), or the queued request at a free venue",
+                                  auth=False, body=_obj(song=_obj(videoId=_S), requesterId=_S), ok="201")},
+    V + "/requests/{requestId}/status": {"get": _op("public: one request's status, queue position and ETA",
+                                                    auth=False)},
+    V + "/live": {"get": _op("public: server-sent events 'state' {queue, request} at once and on each change",
+                             auth=False, params=("request",))},
+    "/api/v1/payments/stripe/webhook": {"post": _op("Stripe webhook (Stripe-Signature checked by the stripe "
+                                                    "library); a paid checkout queues its request", auth=False,
+                                                    body=_obj())},
+    V + "/price": {"get": _op("public: the venue's price per request (minor units) and currency", auth=False),
+                   "put": _op("staff: set the price (0 = free) and currency", body=_obj(price=_I, currency=_S))},
+    V + "/refunds": {"get": _op("staff: refused paid requests and their refunds (due/refunded/failed)",
+                                params=("limit",))},
 }
 
 DOCUMENT: Json = {

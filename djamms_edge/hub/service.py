@@ -30,6 +30,7 @@ from djamms_edge.hub.auth import (
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.mailer import Mailer
+from djamms_edge.hub.payments.flow import PaymentFlow, provider_from_config
 from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds, song_refusal
 from djamms_edge.hub.store.base import (
     Analysis,
@@ -115,6 +116,10 @@ class HubService:
                                                        lim.requests_window_s)
         self._errors_per_device = store.rate_limiter("device_errors_per_device", lim.device_errors_per_device,
                                                      lim.device_errors_window_s)
+        self._requests_per_patron = store.rate_limiter("requests_per_patron", lim.requests_per_patron,
+                                                       lim.patron_window_s)
+        self.payments = PaymentFlow(config.payments, store, self.rules_for, self.now_ms,
+                                    provider_from_config(config.payments))
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -217,14 +222,25 @@ class HubService:
 
     # --- paid requests ---------------------------------------------------------------------------
 
+    async def take_request_budget(self, client: str, patron_id: str | None) -> None:
+        """The per-client limit, and on top of it the per-patron one (a patron is a browser-held id plus
+        the client address: one phone of many behind a bar's one address)."""
+        now = self.clock()
+        if not await self._requests_per_client.take(client, now):
+            raise ApiError(429, "Too many requests from this client; try again later", "client")
+        if patron_id is not None and not await self._requests_per_patron.take(f"{client}|{patron_id}", now):
+            raise ApiError(429, "You have made the most requests allowed for now; try again later", "requesterId")
+
     async def paid_request(self, venue_id: str, song: Song, payment_id: str, requester_id: str | None,
                            client: str) -> Reply:
-        if not await self._requests_per_client.take(client, self.clock()):
-            raise ApiError(429, "Too many requests from this client; try again later", "client")
-        outcome = await self.store.submit_paid_request(
-            PaidRequest(venue_id, song, payment_id, requester_id, client), await self.rules_for(venue_id, song),
-            self.now_ms()
-        )
+        """A request naming its payment. At a venue with a price the payment is checked with the provider
+        (paid, in full, at this venue, used once); at a free venue the id only makes retries idempotent."""
+        await self.take_request_budget(client, requester_id)
+        price = await self.payments.price(venue_id)
+        if price.price_minor > 0:
+            outcome = await self.payments.verified_request(venue_id, payment_id, song, requester_id, client, price)
+        else:
+            outcome = await self.payments.submit(PaidRequest(venue_id, song, payment_id, requester_id, client))
         extra = {"requestId": outcome.request_id, "status": outcome.status, "replayed": outcome.replayed}
         if outcome.accepted:
             return Reply(200 if outcome.replayed else 201, {"success": True}, extra)
@@ -321,8 +337,9 @@ class HubService:
 
     # --- queue -----------------------------------------------------------------------------------
 
-    async def public_queue(self, venue_id: str, limit: int) -> Json:
-        """What a phone may see: no requester or request ids, each entry with its estimated start."""
+    async def public_queue(self, venue_id: str, limit: int, mine: str | None = None) -> Json:
+        """What a phone may see: no requester or request ids, each entry with its estimated start.
+        The entry of request ``mine`` (an id the patron holds already) is marked ``"mine": true``."""
         snap = await self.store.queue_snapshot(venue_id)
         entries = [*snap.priority, *snap.main][:limit]
         playing = snap.now_playing
@@ -340,7 +357,7 @@ class HubService:
         durations = [seconds(e) for e in entries]
         starts = estimate_start_times(self.now_ms(), ends, durations)
         now_playing = None if playing is None else {
-            **_public_entry(playing.entry, seconds(playing.entry)), "startedAt": playing.started_at_ms,
+            **_public_entry(playing.entry, seconds(playing.entry), mine), "startedAt": playing.started_at_ms,
             "estimatedEndAt": ends,
         }
         return {
@@ -348,7 +365,7 @@ class HubService:
             "version": snap.version,
             "nowPlaying": now_playing,
             "queue": [
-                {"position": i + 1, **_public_entry(e, d), "estimatedStartAt": s}
+                {"position": i + 1, **_public_entry(e, d, mine), "estimatedStartAt": s}
                 for i, (e, d, s) in enumerate(zip(entries, durations, starts, strict=True))
             ],
         }
@@ -367,9 +384,11 @@ class HubService:
         return await self.store.report_played(write, report, self.now_ms())
 
 
-def _public_entry(entry: QueueEntry, play_s: float) -> Json:
+def _public_entry(entry: QueueEntry, play_s: float, mine: str | None = None) -> Json:
     """An entry as a phone may see it: who asked (and what they paid) stays with staff and devices."""
     data = {k: v for k, v in entry.to_json().items() if k not in PRIVATE_ENTRY_FIELDS}
+    if mine is not None and entry.request_id == mine:
+        data["mine"] = True
     return {**data, "playDuration": round(play_s, 3)}
 
 

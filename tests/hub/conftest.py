@@ -52,7 +52,8 @@ def make_store(backend: str, tmp_path: Path, retain_changes: int = 1000, pg_url:
 
 def hub_config(**sections: Any) -> HubConfig:
     """Test defaults with sections replaced; rate limits are high unless a test is about them."""
-    limits = LimitsConfig(magic_links_per_email=1000, magic_links_per_address=1000, requests_per_client=1000)
+    limits = LimitsConfig(magic_links_per_email=1000, magic_links_per_address=1000, requests_per_client=1000,
+                          requests_per_patron=1000)
     base = HubConfig(jwt_secret=SECRET, limits=limits)
     return dataclasses.replace(base, **sections)
 
@@ -109,11 +110,11 @@ def start_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> H
 
     @asynccontextmanager
     async def start(config: HubConfig | None = None, mailer: Mailer | None = None,
-                    retain_changes: int = 1000) -> AsyncIterator[Hub]:
+                    retain_changes: int = 1000, port: int = 0) -> AsyncIterator[Hub]:
         config = config or hub_config()
         clock = Clock()
         store = make_store(backend, tmp_path, retain_changes, pg_url)
-        server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=0)
+        server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=port)
         await server.start_server()
         try:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:

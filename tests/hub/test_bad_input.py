@@ -92,6 +92,17 @@ async def test_bad_request_fields_are_named(hub: Hub, body: dict, field: str) ->
         ("GET", "/api/v1/no-such-thing", 404, None),
         ("DELETE", f"/api/v1/venues/{VENUE}/queue", 405, None),
         ("GET", f"/api/v1/venues/{VENUE}/feed", 401, "Authorization"),
+        ("GET", f"/api/v1/venues/{VENUE}/songs?q=" + "x" * 101, 400, "q"),
+        ("GET", f"/api/v1/venues/{VENUE}/songs?limit=0", 400, "limit"),
+        ("GET", "/api/v1/venues/nowhere/songs", 404, "venueId"),
+        ("GET", f"/api/v1/venues/{VENUE}/requests/bad%20id/status", 400, "requestId"),
+        ("GET", f"/api/v1/venues/{VENUE}/requests/no-such-request/status", 404, "requestId"),
+        ("GET", f"/api/v1/venues/{VENUE}/live?request=bad%20id", 400, "request"),
+        ("GET", "/api/v1/venues/nowhere/live", 404, "venueId"),
+        ("GET", "/api/v1/venues/nowhere/price", 404, "venueId"),
+        ("GET", f"/api/v1/venues/{VENUE}/refunds", 401, "Authorization"),
+        ("POST", "/api/v1/payments/stripe/webhook", 400, "Stripe-Signature"),
+        ("GET", "/api/v1/payments/stripe/webhook", 405, None),
     ],
 )
 async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: int, field: str | None) -> None:
@@ -170,11 +181,22 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"/api/v1/venues/{VENUE}/marks", {"kind": "ban_artist", "value": "a"}),
     ("POST", f"/api/v1/venues/{VENUE}/schedule", {"playlistId": "pl-1", "weekday": 1, "start": "10:00",
                                                   "end": "11:00"}),
+    ("POST", f"/api/v1/venues/{VENUE}/checkout", {"song": {"videoId": "dQw4w9WgXcQ"}, "requesterId": "patron-1"}),
+    ("PUT", f"/api/v1/venues/{VENUE}/price", {"price": 0, "currency": "usd"}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
 # Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text
 # cannot hold it) and NUL (PostgreSQL text cannot hold it). Alone or inside otherwise good text.
 UNSTORABLE: list[str] = ["\ud800", "ok\udfffok", "\x00", "ok\x00ok"]
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, *UNSTORABLE, "x" * 70_000])
+async def test_a_webhook_of_any_shape_without_a_valid_signature_is_a_400(hub: Hub, value: Any) -> None:
+    """Whatever arrives at the provider's webhook, unsigned, is refused before it is read."""
+    for body in (value, {"type": "checkout.session.completed", "data": {"object": value}}):
+        status, answer = await hub.call("POST", "/api/v1/payments/stripe/webhook", body,
+                                        {"Stripe-Signature": "t=1,v1=00"})
+        assert 400 <= status < 500, (value, status, answer)
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

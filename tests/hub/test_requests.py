@@ -111,7 +111,7 @@ async def test_concurrent_retries_of_one_payment_queue_once(hub: Hub) -> None:
 
 
 async def test_requests_per_client_are_limited(start_hub: HubFactory) -> None:
-    limits = dataclasses.replace(LimitsConfig(), requests_per_client=3, requests_window_s=60)
+    limits = dataclasses.replace(LimitsConfig(), requests_per_client=3, requests_window_s=60, requests_per_patron=100)
     async with start_hub(hub_config(limits=limits)) as hub:
         venue = await hub.venue()
         statuses = [(await request(hub, venue, paid({**SONG, "artist": f"a{i}"})))[0] for i in range(4)]

@@ -64,6 +64,7 @@ async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str
         f'[hub]\njwt_secret = "{config.jwt_secret}"\nlog_level = "WARNING"\n'
         f'[hub.store]\nurl = "{config.store.url}"\n'
         f"[hub.limits]\nrequests_per_client = {config.limits.requests_per_client}\n"
+        f"requests_per_patron = {config.limits.requests_per_patron}\n"
         f"[hub.registry]\nstale_after_s = {config.registry.stale_after_s}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
@@ -116,7 +117,7 @@ def hub_config(pg_url: str, requests_per_client: int = 10_000, stale_after_s: fl
     # Per-client request limits get their own test; elsewhere they would only get in the way.
     return dataclasses.replace(
         HubConfig(), jwt_secret=JWT_SECRET, store=StoreConfig(url=pg_url),
-        limits=LimitsConfig(requests_per_client=requests_per_client),
+        limits=LimitsConfig(requests_per_client=requests_per_client, requests_per_patron=100_000),
         registry=RegistryConfig(stale_after_s=stale_after_s),
     )
 

@@ -172,6 +172,7 @@ class PaidRequest:
     payment_id: str
     requester_id: str | None
     client_address: str
+    request_id: str | None = None  # chosen before a payment, so the payment and the request share it
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,12 +504,96 @@ class VenueSchedule:
     timezone: str
     applied_slot_id: str | None
     slots: tuple[ScheduleSlot, ...]
+# --- payments (issue 11): per-venue price, requestable playlists, payments and their refunds -------
+
+PaymentStatus = Literal["awaiting_payment", "paid"]
+RefundStatus = Literal["refunded", "failed"]
+
+
+class PaymentReused(StoreError):
+    """The provider's payment is already recorded for another request: a payment is used once."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePrice:
+    price_minor: int  # in the currency's smallest unit (cents); 0 = requests are free
+    currency: str  # ISO 4217, lower case as Stripe writes it
+
+    def to_json(self) -> Json:
+        return {"price": self.price_minor, "currency": self.currency}
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What a patron pays for one request. Created before the provider is asked, so the request id exists
+    from the start; the request itself (``requests``) is submitted only once the payment is verified."""
+
+    request_id: str
+    venue_id: str
+    provider: str
+    amount_minor: int
+    currency: str
+    song: Song
+    requester_id: str | None
+    client_address: str
+    status: PaymentStatus
+    created_at_ms: int
+    checkout_ref: str | None = None  # the provider's checkout (a Stripe Checkout Session id)
+    checkout_url: str | None = None
+    payment_ref: str | None = None  # the provider's payment (a PaymentIntent id); unique: used once
+    refund_status: RefundStatus | None = None
+    refund_attempts: int = 0
+    refund_next_at_ms: int | None = None
+    refund_error: str | None = None
+    refund_id: str | None = None
+
+    def refund_json(self) -> Json:
+        return {"requestId": self.request_id, "provider": self.provider, "amount": self.amount_minor,
+                "currency": self.currency, "paymentRef": self.payment_ref,
+                "refundStatus": self.refund_status or "due", "attempts": self.refund_attempts,
+                "nextAttemptAt": self.refund_next_at_ms, "error": self.refund_error, "refundId": self.refund_id}
+
+
+class PaymentStore(Protocol):
+    async def get_venue_price(self, venue_id: str) -> VenuePrice | None:
+        """The venue's price (free when never set); None for an unknown venue."""
+        ...
+
+    async def set_venue_price(self, venue_id: str, price: VenuePrice, now_ms: int) -> None: ...
+
+    async def create_payment(self, payment: Payment) -> None: ...
+
+    async def set_checkout(self, request_id: str, checkout_ref: str, checkout_url: str) -> None: ...
+
+    async def get_payment(self, request_id: str) -> Payment | None: ...
+
+    async def payment_by_checkout(self, checkout_ref: str) -> Payment | None: ...
+
+    async def mark_payment_paid(self, request_id: str, payment_ref: str, now_ms: int) -> bool:
+        """awaiting_payment -> paid with the provider's payment; False if it was paid already.
+        PaymentReused when ``payment_ref`` belongs to another request."""
+        ...
+
+    async def refunds_due(self, now_ms: int, limit: int) -> list[Payment]:
+        """Paid payments whose request is refund_due, not yet refunded, and due for an attempt."""
+        ...
+
+    async def record_refund(self, request_id: str, status: RefundStatus, refund_id: str | None, error: str | None,
+                            next_at_ms: int | None, now_ms: int) -> None: ...
+
+    async def payments_for(self, venue_id: str, request_ids: list[str]) -> dict[str, Payment]: ...
+
+    async def refunds(self, venue_id: str, limit: int) -> list[Payment]:
+        """The venue's paid payments whose request was refused, newest first."""
+        ...
+
+    async def get_request(self, request_id: str) -> RequestRecord | None: ...
 
 
 # --- the interface -------------------------------------------------------------------------------
 
 
-class HubStore(Protocol):
+class HubStore(PaymentStore, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -6,6 +6,7 @@ stores speak the same records; times are epoch milliseconds in ``bigint``.
 
 from __future__ import annotations
 
+from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 from djamms_edge.hub.store.pg_migrations import Migration
 
 _INITIAL = """
@@ -366,4 +367,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "staff console: requestable playlists, marks, venue settings, schedule", _CONSOLE),
     Migration(7, "player position in heartbeats; now playing ended", _PLAY_POSITION),
     Migration(8, "the process holding a device's lease", _PLAYER_INSTANCE),
+    Migration(9, "prices, payments and refunds", ";\n".join(PAYMENT_TABLES) + ";\n"),
 )

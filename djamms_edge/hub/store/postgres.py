@@ -85,6 +85,7 @@ from djamms_edge.hub.store.base import (
 )
 from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
 from djamms_edge.hub.store.pg_migrations import apply_migrations
+from djamms_edge.hub.store.pg_payments import PgPayments
 from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
@@ -140,7 +141,7 @@ async def migrate_database(url: str) -> list[int]:
         await conn.close()
 
 
-class PostgresStore:
+class PostgresStore(PgPayments):
     def __init__(self, url: str, *, retain_changes: int = 1000, pool_min: int = POOL_MIN,
                  pool_max: int = POOL_MAX) -> None:
         self.url = url
@@ -430,7 +431,7 @@ class PostgresStore:
             # request row, the queue entry and the change all happen inside PostgreSQL (pg_schema, migration 2).
             song = request.song
             refusals = [paid_request_refusal(song.duration, n, rules) for n in range(rules.artist_limit + 1)]
-            request_id = str(uuid.uuid4())
+            request_id = request.request_id or str(uuid.uuid4())
             entry = _with_new_id(QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT))
             row = await conn.fetchrow(
                 "SELECT * FROM djamms_submit_paid_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"

@@ -89,6 +89,7 @@ from djamms_edge.hub.store.rows import (
     user_of,
     venue_of,
 )
+from djamms_edge.hub.store.sqlite_payments import SqlitePayments
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database, Synchronous
 
@@ -104,7 +105,7 @@ class _Pending:
     durable: bool
 
 
-class SqliteStore:
+class SqliteStore(SqlitePayments):
     def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
         self.path = path
         # FULL: a paid request the hub has acknowledged must survive a power cut (heartbeats opt out, _write).
@@ -359,7 +360,7 @@ class SqliteStore:
                 (request.venue_id, key, now_ms - rules.artist_window_ms),
             ).fetchone()
             refusal = paid_request_refusal(request.song.duration, recent, rules)
-            request_id = str(uuid.uuid4())
+            request_id = request.request_id or str(uuid.uuid4())
             status: RequestStatus = "refund_due" if refusal else "pending"
             song = request.song
             conn.execute(

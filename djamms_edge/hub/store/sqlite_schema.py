@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
+
 migrations = Migrations("djamms-hub")
 
 
@@ -252,3 +254,10 @@ def m006_player_instance(db: sqlite_utils.Database) -> None:
     # Which process of a device holds its lease (register/heartbeat instanceId): a second process with the
     # same device token is refused while the holder still beats.
     db.execute("ALTER TABLE players ADD COLUMN instance_id TEXT")
+
+
+@migrations()
+def m007_payments(db: sqlite_utils.Database) -> None:
+    # Prices, payments and their refunds (issue 11).
+    for statement in PAYMENT_TABLES:
+        db.execute(statement)

@@ -62,7 +62,7 @@ class RealHub:
         self.config = HubConfig(
             jwt_secret=SECRET,
             registry=RegistryConfig(stale_after_s=stale_after_s),
-            limits=LimitsConfig(requests_per_client=100000),
+            limits=LimitsConfig(requests_per_client=100000, requests_per_patron=100000),
         )
         self.db_path = tmp_path / "hub.db"
         self.runner: web.AppRunner | None = None

@@ -1,0 +1,65 @@
+"""The payment provider interface: the only things the hub asks of Stripe (or of nothing, when free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class PaymentError(Exception):
+    """The provider could not be reached or refused the call; the message is safe to log and show staff."""
+
+
+class InvalidWebhook(Exception):
+    """A webhook that is not provably the provider's (bad or missing signature, stale timestamp, bad body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutOrder:
+    request_id: str
+    venue_id: str
+    amount_minor: int
+    currency: str
+    description: str
+    success_url: str
+    cancel_url: str
+    expires_at_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    ref: str  # the provider's id of the checkout
+    url: str  # where the patron pays
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPayment:
+    """A payment the provider itself says succeeded (never what a client claims)."""
+
+    payment_ref: str  # one per payment: a payment is used for one request only
+    amount_minor: int
+    currency: str
+    checkout_ref: str | None = None
+    request_id: str | None = None  # set when the hub created the checkout
+    venue_id: str | None = None
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def create_checkout(self, order: CheckoutOrder) -> Checkout: ...
+
+    def webhook_payment(self, payload: bytes, signature: str | None) -> VerifiedPayment | None:
+        """The payment a signed webhook reports; None for events that report no completed payment.
+        InvalidWebhook unless the signature proves the provider sent it, recently."""
+        ...
+
+    async def verify(self, ref: str) -> VerifiedPayment | None:
+        """Ask the provider about a checkout or payment id; None when it is unknown or not paid."""
+        ...
+
+    async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:
+        """Refund a payment (the same key never refunds twice); the provider's refund id."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,125 @@
+"""Stripe through its official library: Checkout Sessions (cards, Apple Pay, Google Pay), signed webhooks
+checked with the library's own verification, refunds with idempotency keys. The only importer of stripe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+
+from djamms_edge.hub.payments.provider import Checkout, CheckoutOrder, InvalidWebhook, PaymentError, VerifiedPayment
+
+log = logging.getLogger(__name__)
+PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+WEBHOOK_TOLERANCE_S = 300  # Stripe's own default: an older signed event is a replay
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, secret_key: str, webhook_secret: str, api_base: str, *, timeout_s: float = 10.0,
+                 network_retries: int = 2) -> None:
+        if not secret_key or not webhook_secret:
+            raise ValueError("Stripe needs a secret key and a webhook signing secret")
+        self._webhook_secret = webhook_secret
+        # aiohttp underneath: every call awaits on the hub's loop instead of blocking it.
+        self._http = stripe.AIOHTTPClient(timeout=timeout_s)
+        self._client = stripe.StripeClient(secret_key, base_addresses={"api": api_base.rstrip("/")},
+                                           http_client=self._http, max_network_retries=network_retries)
+
+    async def create_checkout(self, order: CheckoutOrder) -> Checkout:
+        metadata = {"request_id": order.request_id, "venue_id": order.venue_id}
+        params: Any = {
+            "mode": "payment",
+            "line_items": [{"quantity": 1, "price_data": {"currency": order.currency, "unit_amount": order.amount_minor,
+                                                          "product_data": {"name": order.description}}}],
+            "success_url": order.success_url,
+            "cancel_url": order.cancel_url,
+            "client_reference_id": order.request_id,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "expires_at": order.expires_at_s,
+        }
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": "checkout-" + order.request_id})
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe refused the checkout: {_message(exc)}") from None
+        if not session.url:
+            raise PaymentError("Stripe returned a checkout without a URL")
+        return Checkout(session.id, session.url)
+
+    def webhook_payment(self, payload: bytes, signature: str | None) -> VerifiedPayment | None:
+        try:
+            event = stripe.Webhook.construct_event(payload, signature or "", self._webhook_secret,
+                                                   tolerance=WEBHOOK_TOLERANCE_S)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook(f"signature: {exc.user_message or exc}") from None
+        except ValueError as exc:  # not JSON
+            raise InvalidWebhook(f"body: {exc}") from None
+        if event.type not in PAID_EVENTS:
+            return None
+        return _paid_session(event.data.object)
+
+    async def verify(self, ref: str) -> VerifiedPayment | None:
+        try:
+            if ref.startswith("cs_"):
+                return _paid_session(await self._client.v1.checkout.sessions.retrieve_async(ref))
+            if ref.startswith("pi_"):
+                return _paid_intent(await self._client.v1.payment_intents.retrieve_async(ref))
+        except stripe.InvalidRequestError:
+            return None  # no such object
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe could not be asked about the payment: {_message(exc)}") from None
+        return None
+
+    async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                {"payment_intent": payment_ref, "amount": amount_minor, "reason": "requested_by_customer"},
+                {"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "charge_already_refunded":  # refunded already (say, from Stripe's dashboard)
+                log.warning("payment %s was already refunded at Stripe", payment_ref)
+                return "already-refunded"
+            raise PaymentError(f"Stripe refused the refund: {_message(exc)}") from None
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe refused the refund: {_message(exc)}") from None
+        if refund.status in ("failed", "canceled"):
+            raise PaymentError(f"Stripe refund {refund.id} {refund.status}")
+        return str(refund.id)
+
+    async def close(self) -> None:
+        await self._http.close_async()
+
+
+def _message(exc: stripe.StripeError) -> str:
+    return str(exc.user_message or exc.__class__.__name__)
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, str]:
+    meta = obj.get("metadata") or {}
+    return {k: str(v) for k, v in meta.items()}
+
+
+def _paid_session(obj: Any) -> VerifiedPayment | None:
+    session: dict[str, Any] = obj.to_dict()  # a StripeObject: read it as plain data
+    if session.get("object") != "checkout.session" or session.get("payment_status") != "paid":
+        return None
+    intent = session.get("payment_intent")
+    intent_id = intent if isinstance(intent, str) else (intent or {}).get("id")
+    if not intent_id or session.get("amount_total") is None:
+        return None
+    meta = _metadata(session)
+    return VerifiedPayment(intent_id, int(session["amount_total"]), str(session["currency"]), session["id"],
+                           session.get("client_reference_id") or meta.get("request_id"), meta.get("venue_id"))
+
+
+def _paid_intent(obj: Any) -> VerifiedPayment | None:
+    intent: dict[str, Any] = obj.to_dict()
+    if intent.get("object") != "payment_intent" or intent.get("status") != "succeeded":
+        return None
+    meta = _metadata(intent)
+    return VerifiedPayment(intent["id"], int(intent.get("amount_received") or 0), str(intent["currency"]), None,
+                           meta.get("request_id"), meta.get("venue_id"))

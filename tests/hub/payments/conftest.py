@@ -1,0 +1,100 @@
+"""A real hub charging through the fake Stripe (the official stripe library pointed at it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from djamms_edge.hub.config import PaymentsConfig, RequestRulesConfig
+from tests.hub.conftest import Hub, HubFactory, hub_config
+from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe
+
+PRICE = 250  # 2.50
+SONGS = [
+    {"videoId": "aaaaaaaaaa1", "title": "Dancing Queen", "artist": "ABBA", "duration": 231},
+    {"videoId": "bbbbbbbbbb2", "title": "Waterloo", "artist": "ABBA", "duration": 165},
+    {"videoId": "ccccccccc03", "title": "Born to Run", "artist": "Bruce Springsteen", "duration": 270},
+    {"videoId": "ddddddddd04", "title": "Too Long Song", "artist": "Long Band", "duration": 900},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class Paying:
+    hub: Hub
+    stripe: FakeStripe
+    venue: str
+
+    async def checkout(self, video_id: str, patron: str = "patron-1") -> tuple[int, Any]:
+        return await self.hub.call("POST", f"/api/v1/venues/{self.venue}/checkout",
+                                   {"song": {"videoId": video_id}, "requesterId": patron})
+
+    async def status(self, request_id: str) -> dict[str, Any]:
+        status, body = await self.hub.call("GET", f"/api/v1/venues/{self.venue}/requests/{request_id}/status")
+        assert status == 200, body
+        return dict(body)
+
+    async def queue(self) -> list[dict[str, Any]]:
+        status, body = await self.hub.call("GET", f"/api/v1/venues/{self.venue}/queue")
+        assert status == 200
+        return list(body["queue"])
+
+    def session_of(self, checkout_url: str) -> str:
+        return checkout_url.rsplit("/", 1)[1]
+
+
+async def set_up_venue(hub: Hub, venue: str, price: int, songs: list[dict[str, Any]] = SONGS) -> None:
+    await hub.venue(venue)
+    status, body = await hub.call("PUT", f"/api/v1/venues/{venue}/price", {"price": price, "currency": "usd"},
+                                  headers=hub.staff(venue))
+    assert status == 200, body
+    status, playlist = await hub.call("POST", f"/api/v1/venues/{venue}/playlists", {"name": "Requests"},
+                                      headers=hub.staff(venue))
+    assert status == 201
+    for song in songs:
+        status, _ = await hub.call("POST", f"/api/v1/venues/{venue}/playlists/{playlist['playlistId']}/tracks",
+                                   {"song": song}, headers=hub.staff(venue))
+        assert status == 201
+    status, _ = await hub.call("PATCH", f"/api/v1/venues/{venue}/playlists/{playlist['playlistId']}",
+                               {"requestable": True}, headers=hub.staff(venue))
+    assert status == 200
+
+
+PayingFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def start_paying(start_hub: HubFactory) -> PayingFactory:
+    """``async with start_paying(price=250, artist_limit=3) as p`` — a hub on Stripe (fake), a venue with a
+    requestable playlist of SONGS, refunds retried fast."""
+
+    @asynccontextmanager
+    async def start(price: int = PRICE, artist_limit: int = 3, **payments: Any) -> AsyncIterator[Paying]:
+        async with running_fake_stripe() as fake:
+            port = free_port()
+            settings = {"provider": "stripe", "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
+                        "stripe_api_base": fake.url, "refund_interval_s": 0.2, "refund_retry_max_s": 0.5, **payments}
+            config = hub_config(public_url=f"http://127.0.0.1:{port}", payments=PaymentsConfig(**settings),
+                                requests=RequestRulesConfig(artist_limit=artist_limit))
+            async with start_hub(config=config, port=port) as hub:
+                fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
+                await set_up_venue(hub, "tavern", price)
+                yield Paying(hub, fake, "tavern")
+
+    return start
+
+
+@pytest.fixture
+async def paying(start_paying: PayingFactory) -> AsyncIterator[Paying]:
+    async with start_paying() as running:
+        yield running
