@@ -19,7 +19,7 @@ import numpy as np
 WINDOW_SECONDS = 0.01
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise RuntimeError(f"{name} is not installed (scripts/install-system-deps.sh)")
@@ -46,20 +46,20 @@ class Levels:
 
     def loudest_after(self, time: float) -> float:
         """The loudest 10 ms window lying wholly after ``time`` (-inf if none)."""
-        first = int(np.ceil(time / self.seconds - 1e-9))
+        first = max(0, int(np.ceil(time / self.seconds - 1e-9)))
         rest = self.db[first:]
         return float(rest.max()) if len(rest) else float("-inf")
 
     def loudest_before(self, time: float) -> float:
         """The loudest 10 ms window lying wholly before ``time`` (-inf if none)."""
-        last = int(np.floor(time / self.seconds + 1e-9))
+        last = max(0, int(np.floor(time / self.seconds + 1e-9)))
         head = self.db[:last]
         return float(head.max()) if len(head) else float("-inf")
 
 
 def sample_rate(path: Path) -> int:
     out = subprocess.run(
-        [_tool("ffprobe"), "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
+        [tool("ffprobe"), "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate",
          "-of", "csv=p=0", f"file:{path}"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
@@ -70,7 +70,7 @@ def rms_levels(path: Path) -> Levels:
     """Decode all of ``path``'s first audio stream and read its 10 ms RMS levels."""
     rate = sample_rate(path)
     raw = subprocess.run(
-        [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", f"file:{path}", "-map", "0:a:0",
+        [tool("ffmpeg"), "-v", "error", "-nostdin", "-i", f"file:{path}", "-map", "0:a:0",
          "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=True, timeout=300,
     ).stdout  # fmt: skip
