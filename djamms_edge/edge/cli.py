@@ -1,50 +1,72 @@
-"""``djamms-edge``: the venue box daemon and its tools."""
+"""``djamms-edge``: the venue box daemon and its tools.
+
+Each command's module is imported only when that command runs (all of them for ``--help``):
+``djamms-edge analyze`` must not pay for the daemon's imports (aiohttp, libmpv, yt-dlp, SQLite
+helpers), which cost more than the analysis of a file itself. ``python -X importtime`` shows it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from djamms_edge.config import Config
-from djamms_edge.edge import daemon, doctor, ytdlp_update
-from djamms_edge.edge.media import cache_cli
-from djamms_edge.edge.media import cli as media_cli
-from djamms_edge.edge.queue.local import playlist_problems
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
+
+if TYPE_CHECKING:
+    from djamms_edge.config import Config
+
+# command: (module, its function that adds the subparser, its function that runs the command)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("djamms_edge.edge.daemon", "add_run_command", "run_command"),
+    "update-ytdlp": ("djamms_edge.edge.ytdlp_update", "add_command", "run_command"),
+    "analyze": ("djamms_edge.edge.media.cli", "add_analyze_command", "run_analyze"),
+    "cache": ("djamms_edge.edge.media.cache_cli", "add_command", "run_command"),
+    "doctor": ("djamms_edge.edge.doctor", "add_command", "run_command"),
+}
 
 
 def _edge_problems(config: Config) -> list[str]:
+    from djamms_edge.edge.queue.local import playlist_problems  # only check-config needs the queue code
+
     return playlist_problems(config.edge.queue)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="djamms-edge", description=__doc__)
+def _wanted(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if it is one of ours."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in _COMMANDS else None
+
+
+def _module(command: str) -> Any:
+    return importlib.import_module(_COMMANDS[command][0])
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, with only the command they name (when they name one)."""
+    parser = argparse.ArgumentParser(prog="djamms-edge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
-    daemon.add_run_command(sub)
-    ytdlp_update.add_command(sub)
-    media_cli.add_analyze_command(sub)
-    cache_cli.add_command(sub)
-    doctor.add_command(sub)
+    wanted = None if argv is None else _wanted(argv)
+    for command, (_, add, _) in _COMMANDS.items():
+        if wanted is None or command == wanted:
+            getattr(_module(command), add)(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    import sys
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words).parse_args(words)
     if args.command == "check-config":
         return check_config(args.config, _edge_problems)
     if args.command == "dump-config":
         return dump_config(args.config, "edge", args.json)
-    if args.command == "run":
-        return daemon.run_command(args)
-    if args.command == "update-ytdlp":
-        return ytdlp_update.run_command(args)
-    if args.command == "analyze":
-        return media_cli.run_analyze(args)
-    if args.command == "cache":
-        return cache_cli.run_command(args)
-    if args.command == "doctor":
-        return doctor.run_command(args)
+    if args.command in _COMMANDS:
+        result: int = getattr(_module(args.command), _COMMANDS[args.command][2])(args)
+        return result
     raise AssertionError(f"unhandled command {args.command}")
 
 
