@@ -77,8 +77,10 @@ class PageWatch:
         page.on("response", self._response)
 
     def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":  # CSP violations are reported here too ("Refused to ...")
-            self.problems.append(f"console: {message.text}")
+        # CSP violations are reported here too ("Refused to ..."); another site's trouble (a payment
+        # provider's page, its favicon) is not this page's.
+        if message.type == "error" and message.location.get("url", "").startswith(self.origin):
+            self.problems.append(f"console: {message.text} ({message.location.get('url')})")
 
     def _response(self, response: Response) -> None:
         if response.url.startswith(self.origin) and response.status >= 400 and response.request.resource_type in (

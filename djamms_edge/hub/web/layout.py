@@ -68,6 +68,7 @@ def setup_web(app: web.Application) -> None:
         lstrip_blocks=True,
     )
     env.globals["static"] = static.url
+    env.filters["duration"] = duration_text
     app.router.add_static(STATIC_PREFIX, static.root, name="static")
     app.on_response_prepare.append(_add_headers)
 
@@ -80,6 +81,12 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
         name = request.path[len(STATIC_PREFIX):]
         versioned = request.query.get("v") == static.versions.get(name)
         response.headers["Cache-Control"] = CACHE_VERSIONED if versioned else CACHE_UNVERSIONED
+
+
+def duration_text(seconds: float) -> str:
+    """``3:05`` for 185 seconds (templates: ``{{ seconds|duration }}``)."""
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def static_url(request: web.Request, name: str) -> str:

@@ -1,16 +1,35 @@
-"""The patron's page at /v/{venueId}: what plays, what is queued, and (issue 11) songs to request."""
+"""The patron's page at /v/{venueId}: what plays, what is queued, songs to request, and the patron's own
+request followed live. The first render is complete HTML (fast on bar Wi-Fi); patron.js then keeps it live
+(server-sent events from .../live) and runs the request-and-pay steps through the JSON API."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from djamms_edge.hub.api_payments import QUEUE_SHOWN, song_list
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.store.base import VenuePrice
 from djamms_edge.hub.web.layout import error_page, render
 from djamms_edge.hub.web_input import check_id
 
 routes = web.RouteTableDef()
-QUEUE_SHOWN = 30
+SONGS_SHOWN = 50
+# ISO 4217 currencies without minor units (Stripe's list): their amounts are whole units.
+ZERO_DECIMAL = frozenset(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                          "xaf", "xof", "xpf"])
+
+
+def price_text(price: VenuePrice) -> str:
+    if price.price_minor == 0:
+        return "free"
+    if price.currency in ZERO_DECIMAL:
+        return f"{price.price_minor} {price.currency.upper()}"
+    return f"{price.price_minor / 100:.2f} {price.currency.upper()}"
+
+
+def _no_venue(request: web.Request) -> web.Response:
+    return error_page(request, 404, "No such venue", "Check the address on the QR code and try again.")
 
 
 @routes.get("/v/{venueId}")
@@ -18,11 +37,16 @@ async def patron_page(request: web.Request) -> web.Response:
     try:
         venue_id = check_id(request.match_info["venueId"], "venueId")
     except ApiError:
-        return error_page(request, 404, "No such venue", "Check the address on the QR code and try again.")
+        return _no_venue(request)
     service = request.app[SERVICE]
     venue = await service.store.get_venue(venue_id)
-    if venue is None:
-        return error_page(request, 404, "No such venue", "Check the address on the QR code and try again.")
+    price = await service.store.get_venue_price(venue_id)
+    if venue is None or price is None:
+        return _no_venue(request)
     queue = await service.public_queue(venue_id, QUEUE_SHOWN)
-    return render(request, "patron.html", {"venue": venue, "queue": queue,
-                                           "page_data": {"venueId": venue_id, "queue": queue}})
+    songs = await song_list(service, venue_id, "", SONGS_SHOWN)
+    return render(request, "patron.html", {
+        "venue": venue, "queue": queue, "songs": songs, "price_text": price_text(price),
+        "page_data": {"venueId": venue_id, "price": price.price_minor, "currency": price.currency,
+                      "priceText": price_text(price), "nowPlaying": queue["nowPlaying"]},
+    })

@@ -53,7 +53,9 @@ class Paying:
         return checkout_url.rsplit("/", 1)[1]
 
 
-async def set_up_venue(hub: Hub, venue: str, price: int, songs: list[dict[str, Any]] = SONGS) -> None:
+async def set_up_venue(hub: Hub, venue: str, price: int, songs: list[dict[str, Any]] = SONGS,
+                       active: bool = False) -> None:
+    """A venue with ``price`` and one requestable playlist of ``songs`` (the one it plays, if ``active``)."""
     await hub.venue(venue)
     status, body = await hub.call("PUT", f"/api/v1/venues/{venue}/price", {"price": price, "currency": "usd"},
                                   headers=hub.staff(venue))
@@ -61,13 +63,18 @@ async def set_up_venue(hub: Hub, venue: str, price: int, songs: list[dict[str, A
     status, playlist = await hub.call("POST", f"/api/v1/venues/{venue}/playlists", {"name": "Requests"},
                                       headers=hub.staff(venue))
     assert status == 201
+    playlist_id = playlist["playlistId"]
     for song in songs:
-        status, _ = await hub.call("POST", f"/api/v1/venues/{venue}/playlists/{playlist['playlistId']}/tracks",
+        status, _ = await hub.call("POST", f"/api/v1/venues/{venue}/playlists/{playlist_id}/tracks",
                                    {"song": song}, headers=hub.staff(venue))
         assert status == 201
-    status, _ = await hub.call("PATCH", f"/api/v1/venues/{venue}/playlists/{playlist['playlistId']}",
+    status, _ = await hub.call("PATCH", f"/api/v1/venues/{venue}/playlists/{playlist_id}",
                                {"requestable": True}, headers=hub.staff(venue))
     assert status == 200
+    if active:
+        status, _ = await hub.call("PUT", f"/api/v1/venues/{venue}/active-playlist", {"playlistId": playlist_id},
+                                   headers=hub.staff(venue))
+        assert status == 200
 
 
 PayingFactory = Callable[..., Any]
@@ -79,16 +86,18 @@ def start_paying(start_hub: HubFactory) -> PayingFactory:
     requestable playlist of SONGS, refunds retried fast."""
 
     @asynccontextmanager
-    async def start(price: int = PRICE, artist_limit: int = 3, **payments: Any) -> AsyncIterator[Paying]:
+    async def start(price: int = PRICE, artist_limit: int = 3, songs: list[dict[str, Any]] = SONGS,
+                    active: bool = False, **payments: Any) -> AsyncIterator[Paying]:
         async with running_fake_stripe() as fake:
             port = free_port()
             settings = {"provider": "stripe", "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
                         "stripe_api_base": fake.url, "refund_interval_s": 0.2, "refund_retry_max_s": 0.5, **payments}
+            # allow_urls: the browser test's songs are loopback media URLs a real edge fetches.
             config = hub_config(public_url=f"http://127.0.0.1:{port}", payments=PaymentsConfig(**settings),
-                                requests=RequestRulesConfig(artist_limit=artist_limit))
+                                requests=RequestRulesConfig(artist_limit=artist_limit, allow_urls=True))
             async with start_hub(config=config, port=port) as hub:
                 fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
-                await set_up_venue(hub, "tavern", price)
+                await set_up_venue(hub, "tavern", price, songs, active)
                 yield Paying(hub, fake, "tavern")
 
     return start
