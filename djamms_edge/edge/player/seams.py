@@ -3,7 +3,7 @@
 mpv's ``ao=pcm`` writes exactly what would have gone to the sound card into a WAV file;
 tests and ``bench/transitions.py`` play generated tones (one frequency per track) through
 the real engine and read that file back here. Pure Python on purpose (``wave`` cannot
-read mpv's WAVE_FORMAT_EXTENSIBLE header, and numpy is not a dependency): a few seconds
+read mpv's WAVE_FORMAT_EXTENSIBLE header nor float samples, and numpy is not a dependency): a few seconds
 of audio per track is small enough.
 """
 
@@ -59,7 +59,8 @@ async def render_tone(dest: Path, hz: float, *, lead: float, tone: float, trail:
 
 
 def read_wav(path: Path) -> Capture:
-    """The first channel of a 16-bit PCM or 32-bit float WAV, header sizes ignored (mpv may be killed)."""
+    """The first channel of a WAV in any sample format mpv's ao=pcm writes (8/16/24/32-bit integer,
+    32/64-bit float; plain or WAVE_FORMAT_EXTENSIBLE), header sizes ignored (mpv may be killed)."""
     data = path.read_bytes()
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ValueError(f"{path}: not a WAV file")
@@ -79,17 +80,29 @@ def read_wav(path: Path) -> Capture:
     raise ValueError(f"{path}: no audio data")
 
 
+# (format tag, bits per sample): array typecode, the value of full scale, the value of silence
+_SAMPLE_FORMATS: dict[tuple[int, int], tuple[str, float, float]] = {
+    (_PCM, 8): ("B", 128.0, 128.0),  # WAV's 8-bit samples are unsigned
+    (_PCM, 16): ("h", 32768.0, 0.0),
+    (_PCM, 32): ("i", 2147483648.0, 0.0),
+    (_FLOAT, 32): ("f", 1.0, 0.0),
+    (_FLOAT, 64): ("d", 1.0, 0.0),
+}
+
+
 def _decode(body: bytes, tag: int, channels: int, rate: int, bits: int) -> Capture:
-    raw: array.array[int] | array.array[float]
-    if (tag, bits) == (_PCM, 16):
-        raw, scale = array.array("h"), 32768.0
-    elif (tag, bits) == (_FLOAT, 32):
-        raw, scale = array.array("f"), 1.0
-    else:
+    if (tag, bits) == (_PCM, 24):  # no array type is 3 bytes wide: widen each first-channel sample
+        width = 3 * channels
+        starts = range(0, len(body) - width + 1, width)
+        firsts = (int.from_bytes(body[i : i + 3], "little", signed=True) for i in starts)
+        return Capture(rate, array.array("f", (x / 8388608.0 for x in firsts)))
+    if (tag, bits) not in _SAMPLE_FORMATS:
         raise ValueError(f"unsupported WAV sample format {tag}/{bits} bits")
+    typecode, scale, zero = _SAMPLE_FORMATS[(tag, bits)]
+    raw = array.array(typecode)
     width = raw.itemsize * channels
     raw.frombytes(body[: len(body) // width * width])
-    return Capture(rate, array.array("f", (x / scale for x in raw[::channels])))
+    return Capture(rate, array.array("f", ((x - zero) / scale for x in raw[::channels])))
 
 
 def silent_runs(capture: Capture, threshold: float = 1e-3) -> list[tuple[float, float]]:

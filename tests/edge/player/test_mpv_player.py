@@ -122,3 +122,23 @@ async def test_a_screen_that_cannot_open_falls_back_to_audio_only(
     finally:
         await player.close()
     assert [r.getMessage() for r in caplog.records if "cannot be opened" in r.getMessage()] != []
+
+
+@pytest.mark.parametrize("sample_format", ["s16", "s32", "float", "double", "u8"])
+async def test_every_wav_format_mpv_writes_reads_back(tmp_path: Path, media: Media, sample_format: str) -> None:
+    # mpv picks the capture's sample format from the decoded audio (real music often gives s32 or float).
+    capture = tmp_path / "out.wav"
+    options = (f"ao-pcm-file={capture}", f"audio-format={sample_format}")
+    player = MpvPlayer(PlayerConfig(video=False, ao="pcm", mpv_options=options))
+    events: asyncio.Queue[PlayerEvent] = asyncio.Queue()
+    await player.open(events.put_nowait)
+    try:
+        player.set_upcoming([PlaybackItem("tone", media.short[0], 0.2, 0.8)])
+        async with asyncio.timeout(20):
+            while not isinstance(await events.get(), Ended):
+                pass
+    finally:
+        await player.close()
+    wav = read_wav(capture)
+    assert [(round(t.hz, -2), round(t.length, 2)) for t in tones(wav)] == [(300, 0.6)]
+    assert 0.3 < max(abs(x) for x in wav.samples) <= 1.0  # scaled to full scale, not raw integers
