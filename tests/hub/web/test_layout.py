@@ -48,7 +48,9 @@ async def test_pages_are_html_and_revalidated_static_files_cached_by_version(hub
 
 
 @pytest.mark.parametrize("path", ["/static/../pyproject.toml", "/static/%2e%2e/app.py", "/static/nope.css",
-                                  "/static/", "/v/" + "x" * 300, "/v/bad%00id", "/v/..%2f"])
+                                  "/static/", "/v/" + "x" * 300, "/v/bad%00id", "/v/..%2f", "/v/bad%20id/qr.svg",
+                                  "/v/nowhere/qr.png", "/v/layout-bar/qr.gif", "/v/nowhere/poster",
+                                  "/v/bad%20id/poster"])
 async def test_hostile_page_paths_are_4xx(hub: Hub, path: str) -> None:
     async with hub.http.get(hub.url + path) as resp:
         assert 400 <= resp.status < 500, (path, resp.status)
