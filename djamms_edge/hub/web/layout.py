@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import mimetypes
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,21 +33,47 @@ CACHE_UNVERSIONED = "no-cache"
 CACHE_PAGE = "no-cache"
 
 
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    gzipped: bytes
+    content_type: str
+    version: str  # a hash of the content: the ?v= of its URL and its ETag
+
+
 class StaticFiles:
-    """The static folder and a content hash per file, computed once at startup (files ship with the package)."""
+    """The static folder, read once at startup (the files ship with the package): each file with its hash and
+    a gzipped copy, so phones on a slow link get a third of the bytes without any work per request."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.versions = {
-            path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-            for path in sorted(root.iterdir()) if path.is_file()
-        }
+        self.files: dict[str, StaticFile] = {}
+        for path in sorted(root.iterdir()):
+            if path.is_file():
+                body = path.read_bytes()
+                kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                self.files[path.name] = StaticFile(body, gzip.compress(body, 9, mtime=0), kind,
+                                                   hashlib.sha256(body).hexdigest()[:12])
 
     def url(self, name: str) -> str:
-        version = self.versions.get(name)
-        if version is None:
+        found = self.files.get(name)
+        if found is None:
             raise KeyError(f"no static file {name!r} in {self.root}")
-        return f"{STATIC_PREFIX}{name}?v={version}"
+        return f"{STATIC_PREFIX}{name}?v={found.version}"
+
+    async def serve(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        versioned = request.query.get("v") == found.version
+        headers = {"ETag": f'"{found.version}"', "Vary": "Accept-Encoding",
+                   "Cache-Control": CACHE_VERSIONED if versioned else CACHE_UNVERSIONED}
+        if request.headers.get("If-None-Match") == headers["ETag"]:
+            return web.Response(status=304, headers=headers)
+        body = found.body
+        if "gzip" in request.headers.get("Accept-Encoding", "") and len(found.gzipped) < len(body):
+            body, headers["Content-Encoding"] = found.gzipped, "gzip"
+        return web.Response(body=body, content_type=found.content_type, headers=headers)
 
 
 STATIC = web.AppKey("web_static", StaticFiles)
@@ -69,18 +98,13 @@ def setup_web(app: web.Application) -> None:
     )
     env.globals["static"] = static.url
     env.filters["duration"] = duration_text
-    app.router.add_static(STATIC_PREFIX, static.root, name="static")
+    app.router.add_get(STATIC_PREFIX + "{name}", static.serve, name="static")
     app.on_response_prepare.append(_add_headers)
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path.startswith(STATIC_PREFIX) and response.status == 200:
-        static = request.app[STATIC]
-        name = request.path[len(STATIC_PREFIX):]
-        versioned = request.query.get("v") == static.versions.get(name)
-        response.headers["Cache-Control"] = CACHE_VERSIONED if versioned else CACHE_UNVERSIONED
 
 
 def duration_text(seconds: float) -> str:
@@ -100,6 +124,8 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
     Pages are small and dynamic: they are compressed when the phone accepts it and revalidated on each visit."""
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     response.headers["Cache-Control"] = CACHE_PAGE
+    # The stylesheet blocks the first paint: ask for it with the page's headers, before the HTML is parsed.
+    response.headers["Link"] = f"<{request.app[STATIC].url('style.css')}>; rel=preload; as=style"
     response.enable_compression()
     return response
 

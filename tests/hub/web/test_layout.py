@@ -39,9 +39,13 @@ async def test_pages_are_html_and_revalidated_static_files_cached_by_version(hub
     js = re.search(r'src="(/static/djamms\.js\?v=[0-9a-f]{12})"', html)
     assert css and js, html
     for url in (css.group(1), js.group(1)):
-        async with hub.http.get(hub.url + url) as resp:
+        async with hub.http.get(hub.url + url, headers={"Accept-Encoding": "gzip"}) as resp:
             assert resp.status == 200
             assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert resp.headers["Content-Encoding"] == "gzip"
+            etag = resp.headers["ETag"]
+        async with hub.http.get(hub.url + url, headers={"If-None-Match": etag}) as resp:
+            assert resp.status == 304  # a phone revalidating sends no body back
     async with hub.http.get(hub.url + "/static/style.css?v=old") as resp:
         assert resp.status == 200
         assert resp.headers["Cache-Control"] == "no-cache"  # an old version's URL gets today's file, revalidated
