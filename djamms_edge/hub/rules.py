@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
+from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.store.base import MarkKind, MasterInfo, Offsets, RequestRules, Song, VenueRules
 
 T = TypeVar("T")
@@ -33,11 +34,6 @@ def measured_refusal(measured_s: float, max_duration_s: float) -> str | None:
 
 def artist_refusal(window_ms: int) -> str:
     return f"Too many requests for this artist in the last {_span(window_ms / 1000)}"
-
-
-def artist_key(artist: str) -> str:
-    """Artists compare case- and space-insensitively ('ABBA ' is 'abba'); the reference compared exactly."""
-    return " ".join(artist.casefold().split())
 
 
 def paid_request_refusal(duration_s: float, same_artist_recent: int, rules: RequestRules) -> str | None:

@@ -11,11 +11,11 @@ from aiohttp import web
 
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.identity import MAX_EMAIL, InvalidEmail, normalize_email
 from djamms_edge.hub.store.base import Song
 from djamms_edge.shared.ids import InvalidSource, parse_source
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
 MAX_TEXT = 300
 MAX_SONG_SECONDS = 24 * 3600
 # NUL and lone UTF-16 surrogates (JSON "\u0000", "\ud800"): no UTF-8 text holds a surrogate and PostgreSQL
@@ -127,10 +127,11 @@ class Fields:
         return Fields(value, self.name(key))
 
     def email(self, key: str) -> str:
-        value = self.text(key, max_len=254).strip()
-        if not EMAIL_PATTERN.fullmatch(value):
-            raise ApiError(400, "must be an email address", self.name(key))
-        return value
+        """The address in its one normal form (``identity.normalize_email``): stored, compared and mailed as is."""
+        try:
+            return normalize_email(self.text(key, max_len=MAX_EMAIL + 16))
+        except InvalidEmail as exc:
+            raise ApiError(400, str(exc), self.name(key)) from None
 
     def video_id(self, key: str, *, allow_urls: bool) -> str:
         try:

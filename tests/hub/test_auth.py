@@ -266,3 +266,26 @@ async def test_me_shows_the_stored_user_after_an_admin_change(start_hub: HubFact
         assert after["user"]["venueId"] == venue  # ... a new sign-in picks up the venue
         _, device = await hub.call("GET", "/api/v1/me", headers=hub.device(venue, "box-a"))
         assert (device["role"], device["subject"], device["user"]) == ("device", "box-a", None)
+
+
+async def test_lookalike_emails_never_sign_in_as_someone_else(start_hub: HubFactory, smtp: tuple[MailBox, int]
+                                                              ) -> None:
+    """``boss@İcorp.com`` is another domain (its owner gets its own account); a Kelvin-sign ``kate@`` is
+    kate@ herself, so the link goes to kate's real mailbox (issue 13: lower() in PostgreSQL folded both)."""
+    box, port = smtp
+    async with start_hub(hub_config(smtp=smtp_config(port))) as hub:
+        for address in ("boss@icorp.com", "kate@icorp.com"):
+            status, _ = await hub.call("PUT", "/api/v1/users", {"email": address, "role": "admin"}, hub.admin())
+            assert status == 200
+        assert (await create_link(hub, "boss@İcorp.com"))[0] == 200
+        secret, user_id, mail = await box.next_link()
+        assert mail.rcpt_tos == ["boss@xn--icorp-7fd.com"] and user_id == "boss@xn--icorp-7fd.com"
+        _, body = await verify(hub, secret, user_id)
+        assert (body["user"]["email"], body["user"]["role"]) == ("boss@xn--icorp-7fd.com", "staff")
+
+        assert (await create_link(hub, "\u212aate@icorp.com"))[0] == 200
+        _, _, mail = await box.next_link()
+        assert mail.rcpt_tos == ["kate@icorp.com"]
+        status, body = await hub.call("PUT", "/api/v1/users", {"email": "KATE@ICORP.COM", "role": "staff"},
+                                      hub.admin())
+        assert (status, body["email"]) == (200, "kate@icorp.com")  # the same person, not a second account

@@ -126,3 +126,14 @@ async def test_refund_list_is_for_the_venues_staff_only(hub: Hub) -> None:
     assert (await hub.call("GET", path))[0] == 401
     assert (await hub.call("GET", path, headers=hub.staff(other)))[0] == 403
     assert (await hub.call("GET", path, headers=hub.admin()))[0] == 200
+
+
+async def test_lookalike_artist_names_count_as_one_artist(hub: Hub) -> None:
+    """Invisible and lookalike characters do not get around the artist limit (issue 13)."""
+    venue = await hub.venue()
+    for _ in range(3):
+        assert (await request(hub, venue, paid({**SONG, "artist": "ABBA"})))[0] == 201
+    for lookalike in ("A\u200bBBA", "AB\u00adBA", "\u202eABBA", "A\u0301BBA", "ＡＢＢＡ", "АВВА",
+                      "\U0001d400\U0001d401\U0001d401\U0001d400"):
+        status, body = await request(hub, venue, paid({**SONG, "artist": lookalike}))
+        assert (status, body["error"]) == (422, "Too many requests for this artist in the last 30 minutes")

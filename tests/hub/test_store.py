@@ -144,3 +144,46 @@ async def test_the_sqlite_hub_syncs_every_commit_but_heartbeat_batches(tmp_path:
         assert levels == ["NORMAL", "FULL"]
     finally:
         await store.close()
+
+
+async def test_stored_identities_are_renormalised_by_the_migration(backend: str, tmp_path: Path,
+                                                                   request: pytest.FixtureRequest) -> None:
+    """Rows written before emails had one normal form (or artists one key) are brought to it, both stores."""
+    rows = [
+        "INSERT INTO venues (venue_id, name, created_at_ms) VALUES ('v1', 'v1', 0)",
+        "INSERT INTO users (user_id, email, role, created_at_ms) VALUES ('u1', 'Boss@ICORP.com', 'admin', 0)",
+        "INSERT INTO requests (request_id, venue_id, payment_id, client_address, video_id, title, artist, artist_key,"
+        " duration, status, created_at_ms) VALUES ('r1', 'v1', 'p1', 'c', 'dQw4w9WgXcQ', 't', 'АВВА', 'авва', 1,"
+        " 'pending', 0)",
+    ]
+    if backend == "sqlite":
+        import sqlite_utils
+
+        from djamms_edge.hub.store.sqlite_schema import m007_normal_identities
+
+        store = SqliteStore(tmp_path / "old.db")
+        await store.open()
+        await store.close()
+        db = sqlite_utils.Database(tmp_path / "old.db")
+        for row in rows:
+            db.execute(row)
+        m007_normal_identities(db)
+        db.conn.commit()
+        found = [tuple(db.execute(q).fetchone())
+                 for q in ("SELECT email FROM users", "SELECT artist_key FROM requests")]
+        db.close()
+    else:
+        import asyncpg
+
+        from djamms_edge.hub.store.pg_schema import _renormalise_identities
+
+        conn = await asyncpg.connect(request.getfixturevalue("pg_url"))
+        try:
+            for row in rows:
+                await conn.execute(row)
+            await _renormalise_identities(conn)
+            found = [tuple(await conn.fetchrow(q)) for q in ("SELECT email FROM users",
+                                                              "SELECT artist_key FROM requests")]
+        finally:
+            await conn.close()
+    assert found == [("boss@icorp.com",), ("abba",)]

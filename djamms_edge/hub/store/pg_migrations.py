@@ -9,6 +9,7 @@ the first applies them, the others wait and then find nothing to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ class Migration:
     version: int
     name: str
     sql: str
+    # Work SQL cannot do (Unicode normal forms), run after ``sql`` in the same transaction.
+    then: Callable[[Any], Awaitable[None]] | None = None
 
 
 async def apply_migrations(conn: Any, migrations: tuple[Migration, ...]) -> list[int]:
@@ -47,6 +50,8 @@ async def apply_migrations(conn: Any, migrations: tuple[Migration, ...]) -> list
             if migration.version in done:
                 continue
             await conn.execute(migration.sql)
+            if migration.then is not None:
+                await migration.then(conn)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
             )

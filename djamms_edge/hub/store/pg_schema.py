@@ -6,6 +6,9 @@ stores speak the same records; times are epoch milliseconds in ``bigint``.
 
 from __future__ import annotations
 
+from typing import Any
+
+from djamms_edge.hub.store import renormalise
 from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 from djamms_edge.hub.store.pg_migrations import Migration
 
@@ -358,6 +361,30 @@ _PLAYER_INSTANCE = """
 ALTER TABLE players ADD COLUMN instance_id text;
 """
 
+_EXACT_EMAILS = """
+-- Emails are normalised in Python (identity.normalize_email) and compared exactly: lower() under a UTF-8
+-- locale folds 'İ' and the Kelvin sign onto ASCII letters. Existing rows are re-normalised at open.
+DROP INDEX users_email;
+CREATE UNIQUE INDEX users_email ON users (email);
+"""
+
+async def _renormalise_identities(conn: Any) -> None:
+    todo = renormalise.plan(
+        [(r["user_id"], r["email"]) for r in await conn.fetch("SELECT user_id, email FROM users")],
+        [(r["token_hash"], r["email"]) for r in await conn.fetch("SELECT token_hash, email FROM magic_links")],
+        [(r["request_id"], r["artist"], r["artist_key"])
+         for r in await conn.fetch("SELECT request_id, artist, artist_key FROM requests")],
+        [(r["mark_id"], r["venue_id"], r["value"], r["value_key"])
+         for r in await conn.fetch("SELECT mark_id, venue_id, value, value_key FROM venue_marks"
+                                   " WHERE kind = 'ban_artist'")],
+    )
+    await conn.executemany("UPDATE users SET email = $2 WHERE user_id = $1", todo.users)
+    await conn.executemany("UPDATE magic_links SET email = $2 WHERE token_hash = $1", todo.links)
+    await conn.executemany("UPDATE requests SET artist_key = $2 WHERE request_id = $1", todo.requests)
+    await conn.executemany("DELETE FROM venue_marks WHERE mark_id = $1", [(m,) for m in todo.drop_marks])
+    await conn.executemany("UPDATE venue_marks SET value_key = $2 WHERE mark_id = $1", todo.marks)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -368,4 +395,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "player position in heartbeats; now playing ended", _PLAY_POSITION),
     Migration(8, "the process holding a device's lease", _PLAYER_INSTANCE),
     Migration(9, "prices, payments and refunds", ";\n".join(PAYMENT_TABLES) + ";\n"),
+    Migration(10, "emails compared exactly (normalised before they are stored)", _EXACT_EMAILS,
+              then=_renormalise_identities),
 )

@@ -30,8 +30,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import RateLimiter
-from djamms_edge.hub.rules import artist_key, decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -264,7 +265,7 @@ class PostgresStore(PgPayments):
             row = await conn.fetchrow(
                 "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms)"
                 " VALUES ($1, $2, $3, $4, $5, $6)"
-                " ON CONFLICT ((lower(email))) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role"
+                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role"
                 " RETURNING *",
                 user.user_id, user.email, user.venue_id, user.role, user.autoplay, now_ms,
             )
@@ -1182,7 +1183,9 @@ async def _require_master(conn: Conn, write: MasterWrite) -> None:
 
 
 async def _user_by_email(conn: Conn, email: str) -> User | None:
-    row = await conn.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1)", email)
+    # Exactly: emails are stored in their one normal form (identity.normalize_email); lower() in the
+    # database folded 'İ' and the Kelvin sign onto ASCII and signed strangers in as someone else.
+    row = await conn.fetchrow("SELECT * FROM users WHERE email = $1", email)
     return None if row is None else user_of(row)
 
 

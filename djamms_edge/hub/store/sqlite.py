@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
-from djamms_edge.hub.rules import artist_key, decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,

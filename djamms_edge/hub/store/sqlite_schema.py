@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from djamms_edge.hub.store import renormalise
 from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 
 migrations = Migrations("djamms-hub")
@@ -261,3 +262,21 @@ def m007_payments(db: sqlite_utils.Database) -> None:
     # Prices, payments and their refunds (issue 11).
     for statement in PAYMENT_TABLES:
         db.execute(statement)
+
+
+@migrations()
+def m008_normal_identities(db: sqlite_utils.Database) -> None:
+    # Emails in their one normal form (hub.identity), artist keys folded the new way (lookalikes count as one).
+    todo = renormalise.plan(
+        [tuple(r) for r in db.execute("SELECT user_id, email FROM users").fetchall()],
+        [tuple(r) for r in db.execute("SELECT token_hash, email FROM magic_links").fetchall()],
+        [tuple(r) for r in db.execute("SELECT request_id, artist, artist_key FROM requests").fetchall()],
+        [tuple(r) for r in db.execute("SELECT mark_id, venue_id, value, value_key FROM venue_marks"
+                                      " WHERE kind = 'ban_artist'").fetchall()],
+    )
+    conn = db.conn
+    conn.executemany("UPDATE users SET email = ? WHERE user_id = ?", [(e, k) for k, e in todo.users])
+    conn.executemany("UPDATE magic_links SET email = ? WHERE token_hash = ?", [(e, k) for k, e in todo.links])
+    conn.executemany("UPDATE requests SET artist_key = ? WHERE request_id = ?", [(a, k) for k, a in todo.requests])
+    conn.executemany("DELETE FROM venue_marks WHERE mark_id = ?", [(m,) for m in todo.drop_marks])
+    conn.executemany("UPDATE venue_marks SET value_key = ? WHERE mark_id = ?", [(v, k) for k, v in todo.marks])
