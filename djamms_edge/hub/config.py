@@ -70,7 +70,9 @@ class RequestRulesConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    magic_links_per_email: int = setting(5, doc="magic links one email may ask for per window", check=at_least(1))
+    magic_links_per_email: int = setting(
+        5, doc="magic links one email may ask for per window from one client address (so nobody else's "
+        "requests lock a person out)", check=at_least(1))
     magic_links_per_address: int = setting(20, doc="magic links one client address may ask for per window")
     magic_link_window_s: float = setting(900.0, doc="window of the two magic-link limits", check=at_least(1))
     requests_per_client: int = setting(10, doc="paid requests one client address may post per window")

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]  # seconds since the epoch
 LINK_SECRET = re.compile(r"^[0-9a-f]{64}$")
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
 MAGIC_LINK_SENT = "Magic link sent to your email"
 PRIVATE_ENTRY_FIELDS = frozenset({"requestId", "requesterId", "paidCredit"})
 
@@ -127,20 +128,29 @@ class HubService:
     # --- magic link ------------------------------------------------------------------------------
 
     def _redirect_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return False
+        except ValueError:  # e.g. an unclosed IPv6 bracket
             return False
         prefixes = (self.config.public_url.rstrip("/") + "/", *self.config.auth.redirect_prefixes)
         return any(url.startswith(p) for p in prefixes)
 
     async def create_magic_link(self, email: str, redirect_url: str, client: str) -> Reply:
+        if not URL_CHARACTERS.fullmatch(redirect_url):
+            # It is pasted into the mail: spaces or line breaks would put free text in our name.
+            raise ApiError(400, "must be a URL of URL characters only (no spaces or control characters; "
+                           "percent-encode the rest)", "redirectUrl")
         if not self._redirect_allowed(redirect_url):
             raise ApiError(400, "must start with the hub's public_url or a configured redirect prefix", "redirectUrl")
         now = self.clock()
-        if not await self._links_per_email.take(email.casefold(), now):
-            raise ApiError(429, "Too many magic links for this email; try again later", "email")
+        # The client's own budget first, and the email's counted per client: a request refused for its
+        # sender's limit spends nothing of the email's, and nobody's requests lock another person out.
         if not await self._links_per_address.take(client, now):
             raise ApiError(429, "Too many magic links from this address; try again later", "client")
+        if not await self._links_per_email.take(f"{email} {client}", now):
+            raise ApiError(429, "Too many magic links for this email; try again later", "email")
         secret, token_hash = new_link_secret()
         ttl_ms = self.config.auth.magic_link_ttl_s * 1000
         await self.store.create_magic_link(token_hash, email, redirect_url, self.now_ms() + ttl_ms, self.now_ms())

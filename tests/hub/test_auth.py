@@ -156,12 +156,19 @@ async def test_magic_links_are_rate_limited_per_email_and_per_address(start_hub:
     limits = LimitsConfig(magic_links_per_email=2, magic_links_per_address=4, magic_link_window_s=900)
     async with start_hub(hub_config(limits=limits)) as hub:
         assert [(await create_link(hub, "a@example.com"))[0] for _ in range(3)] == [200, 200, 429]
-        assert [(await create_link(hub, f"{n}@example.com"))[0] for n in "bcd"] == [200, 200, 429]
+        # The refused third one spent the address's own budget (4): one more link from it, then 429.
+        assert [(await create_link(hub, f"{n}@example.com"))[0] for n in "bcd"] == [200, 429, 429]
         _, body = await create_link(hub, "e@example.com")
         assert body["field"] == "client"
 
 
-@pytest.mark.parametrize("redirect", ["https://evil.example/phish", "javascript:alert(1)", "ftp://www.djamms.app/x"])
+@pytest.mark.parametrize("redirect", [
+    "https://evil.example/phish", "javascript:alert(1)", "ftp://www.djamms.app/x", "http://[::1",
+    # free text in the official mail: spaces, line breaks, tabs, quotes, non-ASCII
+    "https://www.djamms.app/ Your account is locked, call +1 555 0100",
+    "https://www.djamms.app/x\r\n\r\nUrgent: reply with your password", "https://www.djamms.app/\tx",
+    'https://www.djamms.app/"onclick', "https://www.djamms.app/é",
+])
 async def test_redirect_must_point_at_us(hub: Hub, redirect: str) -> None:
     status, body = await create_link(hub, redirect=redirect)
     assert (status, body["field"]) == (400, "redirectUrl")
@@ -289,3 +296,17 @@ async def test_lookalike_emails_never_sign_in_as_someone_else(start_hub: HubFact
         status, body = await hub.call("PUT", "/api/v1/users", {"email": "KATE@ICORP.COM", "role": "staff"},
                                       hub.admin())
         assert (status, body["email"]) == (200, "kate@icorp.com")  # the same person, not a second account
+
+
+async def test_nobody_can_lock_a_person_out_of_signing_in(start_hub: HubFactory) -> None:
+    """Issue 13: an address's refused requests spent the email's budget, and anyone's requests counted
+    against the person's own sign-in."""
+    limits = LimitsConfig(magic_links_per_email=3, magic_links_per_address=5, trust_forwarded_for=True)
+    async with start_hub(hub_config(limits=limits)) as hub:
+        attacker, victim = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.9"}
+        body = {"email": "boss@icorp.com", "redirectUrl": REDIRECT}
+        answers = [(await hub.call("POST", "/api/v1/auth/magic-link", body, attacker))[1].get("field")
+                   for _ in range(12)]
+        assert answers == [None] * 3 + ["email"] * 2 + ["client"] * 7  # the attacker's own budgets run out
+        status, answer = await hub.call("POST", "/api/v1/auth/magic-link", body, victim)
+        assert (status, answer["success"]) == (200, True)  # the person still signs in
