@@ -159,7 +159,7 @@ async def test_stored_identities_are_renormalised_by_the_migration(backend: str,
     if backend == "sqlite":
         import sqlite_utils
 
-        from djamms_edge.hub.store.sqlite_schema import m007_normal_identities
+        from djamms_edge.hub.store.sqlite_schema import m008_normal_identities
 
         store = SqliteStore(tmp_path / "old.db")
         await store.open()
@@ -167,7 +167,7 @@ async def test_stored_identities_are_renormalised_by_the_migration(backend: str,
         db = sqlite_utils.Database(tmp_path / "old.db")
         for row in rows:
             db.execute(row)
-        m007_normal_identities(db)
+        m008_normal_identities(db)
         db.conn.commit()
         found = [tuple(db.execute(q).fetchone())
                  for q in ("SELECT email FROM users", "SELECT artist_key FROM requests")]

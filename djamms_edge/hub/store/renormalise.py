@@ -1,6 +1,6 @@
 """Bringing stored identities to today's normal forms (``hub.identity``): what to change, as plain data.
 
-Both stores run this once, in a migration (SQLite m007, PostgreSQL 9): stored emails re-normalised, and
+Both stores run this once, in a migration (SQLite m008, PostgreSQL 10): stored emails re-normalised, and
 artist keys (paid requests' ``artist_key``, ban-list marks' ``value_key``) re-folded, so lookalike artists
 already in the window or on a ban list count as one from the upgrade on.
 """
