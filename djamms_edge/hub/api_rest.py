@@ -44,13 +44,30 @@ async def _fields(request: web.Request) -> Fields:
 
 
 @routes.get("/healthz")
+@routes.get("/readyz")
 async def healthz(request: web.Request) -> web.Response:
-    """For load balancers and systemd checks: the process answers *and* its store can be read."""
+    """Readiness, for load balancers: the store can be read and its last write did not fail (a full disk,
+    an outage). 503 with Retry-After and the reason otherwise; ``/livez`` says only that the process runs."""
+    store = request.app[SERVICE].store
     try:
-        await request.app[SERVICE].store.get_venue("healthz")
+        await store.get_venue("healthz")
     except Exception as exc:
         log.warning("health check: store unreadable: %s", exc)
-        return web.json_response({"ok": False, "error": "store unavailable"}, status=503)
+        return _not_ready(f"store unreadable: {exc}")
+    trouble = store.trouble()
+    if trouble is not None:
+        return _not_ready(trouble)
+    return web.json_response({"ok": True, "store": "ok"})
+
+
+def _not_ready(reason: str) -> web.Response:
+    return web.json_response({"ok": False, "error": "store unavailable", "store": reason}, status=503,
+                             headers={"Retry-After": "5"})
+
+
+@routes.get("/livez")
+async def livez(request: web.Request) -> web.Response:
+    """Liveness, for a supervisor: the process answers. A store in trouble is not cured by a restart."""
     return web.json_response({"ok": True})
 
 

@@ -41,7 +41,9 @@ def _op(summary: str, *, auth: bool = True, body: Json | None = None, ok: str = 
 
 V = "/api/v1/venues/{venueId}"
 PATHS: Json = {
-    "/healthz": {"get": _op("liveness", auth=False)},
+    "/healthz": {"get": _op("readiness: the store reads and its last write did not fail (else 503)", auth=False)},
+    "/readyz": {"get": _op("readiness, as /healthz", auth=False)},
+    "/livez": {"get": _op("liveness: the process answers", auth=False)},
     "/api/v1/openapi.json": {"get": _op("this document", auth=False)},
     "/api/v1/auth/magic-link": {"post": _op("mail a one-time sign-in link (15 min)", auth=False,
                                             body=_obj(email=_S, redirectUrl=_S))},

@@ -58,14 +58,18 @@ def set_synchronous(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
 
 
 def run_in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``fn`` inside BEGIN IMMEDIATE; commit on success, roll back on any error."""
+    """Run ``fn`` inside BEGIN IMMEDIATE; commit on success, roll back on any error.
+
+    A full disk, an I/O error or a lock timeout may make SQLite roll the transaction back itself; the
+    error that did it is what the caller sees (not "cannot rollback - no transaction is active")."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
     return result
 
 

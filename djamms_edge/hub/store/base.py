@@ -608,6 +608,10 @@ class HubStore(PaymentStore, Protocol):
         """A per-key budget named ``scope``, shared by every hub process using this store."""
         ...
 
+    def trouble(self) -> str | None:
+        """Why the store cannot take writes right now (a full disk, an outage), or None; for readiness checks."""
+        ...
+
     # venues and users
     async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool: ...
 

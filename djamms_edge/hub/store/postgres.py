@@ -122,11 +122,14 @@ POOL_MAX = 10
 TRANSIENT_RETRIES = 3
 TRANSIENT_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # The database is gone (restarting, unreachable, full): the hub answers 503, not 500, until it is back.
+# Class 53 is a full disk, out of memory or too many connections; 58 an I/O error on the server; 25006 a
+# write on a read-only server (a standby after failover); 57 an administrator's shutdown or cancel.
 # InterfaceError/InternalClientError: a connection torn down mid-transaction ("the underlying connection
 # is closed"); a misuse bug would land here too, but is still logged (once) with its message.
 OUTAGE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
                  asyncpg.AdminShutdownError, asyncpg.TooManyConnectionsError, asyncpg.InterfaceError,
-                 asyncpg.InternalClientError)
+                 asyncpg.InternalClientError, asyncpg.InsufficientResourcesError, asyncpg.PostgresSystemError,
+                 asyncpg.ReadOnlySQLTransactionError, asyncpg.OperatorInterventionError)
 
 
 class UnstorableValue(StoreError):
@@ -152,7 +155,7 @@ class PostgresStore(PgPayments):
         self._pool: Any = None
         self._events: dict[str, asyncio.Event] = {}
         self._listener = ChangeListener(url, self._notify, self._notify_all)
-        self._outage = False  # logged once when it starts and once when it ends
+        self._outage: str | None = None  # why, while it lasts: logged once when it starts and once when it ends
 
     async def open(self) -> None:
         try:
@@ -174,6 +177,9 @@ class PostgresStore(PgPayments):
 
     def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
         return SharedRateLimiter(self, scope, capacity, per_seconds)
+
+    def trouble(self) -> str | None:
+        return self._outage
 
     # --- change events ---------------------------------------------------------------------------
 
@@ -222,12 +228,12 @@ class PostgresStore(PgPayments):
                 # SQLite stores a NUL happily; PostgreSQL text cannot, and no UTF-8 holds a lone surrogate.
                 raise UnstorableValue("text contains a NUL or unpaired surrogate character") from None
             except OUTAGE_ERRORS as exc:
-                if not self._outage:
-                    self._outage = True
+                if self._outage is None:
                     log.warning("PostgreSQL unavailable: %r", exc)
+                self._outage = f"PostgreSQL unavailable: {exc}"
                 raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
-            if self._outage:
-                self._outage = False
+            if self._outage is not None:
+                self._outage = None
                 log.info("PostgreSQL available again")
             return result
         raise AssertionError("unreachable")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import secrets
 import sqlite3
 import uuid
@@ -58,6 +59,7 @@ from djamms_edge.hub.store.base import (
     ScheduleSlot,
     Song,
     StaleEpoch,
+    StoreUnavailable,
     UnknownEntry,
     UnknownPlaylist,
     UnknownRequest,
@@ -95,6 +97,15 @@ from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database, Synchronous
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# SQLite primary result codes that mean the store (disk, file, lock), not the request, is in trouble: BUSY,
+# LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL. The hub answers 503, never 500.
+STORE_TROUBLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15})
+
+
+def _store_trouble(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and isinstance(code, int) and code & 0xFF in STORE_TROUBLE_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,7 @@ class SqliteStore(SqlitePayments):
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
         self._pending: list[_Pending] = []
+        self._trouble: str | None = None  # the last write's store error, until a write succeeds
         self._batch_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -145,11 +157,36 @@ class SqliteStore(SqlitePayments):
                                             synchronous=level)
         except Exception as exc:  # the commit itself failed: nothing in the batch happened
             outcomes = [(False, exc)] * len(batch)
+        if any(ok for ok, _ in outcomes):
+            self._recovered()
         for future, (ok, value) in zip((p.future for p in batch), outcomes, strict=True):
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(value)
+                future.set_exception(self._unavailable(value) if _store_trouble(value) else value)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._db.read(fn)
+        except sqlite3.Error as exc:
+            if _store_trouble(exc):
+                raise self._unavailable(exc) from exc
+            raise
+
+    def trouble(self) -> str | None:
+        return self._trouble
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """The disk or file is in trouble (full, I/O error, read-only, locked): 503 for every caller."""
+        if self._trouble is None:
+            log.error("SQLite store %s in trouble: %s; answering 503 until a write succeeds", self.path, exc)
+        self._trouble = str(exc)
+        return StoreUnavailable(f"SQLite store unavailable: {exc}")
+
+    def _recovered(self) -> None:
+        if self._trouble is not None:
+            log.warning("SQLite store %s writes again (after: %s)", self.path, self._trouble)
+            self._trouble = None
 
     def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
         return LocalRateLimiter(capacity, per_seconds)  # one hub process per SQLite file: local is shared
@@ -184,7 +221,7 @@ class SqliteStore(SqlitePayments):
             ).fetchone()
             return None if row is None else venue_of(row)
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def upsert_user(self, user: User, now_ms: int) -> User:
         def tx(conn: sqlite3.Connection) -> User:
@@ -204,7 +241,7 @@ class SqliteStore(SqlitePayments):
             row = conn.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
             return None if row is None else user_of(row)
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     # --- magic links -----------------------------------------------------------------------------
 
@@ -341,7 +378,7 @@ class SqliteStore(SqlitePayments):
         return answer
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
-        return await self._db.read(lambda conn: _active_master(conn, venue_id))
+        return await self._read(lambda conn: _active_master(conn, venue_id))
 
     # --- paid requests ---------------------------------------------------------------------------
 
@@ -390,7 +427,7 @@ class SqliteStore(SqlitePayments):
             ).fetchall()
             return [request_of(r) for r in rows]
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def refuse_request(self, venue_id: str, request_id: str, reason: str, now_ms: int, *,
                              fence: MasterWrite | None = None) -> Refusal:
@@ -436,7 +473,7 @@ class SqliteStore(SqlitePayments):
         return await self._write(tx)
 
     async def get_playlist(self, playlist_id: str) -> Playlist | None:
-        return await self._db.read(lambda conn: _playlist(conn, playlist_id))
+        return await self._read(lambda conn: _playlist(conn, playlist_id))
 
     async def list_playlists(self, venue_id: str) -> list[Playlist]:
         def read(conn: sqlite3.Connection) -> list[Playlist]:
@@ -445,7 +482,7 @@ class SqliteStore(SqlitePayments):
             ).fetchall()
             return [p for (pid,) in ids if (p := _playlist(conn, pid)) is not None]
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def add_track(self, playlist_id: str, song: Song, now_ms: int) -> Playlist:
         def tx(conn: sqlite3.Connection) -> tuple[Playlist, bool]:
@@ -525,12 +562,12 @@ class SqliteStore(SqlitePayments):
         return await self._write(tx)
 
     async def get_catalog(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
-        return await self._db.read(lambda conn: _catalog(conn, video_ids, venue_id))
+        return await self._read(lambda conn: _catalog(conn, video_ids, venue_id))
 
     # --- queue and feed --------------------------------------------------------------------------
 
     async def queue_snapshot(self, venue_id: str) -> QueueSnapshot:
-        return await self._db.read(lambda conn: _snapshot(conn, venue_id))
+        return await self._read(lambda conn: _snapshot(conn, venue_id))
 
     async def changes_since(self, venue_id: str, version: int, limit: int) -> ChangeBatch:
         def read(conn: sqlite3.Connection) -> ChangeBatch:
@@ -549,7 +586,7 @@ class SqliteStore(SqlitePayments):
             # Too old for the log (or from a future this hub never had): start over from a snapshot.
             return ChangeBatch(current, snapshot=_snapshot(conn, venue_id))
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def advance_queue(self, write: MasterWrite, finished_entry_id: str | None, now_ms: int) -> WriteResult:
         def change(conn: sqlite3.Connection) -> Json:
@@ -649,7 +686,7 @@ class SqliteStore(SqlitePayments):
             ).fetchall()
             return [history_json(r) for r in rows]
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def report_device_error(self, report: DeviceError, now_ms: int) -> WriteResult:
         def tx(conn: sqlite3.Connection) -> WriteResult:
@@ -678,7 +715,7 @@ class SqliteStore(SqlitePayments):
             ).fetchall()
             return [device_error_json(r) for r in rows]
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def housekeeping(self, now_ms: int) -> int:
         def tx(conn: sqlite3.Connection) -> int:
@@ -823,10 +860,10 @@ class SqliteStore(SqlitePayments):
                     found[video_id] = song_of(row)
             return found
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def venue_rules(self, venue_id: str) -> VenueRules:
-        return await self._db.read(lambda conn: _venue_rules(conn, venue_id))
+        return await self._read(lambda conn: _venue_rules(conn, venue_id))
 
     async def set_venue_settings(self, venue_id: str, settings: VenueSettings, now_ms: int) -> VenueRules:
         def tx(conn: sqlite3.Connection) -> VenueRules:
@@ -902,7 +939,7 @@ class SqliteStore(SqlitePayments):
                 for v in venues
             ]
 
-        return await self._db.read(read)
+        return await self._read(read)
 
     async def apply_schedule(self, venue_id: str, expected_slot_id: str | None, slot: ScheduleSlot | None,
                              now_ms: int) -> bool:
@@ -1024,11 +1061,16 @@ class SqliteStore(SqlitePayments):
 
 
 def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
-    """Run one write of a batch: its effects are kept, or undone alone if it raises."""
+    """Run one write of a batch: its effects are kept, or undone alone if it raises.
+
+    Unless SQLite rolled the whole transaction back itself (a full disk, an I/O error): then the writes
+    before this one in the batch are gone too, and the batch fails as one — none is acknowledged."""
     conn.execute("SAVEPOINT one_write")
     try:
         result = fn(conn)
     except Exception as exc:
+        if not conn.in_transaction:
+            raise
         conn.execute("ROLLBACK TO one_write")
         conn.execute("RELEASE one_write")
         return False, exc
