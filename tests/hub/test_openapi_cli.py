@@ -114,7 +114,7 @@ async def test_serve_port_0_is_honoured(tmp_path: Path) -> None:
         async with _served(config, "127.0.0.1") as url:
             assert url.startswith("http://127.0.0.1:") and not url.endswith((":0", f":{taken.getsockname()[1]}"))
             async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
-                assert (resp.status, await resp.json()) == (200, {"ok": True})
+                assert (resp.status, await resp.json()) == (200, {"ok": True, "store": "ok"})
 
 
 async def test_serve_empty_host_listens_everywhere(tmp_path: Path) -> None:
