@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,7 +29,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.sync import SECRET, VENUE, Box, pct  # noqa: E402
+from bench.sync import VENUE, Box, pct  # noqa: E402
+from bench.sync import Hub as SyncHub  # noqa: E402
 from djamms_edge.hub.store.base import Song, VenuePrice  # noqa: E402
 from djamms_edge.hub.store.sqlite import SqliteStore  # noqa: E402
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe  # noqa: E402
@@ -42,49 +40,25 @@ SONGS = 200  # a venue's requestable list; the page shows the first 50 and searc
 THROTTLE = {"offline": False, "latency": 150, "downloadThroughput": 1_600_000 / 8, "uploadThroughput": 750_000 / 8}
 
 
-class Hub:
-    def __init__(self, workdir: Path, stripe: FakeStripe) -> None:
-        self.workdir = workdir
-        self.stripe = stripe
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db = workdir / "hub.db"
-        self.proc: asyncio.subprocess.Process | None = None
+class Hub(SyncHub):
+    """bench/sync.py's hub child process, with a venue of requestable songs and Stripe (the fake) configured."""
 
-    async def start(self) -> None:
-        store = SqliteStore(self.db)
-        await store.open()
-        now = int(time.time() * 1000)
+    def __init__(self, workdir: Path, stripe: FakeStripe) -> None:
+        super().__init__(workdir, stale_after_s=20.0)
+        self.stripe = stripe
+        self.db = workdir / "hub.db"
+
+    async def seed(self, store: SqliteStore, now: int) -> None:
         await store.create_venue(VENUE, "The Bench Arms", now)
         playlist = await store.create_playlist(VENUE, "requests", now)
         for n in range(SONGS):
             await store.add_track(playlist.playlist_id, Song(f"song{n:07d}", f"Song number {n}", f"Band {n}", 200.0),
                                   now)
         await store.update_playlist(VENUE, playlist.playlist_id, None, True)
-        await store.close()
-        config = self.workdir / "hub.toml"
-        config.write_text(
-            f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\npublic_url = "{self.url}"\n'
-            f'[hub.store]\nurl = "sqlite:///{self.db}"\n'
-            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
-            f'[hub.payments]\nprovider = "stripe"\nstripe_secret_key = "{API_KEY}"\n'
-            f'stripe_webhook_secret = "{WEBHOOK_SECRET}"\nstripe_api_base = "{self.stripe.url}"\n'
-        )
-        self.proc = await asyncio.create_subprocess_exec(
-            str(REPO / ".venv/bin/djamms-hub"), "serve", "--config", str(config), "--host", "127.0.0.1",
-            "--port", str(self.port), start_new_session=True)
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError("hub did not start")
+
+    def extra_config(self) -> str:
+        return (f'[hub.payments]\nprovider = "stripe"\nstripe_secret_key = "{API_KEY}"\n'
+                f'stripe_webhook_secret = "{WEBHOOK_SECRET}"\nstripe_api_base = "{self.stripe.url}"\n')
 
     async def set_price(self, price: VenuePrice) -> None:
         """Through the store file (the hub reads the price per request; SQLite serialises the writers)."""
@@ -94,16 +68,6 @@ class Hub:
             await store.set_venue_price(VENUE, price, int(time.time() * 1000))
         finally:
             await store.close()
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
 
 
 async def in_replica(box: Box, video: str) -> None:
@@ -205,7 +169,7 @@ async def main() -> None:
             hub = Hub(Path(tmp), stripe)
             await hub.start()
             stripe.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
-            box = Box(hub, "bench-box", Path(tmp))  # type: ignore[arg-type]
+            box = Box(hub, "bench-box", Path(tmp))
             try:
                 await box.start()
                 await asyncio.wait_for(box.sync.feed_ready.wait(), 10)

@@ -57,23 +57,27 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
-        db = self.workdir / "hub.db"
-        store = SqliteStore(db)
-        await store.open()
-        now = int(time.time() * 1000)
+    async def seed(self, store: SqliteStore, now: int) -> None:
         await store.create_venue(VENUE, "Bench venue", now)
         playlist = await store.create_playlist(VENUE, "house", now)
         for n in range(20):
             await store.add_track(playlist.playlist_id, Song(f"house{n:06d}", f"House {n}", f"DJ {n}", 200.0), now)
         await store.activate_playlist(VENUE, playlist.playlist_id, now)
+
+    def extra_config(self) -> str:
+        return f"[hub.registry]\nstale_after_s = {self.stale}\n"
+
+    async def start(self) -> None:
+        db = self.workdir / "hub.db"
+        store = SqliteStore(db)
+        await store.open()
+        await self.seed(store, int(time.time() * 1000))
         await store.close()
         config = self.workdir / "hub.toml"
         config.write_text(
-            f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n'
+            f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\npublic_url = "{self.url}"\n'
             f'[hub.store]\nurl = "sqlite:///{db}"\n'
-            f"[hub.registry]\nstale_after_s = {self.stale}\n"
-            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
+            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n" + self.extra_config()
         )
         self.proc = await asyncio.create_subprocess_exec(
             str(REPO / ".venv/bin/djamms-hub"),
