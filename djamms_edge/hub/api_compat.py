@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from djamms_edge import __version__
 from djamms_edge.hub.auth import Principal
 from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
@@ -89,6 +91,30 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
+class Executions:
+    """Executions answered by this process, for ``GET .../executions/{id}``: the newest ``size``, for ``ttl_s``.
+
+    In memory: an execution is fetched by the client that made it, moments later, from the same hub.
+    (Behind several hub instances a GET may reach another one and get Appwrite's 404.)"""
+
+    def __init__(self, size: int = 10_000, ttl_s: float = 3600.0) -> None:
+        self.size, self.ttl_s = size, ttl_s
+        self._kept: OrderedDict[tuple[str, str], tuple[float, Json]] = OrderedDict()
+
+    def keep(self, execution: Json, now: float) -> None:
+        self._kept[(execution["functionId"], execution["$id"])] = (now + self.ttl_s, execution)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+    def get(self, function_id: str, execution_id: str, now: float) -> Json | None:
+        kept = self._kept.get((function_id, execution_id))
+        return kept[1] if kept is not None and kept[0] > now else None
+
+
+EXECUTIONS = web.AppKey("executions", Executions)
+DEPLOYMENT_ID = f"djamms-hub-{__version__}"
+
+
 def _execution(function_id: str, status: str, code: int, body: Json, started: float, error: str = "") -> Json:
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
@@ -96,7 +122,10 @@ def _execution(function_id: str, status: str, code: int, body: Json, started: fl
         "$createdAt": now,
         "$updatedAt": now,
         "$permissions": [],
-        "functionId": function_id,
+        "functionId": function_id,  # older SDKs; newer ones read resourceId/resourceType
+        "resourceId": function_id,
+        "resourceType": "functions",
+        "deploymentId": DEPLOYMENT_ID,
         "trigger": "http",
         "status": status,
         "requestMethod": "POST",
@@ -108,31 +137,61 @@ def _execution(function_id: str, status: str, code: int, body: Json, started: fl
         "logs": "",
         "errors": error,
         "duration": round(time.perf_counter() - started, 6),
+        "scheduledAt": None,
     }
+
+
+def _function(function_id: str) -> Function:
+    function = FUNCTIONS.get(function_id)
+    if function is None:
+        raise ApiError(404, f"Function with the requested ID {function_id!r} could not be found (known: "
+                       f"{', '.join(sorted(FUNCTIONS))})", extra={"type": "function_not_found"})
+    return function
+
+
+def _principal(request: web.Request) -> Principal | None:
+    """The bearer token, or Appwrite's ``X-Appwrite-JWT`` (what its SDKs send after ``set_jwt``)."""
+    jwt = request.headers.get("X-Appwrite-JWT")
+    if jwt is not None and "Authorization" not in request.headers:
+        return request.app[SERVICE].tokens.verify(jwt.strip())
+    return principal_of(request)
 
 
 @routes.post("/v1/functions/{functionId}/executions")
 async def execute(request: web.Request) -> web.Response:
     started = time.perf_counter()
     function_id = request.match_info["functionId"]
-    function = FUNCTIONS.get(function_id)
-    if function is None:
-        raise ApiError(404, f"unknown function (known: {', '.join(sorted(FUNCTIONS))})", "functionId")
+    function = _function(function_id)
     envelope = await read_json(request)
     raw: Any = envelope.get("body", "{}")
     if not isinstance(raw, str):
         raise ApiError(400, "must be a string holding JSON", "body")
-    call = Call(request.app[SERVICE], principal_of(request), client_address(request),
-                Fields(parse_json_object(raw or "{}", "body")))
+    body = Fields(parse_json_object(raw or "{}", "body"))
+    service = request.app[SERVICE]
     try:
+        # Inside: a bad token fails the execution like a missing one does (the function refuses it).
+        call = Call(service, _principal(request), client_address(request), body)
         reply = await function(call)
     except (ApiError, StoreError) as exc:
         # The reference threw here: the execution "failed", its response carries the error text.
         error = exc if isinstance(exc, ApiError) else api_error_for(exc)
-        body: Json = {"success": False, "error": error.message}
+        failed: Json = {"success": False, "error": error.message}
         if error.field is not None:
-            body["field"] = error.field
-        return web.json_response(_execution(function_id, "failed", error.status, body, started, error.message),
-                                 status=201)
-    # The reference's functions answered in-band ({"success": false, ...}) with a 200.
-    return web.json_response(_execution(function_id, "completed", 200, reply.body, started), status=201)
+            failed["field"] = error.field
+        execution = _execution(function_id, "failed", error.status, failed, started, error.message)
+    else:
+        # The reference's functions answered in-band ({"success": false, ...}) with a 200.
+        execution = _execution(function_id, "completed", 200, reply.body, started)
+    request.app[EXECUTIONS].keep(execution, service.clock())
+    return web.json_response(execution, status=201)
+
+
+@routes.get("/v1/functions/{functionId}/executions/{executionId}")
+async def get_execution(request: web.Request) -> web.Response:
+    function_id, execution_id = request.match_info["functionId"], request.match_info["executionId"]
+    _function(function_id)
+    execution = request.app[EXECUTIONS].get(function_id, execution_id, request.app[SERVICE].clock())
+    if execution is None:
+        raise ApiError(404, f"Execution with the requested ID {execution_id!r} could not be found",
+                       extra={"type": "execution_not_found"})
+    return web.json_response(execution)

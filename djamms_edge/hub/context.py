@@ -58,32 +58,57 @@ def error_response(exc: ApiError) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Client mistakes become 4xx JSON naming the field; anything unexpected is logged and a bare 500."""
+    """Client mistakes become 4xx JSON naming the field; anything unexpected is logged and a bare 500.
+
+    Under ``/v1/`` (the reference's Appwrite endpoint) every error has Appwrite's shape instead
+    (``appwrite_error``), so Appwrite's SDKs raise their exception rather than crash on a missing key."""
+    headers: dict[str, str] = {}
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc)
+        error = exc
     except StoreError as exc:
-        return error_response(api_error_for(exc))
+        error = api_error_for(exc)
     except StoreUnavailable:  # the database is down or restarting (the store logs it once): retry later
-        return web.json_response({"error": "store unavailable, try again shortly", "field": None}, status=503,
-                                 headers={"Retry-After": "5"})
+        error, headers = ApiError(503, "store unavailable, try again shortly"), {"Retry-After": "5"}
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        field = "body" if exc.status == 413 else None
         # aiohttp's own text says what was wrong ("Maximum request body size ... exceeded"), unless it is
         # just the default "404: Not Found".
         text = (exc.text or "").strip()
         message = exc.reason if not text or text.startswith(f"{exc.status}:") else text
-        return web.json_response({"error": message, "field": field}, status=exc.status, headers=_allow(exc))
+        error, headers = ApiError(exc.status, message, "body" if exc.status == 413 else None), _allow(exc)
     except ConnectionResetError:
         # The client went away mid-request (an edge restarting while its feed socket opens): nobody to answer.
         log.debug("client left during %s %s", request.method, request.path)
         raise
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
-        return web.json_response({"error": "internal error", "field": None}, status=500)
+        error = ApiError(500, "internal error")
+    response = appwrite_error(error) if request.path.startswith("/v1/") else error_response(error)
+    response.headers.update(headers)
+    return response
+
+
+# Appwrite's error types for the statuses the compat endpoint answers (its SDKs show ``type``).
+APPWRITE_TYPES = {400: "general_argument_invalid", 401: "user_unauthorized", 403: "user_unauthorized",
+                  404: "general_route_not_found", 405: "general_not_implemented", 408: "general_argument_invalid",
+                  413: "general_argument_invalid", 429: "general_rate_limit_exceeded", 500: "general_unknown",
+                  503: "general_server_error"}
+APPWRITE_VERSION = "1.7.4"  # the server version the reference's SDKs were written against
+
+
+def appwrite_error(exc: ApiError) -> web.Response:
+    """``{"message", "code", "type", "version"}``: an HTTP-level error as Appwrite's server answers it
+    (``type`` from ``exc.extra["type"]``, else by status)."""
+    message = exc.message if exc.field is None else f"{exc.field}: {exc.message}"
+    kind = exc.extra.get("type") or APPWRITE_TYPES.get(exc.status, "general_unknown")
+    body = {"message": message, "code": exc.status, "type": kind, "version": APPWRITE_VERSION}
+    response = web.json_response(body, status=exc.status)
+    if exc.status == 408:
+        response.force_close()
+    return response
 
 
 def _allow(exc: web.HTTPException) -> dict[str, str]:

@@ -138,6 +138,9 @@ PATHS: Json = {
         "reference compatibility: magic-link, player-registry, processRequest, addSongToPlaylist "
         "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",
         auth=False, body=_obj(body=_S), ok="201")},
+    "/v1/functions/{functionId}/executions/{executionId}": {"get": _op(
+        "reference compatibility: an execution this hub answered in the last hour, or Appwrite's 404",
+        auth=False)},
     V + "/requests/{requestId}/over-limit": {"post": _op(
         "master: the fetched track's measured (trimmed) length is over the limit; the pending request becomes "
         "refund_due and leaves the queue, once (epoch-fenced; 422 when within the limit)",
