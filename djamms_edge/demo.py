@@ -258,6 +258,8 @@ async def put_demo_playlist(session: aiohttp.ClientSession, plan: DemoPlan, staf
         }
         await _call(session, "POST", f"{venue}/playlists/{playlist['playlistId']}/tracks", staff_token, {"song": song})
     await _call(session, "PUT", f"{venue}/active-playlist", staff_token, {"playlistId": playlist["playlistId"]})
+    # Patrons may request these songs from the patron page (free at the demo venue: no provider configured).
+    await _call(session, "PATCH", f"{venue}/playlists/{playlist['playlistId']}", staff_token, {"requestable": True})
 
 
 async def make_paid_request(session: aiohttp.ClientSession, plan: DemoPlan) -> None:
@@ -305,6 +307,8 @@ async def run_demo(plan: DemoPlan, stop: asyncio.Event, play_seconds: float = 0.
             f"\n  DJAMMS demo is running ({'audio' if plan.audio_output != 'null' else 'no audio device: ao=null'}"
             f", {'video window' if plan.video else 'no screen: audio only'})\n"
             f"  status page : {plan.status_url}   (controls token: {admin_token})\n"
+            f"  patron page : {plan.hub_url}/v/{VENUE_ID}   (request a song from a phone; poster with QR code:"
+            f" {plan.hub_url}/v/{VENUE_ID}/poster)\n"
             f"  hub queue   : {plan.hub_url}/api/v1/venues/{VENUE_ID}/queue\n"
             f"  hub API     : {plan.hub_url}/api/v1/openapi.json\n"
             f"  Ctrl-C stops everything.\n",

@@ -54,11 +54,20 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def patron_page(hub_port: int) -> str | None:
+    try:
+        url = f"http://127.0.0.1:{hub_port}/v/demo-venue"
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 -- loopback
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
 def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path) -> None:
-    status_port = free_port()
+    status_port, hub_port = free_port(), free_port()
     argv = [
         sys.executable, "-m", "djamms_edge.demo", "--no-audio", "--no-video", "--seconds", str(DEMO_SECONDS),
-        "--dir", str(tmp_path / "demo"), "--hub-port", str(free_port()), "--status-port", str(status_port),
+        "--dir", str(tmp_path / "demo"), "--hub-port", str(hub_port), "--status-port", str(status_port),
         "--media-port", str(free_port()),
     ]
     demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -66,6 +75,7 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
     playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing
     first_played: float | None = None
     paid_seen = False
+    patron_page_lists_songs = False
     try:
         while time.monotonic() - started < STARTUP_SECONDS + DEMO_SECONDS and demo.poll() is None:
             snap = status(status_port)
@@ -76,11 +86,15 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
                     first_played = first_played or time.monotonic()
                 queued = [item["title"] for item in snap["priority_queue"]]
                 paid_seen |= PAID in queued or (now is not None and now["title"] == PAID)
-            if paid_seen and _advanced(playing):
+            page = patron_page(hub_port) if not patron_page_lists_songs else None
+            patron_page_lists_songs |= page is not None and all(f"Request {title} by" in page for title in TITLES
+                                                                if title != PAID)
+            if paid_seen and _advanced(playing) and patron_page_lists_songs:
                 break
             time.sleep(0.5)
         assert _advanced(playing), f"no demo track played: {playing[-5:]}"
         assert paid_seen, "the paid request never reached the priority queue"
+        assert patron_page_lists_songs, "the patron page never offered the demo's songs"
         output, _ = demo.communicate(timeout=DEMO_SECONDS + 30)  # stops by itself DEMO_SECONDS after playing
         assert first_played is not None
         played_for = time.monotonic() - first_played  # --seconds counts from playback, not from the start
@@ -90,6 +104,7 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
     assert demo.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert f"patron page : http://127.0.0.1:{hub_port}/v/demo-venue".encode() in output
     assert processes_mentioning(str(tmp_path)) == []  # the hub and the edge stopped with it
 
 
