@@ -57,7 +57,7 @@ def processes_mentioning(text: str) -> list[int]:
 def patron_page(hub_port: int) -> str | None:
     try:
         url = f"http://127.0.0.1:{hub_port}/v/demo-venue"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 -- loopback
+        with urllib.request.urlopen(url, timeout=2) as response:
             return str(response.read().decode())
     except OSError:
         return None

@@ -226,3 +226,29 @@ async def test_stripe_secrets_have_no_default() -> None:
     assert any("stripe_secret_key" in p for p in problems)
     assert any("stripe_webhook_secret" in p for p in problems)
     assert WEBHOOK_SECRET not in repr(PaymentsConfig())
+
+
+async def test_a_paid_request_refused_after_acceptance_is_refunded(paying: Paying) -> None:
+    """The box measures the track over the limit (the hub's one refusal transition): the paid request leaves
+    the queue as refund_due, and the refund worker gives the money back."""
+    hub = paying.hub
+    request_id, session = await started(paying, BORN)
+    await paying.stripe.send(paying.stripe.pay(session))
+    device = hub.device("tavern", "box-1")
+    status, registered = await hub.call("POST", "/api/v1/venues/tavern/players/register", {"deviceId": "box-1"},
+                                        headers=device)
+    assert status == 200, registered
+    status, body = await hub.call("POST", f"/api/v1/venues/tavern/requests/{request_id}/over-limit",
+                                  {"deviceId": "box-1", "epoch": registered["epoch"], "duration": 400},
+                                  headers=device)
+    assert status == 200 and body["changed"] is True, body
+    assert await paying.queue() == []
+
+    async def refunded() -> bool:
+        return (await paying.status(request_id))["status"] == "refunded"
+
+    await wait_for(refunded)
+    intent = paying.stripe.sessions[session]["payment_intent"]
+    assert [r["amount"] for r in paying.stripe.refunds_of(intent)] == [PRICE]
+    mine = await paying.status(request_id)
+    assert mine["reason"].startswith("Song duration exceeds 5 minutes (measured 400 seconds)")
