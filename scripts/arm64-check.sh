@@ -77,6 +77,12 @@ if [ ! -e "$root/.djamms-build-deps-done" ]; then
         python3 python3-venv python3-dev gcc pkg-config libsystemd-dev ca-certificates
     touch "$root/.djamms-build-deps-done"
 fi
+# Certificate authorities added on the host (a company or sandbox proxy's) are trusted in the chroot too,
+# so pip reaches PyPI from there the way it does from here.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    in_root update-ca-certificates >/dev/null
+fi
 $prepare_only && { step "chroot ready"; exit 0; }
 
 # --- build the .deb in the chroot, from this work tree's tracked files ------------------------------

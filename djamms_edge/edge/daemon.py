@@ -24,6 +24,7 @@ from typing import Any
 
 from djamms_edge.config import Config
 from djamms_edge.edge.device import device_id
+from djamms_edge.edge.doctor import BoxDoctor
 from djamms_edge.edge.night_analysis import night_analyzer
 from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
@@ -106,6 +107,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         if link is not None or needs_cache([e.source for e in playlist]):
             cache = await stack.enter_async_context(open_media_cache(edge))
             resolver = CachedMediaResolver(cache, resolver, target_lufs=target, max_gain_db=max_gain)
+        # The doctor's probe opens the audio output and the screen: before the player holds them.
+        doctor = BoxDoctor(edge, on_change=lambda report: notifier.status(report.status_line()))
+        await doctor.examine_box(fetching=cache is not None)
         engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player, active=link is None)
         stack.push_async_callback(engine.close)
         await engine.start()
@@ -127,6 +131,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                     engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
                     lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
                     cache_cap_bytes=edge.cache.max_bytes, analysis=(lambda: night.progress) if night else None,
+                    problems=doctor.problems, hub_refusal=link.refusal if link else None,
                 ),
             )
         )
@@ -140,9 +145,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                                         slow_after_s=edge.cache.slow_fetch_seconds), "prefetch")
         if night is not None:
             tasks.start(night.run(), "night-analysis")
+        tasks.start(doctor.follow_hub(), "doctor")
         start_watchdog(tasks, notifier, health_check(tasks, engine.player))
 
-        notifier.ready("playing" if engine.status().now_playing or engine.status().upcoming else "idle")
+        playing = "playing" if engine.status().now_playing or engine.status().upcoming else "idle"
+        notifier.ready(f"{playing}; {doctor.report.status_line()}" if doctor.report.problems else playing)
         log.info("edge daemon running (state in %s)", edge.state_dir)
         await _first_of(stop.wait(), tasks.failed.wait(), *([link.sync.failed.wait()] if link else []))
         failure = tasks.failure or (link.sync.failure if link else None)

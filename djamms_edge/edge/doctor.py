@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ MIN_FREE_BYTES = 500_000_000  # room for a few music videos
 CLOCK_SKEW_LIMIT_S = 60.0  # beyond this, token times and TLS start to disagree with the hub
 EARLIEST_SANE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # a Pi without a clock battery boots in 1970
 TOKEN_EXPIRY_WARNING_S = 14 * 86400
+MAX_PROBLEMS, MAX_PROBLEM_CHARS = 20, 300  # what the hub's heartbeat takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,29 +275,80 @@ def _claims(token: str) -> dict[str, object] | None:
 # --- gathering (through the modules that own each outside thing) ---------------------------------------
 
 
-async def examine(edge: EdgeConfig, *, outputs: bool = True) -> Report:
-    """Run every check. ``outputs=False`` leaves out libmpv's audio/screen probe (the daemon's player is
-    already using them when it asks)."""
-    from djamms_edge.edge.media.fetcher import ytdlp_environment
+async def examine(edge: EdgeConfig) -> Report:
+    """Every check (``djamms-edge doctor``)."""
+    box, hub = await asyncio.gather(examine_box(edge), examine_hub(edge))
+    return Report(box + hub)
+
+
+async def examine_box(edge: EdgeConfig, *, fetching: bool = True) -> tuple[Finding, ...]:
+    """The checks of this box itself. ``fetching=False`` (a box playing only local files) leaves out yt-dlp's:
+    importing it costs such a box ~12 MB of memory for nothing. The audio and screen probe opens the outputs,
+    so the daemon runs this before its player holds them."""
     from djamms_edge.edge.media.ffmpeg import ffmpeg_version
+    from djamms_edge.edge.player.mpv_player import probe_outputs
 
+    findings: list[Finding] = []
+    if fetching:
+        from djamms_edge.edge.media.fetcher import ytdlp_environment
+
+        env = await asyncio.to_thread(ytdlp_environment, edge.fetch)
+        findings += [judge_js_runtime(env), judge_ejs(env),
+                     judge_ytdlp_age(env.version, env.location, dt.datetime.now(dt.UTC).date())]
+    findings.append(judge_ffmpeg(await ffmpeg_version()))
+    probe = await asyncio.to_thread(probe_outputs, edge.player)
+    findings += judge_outputs(probe, edge.player.ao, edge.player.video)
+    free, writable = await asyncio.to_thread(_cache_space, edge.cache_dir)
+    findings.append(judge_disk(edge.cache_dir, free, writable, cap=edge.cache.max_bytes))
+    return tuple(findings)
+
+
+async def examine_hub(edge: EdgeConfig) -> tuple[Finding, ...]:
+    """The hub, this box's token and the clock (compared with the hub's)."""
     now = time.time()
-    env, ffmpeg, answer = await asyncio.gather(
-        asyncio.to_thread(ytdlp_environment, edge.fetch), ffmpeg_version(), ask_hub(edge)
-    )
-    findings = [judge_js_runtime(env), judge_ejs(env), judge_ytdlp_age(env.version, env.location,
-                                                                         dt.datetime.now(dt.UTC).date())]
-    findings.append(judge_ffmpeg(ffmpeg))
-    if outputs:
-        from djamms_edge.edge.player.mpv_player import probe_outputs
-
-        probe = await asyncio.to_thread(probe_outputs, edge.player)
-        findings += judge_outputs(probe, edge.player.ao, edge.player.video)
-    findings.append(judge_disk(edge.cache_dir, *await asyncio.to_thread(_cache_space, edge.cache_dir),
-                               cap=edge.cache.max_bytes))
-    findings += judge_hub(edge, answer, now)
+    answer = await ask_hub(edge)
+    findings = judge_hub(edge, answer, now)
     findings.append(judge_clock(now, answer.who.server_time if answer and answer.who else None))
-    return Report(tuple(findings))
+    return tuple(findings)
+
+
+class BoxDoctor:
+    """The daemon's doctor: the box's checks once at start, the hub's at start and every ``hub_every_s``
+    (a hub that was down comes back; a token gets revoked). ``problems()`` is what the status page, systemd's
+    STATUS line and the hub heartbeat show."""
+
+    def __init__(self, edge: EdgeConfig, on_change: Callable[[Report], None], hub_every_s: float = 600.0) -> None:
+        self._edge = edge
+        self._on_change = on_change
+        self._hub_every_s = hub_every_s
+        self._box: tuple[Finding, ...] = ()
+        self._hub: tuple[Finding, ...] = ()
+        self.report = Report(())
+
+    def problems(self) -> list[str]:
+        return [problem[:MAX_PROBLEM_CHARS] for problem in self.report.problems[:MAX_PROBLEMS]]
+
+    async def examine_box(self, *, fetching: bool) -> None:
+        self._box = await examine_box(self._edge, fetching=fetching)
+        self._update()
+
+    async def follow_hub(self) -> None:
+        """Runs until cancelled; never raises (a doctor must not take the player down)."""
+        while True:
+            try:
+                self._hub = await examine_hub(self._edge)
+            except Exception:
+                log.exception("doctor: checking the hub failed")
+            self._update()
+            await asyncio.sleep(self._hub_every_s)
+
+    def _update(self) -> None:
+        previous, self.report = self.report, Report(self._box + self._hub)
+        if self.report.problems != previous.problems:
+            for finding in self.report.findings:
+                if not finding.ok and finding.problem not in previous.problems:
+                    log.log(logging.ERROR if finding.blocks_play else logging.WARNING, "doctor: %s", finding.problem)
+            self._on_change(self.report)
 
 
 async def ask_hub(edge: EdgeConfig) -> HubAnswer | None:

@@ -23,7 +23,7 @@ from djamms_edge.edge.config import EdgeConfig, EdgeHubLink
 from djamms_edge.edge.doctor import (
     Finding,
     Report,
-    examine,
+    examine_hub,
     judge_clock,
     judge_disk,
     judge_js_runtime,
@@ -84,7 +84,7 @@ def finding(report: Report, check: str) -> Finding:
 
 async def test_a_token_for_another_box_is_said_so_not_hub_unreachable(tmp_path: Path, live_hub: LiveHub) -> None:
     edge = box(tmp_path, live_hub, live_hub.token("box-a"), device="box-b")
-    report = await examine(edge, outputs=False)
+    report = Report(await examine_hub(edge))
     wrong = finding(report, "device id")
     assert not wrong.ok and wrong.blocks_play
     assert "the device token is for box 'box-a' but this box is 'box-b'" in wrong.problem
@@ -95,7 +95,7 @@ async def test_a_token_for_another_box_is_said_so_not_hub_unreachable(tmp_path: 
 
 async def test_a_token_the_hub_refuses_blocks_play(tmp_path: Path, live_hub: LiveHub) -> None:
     edge = box(tmp_path, live_hub, live_hub.token("box-b", secret="another-hubs-secret-0123456789abcdef"))
-    report = await examine(edge, outputs=False)
+    report = Report(await examine_hub(edge))
     hub = finding(report, "hub")
     assert not hub.ok and hub.blocks_play and "refuses this box's device token (401" in hub.problem
     assert finding(report, "clock").ok
@@ -104,7 +104,7 @@ async def test_a_token_the_hub_refuses_blocks_play(tmp_path: Path, live_hub: Liv
 async def test_an_unreachable_hub_is_a_warning_the_box_plays_offline(tmp_path: Path, live_hub: LiveHub) -> None:
     edge = box(tmp_path, live_hub, live_hub.token("box-b"))
     edge = replace(edge, hub=EdgeHubLink(url="http://127.0.0.1:9", device_token=edge.hub.device_token))
-    report = await examine(edge, outputs=False)
+    report = Report(await examine_hub(edge))
     hub = finding(report, "hub")
     assert not hub.ok and not hub.blocks_play and "does not answer" in hub.problem
     assert report.can_play

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,6 +121,8 @@ class DaemonStatusSource:
         cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
         cache_cap_bytes: int = 0,
         analysis: Callable[[], Progress] | None = None,
+        problems: Callable[[], Sequence[str]] | None = None,
+        hub_refusal: Callable[[], str | None] | None = None,
         preview: int = QUEUE_PREVIEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -133,6 +135,10 @@ class DaemonStatusSource:
         self._cache_cap = cache_cap_bytes
         self._analysis_progress = analysis
         self._analysis = analysis_of(analysis()) if analysis else None
+        self._problems_of = problems
+        self._problems: tuple[str, ...] = tuple(problems()) if problems else ()
+        self._hub_refusal = hub_refusal
+        self._refusal = hub_refusal() if hub_refusal else None
         self._preview = preview
         self._clock = clock
         self._changes = ChangeCounter()
@@ -168,6 +174,8 @@ class DaemonStatusSource:
         errors = self._errors
         if self._lease is None:
             detail = "no hub configured: playing the local playlist"
+        elif self._refusal is not None:
+            detail = f"the hub refuses this box: {self._refusal}"
         else:
             detail = "" if self._link.connected else "hub unreachable"
         return StatusSnapshot(
@@ -178,6 +186,7 @@ class DaemonStatusSource:
                 since=self._link_since,
                 detail=detail,
                 configured=self._lease is not None,
+                refused=self._lease is not None and self._refusal is not None,
             ),
             now_playing=now_playing_of(status, self._clock()),
             priority_queue=self._priority,
@@ -190,6 +199,7 @@ class DaemonStatusSource:
             venue_id=self._venue_id,
             device_id=self._device_id,
             software_version=__version__,
+            problems=self._problems,
         )
 
     async def wait_changed(self, after: int) -> int:
@@ -253,6 +263,11 @@ class DaemonStatusSource:
             analysis = analysis_of(self._analysis_progress()) if self._analysis_progress else None
             if analysis != self._analysis:
                 self._analysis = analysis
+                self._changes.bump()
+            problems = tuple(self._problems_of()) if self._problems_of else ()
+            refusal = self._hub_refusal() if self._hub_refusal else None
+            if (problems, refusal) != (self._problems, self._refusal):
+                self._problems, self._refusal = problems, refusal
                 self._changes.bump()
             await asyncio.sleep(LEASE_CHECK_S)
 

@@ -55,6 +55,7 @@ class HubLink:
     since: float  # unix seconds of the last change of ``connected``
     detail: str = ""  # e.g. the last error while disconnected
     configured: bool = True  # False: this box runs without a hub (local playlist)
+    refused: bool = False  # the hub answers but refuses this box (a token for another box or venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class StatusSnapshot:
     venue_id: str
     device_id: str
     software_version: str
+    problems: tuple[str, ...] = ()  # what `djamms-edge doctor` finds wrong, one sentence each with its fix
 
 
 class ControlRefused(Exception):

@@ -73,6 +73,9 @@ class EdgeSync:
         self._release_done = asyncio.Event()
         self._release_confirmed = False
         self.feed_ready = asyncio.Event()
+        # The hub answered the registry with a refusal (a token for another box or venue, a revoked token): not
+        # "unreachable", and said so on the status page. None once it accepts a request again.
+        self.refusal: str | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -152,14 +155,17 @@ class EdgeSync:
                 await asyncio.wait_for(self.api.release(), timeout)
                 result = L.Released()
                 self._release_confirmed = True
+            self.refusal = None
         except (HubUnavailable, TimeoutError) as exc:
             log.debug("lease %s: %s", request, exc)
             result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()
         except HubRefused as exc:
             # A wrong token or venue: nothing this box can fix by itself; keep trying slowly and say why.
-            if self.lease.hub_ok:
-                log.error("hub refused %s: %s (check edge.venue_id and the device token)", request, exc)
-            result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()
+            if self.refusal is None:
+                log.error("hub refused %s: %s (check edge.venue_id and the device token; djamms-edge doctor)",
+                          request, exc)
+            self.refusal = str(exc)
+            result = L.Refused(str(exc), self._rng()) if request is not L.Request.RELEASE else L.Released()
         self.handle(result)
         if request is L.Request.RELEASE:
             self._release_done.set()

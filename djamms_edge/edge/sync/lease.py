@@ -94,6 +94,15 @@ class Unreachable:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """The hub answered the request with a refusal (a token for another box or venue, a revoked token): it is
+    reachable, so this is never "unreachable", and a box starting up never resumes playing on it."""
+
+    reason: str
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
 class HubBack:
     """Something else (the change feed) reached the hub again: retry now instead of after backoff."""
 
@@ -137,6 +146,7 @@ Event = (
     | HeartbeatOk
     | HeartbeatLost
     | Unreachable
+    | Refused
     | HubBack
     | MasterChanged
     | LeaseReleased
@@ -242,6 +252,8 @@ def step(state: LeaseState, event: Event, now: float, timing: LeaseTiming) -> St
             return _lose(state, now, "the hub no longer lists this box as master", retry_at=now)
         case Unreachable():
             return _unreachable(state, event, now, timing)
+        case Refused():
+            return _refused(state, event, now, timing)
         case HubBack():
             if state.hub_ok or state.pending is not None:
                 return state, []
@@ -338,16 +350,31 @@ def _lose(state: LeaseState, now: float, reason: str, *, retry_at: float) -> Ste
     return replace(new, since=now), [Halt(reason), Note(f"lost the lease, stopped playing: {reason}")]
 
 
-def _unreachable(state: LeaseState, event: Unreachable, now: float, timing: LeaseTiming) -> Step:
+def _backing_off(state: LeaseState, jitter: float, now: float, timing: LeaseTiming) -> LeaseState:
+    """No usable answer: retry after a backoff that grows with each failure in a row."""
     failures = state.failures + 1
-    new = replace(
+    return replace(
         state,
         pending=None,
         hub_ok=False,
         failures=failures,
-        next_at=now + backoff(timing, failures, event.jitter),
+        next_at=now + backoff(timing, failures, jitter),
         unreachable_since=state.unreachable_since if state.unreachable_since is not None else now,
     )
+
+
+def _refused(state: LeaseState, event: Refused, now: float, timing: LeaseTiming) -> Step:
+    new, why = _backing_off(state, event.jitter, now, timing), f"the hub refuses this box ({event.reason})"
+    if state.role is Role.MASTER:
+        return replace(new, role=Role.MASTER_OFFLINE), [Note(f"{why}: keep playing as master (offline)")]
+    if state.role is Role.STARTING:
+        note = Note(f"{why}: standby until it accepts this box")
+        return replace(new, role=Role.STANDBY, since=now, resume_epoch=None), [*_starting_halt(state), note]
+    return new, [Note(why)] if state.hub_ok else []
+
+
+def _unreachable(state: LeaseState, event: Unreachable, now: float, timing: LeaseTiming) -> Step:
+    new = _backing_off(state, event.jitter, now, timing)
     first = state.hub_ok
     if state.role is Role.MASTER:
         return replace(new, role=Role.MASTER_OFFLINE), [Note("hub unreachable: keep playing as master (offline)")]
@@ -404,6 +431,6 @@ def _stopped(state: LeaseState, event: Event) -> Step:
     if isinstance(event, Granted):
         # A register answered after we decided to stop: give the lease straight back.
         return replace(state, pending=Request.RELEASE), [Send(Request.RELEASE, event.epoch)]
-    if isinstance(event, (Released, Unreachable, HeartbeatOk, HeartbeatLost, Conflict)):
+    if isinstance(event, (Released, Unreachable, Refused, HeartbeatOk, HeartbeatLost, Conflict)):
         return replace(state, pending=None), []
     return state, []

@@ -37,6 +37,10 @@ class HubLink:
         """For the status page: role, epoch, hub reachability."""
         return self.sync.lease
 
+    def refusal(self) -> str | None:
+        """For the status page: why the hub refused this box's registry requests (wrong token or venue), if it does."""
+        return self.sync.refusal
+
     def attach(self, engine: PlaybackEngine) -> None:
         self._engine = engine
 

@@ -45,6 +45,14 @@ async def test_page_shows_now_playing_and_follows_changes_without_reload(running
         running.source.update(hub=HubLink(connected=False, since=time.time() - 200, detail="timed out"))
         await expect(page.locator("#hub")).to_have_text("hub offline · 3 min")  # how long, for the person on call
         await expect(page.locator("#cache")).to_have_text("1.5 GB of 8.0 GB, 120 files")
+        await expect(page.locator("#problems-box")).to_be_hidden()  # a healthy box shows no problems section
+        problem = ("the device token is for box 'box-a' but this box is 'box-1', so the hub refuses it: issue a "
+                   "token for this box with `djamms-hub device-token --venue venue-1 --device box-1`.")
+        running.source.update(problems=(problem,), hub=HubLink(connected=False, since=time.time(), refused=True,
+                                                                detail=f"the hub refuses this box: {problem}"))
+        await expect(page.locator("#problems li")).to_have_text([problem])
+        await expect(page.locator("#problems-box")).to_be_visible()
+        await expect(page.locator("#hub")).to_have_text("hub refuses this box")  # not "offline": a token problem
         running.source.update(cache=None)
         await expect(page.locator("#cache")).to_have_text("not in use")
 
@@ -56,7 +64,8 @@ async def test_page_shows_now_playing_and_follows_changes_without_reload(running
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         await page.screenshot(path=str(screenshot_path("status-page-desktop.png")), full_page=True)
 
-        running.source.update(now_playing=None)
+        running.source.update(now_playing=None, problems=())
+        await expect(page.locator("#problems-box")).to_be_hidden()
         await expect(page.locator("#idle")).to_be_visible()
         await expect(page.locator("#track")).to_be_hidden()
 

@@ -65,11 +65,12 @@ def _env() -> dict[str, str]:
 class Proc:
     """A child in its own process group, its output in a log file."""
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                argv, cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=REPO, env={**_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def signal(self, sig: int) -> None:
@@ -228,10 +229,12 @@ class World:
         assert self.hub is not None
         self.hub.stop()
 
-    def start_box(self, name: str, hub_url: str | None = None, extra_config: str = "") -> Proc:
+    def start_box(self, name: str, hub_url: str | None = None, extra_config: str = "", *,
+                  token_for: str | None = None, env: dict[str, str] | None = None) -> Proc:
+        """``token_for``: the device the box's token names (default: the box itself)."""
         state = self.tmp / name
         config = self.tmp / f"{name}.toml"
-        token = issue_device_token(SECRET, VENUE, name, time.time(), 3600)
+        token = issue_device_token(SECRET, VENUE, token_for or name, time.time(), 365 * 86400)
         config.write_text(
             f"""
 [edge]
@@ -257,7 +260,8 @@ poll_interval_s = 1.0
             + extra_config
         )
         box = Proc(
-            [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], self.tmp / f"{name}.log"
+            [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], self.tmp / f"{name}.log",
+            env,
         )
         self.boxes[name] = box
         return box

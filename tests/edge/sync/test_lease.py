@@ -30,6 +30,7 @@ from djamms_edge.edge.sync.lease import (
     MasterChanged,
     Note,
     Play,
+    Refused,
     Released,
     Request,
     Role,
@@ -124,6 +125,14 @@ ROWS = [
         [Play(5)],
         NOW + 0.5,
         5,
+    ),
+    Row(
+        "refused at start (a token for another box) after having been master -> standby, never resumes",
+        starting(resume_epoch=5, seen_epoch=5),
+        Refused("403 deviceId: this device token is for device 'box-b'", 0.0),
+        Role.STANDBY,
+        [Halt("standby at start")],
+        NOW + 0.5,
     ),
     Row(
         "granted an epoch older than one already seen -> not master",

@@ -52,6 +52,7 @@ function positionNow(np) {
 
 function showHub(hub) {
   if (!hub.configured) badge($("hub"), "no hub", "");
+  else if (hub.refused) badge($("hub"), "hub refuses this box", "off");  // a token problem, not the network
   else if (hub.connected) badge($("hub"), "hub online", "on");
   else badge($("hub"), ["hub offline", lasted(boxNow() - hub.since)].filter(Boolean).join(" · "), "off");
 }
@@ -111,6 +112,9 @@ function render(s) {
   $("analysis").textContent = a ? `${a.done} / ${a.total}${a.running ? " (running)" : ""}` : "not in use";
   $("device").textContent = s.device_id;
   $("version").textContent = s.software_version;
+  const problems = s.problems || [];
+  $("problems-box").hidden = problems.length === 0;
+  fillList($("problems"), problems, (li, problem) => { li.textContent = problem; });
   $("errors-total").textContent = `(${s.errors_total} since start)`;
   fillList($("errors"), s.recent_errors, (li, e) => {
     const at = document.createElement("time");
