@@ -170,6 +170,39 @@ class CuttableProxy:
         self.server.close()
 
 
+def start_edge(tmp: Path, venue: str, name: str, hub_url: str, token: str, extra_config: str = "",
+               env: dict[str, str] | None = None) -> Proc:
+    """``djamms-edge run`` for box ``name`` (no screen, no sound, short sync intervals), logging to tmp/NAME.log."""
+    state = tmp / name
+    config = tmp / f"{name}.toml"
+    config.write_text(
+        f"""
+[edge]
+venue_id = "{venue}"
+device_id = "{name}"
+state_dir = "{state}"
+cache_dir = "{state / "cache"}"
+[edge.hub]
+url = "{hub_url}"
+device_token = "{token}"
+[edge.player]
+video = false
+ao = "null"
+[edge.status]
+port = 0
+[edge.sync]
+heartbeat_interval_s = {HEARTBEAT_S}
+retry_min_s = 0.2
+retry_max_s = 1.0
+request_timeout_s = 1.0
+poll_interval_s = 1.0
+"""
+        + extra_config
+    )
+    return Proc([sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], tmp / f"{name}.log",
+                env)
+
+
 class World:
     def __init__(self, tmp_path: Path, tracks: list[Path]) -> None:
         self.tmp = tmp_path
@@ -232,37 +265,8 @@ class World:
     def start_box(self, name: str, hub_url: str | None = None, extra_config: str = "", *,
                   token_for: str | None = None, env: dict[str, str] | None = None) -> Proc:
         """``token_for``: the device the box's token names (default: the box itself)."""
-        state = self.tmp / name
-        config = self.tmp / f"{name}.toml"
         token = issue_device_token(SECRET, VENUE, token_for or name, time.time(), 365 * 86400)
-        config.write_text(
-            f"""
-[edge]
-venue_id = "{VENUE}"
-device_id = "{name}"
-state_dir = "{state}"
-cache_dir = "{state / "cache"}"
-[edge.hub]
-url = "{hub_url or self.url}"
-device_token = "{token}"
-[edge.player]
-video = false
-ao = "null"
-[edge.status]
-port = 0
-[edge.sync]
-heartbeat_interval_s = {HEARTBEAT_S}
-retry_min_s = 0.2
-retry_max_s = 1.0
-request_timeout_s = 1.0
-poll_interval_s = 1.0
-"""
-            + extra_config
-        )
-        box = Proc(
-            [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], self.tmp / f"{name}.log",
-            env,
-        )
+        box = start_edge(self.tmp, VENUE, name, hub_url or self.url, token, extra_config, env)
         self.boxes[name] = box
         return box
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.hub.auth import issue_device_token
 from tests.browser import PageWatch, check_layout, chromium_page, save_screenshot
 from tests.edge.media.http_server import MediaServer
-from tests.edge.sync.test_daemons import Proc
+from tests.edge.sync.test_daemons import Proc, start_edge
 from tests.hub.conftest import SECRET
 from tests.hub.payments.conftest import PRICE, Paying, PayingFactory
 
@@ -49,33 +48,6 @@ async def media(tmp_path: Path) -> AsyncIterator[tuple[MediaServer, list[dict[st
         await server.close()
 
 
-def start_edge(tmp_path: Path, hub_url: str) -> Proc:
-    state = tmp_path / "box"
-    config = tmp_path / "box.toml"
-    token = issue_device_token(SECRET, "tavern", "box-1", time.time(), 3600)
-    config.write_text(f"""
-[edge]
-venue_id = "tavern"
-device_id = "box-1"
-state_dir = "{state}"
-cache_dir = "{state / "cache"}"
-[edge.hub]
-url = "{hub_url}"
-device_token = "{token}"
-[edge.player]
-video = false
-ao = "null"
-[edge.status]
-port = 0
-[edge.sync]
-heartbeat_interval_s = 0.5
-retry_min_s = 0.2
-retry_max_s = 1.0
-poll_interval_s = 1.0
-""")
-    return Proc([sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)], tmp_path / "box.log")
-
-
 async def until(check: Any, within_s: float, what: str, log: Path) -> Any:
     deadline = time.monotonic() + within_s
     while not (result := await check()):
@@ -89,7 +61,8 @@ async def test_a_patron_requests_pays_and_watches_the_song_play(
         start_paying: PayingFactory, media: tuple[MediaServer, list[dict[str, Any]]], tmp_path: Path) -> None:
     _, songs = media
     async with start_paying(songs=songs, active=True) as p:
-        box = start_edge(tmp_path, p.hub.url)
+        token = issue_device_token(SECRET, "tavern", "box-1", time.time(), 3600)
+        box = start_edge(tmp_path, "tavern", "box-1", p.hub.url, token)
         try:
             async def playing() -> bool:
                 status, queue = await p.hub.call("GET", "/api/v1/venues/tavern/queue")
