@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from djamms_edge.hub.store.base import (
 
 log = logging.getLogger(__name__)
 REFUND_BATCH = 20
+UNPAID_KEPT_MS = 86_400_000  # an unpaid checkout is kept a day past its expiry (a late webhook still finds it)
+UNPAID_SWEEP_S = 3600.0
 RulesFor = Callable[[str, Song], Awaitable[RequestRules]]  # a venue's rules for a song (HubService.rules_for)
 
 
@@ -234,12 +237,23 @@ class PaymentFlow:
         await self.store.record_refund(payment.request_id, "failed", None, reason[:500], now_ms + round(wait_s * 1000),
                                        now_ms)
 
+    async def drop_unpaid(self) -> int:
+        """Forget checkouts nobody paid (abandoned on the provider's page), once they can no longer be paid."""
+        dropped = await self.store.drop_unpaid(self.now_ms() - self.config.checkout_ttl_s * 1000 - UNPAID_KEPT_MS)
+        if dropped:
+            log.info("forgot %d unpaid checkouts", dropped)
+        return dropped
+
     async def run_refunds(self) -> None:
         """The refund worker (owned by the app's TaskOwner): a round every refund_interval_s, or at once
         when a paid request was just refused."""
+        swept_at = 0.0
         while True:
             try:
                 await self.refund_round()
+                if time.monotonic() - swept_at >= UNPAID_SWEEP_S:
+                    swept_at = time.monotonic()
+                    await self.drop_unpaid()
             except Exception:
                 # The store or the provider is down: everything due stays due for the next round.
                 log.exception("refund round failed; retrying in %.0f s", self.config.refund_interval_s)

@@ -589,6 +589,10 @@ class PaymentStore(Protocol):
 
     async def get_request(self, request_id: str) -> RequestRecord | None: ...
 
+    async def drop_unpaid(self, before_ms: int) -> int:
+        """Forget checkouts created before ``before_ms`` that were never paid; returns how many."""
+        ...
+
 
 # --- the interface -------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ REFUNDS = (
     " ORDER BY p.created_at_ms DESC LIMIT ?"
 )
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = ?"
+DROP_UNPAID = "DELETE FROM payments WHERE status = 'awaiting_payment' AND created_at_ms < ?"
 
 
 def payments_for(count: int) -> str:

@@ -93,6 +93,10 @@ class PgPayments:
     async def refunds(self, venue_id: str, limit: int) -> list[Payment]:
         return [q.payment_of(r) for r in await self._rows(q.REFUNDS, venue_id, limit)]
 
+    async def drop_unpaid(self, before_ms: int) -> int:
+        status = await self._execute(q.DROP_UNPAID, before_ms)  # "DELETE <count>"
+        return int(status.rsplit(" ", 1)[1])
+
     async def get_request(self, request_id: str) -> RequestRecord | None:
         row = await self._row(q.GET_REQUEST, request_id)
         return None if row is None else request_of(row)

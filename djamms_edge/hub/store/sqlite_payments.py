@@ -87,6 +87,9 @@ class SqlitePayments:
         rows = await self._read(lambda conn: conn.execute(q.REFUNDS, (venue_id, limit)).fetchall())
         return [q.payment_of(r) for r in rows]
 
+    async def drop_unpaid(self, before_ms: int) -> int:
+        return int(await self._write(lambda conn: conn.execute(q.DROP_UNPAID, (before_ms,)).rowcount))
+
     async def get_request(self, request_id: str) -> RequestRecord | None:
         row = await self._read(lambda conn: conn.execute(q.GET_REQUEST, (request_id,)).fetchone())
         return None if row is None else request_of(row)

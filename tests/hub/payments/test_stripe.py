@@ -252,3 +252,14 @@ async def test_a_paid_request_refused_after_acceptance_is_refunded(paying: Payin
     assert [r["amount"] for r in paying.stripe.refunds_of(intent)] == [PRICE]
     mine = await paying.status(request_id)
     assert mine["reason"].startswith("Song duration exceeds 5 minutes (measured 400 seconds)")
+
+
+async def test_unpaid_checkouts_are_forgotten(paying: Paying) -> None:
+    """An abandoned checkout leaves no row behind for ever (the refund worker sweeps them a day after expiry)."""
+    unpaid, _ = await started(paying, DANCING)
+    paid, session = await started(paying, BORN)
+    await paying.stripe.send(paying.stripe.pay(session))
+    assert await paying.hub.store.drop_unpaid(int(paying.hub.clock() * 1000) + 1) == 1
+    assert await paying.hub.store.get_payment(unpaid) is None
+    assert (await paying.hub.call("GET", f"/api/v1/venues/tavern/requests/{unpaid}/status"))[0] == 404
+    assert (await paying.status(paid))["status"] == "pending"  # paid ones stay
