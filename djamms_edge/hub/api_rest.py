@@ -407,6 +407,7 @@ async def report_analysis(request: web.Request) -> web.Response:
         _offset(f, "realStartOffset"), _offset(f, "realEndOffset"),
         f.number("loudness", required=False, low=-100.0, high=20.0),
         who.subject if who is not None else "",
+        who.venue_id if who is not None and who.role == "device" else None,
     )
     return web.json_response(await request.app[SERVICE].report_analysis(who, analysis))
 

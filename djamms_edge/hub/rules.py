@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 from djamms_edge.hub.identity import artist_key
-from djamms_edge.hub.store.base import MarkKind, MasterInfo, Offsets, RequestRules, Song, VenueRules
+from djamms_edge.hub.store.base import Analysis, MarkKind, MasterInfo, Offsets, RequestRules, Song, VenueRules
 
 T = TypeVar("T")
 NOT_PLAYED_HERE = "This song is not played at this venue"
@@ -111,3 +111,18 @@ def moved(items: Sequence[T], index: int, to: int) -> list[T]:
     rest = [x for i, x in enumerate(items) if i != index]
     at = max(0, min(to, len(rest)))
     return [*rest[:at], items[index], *rest[at:]]
+
+
+# How far two boxes' measurements of one video may differ and still count as the same (seconds).
+AGREE_DURATION_S = 1.0
+AGREE_OFFSET_S = 0.5
+
+
+def analyses_agree(a: Analysis, b: Analysis) -> bool:
+    """Two venues' boxes measured the same track alike: then, and only then, it becomes what every venue sees.
+
+    One venue's box (or a copy of its token) cannot change what other venues play on its own say."""
+    pairs = ((a.duration, b.duration, AGREE_DURATION_S), (a.real_start_offset, b.real_start_offset, AGREE_OFFSET_S),
+             (a.real_end_offset, b.real_end_offset, AGREE_OFFSET_S))
+    return all((x is None and y is None) or (x is not None and y is not None and abs(x - y) <= limit)
+               for x, y, limit in pairs)

@@ -170,21 +170,25 @@ async def test_public_queue_hides_requesters_and_estimates_start_times(hub: Hub)
     assert starts[2] - starts[1] == 60_000
 
 
-async def test_catalog_is_shared_and_override_wins(hub: Hub) -> None:
-    venue_a, venue_b = await hub.venue(), await hub.venue()
+async def test_catalog_is_shared_when_two_venues_agree_and_override_wins(hub: Hub) -> None:
+    venue_a, venue_b, venue_c = await hub.venue(), await hub.venue(), await hub.venue()
     video = {"videoId": "bbbbbbbbbb1"}
-    status, _ = await hub.call("POST", "/api/v1/catalog/analysis",
-                               {**video, "duration": 240, "realStartOffset": 0.4, "realEndOffset": 231.5,
-                                "loudness": -13.2}, hub.device(venue_a, "box-a"))
-    assert status == 200
-    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1", headers=hub.device(venue_b, "box-z"))
-    [track] = seen["tracks"]
-    assert (track["realEndOffset"], track["loudness"], track["source"]) == (231.5, -13.2, "analysis")
+    measured = {**video, "duration": 240, "realStartOffset": 0.4, "realEndOffset": 231.5, "loudness": -13.2}
+    status, own = await hub.call("POST", "/api/v1/catalog/analysis", measured, hub.device(venue_a, "box-a"))
+    assert status == 200 and (own["realEndOffset"], own["source"]) == (231.5, "analysis")  # venue A's own
+    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1", headers=hub.device(venue_c, "box-z"))
+    assert seen["tracks"][0]["realEndOffset"] is None  # one venue's say is not what others see ...
+    await hub.call("POST", "/api/v1/catalog/analysis", {**measured, "realEndOffset": 231.8},
+                   hub.device(venue_b, "box-b"))
+    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1", headers=hub.device(venue_c, "box-z"))
+    [track] = seen["tracks"]  # ... two venues' boxes agreeing is
+    assert (track["realEndOffset"], track["loudness"], track["source"]) == (231.8, -13.2, "analysis")
     await hub.call("PUT", "/api/v1/catalog/override", {**video, "realStartOffset": 3, "realEndOffset": 220},
                    hub.admin())
     # A later analysis does not undo the override.
-    await hub.call("POST", "/api/v1/catalog/analysis", {**video, "realEndOffset": 232.0}, hub.device(venue_a, "box-a"))
-    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1")
+    await hub.call("POST", "/api/v1/catalog/analysis", {**measured, "realEndOffset": 232.0},
+                   hub.device(venue_a, "box-a"))
+    _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb1", headers=hub.device(venue_a, "box-a"))
     [track] = seen["tracks"]
     assert (track["realStartOffset"], track["realEndOffset"], track["source"]) == (3.0, 220.0, "override")
     assert track["analysis"]["realEndOffset"] == 232.0
@@ -193,11 +197,28 @@ async def test_catalog_is_shared_and_override_wins(hub: Hub) -> None:
     assert (await hub.call("PUT", "/api/v1/catalog/override", video, hub.device(venue_a, "box-a")))[0] == 403
 
 
+async def test_one_venues_box_cannot_change_what_other_venues_play(hub: Hub) -> None:
+    """Issue 13: a device token of one venue rewrote the shared catalog every venue's estimates use."""
+    venue_a, venue_b, rogue = await hub.venue(), await hub.venue(), await hub.venue()
+    video = {"videoId": "bbbbbbbbbb3", "duration": 240, "realStartOffset": 0.4, "realEndOffset": 231.5}
+    for venue, box in ((venue_a, "box-a"), (venue_b, "box-b")):
+        await hub.call("POST", "/api/v1/catalog/analysis", video, hub.device(venue, box))
+    lie = {**video, "realStartOffset": 200.0, "realEndOffset": 201.0}  # cut every venue's song to one second
+    for _ in range(3):
+        status, own = await hub.call("POST", "/api/v1/catalog/analysis", lie, hub.device(rogue, "box-r"))
+        assert status == 200 and own["realEndOffset"] == 201.0  # the rogue venue sees its own, alone
+    for venue, box in ((venue_a, "box-a"), (venue_b, "box-b")):
+        _, seen = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb3", headers=hub.device(venue, box))
+        assert (seen["tracks"][0]["realStartOffset"], seen["tracks"][0]["realEndOffset"]) == (0.4, 231.5)
+    _, anyone = await hub.call("GET", "/api/v1/catalog?videoId=bbbbbbbbbb3")
+    assert anyone["tracks"][0]["realEndOffset"] == 231.5
+
+
 async def test_staff_override_cue_points_for_their_own_venue_only(hub: Hub) -> None:
     venue_a, venue_b = await hub.venue(), await hub.venue()
     video = {"videoId": "bbbbbbbbbb2"}
     await hub.call("POST", "/api/v1/catalog/analysis", {**video, "duration": 240, "realStartOffset": 0.4,
-                                                        "realEndOffset": 231.5}, hub.device(venue_a, "box-a"))
+                                                        "realEndOffset": 231.5}, hub.admin())  # shared
     status, track = await hub.call("PUT", "/api/v1/catalog/override", {**video, "realEndOffset": 200},
                                    hub.staff(venue_a))
     assert status == 200 and (track["realEndOffset"], track["source"]) == (200.0, "venue_override")

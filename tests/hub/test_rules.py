@@ -6,13 +6,14 @@ import pytest
 
 from djamms_edge.hub.ratelimit import TokenBuckets
 from djamms_edge.hub.rules import (
+    analyses_agree,
     artist_key,
     decide_register,
     estimate_start_times,
     paid_request_refusal,
     play_seconds,
 )
-from djamms_edge.hub.store.base import CatalogTrack, MasterInfo, Offsets, RequestRules
+from djamms_edge.hub.store.base import Analysis, CatalogTrack, MasterInfo, Offsets, RequestRules
 
 RULES = RequestRules(max_duration_s=300, artist_limit=3, artist_window_ms=1_800_000)
 
@@ -135,3 +136,21 @@ def test_token_bucket_forgets_refilled_keys_when_full() -> None:
     assert buckets.take("a", 0.0) and buckets.take("b", 0.0)
     assert buckets.take("c", 100.0)  # a and b have refilled: forgotten to make room
     assert not buckets.take("c", 100.0)
+
+
+def _measured(duration: float | None, start: float | None, end: float | None) -> Analysis:
+    return Analysis("dQw4w9WgXcQ", duration, start, end, None, "box", "v")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "agree"),
+    [
+        (_measured(240, 0.4, 231.5), _measured(240.5, 0.6, 231.9), True),
+        (_measured(240, 0.4, 231.5), _measured(240, 0.4, 232.1), False),  # cue-out 0.6 s apart
+        (_measured(240, 0.4, 231.5), _measured(242, 0.4, 231.5), False),  # another upload of the video
+        (_measured(240, None, 231.5), _measured(240, None, 231.5), True),
+        (_measured(240, None, 231.5), _measured(240, 0.4, 231.5), False),
+    ],
+)
+def test_analyses_agree(a: Analysis, b: Analysis, agree: bool) -> None:
+    assert analyses_agree(a, b) is agree and analyses_agree(b, a) is agree

@@ -285,6 +285,9 @@ class Analysis:
     real_end_offset: float | None
     loudness: float | None
     device_id: str
+    # The reporting box's venue: its analysis is that venue's own until a box of another venue agrees
+    # (``rules.analyses_agree``); None (an admin) writes the shared value at once.
+    venue_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -385,6 +385,22 @@ async def _renormalise_identities(conn: Any) -> None:
     await conn.executemany("UPDATE venue_marks SET value_key = $2 WHERE mark_id = $1", todo.marks)
 
 
+_VENUE_ANALYSES = """
+-- Each venue's boxes' own analysis of a video; the shared catalog value only when two venues agree.
+CREATE TABLE venue_analyses (
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    video_id text NOT NULL,
+    duration float8,
+    analysis_start float8,
+    analysis_end float8,
+    loudness float8,
+    analysed_by text NOT NULL,
+    analysed_at_ms bigint NOT NULL,
+    PRIMARY KEY (venue_id, video_id)
+);
+CREATE INDEX venue_analyses_by_video ON venue_analyses (video_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -397,4 +413,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "prices, payments and refunds", ";\n".join(PAYMENT_TABLES) + ";\n"),
     Migration(10, "emails compared exactly (normalised before they are stored)", _EXACT_EMAILS,
               then=_renormalise_identities),
+    Migration(11, "catalog analysis kept per venue", _VENUE_ANALYSES),
 )

@@ -32,7 +32,7 @@ import asyncpg
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import RateLimiter
-from djamms_edge.hub.rules import decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import analyses_agree, decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -106,6 +106,7 @@ from djamms_edge.hub.store.rows import (
     song_of,
     track_at,
     user_of,
+    venue_analysis_of,
     venue_of,
 )
 
@@ -564,21 +565,37 @@ class PostgresStore(PgPayments):
 
     async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:
-            row = await conn.fetchrow(
+            if analysis.venue_id is not None:
+                await conn.execute(
+                    "INSERT INTO venue_analyses (venue_id, video_id, duration, analysis_start, analysis_end, loudness,"
+                    " analysed_by, analysed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (venue_id, video_id) DO UPDATE SET duration = excluded.duration,"
+                    " analysis_start = excluded.analysis_start, analysis_end = excluded.analysis_end,"
+                    " loudness = excluded.loudness, analysed_by = excluded.analysed_by,"
+                    " analysed_at_ms = excluded.analysed_at_ms",
+                    analysis.venue_id, analysis.video_id, analysis.duration, analysis.real_start_offset,
+                    analysis.real_end_offset, analysis.loudness, analysis.device_id, now_ms,
+                )
+                await conn.execute("INSERT INTO catalog (video_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                                   analysis.video_id)
+                others = await conn.fetch("SELECT * FROM venue_analyses WHERE video_id = $1 AND venue_id <> $2",
+                                          analysis.video_id, analysis.venue_id)
+                if not any(analyses_agree(analysis, venue_analysis_of(row)) for row in others):
+                    return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
+            await conn.execute(
                 "INSERT INTO catalog AS c (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
                 " analysed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
                 " ON CONFLICT (video_id) DO UPDATE SET duration = COALESCE(excluded.duration, c.duration),"
                 " analysis_start = COALESCE(excluded.analysis_start, c.analysis_start),"
                 " analysis_end = COALESCE(excluded.analysis_end, c.analysis_end),"
                 " loudness = COALESCE(excluded.loudness, c.loudness),"
-                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms"
-                " RETURNING *",
+                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms",
                 analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
                 analysis.loudness, analysis.device_id, now_ms,
             )
-            return catalog_track_of(row)
+            return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
 
-        return await self._one(tx)
+        return await self._tx(tx)
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from djamms_edge.hub.store.base import (
+    Analysis,
     CatalogTrack,
     Conflict,
     Json,
@@ -99,15 +100,31 @@ def master_of(row: Row) -> MasterInfo:
 # The catalog as one venue sees it: its own override (if any) beside the global one. With no venue
 # (NULL) the join finds nothing and venue_set is false.
 CATALOG_FOR_VENUE = (
-    "SELECT c.*, v.override_start AS venue_start, v.override_end AS venue_end, v.video_id IS NOT NULL AS venue_set"
+    "SELECT c.*, v.override_start AS venue_start, v.override_end AS venue_end, v.video_id IS NOT NULL AS venue_set,"
+    " a.duration AS own_duration, a.analysis_start AS own_start, a.analysis_end AS own_end,"
+    " a.loudness AS own_loudness, a.analysed_by AS own_by, a.video_id IS NOT NULL AS own_set"
     " FROM catalog c LEFT JOIN venue_overrides v ON v.video_id = c.video_id AND v.venue_id = {venue}"
+    " LEFT JOIN venue_analyses a ON a.video_id = c.video_id AND a.venue_id = {venue}"
 )
+
+
+def venue_analysis_of(row: Row) -> Analysis:
+    """A venue_analyses row: one venue's boxes' measurement of a video."""
+    return Analysis(row["video_id"], row["duration"], row["analysis_start"], row["analysis_end"], row["loudness"],
+                    row["analysed_by"], row["venue_id"])
 
 
 def catalog_track_of(row: Row, *, for_venue: bool = False) -> CatalogTrack:
     """A catalog row; ``for_venue``: a CATALOG_FOR_VENUE row, with the venue's override."""
     override = Offsets(row["override_start"], row["override_end"]) if row["override_set"] else None
     venue_override = Offsets(row["venue_start"], row["venue_end"]) if for_venue and row["venue_set"] else None
+    if for_venue and row["own_set"]:  # the venue's own boxes measured it: that, where they did, beats the shared
+        def own(key: str, shared: str) -> Any:
+            return row[key] if row[key] is not None else row[shared]
+
+        return CatalogTrack(row["video_id"], own("own_duration", "duration"),
+                            Offsets(own("own_start", "analysis_start"), own("own_end", "analysis_end")),
+                            own("own_loudness", "loudness"), override, row["own_by"], venue_override)
     return CatalogTrack(row["video_id"], row["duration"], Offsets(row["analysis_start"], row["analysis_end"]),
                         row["loudness"], override, row["analysed_by"], venue_override)
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
-from djamms_edge.hub.rules import decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import analyses_agree, decide_register, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
@@ -90,6 +90,7 @@ from djamms_edge.hub.store.rows import (
     song_of,
     track_at,
     user_of,
+    venue_analysis_of,
     venue_of,
 )
 from djamms_edge.hub.store.sqlite_payments import SqlitePayments
@@ -512,6 +513,24 @@ class SqliteStore(SqlitePayments):
 
     async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
         def tx(conn: sqlite3.Connection) -> CatalogTrack:
+            if analysis.venue_id is not None:
+                conn.execute(
+                    "INSERT INTO venue_analyses (venue_id, video_id, duration, analysis_start, analysis_end, loudness,"
+                    " analysed_by, analysed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (venue_id, video_id) DO UPDATE SET duration = excluded.duration,"
+                    " analysis_start = excluded.analysis_start, analysis_end = excluded.analysis_end,"
+                    " loudness = excluded.loudness, analysed_by = excluded.analysed_by,"
+                    " analysed_at_ms = excluded.analysed_at_ms",
+                    (analysis.venue_id, analysis.video_id, analysis.duration, analysis.real_start_offset,
+                     analysis.real_end_offset, analysis.loudness, analysis.device_id, now_ms),
+                )
+                conn.execute("INSERT INTO catalog (video_id) VALUES (?) ON CONFLICT DO NOTHING", (analysis.video_id,))
+                others = conn.execute(
+                    "SELECT * FROM venue_analyses WHERE video_id = ? AND venue_id != ?",
+                    (analysis.video_id, analysis.venue_id),
+                ).fetchall()
+                if not any(analyses_agree(analysis, venue_analysis_of(row)) for row in others):
+                    return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
             conn.execute(
                 "INSERT INTO catalog (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
                 " analysed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -523,7 +542,7 @@ class SqliteStore(SqlitePayments):
                 (analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
                  analysis.loudness, analysis.device_id, now_ms),
             )
-            return _catalog(conn, [analysis.video_id])[analysis.video_id]
+            return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
 
         return await self._write(tx)
 
@@ -1174,9 +1193,9 @@ def _venue_rules(conn: sqlite3.Connection, venue_id: str) -> VenueRules:
 
 def _catalog(conn: sqlite3.Connection, video_ids: list[str], venue_id: str | None = None) -> dict[str, CatalogTrack]:
     found: dict[str, CatalogTrack] = {}
-    query = CATALOG_FOR_VENUE.format(venue="?") + " WHERE c.video_id = ?"
+    query = CATALOG_FOR_VENUE.format(venue=":venue") + " WHERE c.video_id = :video"
     for video_id in dict.fromkeys(video_ids):
-        row = conn.execute(query, (venue_id, video_id)).fetchone()
+        row = conn.execute(query, {"venue": venue_id, "video": video_id}).fetchone()
         if row is not None:
             found[video_id] = catalog_track_of(row, for_venue=True)
     return found

@@ -10,6 +10,20 @@ from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 
 migrations = Migrations("djamms-hub")
 
+_VENUE_ANALYSES = """
+        CREATE TABLE venue_analyses (
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            video_id TEXT NOT NULL,
+            duration REAL,
+            analysis_start REAL,
+            analysis_end REAL,
+            loudness REAL,
+            analysed_by TEXT NOT NULL,
+            analysed_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (venue_id, video_id)
+        )
+"""
+
 
 _INITIAL = """
         CREATE TABLE venues (
@@ -280,3 +294,10 @@ def m008_normal_identities(db: sqlite_utils.Database) -> None:
     conn.executemany("UPDATE requests SET artist_key = ? WHERE request_id = ?", [(a, k) for k, a in todo.requests])
     conn.executemany("DELETE FROM venue_marks WHERE mark_id = ?", [(m,) for m in todo.drop_marks])
     conn.executemany("UPDATE venue_marks SET value_key = ? WHERE mark_id = ?", [(v, k) for k, v in todo.marks])
+
+
+@migrations()
+def m009_venue_analyses(db: sqlite_utils.Database) -> None:
+    # Each venue's boxes' own analysis of a video; the shared catalog value only when two venues agree.
+    db.execute(_VENUE_ANALYSES)
+    db.execute("CREATE INDEX venue_analyses_by_video ON venue_analyses(video_id)")
