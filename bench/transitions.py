@@ -11,7 +11,9 @@
    its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline).
 
     .venv/bin/python bench/transitions.py [--seconds 10]
-Targets: seams <= 5 ms; RSS <= 110 MB (shown in MiB).
+3. Seams on real music: clips ending in real recordings' natural endings (bench/real_music.py's Debian
+   packages), trimmed by the analysis vs untrimmed.
+Targets: seams <= 5 ms (generated tones), <= 10 ms (real music); RSS <= 110 MB (shown in MiB).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_load import stop  # noqa: E402  -- the benches' one way to end a child's process group
+from real_music import recordings  # noqa: E402
 
 from djamms_edge.edge.media import synth  # noqa: E402
 from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
@@ -38,6 +41,7 @@ from djamms_edge.edge.player.capture import capture_playback  # noqa: E402
 from djamms_edge.edge.player.resolver import LocalFileResolver  # noqa: E402
 from djamms_edge.edge.player.seams import render_tone, seams, silent_runs  # noqa: E402
 from djamms_edge.edge.queue.model import QueueEntry  # noqa: E402
+from tests.edge.media.rms_reference import tool  # noqa: E402
 
 LEAD, TONE, TRAIL = 2.0, 3.0, 3.0
 FREQUENCIES = (300, 700, 1500)
@@ -69,6 +73,41 @@ async def measure_seams(root: Path) -> None:
         print(f"{label:<26} {found[0]:>10.1f} {found[1]:>10.1f} {max(left_in):>19.1f} {own:>15.1f}")
     (root / "video").mkdir()
     await measure_video_seams(root / "video")
+
+
+REAL_ENDINGS = ("frozen-mainzik-1p.ogg", "music_congratulations.ogg", "UPiPang.mp3", "castle.ogg", "introzik.ogg")
+REAL_LEAD, REAL_TAIL = 1.5, 12.0
+
+
+async def measure_real_seams(root: Path, music: Path) -> None:
+    """Junctions of real music: clips of 1.5 s of digital silence + the last 12 s of a real recording
+    (its natural ending, reverb tail and all), played in a row through the engine and libmpv. A junction's
+    silence is the longest run of samples under -60 dBFS within 50 ms of where one clip hands over."""
+    by_name = {p.name: p for p in recordings(music)}
+    clips = []
+    for name in REAL_ENDINGS:
+        clip = root / f"{Path(name).stem}.flac"
+        cut = ["-sseof", f"-{REAL_TAIL}", "-i", f"file:{by_name[name]}", "-af", f"adelay={REAL_LEAD * 1000:.0f}:all=1"]
+        argv = [tool("ffmpeg"), "-v", "error", "-y", *cut, "-c:a", "flac", str(clip)]
+        await asyncio.to_thread(subprocess.run, argv, check=True)
+        clips.append(clip)
+    playlist = root / "playlist.txt"
+    playlist.write_text("".join(f"{p}\n" for p in clips))
+    print(f"\nseams on real music: {len(clips)} clips ({REAL_LEAD:g} s silence + the last {REAL_TAIL:g} s of"
+          f" {', '.join(REAL_ENDINGS)})")
+    print(f"{'playback':<22} " + " ".join(f"{'junction ' + str(i + 1) + ' ms':>14}" for i in range(len(clips) - 1)))
+    for number, (label, trim) in enumerate((("untrimmed (baseline)", False), ("trimmed", True))):
+        resolver = LocalFileResolver(AnalysisConfig(), target_lufs=-14.0, max_gain_db=12.0, trim=trim)
+        workdir = root / f"real{number}"
+        workdir.mkdir()
+        result = await capture_playback(workdir, playlist, resolver, plays=len(clips) - 1, limit_seconds=300)
+        cues = [await resolver.resolve(QueueEntry("bench", str(p))) for p in clips]
+        lengths = [(c.end or REAL_LEAD + REAL_TAIL) - c.start for c in cues]
+        runs = silent_runs(result.capture)
+        junctions = list(itertools.accumulate(lengths))[:-1]
+        found = [max((min(b, j + 0.05) - max(a, j - 0.05) for a, b in runs if b > j - 0.05 and a < j + 0.05),
+                     default=0.0) * 1000 for j in junctions]
+        print(f"{label:<22} " + " ".join(f"{ms:>14.1f}" for ms in found))
 
 
 async def measure_video_seams(root: Path) -> None:
@@ -153,9 +192,16 @@ def measure_footprint(root: Path, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="footprint measuring time")
+    parser.add_argument("--music", type=Path, default=REPO / "var" / "bench-music",
+                        help="where bench/analysis.py keeps the Debian music packages it unpacks")
+    parser.add_argument("--real-only", action="store_true", help="only the real-music seams")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-transitions-") as tmp:
         root = Path(tmp)
+        (root / "real").mkdir()
+        asyncio.run(measure_real_seams(root / "real", args.music))
+        if args.real_only:
+            return
         (root / "seams").mkdir()
         asyncio.run(measure_seams(root / "seams"))
         (root / "footprint").mkdir()
