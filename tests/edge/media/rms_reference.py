@@ -66,17 +66,29 @@ def sample_rate(path: Path) -> int:
     return int(out.split()[0])
 
 
-def rms_levels(path: Path) -> Levels:
-    """Decode all of ``path``'s first audio stream and read its 10 ms RMS levels."""
+def decode(path: Path) -> tuple[np.ndarray, int]:
+    """All of ``path``'s first audio stream, downmixed to mono, as float samples at its own rate."""
     rate = sample_rate(path)
     raw = subprocess.run(
         [tool("ffmpeg"), "-v", "error", "-nostdin", "-i", f"file:{path}", "-map", "0:a:0",
          "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=True, timeout=300,
     ).stdout  # fmt: skip
-    samples = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+    return np.frombuffer(raw, dtype="<f4").astype(np.float64), rate
+
+
+def levels(samples: np.ndarray, rate: int, *, without_dc: bool = False) -> Levels:
+    """10 ms RMS levels; ``without_dc``: of each window's deviation from its mean (a DC offset, which
+    nobody hears, left out: some recordings end in one)."""
     size = round(rate * WINDOW_SECONDS)
     windows = samples[: len(samples) - len(samples) % size].reshape(-1, size)
+    if without_dc:
+        windows = windows - windows.mean(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
         db = 10 * np.log10(np.mean(windows**2, axis=1))
     return Levels(db, size / rate)
+
+
+def rms_levels(path: Path) -> Levels:
+    """Decode all of ``path``'s first audio stream and read its 10 ms RMS levels."""
+    return levels(*decode(path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.edge.media.rms_reference import Levels
+from tests.edge.media.rms_reference import Levels, levels
 
 INF = float("-inf")
 
@@ -35,3 +35,9 @@ def test_loudest_outside() -> None:
     assert levels.loudest_after(0.05) == INF
     assert levels.loudest_before(0.02) == -40.0
     assert levels.loudest_before(-0.01) == INF  # nothing lies before the start
+
+
+def test_a_dc_offset_is_level_or_not_as_asked() -> None:
+    dc = np.full(4410, 0.01)  # 100 ms of a -40 dBFS DC offset and nothing else, at 44.1 kHz
+    assert levels(dc, 44100).db == pytest.approx([-40.0] * 10)
+    assert (levels(dc, 44100, without_dc=True).db < -200).all()
