@@ -12,6 +12,7 @@ from aiohttp import web
 from djamms_edge.hub import api_compat, api_console, api_payments, api_refusals, api_rest, feed, openapi
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
+from djamms_edge.hub.cors import cors_middleware
 from djamms_edge.hub.mailer import Mailer, mailer_for
 from djamms_edge.hub.schedule import ScheduleSwitcher
 from djamms_edge.hub.service import Clock, HubService
@@ -60,7 +61,8 @@ async def _close_sockets(app: web.Application) -> None:
 def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = None,
                clock: Clock = time.time) -> web.Application:
     """The hub as an aiohttp application; it opens ``store`` on startup and closes it on cleanup."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_body_bytes)
+    # CORS outermost: errors answered to an allowed origin carry its headers too.
+    app = web.Application(middlewares=[cors_middleware, errors_middleware], client_max_size=config.max_body_bytes)
     app[SERVICE] = HubService(config, store, mailer or mailer_for(config.smtp), clock)
     app[TASKS] = TaskOwner("hub")
     app[SOCKETS] = OpenSockets()

@@ -89,6 +89,31 @@ class TokenVerifier:
         return principal
 
 
+FEED_TICKET_AUDIENCE = "djamms-feed"  # a ticket is no bearer token: _decode refuses tokens with an audience
+
+
+def issue_feed_ticket(secret: str, who: Principal, venue_id: str, now_s: float, ttl_s: float) -> str:
+    """A short-lived ticket a browser passes in the feed's URL (it cannot set an Authorization header on a
+    WebSocket): good for ``venue_id``'s feed only, as ``who``."""
+    claims: dict[str, Any] = {"aud": FEED_TICKET_AUDIENCE, "role": who.role, "sub": who.subject,
+                              "venueId": who.venue_id, "feedVenue": venue_id, "iat": int(now_s),
+                              "exp": int(now_s + ttl_s)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_feed_ticket(secret: str, ticket: str, venue_id: str) -> Principal:
+    """The principal a feed ticket was issued to; ApiError(401) if it is expired, forged or for another venue."""
+    try:
+        claims = jwt.decode(ticket, secret, algorithms=[ALGORITHM], audience=FEED_TICKET_AUDIENCE,
+                            options={"require": ["exp", "iat", "sub", "aud"]})
+    except jwt.InvalidTokenError:
+        raise ApiError(401, "invalid or expired feed ticket; fetch a new one", "ticket") from None
+    role, subject, venue = claims.get("role"), claims.get("sub"), claims.get("venueId")
+    if claims.get("feedVenue") != venue_id or role not in ("admin", "staff", "device") or not isinstance(subject, str):
+        raise ApiError(401, "this feed ticket is not for this venue", "ticket")
+    return Principal(role, subject, venue if isinstance(venue, str) else None)
+
+
 def _decode(secret: str, token: str) -> tuple[Principal, float]:
     """The principal of a bearer token and its expiry, or ApiError(401) naming why it was refused."""
     try:

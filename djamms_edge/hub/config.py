@@ -87,6 +87,12 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class CorsConfig:
+    allowed_origins: tuple[str, ...] = setting(
+        (), doc="origins (scheme://host[:port]) whose pages may call the API from a browser; none by default")
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     retain_changes: int = setting(1000, doc="changes kept per venue; an edge further behind gets a snapshot")
     ping_interval_s: float = setting(15.0, doc="WebSocket ping interval of the change feed", check=at_least(1))
@@ -157,6 +163,7 @@ class HubConfig:
     feed: FeedConfig = field(default_factory=FeedConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
 
     def startup_problems(self) -> list[str]:

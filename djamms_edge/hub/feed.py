@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 
 from djamms_edge.hub.api_rest import VENUE, venue_param
-from djamms_edge.hub.auth import require_venue_member
+from djamms_edge.hub.auth import Principal, issue_feed_ticket, require_venue_member, verify_feed_ticket
 from djamms_edge.hub.context import SERVICE, SOCKETS, principal_of
 from djamms_edge.hub.store.base import ChangeBatch, HubStore, Json
 from djamms_edge.hub.web_input import query_int
@@ -47,10 +48,28 @@ async def changes(request: web.Request) -> web.Response:
     return web.json_response({"version": batch.version, "more": batch.more, "messages": batch_messages(batch)})
 
 
+FEED_TICKET_S = 60
+
+
+@routes.post(VENUE + "/feed/ticket")
+async def feed_ticket(request: web.Request) -> web.Response:
+    """A ticket for a browser's feed WebSocket (``?ticket=``), fetched with the bearer token; 60 s to use."""
+    venue_id = venue_param(request)
+    who = require_venue_member(principal_of(request), venue_id)
+    now = time.time()  # the wall clock the ticket is checked against (as every token is)
+    ticket = issue_feed_ticket(request.app[SERVICE].config.jwt_secret, who, venue_id, now, FEED_TICKET_S)
+    return web.json_response({"ticket": ticket, "expiresAt": int((now + FEED_TICKET_S) * 1000)})
+
+
 @routes.get(VENUE + "/feed")
 async def feed(request: web.Request) -> web.StreamResponse:
     venue_id = venue_param(request)
-    who = require_venue_member(principal_of(request), venue_id)
+    ticket = request.query.get("ticket")  # never logged: the hub keeps no access log (hub/serving.py)
+    if ticket is not None and "Authorization" not in request.headers:
+        asking: Principal | None = verify_feed_ticket(request.app[SERVICE].config.jwt_secret, ticket, venue_id)
+    else:
+        asking = principal_of(request)
+    who = require_venue_member(asking, venue_id)
     since = query_int(request, "since", 0, 0, MAX_VERSION)
     service = request.app[SERVICE]
     cap = service.config.connections.feed_sockets_per_token

@@ -79,7 +79,9 @@ PATHS: Json = {
         "get": _op("staff: the venue's device errors, newest first", params=("limit",)),
     },
     V + "/changes": {"get": _op("poll the change feed after a version", params=("since",))},
-    V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V", params=("since",))},
+    V + "/feed": {"get": _op("WebSocket change feed; resume with ?since=V; a browser passes ?ticket= instead of "
+                             "the Authorization header", params=("since", "ticket"))},
+    V + "/feed/ticket": {"post": _op("device/staff: a 60-second ticket for the feed WebSocket's URL (browsers)")},
     V + "/playlists": {"post": _op("staff: create a playlist", body=_obj(name=_S), ok="201"),
                        "get": _op("device/staff: list playlists")},
     V + "/playlists/{playlistId}": {"get": _op("device/staff: one playlist with its tracks"),
