@@ -31,7 +31,10 @@ import pytest
 
 from tests.systemd.tools import run, verify_in_root
 
-pytestmark = pytest.mark.slow
+# The first test here builds the package (a session fixture); with no wheels cached from an earlier run
+# (a fresh clone, as in CI) that downloads every wheel, deno's 42 MB among them, and compiles systemd-python:
+# more than the suite's 300 s limit for one test on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="installing a package needs root (CI runs as root)")
 
 REPO = Path(__file__).resolve().parents[2]
