@@ -82,7 +82,8 @@ REAL_LEAD, REAL_TAIL = 1.5, 12.0
 async def measure_real_seams(root: Path, music: Path) -> None:
     """Junctions of real music: clips of 1.5 s of digital silence + the last 12 s of a real recording
     (its natural ending, reverb tail and all), played in a row through the engine and libmpv. A junction's
-    silence is the longest run of samples under -60 dBFS within 50 ms of where one clip hands over."""
+    silence is the longest run of samples under -60 dBFS that reaches within 50 ms of where one clip
+    hands over to the next."""
     by_name = {p.name: p for p in recordings(music)}
     clips = []
     for name in REAL_ENDINGS:
@@ -100,13 +101,14 @@ async def measure_real_seams(root: Path, music: Path) -> None:
         resolver = LocalFileResolver(AnalysisConfig(), target_lufs=-14.0, max_gain_db=12.0, trim=trim)
         workdir = root / f"real{number}"
         workdir.mkdir()
-        result = await capture_playback(workdir, playlist, resolver, plays=len(clips) - 1, limit_seconds=300)
+        result = await capture_playback(workdir, playlist, resolver, plays=len(clips), limit_seconds=300)
         cues = [await resolver.resolve(QueueEntry("bench", str(p))) for p in clips]
         lengths = [(c.end or REAL_LEAD + REAL_TAIL) - c.start for c in cues]
         runs = silent_runs(result.capture)
         junctions = list(itertools.accumulate(lengths))[:-1]
-        found = [max((min(b, j + 0.05) - max(a, j - 0.05) for a, b in runs if b > j - 0.05 and a < j + 0.05),
-                     default=0.0) * 1000 for j in junctions]
+        # The whole silent run that reaches within 50 ms of the junction (the cues are known to a sample;
+        # decoders start a few ms early or late).
+        found = [max((b - a for a, b in runs if b > j - 0.05 and a < j + 0.05), default=0.0) * 1000 for j in junctions]
         print(f"{label:<22} " + " ".join(f"{ms:>14.1f}" for ms in found))
 
 
