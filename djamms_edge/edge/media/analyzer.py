@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,11 @@ _MISSING_AUDIO_FRACTION = 0.1
 # ffmpeg's default (8192) does several times the work here.
 _FIR_PARTITION = 256
 _BOX = f"afir=gtype=none:minp={_FIR_PARTITION}:maxp={_FIR_PARTITION}"
-# What afir multiplies a box of taps 1/N by (2.0 in FFmpeg 5.1): measured once per process.
+# afir's gain on a box of taps 1/N should be 0 dB; FFmpeg 5.1 doubles it (+6.02 dB, its FFT scaling).
+# Rather than trust one version, the first analysis in a process measures it in the same ffmpeg run
+# (an impulse through the box) while its windows are read at each of these candidate gains; an FFmpeg
+# whose gain is neither is read again at the measured one.
+_GAIN_CANDIDATES_DB = (20 * math.log10(2), 0.0)
 _box_gain_db: float | None = None
 
 
@@ -93,10 +98,9 @@ async def analyze(
     if full:
         loudness_lufs = await measure_loudness(inp, config, low_priority=low_priority)
     threshold_db = silence_threshold_db(config, loudness_lufs)
-    gain_db = await box_gain_db(config)
 
     async def windows(**seeks: Seek) -> tuple[dict[str, Window], float | None]:
-        return await _windows(inp, seeks, config, threshold_db, gain_db, low_priority=low_priority)
+        return await _windows(inp, seeks, config, threshold_db, low_priority=low_priority)
 
     found, duration = await windows(head=Seek(length=config.head_seconds), tail=Seek(last=config.tail_seconds))
     head, tail = found["head"], found["tail"]
@@ -134,24 +138,14 @@ async def measure_loudness(inp: MediaInput, config: AnalysisConfig, *, low_prior
     return parse_integrated_loudness(result.stderr)
 
 
-async def box_gain_db(config: AnalysisConfig) -> float:
-    """The gain (dB) afir puts on our box filter. It should be 0 dB and is +6 dB in FFmpeg 5.1 (its FFT
-    scaling); rather than trust one version, an impulse goes through the same box once per process."""
-    global _box_gain_db
-    if _box_gain_db is None:
-        rate = config.sample_rate
-        taps = round(rate * ENERGY_WINDOW_SECONDS)
-        graph = (
-            f"aevalsrc=eq(n\\,0):s={rate}:d=0.05[impulse];{_box_source(config)}[box];"
-            f"[impulse][box]{_BOX},astats=measure_perchannel=none:measure_overall=Peak_level[out]"
-        )
-        result = await ffmpeg.run_graph(graph, limit_seconds=config.timeout_seconds)
-        peak_db = parse_peak_level(result.stderr)
-        if peak_db is None:
-            raise MediaError("ffmpeg's afir filter printed no level: cannot calibrate the analysis")
-        # The impulse's response is N taps of gain/N.
-        _box_gain_db = peak_db + 20 * math.log10(taps)
-    return _box_gain_db
+def _calibration_graph(config: AnalysisConfig, output: int) -> str:
+    """An impulse through the box, its peak counted by ``astats@calibration``: N taps of gain/N."""
+    rate = config.sample_rate
+    return (
+        f"aevalsrc=eq(n\\,0):s={rate}:d=0.05[impulse];{_box_source(config)}[calibration_box];"
+        f"[impulse][calibration_box]{_BOX},astats@calibration=measure_perchannel=none:measure_overall=Peak_level"
+        f"[w{output}]"
+    )
 
 
 def _box_source(config: AnalysisConfig) -> str:
@@ -160,14 +154,17 @@ def _box_source(config: AnalysisConfig) -> str:
     return f"aevalsrc={1 / taps!r}:s={config.sample_rate}:d={taps / config.sample_rate!r}"
 
 
-def _energy_graph(index: int, name: str, config: AnalysisConfig, threshold_db: float, gain_db: float) -> str:
+def _energy_graph(
+    index: int, name: str, config: AnalysisConfig, threshold_db: float, gains_db: Sequence[float]
+) -> str:
     """The filter graph of window ``index``: where its short-window RMS energy is under ``threshold_db``.
 
     Downmix to mono and resample; count the samples (``astats@NAME``: how long the window really is);
     high-pass (rumble and DC are not sound); square; average over ENERGY_WINDOW_SECONDS (a box FIR whose
     taps are 1/N); silencedetect then finds where that mean square stays under the threshold, which in
-    its amplitude terms is twice the dB value (mean square = RMS²) plus the box's gain (``box_gain_db``),
-    and ``ametadata@NAME`` prints what it found under the window's name.
+    its amplitude terms is twice the dB value (mean square = RMS²) plus the box's gain, and
+    ``ametadata@NAMEk`` prints what it found under the window's name (k: which of ``gains_db``; while the
+    gain is not known yet, one silencedetect per candidate, each one's marks deleted before the next).
 
     Both the high-pass and the box are causal: they smear energy *after* a stop (the box by a whole
     window, the high-pass by ~10 ms of ringing), never before an onset. So the head window, where the
@@ -188,8 +185,11 @@ def _energy_graph(index: int, name: str, config: AnalysisConfig, threshold_db: f
         chain.append(f"highpass=f={config.highpass_hz:g}")
     chain.append("asplit")
     i = index
-    noise_db = 2 * threshold_db + gain_db
-    detect = f"silencedetect=noise={noise_db:.2f}dB:d={config.min_silence_seconds:g},ametadata@{name}=mode=print"
+    detect = ",ametadata=mode=delete,".join(
+        f"silencedetect=noise={2 * threshold_db + gain_db:.2f}dB:d={config.min_silence_seconds:g},"
+        f"ametadata@{name}{k}=mode=print"
+        for k, gain_db in enumerate(gains_db)
+    )
     return ";".join(
         [
             f"{_box_source(config)}[box{i}]",
@@ -205,17 +205,37 @@ async def _windows(
     seeks: dict[str, Seek],
     config: AnalysisConfig,
     threshold_db: float,
-    gain_db: float,
     *,
     low_priority: bool,
 ) -> tuple[dict[str, Window], float | None]:
     """Decode the windows (``head`` and/or ``tail``) in one ffmpeg run; returns each in track time, and
     the container's duration."""
+    global _box_gain_db
+    calibrating = _box_gain_db is None
+    gains = _GAIN_CANDIDATES_DB if _box_gain_db is None else (_box_gain_db,)
     names = list(seeks)
-    graph = ";".join(_energy_graph(i, name, config, threshold_db, gain_db) for i, name in enumerate(names))
+    graph = ";".join(_energy_graph(i, name, config, threshold_db, gains) for i, name in enumerate(names))
+    if calibrating:
+        graph += ";" + _calibration_graph(config, len(names))
     result = await ffmpeg.filter_windows(
-        inp, [seeks[name] for name in names], graph, limit_seconds=config.timeout_seconds, low_priority=low_priority
+        inp,
+        [seeks[name] for name in names],
+        graph,
+        extra_outputs=int(calibrating),
+        limit_seconds=config.timeout_seconds,
+        low_priority=low_priority,
     )
+    choice = 0
+    if calibrating:
+        peak_db = parse_peak_level(result.stderr, "calibration")
+        if peak_db is None:
+            raise MediaError("ffmpeg's afir filter printed no level: cannot calibrate the analysis")
+        _box_gain_db = peak_db + 20 * math.log10(round(config.sample_rate * ENERGY_WINDOW_SECONDS))
+        near = [k for k, gain in enumerate(gains) if abs(gain - _box_gain_db) < 0.05]
+        if not near:
+            log.info("ffmpeg's afir gain is %.2f dB (not a known one): reading the windows again", _box_gain_db)
+            return await _windows(inp, seeks, config, threshold_db, low_priority=low_priority)
+        choice = near[0]
     duration = parse_input_duration(result.stderr)
     samples = parse_sample_counts(result.stderr)
     windows: dict[str, Window] = {}
@@ -225,6 +245,6 @@ async def _windows(
             # -sseof starts `last` seconds before the container's end (at 0 for a shorter file).
             offset = max(0.0, duration - seek.last) if duration is not None else 0.0
         decoded = samples.get(name, 0) / config.sample_rate
-        silences = to_track_time(parse_silences(result.stderr, name), offset)
+        silences = to_track_time(parse_silences(result.stderr, f"{name}{choice}"), offset)
         windows[name] = Window(offset, offset + decoded, silences)
     return windows, duration

@@ -10,7 +10,7 @@ _NUMBER = r"(-?[\d.]+(?:e-?\d+)?)"
 # several windows in one run each print its frame metadata through "ametadata@NAME=mode=print".
 _SILENCE = r"\[silencedetect @ [^\]]*\] silence_{edge}: " + _NUMBER
 _NAMED_SILENCE = r"\[ametadata@{name} @ [^\]]*\] lavfi\.silence_{edge}=" + _NUMBER
-_PEAK = re.compile(r"^\[Parsed_astats_\d+ @ [^\]]*\] Peak level dB: (-?[\d.]+|-inf)\s*$", re.MULTILINE)
+_PEAK = r"^\[astats@{name} @ [^\]]*\] Peak level dB: (-?[\d.]+|-inf)\s*$"
 _SAMPLES = re.compile(r"^\[astats@(\w+) @ [^\]]*\] Number of samples: (\d+)\s*$", re.MULTILINE)
 _INTEGRATED = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+) LUFS")
 _OUT_TIME_US = re.compile(r"^out_time_us=(-?\d+)\s*$", re.MULTILINE)
@@ -63,9 +63,9 @@ def parse_sample_counts(stderr: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in _SAMPLES.finditer(stderr)}
 
 
-def parse_peak_level(stderr: str) -> float | None:
-    """The last unnamed astats instance's overall peak level (dBFS); None if it printed none."""
-    matches = _PEAK.findall(stderr)
+def parse_peak_level(stderr: str, name: str) -> float | None:
+    """The overall peak level (dBFS) that ``astats@NAME`` printed; None if it printed none."""
+    matches = re.findall(_PEAK.format(name=re.escape(name)), stderr, re.MULTILINE)
     return float(matches[-1]) if matches else None
 
 

@@ -73,10 +73,14 @@ def test_parse_sample_counts() -> None:
 
 
 def test_parse_peak_level() -> None:
-    text = "[Parsed_astats_3 @ 0x562020e79f40] Overall\n[Parsed_astats_3 @ 0x562020e79f40] Peak level dB: -38.061800\n"
-    assert parse_peak_level(text) == pytest.approx(-38.0618)
-    assert parse_peak_level("[Parsed_astats_0 @ 0x1] Peak level dB: -inf\n") == float("-inf")
-    assert parse_peak_level("") is None
+    text = (
+        "[astats@calibration @ 0x562020e79f40] Overall\n"
+        "[astats@calibration @ 0x562020e79f40] Peak level dB: -38.061800\n"
+        "[astats@head @ 0x1] Peak level dB: -3.0\n"
+    )
+    assert parse_peak_level(text, "calibration") == pytest.approx(-38.0618)
+    assert parse_peak_level("[astats@calibration @ 0x1] Peak level dB: -inf\n", "calibration") == float("-inf")
+    assert parse_peak_level(text, "tail") is None
 
 
 RECORDED_PROGRESS = """\
