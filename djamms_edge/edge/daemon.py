@@ -25,7 +25,7 @@ from typing import Any
 from djamms_edge.config import Config
 from djamms_edge.edge.device import device_id
 from djamms_edge.edge.doctor import BoxDoctor
-from djamms_edge.edge.night_analysis import night_analyzer
+from djamms_edge.edge.night_analysis import night_analyzer, report_to
 from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
@@ -105,7 +105,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         resolver: TrackResolver = LocalFileResolver(edge.analysis, target_lufs=target, max_gain_db=max_gain)
         cache = None
         if link is not None or needs_cache([e.source for e in playlist]):
-            cache = await stack.enter_async_context(open_media_cache(edge))
+            cache = await stack.enter_async_context(open_media_cache(edge, report_to(link.sync) if link else None))
             resolver = CachedMediaResolver(cache, resolver, target_lufs=target, max_gain_db=max_gain)
         # The doctor's probe opens the audio output and the screen: before the player holds them.
         doctor = BoxDoctor(edge, on_change=lambda report: notifier.status(report.status_line()))

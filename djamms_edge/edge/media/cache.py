@@ -36,7 +36,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -151,6 +151,7 @@ class MediaCache:
         config: CacheConfig,
         *,
         clock: Callable[[], float] = time.time,
+        on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.work_dir = cache_dir / WORK_DIR_NAME
@@ -159,6 +160,7 @@ class MediaCache:
         self._analysis_config = analysis_config
         self._config = config
         self._clock = clock
+        self._on_analysed = on_analysed  # told of each fetch-time analysis (the daemon reports it to the hub)
         self._in_flight: dict[str, asyncio.Future[CacheEntry]] = {}
         self._closed = False
 
@@ -406,6 +408,8 @@ class MediaCache:
         if known is None:
             analysis = await analyze(fetched.path, self._analysis_config)
             await self.store_analysis(source.key, analysis)
+            if self._on_analysed is not None:
+                await self._on_analysed(source.key, analysis)
             duration = analysis.duration
         now = self._clock()
         stem = _file_stem(source)

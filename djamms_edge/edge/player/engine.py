@@ -26,7 +26,7 @@ from enum import StrEnum
 from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, Player, PlayerEvent, Started
 from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.player.resolver import Cue, TrackResolver, Unplayable
-from djamms_edge.edge.queue.model import QueueEntry
+from djamms_edge.edge.queue.model import EntryKind, QueueEntry
 from djamms_edge.edge.queue.source import Outcome, QueueSource
 from djamms_edge.edge.state import Controls, PlaybackState
 
@@ -360,6 +360,10 @@ class PlaybackEngine:
                 except Unplayable as exc:
                     await self._unplayable(entry, exc)
                     break
+                measured = await self._over_limit(entry, cue)
+                if measured is not None:
+                    await self._queue.refused(entry, measured)
+                    break
                 if self._not_ready.pop(entry.source, None) is not None:
                     log.info("%s is ready now", describe(entry))
                 index = len(planned)
@@ -373,13 +377,26 @@ class PlaybackEngine:
             self._gave_up = True
         return []
 
+    async def _over_limit(self, entry: QueueEntry, cue: Cue) -> float | None:
+        """The measured (trimmed) length of a paid request that must not play because it is over the limit.
+
+        Once fetched, the file's length counts, never the duration the request declared. A play that
+        another box already started (a take-over resumes it) is finished, not judged again."""
+        if entry.kind is not EntryKind.PRIORITY or entry.resume_at is not None or cue.end is None:
+            return None
+        limit = await self._queue.request_limit()
+        measured = cue.end - cue.start
+        return measured if limit is not None and measured > limit else None
+
     async def _candidates(self, count: int, waiting: set[str]) -> list[QueueEntry]:
         """The next ``count`` upcoming entries whose source is not waiting for its download; the window widens
-        past waiting ones (a source may be queued many times) up to ``MAX_SCAN`` entries."""
+        past waiting ones (a source may be queued many times) up to ``MAX_SCAN`` entries. The entry playing
+        or being resumed here is not planned a second time (a take-over may offer it too)."""
         wanted = count + len(waiting)
+        busy = {r.entry.entry_id for r in (self._current, self._resuming) if r is not None}
         while count > 0:
             upcoming = await self._queue.upcoming(wanted)
-            entries = [e for e in upcoming if e.source not in waiting]
+            entries = [e for e in upcoming if e.source not in waiting and e.entry_id not in busy]
             if len(entries) >= count or len(upcoming) < wanted or wanted >= MAX_SCAN:
                 return entries[:count]
             wanted = min(MAX_SCAN, wanted * 2)
@@ -396,7 +413,15 @@ class PlaybackEngine:
 
     @staticmethod
     def _ref(entry: QueueEntry, cue: Cue, play_id: str, resume: bool = False) -> PlayRef:
-        return PlayRef(entry, PlaybackItem(play_id, cue.path, cue.start, cue.end, cue.gain_db), resume)
+        if entry.resume_at is None or entry.resume_at <= cue.start:
+            return PlayRef(entry, PlaybackItem(play_id, cue.path, cue.start, cue.end, cue.gain_db), resume)
+        # A take-over: on from where the last box got to (at most to the last second, so it still ends and
+        # is recorded as played); progress still counts from the cue-in.
+        start = entry.resume_at
+        if cue.end is not None:
+            start = min(start, max(cue.start, cue.end - RESUME_TAIL_SECONDS))
+        item = PlaybackItem(play_id, cue.path, start, cue.end, cue.gain_db)
+        return PlayRef(entry, item, resume, cue_in=cue.start)
 
     def _set_idle(self, idle: bool) -> None:
         if idle != self._idle:

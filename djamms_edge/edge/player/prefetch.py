@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +29,7 @@ from djamms_edge.shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from djamms_edge.edge.config import EdgeConfig
+    from djamms_edge.edge.media.analyzer import TrackAnalysis
     from djamms_edge.edge.media.cache import CacheEntry, MediaCache
 
 log = logging.getLogger(__name__)
@@ -155,15 +156,19 @@ async def keep_prefetched(
 
 
 @contextlib.asynccontextmanager
-async def open_media_cache(edge: EdgeConfig) -> AsyncIterator[MediaCache]:
+async def open_media_cache(
+    edge: EdgeConfig, on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None
+) -> AsyncIterator[MediaCache]:
     """The media cache with the yt-dlp fetcher, closed on the way out. Imported here, not at the top:
-    yt-dlp costs ~12 MB of RSS, which a box playing only local files does not need."""
+    yt-dlp costs ~12 MB of RSS, which a box playing only local files does not need. ``on_analysed``: each
+    fetch-time analysis (the hub's catalog learns the trimmed length as soon as the box has the track)."""
     from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
     from djamms_edge.edge.media.fetcher import YtDlpFetcher
 
     # Twice the window: the prefetcher keeps fetching past downloads that hang (each holds a thread).
     fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME, workers=max(2, 2 * edge.cache.prefetch_count))
-    cache = MediaCache(edge.state_dir / "media.db", edge.cache_dir, fetcher, edge.analysis, edge.cache)
+    cache = MediaCache(edge.state_dir / "media.db", edge.cache_dir, fetcher, edge.analysis, edge.cache,
+                       on_analysed=on_analysed)
     try:
         await cache.open()
         yield cache

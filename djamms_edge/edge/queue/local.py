@@ -120,6 +120,12 @@ class LocalQueue:
         elif outcome is Outcome.FAILED:
             await self._state.mark_unplayable(entry.source, detail or "failed", self._clock())
 
+    async def request_limit(self) -> float | None:
+        return None  # requests queued on the box itself are staff's, not paid through the hub
+
+    async def refused(self, entry: QueueEntry, measured_s: float) -> None:
+        await self._state.set_request_state(entry.entry_id, "failed")
+
     def subscribe(self, on_change: Callable[[], None]) -> None:
         self._listeners.append(on_change)
 

@@ -21,6 +21,9 @@ class QueueEntry:
     kind: EntryKind = EntryKind.MAIN
     requested_at: float = 0.0  # unix seconds: when it was paid for (priority) or added (main)
     requested_by: str = ""
+    # A take-over: where (media seconds) the box that was playing this entry got to before it stopped;
+    # the play continues there instead of at the cue-in.
+    resume_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,15 @@ class QueueSource(Protocol):
 
     async def finished(self, entry: QueueEntry, outcome: Outcome, detail: str = "") -> None: ...
 
+    async def request_limit(self) -> float | None:
+        """The longest a paid request may play here, measured on the fetched track and trimmed (None: any)."""
+        ...
+
+    async def refused(self, entry: QueueEntry, measured_s: float) -> None:
+        """A paid request measured over ``request_limit()``: it never plays; the source stops offering it and
+        has it refunded."""
+        ...
+
     def subscribe(self, on_change: Callable[[], None]) -> None:
         """Call ``on_change`` (on the loop's thread) whenever ``upcoming`` may have changed."""
         ...

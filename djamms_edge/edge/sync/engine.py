@@ -20,12 +20,13 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from djamms_edge.edge.sync import lease as L
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedMessage, HubApi
+from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedMessage, HubApi, PlayPosition
 from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
 from djamms_edge.shared.ids import is_media_url, is_video_id
@@ -35,6 +36,15 @@ from djamms_edge.shared.tasks import TaskOwner
 log = logging.getLogger(__name__)
 
 RELEASE_WAIT_S = 2.0  # a graceful stop waits this long for the hub to take the lease back
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What another box (or this one, before it lost the lease) was playing when it stopped without
+    finishing: a take-over resumes it from ``position`` (media seconds; None = from its cue-in)."""
+
+    entry: ReplicaEntry
+    position: float | None
 ERROR_REPEAT_WINDOW_MS = 3_600_000  # one report per failure (track and message) per clock hour
 
 
@@ -76,6 +86,10 @@ class EdgeSync:
         # The hub answered the registry with a refusal (a token for another box or venue, a revoked token): not
         # "unreachable", and said so on the status page. None once it accepts a request again.
         self.refusal: str | None = None
+        # Where this box's player is (the daemon wires the engine in); sent with every heartbeat.
+        self.position: Callable[[], PlayPosition | None] = lambda: None
+        self._takeover: asyncio.Task[Interrupted | None] | None = None
+        self._interrupted: Interrupted | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -118,16 +132,22 @@ class EdgeSync:
 
     def handle(self, event: L.Event) -> None:
         """Feed one event to the lease machine and carry out what it says (on the loop thread)."""
+        was_playing = self.lease.playing
         self.lease, actions = L.step(self.lease, event, self._clock(), self.timing)
         for action in actions:
             match action:
                 case L.Note(message):
                     log.info("lease: %s", message)
                 case L.Play(epoch):
+                    if isinstance(event, L.Granted) and not was_playing:
+                        # A take-over (or a start): before the first plan, ask the hub what was cut off.
+                        self._interrupted = None
+                        self._takeover = self._tasks.start(self._find_interrupted(), "take-over")
                     self._remember_epoch(epoch)
                     self.outbox.wake()  # master writes waiting for a confirmed lease can go now
                     self._on_play(epoch)
                 case L.Halt(reason):
+                    self._interrupted = None  # the next master resumes it, not this box
                     self._remember_epoch(None)
                     self._on_halt(reason)
                 case L.Send(request):
@@ -150,7 +170,8 @@ class EdgeSync:
             if request is L.Request.REGISTER:
                 result: L.Event = await asyncio.wait_for(self.api.register(), timeout)
             elif request is L.Request.HEARTBEAT:
-                result = await asyncio.wait_for(self.api.heartbeat(), timeout)
+                position = self.position() if self.lease.playing else None
+                result = await asyncio.wait_for(self.api.heartbeat(position), timeout)
             else:
                 await asyncio.wait_for(self.api.release(), timeout)
                 result = L.Released()
@@ -276,6 +297,46 @@ class EdgeSync:
         else:
             self.handle(L.MasterChanged(str(master["deviceId"]), int(master["epoch"])))
 
+    # --- a take-over ---------------------------------------------------------------------------------
+
+    async def _find_interrupted(self) -> Interrupted | None:
+        """The hub's now playing, if its play was cut off (its box crashed, or lost the lease) before it
+        ended: the entry to resume first, from its last reported position. None when nothing was cut off,
+        this box has already finished it, or the hub cannot say."""
+        try:
+            snapshot = await asyncio.wait_for(self.api.snapshot(), self.config.request_timeout_s)
+        except (HubUnavailable, HubRefused, TimeoutError) as exc:
+            log.info("take-over: cannot ask the hub what was playing (%s); starting with the queue", exc)
+            return None
+        playing = snapshot.get("nowPlaying")
+        if not isinstance(playing, dict) or playing.get("endedAt") is not None or not playing.get("entryId"):
+            return None
+        entry_id = str(playing["entryId"])
+        if await self.outbox.has(self._played_key(entry_id)):
+            return None  # this box played it to the end; its report may still be on the way
+        raw = playing.get("position")
+        position = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        entry = ReplicaEntry(entry_id, "priority" if playing.get("queue") == "priority" else "main", playing)
+        where = "its start" if position is None else f"{position:.1f}s"
+        log.info("take-over: %s (%s) was cut off on %s; resuming it from %s", entry_id, playing.get("videoId"),
+                 playing.get("deviceId"), where)
+        self._interrupted = Interrupted(entry, position)
+        self._on_queue_changed()
+        return self._interrupted
+
+    async def interrupted(self) -> Interrupted | None:
+        """The entry a take-over must resume before anything else (waits for the hub's answer, if asked)."""
+        task = self._takeover
+        if task is not None and not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        return self._interrupted
+
+    def interrupted_handled(self, entry_id: str) -> None:
+        """The interrupted entry was resumed (or could not be): it is an entry like any other now."""
+        if self._interrupted is not None and self._interrupted.entry.entry_id == entry_id:
+            self._interrupted = None
+
     # --- what the player calls -------------------------------------------------------------------------
 
     async def next_entry(self) -> ReplicaEntry | None:
@@ -305,9 +366,29 @@ class EdgeSync:
         """``entry`` played to its end (or was skipped by staff): it belongs in the venue's history."""
         played_at = played_at_ms if played_at_ms is not None else int(self._wall() * 1000)
         payload = {"entryId": entry.entry_id, "song": entry.song(), "playedAt": played_at}
-        await self.outbox.put(
-            "played", f"played:{self.api.device_id}:{entry.entry_id}", payload, epoch=self.lease.epoch or 0
-        )
+        await self.outbox.put("played", self._played_key(entry.entry_id), payload, epoch=self.lease.epoch or 0)
+
+    def _played_key(self, entry_id: str) -> str:
+        return f"played:{self.api.device_id}:{entry_id}"
+
+    async def request_limit(self) -> float | None:
+        """The longest a paid request may play (measured, trimmed): the venue's own limit, else the hub's."""
+        own = (await self.replica.view()).request_limit_s
+        return own if own is not None else self.api.max_request_duration
+
+    async def refuse(self, entry: ReplicaEntry, measured_s: float) -> None:
+        """A paid request whose track measured over the limit: never offered here again, and the hub is told
+        (through the outbox) so it refunds the request and drops the entry for every box."""
+        request_id = entry.data.get("requestId")
+        payload = {"requestId": request_id, "entryId": entry.entry_id, "duration": round(measured_s, 3)}
+
+        def write(conn: sqlite3.Connection) -> None:
+            self.replica.consume_in(conn, entry)
+            if request_id:
+                self.outbox.put_in(conn, "over_limit", f"over-limit:{request_id}", payload)
+
+        await self.db.write(write)
+        self.outbox.wake()
 
     async def report_analysis(self, analysis: Analysis, mode: str) -> None:
         """An analysis result for the shared catalog (every venue benefits)."""
@@ -339,14 +420,9 @@ class EdgeSync:
         p = item.payload
         song = _hub_song(p.get("song"))
         if item.kind == "now_playing":
-            # Sent with the *current* epoch: what this box played while offline is applied once it is
-            # confirmed master again; if another box holds the lease now, it is not ours to apply.
-            if self.lease.role is L.Role.MASTER and self.lease.epoch is not None:
-                await self.api.now_playing(self.lease.epoch, p["entryId"], song, item.key)
-            elif self.lease.role is L.Role.STANDBY and self.lease.hub_ok:
-                raise HubRefused(409, "superseded: another box took the lease before this was sent")
-            else:
-                raise HubUnavailable("waiting for the lease to be confirmed")
+            await self.api.now_playing(self._confirmed_epoch(), p["entryId"], song, item.key)
+        elif item.kind == "over_limit":
+            await self.api.report_over_limit(self._confirmed_epoch(), str(p["requestId"]), float(p["duration"]))
         elif item.kind == "played":
             await self.api.played(item.epoch or 0, p["entryId"], song, int(p["playedAt"]), item.key)
         elif item.kind == "analysis":
@@ -355,6 +431,15 @@ class EdgeSync:
             await self.api.report_error(p["videoId"], p["message"], p["at"], item.key)
         else:
             raise HubRefused(400, f"unknown outbox kind {item.kind!r}")
+
+    def _confirmed_epoch(self) -> int:
+        """The epoch a master write goes with: the *current* one. What this box did while offline is applied
+        once it is confirmed master again; if another box holds the lease now, it is not ours to apply."""
+        if self.lease.role is L.Role.MASTER and self.lease.epoch is not None:
+            return self.lease.epoch
+        if self.lease.role is L.Role.STANDBY and self.lease.hub_ok:
+            raise HubRefused(409, "superseded: another box took the lease before this was sent")
+        raise HubUnavailable("waiting for the lease to be confirmed")
 
     def _on_refused(self, item: OutboxItem, exc: HubRefused) -> None:
         if isinstance(exc, StaleEpoch) and item.kind == "now_playing":

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedBatch, FeedMessage, Json
+from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedBatch, FeedMessage, Json, PlayPosition
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 
 
@@ -41,6 +41,9 @@ class FakeVenue:
     history: list[Json] = field(default_factory=list)
     catalog: dict[str, Json] = field(default_factory=dict)
     errors: dict[tuple[str, str], Json] = field(default_factory=dict)  # (device, idempotency key) -> error
+    max_request_duration: float = 300.0
+    refunds: dict[str, str] = field(default_factory=dict)  # request id -> reason (refund due)
+    positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # entry id -> (seconds, when)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -94,10 +97,17 @@ class FakeVenue:
             "version": self.version,
             "epoch": self.epoch,
             "master": None if self.master is None else {"deviceId": self.master.device, "epoch": self.master.epoch},
-            "nowPlaying": self.now_playing,
+            "nowPlaying": self._now_playing_with_position(),
             "priorityQueue": list(self.priority),
             "mainQueue": list(self.main),
         }
+
+
+    def _now_playing_with_position(self) -> Json | None:
+        if self.now_playing is None:
+            return None
+        seconds, at = self.positions.get(self.now_playing["entryId"], (None, None))
+        return self.now_playing | {"position": seconds, "positionAt": at}
 
 
 class FakeHub:
@@ -108,6 +118,7 @@ class FakeHub:
         self.venue_id = venue.venue_id
         self.device_id = device_id
         self.cut = False  # this edge alone cannot reach the hub (a partition)
+        self.max_request_duration: float | None = None
 
     async def set_cut(self, cut: bool) -> None:
         self.cut = cut
@@ -122,6 +133,7 @@ class FakeHub:
         v, now = self.v, self.v.now()
         if v.master is not None and v.master.device == self.device_id:
             v.master.beat = now
+            self.max_request_duration = v.max_request_duration
             return Granted("reconnected", v.master.epoch)
         if v.master is not None and now - v.master.beat < v.stale_after:
             return Conflict(v.master.device, v.master.epoch)
@@ -130,14 +142,18 @@ class FakeHub:
         v.held.add((self.device_id, v.epoch))
         v.emit({"type": "master", "master": {"deviceId": self.device_id, "epoch": v.epoch}})
         await v.notify()
+        self.max_request_duration = v.max_request_duration
         return Granted("registered", v.epoch)
 
-    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
+    async def heartbeat(self, position: PlayPosition | None = None) -> HeartbeatOk | HeartbeatLost:
         self._reach()
         master = self.v.master
         if master is None or master.device != self.device_id:
             return HeartbeatLost()
         master.beat = self.v.now()
+        self.max_request_duration = self.v.max_request_duration
+        if position is not None:
+            self.v.positions[position.entry_id] = (position.seconds, master.beat)
         return HeartbeatOk()
 
     async def release(self) -> None:
@@ -218,9 +234,28 @@ class FakeHub:
             "playedAt": played_at_ms,
         }
         self.v.history.append(record)
+        if self.v.now_playing is not None and self.v.now_playing["entryId"] == entry_id:
+            self.v.now_playing = self.v.now_playing | {"endedAt": played_at_ms}  # nothing to resume
         body = {"recorded": True}
         self.v.keys[key] = body
         return body
+
+    async def report_over_limit(self, epoch: int, request_id: str, duration: float) -> Json:
+        self._reach()
+        self._fence(epoch)
+        v = self.v
+        if duration <= v.max_request_duration:
+            raise HubRefused(422, f"{duration:g} seconds is within the limit", "duration")
+        changed = request_id not in v.refunds
+        removed = [e["entryId"] for e in v.priority if e.get("requestId") == request_id]
+        if changed:
+            v.refunds[request_id] = f"measured {duration:.0f} seconds"
+            v.priority = [e for e in v.priority if e.get("requestId") != request_id]
+            for entry_id in removed:
+                v.emit({"type": "entry_removed", "entryId": entry_id})
+            await v.notify()
+        return {"request": {"requestId": request_id, "status": "refund_due"}, "changed": changed,
+                "removedEntryIds": removed if changed else []}
 
     async def history(self, limit: int = 100) -> list[Json]:
         self._reach()

@@ -61,13 +61,26 @@ class WhoAmI:
     server_time: float | None  # unix seconds from the answer's Date header; None: no usable header
 
 
+@dataclass(frozen=True)
+class PlayPosition:
+    """Where this box's player is: ``seconds`` of media time into queue entry ``entry_id``."""
+
+    entry_id: str
+    seconds: float
+
+
 class HubApi(Protocol):
     venue_id: str
     device_id: str
+    # The hub's limit on a paid request's (measured, trimmed) length, from its last register/heartbeat
+    # answer; None until one arrived. A venue's own limit comes in the feed's rules and wins.
+    max_request_duration: float | None
 
     async def register(self) -> Granted | Conflict: ...
 
-    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost: ...
+    async def heartbeat(self, position: PlayPosition | None = None) -> HeartbeatOk | HeartbeatLost:
+        """Extend the lease; ``position`` tells the hub where the player is, so a take-over resumes there."""
+        ...
 
     async def release(self) -> None: ...
 
@@ -84,6 +97,10 @@ class HubApi(Protocol):
     async def now_playing(self, epoch: int, entry_id: str, song: Json | None, key: str) -> Json: ...
 
     async def played(self, epoch: int, entry_id: str, song: Json | None, played_at_ms: int, key: str) -> Json: ...
+
+    async def report_over_limit(self, epoch: int, request_id: str, duration: float) -> Json:
+        """A paid request measured (trimmed) over the limit: the hub refunds it and drops its entry (fenced)."""
+        ...
 
     async def report_analysis(self, analysis: Analysis) -> Json: ...
 

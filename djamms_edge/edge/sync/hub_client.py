@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json, WhoAmI
+from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json, PlayPosition, WhoAmI
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class HubClient:
         # This process: the hub refuses another process with our token while we hold the lease (a copy).
         self.instance_id = secrets.token_hex(8)
         self._timeout_s = timeout_s
+        self.max_request_duration: float | None = None
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -56,6 +57,7 @@ class HubClient:
             "POST", f"{self._venue}/players/register",
             {"deviceId": self.device_id, "userAgent": USER_AGENT, "instanceId": self.instance_id},
         )
+        self._note_limit(body)
         status = body.get("status")
         epoch = _int_or_none(body.get("epoch"))
         if status in ("registered", "reconnected") and epoch is not None:
@@ -65,9 +67,12 @@ class HubClient:
             return Conflict(str(master["deviceId"]), _int_or_none(master.get("epoch", epoch)))
         raise HubUnavailable(f"unusable register answer {str(body)[:200]}")
 
-    async def heartbeat(self) -> HeartbeatOk | HeartbeatLost:
-        body = await self._call("POST", f"{self._venue}/players/heartbeat",
-                                {"deviceId": self.device_id, "instanceId": self.instance_id})
+    async def heartbeat(self, position: PlayPosition | None = None) -> HeartbeatOk | HeartbeatLost:
+        request: Json = {"deviceId": self.device_id, "instanceId": self.instance_id}
+        if position is not None:
+            request["position"] = {"entryId": position.entry_id, "seconds": round(max(0.0, position.seconds), 3)}
+        body = await self._call("POST", f"{self._venue}/players/heartbeat", request)
+        self._note_limit(body)
         if body.get("status") == "updated":
             return HeartbeatOk()
         if body.get("status") in ("not_found", "conflict"):  # conflict: another process of ours holds it
@@ -76,6 +81,11 @@ class HubClient:
 
     async def release(self) -> None:
         await self._call("POST", f"{self._venue}/players/release", {"deviceId": self.device_id})
+
+    def _note_limit(self, body: Json) -> None:
+        limit = body.get("maxRequestDuration")
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0:
+            self.max_request_duration = float(limit)
 
     # --- queue and feed --------------------------------------------------------------------------
 
@@ -121,6 +131,10 @@ class HubClient:
         if song is not None:
             body["song"] = song
         return await self._call("POST", f"{self._venue}/played", body, key=key)
+
+    async def report_over_limit(self, epoch: int, request_id: str, duration: float) -> Json:
+        body: Json = {"deviceId": self.device_id, "epoch": epoch, "duration": round(duration, 3)}
+        return await self._call("POST", f"{self._venue}/requests/{request_id}/over-limit", body)
 
     async def history(self, limit: int = 100) -> list[Json]:
         body = await self._call("GET", f"{self._venue}/history", params={"limit": str(limit)})

@@ -18,7 +18,7 @@ from djamms_edge.edge.sync.replica import ReplicaEntry
 log = logging.getLogger(__name__)
 
 
-def queue_entry(entry: ReplicaEntry) -> QueueEntry:
+def queue_entry(entry: ReplicaEntry, resume_at: float | None = None) -> QueueEntry:
     data = entry.data
     duration = data.get("duration")
     return QueueEntry(
@@ -29,6 +29,7 @@ def queue_entry(entry: ReplicaEntry) -> QueueEntry:
         duration=float(duration) if isinstance(duration, (int, float)) else None,
         kind=EntryKind.PRIORITY if entry.queue == "priority" else EntryKind.MAIN,
         requested_by=str(data.get("requesterId") or ""),
+        resume_at=resume_at,
     )
 
 
@@ -47,11 +48,30 @@ class HubQueue:
         self._listeners.append(on_change)
 
     async def upcoming(self, count: int) -> list[QueueEntry]:
+        # After a take-over, what the last master was cut off in plays first, from where it was.
+        interrupted = await self._sync.interrupted()
         entries = await self._sync.upcoming(count)
         self._offered.update((e.entry_id, e) for e in entries)
-        return [queue_entry(e) for e in entries]
+        planned = [queue_entry(e) for e in entries]
+        if interrupted is None or count < 1:
+            return planned
+        self._offered[interrupted.entry.entry_id] = interrupted.entry
+        first = queue_entry(interrupted.entry, resume_at=interrupted.position)
+        return [first, *[e for e in planned if e.entry_id != first.entry_id]][:count]
+
+    async def request_limit(self) -> float | None:
+        return await self._sync.request_limit()
+
+    async def refused(self, entry: QueueEntry, measured_s: float) -> None:
+        found = self._offered.pop(entry.entry_id, None) or ReplicaEntry(
+            entry.entry_id, str(entry.kind), _song_data(entry)
+        )
+        log.warning("not playing paid request %s (%s): it measures %.0f s, over the limit; refund reported",
+                    entry.entry_id, entry.source, measured_s)
+        await self._sync.refuse(found, measured_s)
 
     async def started(self, entry: QueueEntry) -> None:
+        self._sync.interrupted_handled(entry.entry_id)
         found = self._offered.get(entry.entry_id)
         if found is None:
             # A play resumed after a restart: its entry is in the replica's now playing, not the queue.
@@ -59,6 +79,7 @@ class HubQueue:
         await self._sync.started(found)
 
     async def finished(self, entry: QueueEntry, outcome: Outcome, detail: str = "") -> None:
+        self._sync.interrupted_handled(entry.entry_id)
         found = self._offered.pop(entry.entry_id, None) or ReplicaEntry(
             entry.entry_id, str(entry.kind), _song_data(entry)
         )

@@ -17,7 +17,7 @@ from djamms_edge.edge.config import EdgeConfig
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.engine import EdgeSync
-from djamms_edge.edge.sync.hub_api import HubApi
+from djamms_edge.edge.sync.hub_api import HubApi, PlayPosition
 from djamms_edge.edge.sync.hub_client import HubClient
 from djamms_edge.edge.sync.hub_queue import HubQueue
 from djamms_edge.edge.sync.lease import LeaseState
@@ -43,6 +43,7 @@ class HubLink:
 
     def attach(self, engine: PlaybackEngine) -> None:
         self._engine = engine
+        self.sync.position = lambda: _position(engine)
 
     def _play(self, epoch: int) -> None:
         if self._engine is not None:
@@ -69,6 +70,14 @@ class HubLink:
 
     async def stop(self) -> None:
         await self.sync.stop()
+
+
+def _position(engine: PlaybackEngine) -> PlayPosition | None:
+    """Where the engine's player is, for the heartbeat (a box taking over resumes there)."""
+    playing = engine.status().now_playing
+    if playing is None or playing.position is None:
+        return None
+    return PlayPosition(playing.entry.entry_id, playing.position)
 
 
 @contextlib.asynccontextmanager

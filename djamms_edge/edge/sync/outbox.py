@@ -26,7 +26,7 @@ from djamms_edge.shared.sqlite import Database
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["now_playing", "played", "analysis", "device_error"]
+Kind = Literal["now_playing", "played", "analysis", "device_error", "over_limit"]
 State = Literal["pending", "delivered", "rejected"]
 
 
@@ -97,6 +97,11 @@ class Outbox:
     def wake(self) -> None:
         """Try now (something was queued, or the hub is known to be back)."""
         self._wake.set()
+
+    async def has(self, key: str) -> bool:
+        """Whether ``key`` was ever queued (and not yet pruned), whatever became of it."""
+        row = await self._db.read(lambda conn: conn.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone())
+        return row is not None
 
     async def pending(self, limit: int = 100) -> list[OutboxItem]:
         def read(conn: sqlite3.Connection) -> list[OutboxItem]:

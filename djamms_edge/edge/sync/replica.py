@@ -59,6 +59,7 @@ class ReplicaView:
     main: tuple[ReplicaEntry, ...]
     consumed: dict[str, int]  # entry id -> when this box started it (ms)
     bans: Bans = field(default_factory=Bans)  # the venue's ban list: the rotation passes these songs over
+    request_limit_s: float | None = None  # the venue's own limit on a paid request's length (None: the hub's)
 
 
 class NeedSnapshot(Exception):
@@ -91,6 +92,7 @@ class Replica:
                 "SELECT entry_id, consumed_ms FROM replica_consumed WHERE venue_id = ?", (self.venue_id,)
             )
         }
+        rules = json.loads(meta["rules"]) if meta and meta["rules"] else None
         return ReplicaView(
             version=meta["version"] if meta else 0,
             epoch=meta["epoch"] if meta else 0,
@@ -99,7 +101,8 @@ class Replica:
             priority=tuple(e for e in entries if e.queue == "priority"),
             main=tuple(e for e in entries if e.queue == "main"),
             consumed=consumed,
-            bans=Bans.from_rules(json.loads(meta["rules"]) if meta and meta["rules"] else None),
+            bans=Bans.from_rules(rules),
+            request_limit_s=_limit(rules),
         )
 
     async def upcoming(self, count: int) -> list[ReplicaEntry]:
@@ -256,6 +259,11 @@ def _replay(entry: ReplicaEntry, consumed_ms: int, cycle: int) -> ReplicaEntry:
     digest = hashlib.sha256(f"{entry.entry_id}:{consumed_ms}:{cycle}".encode()).hexdigest()[:16]
     new_id = f"local-{digest}"
     return ReplicaEntry(new_id, "main", entry.data | {"entryId": new_id}, source_id=entry.entry_id)
+
+
+def _limit(rules: Json | None) -> float | None:
+    value = (rules or {}).get("maxDurationS")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
 def _dump(value: Any) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi
+from djamms_edge.edge.sync.hub_api import Analysis, FeedMessage, HubApi, PlayPosition
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 from tests.edge.sync.hubs import HubUnderTest, make_hub, song
 
@@ -205,3 +205,35 @@ async def test_a_device_error_is_stored_once_per_key(hub: HubUnderTest) -> None:
 async def test_an_empty_error_message_is_refused(hub: HubUnderTest) -> None:
     with pytest.raises(HubRefused):
         await hub.api("box-a").report_error(None, "", 1_700_000_000_000, "error:k3")
+
+
+async def test_the_masters_position_travels_in_its_heartbeat_and_a_played_entry_is_over(hub: HubUnderTest) -> None:
+    a = hub.api("box-a")
+    granted = await a.register()
+    assert isinstance(granted, Granted)
+    assert a.max_request_duration == 300  # the hub's limit on a paid request's measured length
+    await hub.paid_request(song(3, duration=100.0), "pay-pos")
+    head = (await a.snapshot())["priorityQueue"][0]
+    await a.now_playing(granted.epoch, head["entryId"], None, key="np:pos")
+    assert isinstance(await a.heartbeat(PlayPosition(head["entryId"], 42.5)), HeartbeatOk)
+    playing = (await a.snapshot())["nowPlaying"]
+    assert (playing["entryId"], playing["position"], playing.get("endedAt")) == (head["entryId"], 42.5, None)
+    await a.played(granted.epoch, head["entryId"], None, 1_800_000_000_000, key="played:pos")
+    assert (await a.snapshot())["nowPlaying"]["endedAt"] is not None
+
+
+async def test_a_paid_request_measured_over_the_limit_is_refunded_once_by_the_master(hub: HubUnderTest) -> None:
+    a, b = hub.api("box-a"), hub.api("box-b")
+    granted = await a.register()
+    assert isinstance(granted, Granted)
+    await hub.paid_request(song(4, duration=30.0), "pay-long")
+    entry = (await a.snapshot())["priorityQueue"][0]
+    with pytest.raises(StaleEpoch):
+        await b.report_over_limit(granted.epoch, entry["requestId"], 400.0)
+    with pytest.raises(HubRefused):
+        await a.report_over_limit(granted.epoch, entry["requestId"], 120.0)  # within the limit: no refund
+    first = await a.report_over_limit(granted.epoch, entry["requestId"], 400.0)
+    again = await a.report_over_limit(granted.epoch, entry["requestId"], 400.0)
+    assert (first["changed"], first["removedEntryIds"], again["changed"]) == (True, [entry["entryId"]], False)
+    assert first["request"]["status"] == "refund_due"
+    assert (await a.snapshot())["priorityQueue"] == []

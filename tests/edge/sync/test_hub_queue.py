@@ -11,6 +11,7 @@ from djamms_edge.edge.queue.source import Outcome
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.fake_hub import FakeHub, FakeVenue
+from djamms_edge.edge.sync.hub_api import PlayPosition
 from djamms_edge.edge.sync.hub_queue import HubQueue
 from djamms_edge.shared.sqlite import Database
 from tests.edge.sync.hubs import song
@@ -73,3 +74,64 @@ async def test_the_same_failure_again_within_the_hour_is_reported_once(db: Datab
         ("HTTP 410", 1_800_003_599_000),
         ("HTTP 403", 1_800_003_600_000),
     ]
+
+
+async def test_a_refused_paid_request_is_not_offered_again_and_its_refund_goes_out_once(db: Database) -> None:
+    queue, sync = await make(db)
+    paid = (await queue.upcoming(1))[0]
+    assert paid.kind is EntryKind.PRIORITY
+    await queue.refused(paid, 412.0)
+    await queue.refused(paid, 412.0)  # planned again before the replica caught up: still one report
+    assert paid.entry_id not in [e.entry_id for e in await queue.upcoming(3)]
+    pending = await sync.outbox.pending()
+    assert [(i.kind, i.payload["requestId"], i.payload["duration"]) for i in pending] == [
+        ("over_limit", "r-pay-9", 412.0)
+    ]
+
+
+async def test_the_request_limit_is_the_venues_own_else_the_hubs(db: Database) -> None:
+    queue, sync = await make(db)
+    assert await queue.request_limit() is None  # the hub has not said yet
+    await sync.api.register()
+    assert await queue.request_limit() == 300.0
+    await sync.replica.load_snapshot({**sync.api.v.snapshot(), "rules": {"maxDurationS": 240}})  # type: ignore[attr-defined]
+    assert await queue.request_limit() == 240.0
+
+
+async def take_over(sync: EdgeSync) -> None:
+    from djamms_edge.edge.sync import lease as L
+
+    granted = await sync.api.register()
+    assert isinstance(granted, L.Granted)
+    sync.handle(granted)
+
+
+async def cut_off(db: Database, *, ended: bool) -> tuple[HubQueue, str]:
+    """box-old played the playlist's head 61 s in (and finished it, if ``ended``), then crashed; box-a takes over."""
+    venue = FakeVenue()
+    await venue.set_playlist([song(1), song(2)])
+    other = FakeHub(venue, "box-old")
+    epoch = (await other.register()).epoch  # type: ignore[union-attr]
+    head = venue.main[0]
+    await other.now_playing(epoch, head["entryId"], None, "np:old")
+    await other.heartbeat(PlayPosition(head["entryId"], 61.0))
+    if ended:
+        await other.played(epoch, head["entryId"], None, 1, "played:old")
+    venue.master = None  # box-old crashed; its lease is gone
+    sync = EdgeSync(FakeHub(venue, "box-a"), db, SyncConfig(), on_play=lambda e: None, on_halt=lambda r: None)
+    await sync.replica.load_snapshot(venue.snapshot())
+    await take_over(sync)
+    return HubQueue(sync), head["entryId"]
+
+
+async def test_a_take_over_offers_the_cut_off_entry_first_from_its_last_position(db: Database) -> None:
+    queue, entry_id = await cut_off(db, ended=False)
+    first = (await queue.upcoming(2))[0]
+    assert (first.entry_id, first.resume_at) == (entry_id, 61.0)
+    await queue.started(first)
+    assert entry_id not in [e.entry_id for e in await queue.upcoming(2)]
+
+
+async def test_no_take_over_resume_of_an_entry_that_ended(db: Database) -> None:
+    queue, _ = await cut_off(db, ended=True)
+    assert all(e.resume_at is None for e in await queue.upcoming(3))
