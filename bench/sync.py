@@ -9,29 +9,39 @@ client. Measured:
 - crash failover: the master's tasks and sockets vanish without a release (what the hub sees of a
   ``kill -9``); time until the standby's player is told to play. Bounded by the hub's
   ``stale_after_s`` + one edge heartbeat interval; run for the hub default and for the 20 s we suggest;
-- graceful failover: the master stops (releases); time until the standby plays.
+- graceful failover: the master stops (releases); time until the standby plays;
+- kill -9 mid paid request: two real ``djamms-edge run`` daemons (libmpv, ao=null, default [edge.sync]),
+  a patron's paid song (a 60 s file over loopback HTTP) playing on the master, which is killed with
+  SIGKILL 3 s or more into the song: time until the *same entry* plays on the standby, and how much of the
+  song is heard twice (the standby resumes from the last position the master reported in a heartbeat).
+  Its baseline is the crash failover above (the lease alone, same staleness).
 
-    .venv/bin/python bench/sync.py [--requests 300] [--skip-default-stale]
+    .venv/bin/python bench/sync.py [--requests 300] [--skip-default-stale] [--kill-runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from djamms_edge.edge.player.seams import render_tone  # noqa: E402
 from djamms_edge.edge.sync.config import SyncConfig  # noqa: E402
 from djamms_edge.edge.sync.engine import EdgeSync  # noqa: E402
 from djamms_edge.edge.sync.hub_client import HubClient  # noqa: E402
@@ -48,9 +58,10 @@ VENUE = "bench-venue"
 class Hub:
     """``djamms-hub serve`` in its own process group, terminated then killed on the way out."""
 
-    def __init__(self, workdir: Path, stale_after_s: float) -> None:
+    def __init__(self, workdir: Path, stale_after_s: float, *, playlist: bool = True) -> None:
         self.workdir = workdir
         self.stale = stale_after_s
+        self.playlist = playlist
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -60,7 +71,7 @@ class Hub:
     async def seed(self, store: SqliteStore, now: int) -> None:
         await store.create_venue(VENUE, "Bench venue", now)
         playlist = await store.create_playlist(VENUE, "house", now)
-        for n in range(20):
+        for n in range(20 if self.playlist else 0):
             await store.add_track(playlist.playlist_id, Song(f"house{n:06d}", f"House {n}", f"DJ {n}", 200.0), now)
         await store.activate_playlist(VENUE, playlist.playlist_id, now)
 
@@ -77,7 +88,9 @@ class Hub:
         config.write_text(
             f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\npublic_url = "{self.url}"\n'
             f'[hub.store]\nurl = "sqlite:///{db}"\n'
-            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n" + self.extra_config()
+            "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
+            "[hub.requests]\nallow_urls = true\n"  # the paid song is a file served over loopback
+            + self.extra_config()
         )
         self.proc = await asyncio.create_subprocess_exec(
             str(REPO / ".venv/bin/djamms-hub"),
@@ -186,6 +199,118 @@ async def failover(hub: Hub, workdir: Path, graceful: bool) -> float:
     return took
 
 
+class Daemon:
+    """``djamms-edge run`` for one box (audio to ao=null, no video), in its own process group."""
+
+    def __init__(self, hub: Hub, name: str, workdir: Path) -> None:
+        self.name = name
+        self.state = workdir / name
+        self.config = workdir / f"{name}.toml"
+        token = issue_device_token(SECRET, VENUE, name, time.time(), 3600)
+        self.config.write_text(
+            f'[edge]\nvenue_id = "{VENUE}"\ndevice_id = "{name}"\nstate_dir = "{self.state}"\n'
+            f'cache_dir = "{self.state / "cache"}"\nlog_level = "WARNING"\n'
+            f'[edge.hub]\nurl = "{hub.url}"\ndevice_token = "{token}"\n'
+            '[edge.player]\nvideo = false\nao = "null"\n[edge.status]\nport = 0\n'
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            str(REPO / ".venv/bin/djamms-edge"), "run", "--config", str(self.config), start_new_session=True,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    def plays(self) -> list[sqlite3.Row]:
+        db = self.state / "playback.db"
+        if not db.exists():
+            return []
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute("SELECT * FROM plays ORDER BY started_at").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    async def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, sig)
+            await self.proc.wait()
+
+
+async def until(what: str, check: Any, limit: float) -> Any:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if found := await check():
+            return found
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+async def kill_mid_paid_request(workdir: Path, stale: float, runs: int) -> list[tuple[float, float]]:
+    """(seconds from kill -9 to the same entry playing on the standby, seconds of the song heard twice) per run."""
+    media = workdir / "media"
+    media.mkdir()
+    await render_tone(media / "paid.m4a", 440, lead=0.4, tone=60.0, trail=0.4)
+    app = web.Application()
+    app.router.add_static("/media", media)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    media_url = f"http://127.0.0.1:{runner.addresses[0][1]}/media/paid.m4a"
+    hub = Hub(workdir, stale_after_s=stale, playlist=False)
+    await hub.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            return [await one_kill(hub, http, f"{media_url}?run={run}", workdir, run) for run in range(runs)]
+    finally:
+        await hub.stop()
+        await runner.cleanup()
+
+
+async def one_kill(hub: Hub, http: aiohttp.ClientSession, url: str, workdir: Path, run: int) -> tuple[float, float]:
+    token = issue_device_token(SECRET, VENUE, "observer", time.time(), 3600)
+
+    async def now_playing() -> Any:
+        async with http.get(f"{hub.url}/api/v1/venues/{VENUE}/queue/full",
+                            headers={"Authorization": f"Bearer {token}"}) as response:
+            return (await response.json())["nowPlaying"]
+
+    master, standby = Daemon(hub, f"kill-a{run}", workdir), Daemon(hub, f"kill-b{run}", workdir)
+    await master.start()
+    await asyncio.sleep(1.0)  # registered first: it is the master
+    await standby.start()
+    await asyncio.sleep(2.0)
+    song = {"videoId": url, "title": "Paid", "artist": f"Patron {run}", "duration": 60}
+    body = json.dumps({"song": song, "paymentId": f"pay-kill-{run}"})
+    async with http.post(f"{hub.url}/api/v1/venues/{VENUE}/requests", data=body,
+                         headers={"Content-Type": "application/json"}) as response:
+        assert response.status == 201, await response.text()
+
+    async def deep_enough() -> Any:
+        playing = await now_playing()
+        ok = playing and playing["videoId"] == url and (playing["position"] or 0) >= 3.0
+        return playing if ok else None
+
+    playing = await until("the paid song 3 s in on the master", deep_enough, 60)
+    await master.kill()
+    killed_at = time.time()
+    # Where the master really was: its last reported position, plus the time since that report.
+    heard_until = playing["position"] + (killed_at * 1000 - playing["positionAt"]) / 1000
+
+    async def resumed() -> Any:
+        return next((p for p in standby.plays() if p["entry_id"] == playing["entryId"]), None)
+
+    try:
+        play = await until("the standby to play the same entry", resumed, hub.stale + 60)
+    finally:
+        await standby.kill(signal.SIGTERM)
+    return play["started_at"] - killed_at, max(0.0, heard_until - play["start_position"])
+
+
 def pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -194,6 +319,7 @@ def pct(samples: list[float], p: float) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--kill-runs", type=int, default=3, help="kill -9 mid paid request: repetitions (0 skips)")
     parser.add_argument(
         "--skip-default-stale",
         action="store_true",
@@ -226,6 +352,16 @@ async def main() -> None:
             )
         finally:
             await hub.stop()
+        if args.kill_runs:
+            (workdir / "kill").mkdir()
+            figures = await kill_mid_paid_request(workdir / "kill", 20.0, args.kill_runs)
+            waits, twice = [f[0] for f in figures], [f[1] for f in figures]
+            print(f"kill -9 mid paid request -> the same entry plays on the standby, hub stale_after_s 20, "
+                  f"{len(figures)} runs (real daemons):")
+            print(f"  wait {' / '.join(f'{w:.1f}' for w in waits)} s (median {statistics.median(waits):.1f} s; "
+                  f"baseline: crash failover above, {crash:.1f} s)")
+            print(f"  heard twice {' / '.join(f'{t:.1f}' for t in twice)} s (at most one heartbeat, "
+                  f"{edge.heartbeat_interval_s:g} s); nothing of the song lost")
         if not args.skip_default_stale:
             hub = Hub(workdir / "default", stale_after_s=default_stale)
             (workdir / "default").mkdir()

@@ -66,3 +66,22 @@ async def test_a_bad_position_is_a_400_naming_it(hub: Hub) -> None:
                             ({"entryId": "e-1", "seconds": -1}, "position.seconds"), ("x", "position")):
         status, body = await heartbeat(hub, venue, "box-a", position)  # type: ignore[arg-type]
         assert (status, body["field"]) == (400, field)
+
+
+async def test_a_take_over_resuming_now_playing_moves_it_to_the_new_master(hub: Hub) -> None:
+    venue = await hub.venue()
+    old = await master_of(hub, venue, "box-a")
+    await request(hub, venue, paid())
+    entry = (await snapshot(hub, venue))["priorityQueue"][0]
+    write = {"deviceId": "box-a", "epoch": old, "entryId": entry["entryId"]}
+    await hub.call("POST", f"/api/v1/venues/{venue}/now-playing", write, hub.device(venue, "box-a"))
+    hub.clock.advance(121)  # box-a went silent (killed)
+    new = await master_of(hub, venue, "box-b")
+    before = (await snapshot(hub, venue))["version"]
+    status, body = await hub.call("POST", f"/api/v1/venues/{venue}/now-playing",
+                                  {**write, "deviceId": "box-b", "epoch": new}, hub.device(venue, "box-b"))
+    assert status == 200 and (body["nowPlaying"]["deviceId"], body["nowPlaying"]["epoch"]) == ("box-b", new)
+    after = await snapshot(hub, venue)
+    assert (after["nowPlaying"]["entryId"], after["nowPlaying"]["deviceId"]) == (entry["entryId"], "box-b")
+    assert after["nowPlaying"]["startedAt"] == body["nowPlaying"]["startedAt"]  # the same play, not a new one
+    assert after["version"] == before + 1  # edges hear who plays it now

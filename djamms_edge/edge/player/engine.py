@@ -340,12 +340,18 @@ class PlaybackEngine:
             return
         prefix = [self._resuming] if self._resuming is not None else []
         count = self._config.lookahead + (0 if self._current is not None else 1) - len(prefix)
-        handed = prefix + await self._plan(count, reusable=self._handed[len(prefix):])
+        if self._current is None and not prefix and not self._handed and count > 1:
+            # Silence: start the first playable entry as soon as it is resolved; a take-over or a start
+            # does not wait for the analysis of the entries after it.
+            self._hand(await self._plan(1, reusable=[]))
+        self._hand(prefix + await self._plan(count, reusable=self._handed[len(prefix):]))
+        self._set_idle(self._current is None and not self._handed)
+
+    def _hand(self, handed: list[PlayRef]) -> None:
         if [r.item for r in handed] != [r.item for r in self._handed]:
             self._handed = handed
             self._refs.update((r.play_id, r) for r in handed)
             self.player.set_upcoming([r.item for r in handed])
-        self._set_idle(self._current is None and not self._handed)
 
     async def _plan(self, count: int, reusable: list[PlayRef]) -> list[PlayRef]:
         """The next ``count`` plays, resolved; entries already handed over keep their play id."""

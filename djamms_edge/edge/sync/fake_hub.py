@@ -202,7 +202,9 @@ class FakeHub:
         self._fence(epoch)
         v = self.v
         queued = next((e for e in (*v.priority, *v.main) if e["entryId"] == entry_id), None)
-        if queued is not None:
+        if v.now_playing is not None and v.now_playing["entryId"] == entry_id:
+            playing = {k: x for k, x in v.now_playing.items() if k not in ("deviceId", "epoch", "endedAt")}
+        elif queued is not None:
             (v.priority if queued["queue"] == "priority" else v.main).remove(queued)
             v.emit({"type": "entry_removed", "entryId": entry_id})
             if queued["queue"] == "main":  # the playlist goes round

@@ -693,7 +693,17 @@ class PostgresStore(PgPayments):
         async def change(conn: Conn) -> Json:
             current = await _now_playing(conn, write.venue_id)
             if current is not None and entry_id is not None and current.entry.entry_id == entry_id:
-                return {"nowPlaying": current.to_json()}
+                if (current.device_id, current.epoch) == (write.device_id, write.epoch):
+                    return {"nowPlaying": current.to_json()}  # a resend
+                # A take-over resumed the entry its last box was cut off in: the same play, on this box now.
+                await conn.execute(
+                    "UPDATE now_playing SET device_id = $1, epoch = $2, ended_at_ms = NULL WHERE venue_id = $3",
+                    write.device_id, write.epoch, write.venue_id,
+                )
+                moved = await _now_playing(conn, write.venue_id)
+                assert moved is not None
+                await self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": moved.to_json()}, now_ms)
+                return {"nowPlaying": moved.to_json()}
             row = None
             if entry_id is not None:
                 row = await conn.fetchrow(

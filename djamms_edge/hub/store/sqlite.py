@@ -634,7 +634,15 @@ class SqliteStore(SqlitePayments):
         def change(conn: sqlite3.Connection) -> Json:
             current = _now_playing(conn, write.venue_id)
             if current is not None and entry_id is not None and current.entry.entry_id == entry_id:
-                return {"nowPlaying": current.to_json()}
+                if (current.device_id, current.epoch) == (write.device_id, write.epoch):
+                    return {"nowPlaying": current.to_json()}  # a resend
+                # A take-over resumed the entry its last box was cut off in: the same play, on this box now.
+                conn.execute("UPDATE now_playing SET device_id = ?, epoch = ?, ended_at_ms = NULL WHERE venue_id = ?",
+                             (write.device_id, write.epoch, write.venue_id))
+                moved = _now_playing(conn, write.venue_id)
+                assert moved is not None
+                self._emit(conn, write.venue_id, {"type": "now_playing", "nowPlaying": moved.to_json()}, now_ms)
+                return {"nowPlaying": moved.to_json()}
             row = None
             if entry_id is not None:
                 row = conn.execute(
