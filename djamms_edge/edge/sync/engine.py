@@ -309,11 +309,16 @@ class EdgeSync:
             log.info("take-over: cannot ask the hub what was playing (%s); starting with the queue", exc)
             return None
         playing = snapshot.get("nowPlaying")
-        if not isinstance(playing, dict) or playing.get("endedAt") is not None or not playing.get("entryId"):
+        if not isinstance(playing, dict) or not playing.get("entryId"):
+            log.info("take-over: nothing was playing")
             return None
         entry_id = str(playing["entryId"])
+        if playing.get("endedAt") is not None:
+            log.info("take-over: %s had ended; starting with the queue", entry_id)
+            return None
         if await self.outbox.has(self._played_key(entry_id)):
-            return None  # this box played it to the end; its report may still be on the way
+            log.info("take-over: this box finished %s itself; starting with the queue", entry_id)
+            return None
         raw = playing.get("position")
         position = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
         entry = ReplicaEntry(entry_id, "priority" if playing.get("queue") == "priority" else "main", playing)

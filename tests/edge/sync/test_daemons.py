@@ -334,13 +334,15 @@ def test_two_daemons_one_plays_and_a_crash_hands_over_the_interrupted_entry(worl
     wait_until("box-b standing by", lambda: "standby" in b.log.read_text(), world=world)
     time.sleep(2 * HEARTBEAT_S + 1)
     assert world.plays("box-b") == []  # exactly one plays
-    current = wait_until("box-a's position at the hub",
-                         lambda: (np := world.get("/queue/full")["nowPlaying"])["position"] is not None and np,
+    # Mid-track (the tracks are 5.6 s): a kill at the very end would find the track already reported played.
+    current = wait_until("box-a 1-3 s into a track, as the hub knows it",
+                         lambda: 1.0 <= ((np := world.get("/queue/full")["nowPlaying"])["position"] or 0) <= 3.0 and np,
                          world=world)
     assert current["deviceId"] == "box-a"
     a.signal(signal.SIGKILL)
     killed_at = time.time()
     interrupted = world.get("/queue/full")["nowPlaying"]  # the heartbeat's position, as it stood at the kill
+    assert interrupted["endedAt"] is None
     first = wait_until("box-b to take over", lambda: world.plays("box-b"), limit=STALE_S + 15, world=world)[0]
     assert first["started_at"] - killed_at <= STALE_S + HEARTBEAT_S + START_MARGIN_S, world.logs()
     # The entry box-a was cut off in, from its last reported position: not the next one, not from the top.
