@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from aiohttp import web
 
+from djamms_edge.hub import accounts
+from djamms_edge.hub.api_accounts import device_report
 from djamms_edge.hub.auth import require, require_admin, require_staff, require_venue_member
 from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
@@ -18,8 +19,6 @@ from djamms_edge.hub.store.base import (
     Offsets,
     PlayPosition,
     PlayReport,
-    Role,
-    User,
     WriteResult,
 )
 from djamms_edge.hub.web_input import Fields, check_id, check_text, query_int, read_json
@@ -105,27 +104,21 @@ async def create_venue(request: web.Request) -> web.Response:
     venue_id = f.ident("venueId")
     assert venue_id is not None
     service = request.app[SERVICE]
-    created = await service.store.create_venue(venue_id, f.text("name"), service.now_ms())
+    timezone = f.text("timezone", required=False, max_len=64, default="UTC")
+    created = await accounts.create_venue(service.store, venue_id, f.text("name"), timezone, service.now_ms())
     return web.json_response({"venueId": venue_id, "created": created}, status=201 if created else 200)
 
 
 @routes.put(API + "/users")
 async def put_user(request: web.Request) -> web.Response:
-    """Admin: create a user or change an existing one's role and venue (keyed by email)."""
+    """Admin: create a user or change an existing one's role and venue (keyed by email); a change ends
+    the user's old tokens."""
     require_admin(principal_of(request))
     f = await _fields(request)
-    role: Role
-    match f.text("role"):
-        case "admin" | "staff" as role:
-            pass
-        case _:
-            raise ApiError(400, "must be admin or staff", "role")
+    role = accounts.check_role(f.text("role"))
     service = request.app[SERVICE]
-    venue_id = f.ident("venueId", required=False)
-    if venue_id is not None and await service.store.get_venue(venue_id) is None:
-        raise ApiError(404, f"unknown venue {venue_id!r}", "venueId")
-    user = User("user-" + uuid.uuid4().hex, f.email("email"), venue_id, role)
-    saved = await service.store.upsert_user(user, service.now_ms())
+    saved = await accounts.set_user(service.store, f.email("email"), role, f.ident("venueId", required=False),
+                                    service.now_ms())
     return web.json_response(saved.to_json())
 
 
@@ -139,13 +132,18 @@ async def player(request: web.Request) -> web.Response:
     assert device_id is not None
     service, who = request.app[SERVICE], principal_of(request)
     action = request.match_info["action"]
+    if action == "release":
+        return _reply(await service.release(who, venue_id, device_id))
     instance_id = f.ident("instanceId", required=False)  # the asking process (a copied token is another one)
+    user_agent = f.text("userAgent", required=False)
+    report = device_report(f, user_agent or request.headers.get("User-Agent"))
     if action == "register":
-        return _reply(await service.register(who, venue_id, device_id, f.text("userAgent", required=False),
-                                             instance_id))
-    if action == "heartbeat":
-        return _reply(await service.heartbeat(who, venue_id, device_id, _play_position(f), instance_id))
-    return _reply(await service.release(who, venue_id, device_id))
+        reply = await service.register(who, venue_id, device_id, user_agent, instance_id)
+    else:
+        reply = await service.heartbeat(who, venue_id, device_id, _play_position(f), instance_id)
+    # After the registry answered (so who may act for this player was checked): what the box says of itself.
+    await service.store.record_device_report(venue_id, device_id, report, service.now_ms())
+    return _reply(reply)
 
 
 def _play_position(f: Fields) -> PlayPosition | None:

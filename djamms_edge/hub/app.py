@@ -9,9 +9,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from djamms_edge.hub import api_compat, api_console, api_payments, api_refusals, api_rest, feed, openapi
+from djamms_edge.hub import (
+    api_accounts,
+    api_compat,
+    api_console,
+    api_payments,
+    api_refusals,
+    api_rest,
+    feed,
+    openapi,
+)
 from djamms_edge.hub.config import HubConfig
-from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, errors_middleware
+from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, credentials_middleware, errors_middleware
 from djamms_edge.hub.cors import cors_middleware
 from djamms_edge.hub.mailer import Mailer, mailer_for
 from djamms_edge.hub.schedule import ScheduleSwitcher
@@ -61,8 +70,9 @@ async def _close_sockets(app: web.Application) -> None:
 def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = None,
                clock: Clock = time.time) -> web.Application:
     """The hub as an aiohttp application; it opens ``store`` on startup and closes it on cleanup."""
-    # CORS outermost: errors answered to an allowed origin carry its headers too.
-    app = web.Application(middlewares=[cors_middleware, errors_middleware], client_max_size=config.max_body_bytes)
+    # CORS outermost: errors answered to an allowed origin carry its headers too. Tokens are checked inside.
+    app = web.Application(middlewares=[cors_middleware, errors_middleware, credentials_middleware],
+                          client_max_size=config.max_body_bytes)
     app[SERVICE] = HubService(config, store, mailer or mailer_for(config.smtp), clock)
     app[TASKS] = TaskOwner("hub")
     app[SOCKETS] = OpenSockets()
@@ -80,4 +90,5 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.add_routes(poster.routes)
     app.add_routes(api_console.routes)
     api_payments.setup(app)
+    api_accounts.setup(app)
     return app

@@ -29,6 +29,7 @@ class Principal:
     subject: str  # userId, or deviceId for devices
     venue_id: str | None
     email: str | None = None
+    token_version: int = 0  # checked against the user's or device's record on every request (credentials.py)
 
     @property
     def device_id(self) -> str | None:
@@ -45,6 +46,7 @@ def issue_user_token(secret: str, user: User, now_s: float, ttl_s: float) -> str
         "email": user.email,
         "venueId": user.venue_id,
         "role": user.role,
+        "ver": user.token_version,
         "sub": user.user_id,
         "iat": int(now_s),
         "exp": int(now_s + ttl_s),
@@ -52,11 +54,15 @@ def issue_user_token(secret: str, user: User, now_s: float, ttl_s: float) -> str
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def issue_device_token(secret: str, venue_id: str, device_id: str, now_s: float, ttl_s: float) -> str:
+def issue_device_token(secret: str, venue_id: str, device_id: str, now_s: float, ttl_s: float,
+                       version: int = 0) -> str:
+    """``version``: the device's token_version in the store (a token made before a re-issue or revocation
+    carries an older one and is refused)."""
     claims: dict[str, Any] = {
         "role": "device",
         "venueId": venue_id,
         "deviceId": device_id,
+        "ver": version,
         "sub": f"device:{device_id}",
         "iat": int(now_s),
         "exp": int(now_s + ttl_s),
@@ -126,14 +132,19 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
     venue = claims.get("venueId")
     if venue is not None and not isinstance(venue, str):
         raise ApiError(401, "invalid token: venueId", "Authorization")
+    # Tokens made before versions existed carry none: version 0, which a re-issue or sign-out ends.
+    version = claims.get("ver", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ApiError(401, "invalid token: ver", "Authorization")
     if role == "device":
         device = claims.get("deviceId")
         if not isinstance(device, str) or not venue:
             raise ApiError(401, "invalid token: device tokens name a venue and a device", "Authorization")
-        return Principal("device", device, venue), float(claims["exp"])
+        return Principal("device", device, venue, token_version=version), float(claims["exp"])
     if role in ("admin", "staff") and isinstance(claims.get("userId"), str):
         email = claims.get("email")
-        return Principal(role, claims["userId"], venue, email if isinstance(email, str) else None), float(claims["exp"])
+        principal = Principal(role, claims["userId"], venue, email if isinstance(email, str) else None, version)
+        return principal, float(claims["exp"])
     raise ApiError(401, "invalid token: unknown role", "Authorization")
 
 

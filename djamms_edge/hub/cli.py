@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from djamms_edge.config import Config
-from djamms_edge.hub import commands, qr_cli
+from djamms_edge.hub import admin_cli, commands, qr_cli
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
 
@@ -19,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
     commands.add_commands(sub)
-    venue = sub.add_parser("venue", help="venue tools").add_subparsers(dest="action", required=True)
+    venue = sub.add_parser("venue", help="venues: create, list, QR code").add_subparsers(dest="action",
+                                                                                     required=True)
     qr_cli.add_commands(venue)
+    admin_cli.add_commands(sub, venue)
     return parser
 
 
@@ -34,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands.run(args)
     if args.command == "venue" and args.action == "qr":
         return qr_cli.run(args)
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -10,8 +10,10 @@ import sys
 import time
 
 from djamms_edge.config import Config
+from djamms_edge.hub.accounts import current_device_token
 from djamms_edge.hub.app import create_app
-from djamms_edge.hub.auth import issue_device_token, issue_user_token
+from djamms_edge.hub.auth import issue_user_token
+from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.seed import seed_demo
 from djamms_edge.hub.serving import serve
 from djamms_edge.hub.store import UnsupportedStoreUrl, redacted_url, store_from_url
@@ -28,7 +30,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_config_option(serve)
     serve.add_argument("--host", help="listen address (default: hub.host)")
     serve.add_argument("--port", type=int, help="listen port (default: hub.port)")
-    token = sub.add_parser("device-token", help="print a device JWT for one venue's box")
+    token = sub.add_parser("device-token", help="print a new device JWT for one venue's box (earlier ones stop working;"
+                                                " `djamms-edge` boxes pair from the console instead)")
     add_config_option(token)
     token.add_argument("--venue", required=True, help="venue id the device plays for")
     token.add_argument("--device", required=True, help="device id (the edge's edge.device_id)")
@@ -67,15 +70,18 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     hub = config.hub
-    if args.command == "device-token":
-        if not _check_ids(args.venue, args.device):
-            return 2
-        print(issue_device_token(hub.jwt_secret, args.venue, args.device, time.time(),
-                                 hub.auth.device_token_days * 86400))
-        return 0
     store = _store(config)
     if store is None:
         return 2
+    if args.command == "device-token":
+        if not _check_ids(args.venue, args.device):
+            return 2
+        try:
+            print(asyncio.run(_device_token(config, store, args.venue, args.device)))
+        except ApiError as exc:
+            print(f"djamms-hub: {exc.message}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "seed-demo":
         if not _check_ids(args.venue, args.device):
             return 2
@@ -104,18 +110,27 @@ def _announce(urls: str) -> None:
     log.info("hub listening: %s", urls)
 
 
-async def _seed(config: Config, store: HubStore, venue_id: str, device_id: str) -> dict[str, str]:
-    hub = config.hub
+async def _device_token(config: Config, store: HubStore, venue_id: str, device_id: str) -> str:
     await store.open()
     try:
-        demo = await seed_demo(store, venue_id, int(time.time() * 1000))
+        return await current_device_token(store, config.hub, venue_id, device_id, time.time(), reissue=True)
     finally:
         await store.close()
+
+
+async def _seed(config: Config, store: HubStore, venue_id: str, device_id: str) -> dict[str, str]:
+    hub = config.hub
     now, day = time.time(), 86400
+    await store.open()
+    try:
+        demo = await seed_demo(store, venue_id, int(now * 1000))
+        device_token = await current_device_token(store, hub, venue_id, device_id, now, reissue=False)
+    finally:
+        await store.close()
     return {
         "venueId": demo.venue_id,
         "playlistId": demo.playlist_id,
         "adminToken": issue_user_token(hub.jwt_secret, demo.admin, now, hub.auth.token_ttl_days * day),
         "staffToken": issue_user_token(hub.jwt_secret, demo.staff, now, hub.auth.token_ttl_days * day),
-        "deviceToken": issue_device_token(hub.jwt_secret, venue_id, device_id, now, hub.auth.device_token_days * day),
+        "deviceToken": device_token,
     }

@@ -30,7 +30,12 @@ class StoreConfig:
 class AuthConfig:
     magic_link_ttl_s: int = setting(900, doc="a magic link works this long (15 minutes)", check=at_least(60))
     token_ttl_days: int = setting(7, doc="lifetime of a staff/admin JWT", check=at_least(1))
-    device_token_days: int = setting(365, doc="lifetime of a device JWT", check=at_least(1))
+    device_token_days: int = setting(
+        365, doc="lifetime of a device JWT (revoke a box from the console or `djamms-hub device revoke`)",
+        check=at_least(1),
+    )
+    pairing_code_ttl_s: int = setting(600, doc="a box's pairing code works this long (10 minutes)",
+                                      check=between(60, 86400))
     auto_create_users: bool = setting(
         True, doc="first login of an unknown email creates a staff user", env="DJAMMS_ALLOW_AUTO_CREATE_USERS"
     )
@@ -80,6 +85,11 @@ class LimitsConfig:
     device_errors_per_device: int = setting(60, doc="error reports one device may post per window; more are refused",
                                             check=at_least(1))
     device_errors_window_s: float = setting(3600.0, doc="window of the error-report limit", check=at_least(1))
+    pairings_per_address: int = setting(10, doc="pairing codes one client address may ask for per window",
+                                        check=at_least(1))
+    pairing_claims_per_venue: int = setting(10, doc="pairing codes a venue's staff may try per window",
+                                            check=at_least(1))
+    pairing_window_s: float = setting(900.0, doc="window of the two pairing limits", check=at_least(1))
     trust_forwarded_for: bool = setting(False, doc="take the client address from X-Forwarded-For (behind a proxy)")
     requests_per_patron: int = setting(3, doc="requests one patron (browser id + address) may make per window",
                                        check=at_least(1))

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from djamms_edge.hub.auth import Principal
+from djamms_edge.hub.credentials import check_current
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import HubService, api_error_for
 from djamms_edge.hub.store.base import StoreError, StoreUnavailable
@@ -116,14 +117,37 @@ def _allow(exc: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
-def principal_of(request: web.Request) -> Principal | None:
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
+# The checked Principal, or the ApiError refusing the token.
+PRINCIPAL: web.RequestKey[Principal | ApiError] = web.RequestKey("principal")
+
+
+@web.middleware
+async def credentials_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Verify the bearer token (if any) and check it is still current, once per request."""
+    if "Authorization" in request.headers:
+        try:
+            principal = _bearer(request)
+            await check_current(request.app[SERVICE].store, principal)
+        except ApiError as exc:
+            request[PRINCIPAL] = exc  # raised where a handler asks who is calling; a public endpoint ignores it
+        else:
+            request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def _bearer(request: web.Request) -> Principal:
+    scheme, _, token = request.headers["Authorization"].partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "expected 'Authorization: Bearer <token>'", "Authorization")
     return request.app[SERVICE].tokens.verify(token.strip())
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    """Who is calling: None without a token; ApiError(401) for a bad, expired or revoked one."""
+    checked = request.get(PRINCIPAL)
+    if isinstance(checked, ApiError):
+        raise checked
+    return checked
 
 
 def client_address(request: web.Request) -> str:

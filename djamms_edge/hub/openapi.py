@@ -50,12 +50,35 @@ PATHS: Json = {
     "/api/v1/auth/verify": {"post": _op("consume a magic link once; returns {token, user}", auth=False,
                                         body=_obj(secret=_S, userId=_S))},
     "/api/v1/me": {"get": _op("who the bearer token names")},
-    "/api/v1/venues": {"post": _op("admin: create a venue", body=_obj(venueId=_S, name=_S), ok="201")},
-    "/api/v1/users": {"put": _op("admin: create/update a user by email",
-                                 body=_obj(email=_S, role={"enum": ["admin", "staff"]}, venueId=_S))},
+    "/api/v1/venues": {"post": _op("admin: create a venue (timezone: IANA name, default UTC)",
+                                   body=_obj(venueId=_S, name=_S, timezone=_S), ok="201"),
+                       "get": _op("admin: every venue; staff: their own")},
+    "/api/v1/users": {"put": _op("admin: create/update a user by email (a role or venue change ends their tokens)",
+                                 body=_obj(email=_S, role={"enum": ["admin", "staff"]}, venueId=_S)),
+                      "get": _op("admin: users (of ?venueId=); staff: their venue's", params=("venueId",))},
+    "/api/v1/users/{userId}": {"delete": _op("admin: remove a user (their tokens stop working)")},
+    "/api/v1/users/{userId}/sign-out": {"post": _op("the user or an admin: sign out everywhere (every token ends)")},
+    V: {"get": _op("staff: the venue (name, timezone, active playlist)")},
     V + "/players/{action}": {"post": _op(
-        "player registry: action register | heartbeat | release (device token for deviceId, or venue staff)",
-        body=_obj(deviceId=_S, userAgent=_S, position=_obj(entryId=_S, seconds=_N)))},
+        "player registry: action register | heartbeat | release (device token for deviceId, or venue staff); "
+        "register/heartbeat may carry what the box says of itself, shown on the dashboard; a heartbeat, the "
+        "master's position in the entry it plays",
+        body=_obj(deviceId=_S, userAgent=_S, version=_S,
+                  nowPlaying=_obj(entryId=_S, videoId=_S, title=_S, artist=_S, position=_N, duration=_N),
+                  problems={"type": "array", "items": _S, "maxItems": 20},
+                  position=_obj(entryId=_S, seconds=_N)))},
+    V + "/dashboard": {"get": _op("staff: boxes (role, now playing, heartbeat, epoch, version, problems), "
+                                  "recent device errors, today's requests and refunds")},
+    V + "/devices": {"get": _op("staff: the venue's boxes")},
+    V + "/devices/{deviceId}/revoke": {"post": _op("staff: revoke a box (its token stops working, its lease ends)")},
+    V + "/devices/{deviceId}/token": {"post": _op("admin: re-issue a box's token (earlier ones stop working)",
+                                                  ok="201")},
+    "/api/v1/pairings": {"post": _op("a box without a token: a pairing code to show and a secret to poll with "
+                                     "(rate-limited per address)", auth=False, body=_obj(deviceId=_S), ok="201")},
+    "/api/v1/pairings/collect": {"post": _op("the box polls: 202 pending; 200 once with venueId and deviceToken; "
+                                             "404 unknown/expired/collected", auth=False, body=_obj(secret=_S))},
+    V + "/pairings": {"post": _op("staff: enter the code a box shows; it becomes this venue's (rate-limited)",
+                                  body=_obj(code=_S), ok="201")},
     V + "/master": {"get": _op("the venue's current master and epoch")},
     V + "/requests": {
         "post": _op("paid song request (no login); 201 accepted, 200 replayed paymentId, 422 refused (refund due)",

@@ -53,7 +53,7 @@ def make_store(backend: str, tmp_path: Path, retain_changes: int = 1000, pg_url:
 def hub_config(**sections: Any) -> HubConfig:
     """Test defaults with sections replaced; rate limits are high unless a test is about them."""
     limits = LimitsConfig(magic_links_per_email=1000, magic_links_per_address=1000, requests_per_client=1000,
-                          requests_per_patron=1000)
+                          requests_per_patron=1000, pairings_per_address=1000, pairing_claims_per_venue=1000)
     base = HubConfig(jwt_secret=SECRET, limits=limits)
     return dataclasses.replace(base, **sections)
 
@@ -69,7 +69,10 @@ class Hub:
     def device_token(self, venue_id: str, device_id: str) -> str:
         return issue_device_token(SECRET, venue_id, device_id, time.time(), 3600)
 
-    def user_token(self, role: str, venue_id: str | None, user_id: str = "user-t") -> str:
+    def user_token(self, role: str, venue_id: str | None, user_id: str | None = None) -> str:
+        """A token of the admin every hub starts with, or of the staff user ``venue()`` made for ``venue_id``
+        (tokens are checked against their user's record: a user that does not exist is refused)."""
+        user_id = user_id or (ADMIN_ID if role == "admin" else staff_id(venue_id))
         user = User(user_id, f"{user_id}@example.com", venue_id, role)  # type: ignore[arg-type]
         return issue_user_token(SECRET, user, time.time(), 3600)
 
@@ -89,9 +92,20 @@ class Hub:
             return resp.status, payload
 
     async def venue(self, venue_id: str | None = None) -> str:
+        """A new venue, and a staff user of it (``staff(venue_id)`` is that user's token)."""
         venue_id = venue_id or "v-" + uuid.uuid4().hex[:8]
-        await self.store.create_venue(venue_id, venue_id, int(self.clock() * 1000))
+        now_ms = int(self.clock() * 1000)
+        await self.store.create_venue(venue_id, venue_id, now_ms)
+        user_id = staff_id(venue_id)
+        await self.store.upsert_user(User(user_id, f"{user_id}@example.com", venue_id, "staff"), now_ms)
         return venue_id
+
+
+ADMIN_ID = "user-admin"
+
+
+def staff_id(venue_id: str | None) -> str:
+    return f"staff-{venue_id}"
 
 
 HubFactory = Callable[..., Any]
@@ -116,6 +130,7 @@ def start_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> H
         store = make_store(backend, tmp_path, retain_changes, pg_url)
         server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=port)
         await server.start_server()
+        await store.upsert_user(User(ADMIN_ID, f"{ADMIN_ID}@example.com", None, "admin"), int(clock() * 1000))
         try:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
                 yield Hub(str(server.make_url("")).rstrip("/"), http, store, config, clock)

@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope
 
 from djamms_edge.hub.config import AuthConfig, LimitsConfig, SmtpConfig
-from tests.hub.conftest import SECRET, Hub, HubFactory, hub_config
+from tests.hub.conftest import SECRET, Hub, HubFactory, hub_config, staff_id
 
 REDIRECT = "https://www.djamms.app/auth/verify"
 
@@ -188,8 +188,8 @@ def _b64(data: dict) -> str:
 
 def staff_claims(venue: str, **changes: object) -> dict:
     now = int(time.time())
-    return {"userId": "u1", "email": "s@example.com", "venueId": venue, "role": "staff", "sub": "u1",
-            "iat": now, "exp": now + 3600, **changes}
+    return {"userId": staff_id(venue), "email": "s@example.com", "venueId": venue, "role": "staff",
+            "sub": staff_id(venue), "iat": now, "exp": now + 3600, **changes}
 
 
 async def create_playlist(hub: Hub, venue: str, token: str) -> tuple[int, dict]:
@@ -255,22 +255,27 @@ def test_limits_config_is_a_dataclass() -> None:
     assert dataclasses.is_dataclass(LimitsConfig)
 
 
-async def test_me_shows_the_stored_user_after_an_admin_change(start_hub: HubFactory, caplog: pytest.LogCaptureFixture
-                                                              ) -> None:
+async def test_an_admin_change_ends_the_old_token_and_a_new_sign_in_has_the_new_venue(
+        start_hub: HubFactory, caplog: pytest.LogCaptureFixture) -> None:
     async with start_hub() as hub:
-        with caplog.at_level(logging.WARNING, logger="djamms_edge.hub.mailer"):
-            await create_link(hub, "me@example.com")
-        secret = re.search(r"secret=([0-9a-f]{64})", caplog.text).group(1)  # type: ignore[union-attr]
-        token = (await verify(hub, secret, "me@example.com"))[1]["token"]
-        me = {"Authorization": f"Bearer {token}"}
+        async def sign_in() -> dict[str, str]:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="djamms_edge.hub.mailer"):
+                await create_link(hub, "me@example.com")
+            secret = re.search(r"secret=([0-9a-f]{64})", caplog.text).group(1)  # type: ignore[union-attr]
+            return {"Authorization": f"Bearer {(await verify(hub, secret, 'me@example.com'))[1]['token']}"}
+
+        me = await sign_in()
         _, before = await hub.call("GET", "/api/v1/me", headers=me)
         assert (before["role"], before["venueId"], before["user"]["venueId"]) == ("staff", None, None)
         venue = await hub.venue()
         await hub.call("PUT", "/api/v1/users", {"email": "me@example.com", "role": "staff", "venueId": venue},
                        hub.admin())
-        _, after = await hub.call("GET", "/api/v1/me", headers=me)
-        assert after["venueId"] is None  # the token still says what it said ...
-        assert after["user"]["venueId"] == venue  # ... a new sign-in picks up the venue
+        status, refused = await hub.call("GET", "/api/v1/me", headers=me)
+        assert (status, refused["field"]) == (401, "Authorization")
+        assert "sign in again" in refused["error"]
+        _, after = await hub.call("GET", "/api/v1/me", headers=await sign_in())
+        assert after["venueId"] == after["user"]["venueId"] == venue
         _, device = await hub.call("GET", "/api/v1/me", headers=hub.device(venue, "box-a"))
         assert (device["role"], device["subject"], device["user"]) == ("device", "box-a", None)
 

@@ -103,6 +103,12 @@ async def test_bad_request_fields_are_named(hub: Hub, body: dict, field: str) ->
         ("GET", f"/api/v1/venues/{VENUE}/refunds", 401, "Authorization"),
         ("POST", "/api/v1/payments/stripe/webhook", 400, "Stripe-Signature"),
         ("GET", "/api/v1/payments/stripe/webhook", 405, None),
+        ("GET", f"/api/v1/venues/{VENUE}/dashboard", 401, "Authorization"),
+        ("GET", "/api/v1/venues/bad%20venue/dashboard", 400, "venueId"),
+        ("POST", f"/api/v1/venues/{VENUE}/devices/bad%20box/revoke", 400, "deviceId"),
+        ("DELETE", "/api/v1/users/u-1", 401, "Authorization"),
+        ("POST", "/api/v1/users/u-1/sign-out", 401, "Authorization"),
+        ("GET", "/api/v1/venues", 401, "Authorization"),
     ],
 )
 async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: int, field: str | None) -> None:
@@ -183,6 +189,14 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
                                                   "end": "11:00"}),
     ("POST", f"/api/v1/venues/{VENUE}/checkout", {"song": {"videoId": "dQw4w9WgXcQ"}, "requesterId": "patron-1"}),
     ("PUT", f"/api/v1/venues/{VENUE}/price", {"price": 0, "currency": "usd"}),
+    ("POST", f"/api/v1/venues/{VENUE}/players/register",
+     {"deviceId": "box-a", "version": "1.0", "problems": ["p"],
+      "nowPlaying": {"entryId": "e-1", "videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a", "position": 1.5,
+                     "duration": 200}}),
+    ("POST", "/api/v1/venues", {"venueId": "v3", "name": "n", "timezone": "Europe/Berlin"}),
+    ("POST", "/api/v1/pairings", {"deviceId": "box-new"}),
+    ("POST", "/api/v1/pairings/collect", {"secret": "s" * 43}),
+    ("POST", f"/api/v1/venues/{VENUE}/pairings", {"code": "ABC-DEF"}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
 # Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text

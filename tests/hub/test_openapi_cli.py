@@ -72,6 +72,10 @@ def test_short_secret_from_the_environment_is_refused(tmp_path: Path) -> None:
 
 
 def test_device_token_names_venue_and_device(tmp_path: Path) -> None:
+    unknown = _hub("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
+    assert (unknown.returncode, unknown.stderr.strip()) == (2, "djamms-hub: unknown venue 'bar-1'")
+    created = _hub("venue", "create", "bar-1", "--name", "Bar One", "--config", str(_config(tmp_path)))
+    assert created.returncode == 0, created.stderr
     result = _hub("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
     assert result.returncode == 0, result.stderr
     claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])

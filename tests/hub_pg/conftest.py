@@ -130,6 +130,12 @@ async def running_two_hubs(serving: Serving, config: HubConfig, workdir: Path) -
         second = await stack.enter_async_context(serving(config, workdir))
         http = await stack.enter_async_context(aiohttp.ClientSession())
         admin = User("user-admin", "admin@example.com", None, "admin")
+        store = PostgresStore(config.store.url)  # tokens are checked against their user: the admin must exist
+        await store.open()
+        try:
+            await store.upsert_user(admin, int(time.time() * 1000))
+        finally:
+            await store.close()
         hubs = TwoHubs((first, second), http, issue_user_token(JWT_SECRET, admin, time.time(), 3600))
         async with http.post(hubs.url(0, "/venues"), json={"venueId": VENUE, "name": "PG venue"},
                              headers={"Authorization": f"Bearer {hubs.admin_token}"}) as resp:

@@ -69,6 +69,10 @@ class UserNotFound(StoreError):
     pass
 
 
+class UnknownDevice(StoreError):
+    pass
+
+
 class StaleEpoch(StoreError):
     """A master-only write carried an epoch (or device) that no longer holds the venue's lease."""
 
@@ -89,6 +93,7 @@ class User:
     venue_id: str | None
     role: Role
     autoplay: bool = True
+    token_version: int = 0  # tokens carry it; a role or venue change, sign-out everywhere bump it
 
     def to_json(self) -> Json:
         return {
@@ -441,6 +446,53 @@ class Venue:
     venue_id: str
     name: str
     active_playlist_id: str | None = None
+    timezone: str = "UTC"  # IANA name: the venue's day (today's requests) and schedule
+
+    def to_json(self) -> Json:
+        return {"venueId": self.venue_id, "name": self.name, "activePlaylistId": self.active_playlist_id,
+                "timezone": self.timezone}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """What a box says about itself with each register/heartbeat, for the staff dashboard."""
+
+    version: str | None = None
+    now_playing: Json | None = None  # {"entryId", "videoId", "title", "artist", "position", "duration"}
+    problems: tuple[str, ...] = ()  # `djamms-edge doctor`'s findings, one line each
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A box known at a venue: its credential state and its last report."""
+
+    venue_id: str
+    device_id: str
+    token_version: int
+    revoked: bool
+    report: DeviceReport
+    reported_at_ms: int | None
+
+    def to_json(self) -> Json:
+        return {"deviceId": self.device_id, "venueId": self.venue_id, "revoked": self.revoked,
+                "version": self.report.version, "nowPlaying": self.report.now_playing,
+                "problems": list(self.report.problems), "userAgent": self.report.user_agent,
+                "reportedAt": self.reported_at_ms}
+
+
+PairingStatus = Literal["pending", "claimed", "delivered", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class PairingState:
+    """Where a box's pairing stands; ``claimed`` carries what its token is made of (handed out once)."""
+
+    status: PairingStatus
+    device_id: str | None = None
+    venue_id: str | None = None
+    token_version: int | None = None
+    expires_at_ms: int | None = None
 
 
 MarkKind = Literal["ban_video", "ban_artist", "explicit"]
@@ -620,13 +672,61 @@ class HubStore(PaymentStore, Protocol):
         ...
 
     # venues and users
-    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool: ...
+    async def create_venue(self, venue_id: str, name: str, now_ms: int, timezone: str = "UTC") -> bool: ...
 
     async def get_venue(self, venue_id: str) -> Venue | None: ...
 
-    async def upsert_user(self, user: User, now_ms: int) -> User: ...
+    async def list_venues(self) -> list[Venue]: ...
+
+    async def upsert_user(self, user: User, now_ms: int) -> User:
+        """Create the user, or change the role and venue of the one with this email (bumping its
+        token_version when either changes, so its old tokens stop working)."""
+        ...
 
     async def get_user(self, user_id: str) -> User | None: ...
+
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    async def list_users(self, venue_id: str | None) -> list[User]:
+        """Users of ``venue_id``; every user when None."""
+        ...
+
+    async def remove_user(self, user_id: str) -> bool: ...
+
+    async def bump_user_tokens(self, user_id: str) -> int | None:
+        """Sign-out everywhere: the user's new token_version, or None when there is no such user."""
+        ...
+
+    # device credentials, reports and pairing
+    async def device_token_version(self, venue_id: str, device_id: str) -> int | None:
+        """The version a device token must carry (0 for a box never re-issued); None when revoked."""
+        ...
+
+    async def reissue_device(self, venue_id: str, device_id: str, now_ms: int) -> int:
+        """Bump the device's token_version and lift a revocation: the version of its new token."""
+        ...
+
+    async def revoke_device(self, venue_id: str, device_id: str, now_ms: int) -> bool:
+        """Its tokens stop working and its master lease (if any) ends; False when the box was never known."""
+        ...
+
+    async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None: ...
+
+    async def list_devices(self, venue_id: str) -> list[DeviceRecord]: ...
+
+    async def create_pairing(self, code_hash: str, secret_hash: str, device_id: str, expires_ms: int,
+                             now_ms: int) -> bool:
+        """False when ``code_hash`` is taken by a live pairing (draw another code)."""
+        ...
+
+    async def claim_pairing(self, code_hash: str, venue_id: str, claimed_by: str, now_ms: int) -> PairingState:
+        """Staff entered the code: a pending, unexpired pairing becomes ``claimed`` for ``venue_id`` with a
+        re-issued device version, atomically and once; anything else answers ``unknown``."""
+        ...
+
+    async def collect_pairing(self, secret_hash: str, now_ms: int) -> PairingState:
+        """The box polls: ``claimed`` is answered once (then ``delivered``); ``pending`` until then."""
+        ...
 
     # magic links
     async def create_magic_link(self, token_hash: str, email: str, redirect_url: str, expires_ms: int,

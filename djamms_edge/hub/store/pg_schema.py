@@ -401,6 +401,37 @@ CREATE TABLE venue_analyses (
 CREATE INDEX venue_analyses_by_video ON venue_analyses (video_id);
 """
 
+# Token versions (a role/venue change or sign-out everywhere ends old tokens), boxes with their
+# credential state and last report, and short-lived pairing codes (hashed).
+_CREDENTIALS = """
+ALTER TABLE users ADD COLUMN token_version bigint NOT NULL DEFAULT 0;
+CREATE TABLE devices (
+    venue_id text NOT NULL REFERENCES venues(venue_id),
+    device_id text NOT NULL,
+    token_version bigint NOT NULL DEFAULT 0,
+    revoked boolean NOT NULL DEFAULT false,
+    software_version text,
+    user_agent text,
+    now_playing text,                     -- JSON, as reported
+    problems text NOT NULL DEFAULT '[]',  -- JSON list of strings
+    reported_at_ms bigint,
+    created_at_ms bigint NOT NULL,
+    PRIMARY KEY (venue_id, device_id)
+);
+CREATE TABLE pairings (
+    code_hash text PRIMARY KEY,           -- HMAC of the code shown on the box; the code is never stored
+    secret_hash text NOT NULL UNIQUE,     -- sha256 of the box's polling secret
+    device_id text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'claimed', 'delivered')),
+    venue_id text REFERENCES venues(venue_id),
+    token_version bigint,
+    claimed_by text,
+    expires_at_ms bigint NOT NULL,
+    created_at_ms bigint NOT NULL
+);
+CREATE INDEX pairings_expiry ON pairings (expires_at_ms);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -414,4 +445,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "emails compared exactly (normalised before they are stored)", _EXACT_EMAILS,
               then=_renormalise_identities),
     Migration(11, "catalog analysis kept per venue", _VENUE_ANALYSES),
+    Migration(12, "token versions, devices, pairing codes", _CREDENTIALS),
 )

@@ -47,6 +47,8 @@ from djamms_edge.hub.store.base import (
     ChangeBatch,
     Conflict,
     DeviceError,
+    DeviceRecord,
+    DeviceReport,
     InvalidMagicLink,
     Json,
     MarkKind,
@@ -55,6 +57,7 @@ from djamms_edge.hub.store.base import (
     NowPlaying,
     Offsets,
     PaidRequest,
+    PairingState,
     Playlist,
     PlayPosition,
     PlayReport,
@@ -92,14 +95,17 @@ from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
     KNOWN_SONG,
     NOW_PLAYING,
+    VENUE_COLUMNS,
     catalog_track_of,
     device_error_json,
+    device_of,
     entry_of,
     history_json,
     mark_of,
     master_of,
     now_playing_of,
     playlist_of,
+    report_columns,
     request_of,
     settings_of,
     slot_of,
@@ -248,11 +254,12 @@ class PostgresStore(PgPayments):
 
     # --- venues and users ------------------------------------------------------------------------
 
-    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool:
+    async def create_venue(self, venue_id: str, name: str, now_ms: int, timezone: str = "UTC") -> bool:
         async def tx(conn: Conn) -> bool:
             status = await conn.execute(
-                "INSERT INTO venues (venue_id, name, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                venue_id, name, now_ms,
+                "INSERT INTO venues (venue_id, name, timezone, created_at_ms) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING",
+                venue_id, name, timezone, now_ms,
             )
             return bool(status == "INSERT 0 1")
 
@@ -260,19 +267,25 @@ class PostgresStore(PgPayments):
 
     async def get_venue(self, venue_id: str) -> Venue | None:
         async def read(conn: Conn) -> Venue | None:
-            row = await conn.fetchrow(
-                "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = $1", venue_id
-            )
+            row = await conn.fetchrow(f"SELECT {VENUE_COLUMNS} FROM venues WHERE venue_id = $1", venue_id)
             return None if row is None else venue_of(row)
+
+        return await self._one(read)
+
+    async def list_venues(self) -> list[Venue]:
+        async def read(conn: Conn) -> list[Venue]:
+            return [venue_of(r) for r in await conn.fetch(f"SELECT {VENUE_COLUMNS} FROM venues ORDER BY venue_id")]
 
         return await self._one(read)
 
     async def upsert_user(self, user: User, now_ms: int) -> User:
         async def tx(conn: Conn) -> User:
             row = await conn.fetchrow(
-                "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms)"
+                "INSERT INTO users AS u (user_id, email, venue_id, role, autoplay, created_at_ms)"
                 " VALUES ($1, $2, $3, $4, $5, $6)"
-                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role"
+                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role,"
+                " token_version = u.token_version"
+                " + (u.venue_id IS DISTINCT FROM excluded.venue_id OR u.role IS DISTINCT FROM excluded.role)::int"
                 " RETURNING *",
                 user.user_id, user.email, user.venue_id, user.role, user.autoplay, now_ms,
             )
@@ -286,6 +299,155 @@ class PostgresStore(PgPayments):
             return None if row is None else user_of(row)
 
         return await self._one(read)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        return await self._one(lambda conn: _user_by_email(conn, email))
+
+    async def list_users(self, venue_id: str | None) -> list[User]:
+        async def read(conn: Conn) -> list[User]:
+            rows = await conn.fetch(
+                "SELECT * FROM users WHERE $1::text IS NULL OR venue_id = $1 ORDER BY email", venue_id
+            )
+            return [user_of(r) for r in rows]
+
+        return await self._one(read)
+
+    async def remove_user(self, user_id: str) -> bool:
+        async def statement(conn: Conn) -> bool:
+            return _affected(await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)) == 1
+
+        return await self._one(statement)
+
+    async def bump_user_tokens(self, user_id: str) -> int | None:
+        async def statement(conn: Conn) -> int | None:
+            version = await conn.fetchval(
+                "UPDATE users SET token_version = token_version + 1 WHERE user_id = $1 RETURNING token_version",
+                user_id,
+            )
+            return None if version is None else int(version)
+
+        return await self._one(statement)
+
+    # --- device credentials, reports and pairing -------------------------------------------------
+
+    async def device_token_version(self, venue_id: str, device_id: str) -> int | None:
+        async def read(conn: Conn) -> int | None:
+            row = await conn.fetchrow(
+                "SELECT token_version, revoked FROM devices WHERE venue_id = $1 AND device_id = $2",
+                venue_id, device_id,
+            )
+            if row is None:
+                return 0
+            return None if row["revoked"] else int(row["token_version"])
+
+        return await self._one(read)
+
+    async def reissue_device(self, venue_id: str, device_id: str, now_ms: int) -> int:
+        async def tx(conn: Conn) -> int:
+            await _require_venue(conn, venue_id)
+            return await _reissue_device(conn, venue_id, device_id, now_ms)
+
+        return await self._tx(tx)
+
+    async def revoke_device(self, venue_id: str, device_id: str, now_ms: int) -> bool:
+        async def tx(conn: Conn) -> bool:
+            await _lock_venue(conn, venue_id)
+            known = await conn.fetchval(
+                "UPDATE devices SET token_version = token_version + 1, revoked = true"
+                " WHERE venue_id = $1 AND device_id = $2 RETURNING true", venue_id, device_id,
+            )
+            if not known:
+                if await conn.fetchval(
+                    "SELECT 1 FROM players WHERE venue_id = $1 AND device_id = $2 LIMIT 1", venue_id, device_id
+                ) is None:
+                    return False
+                # A box on a hand-copied token that never reported: revoke it all the same.
+                await conn.execute(
+                    "INSERT INTO devices (venue_id, device_id, token_version, revoked, created_at_ms)"
+                    " VALUES ($1, $2, 1, true, $3)", venue_id, device_id, now_ms,
+                )
+            if await conn.fetchval(
+                "UPDATE players SET status = 'offline', expires_at_ms = $1"
+                " WHERE venue_id = $2 AND device_id = $3 AND status = 'active' RETURNING true",
+                now_ms, venue_id, device_id,
+            ):
+                await self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
+            return True
+
+        revoked = await self._tx(tx)
+        self._notify(venue_id)
+        return bool(revoked)
+
+    async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
+        async def statement(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
+                " reported_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+                " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
+                " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
+                " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms",
+                venue_id, device_id, *report_columns(report), now_ms,
+            )
+
+        await self._one(statement)
+
+    async def list_devices(self, venue_id: str) -> list[DeviceRecord]:
+        async def read(conn: Conn) -> list[DeviceRecord]:
+            rows = await conn.fetch("SELECT * FROM devices WHERE venue_id = $1 ORDER BY device_id", venue_id)
+            return [device_of(r) for r in rows]
+
+        return await self._one(read)
+
+    async def create_pairing(self, code_hash: str, secret_hash: str, device_id: str, expires_ms: int,
+                             now_ms: int) -> bool:
+        async def tx(conn: Conn) -> bool:
+            await conn.execute("DELETE FROM pairings WHERE code_hash = $1 AND expires_at_ms <= $2", code_hash, now_ms)
+            status = await conn.execute(
+                "INSERT INTO pairings (code_hash, secret_hash, device_id, status, expires_at_ms, created_at_ms)"
+                " VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT DO NOTHING",
+                code_hash, secret_hash, device_id, expires_ms, now_ms,
+            )
+            return bool(status == "INSERT 0 1")
+
+        return await self._tx(tx)
+
+    async def claim_pairing(self, code_hash: str, venue_id: str, claimed_by: str, now_ms: int) -> PairingState:
+        async def tx(conn: Conn) -> PairingState:
+            await _require_venue(conn, venue_id)
+            # One conditional UPDATE: of two staff entering the same code at once, the second waits for the
+            # first's row lock, re-checks status = 'pending' on the committed row and matches nothing.
+            row = await conn.fetchrow(
+                "UPDATE pairings SET status = 'claimed', venue_id = $1, claimed_by = $2"
+                " WHERE code_hash = $3 AND status = 'pending' AND expires_at_ms > $4"
+                " RETURNING device_id, expires_at_ms",
+                venue_id, claimed_by, code_hash, now_ms,
+            )
+            if row is None:
+                return PairingState("unknown")
+            version = await _reissue_device(conn, venue_id, row["device_id"], now_ms)
+            await conn.execute("UPDATE pairings SET token_version = $1 WHERE code_hash = $2", version, code_hash)
+            return PairingState("claimed", row["device_id"], venue_id, version, row["expires_at_ms"])
+
+        return await self._tx(tx)
+
+    async def collect_pairing(self, secret_hash: str, now_ms: int) -> PairingState:
+        async def tx(conn: Conn) -> PairingState:
+            row = await conn.fetchrow(
+                "UPDATE pairings SET status = 'delivered' WHERE secret_hash = $1 AND status = 'claimed'"
+                " RETURNING device_id, venue_id, token_version, expires_at_ms", secret_hash,
+            )
+            if row is not None:
+                return PairingState("claimed", row["device_id"], row["venue_id"], row["token_version"],
+                                    row["expires_at_ms"])
+            row = await conn.fetchrow(
+                "SELECT device_id, expires_at_ms FROM pairings"
+                " WHERE secret_hash = $1 AND status = 'pending' AND expires_at_ms > $2", secret_hash, now_ms,
+            )
+            if row is None:
+                return PairingState("unknown")
+            return PairingState("pending", row["device_id"], expires_at_ms=row["expires_at_ms"])
+
+        return await self._tx(tx)
 
     # --- magic links -----------------------------------------------------------------------------
 
@@ -817,6 +979,7 @@ class PostgresStore(PgPayments):
                 ("DELETE FROM master_writes WHERE created_at_ms < $1", now_ms - KEEP_WRITES_MS),
                 ("DELETE FROM players WHERE status = 'offline' AND expires_at_ms < $1", now_ms - KEEP_WRITES_MS),
                 ("DELETE FROM device_errors WHERE received_at_ms < $1", now_ms - KEEP_DEVICE_ERRORS_MS),
+                ("DELETE FROM pairings WHERE expires_at_ms < $1", now_ms - DAY_MS),
             ):
                 removed += _affected(await conn.execute(statement, cutoff))
             return removed
@@ -1213,6 +1376,17 @@ async def _require_master(conn: Conn, write: MasterWrite) -> None:
     master = await _active_master(conn, write.venue_id)
     if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
         raise StaleEpoch(await _venue_epoch(conn, write.venue_id), master.device_id if master else None)
+
+
+async def _reissue_device(conn: Conn, venue_id: str, device_id: str, now_ms: int) -> int:
+    version = await conn.fetchval(
+        "INSERT INTO devices AS d (venue_id, device_id, token_version, revoked, created_at_ms)"
+        " VALUES ($1, $2, 1, false, $3)"
+        " ON CONFLICT (venue_id, device_id) DO UPDATE SET token_version = d.token_version + 1, revoked = false"
+        " RETURNING token_version",
+        venue_id, device_id, now_ms,
+    )
+    return int(version)
 
 
 async def _user_by_email(conn: Conn, email: str) -> User | None:

@@ -6,12 +6,15 @@ both hub schemas use the same column names, so each mapper fits either backend.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from djamms_edge.hub.store.base import (
     Analysis,
     CatalogTrack,
     Conflict,
+    DeviceRecord,
+    DeviceReport,
     Json,
     Mark,
     MasterInfo,
@@ -34,11 +37,29 @@ class Row(Protocol):
 
 
 def user_of(row: Row) -> User:
-    return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]))
+    return User(row["user_id"], row["email"], row["venue_id"], row["role"], bool(row["autoplay"]),
+                int(row["token_version"]))
+
+
+VENUE_COLUMNS = "venue_id, name, active_playlist_id, timezone"
 
 
 def venue_of(row: Row) -> Venue:
-    return Venue(row["venue_id"], row["name"], row["active_playlist_id"])
+    """A row with VENUE_COLUMNS."""
+    return Venue(row["venue_id"], row["name"], row["active_playlist_id"], row["timezone"])
+
+
+def device_of(row: Row) -> DeviceRecord:
+    now_playing = json.loads(row["now_playing"]) if row["now_playing"] else None
+    report = DeviceReport(row["software_version"], now_playing, tuple(json.loads(row["problems"])), row["user_agent"])
+    return DeviceRecord(row["venue_id"], row["device_id"], int(row["token_version"]), bool(row["revoked"]), report,
+                        row["reported_at_ms"])
+
+
+def report_columns(report: DeviceReport) -> tuple[str | None, str | None, str | None, str]:
+    """A report as the devices table's software_version, user_agent, now_playing and problems columns."""
+    now_playing = None if report.now_playing is None else json.dumps(report.now_playing)
+    return report.version, report.user_agent, now_playing, json.dumps(list(report.problems))
 
 
 def request_of(row: Row) -> RequestRecord:

@@ -36,6 +36,8 @@ from djamms_edge.hub.store.base import (
     ChangeBatch,
     Conflict,
     DeviceError,
+    DeviceRecord,
+    DeviceReport,
     InvalidMagicLink,
     Json,
     MarkKind,
@@ -44,6 +46,7 @@ from djamms_edge.hub.store.base import (
     NowPlaying,
     Offsets,
     PaidRequest,
+    PairingState,
     Playlist,
     PlayPosition,
     PlayReport,
@@ -76,14 +79,17 @@ from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
     KNOWN_SONG,
     NOW_PLAYING,
+    VENUE_COLUMNS,
     catalog_track_of,
     device_error_json,
+    device_of,
     entry_of,
     history_json,
     mark_of,
     master_of,
     now_playing_of,
     playlist_of,
+    report_columns,
     request_of,
     settings_of,
     slot_of,
@@ -205,11 +211,12 @@ class SqliteStore(SqlitePayments):
 
     # --- venues and users ------------------------------------------------------------------------
 
-    async def create_venue(self, venue_id: str, name: str, now_ms: int) -> bool:
+    async def create_venue(self, venue_id: str, name: str, now_ms: int, timezone: str = "UTC") -> bool:
         def tx(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "INSERT INTO venues (venue_id, name, created_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (venue_id, name, now_ms),
+                "INSERT INTO venues (venue_id, name, timezone, created_at_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (venue_id, name, timezone, now_ms),
             )
             return cur.rowcount == 1
 
@@ -217,18 +224,24 @@ class SqliteStore(SqlitePayments):
 
     async def get_venue(self, venue_id: str) -> Venue | None:
         def read(conn: sqlite3.Connection) -> Venue | None:
-            row = conn.execute(
-                "SELECT venue_id, name, active_playlist_id FROM venues WHERE venue_id = ?", (venue_id,)
-            ).fetchone()
+            row = conn.execute(f"SELECT {VENUE_COLUMNS} FROM venues WHERE venue_id = ?", (venue_id,)).fetchone()
             return None if row is None else venue_of(row)
 
         return await self._read(read)
+
+    async def list_venues(self) -> list[Venue]:
+        def read(conn: sqlite3.Connection) -> list[Venue]:
+            return [venue_of(r) for r in conn.execute(f"SELECT {VENUE_COLUMNS} FROM venues ORDER BY venue_id")]
+
+        return await self._db.read(read)
 
     async def upsert_user(self, user: User, now_ms: int) -> User:
         def tx(conn: sqlite3.Connection) -> User:
             conn.execute(
                 "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role",
+                " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role,"
+                " token_version = token_version"
+                " + (venue_id IS NOT excluded.venue_id OR role IS NOT excluded.role)",
                 (user.user_id, user.email, user.venue_id, user.role, int(user.autoplay), now_ms),
             )
             found = _user_by_email(conn, user.email)
@@ -243,6 +256,148 @@ class SqliteStore(SqlitePayments):
             return None if row is None else user_of(row)
 
         return await self._read(read)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        return await self._db.read(lambda conn: _user_by_email(conn, email))
+
+    async def list_users(self, venue_id: str | None) -> list[User]:
+        def read(conn: sqlite3.Connection) -> list[User]:
+            rows = conn.execute(
+                "SELECT * FROM users WHERE ? IS NULL OR venue_id = ? ORDER BY email", (venue_id, venue_id)
+            ).fetchall()
+            return [user_of(r) for r in rows]
+
+        return await self._db.read(read)
+
+    async def remove_user(self, user_id: str) -> bool:
+        return await self._write(lambda conn: conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,)).rowcount
+                                 == 1)
+
+    async def bump_user_tokens(self, user_id: str) -> int | None:
+        def tx(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "UPDATE users SET token_version = token_version + 1 WHERE user_id = ? RETURNING token_version",
+                (user_id,),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._write(tx)
+
+    # --- device credentials, reports and pairing -------------------------------------------------
+
+    async def device_token_version(self, venue_id: str, device_id: str) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT token_version, revoked FROM devices WHERE venue_id = ? AND device_id = ?", (venue_id, device_id)
+            ).fetchone()
+            if row is None:
+                return 0
+            return None if row["revoked"] else int(row["token_version"])
+
+        return await self._db.read(read)
+
+    async def reissue_device(self, venue_id: str, device_id: str, now_ms: int) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            _require_venue(conn, venue_id)
+            return _reissue_device(conn, venue_id, device_id, now_ms)
+
+        return await self._write(tx)
+
+    async def revoke_device(self, venue_id: str, device_id: str, now_ms: int) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            _require_venue(conn, venue_id)
+            known = conn.execute(
+                "UPDATE devices SET token_version = token_version + 1, revoked = 1"
+                " WHERE venue_id = ? AND device_id = ? RETURNING 1", (venue_id, device_id),
+            ).fetchone() is not None
+            if not known and conn.execute(
+                "SELECT 1 FROM players WHERE venue_id = ? AND device_id = ?", (venue_id, device_id)
+            ).fetchone() is None:
+                return False
+            if not known:  # a box on a hand-copied token that never reported: revoke it all the same
+                conn.execute(
+                    "INSERT INTO devices (venue_id, device_id, token_version, revoked, created_at_ms)"
+                    " VALUES (?, ?, 1, 1, ?)", (venue_id, device_id, now_ms),
+                )
+            if conn.execute(
+                "UPDATE players SET status = 'offline', expires_at_ms = ?"
+                " WHERE venue_id = ? AND device_id = ? AND status = 'active' RETURNING 1",
+                (now_ms, venue_id, device_id),
+            ).fetchone() is not None:
+                self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
+            return True
+
+        revoked = await self._write(tx)
+        self._notify(venue_id)
+        return revoked
+
+    async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
+                " reported_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
+                " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
+                " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms",
+                (venue_id, device_id, *report_columns(report), now_ms, now_ms),
+            )
+
+        # Not durable, like the heartbeat that carries it: the next one says the same.
+        await self._write(tx, durable=False)
+
+    async def list_devices(self, venue_id: str) -> list[DeviceRecord]:
+        def read(conn: sqlite3.Connection) -> list[DeviceRecord]:
+            rows = conn.execute("SELECT * FROM devices WHERE venue_id = ? ORDER BY device_id", (venue_id,))
+            return [device_of(r) for r in rows]
+
+        return await self._db.read(read)
+
+    async def create_pairing(self, code_hash: str, secret_hash: str, device_id: str, expires_ms: int,
+                             now_ms: int) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM pairings WHERE code_hash = ? AND expires_at_ms <= ?", (code_hash, now_ms))
+            return conn.execute(
+                "INSERT INTO pairings (code_hash, secret_hash, device_id, status, expires_at_ms, created_at_ms)"
+                " VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+                (code_hash, secret_hash, device_id, expires_ms, now_ms),
+            ).rowcount == 1
+
+        return await self._write(tx)
+
+    async def claim_pairing(self, code_hash: str, venue_id: str, claimed_by: str, now_ms: int) -> PairingState:
+        def tx(conn: sqlite3.Connection) -> PairingState:
+            _require_venue(conn, venue_id)
+            row = conn.execute(
+                "UPDATE pairings SET status = 'claimed', venue_id = ?, claimed_by = ?"
+                " WHERE code_hash = ? AND status = 'pending' AND expires_at_ms > ? RETURNING device_id, expires_at_ms",
+                (venue_id, claimed_by, code_hash, now_ms),
+            ).fetchone()
+            if row is None:
+                return PairingState("unknown")
+            version = _reissue_device(conn, venue_id, row["device_id"], now_ms)
+            conn.execute("UPDATE pairings SET token_version = ? WHERE code_hash = ?", (version, code_hash))
+            return PairingState("claimed", row["device_id"], venue_id, version, row["expires_at_ms"])
+
+        return await self._write(tx)
+
+    async def collect_pairing(self, secret_hash: str, now_ms: int) -> PairingState:
+        def tx(conn: sqlite3.Connection) -> PairingState:
+            row = conn.execute(
+                "UPDATE pairings SET status = 'delivered' WHERE secret_hash = ? AND status = 'claimed'"
+                " RETURNING device_id, venue_id, token_version, expires_at_ms", (secret_hash,),
+            ).fetchone()
+            if row is not None:
+                return PairingState("claimed", row["device_id"], row["venue_id"], row["token_version"],
+                                    row["expires_at_ms"])
+            row = conn.execute(
+                "SELECT device_id, expires_at_ms FROM pairings"
+                " WHERE secret_hash = ? AND status = 'pending' AND expires_at_ms > ?", (secret_hash, now_ms),
+            ).fetchone()
+            if row is None:
+                return PairingState("unknown")
+            return PairingState("pending", row["device_id"], expires_at_ms=row["expires_at_ms"])
+
+        return await self._write(tx)
 
     # --- magic links -----------------------------------------------------------------------------
 
@@ -756,6 +911,7 @@ class SqliteStore(SqlitePayments):
             removed += conn.execute(
                 "DELETE FROM device_errors WHERE received_at_ms < ?", (now_ms - KEEP_DEVICE_ERRORS_MS,)
             ).rowcount
+            removed += conn.execute("DELETE FROM pairings WHERE expires_at_ms < ?", (now_ms - DAY_MS,)).rowcount
             return removed
 
         return await self._write(tx)
@@ -1132,6 +1288,16 @@ def _require_master(conn: sqlite3.Connection, write: MasterWrite) -> None:
     master = _active_master(conn, write.venue_id)
     if master is None or master.epoch != write.epoch or master.device_id != write.device_id:
         raise StaleEpoch(_venue_epoch(conn, write.venue_id), master.device_id if master else None)
+
+
+def _reissue_device(conn: sqlite3.Connection, venue_id: str, device_id: str, now_ms: int) -> int:
+    (version,) = conn.execute(
+        "INSERT INTO devices (venue_id, device_id, token_version, revoked, created_at_ms) VALUES (?, ?, 1, 0, ?)"
+        " ON CONFLICT (venue_id, device_id) DO UPDATE SET token_version = token_version + 1, revoked = 0"
+        " RETURNING token_version",
+        (venue_id, device_id, now_ms),
+    ).fetchone()
+    return int(version)
 
 
 def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:

@@ -301,3 +301,42 @@ def m009_venue_analyses(db: sqlite_utils.Database) -> None:
     # Each venue's boxes' own analysis of a video; the shared catalog value only when two venues agree.
     db.execute(_VENUE_ANALYSES)
     db.execute("CREATE INDEX venue_analyses_by_video ON venue_analyses(video_id)")
+
+
+@migrations()
+def m010_credentials(db: sqlite_utils.Database) -> None:
+    # Token versions (a role/venue change or sign-out everywhere ends old tokens), boxes with their
+    # credential state and last report, and short-lived pairing codes (hashed).
+    db.execute("ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """
+        CREATE TABLE devices (
+            venue_id TEXT NOT NULL REFERENCES venues(venue_id),
+            device_id TEXT NOT NULL,
+            token_version INTEGER NOT NULL DEFAULT 0,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            software_version TEXT,
+            user_agent TEXT,
+            now_playing TEXT,                   -- JSON, as reported
+            problems TEXT NOT NULL DEFAULT '[]', -- JSON list of strings
+            reported_at_ms INTEGER,
+            created_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (venue_id, device_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE pairings (
+            code_hash TEXT PRIMARY KEY,         -- HMAC of the code shown on the box; the code is never stored
+            secret_hash TEXT NOT NULL UNIQUE,   -- sha256 of the box's polling secret
+            device_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'delivered')),
+            venue_id TEXT REFERENCES venues(venue_id),
+            token_version INTEGER,
+            claimed_by TEXT,
+            expires_at_ms INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        )
+        """
+    )

@@ -1,0 +1,72 @@
+"""Onboarding a venue from the command line, with the real ``djamms-hub`` CLI against a real store and hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+
+from tests.hub.test_openapi_cli import _config, _hub, _serving
+
+
+def ok(*args: str, config: Path) -> object:
+    result = _hub(*args, "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def refused(*args: str, config: Path) -> str:
+    result = _hub(*args, "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip()
+
+
+def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    assert "unknown time zone 'Mars/Olympus'" in refused("venue", "create", "bar-42", "--name", "The Bar",
+                                                         "--timezone", "Mars/Olympus", config=config)
+    venue = ok("venue", "create", "bar-42", "--name", "The Bar", "--timezone", "Europe/Berlin", config=config)
+    assert venue == {"venueId": "bar-42", "name": "The Bar", "activePlaylistId": None, "timezone": "Europe/Berlin"}
+    assert "exists already" in refused("venue", "create", "bar-42", "--name", "Again", config=config)
+    assert "not a valid venue id" in refused("venue", "create", "bar 42;", "--name", "x", config=config)
+
+    admin = ok("admin", "create", "--email", "owner@example.com", config=config)
+    assert isinstance(admin, dict) and (admin["role"], admin["venueId"]) == ("admin", None)
+    assert admin["signIn"].endswith("/console/sign-in")
+
+    assert "staff belong to a venue" in refused("user", "set", "--email", "sam@example.com", "--role", "staff",
+                                                config=config)
+    assert "unknown venue 'nowhere'" in refused("user", "set", "--email", "sam@example.com", "--role", "staff",
+                                                "--venue", "nowhere", config=config)
+    staff = ok("user", "set", "--email", "sam@example.com", "--role", "staff", "--venue", "bar-42", config=config)
+    assert isinstance(staff, dict) and (staff["role"], staff["venueId"]) == ("staff", "bar-42")
+    listed = ok("user", "list", "--venue", "bar-42", config=config)
+    assert [u["email"] for u in listed] == ["sam@example.com"]  # type: ignore[union-attr]
+    assert "no user with email" in refused("user", "remove", "--email", "nobody@example.com", config=config)
+    assert ok("user", "remove", "--email", "sam@example.com", config=config) == {"removed": True,
+                                                                                  "userId": staff["userId"]}
+
+
+async def test_device_tokens_are_reissued_and_revoked_from_the_command_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    await asyncio.to_thread(ok, "venue", "create", "bar-1", "--name", "Bar One", config=config)
+    first = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
+                                     "--device", "box-1")).stdout.strip()
+    second = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
+                                      "--device", "box-1")).stdout.strip()
+    async with _serving(config, "127.0.0.1") as url, aiohttp.ClientSession() as http:
+        async def heartbeat(token: str) -> int:
+            async with http.post(f"{url}/api/v1/venues/bar-1/players/register", json={"deviceId": "box-1"},
+                                 headers={"Authorization": f"Bearer {token}"}) as resp:
+                return resp.status
+
+        assert (await heartbeat(first), await heartbeat(second)) == (401, 200)
+        revoked = await asyncio.to_thread(ok, "device", "revoke", "--venue", "bar-1", "--device", "box-1",
+                                          config=config)
+        assert revoked == {"venueId": "bar-1", "deviceId": "box-1", "revoked": True}
+        assert await heartbeat(second) == 401  # the running hub refuses it at once
+    boxes = await asyncio.to_thread(ok, "device", "list", "--venue", "bar-1", config=config)
+    assert [(b["deviceId"], b["revoked"]) for b in boxes] == [("box-1", True)]  # type: ignore[index, union-attr]
