@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.hub.test_openapi_cli import _config, _hub, _serving
+from tests.hub.served import hub_config_file, serving
+from tests.hub.test_openapi_cli import _hub
 
 
 def ok(*args: str, config: Path) -> object:
@@ -25,7 +26,7 @@ def refused(*args: str, config: Path) -> str:
 
 
 def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = hub_config_file(tmp_path)
     assert "unknown time zone 'Mars/Olympus'" in refused("venue", "create", "bar-42", "--name", "The Bar",
                                                          "--timezone", "Mars/Olympus", config=config)
     venue = ok("venue", "create", "bar-42", "--name", "The Bar", "--timezone", "Europe/Berlin", config=config)
@@ -51,15 +52,15 @@ def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None
 
 
 async def test_device_tokens_are_reissued_and_revoked_from_the_command_line(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = hub_config_file(tmp_path)
     await asyncio.to_thread(ok, "venue", "create", "bar-1", "--name", "Bar One", config=config)
     first = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
                                      "--device", "box-1")).stdout.strip()
     second = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
                                       "--device", "box-1")).stdout.strip()
-    async with _serving(config, "127.0.0.1") as url, aiohttp.ClientSession() as http:
+    async with serving(config) as hub, aiohttp.ClientSession() as http:
         async def heartbeat(token: str) -> int:
-            async with http.post(f"{url}/api/v1/venues/bar-1/players/register", json={"deviceId": "box-1"},
+            async with http.post(f"{hub.url}/api/v1/venues/bar-1/players/register", json={"deviceId": "box-1"},
                                  headers={"Authorization": f"Bearer {token}"}) as resp:
                 return resp.status
 
