@@ -20,12 +20,13 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from djamms_edge.config import Config
 from djamms_edge.edge.device import device_id
 from djamms_edge.edge.doctor import BoxDoctor
 from djamms_edge.edge.night_analysis import night_analyzer, report_to
+from djamms_edge.edge.pairing import forget_credentials, needs_pairing, paired_config
 from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
@@ -36,6 +37,7 @@ from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import QueueSource
 from djamms_edge.edge.state import PlaybackState
 from djamms_edge.edge.status.daemon_source import DaemonStatusSource, serve_status_page
+from djamms_edge.edge.sync.errors import CredentialsRefused
 from djamms_edge.edge.sync.link import HubLink, open_hub_link
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
@@ -44,6 +46,7 @@ from djamms_edge.shared.systemd_notify import ServiceNotifier, start_watchdog
 from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,14 +86,24 @@ def playlist_entries(config: Config) -> list[QueueEntry]:
 
 
 async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Run until ``stop`` is set, SIGTERM/SIGINT arrives, or a subsystem dies (exit status 1)."""
-    edge = with_device_id(config).edge
+    """Run until ``stop`` is set, SIGTERM/SIGINT arrives, or a subsystem dies (exit status 1).
+
+    A box with a hub and no device token pairs first (edge/pairing.py): its code on the status page and
+    the TV until staff enter it in the console."""
+    config = with_device_id(config)
+    edge = config.edge
     stop = stop or asyncio.Event()
     notifier = ServiceNotifier()
     tasks = TaskOwner("edge")
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_signals_set(stop))
         stack.callback(notifier.close)
+        paired = needs_pairing(edge)
+        if paired:
+            found = await _pair(config, notifier, stop)
+            if found is None:
+                return 0
+            edge = found.edge
 
         db = PlaybackState.database(edge.state_dir)
         await db.open()
@@ -153,7 +166,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         log.info("edge daemon running (state in %s)", edge.state_dir)
         await _first_of(stop.wait(), tasks.failed.wait(), *([link.sync.failed.wait()] if link else []))
         failure = tasks.failure or (link.sync.failure if link else None)
-        if failure is not None:
+        if isinstance(failure, CredentialsRefused) and paired and forget_credentials(edge.state_dir):
+            log.error("%s: the stored pairing is forgotten; the next start shows a new pairing code", failure)
+        elif failure is not None:
             log.error("stopping: a subsystem died (%r)", failure)
         notifier.stopping()
         log.info("edge daemon stopping")
@@ -184,6 +199,37 @@ def health_check(tasks: TaskOwner, player: Player) -> Callable[[], Awaitable[boo
         return True
 
     return healthy
+
+
+async def _pair(config: Config, notifier: ServiceNotifier, stop: asyncio.Event) -> Config | None:
+    """The config with stored or newly paired credentials; None when stopped first. Waiting for staff is
+    not a failed start: systemd hears "ready" and its watchdog pings meanwhile."""
+    pairing = TaskOwner("pairing")
+    notifier.ready("pairing: a code, if one is needed, is on the status page and the screen")
+    start_watchdog(pairing, notifier, _alive)
+    try:
+        return await _unless_stopped(paired_config(config, lambda: MpvPlayer(config.edge.player)), stop)
+    finally:
+        await pairing.close()
+
+
+async def _alive() -> bool:
+    return True
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or None when ``stop`` came first (``work`` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
 
 
 async def _first_of(*awaitables: Coroutine[Any, Any, Any]) -> None:

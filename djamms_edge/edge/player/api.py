@@ -111,3 +111,7 @@ class Player(Protocol):
     async def probe(self) -> None:
         """Return once the player has answered a question (the watchdog's health check times it out)."""
         ...
+
+    def show_message(self, text: str) -> None:
+        """Show ``text`` on the screen until replaced ("" clears it), e.g. a new box's pairing code."""
+        ...

@@ -26,6 +26,7 @@ class FakePlayer:
         self._volume = volume
         self.fades: list[float] = []  # the fade length of every skip, for tests
         self.closed = False
+        self.message = ""  # what show_message put on the screen
         self.answering = asyncio.Event()  # clear it for a player that stops answering
         self.answering.set()
 
@@ -125,3 +126,6 @@ class FakePlayer:
 
     async def probe(self) -> None:
         await self.answering.wait()
+
+    def show_message(self, text: str) -> None:
+        self.message = text

@@ -280,6 +280,10 @@ class MpvPlayer:
     def _read_core(self) -> Any:
         return self._mpv.idle_active
 
+    def show_message(self, text: str) -> None:
+        # The OSD over the idle window (force-window keeps one open); a day is "until replaced".
+        self._mpv.command("show-text", text, "86400000" if text else "1")
+
     def position(self) -> float | None:
         if self._current is None:
             return None

@@ -73,6 +73,15 @@ class AnalysisProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class PairingCode:
+    """A box without a token waits for staff to enter this code in the console."""
+
+    code: str  # as shown: "K7P-Q4X"
+    expires_at: float  # unix seconds
+    console_url: str  # where staff type it
+
+
+@dataclass(frozen=True, slots=True)
 class RecentError:
     at: float  # unix seconds
     message: str
@@ -95,6 +104,7 @@ class StatusSnapshot:
     device_id: str
     software_version: str
     problems: tuple[str, ...] = ()  # what `djamms-edge doctor` finds wrong, one sentence each with its fix
+    pairing: PairingCode | None = None  # set while the box waits to be paired (edge/pairing.py)
 
 
 class ControlRefused(Exception):

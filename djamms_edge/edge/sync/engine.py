@@ -25,7 +25,7 @@ from typing import Any
 
 from djamms_edge.edge.sync import lease as L
 from djamms_edge.edge.sync.config import SyncConfig
-from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
+from djamms_edge.edge.sync.errors import CredentialsRefused, HubRefused, HubUnavailable, StaleEpoch
 from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedMessage, HubApi, PlayPosition
 from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
@@ -90,6 +90,7 @@ class EdgeSync:
         self.position: Callable[[], PlayPosition | None] = lambda: None
         self._takeover: asyncio.Task[Interrupted | None] | None = None
         self._interrupted: Interrupted | None = None
+        self.paired = False  # the token came from pairing: refused, the box stops to pair again (edge/pairing.py)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -181,6 +182,10 @@ class EdgeSync:
             log.debug("lease %s: %s", request, exc)
             result = L.Unreachable(self._rng()) if request is not L.Request.RELEASE else L.Released()
         except HubRefused as exc:
+            if exc.status == 401 and request is not L.Request.RELEASE and (self.lease.playing or self.paired):
+                # Revoked or replaced while playing: going on as an offline master would double the venue's
+                # music once a standby takes over. The sync dies and the daemon stops; a paired box pairs again.
+                raise CredentialsRefused(f"hub refused this box's token: {exc}") from None
             # A wrong token or venue: nothing this box can fix by itself; keep trying slowly and say why.
             if self.refusal is None:
                 log.error("hub refused %s: %s (check edge.venue_id and the device token; djamms-edge doctor)",

@@ -22,3 +22,8 @@ class StaleEpoch(HubRefused):
     def __init__(self, message: str, current_epoch: int | None) -> None:
         self.current_epoch = current_epoch
         super().__init__(409, message, "stale_epoch")
+
+
+class CredentialsRefused(Exception):
+    """The hub refuses this box's token (revoked, replaced by a new pairing, or never valid): the box stops
+    rather than play on as if the hub were merely unreachable."""

@@ -69,6 +69,23 @@ class PlayPosition:
     seconds: float
 
 
+@dataclass(frozen=True)
+class PairingTicket:
+    """The hub's answer to a box asking to be paired: a code to show, a secret to poll with."""
+
+    code: str  # as shown: "K7P-Q4X"
+    secret: str
+    expires_at_ms: int
+    poll_s: float
+
+
+@dataclass(frozen=True)
+class Paired:
+    venue_id: str
+    device_id: str
+    device_token: str
+
+
 class HubApi(Protocol):
     venue_id: str
     device_id: str

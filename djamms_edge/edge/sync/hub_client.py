@@ -14,13 +14,22 @@ import json
 import logging
 import platform
 import secrets
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
-from djamms_edge.edge.sync.hub_api import Analysis, FeedBatch, FeedMessage, Json, PlayPosition, WhoAmI
+from djamms_edge.edge.sync.hub_api import (
+    Analysis,
+    FeedBatch,
+    FeedMessage,
+    Json,
+    Paired,
+    PairingTicket,
+    PlayPosition,
+    WhoAmI,
+)
 from djamms_edge.edge.sync.lease import Conflict, Granted, HeartbeatLost, HeartbeatOk
 
 log = logging.getLogger(__name__)
@@ -30,10 +39,12 @@ FEED_PING_S = 10.0  # a silent half-open socket is noticed within this (plus the
 
 
 class HubClient:
-    def __init__(self, base_url: str, token: str, venue_id: str, device_id: str, *, timeout_s: float = 4.0) -> None:
+    def __init__(self, base_url: str, token: str, venue_id: str, device_id: str, *, timeout_s: float = 4.0,
+                 report: Callable[[], Json] = dict) -> None:
         self.base_url = base_url.rstrip("/")
         self.venue_id = venue_id
         self.device_id = device_id
+        self._report = report  # what the box says of itself with each register/heartbeat (sync/device_report.py)
         # This process: the hub refuses another process with our token while we hold the lease (a copy).
         self.instance_id = secrets.token_hex(8)
         self._timeout_s = timeout_s
@@ -55,7 +66,7 @@ class HubClient:
     async def register(self) -> Granted | Conflict:
         body = await self._call(
             "POST", f"{self._venue}/players/register",
-            {"deviceId": self.device_id, "userAgent": USER_AGENT, "instanceId": self.instance_id},
+            {**self._report(), "deviceId": self.device_id, "userAgent": USER_AGENT, "instanceId": self.instance_id},
         )
         self._note_limit(body)
         status = body.get("status")
@@ -68,7 +79,7 @@ class HubClient:
         raise HubUnavailable(f"unusable register answer {str(body)[:200]}")
 
     async def heartbeat(self, position: PlayPosition | None = None) -> HeartbeatOk | HeartbeatLost:
-        request: Json = {"deviceId": self.device_id, "instanceId": self.instance_id}
+        request: Json = {**self._report(), "deviceId": self.device_id, "instanceId": self.instance_id}
         if position is not None:
             request["position"] = {"entryId": position.entry_id, "seconds": round(max(0.0, position.seconds), 3)}
         body = await self._call("POST", f"{self._venue}/players/heartbeat", request)
@@ -189,25 +200,63 @@ class HubClient:
     async def _exchange(
         self, method: str, url: str, body: Json | None = None, *, params: Any = None, key: str | None = None
     ) -> tuple[Json, Mapping[str, str]]:
-        headers = {"Idempotency-Key": key} if key else None
+        return await _exchange(self._session, method, url, body, params=params, key=key)
+
+
+class PairingClient:
+    """A box without a token: ask the hub for a pairing code, then poll until staff entered it."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 4.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT},
+                                              timeout=aiohttp.ClientTimeout(total=timeout_s))
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def start(self, device_id: str) -> PairingTicket:
+        body, _ = await _exchange(self._session, "POST", f"{self.base_url}/api/v1/pairings", {"deviceId": device_id})
         try:
-            async with self._session.request(method, url, json=body, params=params, headers=headers) as response:
-                text = await response.text()
-                status = response.status
-                answer_headers = response.headers
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise HubUnavailable(f"{method} {url}: {exc!r}") from None
+            return PairingTicket(str(body["code"]), str(body["secret"]), int(body["expiresAt"]),
+                                 float(body.get("pollAfter", 2.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HubUnavailable(f"unusable pairing answer: {exc!r}") from None
+
+    async def collect(self, secret: str) -> Paired | None:
+        """The box's venue and token once staff entered its code; None while they have not.
+        HubRefused(404) when the code expired or was collected (ask for a new one)."""
+        body, _ = await _exchange(self._session, "POST", f"{self.base_url}/api/v1/pairings/collect",
+                                  {"secret": secret})
+        if body.get("status") != "paired":
+            return None
         try:
-            data = json.loads(text) if text else {}
-        except ValueError:
-            data = None
-        if status >= 500 or not isinstance(data, dict):
-            raise HubUnavailable(f"{method} {url}: {status} {text[:200]!r}")
-        if status >= 400:
-            if data.get("error") == "stale_epoch":
-                raise StaleEpoch(str(data.get("message", "stale epoch")), _int_or_none(data.get("currentEpoch")))
-            raise HubRefused(status, f"{data.get('field') or ''}: {data.get('error')}", data.get("field"))
-        return data, answer_headers
+            return Paired(str(body["venueId"]), str(body["deviceId"]), str(body["deviceToken"]))
+        except KeyError as exc:
+            raise HubUnavailable(f"unusable pairing answer: {exc!r}") from None
+
+
+async def _exchange(session: aiohttp.ClientSession, method: str, url: str, body: Json | None = None, *,
+                    params: Any = None, key: str | None = None) -> tuple[Json, Mapping[str, str]]:
+    """One request; its JSON body and headers, or HubUnavailable / HubRefused / StaleEpoch."""
+    headers = {"Idempotency-Key": key} if key else None
+    try:
+        async with session.request(method, url, json=body, params=params, headers=headers) as response:
+            text = await response.text()
+            status = response.status
+            answer_headers = response.headers
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise HubUnavailable(f"{method} {url}: {exc!r}") from None
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = None
+    if status >= 500 or not isinstance(data, dict):
+        raise HubUnavailable(f"{method} {url}: {status} {text[:200]!r}")
+    if status >= 400:
+        if data.get("error") == "stale_epoch":
+            raise StaleEpoch(str(data.get("message", "stale epoch")), _int_or_none(data.get("currentEpoch")))
+        raise HubRefused(status, f"{data.get('field') or ''}: {data.get('error')}", data.get("field"))
+    return data, answer_headers
 
 
 def _message(raw: Json) -> FeedMessage:

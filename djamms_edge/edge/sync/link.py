@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from djamms_edge.edge.config import EdgeConfig
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.sync.config import SyncConfig
+from djamms_edge.edge.sync.device_report import DeviceReporter
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.hub_api import HubApi, PlayPosition
 from djamms_edge.edge.sync.hub_client import HubClient
@@ -32,6 +33,7 @@ class HubLink:
                              on_skip=self._skip)
         self.queue = HubQueue(self.sync)
         self._engine: PlaybackEngine | None = None
+        self.reporter = DeviceReporter()  # what register/heartbeat tell the hub; set problems to the doctor's
 
     def lease(self) -> LeaseState:
         """For the status page: role, epoch, hub reachability."""
@@ -44,6 +46,7 @@ class HubLink:
     def attach(self, engine: PlaybackEngine) -> None:
         self._engine = engine
         self.sync.position = lambda: _position(engine)
+        self.reporter.engine = engine
 
     def _play(self, epoch: int) -> None:
         if self._engine is not None:
@@ -85,10 +88,13 @@ async def open_hub_link(edge: EdgeConfig) -> AsyncIterator[HubLink]:
     """``edge.device_id`` as the daemon resolved it (``djamms_edge.edge.device.device_id``)."""
     db = open_sync_db(edge.state_dir)
     await db.open()
+    reporter = DeviceReporter()
     client = HubClient(
-        edge.hub.url, edge.hub.device_token, edge.venue_id, edge.device_id, timeout_s=edge.sync.request_timeout_s
+        edge.hub.url, edge.hub.device_token, edge.venue_id, edge.device_id, timeout_s=edge.sync.request_timeout_s,
+        report=reporter,
     )
     link = HubLink(client, db, edge.sync)
+    link.reporter = reporter
     log.info("hub %s, venue %s, this box is %s", edge.hub.url, edge.venue_id, client.device_id)
     try:
         yield link

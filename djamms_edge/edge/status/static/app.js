@@ -71,10 +71,19 @@ function tick() {
   $("length").textContent = clock(length);
 }
 
+function showPairing(pairing) {
+  $("pairing").hidden = !pairing;
+  if (!pairing) return;
+  $("pairing-code").textContent = pairing.code;
+  $("pairing-console").href = pairing.console_url;
+  $("pairing-expires").textContent = new Date(pairing.expires_at * 1000).toLocaleTimeString();
+}
+
 function render(s) {
   current = s;
   receivedAt = performance.now();
-  $("venue").textContent = s.venue_id;
+  showPairing(s.pairing);
+  $("venue").textContent = s.venue_id || "(not paired yet)";
   badge($("role"), s.role, s.role);
   $("hub").title = `${s.hub.detail || ""} since ${new Date(s.hub.since * 1000).toLocaleTimeString()}`;
 
