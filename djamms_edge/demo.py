@@ -4,8 +4,10 @@ Nothing is downloaded: demo music videos are generated with ffmpeg, served over
 loopback HTTP (so the edge fetches them through the real yt-dlp path), put in
 an active playlist on a freshly seeded hub, and played by a real edge daemon
 through libmpv. One paid request is made after a few seconds so the priority
-queue shows on the status page. Ctrl-C (or SIGTERM) stops the edge, then the
-hub, then the media server: the reverse of the start.
+queue shows on the status page. A second box starts unpaired: its pairing code
+is on its own status page (and its window), to be entered on the staff console's
+dashboard, where the playing box shows too. Ctrl-C (or SIGTERM) stops the edges,
+then the hub, then the media server: the reverse of the start.
 
 Both programs run as real subprocesses with the same commands systemd uses.
 """
@@ -33,11 +35,14 @@ import aiohttp
 from aiohttp import web
 
 from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone
+from djamms_edge.hub.seed import DEMO_ADMIN_EMAIL, demo_staff_email
 
 log = logging.getLogger("djamms.demo")
 
 VENUE_ID = "demo-venue"
 DEVICE_ID = "demo-box"
+NEW_DEVICE_ID = "demo-box-2"  # starts unpaired: the console's pairing in the demo
+DEMO_STAFF_EMAIL = demo_staff_email(VENUE_ID)
 STOP_GRACE_SECONDS = 15.0
 
 
@@ -65,6 +70,7 @@ class DemoPlan:
     hub_port: int
     status_port: int
     media_port: int
+    new_box_status_port: int
     audio_output: str
     video: bool
 
@@ -75,6 +81,10 @@ class DemoPlan:
     @property
     def status_url(self) -> str:
         return f"http://127.0.0.1:{self.status_port}/"
+
+    @property
+    def new_box_status_url(self) -> str:
+        return f"http://127.0.0.1:{self.new_box_status_port}/"
 
     def media_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.media_port}/{name}.mp4"
@@ -103,10 +113,13 @@ def has_screen() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def write_config(plan: DemoPlan, device_token: str | None, admin_token: str) -> Path:
-    """The demo's config file (secrets generated per run, file readable by this user only)."""
-    path = plan.run_dir / "config.toml"
-    jwt_secret = _existing_jwt_secret(path) or secrets.token_hex(32)
+def write_config(plan: DemoPlan, device_token: str | None, admin_token: str, *, device_id: str = DEVICE_ID,
+                 status_port: int | None = None, name: str = "config.toml") -> Path:
+    """A demo config file (secrets generated per run, file readable by this user only); the second box's
+    has its own device id, state and status port, and no token (it pairs)."""
+    path = plan.run_dir / name
+    jwt_secret = _existing_jwt_secret(plan.run_dir / "config.toml") or secrets.token_hex(32)
+    state = "edge" if device_id == DEVICE_ID else device_id
     text = f"""# Written by scripts/demo.sh; regenerated on every run.
 [hub]
 port = {plan.hub_port}
@@ -124,16 +137,16 @@ allow_urls = true
 
 [edge]
 venue_id = "{VENUE_ID}"
-device_id = "{DEVICE_ID}"
-state_dir = "{plan.run_dir / "edge-state"}"
-cache_dir = "{plan.run_dir / "edge-cache"}"
+device_id = "{device_id}"
+state_dir = "{plan.run_dir / f"{state}-state"}"
+cache_dir = "{plan.run_dir / f"{state}-cache"}"
 
 [edge.hub]
 url = "{plan.hub_url}"
 device_token = "{device_token or ""}"
 
 [edge.status]
-port = {plan.status_port}
+port = {plan.status_port if status_port is None else status_port}
 admin_token = "{admin_token}"
 
 [edge.player]
@@ -303,10 +316,18 @@ async def run_demo(plan: DemoPlan, stop: asyncio.Event, play_seconds: float = 0.
         edge = await Child.start("edge", [_program("djamms-edge"), "run", "--config", str(config)])
         children.append(edge)
         stack.push_async_callback(edge.stop)  # stops first: the edge releases its lease while the hub is up
+        new_box_config = write_config(plan, None, admin_token, device_id=NEW_DEVICE_ID,
+                                      status_port=plan.new_box_status_port, name="config-new-box.toml")
+        new_box = await Child.start("new box", [_program("djamms-edge"), "run", "--config", str(new_box_config)])
+        children.append(new_box)
+        stack.push_async_callback(new_box.stop)
         print(
             f"\n  DJAMMS demo is running ({'audio' if plan.audio_output != 'null' else 'no audio device: ao=null'}"
             f", {'video window' if plan.video else 'no screen: audio only'})\n"
             f"  status page : {plan.status_url}   (controls token: {admin_token})\n"
+            f"  console     : {plan.hub_url}/console/sign-in   sign in as {DEMO_STAFF_EMAIL} (or {DEMO_ADMIN_EMAIL});\n"
+            f"                no mail server in the demo: the sign-in link is printed in this terminal\n"
+            f"  a new box   : {plan.new_box_status_url}   shows a pairing code: enter it on the console's dashboard\n"
             f"  patron page : {plan.hub_url}/v/{VENUE_ID}   (request a song from a phone; poster with QR code:"
             f" {plan.hub_url}/v/{VENUE_ID}/poster)\n"
             f"  hub queue   : {plan.hub_url}/api/v1/venues/{VENUE_ID}/queue\n"
@@ -383,6 +404,7 @@ async def _main(args: argparse.Namespace) -> int:
         hub_port=port_or_free(args.hub_port),
         status_port=port_or_free(args.status_port),
         media_port=port_or_free(args.media_port),
+        new_box_status_port=port_or_free(args.new_box_status_port),
         audio_output="null" if args.no_audio or not has_audio_device() else "",
         video=has_screen() and not args.no_video,
     )
@@ -403,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hub-port", type=int, default=8700)
     parser.add_argument("--status-port", type=int, default=8080)
     parser.add_argument("--media-port", type=int, default=8701)
+    parser.add_argument("--new-box-status-port", type=int, default=8081, help="the unpaired second box's page")
     parser.add_argument("--no-audio", action="store_true", help="play into ao=null even with a sound device")
     parser.add_argument("--no-video", action="store_true", help="audio only even with a screen")
     parser.add_argument("--seconds", type=float, default=0.0,

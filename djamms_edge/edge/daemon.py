@@ -128,6 +128,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         await engine.start()
         if link is not None:
             link.attach(engine)
+            link.reporter.problems = doctor.problems  # the venue's dashboard shows them too
+            link.sync.paired = paired
             await link.start()
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
         await report_damaged_state({

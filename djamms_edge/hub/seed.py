@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from djamms_edge.hub.store.base import HubStore, Song, User
 
 DEMO_PLAYLIST = "Demo rotation"
+DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_TRACKS = (
     Song("dQw4w9WgXcQ", "Never Gonna Give You Up", "Rick Astley", 213.0),
     Song("kJQP7kiw5Fk", "Despacito", "Luis Fonsi", 282.0),
     Song("9bZkp7q19f0", "Gangnam Style", "PSY", 253.0),
 )
+
+
+def demo_staff_email(venue_id: str) -> str:
+    return f"staff@{venue_id}.example"
 
 
 @dataclass(frozen=True)
@@ -28,12 +33,12 @@ class DemoVenue:
 
 
 async def seed_demo(store: HubStore, venue_id: str, now_ms: int, *, tracks: Sequence[Song] = DEMO_TRACKS,
-                    admin_email: str = "admin@example.com", staff_email: str | None = None) -> DemoVenue:
+                    admin_email: str = DEMO_ADMIN_EMAIL, staff_email: str | None = None) -> DemoVenue:
     """Create (or find) the demo venue; the store must be open."""
     await store.create_venue(venue_id, f"Demo venue {venue_id}", now_ms)
     admin = await store.upsert_user(User("user-" + uuid.uuid4().hex, admin_email, None, "admin"), now_ms)
     staff = await store.upsert_user(
-        User("user-" + uuid.uuid4().hex, staff_email or f"staff@{venue_id}.example", venue_id, "staff"), now_ms
+        User("user-" + uuid.uuid4().hex, staff_email or demo_staff_email(venue_id), venue_id, "staff"), now_ms
     )
     playlist = next((p for p in await store.list_playlists(venue_id) if p.name == DEMO_PLAYLIST), None)
     if playlist is None:

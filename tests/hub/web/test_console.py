@@ -56,7 +56,7 @@ async def eventually(what: str, check: Callable[[], Awaitable[T | None]], limit:
         if result:
             return result
         await asyncio.sleep(0.2)
-    tail = logs.read_text()[-4000:] if logs else ""
+    tail = (await asyncio.to_thread(logs.read_text))[-4000:] if logs else ""
     pytest.fail(f"timed out waiting for {what}\n{tail}")
 
 
