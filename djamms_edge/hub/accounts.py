@@ -46,9 +46,7 @@ async def require_venue(store: HubStore, venue_id: str) -> Venue:
 
 async def set_user(store: HubStore, email: str, role: Role, venue_id: str | None, now_ms: int) -> User:
     """Create the user, or change the role and venue of the one with this email (their old tokens stop
-    working when either changes). Staff belong to a venue; an admin may have one too."""
-    if role == "staff" and venue_id is None:
-        raise ApiError(400, "staff belong to a venue: name it", "venueId")
+    working when either changes). Staff without a venue (as a first sign-in makes them) see no venue."""
     if venue_id is not None:
         await require_venue(store, venue_id)
     return await store.upsert_user(User("user-" + uuid.uuid4().hex, email, venue_id, role), now_ms)

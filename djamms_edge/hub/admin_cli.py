@@ -51,7 +51,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     user_set = _leaf(user, "set", "create a user or change their role and venue (old tokens stop working)")
     user_set.add_argument("--email", required=True)
     user_set.add_argument("--role", required=True, choices=("admin", "staff"))
-    user_set.add_argument("--venue", help="venue id (required for staff)")
+    user_set.add_argument("--venue", help="venue id (staff without one see no venue)")
     _leaf(user, "remove", "remove a user (their tokens stop working)").add_argument("--email", required=True)
     _leaf(user, "sign-out", "end every session of a user").add_argument("--email", required=True)
     _leaf(user, "list", "list users").add_argument("--venue", help="only this venue's")

@@ -206,7 +206,7 @@ async def test_sign_in_pair_a_box_see_it_play_and_revoke_it(console: Console, tm
             assert credentials_path(box.state).stat().st_mode & 0o777 == 0o600
             master = page.locator("#boxes li[data-device='box-new']")
             await expect(master).to_have_attribute("data-role", "master", timeout=15_000)
-            await expect(master).to_contain_text("Playing Song")
+            await expect(master).to_contain_text("Playing Song", timeout=15_000)  # refreshed every 5 s
             await expect(master).to_contain_text("version")
             await save_screenshot(page, "console-dashboard-box-playing.png")
 
