@@ -11,7 +11,9 @@ import pytest
 
 from djamms_edge.hub.auth import issue_user_token
 from djamms_edge.hub.config import AuthConfig, LimitsConfig
+from djamms_edge.hub.dashboard import box_role
 from djamms_edge.hub.pairing import ALPHABET
+from djamms_edge.hub.store.base import DeviceRecord, DeviceReport, MasterInfo
 from tests.hub.conftest import SECRET, Hub, HubFactory, hub_config
 
 REPORT = {"version": "0.9.1", "problems": ["deno missing: YouTube fetches will fail"],
@@ -219,3 +221,19 @@ async def test_staff_of_one_venue_cannot_touch_another(hub: Hub, method: str, pa
         assert status == 403, answer
     admin_only = f"/api/v1/venues/{venue_a}/devices/box-a/token"
     assert (await hub.call("POST", admin_only, headers=hub.staff(venue_a)))[0] == 403
+
+
+def _box(revoked: bool = False, reported_at: int | None = 1_000) -> DeviceRecord:
+    return DeviceRecord("v", "box-a", 0, revoked, DeviceReport(), reported_at)
+
+
+@pytest.mark.parametrize(("device", "master", "now", "role"), [
+    (_box(), MasterInfo("box-a", 3, 1_000, "p"), 5_000, "master"),
+    (_box(), MasterInfo("box-a", 3, 1_000, "p"), 30_000, "offline"),  # holds a lease it no longer beats for
+    (_box(), MasterInfo("box-b", 3, 1_000, "p"), 5_000, "standby"),
+    (_box(), None, 5_000, "standby"),
+    (_box(reported_at=None), None, 5_000, "offline"),
+    (_box(revoked=True), MasterInfo("box-a", 3, 1_000, "p"), 5_000, "revoked"),
+])
+def test_a_boxs_role_on_the_dashboard(device: DeviceRecord, master: MasterInfo | None, now: int, role: str) -> None:
+    assert box_role(device, master, now, stale_ms=20_000) == role
