@@ -216,7 +216,8 @@ def judge_hub(edge: EdgeConfig, answer: HubAnswer | None, now: float) -> list[Fi
     """Hub reachable, token valid and for this box's id and venue. ``answer`` None: no hub configured."""
     if not edge.hub.url:
         return [Finding("hub", True, "none configured: the box plays its local playlist")]
-    token_fix = (f"issue a token for this box with `djamms-hub device-token --venue {edge.venue_id} "
+    token_fix = (f"pair the box (start the daemon with no [edge.hub] device_token and enter the code it shows on the "
+                 f"console's dashboard), or issue a token with `djamms-hub device-token --venue {edge.venue_id} "
                  f"--device {edge.device_id}` and put it in [edge.hub] device_token")
     findings: list[Finding] = []
     claims = _claims(edge.hub.device_token)
@@ -392,8 +393,12 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run_command(args: argparse.Namespace) -> int:
     from djamms_edge.edge.daemon import with_device_id
+    from djamms_edge.edge.pairing import load_credentials, needs_pairing, with_credentials
 
     config = with_device_id(load_or_exit(args.config))
+    stored = load_credentials(config.edge) if needs_pairing(config.edge) else None
+    if stored is not None:  # a paired box: the token and venue it stored, as the daemon uses them
+        config = with_credentials(config, stored)
     edge = config.edge
     report = asyncio.run(examine(edge))
     if args.json:
