@@ -88,12 +88,14 @@ async def main() -> None:
     parser.add_argument("--music", type=Path, default=REPO / "var" / "bench-music",
                         help="where the Debian music packages are downloaded and unpacked (when not installed)")
     parser.add_argument("--real-only", action="store_true", help="skip the generated video")
+    parser.add_argument("--generated-only", action="store_true", help="skip the real recordings")
     parser.add_argument("--reference-every", type=int, default=4,
                         help="run the reference's (slow) command on every n-th recording")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
-        await bench_real(args.music, args.reference_every)
+        if not args.generated_only:
+            await bench_real(args.music, args.reference_every)
         if args.real_only:
             return
         video = args.video or Path(scratch) / "music_video.mp4"
