@@ -211,4 +211,5 @@ async def bench_real(cache: Path, reference_every: int) -> None:
     extra = [call - alone for call, alone in pairs]
     print(f"\none-file CLI call: median {statistics.median(c for c, _ in pairs):.3f} s, the analysis in a warm"
           f" process {statistics.median(a for _, a in pairs):.3f} s: {statistics.median(extra):.3f} s above it"
-          f" (Python start-up, imports, the box calibration run)\n")
+          f" (Python start-up and imports;"
+          f" the first analysis of a process also calibrates the box, in the same ffmpeg run)\n")
