@@ -26,7 +26,7 @@ from djamms_edge.hub.mailer import Mailer, mailer_for
 from djamms_edge.hub.schedule import ScheduleSwitcher
 from djamms_edge.hub.service import Clock, HubService
 from djamms_edge.hub.store.base import HubStore
-from djamms_edge.hub.web import console, patron, poster, setup_web
+from djamms_edge.hub.web import console, console_pages, patron, poster, setup_web
 from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.add_routes(patron.routes)
     app.add_routes(poster.routes)
     app.add_routes(console.routes)
+    app.add_routes(console_pages.routes)
     app.add_routes(api_console.routes)
     api_payments.setup(app)
     api_accounts.setup(app)
