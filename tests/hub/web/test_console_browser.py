@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from djamms_edge.hub.store.base import User
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.browser import chromium_page_sync, screenshot_path
 from tests.edge.media.http_server import MediaServer
-from tests.edge.sync.test_daemons import LoopThread, Proc, wait_until
+from tests.edge.sync.test_daemons import LoopThread, Proc, start_edge, wait_until
 from tests.edge.test_daemon import query
 from tests.hub.conftest import SECRET, Clock, hub_config
 
@@ -66,32 +65,8 @@ class Console:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.tmp.glob("*.log")))
 
     def start_box(self) -> None:
-        state = self.tmp / "box"
-        config = self.tmp / "box.toml"
-        token = issue_device_token(SECRET, VENUE, "box-1", time.time(), 3600)
-        config.write_text(f"""
-[edge]
-venue_id = "{VENUE}"
-device_id = "box-1"
-state_dir = "{state}"
-cache_dir = "{state / "cache"}"
-[edge.hub]
-url = "{self.url}"
-device_token = "{token}"
-[edge.player]
-video = false
-ao = "null"
-[edge.status]
-port = 0
-[edge.sync]
-heartbeat_interval_s = 0.5
-retry_min_s = 0.2
-retry_max_s = 1.0
-request_timeout_s = 2.0
-poll_interval_s = 1.0
-""")
-        self.box = Proc([sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
-                        self.tmp / "box.log")
+        token = issue_device_token(SECRET, VENUE, "box", time.time(), 3600)
+        self.box = start_edge(self.tmp, VENUE, "box", self.url, token)
 
 
 @pytest.fixture(scope="module")
