@@ -48,13 +48,24 @@
     djamms.showNotice("Flagged explicit.");
   });
 
+  // The price is the payments API's (issue 11), shown here beside the other request rules.
+  function showPrice(p) {
+    document.getElementById("price").value = (p.price / 100).toFixed(2);
+    document.getElementById("currency").value = p.currency;
+    document.getElementById("price-card").hidden = false;
+  }
+
   async function price() {
     try {
-      const p = await call("GET", "/price");
-      document.getElementById("price").textContent = `${(p.price / 100).toFixed(2)} ${String(p.currency).toUpperCase()}`;
-      document.getElementById("price-card").hidden = false;
-    } catch (e) { /* no payments on this hub: nothing to show */ }
+      showPrice(await call("GET", "/price"));
+    } catch (e) { /* a hub without payments: nothing to show */ }
   }
+
+  form("price-form", async () => {
+    const amount = Math.round(Number(value("price")) * 100);
+    showPrice(await call("PUT", "/price", { price: amount, currency: value("currency").trim().toLowerCase() }));
+    djamms.showNotice("Price saved.");
+  });
 
   djamms.guard(async () => { show(await call("GET", "/rules")); });
   price();

@@ -5,12 +5,12 @@ window.consoleTools = (() => {
   const { venueId } = djamms.pageData();
   const venuePath = `/api/v1/venues/${encodeURIComponent(venueId)}`;
 
-  // path: "/queue/full" (under this venue) or "/api/v1/..." (absolute).
+  // path: "/queue/full" (under this venue) or "/api/v1/..." (absolute). A token the hub refuses sends the
+  // browser to sign in again (console.js).
   async function call(method, path, body) {
     try {
-      return await djamms.api(path.startsWith("/api/") ? path : venuePath + path, { method, body });
+      return await djammsConsole.api(method, path.startsWith("/api/") ? path : venuePath + path, body);
     } catch (e) {
-      if (e.status === 401) e.message = "Your sign-in has expired or is missing: open the link from your sign-in email again.";
       if (e.status === 403) e.message = "You may not manage this venue: " + e.message;
       throw e;
     }
