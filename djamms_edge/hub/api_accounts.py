@@ -9,7 +9,7 @@ from aiohttp import web
 
 from djamms_edge.hub import accounts, pairing
 from djamms_edge.hub.auth import Principal, issue_device_token, require, require_admin, require_staff
-from djamms_edge.hub.context import SERVICE, client_address, principal_of
+from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
 from djamms_edge.hub.dashboard import venue_dashboard
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.ratelimit import RateLimiter
@@ -127,6 +127,7 @@ async def remove_user(request: web.Request) -> web.Response:
     user_id = _user_param(request)
     if not await request.app[SERVICE].store.remove_user(user_id):
         raise ApiError(404, f"unknown user {user_id!r}", "userId")
+    request.app[CREDENTIALS].forget()
     log.info("user %s removed", user_id)
     return web.json_response({"userId": user_id, "removed": True})
 
@@ -139,6 +140,7 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
     if who.role != "admin" and (who.role == "device" or who.subject != user_id):
         raise ApiError(403, "only the user themself or an admin", "userId")
     version = await request.app[SERVICE].store.bump_user_tokens(user_id)
+    request.app[CREDENTIALS].forget()
     if version is None:
         raise ApiError(404, f"unknown user {user_id!r}", "userId")
     return web.json_response({"userId": user_id, "signedOut": True})
@@ -175,6 +177,7 @@ async def revoke_device(request: web.Request) -> web.Response:
     await accounts.require_venue(service.store, venue_id)
     if not await service.store.revoke_device(venue_id, device_id, service.now_ms()):
         raise ApiError(404, f"no box {device_id!r} is known at venue {venue_id!r}", "deviceId")
+    request.app[CREDENTIALS].forget()
     log.info("venue %s: device %s revoked by %s", venue_id, device_id, who.label)
     return web.json_response({"venueId": venue_id, "deviceId": device_id, "revoked": True})
 
@@ -187,6 +190,7 @@ async def reissue_device_token(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     token = await accounts.current_device_token(service.store, service.config, venue_id, device_id, service.clock(),
                                                 reissue=True)
+    request.app[CREDENTIALS].forget()
     return web.json_response({"venueId": venue_id, "deviceId": device_id, "deviceToken": token}, status=201)
 
 
@@ -245,6 +249,7 @@ async def claim_pairing(request: web.Request) -> web.Response:
         raise ApiError(429, "Too many pairing attempts for this venue; wait a few minutes", "code")
     state = await service.store.claim_pairing(pairing.code_hash(service.config.jwt_secret, code), venue_id,
                                               who.label, service.now_ms())
+    request.app[CREDENTIALS].forget()  # the box's earlier token (if any) ends with the new pairing
     if state.status != "claimed":
         raise ApiError(404, "no box shows this code (mistyped, expired or used): check the code on the box", "code")
     log.info("venue %s: %s paired device %s", venue_id, who.label, state.device_id)

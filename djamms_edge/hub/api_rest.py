@@ -9,7 +9,7 @@ from aiohttp import web
 from djamms_edge.hub import accounts
 from djamms_edge.hub.api_accounts import device_report
 from djamms_edge.hub.auth import require, require_admin, require_staff, require_venue_member
-from djamms_edge.hub.context import SERVICE, client_address, principal_of
+from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
 from djamms_edge.hub.store.base import (
@@ -119,6 +119,7 @@ async def put_user(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     saved = await accounts.set_user(service.store, f.email("email"), role, f.ident("venueId", required=False),
                                     service.now_ms())
+    request.app[CREDENTIALS].forget()  # a role or venue change ends the user's tokens now
     return web.json_response(saved.to_json())
 
 

@@ -20,8 +20,17 @@ from djamms_edge.hub import (
     openapi,
 )
 from djamms_edge.hub.config import HubConfig
-from djamms_edge.hub.context import SERVICE, SOCKETS, TASKS, OpenSockets, credentials_middleware, errors_middleware
+from djamms_edge.hub.context import (
+    CREDENTIALS,
+    SERVICE,
+    SOCKETS,
+    TASKS,
+    OpenSockets,
+    credentials_middleware,
+    errors_middleware,
+)
 from djamms_edge.hub.cors import cors_middleware
+from djamms_edge.hub.credentials import CredentialCheck
 from djamms_edge.hub.mailer import Mailer, mailer_for
 from djamms_edge.hub.schedule import ScheduleSwitcher
 from djamms_edge.hub.service import Clock, HubService
@@ -75,6 +84,7 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
                           client_max_size=config.max_body_bytes)
     app[SERVICE] = HubService(config, store, mailer or mailer_for(config.smtp), clock)
     app[TASKS] = TaskOwner("hub")
+    app[CREDENTIALS] = CredentialCheck(store)
     app[SOCKETS] = OpenSockets()
     app[api_console.SCHEDULER] = ScheduleSwitcher(app[SERVICE])
     app[api_compat.EXECUTIONS] = api_compat.Executions()

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from djamms_edge.hub.auth import Principal
-from djamms_edge.hub.credentials import check_current
+from djamms_edge.hub.credentials import CredentialCheck
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import HubService, api_error_for
 from djamms_edge.hub.store.base import StoreError, StoreUnavailable
@@ -117,6 +117,7 @@ def _allow(exc: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
+CREDENTIALS = web.AppKey("credentials", CredentialCheck)
 # The checked Principal, or the ApiError refusing the token.
 PRINCIPAL: web.RequestKey[Principal | ApiError] = web.RequestKey("principal")
 
@@ -127,7 +128,7 @@ async def credentials_middleware(request: web.Request, handler: Handler) -> web.
     if "Authorization" in request.headers:
         try:
             principal = _bearer(request)
-            await check_current(request.app[SERVICE].store, principal)
+            await request.app[CREDENTIALS].check(principal)
         except ApiError as exc:
             request[PRINCIPAL] = exc  # raised where a handler asks who is calling; a public endpoint ignores it
         else:
