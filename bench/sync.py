@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -209,17 +210,21 @@ class Daemon:
         token = issue_device_token(SECRET, VENUE, name, time.time(), 3600)
         self.config.write_text(
             f'[edge]\nvenue_id = "{VENUE}"\ndevice_id = "{name}"\nstate_dir = "{self.state}"\n'
-            f'cache_dir = "{self.state / "cache"}"\nlog_level = "WARNING"\n'
+            f'cache_dir = "{self.state / "cache"}"\nlog_level = "INFO"\n'
             f'[edge.hub]\nurl = "{hub.url}"\ndevice_token = "{token}"\n'
             '[edge.player]\nvideo = false\nao = "null"\n[edge.status]\nport = 0\n'
         )
         self.proc: asyncio.subprocess.Process | None = None
+        self.log = (workdir / f"{name}.log").open("ab")  # read when a run goes wrong
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             str(REPO / ".venv/bin/djamms-edge"), "run", "--config", str(self.config), start_new_session=True,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=self.log, stderr=asyncio.subprocess.STDOUT,
         )
+
+    async def said(self, text: str) -> bool:
+        return text in (self.state.parent / f"{self.name}.log").read_text(errors="replace")
 
     def plays(self) -> list[sqlite3.Row]:
         db = self.state / "playback.db"
@@ -238,6 +243,7 @@ class Daemon:
         if self.proc is not None and self.proc.returncode is None:
             os.killpg(self.proc.pid, sig)
             await self.proc.wait()
+        self.log.close()
 
 
 async def until(what: str, check: Any, limit: float) -> Any:
@@ -281,9 +287,9 @@ async def one_kill(hub: Hub, http: aiohttp.ClientSession, url: str, workdir: Pat
 
     master, standby = Daemon(hub, f"kill-a{run}", workdir), Daemon(hub, f"kill-b{run}", workdir)
     await master.start()
-    await asyncio.sleep(1.0)  # registered first: it is the master
+    await until("the first box to be master", lambda: master.said("became master"), 60)
     await standby.start()
-    await asyncio.sleep(2.0)
+    await until("the second box to stand by", lambda: standby.said("standby"), 60)
     song = {"videoId": url, "title": "Paid", "artist": f"Patron {run}", "duration": 60}
     body = json.dumps({"song": song, "paymentId": f"pay-kill-{run}"})
     async with http.post(f"{hub.url}/api/v1/venues/{VENUE}/requests", data=body,
@@ -295,7 +301,9 @@ async def one_kill(hub: Hub, http: aiohttp.ClientSession, url: str, workdir: Pat
         ok = playing and playing["videoId"] == url and (playing["position"] or 0) >= 3.0
         return playing if ok else None
 
-    playing = await until("the paid song 3 s in on the master", deep_enough, 60)
+    playing = await until("the paid song 3 s in on the master", deep_enough, 120)
+    # Not just after a heartbeat (when the position was seen): anywhere in the interval, as a crash would.
+    await asyncio.sleep(random.Random(run).uniform(0, SyncConfig().heartbeat_interval_s))
     await master.kill()
     killed_at = time.time()
     # Where the master really was: its last reported position, plus the time since that report.
