@@ -134,6 +134,7 @@ stale_after_s = 20.0
 
 [hub.requests]
 allow_urls = true
+allowed_hosts = ["127.0.0.1"]  # the demo serves its media on loopback
 
 [edge]
 venue_id = "{VENUE_ID}"
@@ -148,6 +149,9 @@ device_token = "{device_token or ""}"
 [edge.status]
 port = {plan.status_port if status_port is None else status_port}
 admin_token = "{admin_token}"
+
+[edge.fetch]
+allowed_hosts = ["127.0.0.1"]
 
 [edge.player]
 video = {"true" if plan.video else "false"}

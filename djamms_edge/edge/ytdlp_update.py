@@ -276,7 +276,11 @@ def _self_test(expected_version: str, directory: Path, config_path: Path | None)
     imported = sys.modules["yt_dlp.version"].__version__
     if imported != expected_version:
         raise RuntimeError(f"imported yt-dlp {imported}, expected {expected_version}")
-    fetch_config = dataclasses.replace(load_config(config_path).edge.fetch, attempts=1)
+    fetch_config = load_config(config_path).edge.fetch
+    # Its own loopback server, allowed as such; every other setting as the daemon has it.
+    fetch_config = dataclasses.replace(
+        fetch_config, attempts=1, allowed_hosts=(*fetch_config.allowed_hosts, "127.0.0.1")
+    )
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         served = scratch / "served"

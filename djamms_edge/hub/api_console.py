@@ -106,6 +106,7 @@ async def play_next(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if isinstance(f.data.get("song"), dict):
         song = f.song("song", allow_urls=service.config.requests.allow_urls)
+        await service.check_media_url(song)
     else:
         song = await _known_song(request, f.text("videoId", max_len=2048), "videoId")
     entry = await service.store.queue_next(venue_id, song, who.label, service.now_ms())

@@ -71,6 +71,10 @@ class RequestRulesConfig:
     artist_limit: int = setting(3, doc="paid requests per artist per venue within artist_window_s", check=at_least(1))
     artist_window_s: float = setting(1800.0, doc="window of the per-artist limit", check=at_least(1))
     allow_urls: bool = setting(False, doc="accept http(s) media URLs as well as video ids in songs")
+    # With URLs allowed, a patron must not point the boxes (or the hub) inside a network: see shared/addresses.py.
+    allowed_hosts: tuple[str, ...] = setting(
+        (), doc="hosts (names or IPs) media URLs may name although internal (loopback, private, link-local)"
+    )
 
 
 @dataclass(frozen=True)

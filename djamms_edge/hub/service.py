@@ -59,6 +59,8 @@ from djamms_edge.hub.store.base import (
     UserNotFound,
     WriteResult,
 )
+from djamms_edge.shared.addresses import AddressPolicy, url_refusal
+from djamms_edge.shared.ids import is_media_url
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ class HubService:
                                        round(config.registry.expire_after_s * 1000),
                                        round(config.registry.instance_grace_s * 1000))
         req = config.requests
+        self._media_hosts = AddressPolicy.allowing(req.allowed_hosts)
         self.rules = RequestRules(req.max_duration_s, req.artist_limit, round(req.artist_window_s * 1000))
         lim = config.limits
         # From the store, so several hub instances on one PostgreSQL database share each budget.
@@ -246,6 +249,7 @@ class HubService:
         """A request naming its payment. At a venue with a price the payment is checked with the provider
         (paid, in full, at this venue, used once); at a free venue the id only makes retries idempotent."""
         await self.take_request_budget(client, requester_id)
+        await self.check_media_url(song)
         price = await self.payments.price(venue_id)
         if price.price_minor > 0:
             outcome = await self.payments.verified_request(venue_id, payment_id, song, requester_id, client, price)
@@ -305,6 +309,14 @@ class HubService:
             raise ApiError(422, f"{measured_s:g} seconds is within the limit of {limit:g}", "duration")
         return await self.refuse_request(write.venue_id, request_id, reason, fence=write)
 
+    async def check_media_url(self, song: Song, field: str = "song.videoId") -> None:
+        """A song by URL naming an internal address (loopback, LAN, link-local, by IP or by what its name
+        resolves to) is refused unless its host is allowed: the boxes would fetch it from inside the venue."""
+        if is_media_url(song.video_id):
+            refusal = await url_refusal(song.video_id, self._media_hosts)
+            if refusal is not None:
+                raise ApiError(400, refusal, field)
+
     # --- playlists and catalog -------------------------------------------------------------------
 
     async def add_song(self, who: Principal | None, playlist_id: str, song: Song) -> Reply:
@@ -312,6 +324,7 @@ class HubService:
         if playlist is None:
             raise ApiError(404, f"unknown playlist {playlist_id!r}", "playlistId")
         require_staff(who, playlist.venue_id)
+        await self.check_media_url(song)
         updated = await self.store.add_track(playlist_id, song, self.now_ms())
         known = (await self.store.get_catalog([song.video_id], playlist.venue_id)).get(song.video_id)
         end = known.effective.end if known is not None else None

@@ -42,6 +42,7 @@ playlist = "{tmp_path / 'playlist.txt'}"
 port = 0
 [edge.fetch]
 mode = "audio"
+allowed_hosts = ["127.0.0.1"]   # the test's media server is on loopback
 """
     )
     stop = asyncio.Event()

@@ -31,7 +31,8 @@ def test_damaged_cache_index_and_history_the_box_plays_and_downloads_nothing_aga
     media.run(server.start())
     url = f"{server.url}/media/remote.m4a"
     (tmp_path / "playlist.txt").write_text(f"{url}\n{playlist_dir / 'Beta - Short One.m4a'}\n")
-    config = write_config(tmp_path, tmp_path / "playlist.txt", '[edge.fetch]\nmode = "audio"\n')
+    fetch = '[edge.fetch]\nmode = "audio"\nallowed_hosts = ["127.0.0.1"]\n'  # the media server is on loopback
+    config = write_config(tmp_path, tmp_path / "playlist.txt", fetch)
     playback, cache_index = tmp_path / "state" / "playback.db", tmp_path / "state" / "media.db"
     finished_url = "SELECT started_at FROM plays WHERE source = ? AND end_reason = 'finished'"
     try:

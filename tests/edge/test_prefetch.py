@@ -80,7 +80,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     server = MediaServer(served)
     await server.start()
-    fetch = FetchConfig(mode="audio", socket_timeout_seconds=5.0)  # a stalled download hangs past the good one
+    # A stalled download hangs past the good one; the server is on loopback, allowed as a venue's own would be.
+    fetch = FetchConfig(mode="audio", socket_timeout_seconds=5.0, allowed_hosts=("127.0.0.1",))
     fetcher = YtDlpFetcher(fetch, tmp_path / "cache" / ".partial")
     cache = MediaCache(tmp_path / "media.db", tmp_path / "cache", fetcher, AnalysisConfig(), CacheConfig())
     await cache.open()

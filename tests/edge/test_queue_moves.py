@@ -72,8 +72,6 @@ def test_three_unfetchable_paid_requests_at_the_head_the_playlist_still_plays(
             _pay_for(world, url, n)
         started_at = time.time()
         world.start_box("box-a", extra_config=f"""
-[edge.fetch]
-mode = "audio"
 [edge.cache]
 slow_fetch_seconds = {SLOW_FETCH_S}
 """)

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from djamms_edge.hub.app import create_app
+from djamms_edge.hub.config import RequestRulesConfig
 from djamms_edge.hub.store.base import QueueSnapshot
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import Hub, hub_config
@@ -302,3 +303,39 @@ async def test_an_idempotency_key_header_that_is_not_utf8_is_a_400(hub: Hub) -> 
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), answer
     assert json.loads(payload)["field"] == "idempotencyKey"
+
+
+INTERNAL_MEDIA_URLS = [
+    "http://127.0.0.1:8080/api/status",  # the box's own status page
+    "http://localhost/x.mp4",  # a name resolving inside
+    "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+    "http://[::1]/x.mp4",
+    "http://[::ffff:127.0.0.1]/x.mp4",
+    "http://10.0.0.1/x.mp4",
+    "http://192.168.1.1/x.mp4",  # the venue's router
+    "http://[fd00::1]/x.mp4",
+    "http://0.0.0.0/x.mp4",
+]
+
+
+async def test_media_urls_naming_internal_addresses_are_refused(start_hub: Any) -> None:
+    """With media URLs allowed, a patron (or staff) still cannot point the boxes inside a network: 400 naming the
+    field, and nothing queued. A public address passes; an internal host passes once allowed by name."""
+    urls_allowed = RequestRulesConfig(allow_urls=True, allowed_hosts=("nas.lan", "192.168.1.20"))
+    async with start_hub(config=hub_config(requests=urls_allowed)) as hub:
+        await hub.venue(VENUE)
+        playlist = (await hub.store.create_playlist(VENUE, "house", 0)).playlist_id
+        for n, url in enumerate(INTERNAL_MEDIA_URLS):
+            song = {**SONG, "videoId": url}
+            status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/requests",
+                                          {"song": song, "paymentId": f"p{n}"})
+            assert (status, body["field"]) == (400, "song.videoId"), (url, body)
+            assert "refused" in body["error"]
+            status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/playlists/{playlist}/tracks",
+                                          {"song": song}, hub.staff(VENUE))
+            assert (status, body["field"]) == (400, "song.videoId"), (url, body)
+        assert (await hub.store.queue_snapshot(VENUE)).priority == ()
+        for n, url in enumerate(["http://93.184.216.34/x.mp4", "http://192.168.1.20/x.mp4"]):
+            status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/requests",
+                                          {"song": {**SONG, "videoId": url}, "paymentId": f"ok{n}"})
+            assert status == 201, (url, body)

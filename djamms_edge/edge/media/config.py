@@ -67,6 +67,10 @@ class FetchConfig:
     # YouTube's player challenges need a JavaScript runtime since yt-dlp 2025.11 (yt-dlp-ejs holds the scripts).
     js_runtime: Literal["deno", "node", "bun", "quickjs"] = setting("deno", doc="JavaScript runtime yt-dlp uses")
     js_runtime_path: str = setting("", doc="its executable; empty = the one installed with the app, else PATH's")
+    # A patron's URL must not reach inside the venue's network (the status page, the router, 169.254.169.254).
+    allowed_hosts: tuple[str, ...] = setting(
+        (), doc="hosts (names or IPs) media may come from although internal (loopback, private, link-local)"
+    )
 
 
 @dataclass(frozen=True)

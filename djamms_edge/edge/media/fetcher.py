@@ -10,6 +10,12 @@ YouTube refusing this box (403, missing formats, bot/sign-in checks, failed JS c
 is retried with exponential backoff and jitter, then ``FetchRefused``; network trouble the
 same way, then ``FetchFailed``. The cache tries both again later.
 
+No fetch reaches an internal address (``djamms_edge.shared.addresses``) unless its host is
+allowed in ``[edge.fetch] allowed_hosts``: a URL's host is resolved and checked before
+anything is sent, and every connection yt-dlp opens (redirects, fragments) is checked on the
+address it is about to connect to. A URL's media must come over HTTP(S) (yt-dlp's own
+downloader), never through ffmpeg, which would connect where we cannot check.
+
 ``FakeFetcher`` serves local files under the same contract, for tests of code
 that needs a cache but not the network.
 """
@@ -34,6 +40,7 @@ from typing import Any, Literal, Protocol
 import yt_dlp
 
 from djamms_edge.edge.media.config import FetchConfig
+from djamms_edge.shared.addresses import AddressPolicy, url_refusal
 from djamms_edge.shared.ids import MediaSource
 
 log = logging.getLogger(__name__)
@@ -239,6 +246,64 @@ def ytdlp_environment(config: FetchConfig) -> YtDlpEnvironment:
     )
 
 
+def only_over_http(spec: str) -> str:
+    """``spec`` with every format it names limited to plain HTTP(S) downloads (no HLS/ffmpeg, no RTMP)."""
+    return "/".join("+".join(f"{part}[protocol^=http]" for part in choice.split("+")) for choice in spec.split("/"))
+
+
+# --- no connection to an internal address -------------------------------------------------
+
+_guard = threading.local()  # per download thread: the fetcher's policy, and the refusal if the guard tripped
+_STRICT = AddressPolicy()  # for a connection from a thread no fetcher set up (yt-dlp's own helpers)
+
+
+def _checked(create_connection: Callable[..., Any]) -> Callable[..., Any]:
+    """yt-dlp's ``create_connection`` (it resolves the name and tries each address in turn), checking each
+    address before its socket connects: a refused address is never connected to, and no later DNS answer
+    can change what was checked."""
+    from yt_dlp.networking._helper import _socket_connect
+
+    def create_checked_connection(address: tuple[str, int], *args: Any,
+                                  _create_socket_func: Callable[..., Any] = _socket_connect, **kwargs: Any) -> Any:
+        host = str(address[0])
+        policy: AddressPolicy = getattr(_guard, "policy", _STRICT)
+
+        def connect(ip_addr: tuple[Any, ...], *rest: Any) -> Any:
+            refusal = policy.refusal(host, str(ip_addr[4][0]))
+            if refusal is not None:
+                _guard.refusal = refusal
+                raise OSError(refusal)
+            return _create_socket_func(ip_addr, *rest)
+
+        return create_connection(address, *args, _create_socket_func=connect, **kwargs)
+
+    return create_checked_connection
+
+
+def _guard_connections() -> bool:
+    """Put the check into yt-dlp's urllib handler (the only handler ``_GuardedYoutubeDL`` uses); False if that
+    handler no longer connects the way this expects (a yt-dlp update): then no media URL is fetched."""
+    from yt_dlp.networking import _helper, _urllib
+
+    original: Callable[..., Any] = _helper.create_connection
+    if getattr(_urllib, "create_connection", None) is not original:
+        log.error("this yt-dlp connects in a way djamms-edge cannot check: media URLs will not be fetched")
+        return False
+    setattr(_urllib, "create_connection", _checked(original))  # noqa: B010 -- yt-dlp's own name for it
+    return True
+
+
+class _GuardedYoutubeDL(yt_dlp.YoutubeDL):
+    """yt-dlp with its urllib handler only: the requests, curl_cffi and websockets handlers (present when their
+    libraries are) would connect through their own code, around the check."""
+
+    def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
+        return super().build_request_director([h for h in handlers if h.RH_KEY == "Urllib"], preferences)
+
+
+CONNECTIONS_GUARDED = _guard_connections()
+
+
 # --- the real thing ---------------------------------------------------------------------
 
 
@@ -281,11 +346,19 @@ class YtDlpFetcher:
         # times out, so the prefetcher's window (which widens past slow fetches) needs threads to spare.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
         self.version: str = yt_dlp.version.__version__
+        self._policy = AddressPolicy.allowing(config.allowed_hosts)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
+        if source.kind != "youtube":
+            if not CONNECTIONS_GUARDED:
+                raise FetchFailed(f"{source.key}: this yt-dlp cannot be kept from internal addresses; media URLs "
+                                  "wait for an update of djamms-edge")
+            refusal = await url_refusal(source.url, self._policy)
+            if refusal is not None:
+                raise FetchUnavailable(refusal)
         attempts = self._config.attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -308,7 +381,7 @@ class YtDlpFetcher:
         scratch = self._work_dir / uuid.uuid4().hex
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._pool, self._download, source.url, scratch, dest_stem, cancel)
+        job = loop.run_in_executor(self._pool, self._download, source, scratch, dest_stem, cancel)
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -321,17 +394,20 @@ class YtDlpFetcher:
             if job.done():
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
 
-    def _download(self, url: str, scratch: Path, dest_stem: Path, cancel: threading.Event) -> Fetched:
+    def _download(self, source: MediaSource, scratch: Path, dest_stem: Path, cancel: threading.Event) -> Fetched:
         scratch.mkdir(parents=True)
+        url = source.url
+        _guard.policy, _guard.refusal = self._policy, None
 
         def hook(_progress: Mapping[str, Any]) -> None:
             if cancel.is_set():
                 raise _Cancelled
 
         logger = _QuietLogger()
+        spec = format_selector(self._config)
         params: dict[str, Any] = {
             **ytdlp_options(self._config),
-            "format": format_selector(self._config),
+            "format": spec if source.kind == "youtube" else only_over_http(spec),
             "outtmpl": {"default": "media.%(ext)s"},
             "paths": {"home": str(scratch), "temp": str(scratch)},
             "merge_output_format": "mp4" if self._config.mode == "video" else None,
@@ -339,11 +415,13 @@ class YtDlpFetcher:
             "progress_hooks": [hook],
         }
         try:
-            with yt_dlp.YoutubeDL(params) as ydl:
+            with _GuardedYoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=True)
         except yt_dlp.utils.DownloadError as exc:
             if cancel.is_set():
                 raise _Cancelled from None
+            if _guard.refusal is not None:  # a redirect (or a name) led to an internal address
+                raise FetchUnavailable(_guard.refusal) from None
             message = _with_reasons(_clean(str(exc)), logger.warnings)
             failure = classify_failure(message)
             if failure == "unavailable":

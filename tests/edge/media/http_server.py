@@ -4,7 +4,8 @@ Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection hal
 response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
 drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/error/NAME`` answers 500 (a
 server in trouble: yt-dlp retries with backoff); ``/forbidden/NAME`` answers 403 Forbidden, as YouTube's media
-servers do to a client whose player challenge went unsolved; anything else is 404.
+servers do to a client whose player challenge went unsolved; ``/redirect/NAME`` answers 302 to ``/media/NAME``
+on 127.0.0.1 (a redirect into the box's own network); anything else is 404.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class MediaServer:
         self.requests.append((target, byte_range))
         mode, _, name = target.lstrip("/").partition("/")
         path = self.root / name
+        if mode == "redirect":
+            location = f"{self.url}/media/{name}"
+            writer.write(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            await writer.drain()
+            return
         if mode == "error":
             writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!")
             await writer.drain()

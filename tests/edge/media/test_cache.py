@@ -22,7 +22,7 @@ from tests.edge.media.conftest import TRUTHS, WINDOWED, files_under
 from tests.edge.media.http_server import MediaServer
 
 TOLERANCE = 0.060
-FETCH = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0)
+FETCH = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0, allowed_hosts=("127.0.0.1",))
 
 
 class Clock:
@@ -280,7 +280,8 @@ from djamms_edge.edge.media.fetcher import YtDlpFetcher
 
 async def main() -> None:
     root = Path(sys.argv[1])
-    fetcher = YtDlpFetcher(FetchConfig(socket_timeout_seconds=60.0), root / "cache" / ".partial")
+    config = FetchConfig(socket_timeout_seconds=60.0, allowed_hosts=("127.0.0.1",))
+    fetcher = YtDlpFetcher(config, root / "cache" / ".partial")
     cache = MediaCache(root / "state" / "media.db", root / "cache", fetcher, AnalysisConfig(), CacheConfig())
     await cache.open()
     await cache.ensure(sys.argv[2])

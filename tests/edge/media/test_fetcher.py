@@ -26,7 +26,8 @@ from djamms_edge.shared.ids import parse_source
 from tests.edge.media.conftest import files_under
 from tests.edge.media.http_server import MediaServer
 
-FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0)
+LOOPBACK = ("127.0.0.1",)  # the test media server: internal, so allowed by name as a venue would its NAS
+FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0, allowed_hosts=LOOPBACK)
 
 
 # Messages as yt-dlp prints them (its YouTube extractor's wording; YouTube writes its apostrophes as U+2019).
@@ -214,3 +215,48 @@ async def test_a_download_that_cannot_be_stored_fails_without_leftovers(
     with pytest.raises(FetchFailed, match="cannot store the download"):
         await ytdlp.fetch(parse_source(f"{server.url}/media/short.m4a"), tmp_path / "no-such-dir" / "t")
     assert files_under(tmp_path) == []
+
+
+# --- no fetch of internal addresses -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "{server}/media/hard_ending.mp4",  # 127.0.0.1: the box itself (its status page is there too)
+        "http://localhost:{port}/media/hard_ending.mp4",  # a name that resolves inside
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "http://10.1.2.3/x.mp4",
+        "http://[fd00::1]/x.mp4",
+    ],
+)
+async def test_an_internal_address_is_refused_before_anything_is_sent(
+    server: MediaServer, tmp_path: Path, url: str
+) -> None:
+    fetcher = YtDlpFetcher(FetchConfig(attempts=1, socket_timeout_seconds=2.0), tmp_path / "work")  # nothing allowed
+    try:
+        source = parse_source(url.format(server=server.url, port=server.url.rsplit(":", 1)[1]))
+        with pytest.raises(FetchUnavailable, match=r"refused to fetch from .*address"):
+            await asyncio.wait_for(fetcher.fetch(source, tmp_path / "t"), 5)  # refused, not a connect timeout
+    finally:
+        await fetcher.close()
+    assert server.requests == []
+    assert files_under(tmp_path) == []
+
+
+async def test_a_redirect_to_an_internal_address_is_refused(server: MediaServer, tmp_path: Path) -> None:
+    """The first host is allowed (a venue's NAS, say), the address it redirects to is not: the check runs on
+    every connection yt-dlp opens, not only on the URL it was given."""
+    port = server.url.rsplit(":", 1)[1]
+    config = FetchConfig(attempts=1, socket_timeout_seconds=2.0, allowed_hosts=("localhost",))
+    fetcher = YtDlpFetcher(config, tmp_path / "work")
+    try:
+        with pytest.raises(FetchUnavailable, match=r"refused to fetch from 127\.0\.0\.1: a loopback address"):
+            await fetcher.fetch(parse_source(f"http://localhost:{port}/redirect/hard_ending.mp4"), tmp_path / "t")
+        refused = [path for path, _ in server.requests]
+        # The allowed name itself still works.
+        fetched = await fetcher.fetch(parse_source(f"http://localhost:{port}/media/hard_ending.mp4"), tmp_path / "t")
+    finally:
+        await fetcher.close()
+    assert "/redirect/hard_ending.mp4" in refused and "/media/hard_ending.mp4" not in refused
+    assert fetched.size > 0

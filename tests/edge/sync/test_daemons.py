@@ -190,6 +190,8 @@ video = false
 ao = "null"
 [edge.status]
 port = 0
+[edge.fetch]
+allowed_hosts = ["127.0.0.1"]   # test media is served on loopback
 [edge.sync]
 heartbeat_interval_s = {HEARTBEAT_S}
 retry_min_s = 0.2
@@ -232,7 +234,8 @@ class World:
         config.write_text(
             f'[hub]\njwt_secret = "{SECRET}"\n[hub.store]\nurl = "sqlite:///{self.tmp / "hub.db"}"\n'
             f"[hub.registry]\nstale_after_s = {STALE_S}\n"
-            "[hub.requests]\nallow_urls = true\n"  # a venue's own media by URL: how tests serve a paid track
+            # A venue's own media by URL, from a server on loopback (allowed by name): how tests serve a paid track.
+            '[hub.requests]\nallow_urls = true\nallowed_hosts = ["127.0.0.1"]\n'
             + requests_config
         )
         self.hub = Proc(
