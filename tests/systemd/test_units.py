@@ -19,6 +19,7 @@ import pytest
 
 from djamms_edge.config import Config
 from djamms_edge.edge import cli as edge_cli
+from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.ytdlp_update import ACTIVE_LINK, side_directory
 from djamms_edge.hub import cli as hub_cli
 from tests.systemd.tools import run, verify_in_root
@@ -117,6 +118,13 @@ def test_edge_unit_is_a_notify_service_with_a_watchdog() -> None:
     assert int(setting(unit, "WatchdogSec").removesuffix("s")) >= 10
     assert setting(unit, "User") == "djamms-edge"
     assert set(setting(unit, "SupplementaryGroups").split()) == {"audio", "video", "render"}
+
+
+def test_edge_unit_bounds_file_descriptors_with_room_for_the_status_page() -> None:
+    soft, _, hard = setting("djamms-edge.service", "LimitNOFILE").partition(":")
+    assert int(soft) == int(hard or soft)  # one number: the daemon cannot raise it
+    # Every status-page connection is a descriptor; the player, SQLite, yt-dlp and ffmpeg need their own.
+    assert int(soft) >= 8 * StatusConfig().max_connections
 
 
 def test_units_use_the_directories_the_config_and_updater_expect() -> None:

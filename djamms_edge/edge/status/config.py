@@ -29,6 +29,13 @@ class StatusConfig:
     max_event_clients: int = setting(
         16, doc="open live-update (SSE) connections allowed at once; more get 503", check=between(1, 1000)
     )
+    max_connections: int = setting(
+        64, doc="open connections allowed at once (pages, live updates, API); more get 503", check=between(2, 10000)
+    )
+    idle_timeout_s: float = setting(
+        30.0, doc="a connection whose client sent nothing this long is closed (live updates excepted)",
+        check=between(1.0, 3600.0),
+    )
     # Requests naming any other host are refused (DNS rebinding); see server._known_host.
     host_names: tuple[str, ...] = setting(
         (), doc="extra host names the page answers to (e.g. box.lan); IPs, localhost, *.local, the hostname always work"

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from djamms_edge.edge.status.config import StatusConfig
+from djamms_edge.edge.status.connections import ConnectionGate, GatedTCPSite
 from djamms_edge.edge.status.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from djamms_edge.edge.status.metrics import render_metrics
 from djamms_edge.edge.status.model import ControlRefused, StatusSource, snapshot_to_json
@@ -52,6 +53,7 @@ class _State:
     source: StatusSource
     clock: Callable[[], float]
     static: dict[str, tuple[bytes, str]]
+    gate: ConnectionGate
     live_clients: int = 0
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,9 +82,10 @@ async def start_status_server(
     config: StatusConfig, source: StatusSource, *, clock: Callable[[], float] = time.time
 ) -> StatusServer:
     """Serve the page for ``source`` on ``config.host``/``config.port`` (port 0 = any free port)."""
-    runner = web.AppRunner(build_app(config, source, clock=clock), shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    app = build_app(config, source, clock=clock)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = GatedTCPSite(runner, config.host, config.port, app[STATE].gate)
     try:
         await site.start()
     except OSError:
@@ -102,7 +105,8 @@ def _bound_port(runner: web.AppRunner) -> int | None:
 
 def build_app(config: StatusConfig, source: StatusSource, *, clock: Callable[[], float] = time.time) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_security_headers, _json_errors, _known_host])
-    app[STATE] = _State(config=config, source=source, clock=clock, static=_load_static())
+    gate = ConnectionGate(config.max_connections, config.idle_timeout_s)
+    app[STATE] = _State(config=config, source=source, clock=clock, static=_load_static(), gate=gate)
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
     app.router.add_get("/api/status", _status)
@@ -219,6 +223,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     state.live_clients += 1
+    if request.transport is not None:
+        state.gate.streaming.add(request.transport)  # written to by us: never idle
     try:
         await response.write(b"retry: 2000\n\n")
         sent: int | None = None
@@ -235,6 +241,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
         pass  # the page was closed; nothing to tell anyone
     finally:
         state.live_clients -= 1
+        if request.transport is not None:
+            state.gate.streaming.discard(request.transport)
     return response
 
 
@@ -295,6 +303,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text="body is not valid JSON") from None
+    except RecursionError:  # a few thousand nested brackets fit in MAX_BODY_BYTES
+        raise web.HTTPBadRequest(text="body is nested too deeply") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
     return body

@@ -217,6 +217,7 @@ async def test_controls_reach_the_source_and_show_up_live(running: Running) -> N
         ("volume", b'{"volume": NaN}', 422, "between 0 and 100"),
         ("volume", b'{"volume": 1e999}', 422, "between 0 and 100"),
         ("skip", b"{" + b" " * 10_000 + b"}", 413, ""),
+        ("volume", b"[" * 2000 + b"]" * 2000, 400, "nested too deeply"),  # fits in 4 KB; json.loads recurses
         ("reboot", b"{}", 404, "unknown control"),
     ],
 )
@@ -288,5 +289,61 @@ async def test_configured_host_names_are_served() -> None:
             for host, status in (("venue-box.lan:8080", 200), ("other-box.lan", 421)):
                 async with http.get(server.url + "/api/status", headers={"Host": host}) as response:
                     assert response.status == status
+    finally:
+        await server.close()
+
+
+# --- bounded connections ------------------------------------------------------------------------
+
+
+async def _connect(server_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = server_url.removeprefix("http://").rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
+
+
+async def test_connections_over_the_cap_get_503_and_a_closed_one_frees_its_place() -> None:
+    """Idle sockets from anywhere on the LAN cannot take the box's file descriptors: over the cap a newcomer
+    gets a 503 at once (not a hang), and the page works again as soon as one goes."""
+    server = await start_status_server(StatusConfig(port=0, max_connections=5), FakeStatusSource())
+    idle = [await _connect(server.url) for _ in range(5)]
+    try:
+        reader, writer = await _connect(server.url)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
+        idle.pop()[1].close()
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the server hears of the close a moment later
+                try:
+                    async with http.get(server.url + "/api/status") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the page did not answer after a connection closed")
+    finally:
+        for _, writer in idle:
+            writer.close()
+        await server.close()
+
+
+async def test_an_idle_or_half_sent_connection_is_closed_but_a_live_stream_is_not() -> None:
+    server = await start_status_server(StatusConfig(port=0, idle_timeout_s=1.0), FakeStatusSource())
+    try:
+        silent_reader, silent = await _connect(server.url)
+        slow_reader, slow = await _connect(server.url)
+        slow.write(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n")  # headers never finished
+        async with aiohttp.ClientSession() as http, http.get(server.url + "/events") as stream:
+            await _next_event(stream.content)
+            started = time.monotonic()
+            assert await asyncio.wait_for(silent_reader.read(), 5) == b""  # closed by the server
+            assert await asyncio.wait_for(slow_reader.read(), 5) == b""
+            assert 0.9 <= time.monotonic() - started <= 3.0
+            await asyncio.sleep(1.5)  # the live stream, silent from the client's side, stays open
+            assert stream.connection is not None and not stream.content.at_eof()
+        silent.close()
+        slow.close()
     finally:
         await server.close()
