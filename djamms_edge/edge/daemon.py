@@ -144,7 +144,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                 edge.status,
                 DaemonStatusSource(
                     engine, queue, venue_id=edge.venue_id, device_id=edge.device_id,
-                    lease=link.lease if link else None, cache_usage=cache.usage if cache else None,
+                    lease=link.lease if link else None, lease_changes=link.subscribe_lease if link else None,
+                    cache_usage=cache.usage if cache else None,
                     cache_cap_bytes=edge.cache.max_bytes, analysis=(lambda: night.progress) if night else None,
                     problems=doctor.problems, hub_refusal=link.refusal if link else None,
                 ),

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_PREVIEW = 5  # entries of each queue the page lists
-LEASE_CHECK_S = 1.0  # the lease and analysis progress have no listener; reading a few attributes a second is free
+LEASE_CHECK_S = 1.0  # analysis progress has no listener (nor a lease without lease_changes): read once a second
 CACHE_CHECK_S = 15.0  # cache use moves slowly (one download at a time)
 ERRORS_LOGGER = "djamms_edge"
 
@@ -118,6 +118,7 @@ class DaemonStatusSource:
         venue_id: str,
         device_id: str,
         lease: Callable[[], LeaseState] | None = None,
+        lease_changes: Callable[[Callable[[], None]], None] | None = None,
         cache_usage: Callable[[], Awaitable[tuple[int, int]]] | None = None,
         cache_cap_bytes: int = 0,
         analysis: Callable[[], Progress] | None = None,
@@ -131,6 +132,7 @@ class DaemonStatusSource:
         self._venue_id = venue_id
         self._device_id = device_id
         self._lease = lease
+        self._lease_changes = lease_changes
         self._cache_usage = cache_usage
         self._cache_cap = cache_cap_bytes
         self._analysis_progress = analysis
@@ -156,6 +158,8 @@ class DaemonStatusSource:
         logging.getLogger(ERRORS_LOGGER).addHandler(self._errors)
         self._engine.subscribe(self._on_daemon_change)
         self._queue.subscribe(self._on_daemon_change)
+        if self._lease_changes is not None:  # a take-over shows at once, not at the next poll
+            self._lease_changes(self._update_link)
         self._queue_stale.set()
         self._tasks.start(self._follow_queue(), "queue-preview")
         self._tasks.start(self._follow_polled(), "hub-link+analysis")
@@ -231,7 +235,16 @@ class DaemonStatusSource:
 
     def _on_daemon_change(self) -> None:
         self._queue_stale.set()
+        self._update_link()  # a halt or a start of playback changes the role without a hub
         self._changes.bump()
+
+    def _update_link(self) -> None:
+        link = link_state(self._engine.status().state, self._lease() if self._lease else None)
+        if link != self._link:
+            if link.connected != self._link.connected:
+                self._link_since = self._clock()
+            self._link = link
+            self._changes.bump()
 
     async def _follow_queue(self) -> None:
         failing = False
@@ -254,12 +267,7 @@ class DaemonStatusSource:
 
     async def _follow_polled(self) -> None:
         while True:
-            link = link_state(self._engine.status().state, self._lease() if self._lease else None)
-            if link != self._link:
-                if link.connected != self._link.connected:
-                    self._link_since = self._clock()
-                self._link = link
-                self._changes.bump()
+            self._update_link()
             analysis = analysis_of(self._analysis_progress()) if self._analysis_progress else None
             if analysis != self._analysis:
                 self._analysis = analysis

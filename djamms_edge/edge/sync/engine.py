@@ -78,6 +78,7 @@ class EdgeSync:
         self._wall = wall_clock
         self._rng = rng
         self.lease = L.initial(api.device_id, clock())
+        self._lease_listeners: list[Callable[[], None]] = []
         self._kick = asyncio.Event()
         self._tasks = TaskOwner(f"sync:{api.venue_id}")
         self._release_done = asyncio.Event()
@@ -131,10 +132,18 @@ class EdgeSync:
 
     # --- the lease ----------------------------------------------------------------------------------
 
+    def subscribe_lease(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` (on the loop thread) whenever the lease's role or the hub's reachability changes."""
+        self._lease_listeners.append(on_change)
+
     def handle(self, event: L.Event) -> None:
         """Feed one event to the lease machine and carry out what it says (on the loop thread)."""
         was_playing = self.lease.playing
+        before = (self.lease.role, self.lease.hub_ok)
         self.lease, actions = L.step(self.lease, event, self._clock(), self.timing)
+        if (self.lease.role, self.lease.hub_ok) != before:
+            for listener in self._lease_listeners:
+                listener()
         for action in actions:
             match action:
                 case L.Note(message):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from djamms_edge.edge.config import EdgeConfig
 from djamms_edge.edge.player.engine import PlaybackEngine
@@ -42,6 +42,10 @@ class HubLink:
     def refusal(self) -> str | None:
         """For the status page: why the hub refused this box's registry requests (wrong token or venue), if it does."""
         return self.sync.refusal
+
+    def subscribe_lease(self, on_change: Callable[[], None]) -> None:
+        """For the status page: told at once when the role or the hub's reachability changes."""
+        self.sync.subscribe_lease(on_change)
 
     def attach(self, engine: PlaybackEngine) -> None:
         self._engine = engine

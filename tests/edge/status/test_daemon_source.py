@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -161,5 +161,30 @@ async def test_night_analysis_progress_reaches_the_page(rig_factory: MakeRig) ->
             seen = 0
             while source.snapshot().analysis != wanted:
                 seen = await source.wait_changed(seen)
+    finally:
+        await source.close()
+
+
+async def test_a_take_over_shows_on_the_page_at_once(rig_factory: MakeRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The role follows the lease the moment it changes (a standby taking over is master on its page at
+    once, and live pages are told), not at the next poll of the lease."""
+    from djamms_edge.edge.status import daemon_source
+
+    monkeypatch.setattr(daemon_source, "LEASE_CHECK_S", 3600.0)  # no poll to lean on: only the listener
+    rig = await rig_factory()
+    lease = LeaseState("box", LeaseRole.STANDBY)
+    listeners: list[Callable[[], None]] = []
+    source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", lease=lambda: lease,
+                                lease_changes=listeners.append)
+    await source.start()
+    try:
+        await settle()
+        assert source.snapshot().role == "standby"
+        seen = source.snapshot().version
+        lease = LeaseState("box", LeaseRole.MASTER)  # what EdgeSync.handle does on a take-over, then it tells
+        for listener in listeners:
+            listener()
+        assert source.snapshot().role == "master"
+        await asyncio.wait_for(source.wait_changed(seen), 0.1)  # live pages are woken now
     finally:
         await source.close()

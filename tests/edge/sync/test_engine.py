@@ -160,6 +160,15 @@ async def test_graceful_stop_hands_over_within_two_seconds(boxes: list[SimBox]) 
     assert asyncio.get_running_loop().time() - stopped_at < 2.0
 
 
+async def test_the_lease_tells_its_listeners_the_moment_the_role_changes(boxes: list[SimBox]) -> None:
+    a, b = boxes
+    roles: list[Role] = []
+    b.sync.subscribe_lease(lambda: roles.append(b.sync.lease.role))  # the status page listens like this
+    await a.stop()
+    await eventually(lambda: b.is_playing, within=2.0)
+    assert roles[-1] is Role.MASTER and b.sync.lease.role is Role.MASTER  # told when it happened, not polled
+
+
 async def test_a_paid_request_plays_next(boxes: list[SimBox], hub: HubUnderTest) -> None:
     a, _ = boxes
     await hub.paid_request(song(42, artist="Requested"), "pay-42")
