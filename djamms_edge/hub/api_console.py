@@ -219,6 +219,11 @@ async def import_tracks(request: web.Request) -> web.Response:
         if song is None:
             problems.append({"line": number, "text": track.video_id, "error": NO_LOOKUP})
             continue
+        try:
+            await service.check_media_url(song)
+        except ApiError as exc:  # an internal address: this line is refused, the others go in
+            problems.append({"line": number, "text": track.video_id[:200], "error": exc.message})
+            continue
         playlist = await service.store.add_track(playlist_id, song, service.now_ms())
         added.append(song.to_json())
     problems.sort(key=lambda p: int(p["line"]))

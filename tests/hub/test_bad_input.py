@@ -335,6 +335,16 @@ async def test_media_urls_naming_internal_addresses_are_refused(start_hub: Any) 
                                           {"song": song}, hub.staff(VENUE))
             assert (status, body["field"]) == (400, "song.videoId"), (url, body)
         assert (await hub.store.queue_snapshot(VENUE)).priority == ()
+        staff = hub.staff(VENUE)
+        status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/queue/next",
+                                      {"song": {**SONG, "videoId": "http://10.0.0.1/x.mp4"}}, staff)
+        assert (status, body["field"]) == (400, "song.videoId"), body
+        lines = "http://127.0.0.1:8080/x.mp4 | Band | Inside | 3:00\nhttp://93.184.216.34/y.mp4 | Band | Outside | 3:00"
+        status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/playlists/{playlist}/tracks/import",
+                                      {"text": lines}, staff)
+        assert status == 201, body
+        assert [song["title"] for song in body["added"]] == ["Outside"]
+        assert [(p["line"], "refused" in p["error"]) for p in body["problems"]] == [(1, True)]
         for n, url in enumerate(["http://93.184.216.34/x.mp4", "http://192.168.1.20/x.mp4"]):
             status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/requests",
                                           {"song": {**SONG, "videoId": url}, "paymentId": f"ok{n}"})
