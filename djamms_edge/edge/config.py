@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
 from djamms_edge.edge.player.config import PlayerConfig
@@ -26,6 +27,9 @@ class EdgeConfig:
     state_dir: Path = setting(Path("/var/lib/djamms-edge"), doc="local SQLite state", env="STATE_DIRECTORY")
     cache_dir: Path = setting(Path("/var/cache/djamms-edge"), doc="downloaded media", env="CACHE_DIRECTORY")
     log_level: str = setting("INFO", doc="DEBUG, INFO, WARNING or ERROR")
+    box_profile: Literal["auto", "pi4", "pi5", "x86-vaapi", "x86", "generic"] = setting(
+        "auto", doc="what the hardware decodes (video codecs fetched, mpv hwdec); auto = detect it"
+    )
     hub: EdgeHubLink = field(default_factory=EdgeHubLink)
     status: StatusConfig = field(default_factory=StatusConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from djamms_edge.config import Config
+from djamms_edge.edge.box_profile import this_box, with_box_profile
 from djamms_edge.edge.device import device_id
 from djamms_edge.edge.doctor import BoxDoctor
 from djamms_edge.edge.night_analysis import night_analyzer, report_to
@@ -90,8 +91,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
 
     A box with a hub and no device token pairs first (edge/pairing.py): its code on the status page and
     the TV until staff enter it in the console."""
-    config = with_device_id(config)
+    profile = this_box(config.edge.box_profile)
+    config = with_box_profile(with_device_id(config), profile)
     edge = config.edge
+    log.info("box profile %s (%s): fetches %s first, mpv hwdec=%s", profile.name, profile.why,
+             "/".join(edge.fetch.video_codecs), edge.player.hwdec)  # fmt: skip
     stop = stop or asyncio.Event()
     notifier = ServiceNotifier()
     tasks = TaskOwner("edge")

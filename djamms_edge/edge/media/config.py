@@ -7,6 +7,9 @@ from typing import Literal
 
 from djamms_edge.shared.config_schema import at_least, between, setting
 
+# yt-dlp's video codec families: H.264, H.265, VP9, AV1 (djamms_edge.edge.box_profile says which a box plays well).
+Codec = Literal["avc1", "hevc", "vp9", "av1"]
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -59,7 +62,9 @@ class AnalysisConfig:
 class FetchConfig:
     mode: Literal["video", "audio"] = setting("video", doc="video for a box with a screen, audio = audio only")
     max_height: int = setting(720, doc="highest video resolution fetched", check=at_least(144))
-    prefer_h264: bool = setting(True, doc="prefer H.264 (avc1) video: the Pi decodes it in hardware")
+    video_codecs: tuple[Codec, ...] = setting(
+        (), doc="video codecs fetched, best first (avc1, hevc, vp9, av1); empty = what the box decodes well"
+    )
     socket_timeout_seconds: float = setting(20.0, doc="network read timeout", check=at_least(1.0))
     attempts: int = setting(4, doc="tries for a transient network error", check=at_least(1))
     retry_base_seconds: float = setting(5.0, doc="first backoff; doubles each retry (with jitter)", check=at_least(0.0))

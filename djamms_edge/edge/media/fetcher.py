@@ -147,17 +147,31 @@ def backoff_seconds(attempt: int, base: float, rand: Callable[[], float] = rando
     return base * (2 ** (attempt - 1)) * (0.5 + rand())
 
 
+# yt-dlp format filters for each codec family, as YouTube and yt-dlp name them (avc1.4d401f, vp09.00.., vp9, av01..).
+CODEC_FILTERS: dict[str, str] = {
+    "avc1": "[vcodec^=avc1]",
+    "hevc": "[vcodec~='^(hvc1|hev1|hevc|h265)']",
+    "vp9": "[vcodec~='^vp0?9']",
+    "av1": "[vcodec^=av01]",
+}
+
+
 def format_selector(config: FetchConfig) -> str:
-    """yt-dlp format spec: audio only, or video no taller than max_height, H.264 first when preferred.
+    """yt-dlp format spec: audio only, or video no taller than ``max_height`` in the first of ``video_codecs``
+    offered (with AAC audio beside H.264/HEVC, which every player pairs with them); a codec not listed only
+    when the video offers none of those (``box_profile``: never AV1 on a Pi while anything else exists).
 
     ``<=?`` keeps formats whose height is unknown (a venue's direct media URL)."""
     if config.mode == "audio":
         return "ba[ext=m4a]/ba/b"
     h = config.max_height
-    choices = [f"bv*[height<=?{h}]+ba/b[height<=?{h}]", "b"]
-    if config.prefer_h264:
-        choices.insert(0, f"bv*[height<=?{h}][vcodec^=avc1]+ba[ext=m4a]/b[height<=?{h}][vcodec^=avc1]")
-    return "/".join(choices)
+    choices: list[str] = []
+    for codec in config.video_codecs:
+        only = f"[height<=?{h}]{CODEC_FILTERS[codec]}"
+        if codec in ("avc1", "hevc"):
+            choices.append(f"bv*{only}+ba[ext=m4a]")
+        choices += [f"bv*{only}+ba", f"b{only}"]
+    return "/".join([*choices, f"bv*[height<=?{h}]+ba", f"b[height<=?{h}]", "b"])
 
 
 # --- the JavaScript runtime and the options every yt-dlp run gets -----------------------

@@ -17,7 +17,9 @@ def _name_value_pairs(values: Any) -> str | None:
 class PlayerConfig:
     video: bool = setting(True, doc="show the video full screen; false = audio only (mpv vid=no)")
     vo: str = setting("gpu", doc="mpv video output (gpu, drm, null…); used when video = true")
-    hwdec: str = setting("auto-safe", doc="mpv hardware decoding, e.g. v4l2m2m-copy on a Raspberry Pi 4/5")
+    hwdec: str = setting(
+        "", doc="mpv hardware decoding (auto-safe, vaapi, v4l2m2m-copy, no…); empty = the box profile's"
+    )
     fullscreen: bool = setting(True, doc="full-screen video")
     ao: str = setting("", doc="mpv audio output (alsa, pulse, pcm, null…); empty = mpv's choice")
     audio_device: str = setting("", doc="mpv audio device, e.g. alsa/hdmi:CARD=vc4hdmi0; empty = default")

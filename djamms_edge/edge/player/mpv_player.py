@@ -61,8 +61,9 @@ def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, st
     if video:
         # force-window=immediate opens the screen at start: black between and after tracks (never the
         # desktop), and a video output that cannot open fails here, once, instead of failing every track.
-        options |= {"vo": config.vo, "hwdec": config.hwdec, "fullscreen": "yes" if config.fullscreen else "no",
-                    "force-window": "immediate"}
+        # hwdec empty: not chosen (the daemon fills it in from the box profile): mpv's safe automatic choice.
+        options |= {"vo": config.vo, "hwdec": config.hwdec or "auto-safe",
+                    "fullscreen": "yes" if config.fullscreen else "no", "force-window": "immediate"}
     else:
         options |= {"vid": "no", "vo": "null"}
     if config.ao:

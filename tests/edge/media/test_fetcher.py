@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yt_dlp
 
 from djamms_edge.edge.media.config import FetchConfig
 from djamms_edge.edge.media.fetcher import (
@@ -20,7 +19,6 @@ from djamms_edge.edge.media.fetcher import (
     YtDlpFetcher,
     backoff_seconds,
     classify_failure,
-    format_selector,
 )
 from djamms_edge.shared.ids import parse_source
 from tests.edge.media.conftest import files_under
@@ -83,33 +81,6 @@ def test_failures_are_classified(message: str, kind: str) -> None:
 )
 def test_backoff_doubles_with_jitter(attempt: int, rand: float, expected: float) -> None:
     assert backoff_seconds(attempt, 5.0, lambda: rand) == pytest.approx(expected)
-
-
-# Sorted worst to best, as yt-dlp sorts them before choosing; VP9 720p ranks above H.264 720p.
-_FORMATS = [
-    {"format_id": "18", "ext": "mp4", "vcodec": "avc1.42001E", "acodec": "mp4a.40.2", "height": 360, "url": "x"},
-    {"format_id": "140", "ext": "m4a", "vcodec": "none", "acodec": "mp4a.40.2", "abr": 128, "url": "x"},
-    {"format_id": "251", "ext": "webm", "vcodec": "none", "acodec": "opus", "abr": 160, "url": "x"},
-    {"format_id": "136", "ext": "mp4", "vcodec": "avc1.4d401f", "acodec": "none", "height": 720, "url": "x"},
-    {"format_id": "247", "ext": "webm", "vcodec": "vp9", "acodec": "none", "height": 720, "url": "x"},
-    {"format_id": "137", "ext": "mp4", "vcodec": "avc1.640028", "acodec": "none", "height": 1080, "url": "x"},
-]
-
-
-@pytest.mark.parametrize(
-    ("config", "chosen"),
-    [
-        (FetchConfig(), "136+140"),  # H.264 at the height cap, AAC audio: the Pi decodes it in hardware
-        (FetchConfig(prefer_h264=False), "247+251"),
-        (FetchConfig(max_height=360), "18"),
-        (FetchConfig(mode="audio"), "140"),
-    ],
-)
-def test_format_choice_follows_config(config: FetchConfig, chosen: str) -> None:
-    with yt_dlp.YoutubeDL({"quiet": True}) as ydl:
-        select = ydl.build_format_selector(format_selector(config))
-        picked = list(select({"formats": _FORMATS, "has_merged_format": False, "incomplete_formats": False}))
-    assert [p["format_id"] for p in picked] == [chosen]
 
 
 @dataclass
