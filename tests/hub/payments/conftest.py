@@ -92,9 +92,10 @@ def start_paying(start_hub: HubFactory) -> PayingFactory:
             port = free_port()
             settings = {"provider": "stripe", "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
                         "stripe_api_base": fake.url, "refund_interval_s": 0.2, "refund_retry_max_s": 0.5, **payments}
-            # allow_urls: the browser test's songs are loopback media URLs a real edge fetches.
+            # allow_urls: the browser test's songs are loopback media URLs a real edge fetches (loopback: allowed).
+            rules = RequestRulesConfig(artist_limit=artist_limit, allow_urls=True, allowed_hosts=("127.0.0.1",))
             config = hub_config(public_url=f"http://127.0.0.1:{port}", payments=PaymentsConfig(**settings),
-                                requests=RequestRulesConfig(artist_limit=artist_limit, allow_urls=True))
+                                requests=rules)
             async with start_hub(config=config, port=port) as hub:
                 fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
                 await set_up_venue(hub, "tavern", price, songs, active)
