@@ -90,7 +90,8 @@ class Hub:
             f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\npublic_url = "{self.url}"\n'
             f'[hub.store]\nurl = "sqlite:///{db}"\n'
             "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
-            "[hub.requests]\nallow_urls = true\n"  # the paid song is a file served over loopback
+            # The paid song is a file served over loopback (an internal address: allowed by name).
+            '[hub.requests]\nallow_urls = true\nallowed_hosts = ["127.0.0.1"]\n'
             + self.extra_config()
         )
         self.proc = await asyncio.create_subprocess_exec(
@@ -213,6 +214,7 @@ class Daemon:
             f'cache_dir = "{self.state / "cache"}"\nlog_level = "INFO"\n'
             f'[edge.hub]\nurl = "{hub.url}"\ndevice_token = "{token}"\n'
             '[edge.player]\nvideo = false\nao = "null"\n[edge.status]\nport = 0\n'
+            '[edge.fetch]\nallowed_hosts = ["127.0.0.1"]\n'  # the paid song's loopback server
         )
         self.proc: asyncio.subprocess.Process | None = None
         self.log = (workdir / f"{name}.log").open("ab")  # read when a run goes wrong

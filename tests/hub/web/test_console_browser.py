@@ -81,7 +81,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                                            trail=0.3) for n in range(len(BANDS))))
         media = MediaServer(media_dir)
         await media.start()
-        config = hub_config(requests=RequestRulesConfig(allow_urls=True),
+        loopback_media = RequestRulesConfig(allow_urls=True, allowed_hosts=("127.0.0.1",))  # internal: allowed by name
+        config = hub_config(requests=loopback_media,
                             registry=RegistryConfig(stale_after_s=3.0),
                             schedule=ScheduleConfig(check_interval_s=0.1))
         store = SqliteStore(tmp / "hub.db")
