@@ -16,9 +16,13 @@ from typing import Any
 import pytest
 
 from djamms_edge.edge.player.seams import render_tone
+from djamms_edge.hub.auth import issue_user_token
+from djamms_edge.hub.store.base import User
+from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.edge.media.http_server import MediaServer
 from tests.edge.sync.test_daemons import (
     HEARTBEAT_S,
+    SECRET,
     STALE_S,
     START_MARGIN_S,
     VENUE,
@@ -54,12 +58,25 @@ def paid_media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         loop.close()
 
 
+STAFF = User("user-staff", "staff@example.com", VENUE, "staff")
+
+
 @pytest.fixture
 def world(tmp_path: Path, tracks: list[Path], request: pytest.FixtureRequest) -> Iterator[World]:  # noqa: F811
     made = World(tmp_path, tracks)
+    asyncio.run(_add_staff(tmp_path / "hub.db"))  # tokens are checked against their user's record
     made.start_hub(getattr(request, "param", ""))
     yield made
     made.close()
+
+
+async def _add_staff(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.upsert_user(STAFF, int(time.time() * 1000))
+    finally:
+        await store.close()
 
 
 def post_request(world: World, url: str, declared: float, payment: str) -> dict[str, Any]:
@@ -74,11 +91,7 @@ def post_request(world: World, url: str, declared: float, payment: str) -> dict[
 
 
 def staff_requests(world: World, status: str) -> list[dict[str, Any]]:
-    from djamms_edge.hub.auth import issue_user_token
-    from djamms_edge.hub.store.base import User
-    from tests.edge.sync.test_daemons import SECRET
-
-    token = issue_user_token(SECRET, User("user-s", "s@example.com", VENUE, "staff"), time.time(), 3600)
+    token = issue_user_token(SECRET, STAFF, time.time(), 3600)
     request = urllib.request.Request(  # noqa: S310 -- loopback
         f"{world.url}/api/v1/venues/{VENUE}/requests?status={status}", headers={"Authorization": f"Bearer {token}"}
     )
