@@ -22,6 +22,7 @@ if [ "${1:-}" = "--with-postgres" ]; then
         lintian       # the Debian package test
         wrk           # bench/hub_load.py's load generator (C, so it measures the hub, not the client)
         frozen-bubble-data  # real music with natural endings (Vorbis, GPL-2, 22 MB) for the cue-point tests
+        zbar-tools    # zbarimg reads the request QR code back from what libmpv renders for the TV
     )
 fi
 

@@ -32,6 +32,7 @@ from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
 from djamms_edge.edge.player.prefetch import keep_prefetched, needs_cache, open_media_cache
+from djamms_edge.edge.player.request_qr import configured as configured_qr
 from djamms_edge.edge.player.resolver import CachedMediaResolver, LocalFileResolver, TrackResolver
 from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
 from djamms_edge.edge.queue.model import QueueEntry
@@ -130,6 +131,11 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player, active=link is None)
         stack.push_async_callback(engine.close)
         await engine.start()
+        request_qr = configured_qr(edge.player, edge.hub.url, edge.venue_id)
+        if request_qr is not None:
+            engine.player.show_request_qr(request_qr)
+        elif edge.player.show_request_qr:
+            log.warning("show_request_qr is on, but there is no hub URL or request_qr_url to put in the code")
         if link is not None:
             link.attach(engine)
             link.reporter.problems = doctor.problems  # the venue's dashboard shows them too

@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from djamms_edge.edge.player.request_qr import QrPlacement, RequestQr
+
 
 @dataclass(frozen=True, slots=True)
 class PlaybackItem:
@@ -88,6 +90,16 @@ class Player(Protocol):
 
     def stop(self) -> None:
         """Stop at once and forget the upcoming items (the current one ends ``STOPPED``)."""
+        ...
+
+    def show_request_qr(self, qr: RequestQr | None) -> None:
+        """Show the venue's request QR code from now on (None: never): large while nothing plays, in the corner
+        for the first ``qr.song_start_s`` of each song (see request_qr)."""
+        ...
+
+    @property
+    def request_qr(self) -> QrPlacement | None:
+        """Where the request QR code is on the screen now, or None."""
         ...
 
     def pause(self) -> None: ...

@@ -46,3 +46,11 @@ class PlayerConfig:
     idle_recheck_s: float = setting(
         30.0, doc="with nothing playable, look for playable tracks again this often", check=at_least(1.0)
     )
+    show_request_qr: bool = setting(
+        False, doc="show the venue's request QR code on the TV: large while idle, in a corner as each song starts"
+    )
+    request_qr_url: str = setting("", doc="the address the TV's QR code carries; empty = the hub URL + /v/{venue_id}")
+    request_qr_song_start_s: float = setting(
+        15.0, doc="how long the corner QR code stays at the start of each song (0 = only while nothing plays)",
+        check=between(0.0, 600.0),
+    )

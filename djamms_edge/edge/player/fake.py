@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from djamms_edge.edge.player.api import Ended, EndReason, EventSink, Failed, PlaybackItem, PlayerEvent, Started
+from djamms_edge.edge.player.request_qr import QrPlacement, RequestQr
 
 
 class FakePlayer:
@@ -22,6 +23,8 @@ class FakePlayer:
         self._upcoming: list[PlaybackItem] = []
         self._current: PlaybackItem | None = None
         self._position = 0.0
+        self._started_at = 0.0  # the current item's position when it started (the corner QR counts from it)
+        self._qr: RequestQr | None = None
         self._paused = False
         self._volume = volume
         self.fades: list[float] = []  # the fade length of every skip, for tests
@@ -76,6 +79,7 @@ class FakePlayer:
                 self._emit(Failed(item.play_id, "loading failed"))
                 continue
             self._current, self._position = item, min(item.start, self._end_of(item))
+            self._started_at = self._position
             self._emit(Started(item.play_id))
 
     def _emit(self, event: PlayerEvent) -> None:
@@ -103,6 +107,17 @@ class FakePlayer:
         if self._current is not None:
             self._emit(Ended(self._current.play_id, EndReason.STOPPED))
             self._current = None
+
+    def show_request_qr(self, qr: RequestQr | None) -> None:
+        self._qr = qr
+
+    @property
+    def request_qr(self) -> QrPlacement | None:
+        if self._qr is None:
+            return None
+        if self._current is None:
+            return QrPlacement.SCREEN
+        return QrPlacement.CORNER if self._position - self._started_at < self._qr.song_start_s else None
 
     def pause(self) -> None:
         self._paused = True

@@ -26,6 +26,7 @@ import mpv
 from djamms_edge.edge.player.api import Ended as EndedEvent
 from djamms_edge.edge.player.api import EndReason, EventSink, Failed, PlaybackItem, PlayerEvent, Started
 from djamms_edge.edge.player.config import PlayerConfig
+from djamms_edge.edge.player.request_qr import CANVAS_H, CANVAS_W, QrPlacement, RequestQr, ass_events
 
 log = logging.getLogger(__name__)
 mpv_log = logging.getLogger("djamms_edge.mpv")
@@ -34,6 +35,7 @@ _FORWARDED_EVENTS = frozenset({"start-file", "file-loaded", "end-file"})
 _FADE_STEP_SECONDS = 0.02
 # One frame at 24 fps, the slowest common music-video frame rate (see file_options).
 VIDEO_START_LEAD_SECONDS = 0.042
+_QR_OVERLAY_ID = 1  # our osd-overlay id (ids are per client; show-text messages are a separate layer)
 
 
 def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, str]:
@@ -106,6 +108,9 @@ class MpvPlayer:
         self._video = config.video
         self._closing = False
         self._probe: asyncio.Future[Any] | None = None
+        self._qr: RequestQr | None = None
+        self._qr_placement: QrPlacement | None = None
+        self._qr_timer: asyncio.TimerHandle | None = None
 
     async def open(self, on_event: EventSink) -> None:
         self._loop = asyncio.get_running_loop()
@@ -130,6 +135,8 @@ class MpvPlayer:
         if self._mpv is None or self._closing:
             return
         self._closing = True
+        if self._qr_timer is not None:
+            self._qr_timer.cancel()
         # terminate() joins mpv's threads; never make the loop wait on that.
         await asyncio.to_thread(self._mpv.terminate)
 
@@ -163,6 +170,7 @@ class MpvPlayer:
             if self._loading is not None and self._loading in self._items:
                 self._current, self._loading = self._loading, None
                 self._emit(Started(self._items[self._current].play_id))
+                self._song_started_qr()
         elif name == "end-file":
             self._on_end_file(data["playlist_entry_id"], data.get("reason", ""), data.get("file_error"))
 
@@ -175,6 +183,8 @@ class MpvPlayer:
         if self._loading == entry:
             self._loading = None
         self._forget_entries([entry])
+        if self._current is None and self._loading is None and not self._upcoming:
+            self._place_qr(QrPlacement.SCREEN if self._qr else None)
         if item is None:
             return
         if reason == "error":
@@ -252,6 +262,44 @@ class MpvPlayer:
             self._items.pop(entry, None)
         self._upcoming.clear()
         self._mpv.command("stop")
+
+    def show_request_qr(self, qr: RequestQr | None) -> None:
+        self._qr = qr
+        idle = self._current is None and self._loading is None
+        self._place_qr(None)  # redrawn for a new URL
+        self._place_qr(QrPlacement.SCREEN if qr and idle else None)
+
+    @property
+    def request_qr(self) -> QrPlacement | None:
+        return self._qr_placement
+
+    def _song_started_qr(self) -> None:
+        if self._qr_timer is not None:
+            self._qr_timer.cancel()
+            self._qr_timer = None
+        if self._qr is None or self._loop is None:
+            return
+        if self._qr.song_start_s <= 0:
+            self._place_qr(None)
+            return
+        self._place_qr(QrPlacement.CORNER)
+        self._qr_timer = self._loop.call_later(self._qr.song_start_s, self._hide_corner_qr)
+
+    def _hide_corner_qr(self) -> None:
+        if self._qr_placement is QrPlacement.CORNER:  # not if the song ended and the screen shows it large
+            self._place_qr(None)
+
+    def _place_qr(self, placement: QrPlacement | None) -> None:
+        if placement == self._qr_placement or self._closing:
+            return
+        self._qr_placement = placement
+        if placement is None or self._qr is None:
+            self._mpv.command("osd-overlay", _QR_OVERLAY_ID, "none", "")
+        else:
+            # ASS vector drawing: sharp at any screen size, no image file, rendered by libmpv's OSD over the
+            # video and over the black idle window (force-window) alike.
+            self._mpv.command("osd-overlay", _QR_OVERLAY_ID, "ass-events", ass_events(self._qr.url, placement),
+                              CANVAS_W, CANVAS_H, 0, False, False)
 
     def pause(self) -> None:
         self._mpv.pause = True

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from djamms_edge.edge.player.api import Ended, EndReason, Failed, PlaybackItem, Started
+from djamms_edge.edge.player.request_qr import QrPlacement, RequestQr
 from tests.edge.player.conftest import Harness, Media
 
 
@@ -101,3 +102,21 @@ async def test_stop_ends_the_current_item_and_drops_the_upcoming(harness: Harnes
 async def test_probe_answers_while_playing(harness: Harness, media: Media) -> None:
     harness.player.set_upcoming([item("a", media.short[0])])
     await asyncio.wait_for(harness.player.probe(), 2)  # the watchdog's question: answered within its timeout
+
+
+async def test_the_request_qr_code_fills_the_idle_screen_and_visits_the_corner_as_a_song_starts(
+    harness: Harness, media: Media,
+) -> None:
+    assert harness.player.request_qr is None  # off unless the venue turns it on
+    harness.player.show_request_qr(RequestQr("http://hub.example/v/bar", song_start_s=0.3))
+    assert harness.player.request_qr is QrPlacement.SCREEN
+    harness.player.set_upcoming([item("long", media.long)])
+    assert await harness.next_event() == Started("long")
+    assert harness.player.request_qr is QrPlacement.CORNER
+    await harness.elapse(0.6)
+    assert harness.player.request_qr is None  # the rest of the song is the video's
+    harness.player.stop()
+    assert await harness.next_event() == Ended("long", EndReason.STOPPED)
+    assert harness.player.request_qr is QrPlacement.SCREEN
+    harness.player.show_request_qr(None)
+    assert harness.player.request_qr is None

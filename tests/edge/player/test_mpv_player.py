@@ -11,9 +11,12 @@ from djamms_edge.edge.media import synth
 from djamms_edge.edge.player.api import Ended, EndReason, PlaybackItem, PlayerEvent, Started
 from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.player.mpv_player import MpvPlayer, file_options, mpv_options
+from djamms_edge.edge.player.request_qr import QrPlacement, RequestQr
 from djamms_edge.edge.player.seams import read_wav, tones
 from djamms_edge.shared.config_schema import ConfigError, load
+from tests.browser import screenshot_path
 from tests.edge.player.conftest import Media
+from tests.edge.player.screen import SoftwareScreen, decode_qr
 
 
 @pytest.mark.parametrize(
@@ -142,3 +145,47 @@ async def test_every_wav_format_mpv_writes_reads_back(tmp_path: Path, media: Med
     wav = read_wav(capture)
     assert [(round(t.hz, -2), round(t.length, 2)) for t in tones(wav)] == [(300, 0.6)]
     assert 0.3 < max(abs(x) for x in wav.samples) <= 1.0  # scaled to full scale, not raw integers
+
+
+async def test_the_request_qr_code_on_the_screen_scans_back_to_the_patron_page(tmp_path: Path) -> None:
+    """What the TV shows, rendered by libmpv's software renderer and read by a QR reader (zbar): the code sits
+    in the corner as a song starts, leaves after the first seconds, and fills the screen when the music stops.
+    (The very first idle window, before any song, renders black now and then with vo=libmpv's first frame, so
+    the full-screen code is read after a song instead; both are the same 'nothing plays' state.)"""
+    track = synth.SynthTrack((synth.tone(6.0),))
+    video = (await synth.render(track, tmp_path, "clip", ("mp4",)))["mp4"]
+    url = "http://192.168.1.20:8700/v/the-crown-and-anchor"
+    # vo=libmpv opens only once a render context exists, so the window is forced on after it, as the box has it.
+    config = PlayerConfig(video=True, vo="libmpv", hwdec="no", ao="null", mpv_options=("force-window=no",))
+    events: asyncio.Queue[PlayerEvent] = asyncio.Queue()
+    player = MpvPlayer(config)
+    await player.open(events.put_nowait)
+    screen = SoftwareScreen(player._mpv.handle)
+    player._mpv["force-window"] = "yes"
+
+    async def shows(name: str, tries: int = 1) -> list[str]:
+        for _ in range(tries):
+            await asyncio.sleep(0.4)  # the OSD is redrawn with the next frame
+            found = decode_qr(screen.save_png(await asyncio.to_thread(screen.grab), screenshot_path(name)))
+            if found:
+                break
+        return found
+
+    try:
+        player.show_request_qr(RequestQr(url, song_start_s=1.5))
+        assert player.request_qr is QrPlacement.SCREEN  # its pixels are checked once the music stops, below
+        player.set_upcoming([PlaybackItem("clip", video)])
+        async with asyncio.timeout(20):
+            assert await events.get() == Started("clip")
+        assert player.request_qr is QrPlacement.CORNER
+        assert await shows("tv-request-qr-song-start.png") == [url]
+        await asyncio.sleep(1.5)
+        assert player.request_qr is None
+        assert await shows("tv-request-qr-mid-song.png") == []
+        player.stop()
+        assert await events.get() == Ended("clip", EndReason.STOPPED)
+        assert player.request_qr is QrPlacement.SCREEN
+        assert await shows("tv-request-qr-idle.png", tries=5) == [url]
+    finally:
+        screen.free()
+        await player.close()
