@@ -157,6 +157,7 @@ allowed_hosts = ["127.0.0.1"]
 video = {"true" if plan.video else "false"}
 fullscreen = false
 ao = "{plan.audio_output}"
+show_request_qr = true  # the patron page's QR code on the TV window while idle and as each song starts
 """
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)
