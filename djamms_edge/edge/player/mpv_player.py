@@ -111,6 +111,7 @@ class MpvPlayer:
         self._qr: RequestQr | None = None
         self._qr_placement: QrPlacement | None = None
         self._qr_timer: asyncio.TimerHandle | None = None
+        self._qr_corner_left: float | None = None  # paused with the corner code up: the seconds it has left
 
     async def open(self, on_event: EventSink) -> None:
         self._loop = asyncio.get_running_loop()
@@ -274,16 +275,20 @@ class MpvPlayer:
         return self._qr_placement
 
     def _song_started_qr(self) -> None:
-        if self._qr_timer is not None:
-            self._qr_timer.cancel()
-            self._qr_timer = None
-        if self._qr is None or self._loop is None:
+        self._qr_corner_left = None
+        if self._qr is None:
             return
         if self._qr.song_start_s <= 0:
             self._place_qr(None)
             return
         self._place_qr(QrPlacement.CORNER)
-        self._qr_timer = self._loop.call_later(self._qr.song_start_s, self._hide_corner_qr)
+        self._arm_corner_timer(self._qr.song_start_s)
+
+    def _arm_corner_timer(self, seconds: float) -> None:
+        if self._qr_timer is not None:
+            self._qr_timer.cancel()
+        assert self._loop is not None
+        self._qr_timer = self._loop.call_later(seconds, self._hide_corner_qr)
 
     def _hide_corner_qr(self) -> None:
         if self._qr_placement is QrPlacement.CORNER:  # not if the song ended and the screen shows it large
@@ -303,9 +308,17 @@ class MpvPlayer:
 
     def pause(self) -> None:
         self._mpv.pause = True
+        # The corner code's seconds are seconds of music: paused, they wait too (as in the fake).
+        if self._qr_timer is not None and self._loop is not None and self._qr_placement is QrPlacement.CORNER:
+            self._qr_corner_left = max(0.0, self._qr_timer.when() - self._loop.time())
+            self._qr_timer.cancel()
+            self._qr_timer = None
 
     def resume(self) -> None:
         self._mpv.pause = False
+        left, self._qr_corner_left = self._qr_corner_left, None
+        if left is not None and self._qr_placement is QrPlacement.CORNER:
+            self._arm_corner_timer(left)
 
     @property
     def paused(self) -> bool:

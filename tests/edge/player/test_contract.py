@@ -120,3 +120,16 @@ async def test_the_request_qr_code_fills_the_idle_screen_and_visits_the_corner_a
     assert harness.player.request_qr is QrPlacement.SCREEN
     harness.player.show_request_qr(None)
     assert harness.player.request_qr is None
+
+
+async def test_the_corner_code_waits_while_the_song_is_paused(harness: Harness, media: Media) -> None:
+    harness.player.show_request_qr(RequestQr("http://hub.example/v/bar", song_start_s=0.6))
+    harness.player.set_upcoming([item("long", media.long)])
+    assert await harness.next_event() == Started("long")
+    await harness.elapse(0.3)
+    harness.player.pause()
+    await harness.elapse(0.6)
+    assert harness.player.request_qr is QrPlacement.CORNER  # its seconds are seconds of music
+    harness.player.resume()
+    await harness.elapse(0.6)
+    assert harness.player.request_qr is None
