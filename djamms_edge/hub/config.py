@@ -130,6 +130,9 @@ class PaymentsConfig:
                                        check=at_least(0.05))
     refund_retry_max_s: float = setting(3600.0, doc="longest wait between attempts of a failing refund",
                                         check=at_least(1))
+    unplayed_refund_after_h: float = setting(
+        12.0, doc="a paid request still unplayed this long after it was queued (the venue closed, no box played "
+        "it) is refunded; 0 = never", check=at_least(0))
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 REFUND_BATCH = 20
 UNPAID_KEPT_MS = 86_400_000  # an unpaid checkout is kept a day past its expiry (a late webhook still finds it)
 UNPAID_SWEEP_S = 3600.0
+UNPLAYED_REASON = "The venue closed before your song could play."
 RulesFor = Callable[[str, Song], Awaitable[RequestRules]]  # a venue's rules for a song (HubService.rules_for)
 
 
@@ -237,6 +238,21 @@ class PaymentFlow:
         await self.store.record_refund(payment.request_id, "failed", None, reason[:500], now_ms + round(wait_s * 1000),
                                        now_ms)
 
+    async def refuse_unplayed(self) -> int:
+        """Paid requests no box played within ``unplayed_refund_after_h`` of being queued (the venue closed, or
+        its boxes were off): refused, so this round refunds them. Returns how many."""
+        if self.config.unplayed_refund_after_h <= 0:
+            return 0
+        now_ms = self.now_ms()
+        refused = 0
+        for venue_id, request_id in await self.store.unplayed_paid(
+                now_ms - round(self.config.unplayed_refund_after_h * 3_600_000), REFUND_BATCH):
+            outcome = await self.store.refuse_request(venue_id, request_id, UNPLAYED_REASON, now_ms)
+            if outcome.changed:
+                log.info("venue %s: paid request %s was not played in time; refunding it", venue_id, request_id)
+                refused += 1
+        return refused
+
     async def drop_unpaid(self) -> int:
         """Forget checkouts nobody paid (abandoned on the provider's page), once they can no longer be paid."""
         dropped = await self.store.drop_unpaid(self.now_ms() - self.config.checkout_ttl_s * 1000 - UNPAID_KEPT_MS)
@@ -250,6 +266,7 @@ class PaymentFlow:
         swept_at = 0.0
         while True:
             try:
+                await self.refuse_unplayed()
                 await self.refund_round()
                 if time.monotonic() - swept_at >= UNPAID_SWEEP_S:
                     swept_at = time.monotonic()

@@ -648,6 +648,10 @@ class PaymentStore(Protocol):
         """Forget checkouts created before ``before_ms`` that were never paid; returns how many."""
         ...
 
+    async def unplayed_paid(self, queued_before_ms: int, limit: int) -> list[tuple[str, str]]:
+        """(venue id, request id) of paid requests queued before ``queued_before_ms`` and still not played."""
+        ...
+
 
 # --- the interface -------------------------------------------------------------------------------
 

@@ -39,6 +39,12 @@ REFUNDS = (
     " WHERE p.venue_id = ? AND p.status = 'paid' AND (r.status = 'refund_due' OR p.refund_status IS NOT NULL)"
     " ORDER BY p.created_at_ms DESC LIMIT ?"
 )
+# Paid requests still waiting to be played that were queued before a moment (the venue has closed since).
+UNPLAYED_PAID = (
+    "SELECT r.venue_id, r.request_id FROM payments p JOIN requests r USING (request_id)"
+    " WHERE r.status = 'pending' AND p.status = 'paid' AND p.amount_minor > 0 AND r.created_at_ms < ?"
+    " ORDER BY r.created_at_ms LIMIT ?"
+)
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = ?"
 DROP_UNPAID = "DELETE FROM payments WHERE status = 'awaiting_payment' AND created_at_ms < ?"
 

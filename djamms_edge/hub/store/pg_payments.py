@@ -97,6 +97,9 @@ class PgPayments:
         status = await self._execute(q.DROP_UNPAID, before_ms)  # "DELETE <count>"
         return int(status.rsplit(" ", 1)[1])
 
+    async def unplayed_paid(self, queued_before_ms: int, limit: int) -> list[tuple[str, str]]:
+        return [(r["venue_id"], r["request_id"]) for r in await self._rows(q.UNPLAYED_PAID, queued_before_ms, limit)]
+
     async def get_request(self, request_id: str) -> RequestRecord | None:
         row = await self._row(q.GET_REQUEST, request_id)
         return None if row is None else request_of(row)

@@ -90,6 +90,10 @@ class SqlitePayments:
     async def drop_unpaid(self, before_ms: int) -> int:
         return int(await self._write(lambda conn: conn.execute(q.DROP_UNPAID, (before_ms,)).rowcount))
 
+    async def unplayed_paid(self, queued_before_ms: int, limit: int) -> list[tuple[str, str]]:
+        rows = await self._read(lambda conn: conn.execute(q.UNPLAYED_PAID, (queued_before_ms, limit)).fetchall())
+        return [(r["venue_id"], r["request_id"]) for r in rows]
+
     async def get_request(self, request_id: str) -> RequestRecord | None:
         row = await self._read(lambda conn: conn.execute(q.GET_REQUEST, (request_id,)).fetchone())
         return None if row is None else request_of(row)

@@ -265,3 +265,25 @@ async def test_unpaid_checkouts_are_forgotten(paying: Paying) -> None:
     assert await paying.hub.store.get_payment(unpaid) is None
     assert (await paying.hub.call("GET", f"/api/v1/venues/tavern/requests/{unpaid}/status"))[0] == 404
     assert (await paying.status(paid))["status"] == "pending"  # paid ones stay
+
+
+async def test_a_paid_request_never_played_by_closing_time_is_refunded(paying: Paying) -> None:
+    """No box played it (the venue closed): past unplayed_refund_after_h the worker refuses and refunds it,
+    once; a request that has not waited that long stays queued."""
+    request_id, session = await started(paying, BORN)
+    await paying.stripe.send(paying.stripe.pay(session))
+    await asyncio.sleep(0.5)  # a few worker rounds: not yet due
+    assert (await paying.status(request_id))["status"] == "pending"
+    assert [e["title"] for e in await paying.queue()] == ["Born to Run"]
+
+    paying.hub.clock.advance(paying.hub.config.payments.unplayed_refund_after_h * 3600 + 1)
+
+    async def refunded() -> bool:
+        return (await paying.status(request_id))["status"] == "refunded"
+
+    await wait_for(refunded)
+    assert await paying.queue() == []
+    intent = paying.stripe.sessions[session]["payment_intent"]
+    await asyncio.sleep(0.5)  # more rounds refund nothing again
+    assert [r["amount"] for r in paying.stripe.refunds_of(intent)] == [PRICE]
+    assert (await paying.status(request_id))["reason"] == "The venue closed before your song could play."
