@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import socket
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def app_specific_id(machine_id: bytes, app_id: bytes = APP_ID) -> str:
     digest[6] = (digest[6] & 0x0F) | 0x40  # UUID version 4, as systemd's id128_make_v4_uuid
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     return digest.hex()
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def instance_id(state_dir: Path, boot_id_file: Path = BOOT_ID) -> str:
+    """Who this daemon is to the hub's second-process check: the same for every restart of the daemon on this
+    boot with this state dir (systemd restarting a crashed daemon takes its lease back at once), different for a
+    copy of the box's token running anywhere else. No boot id readable: a random one (this process only)."""
+    try:
+        boot = boot_id_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return secrets.token_hex(8)
+    return hashlib.sha256(f"{boot}\0{state_dir.resolve()}".encode()).hexdigest()[:16]
 
 
 def device_id(configured: str, machine_id_file: Path = MACHINE_ID) -> str:

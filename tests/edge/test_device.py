@@ -11,7 +11,7 @@ import pytest
 from djamms_edge.config import Config
 from djamms_edge.edge.config import EdgeConfig
 from djamms_edge.edge.daemon import with_device_id
-from djamms_edge.edge.device import app_specific_id, device_id
+from djamms_edge.edge.device import app_specific_id, device_id, instance_id
 
 MACHINE = "3d1219c7c4c5404aaa1f6d2a48adfda4"
 
@@ -52,3 +52,15 @@ def test_the_daemon_fills_in_the_device_id_once_for_everything() -> None:
     resolved = with_device_id(config)
     assert resolved.edge.device_id == device_id("")
     assert with_device_id(resolved) is resolved
+
+
+def test_the_instance_id_is_the_same_for_a_restart_and_differs_for_another_state_dir_or_boot(tmp_path: Path) -> None:
+    boot = tmp_path / "boot_id"
+    boot.write_text("6f1c2a8e-1111-4c1e-9d1a-0123456789ab\n")
+    box, other = tmp_path / "state", tmp_path / "other"
+    assert instance_id(box, boot) == instance_id(box, boot)
+    assert instance_id(box, boot) != instance_id(other, boot)
+    first = instance_id(box, boot)
+    boot.write_text("0a0b0c0d-2222-4c1e-9d1a-0123456789ab\n")  # rebooted
+    assert instance_id(box, boot) != first
+    assert instance_id(box, tmp_path / "missing") != instance_id(box, tmp_path / "missing")  # random, per process

@@ -40,13 +40,14 @@ FEED_PING_S = 10.0  # a silent half-open socket is noticed within this (plus the
 
 class HubClient:
     def __init__(self, base_url: str, token: str, venue_id: str, device_id: str, *, timeout_s: float = 4.0,
-                 report: Callable[[], Json] = dict) -> None:
+                 report: Callable[[], Json] = dict, instance_id: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.venue_id = venue_id
         self.device_id = device_id
         self._report = report  # what the box says of itself with each register/heartbeat (sync/device_report.py)
-        # This process: the hub refuses another process with our token while we hold the lease (a copy).
-        self.instance_id = secrets.token_hex(8)
+        # Who we are to the hub's second-process check (edge/device.py instance_id; default: this process only):
+        # the hub refuses another instance with our token while we hold the lease (a copy).
+        self.instance_id = instance_id or secrets.token_hex(8)
         self._timeout_s = timeout_s
         self.max_request_duration: float | None = None
         self._session = aiohttp.ClientSession(

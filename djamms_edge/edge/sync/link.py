@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from djamms_edge.edge.config import EdgeConfig
+from djamms_edge.edge.device import instance_id
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.device_report import DeviceReporter
@@ -95,7 +96,7 @@ async def open_hub_link(edge: EdgeConfig) -> AsyncIterator[HubLink]:
     reporter = DeviceReporter()
     client = HubClient(
         edge.hub.url, edge.hub.device_token, edge.venue_id, edge.device_id, timeout_s=edge.sync.request_timeout_s,
-        report=reporter,
+        report=reporter, instance_id=instance_id(edge.state_dir),
     )
     link = HubLink(client, db, edge.sync)
     link.reporter = reporter

@@ -375,6 +375,22 @@ def test_two_daemons_one_plays_and_a_crash_hands_over_the_interrupted_entry(worl
     assert len(history) == len(set(history)), "an entry recorded twice"
 
 
+def test_a_box_restarted_after_a_crash_takes_its_lease_back_at_once(world: World) -> None:
+    """systemd restarts a crashed daemon: it is the same box (same boot, same state dir) to the hub's
+    second-process check, so it plays again at once instead of standing by for instance_grace_s (15 s) as a
+    copy of its token elsewhere would."""
+    a = world.start_box("box-a")
+    wait_until("box-a playing", master_is_playing(world, "box-a"), world=world)
+    a.signal(signal.SIGKILL)
+    a.proc.wait(timeout=10)
+    restarted_at = time.time()
+    a = world.start_box("box-a")  # its log goes on in the same file
+    wait_until("box-a master again", lambda: a.log.read_text().count("lease: became master") == 2, world=world)
+    assert time.time() - restarted_at <= HEARTBEAT_S + 2 * START_MARGIN_S + 2.0, world.logs()
+    wait_until("box-a playing again", lambda: "resuming 'Band 1" in a.log.read_text(), limit=START_MARGIN_S + 3,
+               world=world)
+
+
 def test_graceful_stop_hands_over_within_two_seconds(world: World) -> None:
     a = world.start_box("box-a")
     wait_until("box-a playing", master_is_playing(world, "box-a"), world=world)
