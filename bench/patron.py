@@ -29,7 +29,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.sync import VENUE, Box, pct  # noqa: E402
+from bench.sync import VENUE, Box, in_replica, pct  # noqa: E402
 from bench.sync import Hub as SyncHub  # noqa: E402
 from djamms_edge.hub.store.base import Song, VenuePrice  # noqa: E402
 from djamms_edge.hub.store.sqlite import SqliteStore  # noqa: E402
@@ -68,15 +68,6 @@ class Hub(SyncHub):
             await store.set_venue_price(VENUE, price, int(time.time() * 1000))
         finally:
             await store.close()
-
-
-async def in_replica(box: Box, video: str) -> None:
-    while True:
-        box.changed.clear()  # before reading: a change landing meanwhile is not missed
-        view = await box.sync.replica.view()
-        if any(e.video_id == video for e in view.priority):
-            return
-        await asyncio.wait_for(box.changed.wait(), 10)
 
 
 async def free_requests(hub: Hub, box: Box, http: aiohttp.ClientSession, count: int) -> list[float]:

@@ -158,6 +158,16 @@ class Box:
         await self.db.close()
 
 
+async def in_replica(box: Box, video: str) -> None:
+    """Until ``video`` is in the box's replica of the priority queue."""
+    while True:
+        box.changed.clear()  # before reading: a change landing meanwhile is not missed
+        view = await box.sync.replica.view()
+        if any(e.video_id == video for e in view.priority):
+            return
+        await asyncio.wait_for(box.changed.wait(), 10)
+
+
 async def latency(hub: Hub, workdir: Path, count: int) -> list[float]:
     box = Box(hub, "latency-box", workdir)
     await box.start()
@@ -173,12 +183,7 @@ async def latency(hub: Hub, workdir: Path, count: int) -> list[float]:
             started = time.perf_counter()
             async with patron.post(f"{hub.url}/api/v1/venues/{VENUE}/requests", json=body) as response:
                 assert response.status == 201, await response.text()
-            while True:
-                box.changed.clear()  # before reading: a change landing meanwhile is not missed
-                view = await box.sync.replica.view()
-                if any(e.video_id == video for e in view.priority):
-                    break
-                await asyncio.wait_for(box.changed.wait(), 10)
+            await in_replica(box, video)
             samples.append((time.perf_counter() - started) * 1000)
     await box.stop()
     return samples
