@@ -60,7 +60,7 @@ async def _player_registry(call: Call) -> Reply:
     if action == "heartbeat":
         return await service.heartbeat(call.who, venue_id, device_id, instance_id=instance_id)
     if action == "release":
-        return await service.release(call.who, venue_id, device_id)
+        return await service.release(call.who, venue_id, device_id, instance_id)
     raise ApiError(400, "must be register, heartbeat or release", "action")
 
 

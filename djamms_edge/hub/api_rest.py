@@ -133,9 +133,9 @@ async def player(request: web.Request) -> web.Response:
     assert device_id is not None
     service, who = request.app[SERVICE], principal_of(request)
     action = request.match_info["action"]
-    if action == "release":
-        return _reply(await service.release(who, venue_id, device_id))
     instance_id = f.ident("instanceId", required=False)  # the asking process (a copied token is another one)
+    if action == "release":
+        return _reply(await service.release(who, venue_id, device_id, instance_id))
     user_agent = f.text("userAgent", required=False)
     report = device_report(f, user_agent or request.headers.get("User-Agent"))
     if action == "register":

@@ -62,8 +62,9 @@ PATHS: Json = {
     V + "/players/{action}": {"post": _op(
         "player registry: action register | heartbeat | release (device token for deviceId, or venue staff); "
         "register/heartbeat may carry what the box says of itself, shown on the dashboard; a heartbeat, the "
-        "master's position in the entry it plays",
-        body=_obj(deviceId=_S, userAgent=_S, version=_S,
+        "master's position in the entry it plays; instanceId names the asking process (another process of the "
+        "lease-holding device is refused)",
+        body=_obj(deviceId=_S, instanceId=_S, userAgent=_S, version=_S,
                   nowPlaying=_obj(entryId=_S, videoId=_S, title=_S, artist=_S, position=_N, duration=_N),
                   problems={"type": "array", "items": _S, "maxItems": 20},
                   position=_obj(entryId=_S, seconds=_N)))},

@@ -12,6 +12,7 @@ T = TypeVar("T")
 NOT_PLAYED_HERE = "This song is not played at this venue"
 
 RegisterDecision = Literal["register", "reconnect", "conflict", "takeover", "second_process"]
+ReleaseDecision = Literal["release", "not_holder", "second_process"]
 
 
 def _span(seconds: float) -> str:
@@ -52,6 +53,11 @@ def other_process(holder: str | None, asking: str | None) -> bool:
     return holder is not None and asking is not None and holder != asking
 
 
+def _copy_while_held(master: MasterInfo, instance_id: str | None, now_ms: int, instance_grace_ms: int) -> bool:
+    """Another process than the holding one asks while the holder still beats (within the grace)."""
+    return other_process(master.instance_id, instance_id) and now_ms - master.last_heartbeat_ms < instance_grace_ms
+
+
 def decide_register(master: MasterInfo | None, device_id: str, now_ms: int, stale_ms: int,
                     instance_id: str | None = None, instance_grace_ms: int = 0) -> RegisterDecision:
     """The reference's election: same device reconnects, a fresh master is a conflict, a stale one is replaced.
@@ -61,12 +67,20 @@ def decide_register(master: MasterInfo | None, device_id: str, now_ms: int, stal
     if master is None:
         return "register"
     if master.device_id == device_id:
-        if other_process(master.instance_id, instance_id) and now_ms - master.last_heartbeat_ms < instance_grace_ms:
-            return "second_process"
-        return "reconnect"
+        return "second_process" if _copy_while_held(master, instance_id, now_ms, instance_grace_ms) else "reconnect"
     if now_ms - master.last_heartbeat_ms < stale_ms:
         return "conflict"
     return "takeover"
+
+
+def decide_release(master: MasterInfo | None, device_id: str, now_ms: int, instance_id: str | None = None,
+                   instance_grace_ms: int = 0) -> ReleaseDecision:
+    """Who may end the lease: the holding device, by the process that holds it — refused to another process
+    exactly when its register would be (``decide_register``): a copy of the token cannot end the box's lease
+    while the box beats. A holder quiet for the grace has crashed; its successor may register or release."""
+    if master is None or master.device_id != device_id:
+        return "not_holder"
+    return "second_process" if _copy_while_held(master, instance_id, now_ms, instance_grace_ms) else "release"
 
 
 def play_seconds(duration: float, offsets: Offsets | None) -> float:

@@ -219,11 +219,13 @@ class HubService:
         boxes in the feed's rules (``maxDurationS``) and wins there."""
         return {"maxRequestDuration": self.rules.max_duration_s}
 
-    async def release(self, who: Principal | None, venue_id: str, device_id: str) -> Reply:
+    async def release(self, who: Principal | None, venue_id: str, device_id: str,
+                      instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
-        answer = await self.store.release_player(venue_id, device_id, self.now_ms())
+        answer = await self.store.release_player(venue_id, device_id, self.now_ms(), self.timings, instance_id)
         if answer.status == "released":
             log.info("venue %s: device %s released the master lease (epoch %d)", venue_id, device_id, answer.epoch)
+        await self._second_process(answer, venue_id, device_id, instance_id)
         return Reply(200, answer.to_json())
 
     # --- device errors ---------------------------------------------------------------------------

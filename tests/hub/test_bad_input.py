@@ -195,6 +195,7 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
       "nowPlaying": {"entryId": "e-1", "videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a", "position": 1.5,
                      "duration": 200}}),
     ("POST", "/api/v1/venues", {"venueId": "v3", "name": "n", "timezone": "Europe/Berlin"}),
+    ("POST", f"/api/v1/venues/{VENUE}/players/release", {"deviceId": "box-a", "instanceId": "proc-1"}),
     ("POST", "/api/v1/pairings", {"deviceId": "box-new"}),
     ("POST", "/api/v1/pairings/collect", {"secret": "s" * 43}),
     ("POST", f"/api/v1/venues/{VENUE}/pairings", {"code": "ABC-DEF"}),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+from djamms_edge.edge.sync.hub_client import HubClient
+from djamms_edge.edge.sync.lease import Granted, HeartbeatOk
 from tests.hub.conftest import Hub
 
 
@@ -161,3 +164,53 @@ async def test_a_second_process_with_the_same_device_token_is_refused(hub: Hub) 
     assert (back["status"], back["epoch"]) == ("reconnected", 1)
     _, old = await hub.call("POST", players + "/heartbeat", box, token)
     assert old["status"] == "conflict"
+
+
+async def test_a_second_process_cannot_release_the_lease_while_the_holder_beats(hub: Hub) -> None:
+    """A copied device token run by another process (the edge's own client, another instance id): its release
+    leaves the box's lease alone, staff see the copy once; the holder's own release still hands over."""
+    venue = await hub.venue()
+    token = hub.device_token(venue, "box-a")
+    box = HubClient(hub.url, token, venue, "box-a", instance_id="proc-box")
+    copy = HubClient(hub.url, token, venue, "box-a", instance_id="proc-copy")
+    try:
+        assert isinstance(await box.register(), Granted)
+        hub.clock.advance(10)
+        assert isinstance(await box.heartbeat(), HeartbeatOk)
+        hub.clock.advance(10)
+        await copy.release()  # 10 s after the holder's beat: within the grace
+        _, master = await hub.call("GET", f"/api/v1/venues/{venue}/master", headers=hub.staff(venue))
+        assert (master["master"]["deviceId"], master["master"]["epoch"]) == ("box-a", 1)
+        assert isinstance(await box.heartbeat(), HeartbeatOk)  # the box still holds its lease
+        assert isinstance(await box.register(), Granted)
+        # Another device cannot take it either: the lease is alive.
+        _, other = await register(hub, venue, "box-b")
+        assert other["status"] == "conflict"
+        _, errors = await hub.call("GET", f"/api/v1/venues/{venue}/device-errors", headers=hub.staff(venue))
+        assert [e["message"] for e in errors["errors"]] == [
+            "a second process (instance proc-copy) used this device's token while the box held the lease; it was "
+            "refused. A copied token? Revoke and re-issue the device token."]
+        # The refused answer as a client sees it, on REST and on the reference's function endpoint.
+        status, refused = await hub.call("POST", f"/api/v1/venues/{venue}/players/release",
+                                         {"deviceId": "box-a", "instanceId": "proc-copy"}, hub.device(venue, "box-a"))
+        assert (status, refused["status"], refused["reason"]) == (200, "conflict", "second_process")
+        status, execution = await hub.call(
+            "POST", "/v1/functions/player-registry/executions",
+            {"body": json.dumps({"action": "release", "venueId": venue, "deviceId": "box-a",
+                                 "instanceId": "proc-copy"})}, hub.device(venue, "box-a"))
+        assert status == 201 and json.loads(execution["responseBody"])["reason"] == "second_process"
+        await box.release()
+        _, master = await hub.call("GET", f"/api/v1/venues/{venue}/master", headers=hub.staff(venue))
+        assert master["master"] is None
+    finally:
+        await box.close()
+        await copy.close()
+
+
+async def test_a_restarted_process_may_release_the_lease_of_a_holder_gone_quiet(hub: Hub) -> None:
+    venue = await hub.venue()
+    players, token = f"/api/v1/venues/{venue}/players", hub.device(venue, "box-a")
+    await hub.call("POST", players + "/register", {"deviceId": "box-a", "instanceId": "proc-old"}, token)
+    hub.clock.advance(16)  # the old process crashed: no beat for longer than the grace
+    _, released = await hub.call("POST", players + "/release", {"deviceId": "box-a", "instanceId": "proc-new"}, token)
+    assert released == {"status": "released", "epoch": 1}

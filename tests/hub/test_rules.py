@@ -9,6 +9,7 @@ from djamms_edge.hub.rules import (
     analyses_agree,
     artist_key,
     decide_register,
+    decide_release,
     estimate_start_times,
     paid_request_refusal,
     play_seconds,
@@ -78,6 +79,24 @@ HELD = MasterInfo(device_id="box-a", epoch=4, last_heartbeat_ms=1_000_000, playe
 def test_decide_register_refuses_a_second_process(master: MasterInfo, instance: str | None, now_ms: int,
                                                   expected: str) -> None:
     assert decide_register(master, "box-a", now_ms, 120_000, instance, instance_grace_ms=15_000) == expected
+
+
+@pytest.mark.parametrize(
+    ("master", "device", "instance", "now_ms", "expected"),
+    [
+        (None, "box-a", "proc-1", 1_005_000, "not_holder"),
+        (HELD, "box-b", "proc-1", 1_005_000, "not_holder"),  # another device holds nothing to release
+        (HELD, "box-a", "proc-1", 1_005_000, "release"),  # the holding process
+        (HELD, "box-a", "proc-2", 1_005_000, "second_process"),  # a copy while the holder beats
+        (HELD, "box-a", "proc-2", 1_014_999, "second_process"),
+        (HELD, "box-a", "proc-2", 1_015_000, "release"),  # the holder went quiet: its successor may release
+        (HELD, "box-a", None, 1_005_000, "release"),  # a client that names no process
+        (MASTER, "box-a", "proc-2", 1_005_000, "release"),  # a lease taken by such a client
+    ],
+)
+def test_decide_release_refuses_a_second_process(master: MasterInfo | None, device: str, instance: str | None,
+                                                 now_ms: int, expected: str) -> None:
+    assert decide_release(master, device, now_ms, instance, instance_grace_ms=15_000) == expected
 
 
 @pytest.mark.parametrize(

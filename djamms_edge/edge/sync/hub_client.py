@@ -92,7 +92,8 @@ class HubClient:
         raise HubUnavailable(f"unexpected heartbeat answer {body.get('status')!r}")
 
     async def release(self) -> None:
-        await self._call("POST", f"{self._venue}/players/release", {"deviceId": self.device_id})
+        await self._call("POST", f"{self._venue}/players/release",
+                         {"deviceId": self.device_id, "instanceId": self.instance_id})
 
     def _note_limit(self, body: Json) -> None:
         limit = body.get("maxRequestDuration")

@@ -755,7 +755,11 @@ class HubStore(PaymentStore, Protocol):
         A beat from another process than the holder's (``instance_id``) is refused: conflict, second_process."""
         ...
 
-    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer: ...
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
+                             instance_id: str | None = None) -> RegistryAnswer:
+        """The device ends its lease (graceful stop): ``released``, or ``not_found`` if it holds none. Another
+        process than the holding one is refused while the holder beats (``rules.decide_release``): conflict,
+        second_process, the lease untouched."""
 
     async def current_master(self, venue_id: str) -> MasterInfo | None: ...
 

@@ -32,7 +32,7 @@ import asyncpg
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import RateLimiter
-from djamms_edge.hub.rules import analyses_agree, decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store import redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -107,6 +107,7 @@ from djamms_edge.hub.store.rows import (
     playlist_of,
     report_columns,
     request_of,
+    second_process_refused,
     settings_of,
     slot_of,
     song_of,
@@ -570,19 +571,21 @@ class PostgresStore(PgPayments):
 
         return await self._one(statement)
 
-    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
+                             instance_id: str | None = None) -> RegistryAnswer:
         async def tx(conn: Conn) -> RegistryAnswer:
             if await _lock_venue(conn, venue_id, required=False) is None:
                 return RegistryAnswer("not_found", 0)
-            epoch = await conn.fetchval(
-                "UPDATE players SET status = 'offline', expires_at_ms = $1"
-                " WHERE venue_id = $2 AND device_id = $3 AND status = 'active' RETURNING epoch",
-                now_ms, venue_id, device_id,
-            )
-            if epoch is None:
+            master = await _active_master(conn, venue_id)
+            decision = decide_release(master, device_id, now_ms, instance_id, timings.instance_grace_ms)
+            if master is None or decision == "not_holder":
                 return RegistryAnswer("not_found", await _venue_epoch(conn, venue_id))
+            if decision == "second_process":
+                return second_process_refused(master)
+            await conn.execute("UPDATE players SET status = 'offline', expires_at_ms = $1 WHERE player_id = $2",
+                               now_ms, master.player_id)
             await self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
-            return RegistryAnswer("released", epoch)
+            return RegistryAnswer("released", master.epoch)
 
         answer = await self._tx(tx)
         if answer.status == "released":

@@ -22,6 +22,7 @@ from djamms_edge.hub.store.base import (
     Offsets,
     Playlist,
     QueueEntry,
+    RegistryAnswer,
     RequestRecord,
     ScheduleSlot,
     Song,
@@ -116,6 +117,12 @@ NOW_PLAYING = (
 
 def master_of(row: Row) -> MasterInfo:
     return MasterInfo(row["device_id"], row["epoch"], row["last_heartbeat_ms"], row["player_id"], row["instance_id"])
+
+
+def second_process_refused(master: MasterInfo) -> RegistryAnswer:
+    """The answer to another process of the lease-holding device (a copied token): conflict, the holder named."""
+    return RegistryAnswer("conflict", master.epoch, None, master.device_id, master.last_heartbeat_ms,
+                          second_process=True)
 
 
 # The catalog as one venue sees it: its own override (if any) beside the global one. With no venue

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
-from djamms_edge.hub.rules import analyses_agree, decide_register, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
@@ -91,6 +91,7 @@ from djamms_edge.hub.store.rows import (
     playlist_of,
     report_columns,
     request_of,
+    second_process_refused,
     settings_of,
     slot_of,
     song_of,
@@ -516,17 +517,19 @@ class SqliteStore(SqlitePayments):
         # Not durable: a heartbeat lost to a power cut only makes the lease look a few seconds older.
         return await self._write(tx, durable=False)
 
-    async def release_player(self, venue_id: str, device_id: str, now_ms: int) -> RegistryAnswer:
+    async def release_player(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
+                             instance_id: str | None = None) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
-            row = conn.execute(
-                "UPDATE players SET status = 'offline', expires_at_ms = ?"
-                " WHERE venue_id = ? AND device_id = ? AND status = 'active' RETURNING epoch",
-                (now_ms, venue_id, device_id),
-            ).fetchone()
-            if row is None:
+            master = _active_master(conn, venue_id)
+            decision = decide_release(master, device_id, now_ms, instance_id, timings.instance_grace_ms)
+            if master is None or decision == "not_holder":
                 return RegistryAnswer("not_found", _venue_epoch(conn, venue_id))
+            if decision == "second_process":
+                return second_process_refused(master)
+            conn.execute("UPDATE players SET status = 'offline', expires_at_ms = ? WHERE player_id = ?",
+                         (now_ms, master.player_id))
             self._emit(conn, venue_id, {"type": "master", "master": None}, now_ms)
-            return RegistryAnswer("released", row["epoch"])
+            return RegistryAnswer("released", master.epoch)
 
         answer = await self._write(tx)
         if answer.status == "released":
