@@ -1,7 +1,9 @@
 """The whole config file: a ``[hub]`` and an ``[edge]`` section.
 
 One file format serves both programs so a single box can run the demo with one
-file; each program reads its own section and ignores the other.
+file. ``load_config`` reads and checks both sections (the hub, the edge daemon, every
+``check-config``); ``djamms_edge.edge.config.load_edge_config`` reads the ``[edge]`` section
+alone, for the one-file commands that must start fast (``djamms-edge analyze``).
 """
 
 from __future__ import annotations

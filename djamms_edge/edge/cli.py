@@ -1,8 +1,10 @@
 """``djamms-edge``: the venue box daemon and its tools.
 
-Each command's module is imported only when that command runs (all of them for ``--help``):
-``djamms-edge analyze`` must not pay for the daemon's imports (aiohttp, libmpv, yt-dlp, SQLite
-helpers), which cost more than the analysis of a file itself. ``python -X importtime`` shows it.
+Each command's module is imported only when that command runs (all of them for ``--help``, none for
+``check-config`` and ``dump-config``): ``djamms-edge analyze`` must not pay for the daemon's imports
+(aiohttp, libmpv, yt-dlp, SQLite helpers) nor for the hub's config schema, which together cost more
+than the analysis of a file itself. ``python -X importtime`` shows it; bench/cli_start.py measures it,
+tests/edge/test_cli_imports.py keeps it so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
+from djamms_edge.shared.cli import CONFIG_COMMANDS, add_config_commands, check_config, dump_config
 
 if TYPE_CHECKING:
     from djamms_edge.config import Config
@@ -33,10 +35,13 @@ def _edge_problems(config: Config) -> list[str]:
     return playlist_problems(config.edge.queue)
 
 
-def _wanted(argv: Sequence[str]) -> str | None:
-    """The command ``argv`` names (its first word that is not an option), if it is one of ours."""
+def _wanted(argv: Sequence[str]) -> list[str]:
+    """The commands whose modules the parser needs: the one ``argv`` names (none for a config command),
+    else all of them (``--help`` lists them, a mistyped command gets the choices)."""
     first = next((word for word in argv if not word.startswith("-")), None)
-    return first if first in _COMMANDS else None
+    if first in CONFIG_COMMANDS:
+        return []
+    return [first] if first in _COMMANDS else list(_COMMANDS)
 
 
 def _module(command: str) -> Any:
@@ -48,10 +53,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="djamms-edge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_config_commands(sub)
-    wanted = None if argv is None else _wanted(argv)
-    for command, (_, add, _) in _COMMANDS.items():
-        if wanted is None or command == wanted:
-            getattr(_module(command), add)(sub)
+    for command in _COMMANDS if argv is None else _wanted(argv):
+        getattr(_module(command), _COMMANDS[command][1])(sub)
     return parser
 
 

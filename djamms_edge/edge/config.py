@@ -1,4 +1,8 @@
-"""The edge daemon's config section (``[edge]`` in the TOML file)."""
+"""The edge daemon's config section (``[edge]`` in the TOML file), and reading it alone.
+
+``load_edge_config`` reads the ``[edge]`` section without the hub's schema (``djamms_edge.config`` holds
+both): ``djamms-edge analyze`` should not pay for creating the hub's dataclasses at every call.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.queue.config import QueueConfig
 from djamms_edge.edge.status.config import StatusConfig
 from djamms_edge.edge.sync.config import NightAnalysisConfig, SyncConfig
-from djamms_edge.shared.config_schema import secret, setting
+from djamms_edge.shared.config_schema import load_section, read_file, secret, setting
+
+SECTION = "edge"
+# The config file's other top-level table (djamms_edge.config.Config): the hub's, checked by the hub and by
+# every `check-config`.
+OTHER_SECTIONS = ("hub",)
 
 
 @dataclass(frozen=True)
@@ -39,3 +48,11 @@ class EdgeConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     player: PlayerConfig = field(default_factory=PlayerConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+
+
+def load_edge_config(path: Path | None) -> EdgeConfig:
+    """The ``[edge]`` section of the file at ``path`` (None: the built-in defaults and the environment).
+
+    Every problem ``djamms_edge.config.load_config`` reports about this section and the file's top level is
+    reported, word for word; only the inside of ``[hub]`` is left to the hub."""
+    return load_section(EdgeConfig, {} if path is None else read_file(path), SECTION, OTHER_SECTIONS)

@@ -1,4 +1,8 @@
-"""Pieces both command-line programs share: the --config option and config commands."""
+"""Pieces both command-line programs share: the --config option and config commands.
+
+The whole config's schema (``djamms_edge.config``) is imported only when a command loads it, so a command
+reading one section (``djamms-edge analyze``) never creates the other sections' dataclasses.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
-from djamms_edge.config import Config, load_config
 from djamms_edge.shared.config_schema import ConfigError, render_toml, to_dict
 
+if TYPE_CHECKING:
+    from djamms_edge.config import Config
+
 CONFIG_ENV = "DJAMMS_CONFIG"
+CONFIG_COMMANDS = ("check-config", "dump-config")
+Loaded = TypeVar("Loaded")
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -24,16 +33,25 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_or_exit(path: Path | None) -> Config:
-    """Load the config or print every problem and exit with status 2."""
+def or_exit(load: Callable[[Path | None], Loaded], path: Path | None) -> Loaded:
+    """``load(path)``, or every problem printed and exit with status 2."""
     try:
-        return load_config(path)
+        return load(path)
     except ConfigError as exc:
         print(f"djamms: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
+def load_or_exit(path: Path | None) -> Config:
+    """The whole config (both programs' sections), or every problem printed and exit with status 2."""
+    from djamms_edge.config import load_config
+
+    return or_exit(load_config, path)
+
+
 def check_config(path: Path | None, extra_checks: Callable[[Config], list[str]]) -> int:
+    from djamms_edge.config import load_config
+
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -55,8 +73,8 @@ def dump_config(path: Path | None, section: str, as_json: bool) -> int:
 
 
 def add_config_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    check = sub.add_parser("check-config", help="validate the config file and report every problem")
+    check = sub.add_parser(CONFIG_COMMANDS[0], help="validate the config file and report every problem")
     add_config_option(check)
-    dump = sub.add_parser("dump-config", help="print the effective config (secrets masked)")
+    dump = sub.add_parser(CONFIG_COMMANDS[1], help="print the effective config (secrets masked)")
     add_config_option(dump)
     dump.add_argument("--json", action="store_true", help="print JSON instead of TOML")

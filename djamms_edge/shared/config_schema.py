@@ -9,12 +9,11 @@ keys get a "did you mean" hint, and fields marked ``secret()`` are never printed
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -74,15 +73,19 @@ def between(low: float, high: float) -> Callable[[Any], str | None]:
 # --- loading -----------------------------------------------------------------
 
 
-def load_file(cls: type[T], path: Path, env: Mapping[str, str] | None = None) -> T:
-    """Read a TOML file into ``cls``; a syntax error is reported like any other problem."""
+def read_file(path: Path) -> dict[str, Any]:
+    """The TOML document at ``path``; a missing file or a syntax error is reported like any other problem."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    return load(cls, data, env=env)
+
+
+def load_file(cls: type[T], path: Path, env: Mapping[str, str] | None = None) -> T:
+    """Read a TOML file into ``cls``."""
+    return load(cls, read_file(path), env=env)
 
 
 def load(cls: type[T], data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> T:
@@ -93,17 +96,46 @@ def load(cls: type[T], data: Mapping[str, Any], env: Mapping[str, str] | None = 
     return typing.cast(T, value)
 
 
+def load_section(
+    cls: type[T], data: Mapping[str, Any], section: str, others: Collection[str], env: Mapping[str, str] | None = None
+) -> T:
+    """The table ``data[section]`` into ``cls``, without the schemas of the document's ``others`` tables.
+
+    Everything :func:`load` of the whole document would say about the section and the top level is said
+    (the same problems, word for word); the ``others`` tables are only required to be tables: they belong
+    to another program, which checks them. A command that reads one section need not create (import)
+    every other section's dataclasses."""
+    problems: list[str] = []
+    if not isinstance(data, Mapping):
+        problems.append(f"<root>: expected a table, got {type(data).__name__}")
+        data = {}
+    _unknown_keys(data, [section, *others], "", problems)
+    for name in others:
+        if name in data and not isinstance(data[name], Mapping):
+            problems.append(f"{name}: expected a table, got {type(data[name]).__name__}")
+    value = _build(cls, data.get(section, {}), section, problems, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(problems)
+    return typing.cast(T, value)
+
+
+def _unknown_keys(data: Mapping[str, Any], known: Collection[str], path: str, problems: list[str]) -> None:
+    for key in data:
+        if key not in known:
+            import difflib  # only for a mistake: most starts never need it
+
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{_join(path, key)}: unknown key{suggestion}")
+
+
 def _build(cls: type, data: Any, path: str, problems: list[str], env: Mapping[str, str]) -> Any:
     if not isinstance(data, Mapping):
         problems.append(f"{path or '<root>'}: expected a table, got {type(data).__name__}")
         data = {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            hint = difflib.get_close_matches(key, fields, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            problems.append(f"{_join(path, key)}: unknown key{suggestion}")
+    _unknown_keys(data, fields, path, problems)
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         key_path = _join(path, name)

@@ -8,10 +8,11 @@ import json
 import sys
 from typing import Any
 
+from djamms_edge.edge.config import load_edge_config
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
-from djamms_edge.shared.cli import add_config_option, load_or_exit
+from djamms_edge.shared.cli import add_config_option, or_exit
 
 
 def add_analyze_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +25,7 @@ def add_analyze_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Analyse every input; a broken one is reported on stderr and the rest still run (exit 1 if any failed)."""
-    config = load_or_exit(args.config).edge.analysis
+    config = or_exit(load_edge_config, args.config).analysis  # [edge] only: the hub's schema costs a start
     results = asyncio.run(_analyze_all(args.inputs, config, args.full))
     failed = False
     for name, outcome in results:

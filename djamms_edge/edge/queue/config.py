@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from djamms_edge.edge.queue.rotation import RotationRules
 from djamms_edge.shared.config_schema import at_least, setting
+
+if TYPE_CHECKING:
+    from djamms_edge.edge.queue.rotation import RotationRules
 
 
 @dataclass(frozen=True)
@@ -26,4 +29,7 @@ class QueueConfig:
     )
 
     def rules(self) -> RotationRules:
+        # Imported here: every command reads this section, only the daemon plays a queue.
+        from djamms_edge.edge.queue.rotation import RotationRules
+
         return RotationRules(repeat_window_s=self.repeat_window_s, artist_separation=self.artist_separation)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from djamms_edge.edge.sync.lease import LeaseTiming
 from djamms_edge.shared.config_schema import at_least, between, setting
+
+if TYPE_CHECKING:
+    from djamms_edge.edge.sync.lease import LeaseTiming
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -36,6 +39,9 @@ class SyncConfig:
     keep_delivered: int = setting(1000, doc="delivered outbox items kept locally for inspection", check=at_least(0))
 
     def lease_timing(self) -> LeaseTiming:
+        # Imported here: every command reads this section, only the daemon needs the lease's rules.
+        from djamms_edge.edge.sync.lease import LeaseTiming
+
         return LeaseTiming(
             heartbeat_interval=self.heartbeat_interval_s, retry_min=self.retry_min_s, retry_max=self.retry_max_s
         )

@@ -1,0 +1,202 @@
+"""What a one-file ``djamms-edge analyze FILE`` call costs above the analysis itself, and what it is made of.
+
+Issue 14's target: the call <= 0.3 s above the analysis. Measured side by side, round after round (so a change
+in the machine's load hits every row alike), medians of wall and CPU time:
+
+- the whole call: ``djamms-edge analyze FILE``;
+- the analysis itself: ``analyze(FILE)`` in this warm process (its ffmpeg run included);
+- what the call pays before it analyses: the interpreter's start (``python -c pass``, ``-S`` without site),
+  the analyze command's imports (``djamms-edge analyze --help``), loading the config, and the first analysis
+  of a process (it calibrates the box's ffmpeg gain inside its own run);
+- every other ``djamms-edge`` command's start (``CMD --help``: imports and parser, nothing run): systemd
+  waits for ``run`` and a venue owner for ``doctor``, on a Pi's SD card.
+
+Then ``python -X importtime`` of the analyze call, grouped: where the import time goes.
+
+With ``--baseline DIR`` (an earlier ``djamms_edge`` package, e.g. ``git archive COMMIT djamms_edge | tar -x -C
+DIR``) its ``analyze FILE`` and ``analyze --help`` run in the same rounds, through this venv's interpreter:
+before and after, side by side.
+
+    .venv/bin/python bench/cli_start.py [--rounds 9] [--file PATH] [--baseline DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from djamms_edge.edge.media.analyzer import analyze  # noqa: E402
+from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
+from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone  # noqa: E402
+
+PYTHON = sys.executable
+EDGE = str(Path(sys.executable).with_name("djamms-edge"))
+# Installed by scripts/test.sh; a generated track of the same length stands in where it is missing.
+REAL_TRACK = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg")
+STAND_IN = SynthTrack((silence(0.5), tone(200.0), fade(5.0), silence(2.0)))
+COMMANDS = ("run", "doctor", "cache", "update-ytdlp", "check-config", "dump-config")
+# What the analyze command must not import (tests/edge/test_cli_imports.py holds it to this).
+HEAVY = ("djamms_edge.hub", "aiohttp", "mpv", "yt_dlp", "sqlite_utils", "numpy")
+
+
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process(argv: list[str], cwd: Path | None = None) -> Callable[[], None]:
+    def job() -> None:
+        subprocess.run(argv, check=True, capture_output=True, env=_env(), cwd=cwd)
+
+    return job
+
+
+def _baseline(directory: Path, *words: str) -> Callable[[], None]:
+    # ``-c`` puts the working directory first on sys.path: the baseline's package wins over the venv's.
+    code = "import sys; from djamms_edge.edge.cli import main; sys.exit(main())"
+    return _process([PYTHON, "-c", code, *words], cwd=directory)
+
+
+def _env() -> dict[str, str]:
+    # No DJAMMS_CONFIG from the caller's shell: every row loads the built-in defaults.
+    return {k: v for k, v in os.environ.items() if k != "DJAMMS_CONFIG"}
+
+
+def _in_process(path: Path, config: AnalysisConfig) -> Callable[[], None]:
+    def job() -> None:
+        asyncio.run(analyze(path, config))
+
+    return job
+
+
+def timed(rows: list[tuple[str, Callable[[], None]]], rounds: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds (this process's and its children's) of each row, rows taking turns."""
+    walls: dict[str, list[float]] = defaultdict(list)
+    cpus: dict[str, list[float]] = defaultdict(list)
+    for _ in range(rounds):
+        for label, job in rows:
+            wall, cpu = time.perf_counter(), time.process_time() + _cpu_of_children()
+            job()
+            walls[label].append(time.perf_counter() - wall)
+            cpus[label].append(time.process_time() + _cpu_of_children() - cpu)
+    return {label: (statistics.median(walls[label]), statistics.median(cpus[label])) for label, _ in rows}
+
+
+def import_groups(path: Path) -> tuple[list[tuple[str, float]], list[str]]:
+    """``-X importtime`` of one analyze call: self time summed per group (ms), and the heavy modules it loaded."""
+    result = subprocess.run([PYTHON, "-X", "importtime", EDGE, "analyze", str(path)],
+                            check=True, capture_output=True, text=True, env=_env())
+    groups: dict[str, float] = defaultdict(float)
+    names = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        name = name.strip()
+        names.append(name)
+        groups[_group(name)] += int(self_us) / 1000
+    heavy = sorted({n for n in names for h in HEAVY if n == h or n.startswith(h + ".")})
+    return sorted(groups.items(), key=lambda kv: -kv[1]), heavy
+
+
+def _group(module: str) -> str:
+    top = module.split(".")[0]
+    if top == "djamms_edge":
+        return module
+    if top.startswith("__editable__"):
+        return "the editable install's finder (not in the .deb)"
+    return top
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def _stand_in(directory: Path) -> Path:
+    made = await render(STAND_IN, directory, "stand_in", ("ogg",))
+    return made["ogg"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--file", type=Path, help=f"the track analysed (default {REAL_TRACK}, else a generated one)")
+    parser.add_argument("--baseline", type=Path, help="a directory holding an earlier djamms_edge package")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = args.file or (REAL_TRACK if REAL_TRACK.exists() else asyncio.run(_stand_in(Path(scratch))))
+        report(path, args.rounds, args.baseline)
+
+
+def report(path: Path, rounds: int, baseline: Path | None) -> None:
+    config = AnalysisConfig()
+    asyncio.run(analyze(path, config))  # calibrates this process, warms the page cache
+    # A fresh process analyses the file twice: the first analysis's extra time is what a CLI call pays for it.
+    first = (
+        "import asyncio, time; from djamms_edge.edge.media.analyzer import analyze;"
+        f"from djamms_edge.edge.media.config import AnalysisConfig as C; p = {str(path)!r};"
+        "t = time.perf_counter(); asyncio.run(analyze(p, C())); a = time.perf_counter();"
+        "asyncio.run(analyze(p, C())); print(a - t, time.perf_counter() - a)"
+    )
+    load_before = load_average()
+    rows: list[tuple[str, Callable[[], None]]] = [
+        ("djamms-edge analyze FILE", _process([EDGE, "analyze", str(path)])),
+        ("analyze(FILE) in a warm process", _in_process(path, config)),
+        ("python -S -c pass", _process([PYTHON, "-S", "-c", "pass"])),
+        ("python -c pass", _process([PYTHON, "-c", "pass"])),
+        ("djamms-edge analyze --help", _process([EDGE, "analyze", "--help"])),
+        *((f"djamms-edge {command} --help", _process([EDGE, command, "--help"])) for command in COMMANDS),
+    ]
+    if baseline:
+        rows += [
+            ("baseline: djamms-edge analyze FILE", _baseline(baseline.resolve(), "analyze", str(path))),
+            ("baseline: djamms-edge analyze --help", _baseline(baseline.resolve(), "analyze", "--help")),
+        ]
+    figures = timed(rows, rounds)
+    firsts = [subprocess.run([PYTHON, "-c", first], check=True, capture_output=True, text=True, env=_env()).stdout
+              for _ in range(max(3, rounds // 3))]
+    first_extra = statistics.median(float(a) - float(b) for a, b in (line.split() for line in firsts))
+    load_after = load_average()
+
+    call, alone = figures["djamms-edge analyze FILE"][0], figures["analyze(FILE) in a warm process"][0]
+    bare, no_site = figures["python -c pass"][0], figures["python -S -c pass"][0]
+    imports = figures["djamms-edge analyze --help"][0] - bare
+    print(f"bench/cli_start.py: {path.name}, {rounds} rounds side by side; load average {load_before} before,"
+          f" {load_after} after (2 cores)\n")
+    print(f"{'':44} {'wall s':>8} {'CPU s':>8}")
+    for label, (wall, cpu) in figures.items():
+        print(f"{label:44} {wall:8.3f} {cpu:8.3f}")
+    print(f"\none-file CLI call {call:.3f} s, the analysis itself {alone:.3f} s: {call - alone:.3f} s above it"
+          f" (target <= 0.3 s), made of:")
+    print(f"  interpreter start            {bare:.3f} s (of it site and the venv's .pth files {bare - no_site:.3f} s)")
+    print(f"  the analyze command's imports {imports:.3f} s (djamms-edge analyze --help minus python -c pass)")
+    print(f"  first analysis in a process   {first_extra:+.3f} s (it calibrates; median of {len(firsts)} processes)")
+    rest = call - alone - bare - imports - first_extra
+    print(f"  config, asyncio.run, output   {rest:+.3f} s (what is left)")
+    if baseline:
+        before = figures["baseline: djamms-edge analyze FILE"][0]
+        print(f"the baseline's call {before:.3f} s: {before - alone:.3f} s above the analysis; this one"
+              f" {call - alone:.3f} s, {before - call:+.3f} s less")
+    groups, heavy = import_groups(path)
+    print("\npython -X importtime of the call (self times, inflated by the measuring), by group:")
+    for name, ms in groups[:12]:
+        print(f"  {ms:7.1f} ms  {name}")
+    print(f"  {sum(ms for _, ms in groups[12:]):7.1f} ms  the other {len(groups) - 12} groups")
+    print(f"heavy modules the analyze call imported: {', '.join(heavy) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
