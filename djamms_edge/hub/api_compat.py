@@ -8,10 +8,11 @@ the same service call the REST API makes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,10 @@ from aiohttp import web
 
 from djamms_edge import __version__
 from djamms_edge.hub.auth import Principal
-from djamms_edge.hub.context import SERVICE, client_address, principal_of
+from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import HubService, Reply, api_error_for
-from djamms_edge.hub.store.base import Json, StoreError
+from djamms_edge.hub.store.base import Json, StoredExecution, StoreError, StoreUnavailable
 from djamms_edge.hub.web_input import Fields, parse_json_object, read_json
 
 routes = web.RouteTableDef()
@@ -91,28 +92,41 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
-class Executions:
-    """Executions answered by this process, for ``GET .../executions/{id}``: the newest ``size``, for ``ttl_s``.
-
-    In memory: an execution is fetched by the client that made it, moments later, from the same hub.
-    (Behind several hub instances a GET may reach another one and get Appwrite's 404.)"""
-
-    def __init__(self, size: int = 10_000, ttl_s: float = 3600.0) -> None:
-        self.size, self.ttl_s = size, ttl_s
-        self._kept: OrderedDict[tuple[str, str], tuple[float, Json]] = OrderedDict()
-
-    def keep(self, execution: Json, now: float) -> None:
-        self._kept[(execution["functionId"], execution["$id"])] = (now + self.ttl_s, execution)
-        while len(self._kept) > self.size:
-            self._kept.popitem(last=False)
-
-    def get(self, function_id: str, execution_id: str, now: float) -> Json | None:
-        kept = self._kept.get((function_id, execution_id))
-        return kept[1] if kept is not None and kept[0] > now else None
+# An execution is kept for its creator's GET this long, and at most this many per creator (the oldest go).
+KEEP_EXECUTIONS_S = 3600
+KEEP_EXECUTIONS_PER_READER = 100
 
 
-EXECUTIONS = web.AppKey("executions", Executions)
+def reader_of(who: Principal | None) -> str | None:
+    """Who an execution belongs to, as Appwrite's read permission names its creator: the user (any of their
+    tokens), or the device of its venue. None for a guest: nobody can prove to be that guest again."""
+    if who is None:
+        return None
+    if who.role == "device":
+        return f"device:{who.venue_id}/{who.subject}"
+    return f"user:{who.subject}"
+
+
+async def _keep(service: HubService, who: Principal | None, execution: Json, credential: bool) -> None:
+    """Store ``execution`` for its creator's GET on any hub instance (the store is shared).
+
+    As Appwrite does: an execution is readable by the user who created it, and by nobody for a guest's (so
+    a guest's is not kept). An answer that hands out a credential (a sign-in's token) is kept without its
+    body, as Appwrite (1.4+) keeps no response body at all: no token at rest, none shown twice."""
+    reader = reader_of(who)
+    if reader is None:
+        return
+    now_ms = service.now_ms()
+    kept = {**execution, "responseBody": ""} if credential else execution
+    stored = StoredExecution(execution["$id"], execution["functionId"], reader,
+                             json.dumps(kept, separators=(",", ":")), now_ms, now_ms + KEEP_EXECUTIONS_S * 1000)
+    # The work is done and answered: a store in trouble (it logs that) only makes a later GET of it a 404.
+    with contextlib.suppress(StoreUnavailable):
+        await service.store.keep_execution(stored, KEEP_EXECUTIONS_PER_READER)
+
+
 DEPLOYMENT_ID = f"djamms-hub-{__version__}"
+EXECUTION_ID = re.compile(r"[0-9a-f]{20}")
 
 
 def _execution(function_id: str, status: str, code: int, body: Json, started: float, error: str = "") -> Json:
@@ -149,11 +163,14 @@ def _function(function_id: str) -> Function:
     return function
 
 
-def _principal(request: web.Request) -> Principal | None:
-    """The bearer token, or Appwrite's ``X-Appwrite-JWT`` (what its SDKs send after ``set_jwt``)."""
+async def _principal(request: web.Request) -> Principal | None:
+    """The bearer token, or Appwrite's ``X-Appwrite-JWT`` (what its SDKs send after ``set_jwt``), checked
+    like a bearer token is (signature, expiry, and still current: not revoked); ApiError(401) otherwise."""
     jwt = request.headers.get("X-Appwrite-JWT")
     if jwt is not None and "Authorization" not in request.headers:
-        return request.app[SERVICE].tokens.verify(jwt.strip())
+        principal = request.app[SERVICE].tokens.verify(jwt.strip())
+        await request.app[CREDENTIALS].check(principal)
+        return principal
     return principal_of(request)
 
 
@@ -168,10 +185,12 @@ async def execute(request: web.Request) -> web.Response:
         raise ApiError(400, "must be a string holding JSON", "body")
     body = Fields(parse_json_object(raw or "{}", "body"))
     service = request.app[SERVICE]
+    who, credential = None, False
     try:
         # Inside: a bad token fails the execution like a missing one does (the function refuses it).
-        call = Call(service, _principal(request), client_address(request), body)
-        reply = await function(call)
+        who = await _principal(request)
+        reply = await function(Call(service, who, client_address(request), body))
+        credential = reply.credential
     except (ApiError, StoreError) as exc:
         # The reference threw here: the execution "failed", its response carries the error text.
         error = exc if isinstance(exc, ApiError) else api_error_for(exc)
@@ -182,7 +201,7 @@ async def execute(request: web.Request) -> web.Response:
     else:
         # The reference's functions answered in-band ({"success": false, ...}) with a 200.
         execution = _execution(function_id, "completed", 200, reply.body, started)
-    request.app[EXECUTIONS].keep(execution, service.clock())
+    await _keep(service, who, execution, credential)
     return web.json_response(execution, status=201)
 
 
@@ -190,8 +209,18 @@ async def execute(request: web.Request) -> web.Response:
 async def get_execution(request: web.Request) -> web.Response:
     function_id, execution_id = request.match_info["functionId"], request.match_info["executionId"]
     _function(function_id)
-    execution = request.app[EXECUTIONS].get(function_id, execution_id, request.app[SERVICE].clock())
-    if execution is None:
+    service = request.app[SERVICE]
+    try:
+        reader = reader_of(await _principal(request))
+    except ApiError:
+        reader = None  # a bad or revoked token is no better than none
+    if reader is None:  # Appwrite's answer to a guest
+        raise ApiError(401, "User (role: guests) missing scope (execution.read)",
+                       extra={"type": "general_unauthorized_scope"})
+    body = None
+    if EXECUTION_ID.fullmatch(execution_id):  # what ``_execution`` makes; nothing else reaches the store
+        body = await service.store.get_execution(function_id, execution_id, reader, service.now_ms())
+    if body is None:  # unknown, expired, or someone else's: Appwrite hides what you may not read
         raise ApiError(404, f"Execution with the requested ID {execution_id!r} could not be found",
                        extra={"type": "execution_not_found"})
-    return web.json_response(execution)
+    return web.Response(text=body, content_type="application/json")

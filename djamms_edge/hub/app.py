@@ -87,7 +87,6 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app[CREDENTIALS] = CredentialCheck(store)
     app[SOCKETS] = OpenSockets()
     app[api_console.SCHEDULER] = ScheduleSwitcher(app[SERVICE])
-    app[api_compat.EXECUTIONS] = api_compat.Executions()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api_rest.routes)

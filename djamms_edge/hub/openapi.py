@@ -165,8 +165,8 @@ PATHS: Json = {
         "(by name or $id); body {\"body\": \"<json string>\"}; answers an Appwrite execution object",
         auth=False, body=_obj(body=_S), ok="201")},
     "/v1/functions/{functionId}/executions/{executionId}": {"get": _op(
-        "reference compatibility: an execution this hub answered in the last hour, or Appwrite's 404",
-        auth=False)},
+        "reference compatibility: an execution of the last hour, to its creator only (a guest gets Appwrite's "
+        "401, anyone else its 404); a sign-in's is kept without its body (no token)")},
     V + "/requests/{requestId}/over-limit": {"post": _op(
         "master: the fetched track's measured (trimmed) length is over the limit; the pending request becomes "
         "refund_due and leaves the queue, once (epoch-fenced; 422 when within the limit)",

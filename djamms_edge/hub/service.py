@@ -76,6 +76,7 @@ class Reply:
     status: int
     body: Json
     extra: Json = field(default_factory=dict)
+    credential: bool = False  # the body hands out a credential: never stored, never shown again
 
     def rest_body(self) -> Json:
         return {**self.body, **self.extra}
@@ -177,7 +178,7 @@ class HubService:
         ttl = self.config.auth.token_ttl_days * 86400
         token = issue_user_token(self.config.jwt_secret, user, self.clock(), ttl)
         log.info("user %s (%s) signed in", user.user_id, user.role)
-        return Reply(200, {"token": token, "user": user.to_json()})
+        return Reply(200, {"token": token, "user": user.to_json()}, credential=True)
 
     # --- player registry -------------------------------------------------------------------------
 

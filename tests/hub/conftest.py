@@ -124,9 +124,10 @@ def start_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> H
 
     @asynccontextmanager
     async def start(config: HubConfig | None = None, mailer: Mailer | None = None,
-                    retain_changes: int = 1000, port: int = 0) -> AsyncIterator[Hub]:
+                    retain_changes: int = 1000, port: int = 0, clock: Clock | None = None) -> AsyncIterator[Hub]:
+        """Started twice on PostgreSQL: two hub instances on one database (pass one ``clock`` to both)."""
         config = config or hub_config()
-        clock = Clock()
+        clock = clock or Clock()
         store = make_store(backend, tmp_path, retain_changes, pg_url)
         server = TestServer(create_app(config, store, mailer=mailer, clock=clock), host="127.0.0.1", port=port)
         await server.start_server()

@@ -215,6 +215,18 @@ async def test_a_webhook_of_any_shape_without_a_valid_signature_is_a_400(hub: Hu
         assert 400 <= status < 500, (value, status, answer)
 
 
+@pytest.mark.parametrize("execution_id", ["%00", "ok%00ok", "%ED%A0%80", "%F0%9F%92%A5" * 50, "x" * 5000, "..%2F..",
+                                          "0123456789ABCDEF0123", "0123456789abcdef012", "' OR 1=1 --"])
+async def test_a_hostile_execution_id_is_a_404(hub: Hub, execution_id: str) -> None:
+    """Whatever id a token holder asks for, it reaches no store unless it is one the hub could have made."""
+    await hub.venue(VENUE)
+    for headers in (hub.admin(), hub.device(VENUE, "box-a"), {"X-Appwrite-JWT": hub.device_token(VENUE, "box-a")}):
+        async with hub.http.get(f"{hub.url}/v1/functions/player-registry/executions/{execution_id}",
+                                headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            assert (resp.status, body["type"]) == (404, "execution_not_found"), (execution_id, body)
+
+
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     paths = []
     if isinstance(data, dict):

@@ -20,6 +20,7 @@ from djamms_edge.hub.store.base import (
     RegistryTimings,
     RequestRules,
     Song,
+    StoredExecution,
 )
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import make_store
@@ -80,6 +81,22 @@ async def test_housekeeping_drops_device_errors_after_30_days(store: HubStore) -
         await store.report_device_error(DeviceError("v", "box", key, key, None, received), received)
     assert await store.housekeeping(NOW) == 1
     assert [e["message"] for e in await store.device_errors("v", 10)] == ["recent"]
+
+
+async def test_executions_are_kept_for_their_reader_bounded_and_expired(store: HubStore) -> None:
+    def execution(n: int, reader: str = "device:v/box") -> StoredExecution:
+        return StoredExecution(f"{n:020x}", "player-registry", reader, f'{{"n": {n}}}', NOW + n, NOW + 3_600_000)
+
+    for n in range(5):
+        await store.keep_execution(execution(n), keep_per_reader=3)
+    await store.keep_execution(execution(9, "user:someone"), keep_per_reader=3)
+    found = [await store.get_execution("player-registry", f"{n:020x}", "device:v/box", NOW) for n in range(5)]
+    assert found == [None, None, '{"n": 2}', '{"n": 3}', '{"n": 4}']  # the newest three
+    assert await store.get_execution("player-registry", f"{4:020x}", "user:someone", NOW) is None  # not theirs
+    assert await store.get_execution("magic-link", f"{4:020x}", "device:v/box", NOW) is None
+    assert await store.get_execution("player-registry", f"{4:020x}", "device:v/box", NOW + 3_600_000) is None
+    assert await store.housekeeping(NOW + 3_600_000) == 4  # expired rows go
+    assert await store.get_execution("player-registry", f"{9:020x}", "user:someone", NOW) is None
 
 
 async def test_changes_since_walks_the_log_in_order(store: HubStore) -> None:

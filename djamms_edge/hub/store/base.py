@@ -653,10 +653,35 @@ class PaymentStore(Protocol):
         ...
 
 
+# --- executions of the function endpoint (GET /v1/functions/{id}/executions/{executionId}) ---------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExecution:
+    """An execution as its ``GET`` answers it, to the one who made it (``reader``), until ``expires_at_ms``."""
+
+    execution_id: str
+    function_id: str
+    reader: str  # the identity that made it and alone may read it ("user:<id>", "device:<venue>/<device>")
+    body: str  # the execution object as JSON, holding no credential
+    created_at_ms: int
+    expires_at_ms: int
+
+
+class ExecutionStore(Protocol):
+    async def keep_execution(self, execution: StoredExecution, keep_per_reader: int) -> None:
+        """Store ``execution``; the reader's older ones beyond the newest ``keep_per_reader`` go."""
+        ...
+
+    async def get_execution(self, function_id: str, execution_id: str, reader: str, now_ms: int) -> str | None:
+        """The stored body, if that execution exists, has not expired and ``reader`` made it."""
+        ...
+
+
 # --- the interface -------------------------------------------------------------------------------
 
 
-class HubStore(PaymentStore, Protocol):
+class HubStore(PaymentStore, ExecutionStore, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -834,7 +859,8 @@ class HubStore(PaymentStore, Protocol):
         ...
 
     async def housekeeping(self, now_ms: int) -> int:
-        """Drop expired links, old idempotency keys, old leases and old device errors; returns rows removed."""
+        """Drop expired links and executions, old idempotency keys, old leases and old device errors; returns rows
+        removed."""
         ...
 
     # --- the staff console (issue 12) -------------------------------------------------------------

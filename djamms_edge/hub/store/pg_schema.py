@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from djamms_edge.hub.store import renormalise
+from djamms_edge.hub.store.executions_sql import TABLE as EXECUTIONS_TABLE
 from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 from djamms_edge.hub.store.pg_migrations import Migration
 
@@ -446,4 +447,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               then=_renormalise_identities),
     Migration(11, "catalog analysis kept per venue", _VENUE_ANALYSES),
     Migration(12, "token versions, devices, pairing codes", _CREDENTIALS),
+    Migration(13, "executions of the function endpoint, for their creator's GET",
+              ";\n".join(EXECUTIONS_TABLE) + ";\n"),
 )

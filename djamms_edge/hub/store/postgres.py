@@ -33,7 +33,7 @@ import asyncpg
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import RateLimiter
 from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
-from djamms_edge.hub.store import redacted_url
+from djamms_edge.hub.store import executions_sql, redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
@@ -87,6 +87,8 @@ from djamms_edge.hub.store.base import (
     VenueSettings,
     WriteResult,
 )
+from djamms_edge.hub.store.payments_sql import numbered
+from djamms_edge.hub.store.pg_executions import PgExecutions
 from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
 from djamms_edge.hub.store.pg_migrations import apply_migrations
 from djamms_edge.hub.store.pg_payments import PgPayments
@@ -153,7 +155,7 @@ async def migrate_database(url: str) -> list[int]:
         await conn.close()
 
 
-class PostgresStore(PgPayments):
+class PostgresStore(PgPayments, PgExecutions):
     def __init__(self, url: str, *, retain_changes: int = 1000, pool_min: int = POOL_MIN,
                  pool_max: int = POOL_MAX) -> None:
         self.url = url
@@ -983,6 +985,7 @@ class PostgresStore(PgPayments):
                 ("DELETE FROM players WHERE status = 'offline' AND expires_at_ms < $1", now_ms - KEEP_WRITES_MS),
                 ("DELETE FROM device_errors WHERE received_at_ms < $1", now_ms - KEEP_DEVICE_ERRORS_MS),
                 ("DELETE FROM pairings WHERE expires_at_ms < $1", now_ms - DAY_MS),
+                (numbered(executions_sql.EXPIRE), now_ms),
             ):
                 removed += _affected(await conn.execute(statement, cutoff))
             return removed

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
 from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.store import executions_sql
 from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
@@ -100,6 +101,7 @@ from djamms_edge.hub.store.rows import (
     venue_analysis_of,
     venue_of,
 )
+from djamms_edge.hub.store.sqlite_executions import SqliteExecutions
 from djamms_edge.hub.store.sqlite_payments import SqlitePayments
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database, Synchronous
@@ -125,7 +127,7 @@ class _Pending:
     durable: bool
 
 
-class SqliteStore(SqlitePayments):
+class SqliteStore(SqlitePayments, SqliteExecutions):
     def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
         self.path = path
         # FULL: a paid request the hub has acknowledged must survive a power cut (heartbeats opt out, _write).
@@ -915,6 +917,7 @@ class SqliteStore(SqlitePayments):
                 "DELETE FROM device_errors WHERE received_at_ms < ?", (now_ms - KEEP_DEVICE_ERRORS_MS,)
             ).rowcount
             removed += conn.execute("DELETE FROM pairings WHERE expires_at_ms < ?", (now_ms - DAY_MS,)).rowcount
+            removed += conn.execute(executions_sql.EXPIRE, (now_ms,)).rowcount
             return removed
 
         return await self._write(tx)

@@ -6,6 +6,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from djamms_edge.hub.store import renormalise
+from djamms_edge.hub.store.executions_sql import TABLE as EXECUTIONS_TABLE
 from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
 
 migrations = Migrations("djamms-hub")
@@ -340,3 +341,10 @@ def m010_credentials(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m011_executions(db: sqlite_utils.Database) -> None:
+    # Executions of the function endpoint, for their creator's GET (from any hub instance; bounded, expiring).
+    for statement in EXECUTIONS_TABLE:
+        db.execute(statement)
