@@ -157,6 +157,9 @@ class ConnectionsConfig:
                                    "(behind a reverse proxy, which then caps per client)", check=at_least(0))
     feed_sockets_per_token: int = setting(4, doc="change-feed WebSockets one token may hold open at once",
                                           check=at_least(1))
+    write_timeout_s: float = setting(30.0, doc="a connection whose unsent answer stays over the write buffer's "
+                                     "high-water mark this long (a client that does not read) is aborted",
+                                     check=at_least(0.1))
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,23 @@
 """How ``djamms-hub serve`` runs the app: aiohttp with guards against slow and greedy clients.
 
 Left alone, aiohttp lets a client hold a connection for the whole keep-alive timeout by sending half a
-request head, and lets one address open connections until the process runs out of file descriptors;
-then every accept fails and asyncio logs each failure. Here:
+request head, lets a client that never reads its answers hold a connection (and its answer) forever, and
+lets one address open connections until the process runs out of file descriptors; then every accept fails
+and asyncio logs each failure. Here:
 
 - a request's line and headers must arrive within ``header_timeout_s`` of its first byte (or of the
-  connection's start), else the connection is closed;
+  connection's start), else the connection is closed; the deadline is drawn at random from the last quarter
+  of that time, so a crowd of slow clients that came at once is not closed (and does not come back) at once;
+- until its first request head is complete a connection is a ``PendingConnection`` (a buffer and a
+  deadline): aiohttp's handler, parser and task per connection are built only for a whole head, so holding
+  thousands of half-sent heads costs little;
+- all these deadlines sit in one heap on one timer (``hub.deadlines``), not a timer per connection;
+- an answer the client does not take: when a connection's write buffer stays over its high-water mark for
+  ``write_timeout_s``, the connection is aborted (aiohttp has no write deadline);
 - an idle keep-alive connection is closed after ``keepalive_timeout_s`` (aiohttp's own timer);
 - one client address holds at most ``max_per_address`` connections; more are reset at once;
+- the listening socket queues ``LISTEN_BACKLOG`` connections but the loop takes at most ``ACCEPT_BATCH`` of
+  them per turn, so a burst of connects is interleaved with answering requests;
 - accept failures ("Too many open files") are logged once per episode, with a count when it ends.
 
 Request bodies have their own deadline where they are read (``web_input.read_json``).
@@ -17,7 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,12 +40,19 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from djamms_edge.hub.config import ConnectionsConfig
+from djamms_edge.hub.deadlines import Deadline, Deadlines
 
 log = logging.getLogger(__name__)
 ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message when accept() gets EMFILE/ENFILE
 # asyncio reports every failed accept (thousands a second while descriptors run out); an episode of them
 # ends at the first connection accepted this long after the last failure.
 ACCEPT_EPISODE_QUIET_S = 5.0
+LISTEN_BACKLOG = 1024  # connections the kernel queues for the hub
+ACCEPT_BATCH = 32  # connections the loop accepts in one turn
+HEAD_DEADLINE_SPREAD = 0.25  # head deadlines fall at random in the last quarter of header_timeout_s
+DEADLINE_TICK_S = 0.1  # deadlines are checked this often (at most; a tenth of header_timeout_s if shorter)
+HEAD_BUFFER_MAX = 16384  # a pending head longer than this goes to aiohttp, which parses or refuses it
+_REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r?")
 
 
 class ConnectionGuard:
@@ -43,7 +63,8 @@ class ConnectionGuard:
         self.open: Counter[str] = Counter()
         self._over_cap: set[str] = set()  # addresses refused since they last dropped below the cap
         self.refused = 0
-        self.timed_out = 0
+        self.timed_out = 0  # connections closed at the head deadline
+        self.write_timed_out = 0  # connections aborted at the write deadline
         self._accept_failures = 0
         self._accept_failing_since: float | None = None
         self._accept_failed_at = 0.0
@@ -103,38 +124,127 @@ def _peer(transport: asyncio.BaseTransport) -> str:
     return "unix"
 
 
-class GuardedRequestHandler(RequestHandler):
-    """aiohttp's connection protocol with the per-address cap and the request-head deadline."""
+def _head_complete(head: bytes, searched: int) -> bool:
+    """An empty line ends the head; only the bytes after ``searched`` (less the 2 that may start one) are new."""
+    start = max(0, searched - 2)
+    return head.find(b"\n\r\n", start) >= 0 or head.find(b"\n\n", start) >= 0
 
-    def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._guard = guard
-        self._address: str | None = None
-        self._head_deadline: asyncio.TimerHandle | None = None
+
+def _plausible_start(head: bytes) -> bool:
+    """Could this be the start of an HTTP/1 request? If not, aiohttp answers it (400) at once."""
+    line_end = head.find(b"\n")
+    if line_end < 0:
+        return head[:1].isupper()
+    return _REQUEST_LINE.fullmatch(head[:line_end]) is not None
+
+
+class PendingConnection(asyncio.Protocol):
+    """A connection until its first request head is complete: a buffer and a deadline, no aiohttp handler yet.
+
+    With the whole head (or anything aiohttp must answer itself: not HTTP/1, too long) it hands the transport
+    to a ``GuardedRequestHandler`` and feeds it what came so far."""
+
+    __slots__ = ("_address", "_deadline", "_head", "_server", "_transport")
+
+    def __init__(self, server: GuardedServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._address = ""
+        self._head = b""
+        self._deadline: Deadline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         address = _peer(transport)
-        if not self._guard.admit(address):
+        if not self._server.guard.admit(address):
             cast(asyncio.Transport, transport).abort()  # a reset at once: refused, it holds no descriptor
             return
-        self._address = address
-        super().connection_made(transport)
-        self._arm()
+        self._transport, self._address = cast(asyncio.Transport, transport), address
+        self._deadline = self._server.head_deadline(self._timed_out)
+        self._server.pending.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head + data
+        if _head_complete(head, len(self._head)) or len(head) > HEAD_BUFFER_MAX \
+                or (b"\n" not in self._head and not _plausible_start(head)):
+            self._hand_over(head)
+        else:
+            self._head = head
+
+    def eof_received(self) -> bool:
+        return False  # no whole request came: close
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._transport is None:
+            return  # refused, or handed over (the handler owns the connection now)
+        self._transport = None
+        self._server.pending.discard(self)
+        self._server.deadlines.cancel(self._deadline)
+        self._server.guard.release(self._address)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _timed_out(self) -> None:
+        self._server.guard.timed_out += 1
+        log.debug("closing a connection from %s: no complete request head in time", self._address)
+        self.close()
+
+    def _hand_over(self, head: bytes) -> None:
+        transport, self._transport = self._transport, None
+        assert transport is not None
+        self._server.pending.discard(self)
+        handler = self._server.handler(self._address)
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        handler.take_head_deadline(self._deadline)  # the head may still be incomplete (a long one)
+        self._deadline = None
+        handler.data_received(head)
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's connection protocol, for a connection admitted by a ``PendingConnection``: the head deadline of
+    later requests on a kept-alive connection, the write deadline, and the address's place under the cap."""
+
+    def __init__(self, manager: GuardedServer, address: str, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guarded = manager
+        self._address: str | None = address
+        self._head_deadline: Deadline | None = None
+        self._write_deadline: Deadline | None = None
+
+    def take_head_deadline(self, deadline: Deadline | None) -> None:
+        if deadline is not None and deadline.pending:
+            deadline.expire = self._head_timed_out
+            self._head_deadline = deadline
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
         super().data_received(data)
         if self._request_count != heads:
-            self._disarm()  # a whole request head arrived
-        elif self._head_deadline is None and self._idle():
-            self._arm()  # the first bytes of the next request on a kept-alive connection
+            self._guarded.deadlines.cancel(self._head_deadline)  # a whole request head arrived
+            self._head_deadline = None
+        elif self._head_deadline is None and self._address is not None and self._idle():
+            # the first bytes of the next request on a kept-alive connection
+            self._head_deadline = self._guarded.head_deadline(self._head_timed_out)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None and self._address is not None:
+            self._write_deadline = self._guarded.write_deadline(self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._guarded.deadlines.cancel(self._write_deadline)
+        self._write_deadline = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._address is None:
-            return  # refused in connection_made: aiohttp never saw it
-        self._disarm()
-        self._guard.release(self._address)
-        self._address = None
+        if self._address is not None:
+            self._guarded.deadlines.cancel(self._head_deadline)
+            self._guarded.deadlines.cancel(self._write_deadline)
+            self._head_deadline = self._write_deadline = None
+            self._guarded.guard.release(self._address)
+            self._address = None
         super().connection_lost(exc)
 
     def _idle(self) -> bool:
@@ -142,33 +252,68 @@ class GuardedRequestHandler(RequestHandler):
         return not self._messages and (self._waiter is None or not self._waiter.done()) \
             and not self._request_in_progress
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_deadline = self._loop.call_later(self._guard.limits.header_timeout_s, self._head_timed_out)
-
-    def _disarm(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
     def _head_timed_out(self) -> None:
         self._head_deadline = None
         if self._idle():
-            self._guard.timed_out += 1
-            log.debug("closing a connection from %s: no complete request head within %.0f s", self._address,
-                      self._guard.limits.header_timeout_s)
+            self._guarded.guard.timed_out += 1
+            log.debug("closing a connection from %s: no complete request head in time", self._address)
             self.force_close()
+
+    def _write_timed_out(self) -> None:
+        self._write_deadline = None
+        self._guarded.guard.write_timed_out += 1
+        log.debug("aborting a connection from %s: it took none of its answer for %.0f s", self._address,
+                  self._guarded.guard.limits.write_timeout_s)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class GuardedServer(web.Server):
-    """aiohttp's server whose connections are ``GuardedRequestHandler``s."""
+    """aiohttp's server whose connections start as ``PendingConnection``s and go on as ``GuardedRequestHandler``s."""
 
     def __init__(self, *args: Any, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard = guard
+        limits = guard.limits
+        self.deadlines = Deadlines(self._loop, tick_s=min(DEADLINE_TICK_S, limits.header_timeout_s / 10))
+        self.pending: set[PendingConnection] = set()
 
-    def __call__(self) -> RequestHandler:
-        return GuardedRequestHandler(self, self.guard, loop=self._loop, **self._kwargs)
+    def __call__(self) -> PendingConnection:  # type: ignore[override]
+        # asyncio calls the server as its protocol factory: every connection starts as a PendingConnection.
+        return PendingConnection(self)
+
+    def handler(self, address: str) -> GuardedRequestHandler:
+        return GuardedRequestHandler(self, address, loop=self._loop, **self._kwargs)
+
+    def head_deadline(self, expire: Callable[[], None]) -> Deadline:
+        spread = HEAD_DEADLINE_SPREAD * random.random()  # noqa: S311 (spreading load, not a secret)
+        return self.deadlines.at(self._loop.time() + self.guard.limits.header_timeout_s * (1 - spread), expire)
+
+    def write_deadline(self, expire: Callable[[], None]) -> Deadline:
+        return self.deadlines.at(self._loop.time() + self.guard.limits.write_timeout_s, expire)
+
+    def pre_shutdown(self) -> None:
+        for pending in list(self.pending):
+            pending.close()
+        self.deadlines.close()
+        super().pre_shutdown()
+
+
+class GuardedSite(web.TCPSite):
+    """A TCP site whose kernel queue holds ``LISTEN_BACKLOG`` connections but whose loop accepts at most
+    ``ACCEPT_BATCH`` per turn (asyncio accepts up to its ``backlog`` argument in one go)."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
+        super().__init__(runner, host, port, backlog=ACCEPT_BATCH)
+
+    async def start(self) -> None:
+        await super().start()
+        for listening in cast(asyncio.Server, self._server).sockets:
+            sock = socket.socket(fileno=listening.fileno())  # the same socket, to deepen its queue
+            try:
+                sock.listen(LISTEN_BACKLOG)
+            finally:
+                sock.detach()
 
 
 class GuardedRunner(web.AppRunner):
@@ -196,7 +341,7 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        site = GuardedSite(runner, host, port)
         await site.start()
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
         await stop.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -140,3 +141,101 @@ async def test_one_token_holds_a_bounded_number_of_feed_sockets(start_hub: HubFa
         third = await hub.http.ws_connect(feed, headers=headers)  # a closed socket frees its place
         for ws in (second, other_box, third):
             await ws.close()
+
+
+async def raw_connection(url: str, receive_buffer: int | None = None) -> socket.socket:
+    """A non-blocking socket to the hub from 127.0.0.1, its receive buffer shrunk before it connects if asked."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setblocking(False)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)  # the window the hub may fill
+    await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+    return sock
+
+
+async def read_until_closed(sock: socket.socket, within_s: float, pause_s: float = 0.0,
+                            enough: float = float("inf")) -> tuple[int, bool]:
+    """Bytes read until the hub closed the connection (or ``within_s`` passed, or ``enough`` bytes came), and
+    whether it did close it."""
+    loop = asyncio.get_running_loop()
+    received = 0
+    deadline = time.monotonic() + within_s
+    try:
+        while (left := deadline - time.monotonic()) > 0 and received < enough:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 32768), left)
+            if not chunk:
+                return received, True
+            received += len(chunk)
+            await asyncio.sleep(pause_s)
+    except TimeoutError:
+        return received, False
+    except ConnectionResetError:
+        return received, True
+    return received, False
+
+
+OPENAPI = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: hub\r\n\r\n"
+
+
+async def test_a_client_that_never_reads_its_answers_is_dropped(tmp_path: Path) -> None:
+    config = hub_config_file(tmp_path, "[hub.connections]\nwrite_timeout_s = 1.0\n")
+    async with serving(config) as hub, aiohttp.ClientSession() as http:
+        async with http.get(hub.url + "/api/v1/openapi.json") as resp:
+            answer_bytes = len(await resp.read()) + 200  # with its head: roughly
+        loop = asyncio.get_running_loop()
+        requests = 200  # ~6 MB of answers: more than the kernel's buffers hold, so the hub's own buffer fills
+        never_reads = await raw_connection(hub.url, receive_buffer=4096)
+        reads_slowly = await raw_connection(hub.url, receive_buffer=4096)
+        try:
+            await loop.sock_sendall(never_reads, OPENAPI * requests)
+            await loop.sock_sendall(reads_slowly, OPENAPI * 20)
+            # A slow but steady reader is not what the deadline is for: it gets every answer.
+            everything = 20 * (answer_bytes - 200)
+            got, closed = await read_until_closed(reads_slowly, within_s=20, pause_s=0.02, enough=everything)
+            assert got >= everything and not closed
+            status, took = await healthz_from_another_address(hub.url)
+            assert status == 200 and took < 1.0
+            await asyncio.sleep(2.0)  # the write deadline (1 s) has passed by now
+            got, closed = await read_until_closed(never_reads, within_s=5)
+            assert closed, "the hub still holds a connection whose answers nobody reads"
+            assert got < requests * answer_bytes // 2  # it was cut off, not served to the end
+        finally:
+            never_reads.close()
+            reads_slowly.close()
+        status, _ = await healthz_from_another_address(hub.url)
+        assert status == 200 and "Traceback" not in "".join(hub.log)
+
+
+async def test_pending_heads_are_handed_to_aiohttp_whole(tmp_path: Path) -> None:
+    """A head in pieces, pipelined requests, garbage and a slow second head on a kept-alive connection."""
+    config = hub_config_file(tmp_path, "[hub.connections]\nheader_timeout_s = 1.5\n")
+    async with serving(config) as hub:
+        loop = asyncio.get_running_loop()
+        pieces = await raw_connection(hub.url)
+        for piece in (b"GET /hea", b"lthz HTTP/1.1\r\nHo", b"st: hub\r", b"\n",
+                      b"\r\nGET /livez HTTP/1.1\r\nHost: hub\r\n\r\n"):  # and a pipelined second request
+            await loop.sock_sendall(pieces, piece)
+            await asyncio.sleep(0.05)
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 2:
+            chunk = await asyncio.wait_for(loop.sock_recv(pieces, 65536), 5)
+            assert chunk, answers
+            answers += chunk
+        # Kept alive: the next head must come whole within the deadline too.
+        await loop.sock_sendall(pieces, b"GET /healthz HTTP/1.1\r\nHost")
+        started = time.monotonic()
+        _, closed = await read_until_closed(pieces, within_s=5)
+        assert closed and 1.5 * 0.75 - 0.1 < time.monotonic() - started < 1.5 + 0.5
+        pieces.close()
+
+        for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"hello there\r\n"):
+            sock = await raw_connection(hub.url)
+            started = time.monotonic()
+            await loop.sock_sendall(sock, garbage)  # not HTTP/1: aiohttp refuses it at once, no head deadline
+            answer = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
+            assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request") and time.monotonic() - started < 1.0, answer
+            sock.close()
+
+        # Slow heads still open when the hub stops do not hold up its exit (``serving`` expects exit 0 in 15 s).
+        await open_slow(hub.url, 20)
