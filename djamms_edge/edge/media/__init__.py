@@ -3,6 +3,8 @@
 One job per module:
 
 - ``ffmpeg``   the only place ffmpeg/ffprobe run (argv lists, own process group, stopped on timeout/cancel)
+- ``decoder``  the only place audio is decoded in-process (PyAV): windows of mono samples, in a worker thread
+- ``energy``   pure: a window's 10 ms RMS energy and its silences (numpy)
 - ``ffparse``  pure parsers of what ffmpeg prints
 - ``analysis`` pure cue rules (silence touching start/end, thresholds, cue-in guard)
 - ``analyzer`` ``analyze(path_or_url, config) -> TrackAnalysis``: head/tail windows, or a full loudness pass

@@ -1,9 +1,8 @@
 """Where a track's audible part starts and ends, decided from silences found in two windows.
 
-Pure: no I/O. ``analyzer`` decodes a head window and a tail window with ffmpeg, turns the audio
-into its short-window energy (the RMS over ENERGY_WINDOW_SECONDS) and finds with silencedetect
-where that energy stays under the threshold; the silences come here, in window time; we map
-them to track time and apply the rules:
+Pure: no I/O. ``analyzer`` decodes a head window and a tail window (``decoder``), and ``energy`` finds
+where their short-window energy (the RMS over ENERGY_WINDOW_SECONDS) stays under the threshold; the
+silences come here, in window time; we map them to track time and apply the rules:
 
 * sound is energy, not peaks: a stretch is silent when its 10 ms RMS level is under the threshold.
   A single sample over -60 dBFS (dither, a hiss whose peaks cross it at -68 dBFS RMS, a reverb
@@ -36,7 +35,7 @@ from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffparse import Silence
 
 # The energy is averaged over this long: short enough to follow a hard stop, long enough that a
-# single sample (a peak, a click) is diluted 160-fold at 16 kHz.
+# single sample (a peak, a click) is diluted over the window's hundred-odd samples.
 ENERGY_WINDOW_SECONDS = 0.01
 # Decoders start a few ms late or early (Opus pre-skip, AAC priming): a silence starting this close
 # to the window's first sample, or ending this close to its last, "touches" that edge.

@@ -148,28 +148,6 @@ async def filter_audio(
     return await _checked(inp, argv, limit_seconds, low_priority)
 
 
-async def filter_windows(
-    inp: MediaInput,
-    windows: Sequence[Seek],
-    graph: str,
-    *,
-    extra_outputs: int = 0,
-    limit_seconds: float,
-    low_priority: bool = False,
-) -> RunResult:
-    """Decode several parts of the first audio stream in ONE process (one start-up, one probe of the
-    container): part ``i`` is ffmpeg input ``i``, which ``graph`` (a filter_complex) reads as ``[i:a:0]``
-    and ends in an output labelled ``[wi]``; ``extra_outputs`` more chains made of sources only end in
-    the next labels. Its filters log to stderr."""
-    argv = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "info"]
-    for seek in windows:
-        argv += _input_args(inp, seek)
-    argv += ["-filter_complex", graph]
-    for index in range(len(windows) + extra_outputs):
-        argv += ["-map", f"[w{index}]", "-f", "null", "-"]
-    return await _checked(inp, argv, limit_seconds, low_priority)
-
-
 async def _checked(inp: MediaInput, argv: list[str], limit_seconds: float, low_priority: bool) -> RunResult:
     result = await run(argv, limit_seconds=limit_seconds, what=inp.name, low_priority=low_priority)
     if result.returncode != 0:

@@ -7,10 +7,7 @@ import pytest
 from djamms_edge.edge.media.ffparse import (
     Silence,
     parse_decoded_until,
-    parse_input_duration,
     parse_integrated_loudness,
-    parse_peak_level,
-    parse_sample_counts,
     parse_silences,
     summarize_error,
 )
@@ -26,62 +23,6 @@ size=N/A time=00:00:12.01 bitrate=N/A speed= 611x
 video:0kB audio:469kB subtitle:0kB other streams:0kB global headers:0kB muxing overhead: unknown
 [silencedetect @ 0x5557c8d79340] silence_end: 12.0107 | silence_duration: 4.03062
 """
-
-# ffmpeg 5.1, the analyser's one run over a head and a tail window of a 7 s file (a tone that stops at
-# 5 s, a click at 6 s): silencedetect logs under its class name only, so each window's ametadata@NAME
-# prints what its silencedetect found; astats@NAME counts the window's samples (16 kHz).
-RECORDED_WINDOWS = """\
-[silencedetect @ 0x55846bfbbd40] silence_start: 5
-[ametadata@tail @ 0x55846c03ab80] frame:49   pts:80256   pts_time:5.016
-[ametadata@tail @ 0x55846c03ab80] lavfi.silence_start=5
-[silencedetect @ 0x55846bfbb8c0] silence_start: 5.01987
-[ametadata@head @ 0x55846bfbc740] frame:49   pts:81664   pts_time:5.104
-[ametadata@head @ 0x55846bfbc740] lavfi.silence_start=5.01987
-[silencedetect @ 0x55846bfbb8c0] silence_end: 6.00006 | silence_duration: 0.980187
-[ametadata@head @ 0x55846bfbc740] frame:57   pts:95232   pts_time:5.952
-[ametadata@head @ 0x55846bfbc740] lavfi.silence_end=6.00006
-[ametadata@head @ 0x55846bfbc740] lavfi.silence_duration=0.980187
-[silencedetect @ 0x55846bfbbd40] silence_end: 5.98919 | silence_duration: 0.989187
-[ametadata@tail @ 0x55846c03ab80] frame:58   pts:95360   pts_time:5.96
-[ametadata@tail @ 0x55846c03ab80] lavfi.silence_end=5.98919
-[ametadata@tail @ 0x55846c03ab80] lavfi.silence_duration=0.989187
-[silencedetect @ 0x55846bfbb8c0] silence_start: 6.011
-[ametadata@head @ 0x55846bfbc740] frame:58   pts:96768   pts_time:6.048
-[ametadata@head @ 0x55846bfbc740] lavfi.silence_start=6.011
-[silencedetect @ 0x55846bfbbd40] silence_start: 6.00019
-[ametadata@tail @ 0x55846c03ab80] frame:59   pts:97152   pts_time:6.072
-[ametadata@tail @ 0x55846c03ab80] lavfi.silence_start=6.00019
-[silencedetect @ 0x55846bfbbd40] silence_end: 7 | silence_duration: 0.999812
-[astats@tail @ 0x55846bfbbc40] Overall
-[astats@tail @ 0x55846bfbbc40] Number of samples: 112000
-[silencedetect @ 0x55846bfbb8c0] silence_end: 7 | silence_duration: 0.989
-[astats@head @ 0x55846bfa5e00] Overall
-[astats@head @ 0x55846bfa5e00] Number of samples: 112000
-"""
-
-
-def test_parse_silences_of_named_windows() -> None:
-    # The silence still open at the end is closed only in silencedetect's own log: it stays open here.
-    assert parse_silences(RECORDED_WINDOWS, "head") == [Silence(5.01987, 6.00006), Silence(6.011, None)]
-    assert parse_silences(RECORDED_WINDOWS, "tail") == [Silence(5.0, 5.98919), Silence(6.00019, None)]
-    assert parse_silences(RECORDED_WINDOWS, "middle") == []
-
-
-def test_parse_sample_counts() -> None:
-    assert parse_sample_counts(RECORDED_WINDOWS) == {"head": 112000, "tail": 112000}
-    assert parse_sample_counts("no stats\n") == {}
-
-
-def test_parse_peak_level() -> None:
-    text = (
-        "[astats@calibration @ 0x562020e79f40] Overall\n"
-        "[astats@calibration @ 0x562020e79f40] Peak level dB: -38.061800\n"
-        "[astats@head @ 0x1] Peak level dB: -3.0\n"
-    )
-    assert parse_peak_level(text, "calibration") == pytest.approx(-38.0618)
-    assert parse_peak_level("[astats@calibration @ 0x1] Peak level dB: -inf\n", "calibration") == float("-inf")
-    assert parse_peak_level(text, "tail") is None
-
 
 RECORDED_PROGRESS = """\
 out_time_us=20313
@@ -127,19 +68,6 @@ def test_parse_silences(text: str, expected: list[Silence]) -> None:
 def test_parse_decoded_until_takes_the_last_report() -> None:
     assert parse_decoded_until(RECORDED_PROGRESS) == pytest.approx(15.018688)
     assert parse_decoded_until("progress=end\n") is None
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (RECORDED_WINDOW, 28.5),
-        ("  Duration: 01:02:03.25, start: -0.007000, bitrate: 89 kb/s\n", 3723.25),
-        ("  Duration: N/A, start: 0.000000, bitrate: N/A\n", None),
-        ("", None),
-    ],
-)
-def test_parse_input_duration(text: str, expected: float | None) -> None:
-    assert parse_input_duration(text) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,258 @@
+"""The only module that decodes audio inside our own process: PyAV, FFmpeg's libraries bound for Python.
+
+Why not an ffmpeg process, as for everything else: starting one costs 0.075-0.09 s of CPU before it
+reads a byte (Debian's build loads ~150 shared libraries), as much as decoding 1.5 minutes of Vorbis.
+The cue analysis decodes only a few seconds at each end of a track, so a process per track cost more
+than the decoding (bench/analysis.py measures both). Here the libraries load once per process.
+
+Safety, as in ``ffmpeg``: an input is ``file:/absolute/path`` or an http(s) URL (``MediaInput``), opened
+with the same protocol whitelist, so a playlist or a crafted name can never reach another protocol.
+Blocking work runs in a worker thread (``run``): it checks between packets whether its caller was
+cancelled or its time is up, and low-priority work (idle nights, beside playback) runs in a thread
+of its own at nice 19, which on Linux lowers that thread only (and its I/O priority with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import av
+import av.container
+import numpy as np
+
+from djamms_edge.edge.media.ffmpeg import MediaError, MediaInput, Seek
+
+# A network read stalled this long fails (ffmpeg's HTTP layer retries a dropped connection first).
+NETWORK_TIMEOUT_SECONDS = 20.0
+# Windows closer than this are decoded as one stretch: decoding a few seconds costs about what a seek does.
+MERGE_GAP_SECONDS = 5.0
+# A cancelled caller waits this long for the worker to notice (it checks between packets).
+STOP_GRACE_SECONDS = 2.0
+_HTTP_OPTIONS = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "4"}
+# Integer sample formats (numpy's names) and their full scale.
+_INTEGER_FULL_SCALE = {"uint8": 128, "int16": 2**15, "int32": 2**31, "int64": 2**63}
+
+T = TypeVar("T")
+
+
+class Cancelled(Exception):
+    """Raised in the worker thread when its caller was cancelled."""
+
+
+class Stop:
+    """What a worker checks between packets: its caller's cancellation and its deadline."""
+
+    def __init__(self, what: str, limit_seconds: float) -> None:
+        self._what = what
+        self._limit = limit_seconds
+        self._deadline = time.monotonic() + limit_seconds
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def check(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled
+        if time.monotonic() > self._deadline:
+            raise MediaError(f"{self._what}: decoding took longer than {self._limit:.0f}s and was stopped")
+
+
+_low_priority_worker: ThreadPoolExecutor | None = None
+
+
+def _lower_this_thread() -> None:
+    if sys.platform == "linux":  # setpriority on a thread id renices that thread alone
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+async def run(job: Callable[[Stop], T], *, what: str, limit_seconds: float, low_priority: bool = False) -> T:
+    """``job(stop)`` in a worker thread; cancelling the caller stops it at its next ``stop.check()``."""
+    global _low_priority_worker
+    executor = None
+    if low_priority:
+        if _low_priority_worker is None:  # one thread: night analysis runs one track at a time
+            _low_priority_worker = ThreadPoolExecutor(1, "analysis-nice19", initializer=_lower_this_thread)
+        executor = _low_priority_worker
+    stop = Stop(what, limit_seconds)
+    future = asyncio.get_running_loop().run_in_executor(executor, job, stop)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.cancel()
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody awaits it now
+        await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Pcm:
+    """A decoded window: mono samples (float32, full scale ±1) from track time ``start``, ``rate`` a second."""
+
+    start: float
+    rate: float
+    samples: np.ndarray
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.samples) / self.rate
+
+    def cut(self, start: float, end: float) -> Pcm:
+        """The part from ``start`` to ``end`` (track time; clipped to what there is)."""
+        first = min(len(self.samples), max(0, round((start - self.start) * self.rate)))
+        last = len(self.samples) if end == math.inf else max(first, round((end - self.start) * self.rate))
+        return Pcm(self.start + first / self.rate, self.rate, self.samples[first:last])
+
+
+def read_windows(
+    inp: MediaInput, seeks: Mapping[str, Seek], stop: Stop, *, max_rate: float
+) -> tuple[dict[str, Pcm], float | None]:
+    """Decode the named parts of the first audio stream, downmixed to mono, in one opening of the input;
+    and the container's duration (None if it does not say). Blocking: call it through ``run``.
+
+    Each part keeps every k-th sample, the smallest k that brings its rate to ``max_rate`` or under:
+    for the energy of 10 ms that is a sample of the same mean square (what lies above the lower
+    rate's Nyquist frequency folds under it rather than being filtered away, so hiss keeps its
+    energy), at a fraction of the work."""
+    options = {"protocol_whitelist": inp.protocols, **(_HTTP_OPTIONS if inp.is_remote else {})}
+    try:
+        container = av.open(inp.url, options=options, timeout=NETWORK_TIMEOUT_SECONDS)
+    except av.FFmpegError as exc:
+        raise MediaError(f"{inp.name}: {_describe(exc)}") from None
+    with container:
+        if not container.streams.audio:
+            raise MediaError(f"{inp.name}: has no audio stream")
+        stream = container.streams.audio[0]
+        duration = None if container.duration is None else container.duration / av.time_base
+        origin = (container.start_time or 0) / av.time_base  # track time 0, as players count it
+        wanted: dict[str, tuple[float, float]] = {}
+        for name, seek in seeks.items():
+            start = seek.start or 0.0
+            if seek.last is not None:
+                start = max(0.0, duration - seek.last) if duration is not None else 0.0
+            wanted[name] = (start, math.inf if seek.length is None else start + seek.length)
+        windows: dict[str, Pcm] = {}
+        for span_start, span_end, names in _spans(wanted):
+            if windows or span_start > 0:
+                try:
+                    container.seek(round((origin + span_start) * av.time_base))  # the last keyframe at or before
+                except av.FFmpegError as exc:
+                    raise MediaError(f"{inp.name}: cannot seek to {span_start:.1f}s ({_describe(exc)})") from None
+            span = _decode(container, stream, span_start, span_end, origin, stop, max_rate)
+            windows |= {name: span.cut(*wanted[name]) for name in names}
+        return windows, duration
+
+
+def _spans(wanted: Mapping[str, tuple[float, float]]) -> list[tuple[float, float, list[str]]]:
+    """The stretches to decode: windows that overlap, or lie closer than a seek is worth, share one."""
+    spans: list[tuple[float, float, list[str]]] = []
+    for name, (start, end) in sorted(wanted.items(), key=lambda item: item[1]):
+        if spans and start <= spans[-1][1] + MERGE_GAP_SECONDS:
+            first, last, names = spans[-1]
+            spans[-1] = (first, max(last, end), [*names, name])
+        else:
+            spans.append((start, end, [name]))
+    return spans
+
+
+def _decode(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    start: float,
+    end: float,
+    origin: float,
+    stop: Stop,
+    max_rate: float,
+) -> Pcm:
+    """Samples from ``start`` to ``end`` (track time) from where the container stands (at or before start).
+
+    The frames' arrays are only collected here; downmix, trimming and subsampling then run once over
+    all of them (numpy on a few hundred thousand samples at once, not a thousand small frames)."""
+    rate = float(stream.codec_context.sample_rate or stream.rate or 0)
+    if rate <= 0:
+        raise MediaError("the audio stream has no sample rate")
+    arrays: list[np.ndarray] = []
+    first: float | None = None
+    position = start  # track time of the next sample, for frames without a timestamp
+    resampler: av.AudioResampler | None = None
+    for packet in _packets(container, stream):
+        stop.check()
+        try:
+            frames = packet.decode()
+        except av.InvalidDataError:
+            continue  # a damaged packet: skipped, as ffmpeg does (a gap, not an error)
+        for frame in frames:
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            at = position if frame.time is None else frame.time - origin
+            position = at + frame.samples / rate
+            if position <= start:
+                continue
+            if at >= end:
+                break
+            if first is None:
+                first = at
+            if frame.layout.nb_channels > 2:  # libswresample's own matrix; rare (music is stereo)
+                resampler = resampler or av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
+                arrays += [part.to_ndarray() for part in resampler.resample(frame)]
+            else:
+                arrays.append(_planes(frame))
+        if position >= end:
+            break
+    if first is None:
+        return Pcm(start, rate, np.zeros(0, dtype=np.float32))
+    mono = _mono(np.concatenate(arrays, axis=1))
+    skip = max(0, round((start - first) * rate))
+    mono = mono[skip : None if end == math.inf else skip + max(0, round((end - max(first, start)) * rate))]
+    step = max(1, math.ceil(rate / max_rate - 1e-9))
+    return Pcm(max(first, start), rate / step, mono[::step])
+
+
+def _planes(frame: av.AudioFrame) -> np.ndarray:
+    """A frame's samples as (channels, samples), in its own sample format."""
+    array = frame.to_ndarray()
+    return array if frame.format.is_planar else array.reshape(-1, frame.layout.nb_channels).T
+
+
+def _mono(planes: np.ndarray) -> np.ndarray:
+    """(channels, samples) of at most two channels as mono float32 at full scale ±1; stereo as ffmpeg's
+    ``-ac 1`` downmixes it: (L + R)/√2 (the reference reading uses that, so the levels agree)."""
+    if planes.dtype.kind in "iu":
+        full_scale = _INTEGER_FULL_SCALE[planes.dtype.name]
+        planes = (planes.astype(np.float32) - (full_scale if planes.dtype.kind == "u" else 0)) / np.float32(full_scale)
+    if len(planes) == 1:
+        return planes[0].astype(np.float32, copy=False)
+    return ((planes[0] + planes[1]) * np.float32(math.sqrt(0.5))).astype(np.float32, copy=False)
+
+
+def _packets(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.Packet]:
+    """The stream's packets, ending (like ffmpeg) where the container can no longer be read: a cut
+    file is a shorter stream, which the caller judges by its length."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            yield next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError:
+            return
+
+
+def _describe(exc: av.FFmpegError) -> str:
+    if isinstance(exc, av.InvalidDataError):
+        return "not a readable media file"
+    return exc.strerror or str(exc)
+
+
+with contextlib.suppress(AttributeError):  # quiet: our messages say what went wrong, once
+    av.logging.set_level(av.logging.ERROR)
