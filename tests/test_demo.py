@@ -1,12 +1,12 @@
 """``python -m djamms_edge.demo`` end to end: a real hub and a real edge daemon as subprocesses, media generated
 with ffmpeg and fetched over loopback with yt-dlp, played by libmpv (ao=null). The demo must actually play a demo
-track, take the paid request into the priority queue (or play it), stop by itself and leave no process behind."""
+track, take the paid request into the priority queue (or play it), stop by itself and leave no process behind.
+Should the test fail first, tests/processes.py stops the demo and everything it started."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from djamms_edge.demo import DEMO_TRACKS
+from tests.processes import ProcessTree
 
 DEMO_SECONDS = 40.0
 # Generating the demo videos, starting both programs and the first fetch come before the playing that
@@ -70,13 +71,14 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
         "--dir", str(tmp_path / "demo"), "--hub-port", str(hub_port), "--status-port", str(status_port),
         "--media-port", str(free_port()),
     ]
-    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    started = time.monotonic()
-    playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing
-    first_played: float | None = None
-    paid_seen = False
-    patron_page_lists_songs = False
-    try:
+    # In a session of its own, marked: whatever fails below, the demo and its hub and edge are stopped.
+    with ProcessTree(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as tree:
+        demo = tree.proc
+        started = time.monotonic()
+        playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing
+        first_played: float | None = None
+        paid_seen = False
+        patron_page_lists_songs = False
         while time.monotonic() - started < STARTUP_SECONDS + DEMO_SECONDS and demo.poll() is None:
             snap = status(status_port)
             if snap is not None:
@@ -99,13 +101,11 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
         assert first_played is not None
         played_for = time.monotonic() - first_played  # --seconds counts from playback, not from the start
         assert played_for >= DEMO_SECONDS - 2.0, played_for
-    finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
-    assert demo.returncode == 0, output.decode(errors="replace")[-3000:]
-    assert f"patron page : http://127.0.0.1:{hub_port}/v/demo-venue".encode() in output
-    assert processes_mentioning(str(tmp_path)) == []  # the hub and the edge stopped with it
+        assert demo.returncode == 0, output.decode(errors="replace")[-3000:]
+        assert f"patron page : http://127.0.0.1:{hub_port}/v/demo-venue".encode() in output
+        # The hub and the edge stopped with it (and whatever they started), before the test stops anything.
+        assert tree.members() == set()
+        assert processes_mentioning(str(tmp_path)) == []
 
 
 def _advanced(samples: list[tuple[str, float]]) -> bool:
