@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 from djamms_edge.hub.identity import artist_key
-from djamms_edge.hub.store.base import Analysis, MarkKind, MasterInfo, Offsets, RequestRules, Song, VenueRules
+from djamms_edge.hub.store.base import (
+    Analysis,
+    KnownDuration,
+    MarkKind,
+    MasterInfo,
+    Offsets,
+    RequestRules,
+    Song,
+    VenueRules,
+)
 
 T = TypeVar("T")
 NOT_PLAYED_HERE = "This song is not played at this venue"
@@ -140,3 +149,40 @@ def analyses_agree(a: Analysis, b: Analysis) -> bool:
              (a.real_end_offset, b.real_end_offset, AGREE_OFFSET_S))
     return all((x is None and y is None) or (x is not None and y is not None and abs(x - y) <= limit)
                for x, y, limit in pairs)
+
+
+# How far a box's measurement may be from a length the hub trusts and still be plausible: a music video's
+# intro or outro, a typed "3:45" for a 3:52 video, silence trimmed at either end (seconds, or this share).
+PLAUSIBLE_WITHIN_S = 20.0
+PLAUSIBLE_WITHIN_SHARE = 0.15
+
+
+def plausible_analysis(analysis: Analysis, known: Sequence[KnownDuration]) -> bool:
+    """A box's analysis may become what every venue sees only if no length the hub trusts independently of
+    the box's own venue (an admin's analysis; another venue's staff's declared duration) is far from it —
+    neither the measured duration nor the span its cue points keep. Agreement of two venues is not enough
+    then: two rogue or broken venues cannot cut a song everyone knows is 3:45.
+
+    Fail-safe: a wrong trusted length only keeps reports with their venues; it never writes the catalog."""
+    for k in known:
+        if k.venue_id is not None and k.venue_id == analysis.venue_id:
+            continue  # the venue's own staff vouch for nothing its own box says
+        slack = max(PLAUSIBLE_WITHIN_S, PLAUSIBLE_WITHIN_SHARE * k.seconds)
+        if analysis.duration is not None and abs(analysis.duration - k.seconds) > slack:
+            return False
+        duration = analysis.duration if analysis.duration is not None else k.seconds
+        if play_seconds(duration, Offsets(analysis.real_start_offset, analysis.real_end_offset)) < k.seconds - slack:
+            return False
+    return True
+
+
+def shared_by_agreement(analysis: Analysis, others: Sequence[Analysis], known: Sequence[KnownDuration]) -> bool:
+    """A venue's box's analysis becomes the shared value: it is plausible, and a plausible analysis of another
+    venue agrees with it."""
+    return plausible_analysis(analysis, known) and any(
+        analyses_agree(analysis, other) and plausible_analysis(other, known) for other in others)
+
+
+def admins_duration(analysis: Analysis) -> float | None:
+    """The duration an analysis makes a trusted length of the video: an admin's (no venue) only."""
+    return analysis.duration if analysis.venue_id is None else None

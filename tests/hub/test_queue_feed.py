@@ -214,6 +214,42 @@ async def test_one_venues_box_cannot_change_what_other_venues_play(hub: Hub) -> 
     assert anyone["tracks"][0]["realEndOffset"] == 231.5
 
 
+async def test_two_venues_agreeing_on_an_implausible_length_change_nothing_for_others(hub: Hub) -> None:
+    """Issue 13 item 3: where the hub knows a track's length from a source it trusts (another venue's staff
+    declared it on a playlist; an admin measured it), boxes' reports far from it stay with their venues,
+    even when two venues agree; plausible ones are shared as before."""
+    declaring, rogue_a, rogue_b, viewer = [await hub.venue() for _ in range(4)]
+    _, playlist = await hub.call("POST", f"/api/v1/venues/{declaring}/playlists", {"name": "Bar"},
+                                 hub.staff(declaring))
+    status, _ = await hub.call("POST", f"/api/v1/venues/{declaring}/playlists/{playlist['playlistId']}/tracks/import",
+                               {"text": "https://youtu.be/bbbbbbbbbb4 | Artist | Title | 3:33"}, hub.staff(declaring))
+    assert status == 201
+
+    async def shared(video_id: str) -> tuple[float | None, float | None]:
+        _, seen = await hub.call("GET", f"/api/v1/catalog?videoId={video_id}", headers=hub.device(viewer, "box-v"))
+        _, anyone = await hub.call("GET", f"/api/v1/catalog?videoId={video_id}")
+        assert seen["tracks"] == anyone["tracks"]
+        return seen["tracks"][0]["duration"], seen["tracks"][0]["realEndOffset"]
+
+    cut = {"videoId": "bbbbbbbbbb4", "duration": 1.0, "realStartOffset": 0.0, "realEndOffset": 1.0}
+    for venue in (rogue_a, rogue_b):
+        status, own = await hub.call("POST", "/api/v1/catalog/analysis", cut, hub.device(venue, "box"))
+        assert status == 200 and (own["duration"], own["realEndOffset"]) == (1.0, 1.0)  # kept for that venue
+    assert await shared("bbbbbbbbbb4") == (None, None)
+    measured = {"videoId": "bbbbbbbbbb4", "duration": 214.2, "realStartOffset": 0.5, "realEndOffset": 212.0}
+    for venue in (rogue_a, rogue_b):  # their boxes measure it right now: near 3:33, and agreeing
+        await hub.call("POST", "/api/v1/catalog/analysis", measured, hub.device(venue, "box"))
+    assert await shared("bbbbbbbbbb4") == (214.2, 212.0)
+
+    # No playlist names this one, but an admin measured it: two venues' 60-second version is theirs alone.
+    await hub.call("POST", "/api/v1/catalog/analysis",
+                   {"videoId": "bbbbbbbbbb5", "duration": 180.0, "realEndOffset": 178.0}, hub.admin())
+    short = {"videoId": "bbbbbbbbbb5", "duration": 60.0, "realStartOffset": 0.0, "realEndOffset": 59.0}
+    for venue in (rogue_a, rogue_b):
+        await hub.call("POST", "/api/v1/catalog/analysis", short, hub.device(venue, "box"))
+    assert await shared("bbbbbbbbbb5") == (180.0, 178.0)
+
+
 async def test_staff_override_cue_points_for_their_own_venue_only(hub: Hub) -> None:
     venue_a, venue_b = await hub.venue(), await hub.venue()
     video = {"videoId": "bbbbbbbbbb2"}

@@ -12,9 +12,11 @@ from djamms_edge.hub.rules import (
     decide_release,
     estimate_start_times,
     paid_request_refusal,
+    plausible_analysis,
     play_seconds,
+    shared_by_agreement,
 )
-from djamms_edge.hub.store.base import Analysis, CatalogTrack, MasterInfo, Offsets, RequestRules
+from djamms_edge.hub.store.base import Analysis, CatalogTrack, KnownDuration, MasterInfo, Offsets, RequestRules
 
 RULES = RequestRules(max_duration_s=300, artist_limit=3, artist_window_ms=1_800_000)
 
@@ -173,3 +175,40 @@ def _measured(duration: float | None, start: float | None, end: float | None) ->
 )
 def test_analyses_agree(a: Analysis, b: Analysis, agree: bool) -> None:
     assert analyses_agree(a, b) is agree and analyses_agree(b, a) is agree
+
+
+ADMIN_213 = KnownDuration(213.0, None)  # an admin measured it
+OTHER_213 = KnownDuration(213.0, "w")  # venue w's staff declared 3:33
+OWN_1 = KnownDuration(1.0, "v")  # the reporting venue's own staff
+
+
+@pytest.mark.parametrize(
+    ("analysis", "known", "plausible"),
+    [
+        (_measured(1, 0, 1), [], True),  # nothing known: agreement of two venues decides alone
+        (_measured(1, 0, 1), [OTHER_213], False),  # a one-second cut of a song another venue knows is 3:33
+        (_measured(1, 0, 1), [ADMIN_213], False),
+        (_measured(1, 0, 1), [OWN_1], True),  # its own venue vouches for nothing
+        (_measured(1, 0, 1), [OWN_1, OTHER_213], False),
+        (_measured(240, 0.4, 231.5), [OTHER_213], True),  # a music video's outro: within 15 %
+        (_measured(246, 0.4, 240), [OTHER_213], False),  # 33 s over 213 (slack 31.95 s)
+        (_measured(213, 0, 213), [KnownDuration(60.0, "w")], False),
+        (_measured(70, 0, 70), [KnownDuration(60.0, "w")], True),  # 20 s at least
+        (_measured(213, 150, 151), [OTHER_213], False),  # a true duration, cue points cutting it to a second
+        (_measured(None, 200, 201), [OTHER_213], False),
+        (_measured(None, 0.5, 210), [OTHER_213], True),
+        (_measured(213, 0.4, 211), [OTHER_213, KnownDuration(30.0, "x")], False),  # every trusted length counts
+    ],
+)
+def test_plausible_analysis(analysis: Analysis, known: list[KnownDuration], plausible: bool) -> None:
+    assert plausible_analysis(analysis, known) is plausible
+
+
+def test_two_venues_agreeing_share_only_what_is_plausible() -> None:
+    theirs = Analysis("dQw4w9WgXcQ", 1, 0, 1, None, "box-x", "x")
+    assert shared_by_agreement(_measured(1, 0, 1), [theirs], [])
+    assert not shared_by_agreement(_measured(1, 0, 1), [theirs], [OTHER_213])
+    # x's own staff declared 1 s: its box is still checked against w's 3:33
+    assert not shared_by_agreement(_measured(1, 0, 1), [theirs], [OTHER_213, KnownDuration(1.0, "x")])
+    assert shared_by_agreement(_measured(214, 0.4, 212), [Analysis("dQw4w9WgXcQ", 214.3, 0.5, 212.2, None, "b", "x")],
+                               [OTHER_213])

@@ -296,6 +296,15 @@ class Analysis:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownDuration:
+    """A video's length from a source the hub trusts more than one venue's box: an admin's analysis
+    (``venue_id`` None), or what a venue's staff declared for it on a playlist (the import's ``m:ss``)."""
+
+    seconds: float
+    venue_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Playlist:
     playlist_id: str
     venue_id: str

@@ -433,6 +433,13 @@ CREATE TABLE pairings (
 CREATE INDEX pairings_expiry ON pairings (expires_at_ms);
 """
 
+# An admin's analysed duration, kept apart: with staff's declared durations, what a box's report must be near
+# to be shared (rules.plausible_analysis); declared durations are looked up by video.
+_TRUSTED_DURATIONS = """
+ALTER TABLE catalog ADD COLUMN trusted_duration double precision;
+CREATE INDEX playlist_tracks_by_video ON playlist_tracks (video_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -449,4 +456,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "token versions, devices, pairing codes", _CREDENTIALS),
     Migration(13, "executions of the function endpoint, for their creator's GET",
               ";\n".join(EXECUTIONS_TABLE) + ";\n"),
+    Migration(14, "trusted durations: an admin's analysis; playlist tracks by video", _TRUSTED_DURATIONS),
 )

@@ -32,7 +32,15 @@ import asyncpg
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import RateLimiter
-from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import (
+    admins_duration,
+    decide_register,
+    decide_release,
+    mark_key,
+    moved,
+    paid_request_refusal,
+    shared_by_agreement,
+)
 from djamms_edge.hub.store import executions_sql, redacted_url
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -95,6 +103,7 @@ from djamms_edge.hub.store.pg_payments import PgPayments
 from djamms_edge.hub.store.pg_schema import MIGRATIONS
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
+    KNOWN_DURATIONS,
     KNOWN_SONG,
     NOW_PLAYING,
     VENUE_COLUMNS,
@@ -103,6 +112,7 @@ from djamms_edge.hub.store.rows import (
     device_of,
     entry_of,
     history_json,
+    known_duration_of,
     mark_of,
     master_of,
     now_playing_of,
@@ -747,18 +757,21 @@ class PostgresStore(PgPayments, PgExecutions):
                                    analysis.video_id)
                 others = await conn.fetch("SELECT * FROM venue_analyses WHERE video_id = $1 AND venue_id <> $2",
                                           analysis.video_id, analysis.venue_id)
-                if not any(analyses_agree(analysis, venue_analysis_of(row)) for row in others):
+                known = await conn.fetch(KNOWN_DURATIONS.format(p="$1"), analysis.video_id)
+                if not shared_by_agreement(analysis, [venue_analysis_of(row) for row in others],
+                                           [known_duration_of(row) for row in known]):
                     return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
             await conn.execute(
                 "INSERT INTO catalog AS c (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
-                " analysed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " analysed_at_ms, trusted_duration) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 " ON CONFLICT (video_id) DO UPDATE SET duration = COALESCE(excluded.duration, c.duration),"
                 " analysis_start = COALESCE(excluded.analysis_start, c.analysis_start),"
                 " analysis_end = COALESCE(excluded.analysis_end, c.analysis_end),"
                 " loudness = COALESCE(excluded.loudness, c.loudness),"
-                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms",
+                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms,"
+                " trusted_duration = COALESCE(excluded.trusted_duration, c.trusted_duration)",
                 analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
-                analysis.loudness, analysis.device_id, now_ms,
+                analysis.loudness, analysis.device_id, now_ms, admins_duration(analysis),
             )
             return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
 

@@ -16,6 +16,7 @@ from djamms_edge.hub.store.base import (
     DeviceRecord,
     DeviceReport,
     Json,
+    KnownDuration,
     Mark,
     MasterInfo,
     NowPlaying,
@@ -134,6 +135,20 @@ CATALOG_FOR_VENUE = (
     " FROM catalog c LEFT JOIN venue_overrides v ON v.video_id = c.video_id AND v.venue_id = {venue}"
     " LEFT JOIN venue_analyses a ON a.video_id = c.video_id AND a.venue_id = {venue}"
 )
+
+
+# Lengths of a video the hub trusts more than a box (rules.plausible_analysis): what staff declared on
+# playlists (with their venue) and an admin's analysis (no venue).
+KNOWN_DURATIONS = (
+    "SELECT p.venue_id AS venue_id, t.duration AS seconds"
+    " FROM playlist_tracks t JOIN playlists p ON p.playlist_id = t.playlist_id"
+    " WHERE t.video_id = {p} AND t.duration > 0"
+    " UNION SELECT NULL, trusted_duration FROM catalog WHERE video_id = {p} AND trusted_duration IS NOT NULL"
+)
+
+
+def known_duration_of(row: Row) -> KnownDuration:
+    return KnownDuration(float(row["seconds"]), row["venue_id"])
 
 
 def venue_analysis_of(row: Row) -> Analysis:

@@ -22,7 +22,15 @@ from typing import Any, TypeVar, cast
 
 from djamms_edge.hub.identity import artist_key
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
-from djamms_edge.hub.rules import analyses_agree, decide_register, decide_release, mark_key, moved, paid_request_refusal
+from djamms_edge.hub.rules import (
+    admins_duration,
+    decide_register,
+    decide_release,
+    mark_key,
+    moved,
+    paid_request_refusal,
+    shared_by_agreement,
+)
 from djamms_edge.hub.store import executions_sql
 from djamms_edge.hub.store.base import (
     DAY_MS,
@@ -78,6 +86,7 @@ from djamms_edge.hub.store.base import (
 )
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
+    KNOWN_DURATIONS,
     KNOWN_SONG,
     NOW_PLAYING,
     VENUE_COLUMNS,
@@ -86,6 +95,7 @@ from djamms_edge.hub.store.rows import (
     device_of,
     entry_of,
     history_json,
+    known_duration_of,
     mark_of,
     master_of,
     now_playing_of,
@@ -689,18 +699,21 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
                     "SELECT * FROM venue_analyses WHERE video_id = ? AND venue_id != ?",
                     (analysis.video_id, analysis.venue_id),
                 ).fetchall()
-                if not any(analyses_agree(analysis, venue_analysis_of(row)) for row in others):
+                known = conn.execute(KNOWN_DURATIONS.format(p="?"), (analysis.video_id, analysis.video_id))
+                if not shared_by_agreement(analysis, [venue_analysis_of(row) for row in others],
+                                           [known_duration_of(row) for row in known]):
                     return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
             conn.execute(
                 "INSERT INTO catalog (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
-                " analysed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " analysed_at_ms, trusted_duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (video_id) DO UPDATE SET duration = COALESCE(excluded.duration, duration),"
                 " analysis_start = COALESCE(excluded.analysis_start, analysis_start),"
                 " analysis_end = COALESCE(excluded.analysis_end, analysis_end),"
                 " loudness = COALESCE(excluded.loudness, loudness),"
-                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms",
+                " analysed_by = excluded.analysed_by, analysed_at_ms = excluded.analysed_at_ms,"
+                " trusted_duration = COALESCE(excluded.trusted_duration, trusted_duration)",
                 (analysis.video_id, analysis.duration, analysis.real_start_offset, analysis.real_end_offset,
-                 analysis.loudness, analysis.device_id, now_ms),
+                 analysis.loudness, analysis.device_id, now_ms, admins_duration(analysis)),
             )
             return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
 

@@ -348,3 +348,11 @@ def m011_executions(db: sqlite_utils.Database) -> None:
     # Executions of the function endpoint, for their creator's GET (from any hub instance; bounded, expiring).
     for statement in EXECUTIONS_TABLE:
         db.execute(statement)
+
+
+@migrations()
+def m012_trusted_durations(db: sqlite_utils.Database) -> None:
+    # An admin's analysed duration, kept apart: with staff's declared durations, what a box's report must be
+    # near to be shared (rules.plausible_analysis); declared durations are looked up by video.
+    db.execute("ALTER TABLE catalog ADD COLUMN trusted_duration REAL")
+    db.execute("CREATE INDEX playlist_tracks_by_video ON playlist_tracks(video_id)")
