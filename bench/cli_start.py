@@ -6,8 +6,8 @@ in the machine's load hits every row alike), medians of wall and CPU time:
 - the whole call: ``djamms-edge analyze FILE``;
 - the analysis itself: ``analyze(FILE)`` in this warm process (its ffmpeg run included);
 - what the call pays before it analyses: the interpreter's start (``python -c pass``, ``-S`` without site),
-  the analyze command's imports (``djamms-edge analyze --help``), loading the config, and the first analysis
-  of a process (it calibrates the box's ffmpeg gain inside its own run);
+  the analyze command's imports (``djamms-edge analyze --help``; of them, the decoding libraries PyAV and
+  numpy on their own), loading the config, and what the first analysis of a process does once;
 - every other ``djamms-edge`` command's start (``CMD --help``: imports and parser, nothing run): systemd
   waits for ``run`` and a venue owner for ``doctor``, on a Pi's SD card.
 
@@ -49,7 +49,7 @@ REAL_TRACK = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg")
 STAND_IN = SynthTrack((silence(0.5), tone(200.0), fade(5.0), silence(2.0)))
 COMMANDS = ("run", "doctor", "cache", "update-ytdlp", "check-config", "dump-config")
 # What the analyze command must not import (tests/edge/test_cli_imports.py holds it to this).
-HEAVY = ("djamms_edge.hub", "aiohttp", "mpv", "yt_dlp", "sqlite_utils", "numpy")
+HEAVY = ("djamms_edge.hub", "aiohttp", "mpv", "yt_dlp", "sqlite_utils")
 
 
 def _cpu_of_children() -> float:
@@ -126,8 +126,8 @@ def load_average() -> str:
 
 
 async def _stand_in(directory: Path) -> Path:
-    made = await render(STAND_IN, directory, "stand_in", ("ogg",))
-    return made["ogg"]
+    made = await render(STAND_IN, directory, "stand_in", ("flac",))
+    return made["flac"]
 
 
 def main() -> None:
@@ -157,6 +157,7 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
         ("analyze(FILE) in a warm process", _in_process(path, config)),
         ("python -S -c pass", _process([PYTHON, "-S", "-c", "pass"])),
         ("python -c pass", _process([PYTHON, "-c", "pass"])),
+        ("python -c 'import av, numpy'", _process([PYTHON, "-c", "import av, numpy"])),
         ("djamms-edge analyze --help", _process([EDGE, "analyze", "--help"])),
         *((f"djamms-edge {command} --help", _process([EDGE, command, "--help"])) for command in COMMANDS),
     ]
@@ -174,6 +175,7 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
     call, alone = figures["djamms-edge analyze FILE"][0], figures["analyze(FILE) in a warm process"][0]
     bare, no_site = figures["python -c pass"][0], figures["python -S -c pass"][0]
     imports = figures["djamms-edge analyze --help"][0] - bare
+    libraries = figures["python -c 'import av, numpy'"][0] - bare
     print(f"bench/cli_start.py: {path.name}, {rounds} rounds side by side; load average {load_before} before,"
           f" {load_after} after (2 cores)\n")
     print(f"{'':44} {'wall s':>8} {'CPU s':>8}")
@@ -182,10 +184,15 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
     print(f"\none-file CLI call {call:.3f} s, the analysis itself {alone:.3f} s: {call - alone:.3f} s above it"
           f" (target <= 0.3 s), made of:")
     print(f"  interpreter start            {bare:.3f} s (of it site and the venv's .pth files {bare - no_site:.3f} s)")
-    print(f"  the analyze command's imports {imports:.3f} s (djamms-edge analyze --help minus python -c pass)")
-    print(f"  first analysis in a process   {first_extra:+.3f} s (it calibrates; median of {len(firsts)} processes)")
+    print(f"  the analyze command's imports {imports:.3f} s (analyze --help minus python -c pass), of which")
+    print(f"    PyAV and numpy              {libraries:.3f} s (python -c 'import av, numpy' minus python -c pass)")
+    print(f"    everything else             {imports - libraries:.3f} s")
+    print(f"  first analysis in a process   {first_extra:+.3f} s (one-time work; median of {len(firsts)} processes)")
+    (call_cpu, alone_cpu) = figures["djamms-edge analyze FILE"][1], figures["analyze(FILE) in a warm process"][1]
+    print(f"  (in CPU seconds, less hit by the machine's load: {call_cpu:.3f} against {alone_cpu:.3f},"
+          f" {call_cpu - alone_cpu:.3f} above)")
     rest = call - alone - bare - imports - first_extra
-    print(f"  config, asyncio.run, output   {rest:+.3f} s (what is left)")
+    print(f"  config, asyncio.run, output   {rest:+.3f} s (what is left; noise too)")
     if baseline:
         before = figures["baseline: djamms-edge analyze FILE"][0]
         print(f"the baseline's call {before:.3f} s: {before - alone:.3f} s above the analysis; this one"
