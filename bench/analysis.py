@@ -13,9 +13,15 @@ Truth: realStartOffset 1.5 s, realEndOffset 228.0 s (the -60 dBFS point lies ~20
 (a) the reference's command, adapted only as ffmpeg 5 requires (``pkt_pts_time`` is now ``pts_time``);
     its answer is the last number it prints, as the reference took it;
 (b) a full decode of the audio stream: ``ffmpeg -i FILE -vn -f null -``;
-(c) ours: ``analyze()`` (head + tail windows), and for information the idle-night full pass.
+(c) ours: ``analyze()`` (head + tail windows decoded in this process), and for information the idle-night
+    full pass (which adds an ffmpeg EBU R128 pass over everything).
 
-    .venv/bin/python bench/analysis.py [--runs 7] [--reference-runs 3] [--video PATH]
+    .venv/bin/python bench/analysis.py [--runs 7] [--reference-runs 3] [--reference-every 4] [--video PATH]
+
+The figures issue 14 asks for (about 4 minutes on a quiet 2-core machine, the first run also fetching
+and unpacking ~80 MB of Debian packages into var/bench-music):
+
+    .venv/bin/python bench/analysis.py --reference-every 8 --runs 5 --reference-runs 1
 """
 
 from __future__ import annotations
@@ -51,16 +57,17 @@ TRUE_START, TRUE_END = 1.5, 228.0
 Answer = tuple[float | None, float | None]
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def cpu_time() -> float:
+    """CPU used so far by this process (ours decodes here) and by the ffmpeg/ffprobe processes it waited for."""
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
 Job = Callable[[], Awaitable[Answer]]
 
 
 async def timed(rows: list[tuple[str, int, Job]]) -> list[tuple[str, int, float, float, Answer]]:
-    """Median wall and CPU time (of the ffmpeg processes) of each job, and its last answer.
+    """Median wall and CPU time (this process's and its ffmpeg processes') of each job, and its last answer.
 
     Jobs take turns, round after round, so a change in the machine's load hits them all alike."""
     walls: dict[str, list[float]] = {label: [] for label, _, _ in rows}
@@ -70,10 +77,10 @@ async def timed(rows: list[tuple[str, int, Job]]) -> list[tuple[str, int, float,
         for label, runs, job in rows:
             if round_number >= runs:
                 continue
-            started, cpu = time.perf_counter(), children_cpu()
+            started, cpu = time.perf_counter(), cpu_time()
             answers[label] = await job()
             walls[label].append(time.perf_counter() - started)
-            cpus[label].append(children_cpu() - cpu)
+            cpus[label].append(cpu_time() - cpu)
     return [
         (label, n, statistics.median(walls[label]), statistics.median(cpus[label]), answers[label])
         for label, n, _ in rows
@@ -136,7 +143,7 @@ async def bench(video: Path, runs: int, reference_runs: int) -> None:
     rows: list[tuple[str, int, Job]] = [
         ("(a) reference: ffprobe amovie+astats+silencedetect", reference_runs, reference),
         ("(b) full audio decode: ffmpeg -vn -f null -", runs, full_decode),
-        ("(c) ours: head 8 s + tail 15 s, one ffmpeg run", runs, ours),
+        ("(c) ours: head 8 s + tail 15 s, in-process", runs, ours),
         ("    ours --full (idle nights: + EBU R128 pass)", max(3, runs // 2), ours_full),
     ]
     results = await timed(rows)
@@ -154,7 +161,7 @@ async def bench(video: Path, runs: int, reference_runs: int) -> None:
         error = "-" if end is None else f"{end - TRUE_END:+.3f}s"
         print(f"{label:50} {median:7.3f}s {ratio:6.1f}x {cpu:7.3f}s {n:4d} {start_text:>7} {end_text:>8} {error:>9}")
     print()
-    print("wall and cpu are medians; cpu counts the ffmpeg/ffprobe processes.")
+    print("wall and cpu are medians; cpu counts this process (ours decodes in it) and the ffmpeg/ffprobe processes.")
     if reference_cut:
         print(f"(a) prints frame times, so its answer is the last frame ({results[0][4][1]:.3f} s), not where the")
         print(f"    silence begins; read properly, its -30 dB silencedetect would cut at {reference_cut[0]:.3f} s,")

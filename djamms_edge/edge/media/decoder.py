@@ -5,6 +5,8 @@ reads a byte (Debian's build loads ~150 shared libraries), as much as decoding 1
 The cue analysis decodes only a few seconds at each end of a track, so a process per track cost more
 than the decoding (bench/analysis.py measures both). Here the libraries load once per process.
 
+FFmpeg's own log stays off (PyAV's default): what failed is in the MediaError we raise.
+
 Safety, as in ``ffmpeg``: an input is ``file:/absolute/path`` or an http(s) URL (``MediaInput``), opened
 with the same protocol whitelist, so a playlist or a crafted name can never reach another protocol.
 Blocking work runs in a worker thread (``run``): it checks between packets whether its caller was
@@ -15,7 +17,6 @@ of its own at nice 19, which on Linux lowers that thread only (and its I/O prior
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import sys
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import av
 import av.container
@@ -77,7 +78,10 @@ def _lower_this_thread() -> None:
 
 
 async def run(job: Callable[[Stop], T], *, what: str, limit_seconds: float, low_priority: bool = False) -> T:
-    """``job(stop)`` in a worker thread; cancelling the caller stops it at its next ``stop.check()``."""
+    """``job(stop)`` in a worker thread; cancelling the caller stops it at its next ``stop.check()``.
+
+    A job stuck inside one blocking read (a stalled server) cannot check: the caller is answered at
+    its limit all the same, and the thread ends when the read times out (NETWORK_TIMEOUT_SECONDS)."""
     global _low_priority_worker
     executor = None
     if low_priority:
@@ -87,12 +91,22 @@ async def run(job: Callable[[Stop], T], *, what: str, limit_seconds: float, low_
     stop = Stop(what, limit_seconds)
     future = asyncio.get_running_loop().run_in_executor(executor, job, stop)
     try:
-        return await asyncio.shield(future)
+        return await asyncio.wait_for(asyncio.shield(future), limit_seconds + STOP_GRACE_SECONDS)
+    except TimeoutError:  # stuck past its own deadline check: inside a read
+        stop.cancel()
+        future.add_done_callback(_retrieve)
+        raise MediaError(f"{what}: decoding took longer than {limit_seconds:.0f}s and was stopped") from None
     except asyncio.CancelledError:
         stop.cancel()
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody awaits it now
+        future.add_done_callback(_retrieve)
         await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
         raise
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Nobody awaits a given-up job any more: take its outcome so asyncio does not log it as lost."""
+    if not done.cancelled():
+        done.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +267,3 @@ def _describe(exc: av.FFmpegError) -> str:
         return "not a readable media file"
     return exc.strerror or str(exc)
 
-
-with contextlib.suppress(AttributeError):  # quiet: our messages say what went wrong, once
-    av.logging.set_level(av.logging.ERROR)

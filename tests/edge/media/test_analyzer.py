@@ -7,11 +7,12 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from djamms_edge.edge.media import ffmpeg
+from djamms_edge.edge.media import decoder, ffmpeg
 from djamms_edge.edge.media.analyzer import analyze
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
@@ -198,3 +199,32 @@ def test_cli_reports_each_input_and_never_a_traceback(media_dir: Path, tmp_path:
     assert results[0]["realEndOffset"] == pytest.approx(18.0, abs=TOLERANCE)
     assert "error" in results[1] and "error" in results[2]
     assert not marker.exists()
+
+
+async def test_a_stalled_server_is_given_up_at_the_limit(server: MediaServer) -> None:
+    # The server sends half the file and then nothing: the decode is stuck inside one read, and still
+    # the caller is answered at its limit (plus the stop grace), not when the read would time out.
+    started = time.monotonic()
+    with pytest.raises(MediaError, match="took longer than 1s"):
+        await analyze(f"{server.url}/stall/long_fade_out.mp4", dataclasses.replace(WINDOWED, timeout_seconds=1.0))
+    assert time.monotonic() - started < 1.0 + 2 * decoder.STOP_GRACE_SECONDS
+
+
+async def test_a_cancelled_analysis_of_a_stalled_server_returns(server: MediaServer) -> None:
+    task = asyncio.create_task(analyze(f"{server.url}/stall/long_fade_out.mp4", WINDOWED))
+    await asyncio.wait_for(server.half_sent.wait(), 10)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 2 * decoder.STOP_GRACE_SECONDS
+
+
+async def test_idle_night_work_finds_the_same_cues(media_dir: Path) -> None:
+    # low_priority runs in the nice-19 worker thread (tests/edge/media/test_decoder.py checks its nice).
+    for name in ("hard_ending", "leading_silence"):
+        ours = await analyze(media_dir / f"{name}.m4a", WINDOWED, low_priority=True)
+        assert (ours.real_start_offset, ours.real_end_offset) == (
+            pytest.approx(TRUTHS[name].real_start, abs=HARD_TOLERANCE),
+            pytest.approx(TRUTHS[name].real_end, abs=HARD_TOLERANCE),
+        )
