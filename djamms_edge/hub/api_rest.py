@@ -138,10 +138,9 @@ async def player(request: web.Request) -> web.Response:
         return _reply(await service.release(who, venue_id, device_id, instance_id))
     user_agent = f.text("userAgent", required=False)
     report = device_report(f, user_agent or request.headers.get("User-Agent"))
-    if action == "register":
-        reply = await service.register(who, venue_id, device_id, user_agent, instance_id)
-    else:
-        reply = await service.heartbeat(who, venue_id, device_id, _play_position(f), instance_id)
+    if action == "heartbeat":
+        return _reply(await service.heartbeat(who, venue_id, device_id, _play_position(f), instance_id, report))
+    reply = await service.register(who, venue_id, device_id, user_agent, instance_id)
     # After the registry answered (so who may act for this player was checked): what the box says of itself.
     await service.store.record_device_report(venue_id, device_id, report, service.now_ms())
     return _reply(reply)
@@ -164,6 +163,7 @@ async def master(request: web.Request) -> web.Response:
     venue_id = venue_param(request)
     require_venue_member(principal_of(request), venue_id)
     service = request.app[SERVICE]
+    await service.liveness(venue_id)
     info = await service.store.current_master(venue_id)
     if info is None:
         return web.json_response({"master": None})
@@ -209,6 +209,7 @@ async def public_queue(request: web.Request) -> web.Response:
 async def full_queue(request: web.Request) -> web.Response:
     venue_id = venue_param(request)
     require_venue_member(principal_of(request), venue_id)
+    await request.app[SERVICE].liveness(venue_id)
     snapshot = await request.app[SERVICE].store.queue_snapshot(venue_id)
     return web.json_response(snapshot.to_json())
 

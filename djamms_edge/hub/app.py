@@ -50,10 +50,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     tasks.start(_housekeeping(service), "housekeeping")
     tasks.start(app[api_console.SCHEDULER].run(), "schedule")
     tasks.start(service.payments.run_refunds(), "refunds")
+    tasks.start(service.leases.run(), "heartbeat write-behind")
     try:
         yield
     finally:
         await tasks.close()
+        await service.leases.flush_quietly()  # a clean stop loses no beat
         await service.payments.close()
         await service.store.close()
 

@@ -60,6 +60,7 @@ async def venue_dashboard(service: HubService, venue_id: str) -> Json:
     store = service.store
     venue = await require_venue(store, venue_id)
     now_ms = service.now_ms()
+    await service.liveness(venue_id)
     master = await store.current_master(venue_id)
     boxes = [box_json(d, master, now_ms, service.timings.stale_ms) for d in await store.list_devices(venue_id)]
     since = start_of_day_ms(now_ms, venue.timezone)

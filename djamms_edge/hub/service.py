@@ -29,12 +29,14 @@ from djamms_edge.hub.auth import (
 )
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.leases import LeaseTable
 from djamms_edge.hub.mailer import Mailer
 from djamms_edge.hub.payments.flow import PaymentFlow, provider_from_config
 from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds, song_refusal
 from djamms_edge.hub.store.base import (
     Analysis,
     DeviceError,
+    DeviceReport,
     HubStore,
     InvalidMagicLink,
     Json,
@@ -125,6 +127,7 @@ class HubService:
                                                        lim.patron_window_s)
         self.payments = PaymentFlow(config.payments, store, self.rules_for, self.now_ms,
                                     provider_from_config(config.payments))
+        self.leases = LeaseTable(store, self.timings, self.now_ms)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -185,19 +188,39 @@ class HubService:
     async def register(self, who: Principal | None, venue_id: str, device_id: str, user_agent: str,
                        instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
+        await self._registry_barrier(venue_id)
         answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings,
                                                   instance_id)
+        self.leases.invalidate(venue_id)
         if answer.status == "registered":
             log.info("venue %s: device %s is master (epoch %d)", venue_id, device_id, answer.epoch)
         await self._second_process(answer, venue_id, device_id, instance_id)
         return Reply(200, answer.to_json(), self._player_rules())
 
     async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str,
-                        position: PlayPosition | None = None, instance_id: str | None = None) -> Reply:
+                        position: PlayPosition | None = None, instance_id: str | None = None,
+                        report: DeviceReport | None = None) -> Reply:
+        """From the lease table when it may answer (hub/leases.py: what the beat says is written behind);
+        else from the store, with the box's ``report`` recorded at once."""
         require_player(who, venue_id, device_id)
-        answer = await self.store.heartbeat(venue_id, device_id, self.now_ms(), self.timings, position, instance_id)
-        await self._second_process(answer, venue_id, device_id, instance_id)
+        now_ms = self.now_ms()
+        answer = self.leases.answer(venue_id, device_id, instance_id, position, report, now_ms)
+        if answer is None:
+            answer = await self.leases.beat_through_store(venue_id, device_id, now_ms, position, instance_id)
+            await self._second_process(answer, venue_id, device_id, instance_id)
+            if report is not None:  # after the registry answered, so who may act for this player was checked
+                await self.store.record_device_report(venue_id, device_id, report, now_ms)
         return Reply(200, answer.to_json(), self._player_rules())
+
+    async def _registry_barrier(self, venue_id: str) -> None:
+        """Before a registry decision here: what beats answered from memory said is in the store, and the
+        venue's leases answer no beat until the store has answered one again."""
+        self.leases.invalidate(venue_id)
+        await self.leases.flush_quietly(venue_id)
+
+    async def liveness(self, venue_id: str) -> None:
+        """Before reading what beats wrote (a master's last beat and position, boxes' reports): flush them."""
+        await self.leases.flush_quietly(venue_id)
 
     async def _second_process(self, answer: RegistryAnswer, venue_id: str, device_id: str,
                               instance_id: str | None) -> None:
@@ -223,7 +246,9 @@ class HubService:
     async def release(self, who: Principal | None, venue_id: str, device_id: str,
                       instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
+        await self._registry_barrier(venue_id)
         answer = await self.store.release_player(venue_id, device_id, self.now_ms(), self.timings, instance_id)
+        self.leases.invalidate(venue_id)
         if answer.status == "released":
             log.info("venue %s: device %s released the master lease (epoch %d)", venue_id, device_id, answer.epoch)
         await self._second_process(answer, venue_id, device_id, instance_id)
@@ -366,6 +391,7 @@ class HubService:
     async def public_queue(self, venue_id: str, limit: int, mine: str | None = None) -> Json:
         """What a phone may see: no requester or request ids, each entry with its estimated start.
         The entry of request ``mine`` (an id the patron holds already) is marked ``"mine": true``."""
+        await self.liveness(venue_id)
         snap = await self.store.queue_snapshot(venue_id)
         entries = [*snap.priority, *snap.main][:limit]
         playing = snap.now_playing
@@ -398,15 +424,18 @@ class HubService:
 
     async def advance(self, who: Principal | None, write: MasterWrite, finished_entry_id: str | None) -> WriteResult:
         require_player(who, write.venue_id, write.device_id)
+        await self.liveness(write.venue_id)
         return await self.store.advance_queue(write, finished_entry_id, self.now_ms())
 
     async def now_playing(self, who: Principal | None, write: MasterWrite, entry_id: str | None,
                           song: Song | None) -> WriteResult:
         require_player(who, write.venue_id, write.device_id)
+        await self.liveness(write.venue_id)
         return await self.store.set_now_playing(write, entry_id, song, self.now_ms())
 
     async def played(self, who: Principal | None, write: MasterWrite, report: PlayReport) -> WriteResult:
         require_player(who, write.venue_id, write.device_id)
+        await self.liveness(write.venue_id)
         return await self.store.report_played(write, report, self.now_ms())
 
 

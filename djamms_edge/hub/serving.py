@@ -39,6 +39,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from djamms_edge.hub import descriptors
 from djamms_edge.hub.config import ConnectionsConfig
 from djamms_edge.hub.deadlines import Deadline, Deadlines
 
@@ -344,6 +345,7 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
         site = GuardedSite(runner, host, port)
         await site.start()
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
-        await stop.wait()
+        async with descriptors.watching(runner.guard):  # uvloop hides failed accepts: probe instead
+            await stop.wait()
     finally:
         await runner.cleanup()

@@ -10,6 +10,7 @@ protocol. Clocks are passed in (``now_ms``) so rules are testable.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -473,6 +474,22 @@ class DeviceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Liveness:
+    """What beats answered from the hub's memory said (hub/leases.py), written behind them: the newest beat
+    time, position and report. Written only to the row still active at ``epoch`` for this process."""
+
+    venue_id: str
+    device_id: str
+    epoch: int
+    instance_id: str | None
+    beat_ms: int
+    position: PlayPosition | None = None
+    position_ms: int | None = None
+    report: DeviceReport | None = None
+    report_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRecord:
     """A box known at a venue: its credential state and its last report."""
 
@@ -701,6 +718,11 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         Take the event *before* reading changes, then await it: nothing is missed."""
         ...
 
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(venue_id)`` at each committed change of a venue announced to this process (by any
+        instance), and ``listener(None)`` when announcements may have been lost (a listener reconnected)."""
+        ...
+
     def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
         """A per-key budget named ``scope``, shared by every hub process using this store."""
         ...
@@ -794,6 +816,12 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         """The device ends its lease (graceful stop): ``released``, or ``not_found`` if it holds none. Another
         process than the holding one is refused while the holder beats (``rules.decide_release``): conflict,
         second_process, the lease untouched."""
+
+    async def write_liveness(self, beats: Sequence[Liveness], timings: RegistryTimings) -> list[bool]:
+        """Each beat's liveness, in one transaction, to its device's row if still active at its epoch, unexpired
+        at ``beat_ms`` and not held by another process (never moving a time or position backwards), and its
+        report; per beat whether the row matched. Not durable, like a heartbeat."""
+        ...
 
     async def current_master(self, venue_id: str) -> MasterInfo | None: ...
 

@@ -59,6 +59,7 @@ from djamms_edge.hub.store.base import (
     DeviceReport,
     InvalidMagicLink,
     Json,
+    Liveness,
     MarkKind,
     MasterInfo,
     MasterWrite,
@@ -152,6 +153,29 @@ OUTAGE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg
                  asyncpg.ReadOnlySQLTransactionError, asyncpg.OperatorInterventionError)
 
 
+REPORT_UPSERT = (
+    "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
+    " reported_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+    " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
+    " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
+    " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms"
+)
+# A beat answered from memory, written behind it (see sqlite.LIVENESS_UPDATE): $1 beat, $2 expire_ms, $3 venue,
+# $4 device, $5 epoch, $6 instance, $7 entry, $8 seconds, $9 position time.
+_NEWER_POSITION = "$9::bigint IS NOT NULL AND $9 >= coalesce(position_at_ms, 0)"
+LIVENESS_UPDATE = (
+    "UPDATE players SET last_heartbeat_ms = greatest(last_heartbeat_ms, $1),"
+    " expires_at_ms = greatest(expires_at_ms, $1 + $2),"
+    f" position_entry_id = CASE WHEN {_NEWER_POSITION} THEN $7 ELSE position_entry_id END,"
+    f" position_s = CASE WHEN {_NEWER_POSITION} THEN $8 ELSE position_s END,"
+    f" position_at_ms = CASE WHEN {_NEWER_POSITION} THEN $9 ELSE position_at_ms END,"
+    " instance_id = coalesce(instance_id, $6)"
+    " WHERE venue_id = $3 AND device_id = $4 AND status = 'active' AND epoch = $5"
+    " AND expires_at_ms >= $1 AND ($6::text IS NULL OR instance_id IS NULL OR instance_id = $6)"
+    " RETURNING 1"
+)
+
+
 class UnstorableValue(StoreError):
     """Client text PostgreSQL cannot hold (NUL, an unpaired surrogate); refused, never a 500."""
 
@@ -174,6 +198,7 @@ class PostgresStore(PgPayments, PgExecutions):
         self._pool_max = pool_max
         self._pool: Any = None
         self._events: dict[str, asyncio.Event] = {}
+        self._change_listeners: list[Callable[[str | None], None]] = []
         self._listener = ChangeListener(url, self._notify, self._notify_all)
         self._outage: str | None = None  # why, while it lasts: logged once when it starts and once when it ends
 
@@ -209,12 +234,19 @@ class PostgresStore(PgPayments, PgExecutions):
             event = self._events[venue_id] = asyncio.Event()
         return event
 
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
+        self._change_listeners.append(listener)
+
     def _notify(self, venue_id: str) -> None:
+        for listener in self._change_listeners:
+            listener(venue_id)
         event = self._events.pop(venue_id, None)
         if event is not None:
             event.set()
 
     def _notify_all(self) -> None:
+        for listener in self._change_listeners:
+            listener(None)
         events, self._events = self._events, {}
         for event in events.values():
             event.set()
@@ -393,14 +425,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
     async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
         async def statement(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
-                " reported_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-                " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
-                " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
-                " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms",
-                venue_id, device_id, *report_columns(report), now_ms,
-            )
+            await conn.execute(REPORT_UPSERT, venue_id, device_id, *report_columns(report), now_ms)
 
         await self._one(statement)
 
@@ -606,6 +631,23 @@ class PostgresStore(PgPayments, PgExecutions):
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
         return await self._one(lambda conn: _active_master(conn, venue_id))
+
+    async def write_liveness(self, beats: Sequence[Liveness], timings: RegistryTimings) -> list[bool]:
+        async def tx(conn: Conn) -> list[bool]:
+            matched = []
+            for beat in beats:
+                position = beat.position
+                matched.append(await conn.fetchval(
+                    LIVENESS_UPDATE, beat.beat_ms, timings.expire_ms, beat.venue_id, beat.device_id, beat.epoch,
+                    beat.instance_id, position and position.entry_id, position and position.seconds,
+                    beat.position_ms if position else None,
+                ) is not None)
+                if beat.report is not None:
+                    await conn.execute(REPORT_UPSERT, beat.venue_id, beat.device_id, *report_columns(beat.report),
+                                       beat.report_ms or beat.beat_ms)
+            return matched
+
+        return await self._tx(tx)
 
     # --- paid requests ---------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from djamms_edge.hub.store.base import (
     DeviceReport,
     InvalidMagicLink,
     Json,
+    Liveness,
     MarkKind,
     MasterInfo,
     MasterWrite,
@@ -144,6 +145,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
         self._db = Database(path, migrations, synchronous="FULL")
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
+        self._change_listeners: list[Callable[[str | None], None]] = []
         self._pending: list[_Pending] = []
         self._trouble: str | None = None  # the last write's store error, until a write succeeds
         self._batch_lock = asyncio.Lock()
@@ -217,7 +219,12 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             event = self._events[venue_id] = asyncio.Event()
         return event
 
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
+        self._change_listeners.append(listener)
+
     def _notify(self, venue_id: str) -> None:
+        for listener in self._change_listeners:
+            listener(venue_id)
         event = self._events.pop(venue_id, None)
         if event is not None:
             event.set()
@@ -345,18 +352,8 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
         return revoked
 
     async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
-        def tx(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
-                " reported_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
-                " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
-                " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms",
-                (venue_id, device_id, *report_columns(report), now_ms, now_ms),
-            )
-
         # Not durable, like the heartbeat that carries it: the next one says the same.
-        await self._write(tx, durable=False)
+        await self._write(lambda conn: _record_report(conn, venue_id, device_id, report, now_ms), durable=False)
 
     async def list_devices(self, venue_id: str) -> list[DeviceRecord]:
         def read(conn: sqlite3.Connection) -> list[DeviceRecord]:
@@ -550,6 +547,23 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
         return await self._read(lambda conn: _active_master(conn, venue_id))
+
+    async def write_liveness(self, beats: Sequence[Liveness], timings: RegistryTimings) -> list[bool]:
+        def tx(conn: sqlite3.Connection) -> list[bool]:
+            matched = []
+            for beat in beats:
+                position = beat.position
+                matched.append(conn.execute(LIVENESS_UPDATE, {
+                    "beat": beat.beat_ms, "expire": timings.expire_ms, "venue": beat.venue_id,
+                    "device": beat.device_id, "epoch": beat.epoch, "instance": beat.instance_id,
+                    "entry": position and position.entry_id, "seconds": position and position.seconds,
+                    "at": beat.position_ms if position else None,
+                }).fetchone() is not None)
+                if beat.report is not None:
+                    _record_report(conn, beat.venue_id, beat.device_id, beat.report, beat.report_ms or beat.beat_ms)
+            return matched
+
+        return await self._write(tx, durable=False)  # liveness: a power cut costs a few seconds of it
 
     # --- paid requests ---------------------------------------------------------------------------
 
@@ -1286,6 +1300,35 @@ def _require_venue(conn: sqlite3.Connection, venue_id: str) -> sqlite3.Row:
     if row is None:
         raise UnknownVenue(f"unknown venue {venue_id!r}")
     return row
+
+
+# A beat answered from memory, written behind it: only to the row still active at the epoch it was answered
+# with, for the same process; times and position never move backwards (another instance may have written
+# a newer beat meanwhile).
+_NEWER_POSITION = ":at IS NOT NULL AND :at >= coalesce(position_at_ms, 0)"
+LIVENESS_UPDATE = (
+    "UPDATE players SET last_heartbeat_ms = max(last_heartbeat_ms, :beat),"
+    " expires_at_ms = max(expires_at_ms, :beat + :expire),"
+    f" position_entry_id = CASE WHEN {_NEWER_POSITION} THEN :entry ELSE position_entry_id END,"
+    f" position_s = CASE WHEN {_NEWER_POSITION} THEN :seconds ELSE position_s END,"
+    f" position_at_ms = CASE WHEN {_NEWER_POSITION} THEN :at ELSE position_at_ms END,"
+    " instance_id = coalesce(instance_id, :instance)"
+    " WHERE venue_id = :venue AND device_id = :device AND status = 'active' AND epoch = :epoch"
+    " AND expires_at_ms >= :beat AND (:instance IS NULL OR instance_id IS NULL OR instance_id = :instance)"
+    " RETURNING 1"
+)
+
+
+def _record_report(conn: sqlite3.Connection, venue_id: str, device_id: str, report: DeviceReport,
+                   now_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
+        " reported_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (venue_id, device_id) DO UPDATE SET software_version = excluded.software_version,"
+        " user_agent = excluded.user_agent, now_playing = excluded.now_playing,"
+        " problems = excluded.problems, reported_at_ms = excluded.reported_at_ms",
+        (venue_id, device_id, *report_columns(report), now_ms, now_ms),
+    )
 
 
 def _venue_epoch(conn: sqlite3.Connection, venue_id: str) -> int:
