@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from djamms_edge.hub.config import StoreConfig
+from tests.edge.sync.test_daemons import CuttableProxy
 from tests.hub_pg.conftest import SERVINGS, VENUE, Serving, TwoHubs, hub_config, running_two_hubs
 from tests.hub_pg.test_two_instances import post
 
@@ -56,62 +57,16 @@ async def test_a_release_at_one_instance_ends_the_answers_from_memory_at_the_oth
         assert (answer["status"], answer["epoch"]) == ("not_found", 2)
 
 
-class CuttableProxy:
-    """A TCP relay to PostgreSQL that the test can cut (every connection closed, new ones refused) and mend:
-    one instance loses its database while the other keeps it."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-
-@asynccontextmanager
-async def proxied(pg_url: str) -> AsyncIterator[tuple[CuttableProxy, str]]:
+@contextmanager
+def relayed(pg_url: str) -> Iterator[tuple[CuttableProxy, str]]:
+    """``pg_url`` through a relay the test can cut and heal: one instance loses its database, the other not."""
     parts = urlsplit(pg_url)
-    assert parts.hostname is not None and parts.port is not None
-    proxy = CuttableProxy(parts.hostname, parts.port)
-    await proxy.start()
-    netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+    assert parts.hostname == "127.0.0.1" and parts.port is not None
+    proxy = CuttableProxy(parts.port)
     try:
-        yield proxy, urlunsplit(parts._replace(netloc=netloc))
+        yield proxy, urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"))
     finally:
-        if proxy._server is not None:
-            await proxy.cut()
+        proxy.close()
 
 
 @SERVINGS
@@ -121,15 +76,14 @@ async def test_an_instance_that_cannot_write_stops_answering_from_memory_before_
     """Instance 0 reaches PostgreSQL through a relay that is cut; instance 1 keeps it. Every "updated" that
     instance 0 gives while its flushes fail comes before instance 1 could elect anyone (stale_after 2 s)."""
     config = hub_config(pg_url, stale_after_s=2.0)
-    async with proxied(pg_url) as (proxy, relayed_url), AsyncExitStack() as stack:
-        relayed = dataclasses.replace(config, store=StoreConfig(url=relayed_url))
-        cut_side = await stack.enter_async_context(serving(relayed, tmp_path))
-        async with running_two_hubs(serving, config, tmp_path) as hubs:
+    with relayed(pg_url) as (proxy, relayed_url):
+        cut_config = dataclasses.replace(config, store=StoreConfig(url=relayed_url))
+        async with serving(cut_config, tmp_path) as cut_side, running_two_hubs(serving, config, tmp_path) as hubs:
             hubs = dataclasses.replace(hubs, urls=(cut_side, hubs.urls[1]))
             assert (await player(hubs, 0, "register", "box-old"))[1]["status"] == "registered"
             assert (await player(hubs, 0, "heartbeat", "box-old"))[1]["status"] == "updated"
             await asyncio.sleep(0.5)  # a flush or two get through
-            await proxy.cut()
+            proxy.cut()
             cut_at = time.monotonic()
             answers: list[tuple[float, int, str | None]] = []
 
@@ -148,7 +102,7 @@ async def test_an_instance_that_cannot_write_stops_answering_from_memory_before_
                 assert time.monotonic() < cut_at + 5.0, taken
                 await asyncio.sleep(0.05)
             await beating
-            await proxy.start()  # the relay mends: instance 0 reaches the database again
+            proxy.heal()  # instance 0 reaches the database again
             deadline = time.monotonic() + 10
             while (await player(hubs, 0, "heartbeat", "box-old"))[0] == 503:
                 assert time.monotonic() < deadline
