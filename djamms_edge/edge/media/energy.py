@@ -79,6 +79,12 @@ def mean_square(samples: np.ndarray, size: int) -> np.ndarray:
     return np.maximum((sums[size:] - sums[:-size]) / size, 0.0)  # cumsum rounding may dip under 0
 
 
+# The energy is computed this much at a time: ~100 bytes a sample while it runs, so a tail widened to
+# ten minutes never needs a gigabyte. Each piece starts early enough (``_settling``) that its filters
+# have forgotten their zero start by the piece's own first sample: the result is the same.
+SEGMENT_SECONDS = 30.0
+
+
 def silences(
     samples: np.ndarray,
     rate: float,
@@ -90,20 +96,31 @@ def silences(
 ) -> list[Silence]:
     """Runs of at least ``min_silence_seconds`` whose 10 ms RMS level is under ``threshold_db`` (dBFS), in
     seconds from the first sample; a silence still going at the last sample has no end (None)."""
-    signal = np.asarray(samples, dtype=np.float64)
+    signal = samples[::-1] if backwards else samples
+    size = max(1, round(rate * ENERGY_WINDOW_SECONDS))
+    segment = max(1, round(SEGMENT_SECONDS * rate))
+    settling = round(_settling(highpass_hz) * rate)
+    quiet = np.zeros(len(signal) + 2, dtype=bool)  # with a loud sample before and after: runs have both edges
+    for first in range(0, len(signal), segment):
+        lead = max(0, first - settling)
+        piece = np.asarray(signal[lead : first + segment], dtype=np.float64)
+        if highpass_hz > 0:
+            piece = highpass(piece, rate, highpass_hz)
+        energy = mean_square(piece, size)[first - lead :]
+        quiet[1 + first : 1 + first + len(energy)] = energy < 10 ** (threshold_db / 10)
     if backwards:
-        signal = signal[::-1].copy()
-    if highpass_hz > 0 and len(signal):
-        signal = highpass(signal, rate, highpass_hz)
-    energy = mean_square(signal, max(1, round(rate * ENERGY_WINDOW_SECONDS)))
-    if backwards:
-        energy = energy[::-1]
-    quiet = np.concatenate(([False], energy < 10 ** (threshold_db / 10), [False]))
+        quiet = quiet[::-1]
     edges = np.flatnonzero(quiet[1:] != quiet[:-1])
     starts, ends = edges[0::2], edges[1::2]
     shortest = math.ceil(min_silence_seconds * rate - 1e-9)
     return [
-        Silence(start / rate, None if end == len(energy) else end / rate)
+        Silence(start / rate, None if end == len(signal) else end / rate)
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
         if end - start >= shortest
     ]
+
+
+def _settling(highpass_hz: float) -> float:
+    """Seconds after which the filters' zero start no longer shows: the box's window, and the high-pass's
+    ringing decayed under 1e-12 (28 time constants of its poles, τ = √2 / (2π f))."""
+    return ENERGY_WINDOW_SECONDS + (28 * math.sqrt(2) / (2 * math.pi * highpass_hz) if highpass_hz > 0 else 0.0)

@@ -65,6 +65,21 @@ def test_each_sample_is_where_the_window_says(ramps: dict[str, Path], fmt: str, 
         assert np.abs(pcm.samples - times / 32).max() <= PRECISION.get(fmt, 1e-6)
 
 
+@pytest.mark.parametrize("fmt", ["s16.flac", "f32.wav"])
+def test_small_batches_read_the_same_samples(
+    ramps: dict[str, Path], fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Frames are downmixed and thinned in batches (bounded memory for a long window): the batch size
+    # must not show, neither in the trimming nor in every-3rd-sample's phase.
+    seeks = {"head": Seek(length=8.0), "middle": Seek(start=12.5, length=3.0), "tail": Seek(last=10.0)}
+    whole, _ = _read(ramps[fmt], seeks, 8000.0)
+    monkeypatch.setattr(decoder, "BATCH_SAMPLES", 1000)
+    batched, _ = _read(ramps[fmt], seeks, 8000.0)
+    for name, pcm in whole.items():
+        assert (batched[name].start, batched[name].rate) == (pcm.start, pcm.rate)
+        assert np.array_equal(batched[name].samples, pcm.samples)
+
+
 def test_windows_that_overlap_are_one_decode_cut_twice(ramps: dict[str, Path]) -> None:
     windows, _ = _read(ramps["f32.wav"], {"head": Seek(length=8.0), "tail": Seek(last=40.0)})
     assert (windows["head"].start, windows["head"].end) == (0.0, 8.0)

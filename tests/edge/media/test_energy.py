@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from djamms_edge.edge.media import energy
 from djamms_edge.edge.media.energy import _one_pole, highpass, mean_square, silences
 from djamms_edge.edge.media.ffparse import Silence
 from tests.edge.media.rms_reference import tool
@@ -119,3 +120,22 @@ def test_rumble_under_the_high_pass_is_not_sound(highpass_hz: float, silent_from
                      highpass_hz=highpass_hz, backwards=True)  # fmt: skip
     assert found[-1].end is None
     assert found[-1].start == pytest.approx(silent_from, abs=0.02)
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("highpass_hz", [80.0, 5.0, 0.0])
+def test_long_windows_computed_in_pieces_find_the_same_silences(
+    backwards: bool, highpass_hz: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2 minutes of bursts, quiet stretches and pauses of every length, read at once and in 7 s pieces.
+    rng = np.random.default_rng(3)
+    parts = [(float(rng.uniform(0.05, 3.0)), float(rng.choice([-20.0, -50.0, -70.0, SILENT]))) for _ in range(80)]
+    samples = _signal(*parts).astype(np.float32)
+    monkeypatch.setattr(energy, "SEGMENT_SECONDS", 1e6)
+    whole = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
+                     highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
+    monkeypatch.setattr(energy, "SEGMENT_SECONDS", 7.0)
+    pieces = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
+                      highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
+    assert len(whole) > 10
+    assert pieces == whole
