@@ -63,6 +63,10 @@ class RegistryConfig:
     instance_grace_s: float = setting(
         15.0, doc="another process with the lease holder's device token is refused while the holder beat within "
         "this long (a copied token); after it, a restarted daemon takes its lease back", check=at_least(0))
+    require_instance_id: bool = setting(
+        False, doc="refuse heartbeats and releases that name no process (instanceId): every process is then "
+        "checked for a copied token. Register hands each process an instanceId to echo; turn this on once every "
+        "player sends it back (older clients that do not stop working)")
 
 
 @dataclass(frozen=True)

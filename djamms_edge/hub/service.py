@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import secrets
 import smtplib
 import time
 import uuid
@@ -70,6 +71,7 @@ Clock = Callable[[], float]  # seconds since the epoch
 LINK_SECRET = re.compile(r"^[0-9a-f]{64}$")
 URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
 MAGIC_LINK_SENT = "Magic link sent to your email"
+HUB_NAMED = "hub-"  # how instance ids the hub gives processes that name none begin
 PRIVATE_ENTRY_FIELDS = frozenset({"requestId", "requesterId", "paidCredit"})
 
 
@@ -187,15 +189,29 @@ class HubService:
 
     async def register(self, who: Principal | None, venue_id: str, device_id: str, user_agent: str,
                        instance_id: str | None = None) -> Reply:
+        """The reference's register; the answer also names the asking process (``instanceId``) for it to echo.
+
+        A process that names none (a browser player, an older edge) is named here and checked like any other
+        against the holder's process. Its lease stays unnamed until it echoes the name in a heartbeat (a client
+        that never does, an older one, keeps working unchecked), unless ``require_instance_id``."""
         require_player(who, venue_id, device_id)
+        named_here = instance_id is None
+        asking = instance_id or HUB_NAMED + secrets.token_hex(8)
         await self._registry_barrier(venue_id)
-        answer = await self.store.register_player(venue_id, device_id, user_agent, self.now_ms(), self.timings,
-                                                  instance_id)
+        answer = await self.store.register_player(
+            venue_id, device_id, user_agent, self.now_ms(), self.timings, asking,
+            name_unnamed_lease=not named_here or self.config.registry.require_instance_id)
         self.leases.invalidate(venue_id)
         if answer.status == "registered":
             log.info("venue %s: device %s is master (epoch %d)", venue_id, device_id, answer.epoch)
-        await self._second_process(answer, venue_id, device_id, instance_id)
-        return Reply(200, answer.to_json(), self._player_rules())
+        await self._second_process(answer, venue_id, device_id, asking)
+        return Reply(200, {**answer.to_json(), "instanceId": asking}, self._player_rules())
+
+    def _named(self, instance_id: str | None) -> None:
+        """With ``hub.registry.require_instance_id``, a heartbeat or release must name its process."""
+        if instance_id is None and self.config.registry.require_instance_id:
+            raise ApiError(400, "required: send the instanceId your register answer named "
+                           "(hub.registry.require_instance_id)", "instanceId")
 
     async def heartbeat(self, who: Principal | None, venue_id: str, device_id: str,
                         position: PlayPosition | None = None, instance_id: str | None = None,
@@ -203,6 +219,7 @@ class HubService:
         """From the lease table when it may answer (hub/leases.py: what the beat says is written behind);
         else from the store, with the box's ``report`` recorded at once."""
         require_player(who, venue_id, device_id)
+        self._named(instance_id)
         now_ms = self.now_ms()
         answer = self.leases.answer(venue_id, device_id, instance_id, position, report, now_ms)
         if answer is None:
@@ -228,10 +245,15 @@ class HubService:
         if not answer.second_process or instance_id is None:
             return
         now_ms = self.now_ms()
-        message = (f"a second process (instance {instance_id}) used this device's token while the box held the "
-                   "lease; it was refused. A copied token? Revoke and re-issue the device token.")
-        result = await self.store.report_device_error(
-            DeviceError(venue_id, device_id, f"second-process:{instance_id}", message, None, now_ms), now_ms)
+        if instance_id.startswith(HUB_NAMED):  # named afresh at each register: one error an hour, not one a try
+            key = f"second-process:unnamed:{now_ms // 3_600_000}"
+            who = "a process that names no instance (a browser player or an older edge)"
+        else:
+            key, who = f"second-process:{instance_id}", f"a second process (instance {instance_id})"
+        message = (f"{who} used this device's token while the box held the lease; it was refused. A copied token? "
+                   "Revoke and re-issue the device token.")
+        result = await self.store.report_device_error(DeviceError(venue_id, device_id, key, message, None, now_ms),
+                                                      now_ms)
         if not result.replayed:
             log.warning("venue %s: refused a second process (instance %s) of device %s", venue_id, instance_id,
                         device_id)
@@ -246,6 +268,7 @@ class HubService:
     async def release(self, who: Principal | None, venue_id: str, device_id: str,
                       instance_id: str | None = None) -> Reply:
         require_player(who, venue_id, device_id)
+        self._named(instance_id)
         await self._registry_barrier(venue_id)
         answer = await self.store.release_player(venue_id, device_id, self.now_ms(), self.timings, instance_id)
         self.leases.invalidate(venue_id)

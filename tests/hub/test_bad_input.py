@@ -157,8 +157,9 @@ async def test_a_plain_get_on_the_feed_says_it_wants_a_websocket(hub: Hub) -> No
 # Each endpoint with a valid body; every field of it is then replaced by each hostile value.
 TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"/api/v1/venues/{VENUE}/requests", {"song": SONG, "paymentId": "pi_1", "requesterId": "u"}),
-    ("POST", f"/api/v1/venues/{VENUE}/players/register", {"deviceId": "box-a", "userAgent": "ua"}),
-    ("POST", f"/api/v1/venues/{VENUE}/players/heartbeat", {"deviceId": "box-a",
+    ("POST", f"/api/v1/venues/{VENUE}/players/register", {"deviceId": "box-a", "userAgent": "ua",
+                                                            "instanceId": "proc-1"}),
+    ("POST", f"/api/v1/venues/{VENUE}/players/heartbeat", {"deviceId": "box-a", "instanceId": "proc-1",
                                                              "position": {"entryId": "e-1", "seconds": 1.5}}),
     ("POST", f"/api/v1/venues/{VENUE}/queue/advance", {"deviceId": "box-a", "epoch": 1, "finishedEntryId": "e-1"}),
     ("POST", f"/api/v1/venues/{VENUE}/now-playing", {"deviceId": "box-a", "epoch": 1, "song": SONG}),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from typing import Any
 
 from djamms_edge.edge.sync.hub_client import HubClient
 from djamms_edge.edge.sync.lease import Granted, HeartbeatOk
-from tests.hub.conftest import Hub
+from djamms_edge.hub.config import RegistryConfig
+from tests.hub.conftest import Hub, HubFactory, hub_config
 
 
 async def register(hub: Hub, venue: str, device: str, ua: str = "edge/1") -> tuple[int, dict]:
@@ -214,3 +217,75 @@ async def test_a_restarted_process_may_release_the_lease_of_a_holder_gone_quiet(
     hub.clock.advance(16)  # the old process crashed: no beat for longer than the grace
     _, released = await hub.call("POST", players + "/release", {"deviceId": "box-a", "instanceId": "proc-new"}, token)
     assert released == {"status": "released", "epoch": 1}
+
+
+async def test_a_process_that_names_none_is_named_by_the_hub_and_checked_once_it_echoes(hub: Hub) -> None:
+    """Browser players and older edges send no instanceId. The register answer names the process; a client that
+    echoes the name is checked like an edge: a second copy of it is refused and staff are told once."""
+    venue = await hub.venue()
+    players, staff = f"/api/v1/venues/{venue}/players", hub.staff(venue)  # a browser player, on a staff token
+    _, first = await hub.call("POST", players + "/register", {"deviceId": "browser-1", "userAgent": "Mozilla/5.0"},
+                              staff)
+    assert first["status"] == "registered" and re.fullmatch(r"hub-[0-9a-f]{16}", first["instanceId"])
+    mine = {"deviceId": "browser-1", "instanceId": first["instanceId"]}
+    assert (await hub.call("POST", players + "/heartbeat", mine, staff))[1]["status"] == "updated"
+    for _ in range(3):  # the same player opened in a second browser while the first plays
+        _, copy = await hub.call("POST", players + "/register", {"deviceId": "browser-1"}, staff)
+        assert (copy["status"], copy["reason"], copy["currentMaster"]["deviceId"]) == (
+            "conflict", "second_process", "browser-1")
+        assert copy["instanceId"] not in (first["instanceId"], None)
+        _, beat = await hub.call("POST", players + "/heartbeat", {"deviceId": "browser-1",
+                                                                 "instanceId": copy["instanceId"]}, staff)
+        assert beat["status"] == "conflict"
+    _, errors = await hub.call("GET", f"/api/v1/venues/{venue}/device-errors", headers=staff)
+    assert [e["message"] for e in errors["errors"]] == [
+        "a process that names no instance (a browser player or an older edge) used this device's token while the "
+        "box held the lease; it was refused. A copied token? Revoke and re-issue the device token."]
+    assert (await hub.call("POST", players + "/heartbeat", mine, staff))[1]["status"] == "updated"
+    _, released = await hub.call("POST", players + "/release", mine, staff)
+    assert released["status"] == "released"
+
+
+async def test_a_client_that_never_echoes_the_name_works_as_before(hub: Hub) -> None:
+    """The reference's own player sends no instanceId and ignores the name: a page reload still reconnects."""
+    venue = await hub.venue()
+    players, staff, body = f"/api/v1/venues/{venue}/players", hub.staff(venue), {"deviceId": "browser-1"}
+    _, first = await hub.call("POST", players + "/register", body, staff)
+    assert (await hub.call("POST", players + "/heartbeat", body, staff))[1]["status"] == "updated"
+    hub.clock.advance(5)
+    _, again = await hub.call("POST", players + "/register", body, staff)  # the page reloaded within the grace
+    assert (again["status"], again["epoch"]) == ("reconnected", first["epoch"])
+    assert (await hub.call("POST", players + "/heartbeat", body, staff))[1]["status"] == "updated"
+    assert (await hub.call("POST", players + "/release", body, staff))[1]["status"] == "released"
+
+
+async def test_require_instance_id_checks_every_process(start_hub: HubFactory) -> None:
+    """``hub.registry.require_instance_id``: heartbeats and releases must name their process, so a copy of any
+    player's token is refused, on REST and on the reference's function endpoint alike."""
+    async with start_hub(config=hub_config(registry=RegistryConfig(require_instance_id=True))) as hub:
+        venue = await hub.venue()
+        players, token = f"/api/v1/venues/{venue}/players", hub.device(venue, "box-a")
+        _, first = await hub.call("POST", players + "/register", {"deviceId": "box-a"}, token)
+        assert first["status"] == "registered"
+        for action in ("heartbeat", "release"):
+            status, refused = await hub.call("POST", f"{players}/{action}", {"deviceId": "box-a"}, token)
+            assert (status, refused["field"]) == (400, "instanceId")
+        execution = await execute(hub, "player-registry", {"action": "heartbeat", "venueId": venue,
+                                                           "deviceId": "box-a"}, token)
+        assert (execution["status"], execution["responseStatusCode"]) == ("failed", 400)
+        # A process that names none is named and checked at once: this one is refused while the box beats.
+        copy = await execute(hub, "player-registry", {"action": "register", "venueId": venue, "deviceId": "box-a"},
+                             token)
+        answer = json.loads(copy["responseBody"])
+        assert (answer["status"], answer["reason"]) == ("conflict", "second_process")
+        assert answer["instanceId"].startswith("hub-")
+        mine = {"deviceId": "box-a", "instanceId": first["instanceId"]}
+        assert (await hub.call("POST", players + "/heartbeat", mine, token))[1]["status"] == "updated"
+        assert (await hub.call("POST", players + "/release", mine, token))[1]["status"] == "released"
+
+
+async def execute(hub: Hub, function: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    status, execution = await hub.call("POST", f"/v1/functions/{function}/executions", {"body": json.dumps(body)},
+                                       headers)
+    assert status == 201, execution
+    return dict(execution)

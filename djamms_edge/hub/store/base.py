@@ -799,8 +799,12 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
 
     # player registry
     async def register_player(self, venue_id: str, device_id: str, user_agent: str, now_ms: int,
-                              timings: RegistryTimings, instance_id: str | None = None) -> RegistryAnswer:
-        """The reference's election (``rules.decide_register``); ``instance_id`` names the asking process."""
+                              timings: RegistryTimings, instance_id: str | None = None,
+                              name_unnamed_lease: bool = True) -> RegistryAnswer:
+        """The reference's election (``rules.decide_register``); ``instance_id`` names the asking process.
+
+        Granted, the lease takes that name, except that with ``name_unnamed_lease`` False (a name the hub made
+        for a client that may never echo it) a lease naming no process stays unnamed (a heartbeat names it)."""
         ...
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int,

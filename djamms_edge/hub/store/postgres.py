@@ -533,7 +533,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
     async def register_player(
         self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings,
-        instance_id: str | None = None,
+        instance_id: str | None = None, name_unnamed_lease: bool = True,
     ) -> RegistryAnswer:
         async def tx(conn: Conn) -> RegistryAnswer:
             await _lock_venue(conn, venue_id)
@@ -545,11 +545,12 @@ class PostgresStore(PgPayments, PgExecutions):
             master = await _active_master(conn, venue_id)
             decision = decide_register(master, device_id, now_ms, timings.stale_ms, instance_id,
                                        timings.instance_grace_ms)
+            lease_id = instance_id if name_unnamed_lease or (master and master.instance_id) else None
             if master is not None and decision == "reconnect":
                 await conn.execute(
                     "UPDATE players SET last_heartbeat_ms = $1, expires_at_ms = $2, user_agent = $3,"
                     " instance_id = coalesce($5, instance_id) WHERE player_id = $4",
-                    now_ms, now_ms + timings.expire_ms, user_agent, master.player_id, instance_id,
+                    now_ms, now_ms + timings.expire_ms, user_agent, master.player_id, lease_id,
                 )
                 return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
                                       master.last_heartbeat_ms)
@@ -568,7 +569,8 @@ class PostgresStore(PgPayments, PgExecutions):
             await conn.execute(
                 "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
                 " expires_at_ms, created_at_ms, instance_id) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $6, $8)",
-                player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, instance_id,
+                player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms,
+                instance_id if name_unnamed_lease else None,
             )
             await self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}},
                              now_ms)

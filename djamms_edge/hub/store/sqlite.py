@@ -452,7 +452,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
     async def register_player(
         self, venue_id: str, device_id: str, user_agent: str, now_ms: int, timings: RegistryTimings,
-        instance_id: str | None = None,
+        instance_id: str | None = None, name_unnamed_lease: bool = True,
     ) -> RegistryAnswer:
         def tx(conn: sqlite3.Connection) -> RegistryAnswer:
             _require_venue(conn, venue_id)
@@ -463,11 +463,12 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             master = _active_master(conn, venue_id)
             decision = decide_register(master, device_id, now_ms, timings.stale_ms, instance_id,
                                        timings.instance_grace_ms)
+            lease_id = instance_id if name_unnamed_lease or (master and master.instance_id) else None
             if master is not None and decision == "reconnect":
                 conn.execute(
                     "UPDATE players SET last_heartbeat_ms = ?, expires_at_ms = ?, user_agent = ?,"
                     " instance_id = coalesce(?, instance_id) WHERE player_id = ?",
-                    (now_ms, now_ms + timings.expire_ms, user_agent, instance_id, master.player_id),
+                    (now_ms, now_ms + timings.expire_ms, user_agent, lease_id, master.player_id),
                 )
                 return RegistryAnswer("reconnected", master.epoch, master.player_id, device_id,
                                       master.last_heartbeat_ms)
@@ -487,7 +488,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
                 "INSERT INTO players (player_id, venue_id, device_id, user_agent, status, epoch, last_heartbeat_ms,"
                 " expires_at_ms, created_at_ms, instance_id) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
                 (player_id, venue_id, device_id, user_agent, epoch, now_ms, now_ms + timings.expire_ms, now_ms,
-                 instance_id),
+                 instance_id if name_unnamed_lease else None),
             )
             self._emit(conn, venue_id, {"type": "master", "master": {"deviceId": device_id, "epoch": epoch}}, now_ms)
             return RegistryAnswer("registered", epoch, player_id)
