@@ -6,7 +6,7 @@ lets one address open connections until the process runs out of file descriptors
 and asyncio logs each failure. Here:
 
 - a request's line and headers must arrive within ``header_timeout_s`` of its first byte (or of the
-  connection's start), else the connection is closed; the deadline is drawn at random from the last quarter
+  connection's start), else the connection is closed; the deadline is drawn at random from the second half
   of that time, so a crowd of slow clients that came at once is not closed (and does not come back) at once;
 - until its first request head is complete a connection is a ``PendingConnection`` (a buffer and a
   deadline): aiohttp's handler, parser and task per connection are built only for a whole head, so holding
@@ -16,8 +16,6 @@ and asyncio logs each failure. Here:
   ``write_timeout_s``, the connection is aborted (aiohttp has no write deadline);
 - an idle keep-alive connection is closed after ``keepalive_timeout_s`` (aiohttp's own timer);
 - one client address holds at most ``max_per_address`` connections; more are reset at once;
-- the listening socket queues ``LISTEN_BACKLOG`` connections but the loop takes at most ``ACCEPT_BATCH`` of
-  them per turn, so a burst of connects is interleaved with answering requests;
 - accept failures ("Too many open files") are logged once per episode, with a count when it ends.
 
 Request bodies have their own deadline where they are read (``web_input.read_json``).
@@ -30,7 +28,6 @@ import logging
 import random
 import re
 import signal
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,9 +45,7 @@ ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message wh
 # asyncio reports every failed accept (thousands a second while descriptors run out); an episode of them
 # ends at the first connection accepted this long after the last failure.
 ACCEPT_EPISODE_QUIET_S = 5.0
-LISTEN_BACKLOG = 1024  # connections the kernel queues for the hub
-ACCEPT_BATCH = 32  # connections the loop accepts in one turn
-HEAD_DEADLINE_SPREAD = 0.25  # head deadlines fall at random in the last quarter of header_timeout_s
+HEAD_DEADLINE_SPREAD = 0.5  # head deadlines fall at random in the second half of header_timeout_s
 DEADLINE_TICK_S = 0.1  # deadlines are checked this often (at most; a tenth of header_timeout_s if shorter)
 HEAD_BUFFER_MAX = 16384  # a pending head longer than this goes to aiohttp, which parses or refuses it
 _REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r?")
@@ -300,23 +295,6 @@ class GuardedServer(web.Server):
         super().pre_shutdown()
 
 
-class GuardedSite(web.TCPSite):
-    """A TCP site whose kernel queue holds ``LISTEN_BACKLOG`` connections but whose loop accepts at most
-    ``ACCEPT_BATCH`` per turn (asyncio accepts up to its ``backlog`` argument in one go)."""
-
-    def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
-        super().__init__(runner, host, port, backlog=ACCEPT_BATCH)
-
-    async def start(self) -> None:
-        await super().start()
-        for listening in cast(asyncio.Server, self._server).sockets:
-            sock = socket.socket(fileno=listening.fileno())  # the same socket, to deepen its queue
-            try:
-                sock.listen(LISTEN_BACKLOG)
-            finally:
-                sock.detach()
-
-
 class GuardedRunner(web.AppRunner):
     """An AppRunner serving through ``GuardedServer``, with aiohttp's keep-alive timer set from config."""
 
@@ -342,7 +320,7 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = GuardedSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
         async with descriptors.watching(runner.guard):  # uvloop hides failed accepts: probe instead

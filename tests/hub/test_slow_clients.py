@@ -226,7 +226,7 @@ async def test_pending_heads_are_handed_to_aiohttp_whole(tmp_path: Path) -> None
         await loop.sock_sendall(pieces, b"GET /healthz HTTP/1.1\r\nHost")
         started = time.monotonic()
         _, closed = await read_until_closed(pieces, within_s=5)
-        assert closed and 1.5 * 0.75 - 0.1 < time.monotonic() - started < 1.5 + 0.5
+        assert closed and 1.5 * 0.5 - 0.1 < time.monotonic() - started < 1.5 + 0.5
         pieces.close()
 
         for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"hello there\r\n"):
