@@ -250,6 +250,22 @@ async def test_two_venues_agreeing_on_an_implausible_length_change_nothing_for_o
     assert await shared("bbbbbbbbbb5") == (180.0, 178.0)
 
 
+async def test_two_venues_reporting_the_same_videos_at_once_still_agree(hub: Hub) -> None:
+    """On PostgreSQL (read committed) two venues' reports of a known video at the same moment each missed the
+    other's and neither was shared; one report of a video at a time now."""
+    a, b, other, viewer = [await hub.venue() for _ in range(4)]
+    videos = [f"cccccccc{i:03d}" for i in range(150)]
+    for video in videos:  # the catalog knows each video already (a third venue's own, different measurement)
+        await hub.call("POST", "/api/v1/catalog/analysis", {"videoId": video, "duration": 100},
+                       hub.device(other, "box"))
+    await asyncio.gather(*(hub.call("POST", "/api/v1/catalog/analysis",
+                                    {"videoId": video, "duration": 200, "realEndOffset": 198}, hub.device(venue, "box"))
+                           for video in videos for venue in (a, b)))
+    _, seen = await hub.call("GET", "/api/v1/catalog?" + "&".join(f"videoId={v}" for v in videos),
+                             headers=hub.device(viewer, "box"))
+    assert [t["duration"] for t in seen["tracks"]] == [200.0] * len(videos)
+
+
 async def test_staff_override_cue_points_for_their_own_venue_only(hub: Hub) -> None:
     venue_a, venue_b = await hub.venue(), await hub.venue()
     video = {"videoId": "bbbbbbbbbb2"}

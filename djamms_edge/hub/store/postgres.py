@@ -787,6 +787,11 @@ class PostgresStore(PgPayments, PgExecutions):
     async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:
             if analysis.venue_id is not None:
+                # One report of a video at a time (the catalog row locked first): two venues reporting at once
+                # would each miss the other's uncommitted analysis and neither share it (read committed).
+                await conn.execute("INSERT INTO catalog (video_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                                   analysis.video_id)
+                await conn.execute("SELECT 1 FROM catalog WHERE video_id = $1 FOR UPDATE", analysis.video_id)
                 await conn.execute(
                     "INSERT INTO venue_analyses (venue_id, video_id, duration, analysis_start, analysis_end, loudness,"
                     " analysed_by, analysed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -797,8 +802,6 @@ class PostgresStore(PgPayments, PgExecutions):
                     analysis.venue_id, analysis.video_id, analysis.duration, analysis.real_start_offset,
                     analysis.real_end_offset, analysis.loudness, analysis.device_id, now_ms,
                 )
-                await conn.execute("INSERT INTO catalog (video_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                                   analysis.video_id)
                 others = await conn.fetch("SELECT * FROM venue_analyses WHERE video_id = $1 AND venue_id <> $2",
                                           analysis.video_id, analysis.venue_id)
                 known = await conn.fetch(KNOWN_DURATIONS.format(p="$1"), analysis.video_id)
