@@ -7,15 +7,18 @@ PostgreSQL tests skip locally and FAIL under CI (``CI=true``), so a CI machine t
 lost its PostgreSQL can never pass by skipping.
 
 Each test gets its own database, copied from a template (``CREATE DATABASE … TEMPLATE``),
-so tests are isolated and can run in any order.
+so tests are isolated and can run in any order. A copy costs 0.2-1 s (a checkpoint and the
+files), so a thread makes the next test's copy while the current test runs (``DatabasePool``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -119,20 +122,85 @@ def pg_template_name(pg_server_url: str) -> Iterator[str]:
         run_async(lambda: _admin(pg_server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def _fresh_database(server_url: str, template: str) -> Iterator[str]:
+def _create_database(server_url: str, template: str) -> str:
     name = f"t_{uuid.uuid4().hex[:16]}"
     # FILE_COPY: with fsync off in the test cluster it is several times faster than WAL_LOG.
     run_async(lambda: _admin(server_url, f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
+    return name
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    run_async(lambda: _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _fresh_database(server_url: str, template: str) -> Iterator[str]:
+    name = _create_database(server_url, template)
     try:
         yield with_database(server_url, name)
     finally:
-        run_async(lambda: _admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        _drop_database(server_url, name)
+
+
+class DatabasePool:
+    """Copies of the template made ahead, one at a time, in a thread: each test takes a copy nobody has
+    used (the same isolation as copying it on demand) without waiting for the copy to be made."""
+
+    def __init__(self, server_url: str, template: str, ahead: int = 1) -> None:
+        self.server_url, self.template = server_url, template
+        self.ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=ahead)
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._fill, name="pg-database-pool", daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        while not self.closing.is_set():
+            try:
+                made: str | BaseException = _create_database(self.server_url, self.template)
+            except Exception as exc:  # handed to the test that takes it: its failure shows why
+                made = exc
+            while True:
+                try:
+                    self.ready.put(made, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self.closing.is_set():
+                        if isinstance(made, str):
+                            _drop_database(self.server_url, made)
+                        return
+
+    def take(self) -> str:
+        """The name of a fresh copy; the taker drops it."""
+        made = self.ready.get(timeout=120)
+        if isinstance(made, BaseException):
+            raise made
+        return made
+
+    def close(self) -> None:
+        self.closing.set()
+        self.thread.join(timeout=120)
+        while not self.ready.empty():
+            left = self.ready.get_nowait()
+            if isinstance(left, str):
+                _drop_database(self.server_url, left)
+
+
+@pytest.fixture(scope="session")
+def pg_database_pool(pg_server_url: str, pg_template_name: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg_server_url, pg_template_name)
+    try:
+        yield pool
+    finally:
+        pool.close()  # before the template is dropped: no copy may be under way then
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str, pg_template_name: str) -> Iterator[str]:
+def pg_url(pg_server_url: str, pg_database_pool: DatabasePool) -> Iterator[str]:
     """URL of a fresh, migrated database of this test's own, dropped afterwards."""
-    yield from _fresh_database(pg_server_url, pg_template_name)
+    name = pg_database_pool.take()
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        _drop_database(pg_server_url, name)
 
 
 @pytest.fixture
