@@ -33,7 +33,13 @@ from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.leases import LeaseTable
 from djamms_edge.hub.mailer import Mailer
 from djamms_edge.hub.payments.flow import PaymentFlow, provider_from_config
-from djamms_edge.hub.rules import estimate_start_times, measured_refusal, play_seconds, song_refusal
+from djamms_edge.hub.rules import (
+    estimate_start_times,
+    measured_refusal,
+    plausible_analysis,
+    play_seconds,
+    song_refusal,
+)
 from djamms_edge.hub.store.base import (
     Analysis,
     DeviceError,
@@ -389,7 +395,30 @@ class HubService:
         if principal.role not in ("device", "admin"):
             raise ApiError(403, "only devices report analysis; staff set an override", "Authorization")
         track = await self.store.report_analysis(analysis, self.now_ms())
+        if analysis.venue_id is not None:
+            await self._implausible(analysis)
         return track.to_json()
+
+    async def _implausible(self, analysis: Analysis) -> None:
+        """A box's analysis far from a length the hub trusts stays with its venue (the store's decision); staff
+        hear of it once per video and box: their box plays that cut of it, from a broken or different download?"""
+        venue_id = analysis.venue_id
+        known = await self.store.known_durations(analysis.video_id)
+        far = next((k for k in known if not plausible_analysis(analysis, [k])), None)
+        if venue_id is None or far is None:
+            return
+        kept = play_seconds(analysis.duration or far.seconds,
+                            Offsets(analysis.real_start_offset, analysis.real_end_offset))
+        measured = "" if analysis.duration is None else f"{analysis.duration:g} s long, "
+        message = (f"this box measured {analysis.video_id} as {measured}{kept:g} s between its cue points, but the "
+                   f"hub knows it as {far.seconds:g} s: kept for this venue only. A broken or different download?")
+        now_ms = self.now_ms()
+        result = await self.store.report_device_error(
+            DeviceError(venue_id, analysis.device_id, f"implausible:{analysis.video_id}", message, analysis.video_id,
+                        now_ms), now_ms)
+        if not result.replayed:
+            log.warning("venue %s: device %s's analysis of %s is far from its known length (%g s); not shared",
+                        venue_id, analysis.device_id, analysis.video_id, far.seconds)
 
     async def set_override(self, who: Principal | None, video_id: str, offsets: Offsets | None,
                            venue_id: str | None) -> Json:

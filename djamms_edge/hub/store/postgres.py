@@ -59,6 +59,7 @@ from djamms_edge.hub.store.base import (
     DeviceReport,
     InvalidMagicLink,
     Json,
+    KnownDuration,
     Liveness,
     MarkKind,
     MasterInfo,
@@ -804,9 +805,8 @@ class PostgresStore(PgPayments, PgExecutions):
                 )
                 others = await conn.fetch("SELECT * FROM venue_analyses WHERE video_id = $1 AND venue_id <> $2",
                                           analysis.video_id, analysis.venue_id)
-                known = await conn.fetch(KNOWN_DURATIONS.format(p="$1"), analysis.video_id)
                 if not shared_by_agreement(analysis, [venue_analysis_of(row) for row in others],
-                                           [known_duration_of(row) for row in known]):
+                                           await _known_durations(conn, analysis.video_id)):
                     return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
             await conn.execute(
                 "INSERT INTO catalog AS c (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
@@ -823,6 +823,9 @@ class PostgresStore(PgPayments, PgExecutions):
             return (await _catalog(conn, [analysis.video_id], analysis.venue_id))[analysis.video_id]
 
         return await self._tx(tx)
+
+    async def known_durations(self, video_id: str) -> list[KnownDuration]:
+        return await self._one(lambda conn: _known_durations(conn, video_id))
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
         async def tx(conn: Conn) -> CatalogTrack:
@@ -1426,6 +1429,10 @@ async def _lock_venue(conn: Conn, venue_id: str, *, required: bool = True) -> An
 async def _venue_epoch(conn: Conn, venue_id: str) -> int:
     epoch = await conn.fetchval("SELECT epoch FROM venues WHERE venue_id = $1", venue_id)
     return 0 if epoch is None else int(epoch)
+
+
+async def _known_durations(conn: Conn, video_id: str) -> list[KnownDuration]:
+    return [known_duration_of(row) for row in await conn.fetch(KNOWN_DURATIONS.format(p="$1"), video_id)]
 
 
 async def _active_master(conn: Conn, venue_id: str) -> MasterInfo | None:

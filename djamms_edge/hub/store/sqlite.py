@@ -49,6 +49,7 @@ from djamms_edge.hub.store.base import (
     DeviceReport,
     InvalidMagicLink,
     Json,
+    KnownDuration,
     Liveness,
     MarkKind,
     MasterInfo,
@@ -714,9 +715,8 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
                     "SELECT * FROM venue_analyses WHERE video_id = ? AND venue_id != ?",
                     (analysis.video_id, analysis.venue_id),
                 ).fetchall()
-                known = conn.execute(KNOWN_DURATIONS.format(p="?"), (analysis.video_id, analysis.video_id))
                 if not shared_by_agreement(analysis, [venue_analysis_of(row) for row in others],
-                                           [known_duration_of(row) for row in known]):
+                                           _known_durations(conn, analysis.video_id)):
                     return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
             conn.execute(
                 "INSERT INTO catalog (video_id, duration, analysis_start, analysis_end, loudness, analysed_by,"
@@ -733,6 +733,9 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return _catalog(conn, [analysis.video_id], analysis.venue_id)[analysis.video_id]
 
         return await self._write(tx)
+
+    async def known_durations(self, video_id: str) -> list[KnownDuration]:
+        return await self._read(lambda conn: _known_durations(conn, video_id))
 
     async def set_override(self, video_id: str, override: Offsets | None, by: str, now_ms: int) -> CatalogTrack:
         def tx(conn: sqlite3.Connection) -> CatalogTrack:
@@ -1335,6 +1338,10 @@ def _record_report(conn: sqlite3.Connection, venue_id: str, device_id: str, repo
 def _venue_epoch(conn: sqlite3.Connection, venue_id: str) -> int:
     row = conn.execute("SELECT epoch FROM venues WHERE venue_id = ?", (venue_id,)).fetchone()
     return 0 if row is None else int(row["epoch"])
+
+
+def _known_durations(conn: sqlite3.Connection, video_id: str) -> list[KnownDuration]:
+    return [known_duration_of(row) for row in conn.execute(KNOWN_DURATIONS.format(p="?"), (video_id, video_id))]
 
 
 def _active_master(conn: sqlite3.Connection, venue_id: str) -> MasterInfo | None:
