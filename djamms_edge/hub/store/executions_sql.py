@@ -1,5 +1,5 @@
 """SQL of the stored executions, shared by both backends (written with ``?``; ``payments_sql.numbered`` makes
-``$n``) and the one table text both migrations create."""
+``$n``; TRIM takes each backend's placeholders) and the one table text both migrations create."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ TABLE = [
 ]
 INSERT = ("INSERT INTO executions (execution_id, function_id, reader, body, created_at_ms, expires_at_ms)"
           " VALUES (?, ?, ?, ?, ?, ?)")
-# The reader's executions older than its newest ``keep`` (the OFFSET is keep - 1; the new row counts).
-TRIM = ("DELETE FROM executions WHERE reader = ? AND (created_at_ms, execution_id) < ("
-        "SELECT created_at_ms, execution_id FROM executions WHERE reader = ?"
-        " ORDER BY created_at_ms DESC, execution_id DESC LIMIT 1 OFFSET ?)")
+# The reader's executions older than the one at ``offset`` of its newest first (each backend's placeholders).
+TRIM = ("DELETE FROM executions WHERE reader = {reader} AND (created_at_ms, execution_id) < ("
+        "SELECT created_at_ms, execution_id FROM executions WHERE reader = {reader}"
+        " ORDER BY created_at_ms DESC, execution_id DESC LIMIT 1 OFFSET {offset})")
 GET = ("SELECT body FROM executions"
        " WHERE execution_id = ? AND function_id = ? AND reader = ? AND expires_at_ms > ?")
 EXPIRE = "DELETE FROM executions WHERE expires_at_ms <= ?"

@@ -11,22 +11,23 @@ from djamms_edge.hub.store.base import StoredExecution
 from djamms_edge.hub.store.payments_sql import numbered
 
 Conn = Any  # an asyncpg connection (asyncpg ships no types)
-INSERT, TRIM, GET = numbered(q.INSERT), numbered(q.TRIM), numbered(q.GET)
+GET = numbered(q.GET)
+# One statement, one round trip: the insert runs in a WITH (always, to completion); the DELETE's snapshot does
+# not see the new row, so it keeps the newest ``keep - 1`` older ones (OFFSET keep - 2).
+KEEP = f"WITH added AS ({numbered(q.INSERT)} RETURNING 1) " + q.TRIM.format(reader="$3", offset="$7")
 
 
 class PgExecutions:
-    _tx: Callable[..., Awaitable[Any]]  # PostgresStore's transaction runner
-    _one: Callable[..., Awaitable[Any]]  # ... and its single-statement one
+    _one: Callable[..., Awaitable[Any]]  # PostgresStore's single-statement runner
 
     async def keep_execution(self, execution: StoredExecution, keep_per_reader: int) -> None:
         e = execution
 
-        async def tx(conn: Conn) -> None:
-            await conn.execute(INSERT, e.execution_id, e.function_id, e.reader, e.body, e.created_at_ms,
-                               e.expires_at_ms)
-            await conn.execute(TRIM, e.reader, e.reader, keep_per_reader - 1)
+        async def statement(conn: Conn) -> None:
+            await conn.execute(KEEP, e.execution_id, e.function_id, e.reader, e.body, e.created_at_ms,
+                               e.expires_at_ms, max(0, keep_per_reader - 2))
 
-        await self._tx(tx)
+        await self._one(statement)
 
     async def get_execution(self, function_id: str, execution_id: str, reader: str, now_ms: int) -> str | None:
         async def read(conn: Conn) -> str | None:

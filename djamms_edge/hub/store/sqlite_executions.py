@@ -9,6 +9,8 @@ from typing import Any
 from djamms_edge.hub.store import executions_sql as q
 from djamms_edge.hub.store.base import StoredExecution
 
+TRIM = q.TRIM.format(reader="?1", offset="?2")
+
 
 class SqliteExecutions:
     _write: Callable[..., Awaitable[Any]]  # SqliteStore's batched write
@@ -20,7 +22,7 @@ class SqliteExecutions:
         def tx(conn: sqlite3.Connection) -> None:
             conn.execute(q.INSERT, (e.execution_id, e.function_id, e.reader, e.body, e.created_at_ms,
                                     e.expires_at_ms))
-            conn.execute(q.TRIM, (e.reader, e.reader, keep_per_reader - 1))
+            conn.execute(TRIM, (e.reader, keep_per_reader - 1))  # the new row counts: keep - 1 older ones
 
         # Not durable: an execution lost to a power cut is only a later GET's 404.
         await self._write(tx, durable=False)
