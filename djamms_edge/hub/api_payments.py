@@ -250,6 +250,7 @@ async def put_price(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     service.payments.check_price(price)
     await service.store.set_venue_price(venue_id, price, service.now_ms())
+    service.venue_prices.invalidate(venue_id)
     return web.json_response(price.to_json())
 
 

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from djamms_edge.hub import accounts
+from djamms_edge.hub import accounts, fastjson
 from djamms_edge.hub.api_accounts import device_report
 from djamms_edge.hub.auth import require, require_admin, require_staff, require_venue_member
 from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
@@ -31,7 +31,7 @@ MAX_ERROR_MESSAGE = 1000
 
 
 def _reply(reply: Reply) -> web.Response:
-    return web.json_response(reply.rest_body(), status=reply.status)
+    return fastjson.response(reply.rest_body(), reply.status)
 
 
 def venue_param(request: web.Request) -> str:

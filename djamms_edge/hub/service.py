@@ -68,6 +68,7 @@ from djamms_edge.hub.store.base import (
     UserNotFound,
     WriteResult,
 )
+from djamms_edge.hub.venue_cache import VenueCache
 from djamms_edge.shared.addresses import AddressPolicy, url_refusal
 from djamms_edge.shared.ids import is_media_url
 
@@ -136,6 +137,8 @@ class HubService:
         self.payments = PaymentFlow(config.payments, store, self.rules_for, self.now_ms,
                                     provider_from_config(config.payments))
         self.leases = LeaseTable(store, self.timings, self.now_ms)
+        self.venue_rules = VenueCache(store, store.venue_rules)
+        self.venue_prices = VenueCache(store, store.get_venue_price)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -307,7 +310,9 @@ class HubService:
         (paid, in full, at this venue, used once); at a free venue the id only makes retries idempotent."""
         await self.take_request_budget(client, requester_id)
         await self.check_media_url(song)
-        price = await self.payments.price(venue_id)
+        price = await self.venue_prices.get(venue_id)
+        if price is None:
+            raise UnknownVenue(f"unknown venue {venue_id!r}")
         if price.price_minor > 0:
             outcome = await self.payments.verified_request(venue_id, payment_id, song, requester_id, client, price)
         else:
@@ -320,7 +325,8 @@ class HubService:
     async def rules_for(self, venue_id: str, song: Song) -> RequestRules:
         """The request rules at ``venue_id`` for ``song``: its own limits where staff set them, and a refusal
         for a song it bans (by video, by artist, or explicit while explicit songs are off)."""
-        venue = await self.store.venue_rules(venue_id)
+        venue = await self.venue_rules.get(venue_id)
+        assert venue is not None  # a store's venue_rules answers every venue id (an unknown one: no rules)
         limits = venue.settings
         return dataclasses.replace(
             self.rules,

@@ -723,6 +723,11 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         instance), and ``listener(None)`` when announcements may have been lost (a listener reconnected)."""
         ...
 
+    def on_rules_change(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(venue_id)`` once a venue's request rules (settings, bans) or price changed, here or
+        (PostgreSQL) on another instance; ``listener(None)`` when such news may have been lost."""
+        ...
+
     def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
         """A per-key budget named ``scope``, shared by every hub process using this store."""
         ...

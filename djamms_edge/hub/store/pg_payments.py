@@ -24,6 +24,8 @@ Conn = Any  # an asyncpg connection (asyncpg ships no types)
 class PgPayments:
     _tx: Callable[..., Awaitable[Any]]  # PostgresStore's transaction runner
     _one: Callable[..., Awaitable[Any]]  # ... and its single-statement one
+    _rules_changed: Callable[[str], None]  # ... and its news of a venue's rules or price
+    _announce_rules: Callable[[Conn, str], Awaitable[None]]  # ... to the other instances, at commit
 
     async def _row(self, sql: str, *args: object) -> Any:
         async def read(conn: Conn) -> Any:
@@ -48,10 +50,15 @@ class PgPayments:
         return None if row is None else q.price_of(row)
 
     async def set_venue_price(self, venue_id: str, price: VenuePrice, now_ms: int) -> None:
+        async def tx(conn: Conn) -> None:
+            await conn.execute(q.numbered(q.SET_PRICE), venue_id, price.price_minor, price.currency, now_ms)
+            await self._announce_rules(conn, venue_id)
+
         try:
-            await self._execute(q.SET_PRICE, venue_id, price.price_minor, price.currency, now_ms)
+            await self._tx(tx)
         except asyncpg.ForeignKeyViolationError:
             raise UnknownVenue(f"unknown venue {venue_id!r}") from None
+        self._rules_changed(venue_id)
 
     async def create_payment(self, payment: Payment) -> None:
         try:

@@ -154,6 +154,8 @@ OUTAGE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg
                  asyncpg.ReadOnlySQLTransactionError, asyncpg.OperatorInterventionError)
 
 
+# A notification payload prefix: a venue's rules or price changed. No venue id starts with '#' (web_input.ID_PATTERN).
+RULES_NEWS = "#rules:"
 REPORT_UPSERT = (
     "INSERT INTO devices (venue_id, device_id, software_version, user_agent, now_playing, problems,"
     " reported_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
@@ -200,6 +202,7 @@ class PostgresStore(PgPayments, PgExecutions):
         self._pool: Any = None
         self._events: dict[str, asyncio.Event] = {}
         self._change_listeners: list[Callable[[str | None], None]] = []
+        self._rules_listeners: list[Callable[[str | None], None]] = []
         self._listener = ChangeListener(url, self._notify, self._notify_all)
         self._outage: str | None = None  # why, while it lasts: logged once when it starts and once when it ends
 
@@ -238,7 +241,21 @@ class PostgresStore(PgPayments, PgExecutions):
     def on_change(self, listener: Callable[[str | None], None]) -> None:
         self._change_listeners.append(listener)
 
+    def on_rules_change(self, listener: Callable[[str | None], None]) -> None:
+        self._rules_listeners.append(listener)
+
+    def _rules_changed(self, venue_id: str) -> None:
+        for listener in self._rules_listeners:
+            listener(venue_id)
+
+    async def _announce_rules(self, conn: Conn, venue_id: str) -> None:
+        """Tell every instance (at commit) that ``venue_id``'s rules or price changed."""
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, RULES_NEWS + venue_id)
+
     def _notify(self, venue_id: str) -> None:
+        if venue_id.startswith(RULES_NEWS):  # not a change of the venue's feed: news for rule caches
+            self._rules_changed(venue_id.removeprefix(RULES_NEWS))
+            return
         for listener in self._change_listeners:
             listener(venue_id)
         event = self._events.pop(venue_id, None)
@@ -246,7 +263,7 @@ class PostgresStore(PgPayments, PgExecutions):
             event.set()
 
     def _notify_all(self) -> None:
-        for listener in self._change_listeners:
+        for listener in (*self._change_listeners, *self._rules_listeners):
             listener(None)
         events, self._events = self._events, {}
         for event in events.values():
@@ -1197,7 +1214,7 @@ class PostgresStore(PgPayments, PgExecutions):
             )
             return await self._emit_rules(conn, venue_id, now_ms)
 
-        return await self._venue_tx(venue_id, tx)
+        return await self._rules_tx(venue_id, tx)
 
     async def add_mark(self, venue_id: str, kind: MarkKind, value: str, now_ms: int) -> VenueRules:
         async def tx(conn: Conn) -> VenueRules:
@@ -1209,7 +1226,7 @@ class PostgresStore(PgPayments, PgExecutions):
             )
             return await self._emit_rules(conn, venue_id, now_ms)
 
-        return await self._venue_tx(venue_id, tx)
+        return await self._rules_tx(venue_id, tx)
 
     async def remove_mark(self, venue_id: str, mark_id: str, now_ms: int) -> VenueRules:
         async def tx(conn: Conn) -> VenueRules:
@@ -1220,7 +1237,7 @@ class PostgresStore(PgPayments, PgExecutions):
                 raise UnknownEntry(f"no mark {mark_id!r} at venue {venue_id!r}")
             return await self._emit_rules(conn, venue_id, now_ms)
 
-        return await self._venue_tx(venue_id, tx)
+        return await self._rules_tx(venue_id, tx)
 
     async def add_schedule_slot(self, venue_id: str, slot: ScheduleSlot, now_ms: int) -> ScheduleSlot:
         async def tx(conn: Conn) -> ScheduleSlot:
@@ -1292,6 +1309,12 @@ class PostgresStore(PgPayments, PgExecutions):
     async def _emit_rules(self, conn: Conn, venue_id: str, now_ms: int) -> VenueRules:
         rules = await _venue_rules(conn, venue_id)
         await self._emit(conn, venue_id, {"type": "rules", "rules": rules.to_json()}, now_ms)
+        await self._announce_rules(conn, venue_id)
+        return rules
+
+    async def _rules_tx(self, venue_id: str, fn: Callable[[Conn], Awaitable[VenueRules]]) -> VenueRules:
+        rules = await self._venue_tx(venue_id, fn)
+        self._rules_changed(venue_id)  # here at once; other instances at the notification
         return rules
 
     # --- transaction helpers ---------------------------------------------------------------------

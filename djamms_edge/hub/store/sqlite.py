@@ -147,6 +147,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
         self._retain = retain_changes
         self._events: dict[str, asyncio.Event] = {}
         self._change_listeners: list[Callable[[str | None], None]] = []
+        self._rules_listeners: list[Callable[[str | None], None]] = []
         self._pending: list[_Pending] = []
         self._trouble: str | None = None  # the last write's store error, until a write succeeds
         self._batch_lock = asyncio.Lock()
@@ -222,6 +223,13 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
     def on_change(self, listener: Callable[[str | None], None]) -> None:
         self._change_listeners.append(listener)
+
+    def on_rules_change(self, listener: Callable[[str | None], None]) -> None:
+        self._rules_listeners.append(listener)
+
+    def _rules_changed(self, venue_id: str) -> None:
+        for listener in self._rules_listeners:
+            listener(venue_id)
 
     def _notify(self, venue_id: str) -> None:
         for listener in self._change_listeners:
@@ -1180,6 +1188,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
     async def _rules_write(self, venue_id: str, tx: Callable[[sqlite3.Connection], VenueRules]) -> VenueRules:
         rules = await self._write(tx)
+        self._rules_changed(venue_id)
         self._notify(venue_id)
         return rules
 

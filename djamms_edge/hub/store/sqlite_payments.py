@@ -22,6 +22,7 @@ from djamms_edge.shared.sqlite import Database
 class SqlitePayments:
     _db: Database
     _write: Callable[..., Awaitable[Any]]  # SqliteStore's batched write
+    _rules_changed: Callable[[str], None]  # ... and its news of a venue's rules or price
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         return await self._db.read(fn)
@@ -37,6 +38,7 @@ class SqlitePayments:
             conn.execute(q.SET_PRICE, (venue_id, price.price_minor, price.currency, now_ms))
 
         await self._write(tx)
+        self._rules_changed(venue_id)
 
     async def create_payment(self, payment: Payment) -> None:
         def tx(conn: sqlite3.Connection) -> None:
