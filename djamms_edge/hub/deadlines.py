@@ -33,7 +33,7 @@ class Deadline:
 class Deadlines:
     """Deadlines in loop time (``loop.time()``), each expired within ``tick_s`` after it is due."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tick_s: float, batch: int = 64) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick_s: float, batch: int = 16) -> None:
         self._loop = loop
         self._tick_s = tick_s
         self._batch = batch
