@@ -10,12 +10,15 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web
 
 from djamms_edge.hub.config import ConnectionsConfig
+from djamms_edge.hub.serving import GuardedRunner, GuardedServer
 from tests.hub.conftest import HubFactory, hub_config
 from tests.hub.served import hub_config_file, serving
 
@@ -239,3 +242,70 @@ async def test_pending_heads_are_handed_to_aiohttp_whole(tmp_path: Path) -> None
 
         # Slow heads still open when the hub stops do not hold up its exit (``serving`` expects exit 0 in 15 s).
         await open_slow(hub.url, 20)
+
+
+@contextlib.asynccontextmanager
+async def guarded(app: web.Application, limits: ConnectionsConfig) -> AsyncIterator[tuple[str, GuardedServer]]:
+    """``app`` served on 127.0.0.1 through the hub's GuardedRunner, in this process (to look inside the server)."""
+    runner = GuardedRunner(app, limits, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        server = runner.server
+        assert isinstance(server, GuardedServer)
+        yield str(site.name), server
+    finally:
+        await runner.cleanup()
+
+
+async def test_half_sent_heads_cost_no_request_handler_until_they_are_whole() -> None:
+    async def hello(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/venues/v/requests", hello)  # where HALF_A_REQUEST goes
+    async with guarded(app, ConnectionsConfig(header_timeout_s=30)) as (url, server):
+        clients = await open_slow(url, 100)
+        await asyncio.sleep(0.2)
+        assert len(server.pending) == 100 and server.connections == []  # no aiohttp handler, parser or task
+        answers = []
+        for client in clients[:3]:  # the rest of the head: handed to aiohttp, with what came before
+            client.writer.write(b"\r\n")
+        for client in clients[:3]:
+            answers.append(await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 5))
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
+        assert len(server.pending) == 97 and len(server.connections) == 3
+        for client in clients:
+            client.writer.close()
+
+
+async def test_a_websocket_whose_client_never_reads_is_dropped_at_the_write_deadline() -> None:
+    sent = 0
+
+    async def flood(request: web.Request) -> web.WebSocketResponse:
+        nonlocal sent
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while not ws.closed:
+                await ws.send_bytes(b"x" * 65536)  # waits while the transport is paused
+                sent += 65536
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", flood)
+    async with guarded(app, ConnectionsConfig(write_timeout_s=0.5)) as (url, server):
+        loop = asyncio.get_running_loop()
+        sock = await raw_connection(url, receive_buffer=4096)
+        await loop.sock_sendall(sock, b"GET /ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        started = time.monotonic()
+        for _ in range(100):  # the socket is never read: the flood stalls, the deadline (0.5 s) ends it
+            if server.guard.write_timed_out:
+                break
+            await asyncio.sleep(0.1)
+        assert server.guard.write_timed_out == 1 and time.monotonic() - started < 5
+        got, closed = await read_until_closed(sock, within_s=5)
+        sock.close()
+        assert closed and got < sent + 65536 and server.connections == []
