@@ -16,7 +16,8 @@ Truth: realStartOffset 1.5 s, realEndOffset 228.0 s (the -60 dBFS point lies ~20
 (c) ours: ``analyze()`` (head + tail windows decoded in this process), and for information the idle-night
     full pass (which adds an ffmpeg EBU R128 pass over everything).
 
-    .venv/bin/python bench/analysis.py [--runs 7] [--reference-runs 3] [--reference-every 4] [--video PATH]
+    .venv/bin/python bench/analysis.py [--runs 7] [--reference-runs 3] [--reference-every 4] [--track-rounds 3]
+                                       [--video PATH] [--real-only | --generated-only]
 
 The figures issue 14 asks for (about 4 minutes on a quiet 2-core machine, the first run also fetching
 and unpacking ~80 MB of Debian packages into var/bench-music):
@@ -96,13 +97,15 @@ async def main() -> None:
                         help="where the Debian music packages are downloaded and unpacked (when not installed)")
     parser.add_argument("--real-only", action="store_true", help="skip the generated video")
     parser.add_argument("--generated-only", action="store_true", help="skip the real recordings")
+    parser.add_argument("--track-rounds", type=int, default=3,
+                        help="per recording, ours and the full decodes take turns this often (medians)")
     parser.add_argument("--reference-every", type=int, default=4,
                         help="run the reference's (slow) command on every n-th recording")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         if not args.generated_only:
-            await bench_real(args.music, args.reference_every)
+            await bench_real(args.music, args.reference_every, args.track_rounds)
         if args.real_only:
             return
         video = args.video or Path(scratch) / "music_video.mp4"

@@ -143,23 +143,27 @@ async def _timed(job: Awaitable[object]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(path: Path, config: AnalysisConfig, with_reference: bool) -> Row:
-    """Ours, a full decode and the reference's command on one file, one after the other (same load). The
-    reference's command prints every audio frame's time (a minute per track on a loaded machine): run
-    only on some files, its time is NaN on the others."""
+async def measure(path: Path, config: AnalysisConfig, with_reference: bool, rounds: int) -> Row:
+    """Ours, a full decode and a full decode in this process, taking turns for ``rounds`` rounds (the same
+    load hits all three; each time is the median), then the reference's command once. It prints every
+    audio frame's time (a minute per track on a loaded machine): run only on some files, its time is NaN
+    on the others."""
     full = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-f", "null", "-"]
     graph = f"amovie={path},astats=metadata=1:reset=1,silencedetect=noise=-30dB:d=2"
     reference = ["ffprobe", "-f", "lavfi", "-i", graph, "-show_entries", "frame=pts_time", "-of", "csv=p=0"]
-    started = time.perf_counter()
-    result = await analyze(path, config)
-    ours_time = time.perf_counter() - started
-    full_time = await _timed(ffmpeg.run_reference_tool(full, limit_seconds=600))
-    in_process = await _timed(decode_all_in_process(path))
+    times: dict[str, list[float]] = {"ours": [], "full": [], "in_process": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = await analyze(path, config)
+        times["ours"].append(time.perf_counter() - started)
+        times["full"].append(await _timed(ffmpeg.run_reference_tool(full, limit_seconds=600)))
+        times["in_process"].append(await _timed(decode_all_in_process(path)))
+    ours, full_time, in_process = (statistics.median(times[key]) for key in ("ours", "full", "in_process"))
     reference_time = math.nan
     if with_reference:
         reference_time = await _timed(ffmpeg.run_reference_tool(reference, limit_seconds=600))
     samples, rate = await asyncio.to_thread(decode, path)
-    return Row(path, ours_time, full_time, in_process, reference_time, result.real_start_offset,
+    return Row(path, ours, full_time, in_process, reference_time, result.real_start_offset,
                result.real_end_offset, levels(samples, rate), levels(samples, rate, without_dc=True))
 
 
@@ -197,7 +201,7 @@ def _share(values: list[bool]) -> str:
     return f"{sum(values)}/{len(values)} ({100 * sum(values) / len(values):.0f} %)"
 
 
-async def bench_real(cache: Path, reference_every: int) -> None:
+async def bench_real(cache: Path, reference_every: int, rounds: int) -> None:
     config = AnalysisConfig()
     real = recordings(cache)
     by_name = {p.name: p for p in real}
@@ -208,14 +212,15 @@ async def bench_real(cache: Path, reference_every: int) -> None:
     for kind, files in (("real", real), ("derived", derived)):
         for index, path in enumerate(files):
             print(f"  {path.name} ...", file=sys.stderr, flush=True)
-            rows.append((kind, await measure(path, config, index % reference_every == 0)))
+            rows.append((kind, await measure(path, config, index % reference_every == 0, rounds)))
 
     print(f"bench/analysis.py part 1: {len(real)} real recordings ({', '.join(PACKAGES)}),"
           f" {len(derived)} derived from {len(DERIVE_FROM)} of them")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores);"
           " compare the ratios, measured side by side, track by track\n")
     print("ours: analyze() in this process; full: `ffmpeg -i FILE -vn -f null -` (the issue's baseline);"
-          " in-proc: a full decode by our own decoder (PyAV), for comparison; ref: the reference's command.")
+          " in-proc: a full decode by our own decoder (PyAV), for comparison (medians of"
+          f" {rounds} rounds taking turns); ref: the reference's command (once).")
     print("errors in ms against the full-decode 10 ms RMS -60 dBFS reading without DC offset (the one a listener"
           " agrees with), and in brackets against the plain reading (which counts a DC offset as sound)\n")
     header = (f"{'file':40} {'dur s':>6} {'ours s':>7} {'full s':>7} {'in-proc':>7} {'ref s':>7} {'ours/full':>9}"
