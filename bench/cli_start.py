@@ -4,20 +4,23 @@ Issue 14's target: the call <= 0.3 s above the analysis. Measured side by side, 
 in the machine's load hits every row alike), medians of wall and CPU time:
 
 - the whole call: ``djamms-edge analyze FILE``;
-- the analysis itself: ``analyze(FILE)`` in this warm process (its ffmpeg run included);
+- the analysis itself: ``analyze(FILE)`` in this warm process (its decoding included);
 - what the call pays before it analyses: the interpreter's start (``python -c pass``, ``-S`` without site),
   the analyze command's imports (``djamms-edge analyze --help``; of them, the decoding libraries PyAV and
   numpy on their own), loading the config, and what the first analysis of a process does once;
+- our own code's share alone (OWN_CODE: what this project's code decides, past the libraries' imports);
 - every other ``djamms-edge`` command's start (``CMD --help``: imports and parser, nothing run): systemd
   waits for ``run`` and a venue owner for ``doctor``, on a Pi's SD card.
 
 Then ``python -X importtime`` of the analyze call, grouped: where the import time goes.
 
-With ``--baseline DIR`` (an earlier ``djamms_edge`` package, e.g. ``git archive COMMIT djamms_edge | tar -x -C
-DIR``) its ``analyze FILE`` and ``analyze --help`` run in the same rounds, through this venv's interpreter:
-before and after, side by side.
+With ``--baseline DIR`` (another ``djamms_edge`` package) its ``analyze FILE``, ``analyze --help`` and own
+code run in the same rounds, through this venv's interpreter: before and after, side by side. Issue 14's
+baseline is this tree without the lazy config loading (f6aa308):
 
-    .venv/bin/python bench/cli_start.py [--rounds 9] [--file PATH] [--baseline DIR]
+    b=$(mktemp -d); git archive HEAD djamms_edge | tar -x -C $b
+    git diff f6aa308~1 f6aa308 -- djamms_edge | patch -R -p1 -d $b
+    .venv/bin/python bench/cli_start.py [--rounds 9] [--file PATH] [--baseline $b]
 """
 
 from __future__ import annotations
@@ -227,9 +230,10 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
         print(f"our own code ({name}): {wall:.3f} s wall, {cpu:.3f} s CPU (imports past PyAV/numpy/asyncio, parser,"
               " config.example.toml, asyncio.run, error output; a missing file analysed)")
     if baseline:
-        before = figures["baseline: djamms-edge analyze FILE"][0]
-        print(f"the baseline's call {before:.3f} s: {before - alone:.3f} s above the analysis; this one"
-              f" {call - alone:.3f} s, {before - call:+.3f} s less")
+        before, before_cpu = figures["baseline: djamms-edge analyze FILE"]
+        print(f"the baseline's call: {before:.3f} s wall, {before_cpu:.3f} s CPU; this one {call:.3f} s wall,"
+              f" {call_cpu:.3f} s CPU (baseline minus this: {before - call:+.3f} s wall, {before_cpu - call_cpu:+.3f} s"
+              " CPU)")
     groups, heavy = import_groups(path)
     print("\npython -X importtime of the call (self times, inflated by the measuring), by group:")
     for name, ms in groups[:12]:
