@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import time
@@ -224,3 +225,18 @@ async def test_idle_night_work_finds_the_same_cues(media_dir: Path) -> None:
             pytest.approx(TRUTHS[name].real_start, abs=HARD_TOLERANCE),
             pytest.approx(TRUTHS[name].real_end, abs=HARD_TOLERANCE),
         )
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/media/nope.mp4", "Server returned 404 Not Found"),
+        ("/forbidden/x.mp4", "Server returned 403 Forbidden"),
+        ("/error/x.mp4", "Server returned 5XX Server Error"),
+    ],
+)
+async def test_an_http_error_is_a_clean_error_saying_what_the_server_answered(
+    server: MediaServer, path: str, message: str
+) -> None:
+    with pytest.raises(MediaError, match=f"^{re.escape(server.url + path)}: {message}"):
+        await analyze(server.url + path, WINDOWED)
