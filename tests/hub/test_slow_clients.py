@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from djamms_edge.hub.config import ConnectionsConfig
-from djamms_edge.hub.serving import GuardedRunner, GuardedServer
+from djamms_edge.hub.serving import GuardedRunner, GuardedServer, YoungGarbage
 from tests.hub.conftest import HubFactory, hub_config
 from tests.hub.served import hub_config_file, serving
 
@@ -309,3 +310,20 @@ async def test_a_websocket_whose_client_never_reads_is_dropped_at_the_write_dead
         got, closed = await read_until_closed(sock, within_s=5)
         sock.close()
         assert closed and got < sent + 65536 and server.connections == []
+
+
+def test_the_young_generation_is_collected_every_batch_of_new_connections() -> None:
+    collected: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    young = YoungGarbage(batch=3, older_every=2)
+    gc.callbacks.append(seen)
+    try:
+        for _ in range(12):
+            young.connection_made()
+    finally:
+        gc.callbacks.remove(seen)
+    assert collected[-4:] == [0, 1, 0, 1] and len(collected) >= 4  # (others: the collector's own, if any)
