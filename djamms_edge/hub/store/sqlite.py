@@ -578,21 +578,26 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
     # --- paid requests ---------------------------------------------------------------------------
 
     async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome:
+        key = artist_key(request.song.artist)
+
         def tx(conn: sqlite3.Connection) -> RequestOutcome:
+            # One statement for the three reads (each one a trip for the GIL from the loop's thread): the
+            # paymentId seen before, the venue, and the artist's recent requests there.
             seen = conn.execute(
-                "SELECT request_id, status, reason FROM requests WHERE payment_id = ?", (request.payment_id,)
+                "SELECT r.request_id, r.status, r.reason,"
+                " (SELECT 1 FROM venues WHERE venue_id = :venue) AS known,"
+                " (SELECT COUNT(*) FROM requests WHERE venue_id = :venue AND artist_key = :key"
+                "  AND status != 'refund_due' AND created_at_ms > :since) AS recent"
+                " FROM (SELECT 1) LEFT JOIN requests AS r ON r.payment_id = :payment",
+                {"venue": request.venue_id, "key": key, "since": now_ms - rules.artist_window_ms,
+                 "payment": request.payment_id},
             ).fetchone()
-            if seen is not None:
+            if seen["request_id"] is not None:
                 return RequestOutcome(seen["request_id"], seen["status"] != "refund_due", seen["reason"], True,
                                       seen["status"])
-            _require_venue(conn, request.venue_id)
-            key = artist_key(request.song.artist)
-            (recent,) = conn.execute(
-                "SELECT COUNT(*) FROM requests WHERE venue_id = ? AND artist_key = ? AND status != 'refund_due'"
-                " AND created_at_ms > ?",
-                (request.venue_id, key, now_ms - rules.artist_window_ms),
-            ).fetchone()
-            refusal = paid_request_refusal(request.song.duration, recent, rules)
+            if seen["known"] is None:
+                raise UnknownVenue(f"unknown venue {request.venue_id!r}")
+            refusal = paid_request_refusal(request.song.duration, seen["recent"], rules)
             request_id = request.request_id or str(uuid.uuid4())
             status: RequestStatus = "refund_due" if refusal else "pending"
             song = request.song
@@ -1242,17 +1247,15 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
         return int(version)
 
     def _insert_entry(self, conn: sqlite3.Connection, venue_id: str, entry: QueueEntry, now_ms: int) -> QueueEntry:
-        (seq,) = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM queue_entries WHERE venue_id = ? AND queue = ?",
-            (venue_id, entry.queue),
-        ).fetchone()
         entry_id = "e-" + secrets.token_hex(8)
         song = entry.song
-        conn.execute(
+        conn.execute(  # at the end of its queue: one statement
             "INSERT INTO queue_entries (entry_id, venue_id, queue, seq, video_id, title, artist, duration,"
-            " request_id, requester_id, paid_credit, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry_id, venue_id, entry.queue, seq, song.video_id, song.title, song.artist, song.duration,
-             entry.request_id, entry.requester_id, entry.paid_credit, now_ms),
+            " request_id, requester_id, paid_credit, created_at_ms)"
+            " SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ? FROM queue_entries"
+            " WHERE venue_id = ? AND queue = ?",
+            (entry_id, venue_id, entry.queue, song.video_id, song.title, song.artist, song.duration,
+             entry.request_id, entry.requester_id, entry.paid_credit, now_ms, venue_id, entry.queue),
         )
         return QueueEntry(entry_id, entry.queue, song, entry.request_id, entry.requester_id, entry.paid_credit)
 
