@@ -355,7 +355,9 @@ def main() -> int:
           f"saturated p99 {plain[0].p99_ms:.1f} ms); paid-request {saturated_by['paid-request'].rps:.0f} req/s = "
           f"{paid_ratio:.2f}x bare (>= 0.30: {met[paid_ratio >= 0.3]})")
     print(f"for reference, against bare on uvloop ({uv_rps:.0f} req/s): heartbeat {plain[0].rps / uv_rps:.2f}x, "
-          f"paid-request {saturated_by['paid-request'].rps / uv_rps:.2f}x")
+          f"paid-request {saturated_by['paid-request'].rps / uv_rps:.2f}x; server CPU per request (steadier than "
+          f"req/s on a busy machine) as bare's / the target's: heartbeat {results[0].cpu_us / plain[0].cpu_us:.2f}x, "
+          f"paid-request {results[0].cpu_us / saturated_by['paid-request'].cpu_us:.2f}x")
     return 0 if all(r.bad == 0 for r in results + steady) else 1
 
 
