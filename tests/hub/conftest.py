@@ -7,10 +7,11 @@ backend (issue 7) adds itself here and to ``make_store``.
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from djamms_edge.hub.config import HubConfig, LimitsConfig
 from djamms_edge.hub.mailer import Mailer
 from djamms_edge.hub.store import store_from_url
 from djamms_edge.hub.store.base import HubStore, User
+from tests.pg_cluster import run_async
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 BACKENDS = ["sqlite", "postgresql"]
@@ -116,11 +118,31 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub database with every migration applied, which each test's SQLite hub starts from a copy of: the
+    same file a new store makes, for ~1 ms instead of ~50 ms of migrations (PostgreSQL: tests/pg_cluster.py)."""
+    directory = tmp_path_factory.mktemp("sqlite-template")
+
+    async def migrate() -> None:
+        store = make_store("sqlite", directory)
+        await store.open()
+        await store.close()
+
+    run_async(migrate)
+    return directory / "hub.db"
+
+
 @pytest.fixture
 def start_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> HubFactory:
     """``async with start_hub(config=..., mailer=...) as hub`` runs a hub on 127.0.0.1:<ephemeral>."""
     # A fresh PostgreSQL database per test (tests/pg_cluster.py); skips, or fails under CI, without a server.
     pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    if backend == "sqlite" and not (tmp_path / "hub.db").exists():
+        # Restarted in one test, a hub keeps its file: only a test's first hub starts from the template.
+        with closing(sqlite3.connect(request.getfixturevalue("sqlite_template"))) as template, \
+                closing(sqlite3.connect(tmp_path / "hub.db")) as copy:
+            template.backup(copy)
 
     @asynccontextmanager
     async def start(config: HubConfig | None = None, mailer: Mailer | None = None,
