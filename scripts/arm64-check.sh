@@ -2,16 +2,20 @@
 # Check that the Pi (arm64, Debian 12) is still a first-class target, on any amd64 Debian 12 machine:
 # builds an arm64 bookworm chroot run under qemu-user (binfmt), builds our .deb *inside* it
 # (packaging/build-deb.sh, so every wheel is an aarch64 one, systemd-python compiled there), installs
-# it with apt (dependencies resolved from Debian's arm64 archive), then runs `djamms-edge doctor`,
-# `djamms-edge analyze` on a generated file and an audio-only demo (hub + edge daemon + libmpv, ao=null).
+# it with apt (dependencies resolved from Debian's arm64 archive), then runs `djamms-edge doctor`, the
+# cue analysis through PyAV (in-process FFmpeg, numpy) on generated AAC, MP3 and H.264+AAC files with known
+# cue points and on real recordings (compared with this machine's .venv when there is one), the hub on
+# uvloop with orjson (scripts/hub-smoke.py), and an audio-only demo (hub + edge daemon + libmpv, ao=null).
 #
 # Not part of CI: under emulation on 2 cores it takes a long while (the chroot ~10 min, the wheels and
-# the install ~15 min, the demo a minute or two). Needs root, network to Debian's archive and PyPI.
+# the install ~15 min, the analysis and the hub a few minutes, the demo a minute or two). Needs root,
+# network to Debian's archive and PyPI. A failed check is reported at the end; the later ones still run.
 #
 #   scripts/arm64-check.sh              # everything; the chroot is kept and reused by later runs
 #   scripts/arm64-check.sh --prepare    # only build the chroot and install its Debian packages
 #
-# Environment: ARM64_ROOT (default /var/tmp/djamms-arm64-bookworm), DEBIAN_MIRROR, DEMO_SECONDS (default 45).
+# Environment: ARM64_ROOT (default /var/tmp/djamms-arm64-bookworm), DEBIAN_MIRROR, DEMO_SECONDS (default 45),
+# ARM64_TRACKS (real recordings to analyse; default Frozen-Bubble's two themes when frozen-bubble-data is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -132,13 +136,119 @@ in_root /usr/bin/djamms-edge doctor --config /tmp/arm64-check/config.toml
 echo "doctor exit status: $?"
 set -e
 
-step "djamms-edge analyze on a generated track"
-in_root ffmpeg -v error -y -f lavfi -i "anullsrc=r=48000:cl=stereo:d=1.5" -f lavfi -i "sine=f=440:d=8" \
-    -f lavfi -i "anullsrc=r=48000:cl=stereo:d=2" -filter_complex "[0:a][1:a][2:a]concat=n=3:v=0:a=1" \
-    -c:a aac /tmp/arm64-check/track.m4a
+problems=()
+
+step "the native wheels are aarch64 builds; PyAV's own FFmpeg"
+in_root /opt/djamms/venv/bin/python - <<'PY'
+import importlib.metadata as metadata
+for name in ("av", "numpy", "uvloop", "orjson", "aiohttp", "asyncpg"):
+    dist = metadata.distribution(name)
+    tags = [line.split(": ", 1)[1] for line in (dist.read_text("WHEEL") or "").splitlines() if line.startswith("Tag:")]
+    print(f"  {name} {dist.version}: {', '.join(tags)}")
+PY
+in_root /opt/djamms/venv/bin/python -m av --version | grep -E '^(PyAV|library license|libavcodec)'
+echo "installed size (the venv's copy; the .deb also keeps their wheels in /usr/lib/djamms-edge/wheels):"
+(cd "$root"/opt/djamms/venv/lib/python3*/site-packages && \
+    for parts in "av av.libs" "numpy numpy.libs" "uvloop" "orjson"; do
+        # shellcheck disable=SC2086  # the words are the package's directories
+        printf '  %-7s %5.1f MiB\n' "${parts%% *}" "$(du -sck $parts | tail -n 1 | awk '{print $1 / 1024}')"
+    done)
+
+step "a Pi 5's kernel (16 KiB pages) can map every binary in the venv (qemu-user cannot tell: it runs on 4 KiB)"
+python3 - "$root/opt/djamms/venv/" <<'PY' || problems+=("binaries in the venv that a 16 KiB-page kernel cannot load")
+import struct, sys
+from pathlib import Path
+PAGE = 16 * 1024  # a Raspberry Pi 5's kernel (Raspberry Pi OS's default there) uses 16 KiB pages
+checked, bad = 0, []
+for path in Path(sys.argv[1]).rglob("*"):
+    if path.is_symlink() or not path.is_file():
+        continue
+    with path.open("rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:5] != b"\x7fELF\x02":  # 64-bit ELF only
+            continue
+        checked += 1
+        phoff, = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    for i in range(phnum):
+        kind, _, offset, vaddr, _, _, _, align = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
+        if kind == 1 and (align < PAGE or (offset - vaddr) % PAGE):  # PT_LOAD
+            bad.append(f"  {path}: a segment aligned to {align:#x}")
+            break
+print(f"  {checked} ELF files in the venv, {len(bad)} that a 16 KiB-page kernel cannot map")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+
+step "djamms-edge analyze through PyAV: generated AAC, MP3, H.264+AAC (known cue points) and real recordings"
+analysis=/tmp/arm64-check/analysis
+media=$analysis/media  # the inputs alone (analyze is given all of them)
+rm -rf "${root:?}$analysis"
+mkdir -p "$root$media"
+# 1.5 s of silence, 40 s of tone, 2 s of silence: the sound is from 1.5 s to 41.5 s. Longer than the head
+# and tail windows together, so the tail is reached by seeking, as in a real track.
+tone=(-f lavfi -i "anullsrc=r=48000:cl=stereo:d=1.5" -f lavfi -i "sine=f=440:d=40:r=48000"
+      -f lavfi -i "anullsrc=r=48000:cl=stereo:d=2")
+concat="[0:a][1:a][2:a]concat=n=3:v=0:a=1"
+in_root ffmpeg -v error -y "${tone[@]}" -filter_complex "$concat" -c:a aac "$media/tone.m4a"
+in_root ffmpeg -v error -y "${tone[@]}" -filter_complex "$concat" -c:a libmp3lame -b:a 128k "$media/tone.mp3"
+in_root ffmpeg -v error -y "${tone[@]}" -f lavfi -i "testsrc2=s=64x64:r=5:d=43.5" -filter_complex "$concat[a]" \
+    -map 3:v -map "[a]" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$media/tone.mp4"
+default_tracks=""
+for track in /usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg /usr/share/games/frozen-bubble/snd/introzik.ogg; do
+    [ -e "$track" ] && default_tracks+="$track "
+done
+read -r -a tracks <<< "${ARM64_TRACKS:-$default_tracks}"
+for track in "${tracks[@]}"; do
+    cp "$track" "$root$media/real-$(basename "$track")"
+done
+if [ "${#tracks[@]}" -gt 0 ]; then  # the first one's last minute as an MP3 too: a real fade into MP3's padding
+    in_root ffmpeg -v error -y -sseof -60 -i "$media/real-$(basename "${tracks[0]}")" -c:a libmp3lame -b:a 192k \
+        "$media/real-$(basename "${tracks[0]%.*}")-end.mp3"
+fi
 start=$(date +%s)
-in_root /usr/bin/djamms-edge analyze /tmp/arm64-check/track.m4a
-echo "analyze took $(( $(date +%s) - start ))s under emulation"
+in_root bash -c "cd $media && /usr/bin/djamms-edge analyze --json *" > "$root$analysis/arm64.json" \
+    || problems+=("djamms-edge analyze failed on arm64")
+echo "analyze of $(find "$root$media" -type f | wc -l) files took $(( $(date +%s) - start ))s under emulation"
+if [ -x "$repo/.venv/bin/djamms-edge" ]; then  # the same files, the same command, on this machine
+    (cd "$root$media" && "$repo/.venv/bin/djamms-edge" analyze --json -- *) > "$root$analysis/host.json" \
+        || problems+=("djamms-edge analyze failed on $(uname -m)")
+fi
+python3 - "$root$analysis" <<'PY' || problems+=("cue points on arm64 are off (see the table above)")
+import json, sys
+from pathlib import Path
+here = Path(sys.argv[1])
+arm = {r["input"]: r for r in json.loads((here / "arm64.json").read_text())}
+host = {r["input"]: r for r in json.loads((here / "host.json").read_text())} if (here / "host.json").exists() else {}
+TRUTH, TRUTH_S, SAME_S = (1.5, 41.5), 0.02, 0.005  # known cue points (generated); agreement with this machine
+bad = False
+print(f"  {'input':28} {'start':>8} {'end':>9} {'duration':>9}   this machine ({'none' if not host else 'same files'})")
+for name, r in sorted(arm.items()):
+    if "error" in r:
+        print(f"  {name:28} ERROR {r['error']}")
+        bad = True
+        continue
+    line = f"  {name:28} {r['realStartOffset']:8.3f} {r['realEndOffset']:9.3f} {r['duration']:9.3f}"
+    if name.startswith("tone."):
+        off = max(abs(r["realStartOffset"] - TRUTH[0]), abs(r["realEndOffset"] - TRUTH[1]))
+        line += f"   truth {TRUTH[0]}-{TRUTH[1]}: off by {off * 1000:.0f} ms"
+        bad |= off > TRUTH_S
+    if name in host:
+        h = host[name]
+        off = max(abs(r[k] - h[k]) for k in ("realStartOffset", "realEndOffset", "duration"))
+        line += f"   {h['realStartOffset']:.3f} {h['realEndOffset']:.3f} {h['duration']:.3f} (differs by {off * 1000:.0f} ms)"
+        bad |= off > SAME_S
+    print(line)
+sys.exit(1 if bad else 0)
+PY
+
+step "the hub on uvloop with orjson (scripts/hub-smoke.py: a throwaway hub on loopback in the chroot)"
+start=$(date +%s)
+in_root bash -c "cd /tmp && /opt/djamms/venv/bin/python /src/djamms-edge/scripts/hub-smoke.py" \
+    || problems+=("the hub on arm64: scripts/hub-smoke.py failed")
+echo "hub check took $(( $(date +%s) - start ))s under emulation"
 
 step "audio-only demo for ${demo_seconds}s of playback (hub + edge daemon + libmpv with ao=null)"
 set +e
@@ -155,4 +265,10 @@ db = sqlite3.connect("/tmp/arm64-check/demo/run/edge-state/playback.db")
 for title, start, end, reason in db.execute("SELECT title, started_at, ended_at, end_reason FROM plays ORDER BY started_at"):
     print(f"  {title}: {'%.1fs' % (end - start) if end else 'playing'} ({reason or 'until the demo stopped'})")
 PY
-exit "$status"
+[ "$status" -eq 0 ] || problems+=("the demo exited with status $status")
+if [ "${#problems[@]}" -gt 0 ]; then
+    step "FAILED on arm64"
+    printf '  %s\n' "${problems[@]}"
+    exit 1
+fi
+step "arm64: every check passed"
