@@ -20,7 +20,6 @@ While the database is unreachable every method raises ``StoreUnavailable`` (503)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -97,6 +96,7 @@ from djamms_edge.hub.store.base import (
     VenueSettings,
     WriteResult,
 )
+from djamms_edge.hub.store.changes import ChangeNews
 from djamms_edge.hub.store.payments_sql import numbered
 from djamms_edge.hub.store.pg_executions import PgExecutions
 from djamms_edge.hub.store.pg_listen import CHANNEL, ChangeListener
@@ -192,7 +192,7 @@ async def migrate_database(url: str) -> list[int]:
         await conn.close()
 
 
-class PostgresStore(PgPayments, PgExecutions):
+class PostgresStore(ChangeNews, PgPayments, PgExecutions):
     def __init__(self, url: str, *, retain_changes: int = 1000, pool_min: int = POOL_MIN,
                  pool_max: int = POOL_MAX) -> None:
         self.url = url
@@ -200,10 +200,8 @@ class PostgresStore(PgPayments, PgExecutions):
         self._pool_min = pool_min
         self._pool_max = pool_max
         self._pool: Any = None
-        self._events: dict[str, asyncio.Event] = {}
-        self._change_listeners: list[Callable[[str | None], None]] = []
-        self._rules_listeners: list[Callable[[str | None], None]] = []
-        self._listener = ChangeListener(url, self._notify, self._notify_all)
+        ChangeNews.__init__(self)
+        self._listener = ChangeListener(url, self._on_notification, self._announce_everything)
         self._outage: str | None = None  # why, while it lasts: logged once when it starts and once when it ends
 
     async def open(self) -> None:
@@ -232,42 +230,16 @@ class PostgresStore(PgPayments, PgExecutions):
 
     # --- change events ---------------------------------------------------------------------------
 
-    def change_event(self, venue_id: str) -> asyncio.Event:
-        event = self._events.get(venue_id)
-        if event is None:
-            event = self._events[venue_id] = asyncio.Event()
-        return event
-
-    def on_change(self, listener: Callable[[str | None], None]) -> None:
-        self._change_listeners.append(listener)
-
-    def on_rules_change(self, listener: Callable[[str | None], None]) -> None:
-        self._rules_listeners.append(listener)
-
-    def _rules_changed(self, venue_id: str) -> None:
-        for listener in self._rules_listeners:
-            listener(venue_id)
-
     async def _announce_rules(self, conn: Conn, venue_id: str) -> None:
         """Tell every instance (at commit) that ``venue_id``'s rules or price changed."""
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, RULES_NEWS + venue_id)
 
-    def _notify(self, venue_id: str) -> None:
+    def _on_notification(self, venue_id: str) -> None:
+        """A NOTIFY from any instance (this one's too)."""
         if venue_id.startswith(RULES_NEWS):  # not a change of the venue's feed: news for rule caches
             self._rules_changed(venue_id.removeprefix(RULES_NEWS))
-            return
-        for listener in self._change_listeners:
-            listener(venue_id)
-        event = self._events.pop(venue_id, None)
-        if event is not None:
-            event.set()
-
-    def _notify_all(self) -> None:
-        for listener in (*self._change_listeners, *self._rules_listeners):
-            listener(None)
-        events, self._events = self._events, {}
-        for event in events.values():
-            event.set()
+        else:
+            self._announce_change(venue_id)
 
     # --- transactions ----------------------------------------------------------------------------
 
@@ -438,7 +410,7 @@ class PostgresStore(PgPayments, PgExecutions):
             return True
 
         revoked = await self._tx(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return bool(revoked)
 
     async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
@@ -596,7 +568,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         answer = await self._tx(tx)
         if answer.status == "registered":
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return answer
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
@@ -646,7 +618,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         answer = await self._tx(tx)
         if answer.status == "released":
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return answer
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
@@ -697,7 +669,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         outcome = await self._one(statement)
         if outcome.accepted and not outcome.replayed:
-            self._notify(request.venue_id)
+            self._announce_change(request.venue_id)
         return outcome
 
     async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]:
@@ -739,7 +711,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         refusal = await self._tx(tx)
         if refusal.removed_entry_ids:
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return refusal
 
     # --- playlists and catalog -------------------------------------------------------------------
@@ -791,7 +763,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         playlist, changed_queue = await self._tx(tx)
         if changed_queue:
-            self._notify(playlist.venue_id)
+            self._announce_change(playlist.venue_id)
         return playlist
 
     async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int:
@@ -1297,13 +1269,13 @@ class PostgresStore(PgPayments, PgExecutions):
 
         applied = await self._tx(tx)
         if applied:
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return applied
 
     async def _venue_tx(self, venue_id: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
         """A transaction that emits changes of ``venue_id``: its feed wakes up after the commit."""
         result = await self._tx(fn)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return result
 
     async def _emit_rules(self, conn: Conn, venue_id: str, now_ms: int) -> VenueRules:
@@ -1336,7 +1308,7 @@ class PostgresStore(PgPayments, PgExecutions):
 
         result = await self._tx(tx)
         if not result.replayed:
-            self._notify(write.venue_id)
+            self._announce_change(write.venue_id)
         return result
 
     async def _activate(self, conn: Conn, venue_id: str, playlist_id: str, now_ms: int) -> int:

@@ -86,6 +86,7 @@ from djamms_edge.hub.store.base import (
     VenueSettings,
     WriteResult,
 )
+from djamms_edge.hub.store.changes import ChangeNews
 from djamms_edge.hub.store.rows import (
     CATALOG_FOR_VENUE,
     KNOWN_DURATIONS,
@@ -139,15 +140,13 @@ class _Pending:
     durable: bool
 
 
-class SqliteStore(SqlitePayments, SqliteExecutions):
+class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
     def __init__(self, path: Path, *, retain_changes: int = 1000) -> None:
         self.path = path
         # FULL: a paid request the hub has acknowledged must survive a power cut (heartbeats opt out, _write).
         self._db = Database(path, migrations, synchronous="FULL")
         self._retain = retain_changes
-        self._events: dict[str, asyncio.Event] = {}
-        self._change_listeners: list[Callable[[str | None], None]] = []
-        self._rules_listeners: list[Callable[[str | None], None]] = []
+        ChangeNews.__init__(self)
         self._pending: list[_Pending] = []
         self._trouble: str | None = None  # the last write's store error, until a write succeeds
         self._batch_lock = asyncio.Lock()
@@ -214,29 +213,6 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
     def rate_limiter(self, scope: str, capacity: int, per_seconds: float) -> RateLimiter:
         return LocalRateLimiter(capacity, per_seconds)  # one hub process per SQLite file: local is shared
-
-    def change_event(self, venue_id: str) -> asyncio.Event:
-        event = self._events.get(venue_id)
-        if event is None:
-            event = self._events[venue_id] = asyncio.Event()
-        return event
-
-    def on_change(self, listener: Callable[[str | None], None]) -> None:
-        self._change_listeners.append(listener)
-
-    def on_rules_change(self, listener: Callable[[str | None], None]) -> None:
-        self._rules_listeners.append(listener)
-
-    def _rules_changed(self, venue_id: str) -> None:
-        for listener in self._rules_listeners:
-            listener(venue_id)
-
-    def _notify(self, venue_id: str) -> None:
-        for listener in self._change_listeners:
-            listener(venue_id)
-        event = self._events.pop(venue_id, None)
-        if event is not None:
-            event.set()
 
     # --- venues and users ------------------------------------------------------------------------
 
@@ -357,7 +333,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return True
 
         revoked = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return revoked
 
     async def record_device_report(self, venue_id: str, device_id: str, report: DeviceReport, now_ms: int) -> None:
@@ -504,7 +480,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         answer = await self._write(tx)
         if answer.status == "registered":
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return answer
 
     async def heartbeat(self, venue_id: str, device_id: str, now_ms: int, timings: RegistryTimings,
@@ -552,7 +528,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         answer = await self._write(tx)
         if answer.status == "released":
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return answer
 
     async def current_master(self, venue_id: str) -> MasterInfo | None:
@@ -615,7 +591,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         outcome = await self._write(tx)
         if outcome.accepted and not outcome.replayed:
-            self._notify(request.venue_id)
+            self._announce_change(request.venue_id)
         return outcome
 
     async def list_requests(self, venue_id: str, status: RequestStatus | None, limit: int) -> list[RequestRecord]:
@@ -655,7 +631,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         refusal = await self._write(tx)
         if refusal.removed_entry_ids:
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return refusal
 
     # --- playlists and catalog -------------------------------------------------------------------
@@ -702,12 +678,12 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         playlist, changed_queue = await self._write(tx)
         if changed_queue:
-            self._notify(playlist.venue_id)
+            self._announce_change(playlist.venue_id)
         return playlist
 
     async def activate_playlist(self, venue_id: str, playlist_id: str, now_ms: int) -> int:
         version = await self._write(lambda conn: self._activate(conn, venue_id, playlist_id, now_ms))
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return version
 
     async def report_analysis(self, analysis: Analysis, now_ms: int) -> CatalogTrack:
@@ -983,7 +959,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return entry
 
         entry = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return entry
 
     async def move_entry(self, venue_id: str, entry_id: str, position: int, now_ms: int) -> QueueSnapshot:
@@ -999,7 +975,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return _snapshot(conn, venue_id)
 
         snapshot = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return snapshot
 
     async def skip_now(self, venue_id: str, now_ms: int) -> Json:
@@ -1013,7 +989,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return change
 
         change = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return change
 
     async def queue_next(self, venue_id: str, song: Song, by: str, now_ms: int) -> QueueEntry:
@@ -1028,7 +1004,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return entry
 
         entry = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return entry
 
     async def update_playlist(self, venue_id: str, playlist_id: str, name: str | None,
@@ -1071,7 +1047,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
             return _venue_playlist(conn, venue_id, playlist_id)
 
         playlist = await self._write(tx)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return playlist
 
     async def move_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
@@ -1188,13 +1164,13 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         applied = await self._write(tx)
         if applied:
-            self._notify(venue_id)
+            self._announce_change(venue_id)
         return applied
 
     async def _rules_write(self, venue_id: str, tx: Callable[[sqlite3.Connection], VenueRules]) -> VenueRules:
         rules = await self._write(tx)
         self._rules_changed(venue_id)
-        self._notify(venue_id)
+        self._announce_change(venue_id)
         return rules
 
     def _emit_rules(self, conn: sqlite3.Connection, venue_id: str, now_ms: int) -> VenueRules:
@@ -1221,7 +1197,7 @@ class SqliteStore(SqlitePayments, SqliteExecutions):
 
         result = await self._write(tx)
         if not result.replayed:
-            self._notify(write.venue_id)
+            self._announce_change(write.venue_id)
         return result
 
     def _activate(self, conn: sqlite3.Connection, venue_id: str, playlist_id: str, now_ms: int) -> int:
