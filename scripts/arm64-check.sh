@@ -178,7 +178,8 @@ for path in Path(sys.argv[1]).rglob("*"):
             bad.append(f"  {path}: a segment aligned to {align:#x}")
             break
 print(f"  {checked} ELF files in the venv, {len(bad)} that a 16 KiB-page kernel cannot map")
-print("\n".join(bad))
+for line in bad:
+    print(line)
 sys.exit(1 if bad else 0)
 PY
 
@@ -254,7 +255,7 @@ step "audio-only demo for ${demo_seconds}s of playback (hub + edge daemon + libm
 set +e
 in_root bash -c "cd /tmp/arm64-check && timeout $((demo_seconds + 600)) /opt/djamms/venv/bin/python -m djamms_edge.demo \
     --dir /tmp/arm64-check/demo --no-audio --no-video --seconds $demo_seconds --hub-port 18700 --status-port 18080 \
-    --media-port 18701" 2>&1
+    --media-port 18701 --new-box-status-port 18081" 2>&1
 status=$?
 set -e
 echo "demo exit status: $status"
