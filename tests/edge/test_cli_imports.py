@@ -74,3 +74,13 @@ def test_analyze_still_refuses_a_mistake_anywhere_in_the_edge_section(track: Pat
     assert "edge.player.volume: expected a number" in proc.stderr
     assert "edeg: unknown key (did you mean 'edge'?)" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_analysis_starts_no_blas_threads() -> None:
+    # numpy's OpenBLAS would start a thread per core at import (CPU and memory a Pi pays on every analyze call
+    # and in the daemon); the analysis does no linear algebra, so the process stays at one thread.
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", "import os, djamms_edge.edge.media.analyzer, numpy; "
+                           "print(len(os.listdir('/proc/self/task')))"],
+                          capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert proc.stdout.strip() == "1"

@@ -14,3 +14,9 @@ One job per module:
 - ``synth``    generated tracks with known silences (tests, benchmarks, the demo)
 - ``cli``      ``djamms-edge analyze``
 """
+
+import os
+
+# numpy brings OpenBLAS, which starts a thread per core at import; we do no linear algebra, and on a Pi
+# those threads cost start-up CPU (a third of numpy's import here) and memory. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
