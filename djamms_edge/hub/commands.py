@@ -113,8 +113,10 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     asyncio's own loop, which serves the same, a little slower."""
     try:
         import uvloop  # only `serve` needs it
-    except ImportError:
+    except ImportError as exc:  # on call, "why is this hub slower than the others" starts here
+        log.warning("serving on asyncio's own event loop (slower): uvloop cannot be imported (%s)", exc)
         return None
+    log.info("serving on uvloop %s", uvloop.__version__)
     return uvloop.new_event_loop
 
 

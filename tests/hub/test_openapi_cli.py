@@ -94,6 +94,15 @@ async def test_serve_runs_the_seeded_demo_and_stops_on_sigterm(tmp_path: Path) -
     assert [e["title"] for e in queue["queue"]][:1] == ["Never Gonna Give You Up"]
 
 
+async def test_serve_runs_on_uvloop_and_says_so(tmp_path: Path) -> None:
+    # uvloop is a dependency for speed (issue 14); if it ever fails to import, the hub still serves, on asyncio's
+    # loop, and the log must say so. Here it is installed: the hub's own process has its extension mapped.
+    async with serving(_config(tmp_path)) as hub:
+        maps = await asyncio.to_thread(Path(f"/proc/{hub.pid}/maps").read_text)
+    assert any("serving on uvloop" in line for line in hub.log)
+    assert "/uvloop/loop." in maps
+
+
 def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
