@@ -25,6 +25,7 @@ from djamms_edge.edge.pairing import (
 from djamms_edge.edge.status.model import PairingCode
 from tests.hub.conftest import SECRET, Hub
 from tests.hub.conftest import hub as hub  # the fixtures: a real hub on loopback
+from tests.hub.conftest import sqlite_template as sqlite_template
 from tests.hub.conftest import start_hub as start_hub
 
 
