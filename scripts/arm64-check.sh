@@ -3,7 +3,7 @@
 # builds an arm64 bookworm chroot run under qemu-user (binfmt), builds our .deb *inside* it
 # (packaging/build-deb.sh, so every wheel is an aarch64 one, systemd-python compiled there), installs
 # it with apt (dependencies resolved from Debian's arm64 archive), then runs `djamms-edge doctor`, the
-# cue analysis through PyAV (in-process FFmpeg, numpy) on generated AAC, MP3 and H.264+AAC files with known
+# cue analysis through PyAV (in-process FFmpeg: decoding and libavfilter) on generated AAC, MP3 and H.264+AAC files with known
 # cue points and on real recordings (compared with this machine's .venv when there is one), the hub on
 # uvloop with orjson (scripts/hub-smoke.py), and an audio-only demo (hub + edge daemon + libmpv, ao=null).
 #
@@ -141,7 +141,7 @@ problems=()
 step "the native wheels are aarch64 builds; PyAV's own FFmpeg"
 in_root /opt/djamms/venv/bin/python - <<'PY'
 import importlib.metadata as metadata
-for name in ("av", "numpy", "uvloop", "orjson", "aiohttp", "asyncpg"):
+for name in ("av", "uvloop", "orjson", "aiohttp", "asyncpg"):
     dist = metadata.distribution(name)
     tags = [line.split(": ", 1)[1] for line in (dist.read_text("WHEEL") or "").splitlines() if line.startswith("Tag:")]
     print(f"  {name} {dist.version}: {', '.join(tags)}")
@@ -149,7 +149,7 @@ PY
 in_root /opt/djamms/venv/bin/python -m av --version | grep -E '^(PyAV|library license|libavcodec)'
 echo "installed size (the venv's copy; the .deb also keeps their wheels in /usr/lib/djamms-edge/wheels):"
 (cd "$root"/opt/djamms/venv/lib/python3*/site-packages && \
-    for parts in "av av.libs" "numpy numpy.libs" "uvloop" "orjson"; do
+    for parts in "av av.libs" "uvloop" "orjson"; do
         # shellcheck disable=SC2086  # the words are the package's directories
         printf '  %-7s %5.1f MiB\n' "${parts%% *}" "$(du -sck $parts | tail -n 1 | awk '{print $1 / 1024}')"
     done)

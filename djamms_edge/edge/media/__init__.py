@@ -4,7 +4,7 @@ One job per module:
 
 - ``ffmpeg``   the only place ffmpeg/ffprobe run (argv lists, own process group, stopped on timeout/cancel)
 - ``decoder``  the only place audio is decoded in-process (PyAV): windows of mono samples, in a worker thread
-- ``energy``   pure: a window's 10 ms RMS energy and its silences (numpy)
+- ``energy``   a window's 10 ms RMS energy and its silences (libavfilter's own filters, in this process; no I/O)
 - ``ffparse``  pure parsers of what ffmpeg prints
 - ``analysis`` pure cue rules (silence touching start/end, thresholds, cue-in guard)
 - ``analyzer`` ``analyze(path_or_url, config) -> TrackAnalysis``: head/tail windows, or a full loudness pass
@@ -15,8 +15,3 @@ One job per module:
 - ``cli``      ``djamms-edge analyze``
 """
 
-import os
-
-# numpy brings OpenBLAS, which starts a thread per core at import; we do no linear algebra, and on a Pi
-# those threads cost start-up CPU (a third of numpy's import here) and memory. Set before numpy loads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -22,14 +22,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import av
 import av.container
-import numpy as np
+import av.filter
 
 from djamms_edge.edge.media.ffmpeg import MediaError, MediaInput, Seek
 
@@ -40,14 +41,6 @@ MERGE_GAP_SECONDS = 5.0
 # A cancelled caller waits this long for the worker to notice (it checks between packets).
 STOP_GRACE_SECONDS = 2.0
 _HTTP_OPTIONS = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "4"}
-# FFmpeg's sample formats (planar ones end in "p"), and numpy's types for them.
-_SAMPLE_TYPES: dict[str, np.dtype[Any]] = {
-    "u8": np.dtype("u1"), "s16": np.dtype("i2"), "s32": np.dtype("i4"), "s64": np.dtype("i8"),
-    "flt": np.dtype("f4"), "dbl": np.dtype("f8"),
-}
-# Integer sample formats (numpy's names) and their full scale.
-_INTEGER_FULL_SCALE = {"uint8": 128, "int16": 2**15, "int32": 2**31, "int64": 2**63}
-
 T = TypeVar("T")
 
 
@@ -120,7 +113,7 @@ class Pcm:
 
     start: float
     rate: float
-    samples: np.ndarray
+    samples: array[float]
 
     @property
     def end(self) -> float:
@@ -199,7 +192,6 @@ def _decode(
         raise MediaError("the audio stream has no sample rate")
     collected: _Collector | None = None
     position = start  # track time of the next sample, for frames without a timestamp
-    resampler: av.AudioResampler | None = None
     for packet in _packets(container, stream):
         stop.check()
         try:
@@ -216,28 +208,27 @@ def _decode(
             if at >= end:
                 break
             collected = collected or _Collector(at, start, end, rate, max_rate)
-            if frame.layout.nb_channels > 2:  # libswresample's own matrix; rare (music is stereo)
-                resampler = resampler or av.AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
-                for part in resampler.resample(frame):
-                    collected.add(_planes(part))
-            else:
-                collected.add(_planes(frame))
+            collected.add(frame)
         if position >= end:
             break
     if collected is None:
-        return Pcm(start, rate, np.zeros(0, dtype=np.float32))
+        return Pcm(start, rate, array("f"))
     return collected.pcm()
 
 
-# Frames are downmixed and thinned this many samples at a time: numpy over big arrays instead of a
-# thousand small frames, and never a whole long window at its full rate in memory (a tail widened to
-# ten minutes of 48 kHz stereo would be 230 MB; mono at 16 kHz it is 38 MB, as ffmpeg's areverse held).
+# Frames are converted to mono this many samples at a time: one call into libavfilter for many small
+# frames (a Vorbis frame can be 128 samples), and never a whole long window at its full rate in memory.
 BATCH_SAMPLES = 1 << 16
 
 
 class _Collector:
-    """A window's frames, from the first one overlapping ``start``: trimmed to ``start``..``end``, downmixed
-    to mono and thinned to every ``step``-th sample (the phase kept across batches)."""
+    """A window's frames, from the one overlapping ``start``: as mono float32 at full scale ±1, trimmed to
+    ``start``..``end`` and thinned to every ``step``-th sample, the phase kept across batches.
+
+    libswresample converts (libavfilter's ``aformat``, as PyAV's AudioResampler sets it up): the very
+    downmix ``ffmpeg -ac 1`` does, so the reference reading's levels are ours. Stereo becomes (L + R)/√2,
+    not the mean (+3 dB for a centred sound); more channels go through its own matrix. Trimming and
+    thinning are array slices: C loops, not Python ones."""
 
     def __init__(self, first: float, start: float, end: float, rate: float, max_rate: float) -> None:
         self.start = max(first, start)
@@ -245,61 +236,63 @@ class _Collector:
         self._left = math.inf if end == math.inf else max(0, round((end - self.start) * rate))
         self._step = max(1, math.ceil(rate / max_rate - 1e-9))
         self._rate = rate
-        self._pending: list[list[np.ndarray]] = []  # per frame, one array per channel
-        self._pending_samples = 0
-        self._kept = 0
-        self._chunks: list[np.ndarray] = []
+        self._read = 0  # samples taken since ``start`` (before thinning): the phase
+        self._samples = array("f")
+        self._graph: av.filter.Graph | None = None
+        self._source: tuple[str, str, int] = ("", "", 0)  # the frames' format, layout and rate
+        self._pending = 0  # samples in the graph
 
-    def add(self, channels: list[np.ndarray]) -> None:
-        if self._pending and (len(channels), channels[0].dtype) != (len(self._pending[0]), self._pending[0][0].dtype):
-            self._flush()  # the stream changed its layout or sample format
-        self._pending.append(channels)
-        self._pending_samples += len(channels[0])
-        if self._pending_samples >= BATCH_SAMPLES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        count = len(self._pending[0])
-        mono = _mono([np.concatenate([frame[channel] for frame in self._pending]) for channel in range(count)])
-        self._pending, self._pending_samples = [], 0
-        skipped = min(self._skip, len(mono))
-        mono, self._skip = mono[skipped:], self._skip - skipped
-        if self._left != math.inf:
-            mono = mono[: int(self._left)]
-            self._left -= len(mono)
-        self._chunks.append(mono[(-self._kept) % self._step :: self._step].copy())  # not a view of the batch
-        self._kept += len(mono)
+    def add(self, frame: av.AudioFrame) -> None:
+        source = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self._graph is None or source != self._source:  # the first frame, or the stream changed its format
+            self._drain()
+            self._graph, self._source = _to_mono(frame), source
+        self._graph.push(frame)
+        self._pending += frame.samples
+        if self._pending >= BATCH_SAMPLES:  # a batch is ready (a format conversion holds nothing back)
+            self._take(self._graph.pull())
 
     def pcm(self) -> Pcm:
-        self._flush()
-        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
-        return Pcm(self.start, self._rate / self._step, samples)
+        self._drain()
+        return Pcm(self.start, self._rate / self._step, self._samples)
+
+    def _drain(self) -> None:
+        if self._graph is None:
+            return
+        self._graph.push(None)
+        while True:
+            try:
+                self._take(self._graph.pull())
+            except (av.BlockingIOError, av.EOFError):
+                break
+        self._graph = None
+
+    def _take(self, frame: av.AudioFrame | av.VideoFrame) -> None:
+        assert isinstance(frame, av.AudioFrame)  # what an audio graph's sink gives
+        self._pending -= frame.samples
+        mono = array("f")
+        mono.frombytes(memoryview(frame.planes[0])[: frame.samples * mono.itemsize])
+        skipped = min(self._skip, len(mono))
+        self._skip -= skipped
+        taken = mono[skipped : skipped + int(min(self._left, len(mono) - skipped))]
+        self._left -= len(taken)
+        self._samples += taken[(-self._read) % self._step :: self._step]
+        self._read += len(taken)
 
 
-def _planes(frame: av.AudioFrame) -> list[np.ndarray]:
-    """A frame's samples, one array per channel in its own sample format: views of the frame's buffers
-    (PyAV's ``to_ndarray`` stacks them into a new array, 20 times the cost, on every one of ~1000 frames)."""
-    dtype = _SAMPLE_TYPES[frame.format.name.rstrip("p")]
-    channels = frame.layout.nb_channels
-    if frame.format.is_planar:
-        return [np.frombuffer(memoryview(plane), dtype, frame.samples) for plane in frame.planes[:channels]]
-    packed = np.frombuffer(memoryview(frame.planes[0]), dtype, frame.samples * channels)
-    return [packed[channel::channels] for channel in range(channels)]
-
-
-def _mono(channels: Sequence[np.ndarray]) -> np.ndarray:
-    """At most two channels as mono float32 at full scale ±1; stereo as ffmpeg's ``-ac 1`` downmixes it:
-    (L + R)/√2 (the reference reading uses that, so the levels agree)."""
-    kind, name = channels[0].dtype.kind, channels[0].dtype.name
-    if kind in "iu":
-        full_scale = _INTEGER_FULL_SCALE[name]
-        offset = full_scale if kind == "u" else 0
-        channels = [(channel.astype(np.float32) - offset) / np.float32(full_scale) for channel in channels]
-    if len(channels) == 1:
-        return channels[0].astype(np.float32, copy=False)
-    return ((channels[0] + channels[1]) * np.float32(math.sqrt(0.5))).astype(np.float32, copy=False)
+def _to_mono(frame: av.AudioFrame) -> av.filter.Graph:
+    """A graph turning frames like ``frame`` into mono float32 ones of BATCH_SAMPLES (the last one shorter)."""
+    graph = av.filter.Graph()
+    source = graph.add_abuffer(
+        sample_rate=frame.sample_rate, format=frame.format.name, layout=frame.layout.name, time_base=frame.time_base
+    )
+    convert = graph.add("aformat", f"sample_fmts=flt:channel_layouts=mono:sample_rates={frame.sample_rate}")
+    sink = graph.add("abuffersink")
+    source.link_to(convert)
+    convert.link_to(sink)
+    graph.configure()
+    graph.set_audio_frame_size(BATCH_SAMPLES)
+    return graph
 
 
 def _packets(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.Packet]:

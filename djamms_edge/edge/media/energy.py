@@ -1,92 +1,50 @@
-"""Where a window of decoded audio is silent: its 10 ms RMS energy under a threshold. Pure (numpy, no I/O).
+"""Where a window of decoded audio is silent: its 10 ms RMS energy under a threshold, computed by libavfilter.
 
-``decoder`` hands over a window as mono samples; ``silences()`` answers what ffmpeg's silencedetect
-would on the window's short-window energy (the ``analysis`` rule takes it from there):
+``decoder`` hands over a window as mono float32 samples; ``silences()`` runs them through one filter graph
+of FFmpeg's own filters (through PyAV, in this process; no I/O) and answers what ffmpeg's silencedetect
+says about their short-window energy (the ``analysis`` rule takes it from there):
 
-1. high-pass (``highpass``: the RBJ biquad ffmpeg's ``highpass`` filter uses, Q = 1/√2): rumble and
-   DC are not sound. A DC offset is inaudible; a 10 ms RMS reading that counts one keeps seconds of
-   "sound" nobody hears after some MP3s' last note (measured on real recordings, see bench/analysis.py);
-2. square and average over ENERGY_WINDOW_SECONDS at every sample (a sliding box, not a 10 ms grid),
-   so a hard stop or onset is found to the sample;
-3. a run of at least ``min_silence_seconds`` under the threshold is a silence.
+1. ``highpass``: the RBJ biquad (Q = 1/√2): rumble and DC are not sound. A DC offset is inaudible; a
+   10 ms RMS reading that counts one keeps seconds of "sound" nobody hears after some MP3s' last note
+   (measured on real recordings, see bench/analysis.py);
+2. square (``asplit`` + ``amultiply``) and average over ENERGY_WINDOW_SECONDS at every sample (``afir``
+   with a box of N taps of 1/N: a sliding box, not a 10 ms grid), so a hard stop or onset is found to
+   the sample. The box convolves in double precision: in single precision its FFT leaves up to 3e-8
+   (-75 dB) of loud music's energy in the digital silence after it, over the -80 dBFS floor;
+3. ``silencedetect`` on that mean square: a run of at least ``min_silence_seconds`` under the threshold
+   (as a power ratio, since the signal is already squared) is a silence.
+
+Why libavfilter and not numpy: the same work at the same speed (bench/analysis.py), and numpy's import
+alone cost a one-file ``djamms-edge analyze`` call 0.1 s (bench/cli_start.py). libavfilter comes with
+PyAV, which the decoding needs anyway, and does its work without holding the GIL.
 
 Both filters are causal: they smear energy *after* a stop (the box by a whole window, the high-pass by
 ~10 ms of ringing), never before an onset. So a head window, where the onset matters, is filtered
 forwards (each sample's level is the window ending there), and a tail window, where the stop matters,
-``backwards``: reversed, filtered, reversed back, so each level is the window *starting* there and the
-trailing silence starts exactly where the last sound stops.
+``backwards``: reversed, filtered, and its silences mapped back, so each level is the window *starting*
+there and the trailing silence starts exactly where the last sound stops.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from fractions import Fraction
 
-import numpy as np
+import av
+import av.filter
 
 from djamms_edge.edge.media.analysis import ENERGY_WINDOW_SECONDS
 from djamms_edge.edge.media.ffparse import Silence
 
-# The biquad runs as a complex one-pole recursion, blockwise (``_one_pole``): a block is as long as
-# keeps the pole's inverse powers under this, so the sums stay exact to ~1e-11 of full scale.
-_MAX_GROWTH = 1e4
-
-
-def highpass(samples: np.ndarray, rate: float, hz: float) -> np.ndarray:
-    """``samples`` through a 2nd-order high-pass at ``hz`` (RBJ cookbook, Q = 1/√2: ffmpeg's ``highpass``).
-
-    numpy has no recursive filter, and one sample at a time in Python is far too slow, so the biquad
-    is split exactly: its FIR part is three shifted products; its two poles p, p̄ make the recursive
-    part the real part of ONE complex one-pole recursion w[n] = p·w[n-1] + u[n] (partial fractions),
-    which ``_one_pole`` computes with cumulative sums."""
-    w0 = 2 * math.pi * hz / rate
-    alpha = math.sin(w0) / (2 * math.sqrt(0.5))
-    cos_w0 = math.cos(w0)
-    a0 = 1 + alpha
-    b0, b1 = (1 + cos_w0) / 2 / a0, -(1 + cos_w0) / a0  # b2 == b0
-    a1, a2 = -2 * cos_w0 / a0, (1 - alpha) / a0
-    u = b0 * samples
-    u[1:] += b1 * samples[:-1]
-    u[2:] += b0 * samples[:-2]
-    # 1 / (1 + a1 z⁻¹ + a2 z⁻²) = c / (1 - p z⁻¹) + c̄ / (1 - p̄ z⁻¹), with c = p / (p - p̄)
-    pole = complex(-a1 / 2, math.sqrt(max(0.0, a2 - a1 * a1 / 4)))
-    gain = pole / (pole - pole.conjugate())
-    return 2 * (gain * _one_pole(u, pole)).real
-
-
-def _one_pole(u: np.ndarray, pole: complex) -> np.ndarray:
-    """w[n] = pole·w[n-1] + u[n] from w[-1] = 0, for |pole| < 1.
-
-    In blocks of B samples: inside a block w[j] = pᵝ·(carry·p + Σ_{k≤j} p⁻ᵏ u[k]) (a cumulative sum),
-    and each block's carry-in is the previous block's last value (a short loop over blocks)."""
-    block = max(1, min(4096, int(math.log(_MAX_GROWTH) / -math.log(abs(pole)))))
-    count = len(u)
-    blocks = -(-count // block)
-    padded = np.zeros(blocks * block)
-    padded[:count] = u
-    powers = pole ** np.arange(block)
-    zero_state = np.cumsum(padded.reshape(blocks, block) / powers, axis=1) * powers
-    carries = np.empty(blocks, dtype=complex)
-    carry, step = 0j, pole**block
-    for index, last in enumerate(zero_state[:, -1].tolist()):
-        carries[index] = carry
-        carry = last + step * carry
-    return (zero_state + np.outer(carries, powers * pole)).reshape(-1)[:count]
-
-
-def mean_square(samples: np.ndarray, size: int) -> np.ndarray:
-    """Each sample's mean square over the ``size`` samples ending there (zeros before the first)."""
-    sums = np.cumsum(np.concatenate((np.zeros(size), np.square(samples))))
-    return np.maximum((sums[size:] - sums[:-size]) / size, 0.0)  # cumsum rounding may dip under 0
-
-
-# The energy is computed this much at a time: ~100 bytes a sample while it runs, so a tail widened to
-# ten minutes never needs a gigabyte. Each piece starts early enough (``_settling``) that its filters
-# have forgotten their zero start by the piece's own first sample: the result is the same.
-SEGMENT_SECONDS = 30.0
+# Samples handed to the graph per frame: few enough calls from Python, small enough to stay in cache.
+FRAME_SAMPLES = 1 << 14
+# afir's partition: the box is short (160 taps at 16 kHz); FFmpeg's default (8192) does several times the work.
+_BOX_PARTITION = 256
 
 
 def silences(
-    samples: np.ndarray,
+    samples: array[float],
     rate: float,
     *,
     threshold_db: float,
@@ -95,32 +53,83 @@ def silences(
     backwards: bool = False,
 ) -> list[Silence]:
     """Runs of at least ``min_silence_seconds`` whose 10 ms RMS level is under ``threshold_db`` (dBFS), in
-    seconds from the first sample; a silence still going at the last sample has no end (None)."""
-    signal = samples[::-1] if backwards else samples
-    size = max(1, round(rate * ENERGY_WINDOW_SECONDS))
-    segment = max(1, round(SEGMENT_SECONDS * rate))
-    settling = round(_settling(highpass_hz) * rate)
-    quiet = np.zeros(len(signal) + 2, dtype=bool)  # with a loud sample before and after: runs have both edges
-    for first in range(0, len(signal), segment):
-        lead = max(0, first - settling)
-        piece = np.asarray(signal[lead : first + segment], dtype=np.float64)
-        if highpass_hz > 0:
-            piece = highpass(piece, rate, highpass_hz)
-        energy = mean_square(piece, size)[first - lead :]
-        quiet[1 + first : 1 + first + len(energy)] = energy < 10 ** (threshold_db / 10)
+    seconds from the first sample; a silence still going at the last sample has no end (None).
+
+    ``samples``: mono float32 at full scale ±1 (an ``array('f')``, or any other buffer of them)."""
+    signal = array("f")
+    signal.frombytes(memoryview(samples).cast("B"))  # a copy: reversed in place below
     if backwards:
-        quiet = quiet[::-1]
-    edges = np.flatnonzero(quiet[1:] != quiet[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    shortest = math.ceil(min_silence_seconds * rate - 1e-9)
-    return [
-        Silence(start / rate, None if end == len(signal) else end / rate)
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
-        if end - start >= shortest
-    ]
+        signal.reverse()
+    count = len(signal)
+    # libavfilter counts whole samples a second; a thinned rate can be fractional (44056 Hz / 3): the graph
+    # runs at the nearest one, and its answers are sample numbers, which we turn into time at the real rate.
+    box = max(1, round(rate * ENERGY_WINDOW_SECONDS))
+    runs = _silent_runs(signal, max(1, round(rate)), threshold_db, min_silence_seconds, highpass_hz, box)
+    if backwards:  # a run [a, b) of the reversed signal is [count - b, count - a) of the window
+        runs = [(0 if end is None else count - end, None if start == 0 else count - start) for start, end in runs[::-1]]
+    return [Silence(start / rate, None if end is None else end / rate) for start, end in runs]
 
 
-def _settling(highpass_hz: float) -> float:
-    """Seconds after which the filters' zero start no longer shows: the box's window, and the high-pass's
-    ringing decayed under 1e-12 (28 time constants of its poles, τ = √2 / (2π f))."""
-    return ENERGY_WINDOW_SECONDS + (28 * math.sqrt(2) / (2 * math.pi * highpass_hz) if highpass_hz > 0 else 0.0)
+def _silent_runs(
+    signal: array[float], rate: int, threshold_db: float, min_silence_seconds: float, highpass_hz: float, box: int
+) -> list[tuple[int, int | None]]:
+    """silencedetect's runs over the graph's output, in samples: (first silent sample, first loud one or None)."""
+    graph = av.filter.Graph()
+    time_base = Fraction(1, rate)
+    source = graph.add_abuffer(sample_rate=rate, format="flt", layout="mono", time_base=time_base)
+    taps = graph.add_abuffer(sample_rate=rate, format="flt", layout="mono", time_base=time_base)
+    chain = [graph.add("highpass", f"f={highpass_hz!r}")] if highpass_hz > 0 else []
+    split, square = graph.add("asplit"), graph.add("amultiply")
+    mean = graph.add("afir", f"gtype=none:minp={_BOX_PARTITION}:maxp={_BOX_PARTITION}:precision=double")
+    # silencedetect marks a frame with where a silence starts and ends (frame metadata: one start and one
+    # end at most). Frames no longer than the shortest silence cannot hold two starts or two ends, and
+    # one that holds both started a silence and ended it, in that order.
+    frames = graph.add("asetnsamples", f"n={max(1, min(FRAME_SAMPLES, math.floor(min_silence_seconds * rate)))}:p=0")
+    detect = graph.add("silencedetect", f"noise={10 ** (threshold_db / 10)!r}:d={min_silence_seconds!r}")
+    sink = graph.add("abuffersink")
+    for before, after in zip([source, *chain], [*chain, split], strict=True):
+        before.link_to(after)
+    split.link_to(square, 0, 0)
+    split.link_to(square, 1, 1)
+    square.link_to(mean, 0, 0)
+    taps.link_to(mean, 0, 1)
+    mean.link_to(frames)
+    frames.link_to(detect)
+    detect.link_to(sink)
+    graph.configure()
+    taps.push(_frame(array("f", [1 / box]) * box, 0, time_base))
+    taps.push(None)
+
+    runs: list[tuple[int, int | None]] = []
+
+    def collect() -> None:
+        while True:
+            try:
+                frame = sink.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            marks = frame.metadata
+            if "lavfi.silence_start" in marks:
+                runs.append((_sample(marks["lavfi.silence_start"], rate), None))
+            if "lavfi.silence_end" in marks:
+                runs[-1] = (runs[-1][0], _sample(marks["lavfi.silence_end"], rate))
+
+    for first in range(0, len(signal), FRAME_SAMPLES):
+        source.push(_frame(signal[first : first + FRAME_SAMPLES], first, time_base))
+        collect()
+    source.push(None)
+    collect()
+    return runs
+
+
+def _frame(samples: array[float], pts: int, time_base: Fraction) -> av.AudioFrame:
+    frame = av.AudioFrame(format="flt", layout="mono", samples=len(samples))
+    frame.planes[0].update(samples.tobytes())
+    frame.sample_rate = time_base.denominator
+    frame.pts, frame.time_base = pts, time_base
+    return frame
+
+
+def _sample(seconds: str, rate: int) -> int:
+    """silencedetect's time (seconds, to the microsecond) as a sample number."""
+    return math.floor(float(seconds) * rate + 0.5)

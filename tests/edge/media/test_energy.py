@@ -1,71 +1,32 @@
-"""energy: the high-pass against a plain recursion and against ffmpeg's own, and silences() on tables of signals."""
+"""energy: silences() on tables of signals, through the real libavfilter graph (numpy only builds the signals)."""
 
 from __future__ import annotations
 
+import itertools
 import math
-import subprocess
+from array import array
 
 import numpy as np
 import pytest
 
 from djamms_edge.edge.media import energy
-from djamms_edge.edge.media.energy import _one_pole, highpass, mean_square, silences
 from djamms_edge.edge.media.ffparse import Silence
-from tests.edge.media.rms_reference import tool
 
 RATE = 16000
 
 
-def _recursion(u: np.ndarray, pole: complex) -> np.ndarray:
-    out, state = np.empty(len(u), dtype=complex), 0j
-    for index, value in enumerate(u.tolist()):
-        state = pole * state + value
-        out[index] = state
-    return out
+def silences(samples: np.ndarray, rate: float, **options: float | bool) -> list[Silence]:
+    """energy.silences on ``samples`` as the decoder hands them over: float32 in an array."""
+    return energy.silences(array("f", samples.astype(np.float32).tobytes()), rate, **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("rate", "hz", "length"),
-    [(16000, 80.0, 20000), (44100, 20.0, 9000), (8000, 500.0, 3001), (48000, 80.0, 5), (16000, 80.0, 1)],
-)
-def test_the_blockwise_one_pole_is_the_recursion(rate: int, hz: float, length: int) -> None:
-    # The poles of the high-passes we run: slow ones (long blocks) and a fast one (blocks of ~30 samples).
-    radius = math.exp(-2 * math.pi * hz * math.sqrt(0.5) / rate)
-    pole = radius * complex(math.cos(0.3 * hz / rate), math.sin(0.3 * hz / rate))
-    u = np.random.default_rng(7).standard_normal(length)
-    assert np.allclose(_one_pole(u, pole), _recursion(u, pole), rtol=0, atol=1e-9)
-
-
-@pytest.mark.parametrize(("rate", "hz"), [(16000, 80.0), (44100, 80.0), (22050, 20.0)])
-def test_the_high_pass_is_ffmpegs(rate: int, hz: float) -> None:
-    # Real ffmpeg: the same noise through its `highpass` filter (float32) and through ours (float64).
-    noise = np.random.default_rng(1).standard_normal(rate).astype(np.float32) * np.float32(0.1)
-    theirs = subprocess.run(
-        [tool("ffmpeg"), "-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-         "-af", f"highpass=f={hz:g}", "-f", "f32le", "pipe:1"],
-        input=noise.tobytes(), capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    ours = highpass(noise.astype(np.float64), rate, hz)
-    assert np.abs(ours - np.frombuffer(theirs, "<f4")).max() < 1e-5
-
-
-def test_the_high_pass_takes_dc_away() -> None:
-    # A -40 dBFS DC offset: after the first ~20 ms (the step at the start rings) nothing is left.
-    out = highpass(np.full(RATE, 0.01), RATE, 80.0)
-    assert np.abs(out[RATE // 10 :]).max() < 1e-7
-
-
-def test_mean_square_is_a_sliding_box_over_the_samples_ending_there() -> None:
-    assert mean_square(np.array([2.0, 0.0, 0.0, 4.0]), 2).tolist() == [2.0, 2.0, 0.0, 8.0]
-
-
-def _signal(*parts: tuple[float, float]) -> np.ndarray:
+def _signal(*parts: tuple[float, float], rate: float = RATE) -> np.ndarray:
     """(seconds, RMS dBFS) parts of a 1 kHz tone; -inf dBFS is digital silence."""
     pieces = []
     for seconds, level_db in parts:
-        count = round(seconds * RATE)
+        count = round(seconds * rate)
         amplitude = 0.0 if level_db == -math.inf else math.sqrt(2) * 10 ** (level_db / 20)
-        pieces.append(amplitude * np.sin(2 * np.pi * 1000 * np.arange(count) / RATE))
+        pieces.append(amplitude * np.sin(2 * np.pi * 1000 * np.arange(count) / rate))
     return np.concatenate(pieces)
 
 
@@ -122,20 +83,70 @@ def test_rumble_under_the_high_pass_is_not_sound(highpass_hz: float, silent_from
     assert found[-1].start == pytest.approx(silent_from, abs=0.02)
 
 
+@pytest.mark.parametrize(("level_db", "silent"), [(-59.9, False), (-60.1, True), (-79.9, False), (-80.1, True)])
+@pytest.mark.parametrize("highpass_hz", [80.0, 0.0])
+def test_the_threshold_holds_to_a_tenth_of_a_db(level_db: float, silent: bool, highpass_hz: float) -> None:
+    # A steady tone 0.1 dB either side of the threshold (-60 dBFS, and the -80 dBFS floor): the box's gain
+    # and the threshold's scale (a power ratio on the squared signal) are exact, with or without the high-pass.
+    # After the onset the box must fill to 10^(-0.1/10) = 98 % of a window before the mean crosses.
+    threshold = -60.0 if level_db > -70 else -80.0
+    crossing = 0.5 + WINDOW * 10 ** ((threshold - level_db) / 10)
+    found = silences(_signal((0.5, SILENT), (2.0, level_db)), RATE, threshold_db=threshold,
+                     min_silence_seconds=0.1, highpass_hz=highpass_hz)  # fmt: skip
+    assert found[0].start == 0.0
+    if silent:
+        assert found == [Silence(0.0, None)]
+    else:
+        assert found == [Silence(0.0, pytest.approx(crossing, abs=2.5 / RATE))]
+
+
+@pytest.mark.parametrize("threshold_db", [-60.0, -80.0, -100.0])
+def test_digital_silence_after_loud_music_is_silence_at_every_threshold(threshold_db: float) -> None:
+    # Noise at -6 dBFS, then digital silence: the trailing silence starts at the stop, to the sample (the
+    # box convolves in double precision; in single precision it left -75 dB of the noise's energy behind).
+    noise = np.random.default_rng(5).standard_normal(2 * RATE) * 0.5
+    samples = np.concatenate((noise, np.zeros(RATE)))
+    found = silences(samples, RATE, threshold_db=threshold_db, min_silence_seconds=0.1, highpass_hz=80.0,
+                     backwards=True)  # fmt: skip
+    assert found[-1] == Silence(pytest.approx(2.0, abs=1 / RATE), None)
+
+
+def test_many_silences_close_together_are_each_found() -> None:
+    # Twenty 0.15 s silences 0.05 s apart (several to a frame of samples handed to the graph), and a click in
+    # each (a silence ending and the next starting within 10 ms): every one is found, in order.
+    parts = [(0.05, -20.0), (0.15, SILENT)] * 20
+    found = silences(_signal(*parts), RATE, threshold_db=-60.0, min_silence_seconds=0.1, backwards=True)
+    assert len(found) == 20
+    for index, silence in enumerate(found):
+        assert silence.start == pytest.approx(0.2 * index + 0.05, abs=2.5 / RATE)
+        assert silence.end == (None if index == 19 else pytest.approx(0.2 * index + 0.2 - WINDOW, abs=2.5 / RATE))
+    clicks = np.zeros(4 * RATE)
+    clicks[RATE // 4 :: RATE // 4] = 1.0  # a click every 0.25 s
+    found = silences(clicks, RATE, threshold_db=-60.0, min_silence_seconds=0.1)
+    assert len(found) == 16
+    assert all(b.start - a.end == pytest.approx(WINDOW) for a, b in itertools.pairwise(found))  # type: ignore[operator]
+
+
+def test_a_fractional_rate_keeps_its_time() -> None:
+    # 44056 Hz thinned to every 3rd sample: 14685.33 samples a second. The graph runs at 14685 Hz; the answer
+    # is in samples, so the stop is still found at its time.
+    rate = 44056 / 3
+    samples = _signal((10.0, -20), (2.0, SILENT), rate=rate)
+    found = silences(samples, rate, threshold_db=-60.0, min_silence_seconds=0.1, highpass_hz=80.0, backwards=True)
+    assert found == [Silence(pytest.approx(10.0, abs=1.5 / rate), None)]
+
+
 @pytest.mark.parametrize("backwards", [False, True])
 @pytest.mark.parametrize("highpass_hz", [80.0, 5.0, 0.0])
-def test_long_windows_computed_in_pieces_find_the_same_silences(
-    backwards: bool, highpass_hz: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # 2 minutes of bursts, quiet stretches and pauses of every length, read at once and in 7 s pieces.
+def test_the_frame_size_does_not_show(backwards: bool, highpass_hz: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 minutes of bursts, quiet stretches and pauses of every length, handed over in big frames and in small ones.
     rng = np.random.default_rng(3)
     parts = [(float(rng.uniform(0.05, 3.0)), float(rng.choice([-20.0, -50.0, -70.0, SILENT]))) for _ in range(80)]
-    samples = _signal(*parts).astype(np.float32)
-    monkeypatch.setattr(energy, "SEGMENT_SECONDS", 1e6)
-    whole = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
+    samples = _signal(*parts)
+    big = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
+                   highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
+    monkeypatch.setattr(energy, "FRAME_SAMPLES", 999)
+    small = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
                      highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
-    monkeypatch.setattr(energy, "SEGMENT_SECONDS", 7.0)
-    pieces = silences(samples, RATE, threshold_db=-60.0, min_silence_seconds=0.1,
-                      highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
-    assert len(whole) > 10
-    assert pieces == whole
+    assert len(big) > 10
+    assert small == big
