@@ -3,7 +3,9 @@
 Issue 14's target: the call <= 0.3 s above the analysis. Measured side by side, round after round (so a change
 in the machine's load hits every row alike), medians of wall and CPU time:
 
-- the whole call: ``djamms-edge analyze FILE``;
+- the whole call: ``djamms-edge analyze FILE`` as a box runs it (``installed_copy``: our package installed as
+  files, as packaging/debian/postinst's pip does, so without the editable install's finder that this dev venv
+  loads at every start), and the same call from this dev venv;
 - the analysis itself: ``analyze(FILE)`` in this warm process (its decoding included);
 - what the call pays before it analyses: the interpreter's start (``python -c pass``, ``-S`` without site),
   the analyze command's imports (``djamms-edge analyze --help``; of them, the decoding library PyAV on its
@@ -16,11 +18,10 @@ in the machine's load hits every row alike), medians of wall and CPU time:
 Then ``python -X importtime`` of the analyze call, grouped: where the import time goes.
 
 With ``--baseline DIR`` (another ``djamms_edge`` package) its ``analyze FILE``, ``analyze --help`` and own
-code run in the same rounds, through this venv's interpreter: before and after, side by side. Issue 14's
-baseline is this tree without the lazy config loading (f6aa308):
+code run in the same rounds, through this venv's interpreter (so compare it with the dev venv's call): before
+and after, side by side. For example main before the analysis left numpy (f415240):
 
-    b=$(mktemp -d); git archive HEAD djamms_edge | tar -x -C $b
-    git diff f6aa308~1 f6aa308 -- djamms_edge | patch -R -p1 -d $b
+    b=$(mktemp -d); git archive f415240 djamms_edge | tar -x -C $b
     .venv/bin/python bench/cli_start.py [--rounds 9] [--file PATH] [--baseline $b]
 """
 
@@ -31,9 +32,11 @@ import asyncio
 import importlib.util
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections import defaultdict
@@ -143,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = args.file or (REAL_TRACK if REAL_TRACK.exists() else asyncio.run(_stand_in(Path(scratch))))
-        report(path, args.rounds, args.baseline)
+        report(path, args.rounds, args.baseline, Path(scratch))
 
 
 # The call's own code (our imports, the parser, the config file, asyncio.run, the error output) on a missing file,
@@ -167,6 +170,31 @@ def own_code(directory: Path, rounds: int) -> tuple[float, float]:
     return statistics.median(float(w) for w, _ in runs), statistics.median(float(c) for _, c in runs)
 
 
+def installed_copy(directory: Path) -> Path:
+    """``djamms-edge`` as the .deb installs it, with this venv's dependencies; returns its console script.
+
+    packaging/debian/postinst makes a venv and pip-installs our wheel into it: the package as files (compiled),
+    and a console script. Here: a venv of this interpreter whose site-packages holds a copy of our package,
+    this venv's .pth files but the editable install's, and one more .pth that reaches this venv's packages."""
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(directory)], check=True)  # type: ignore[attr-defined]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = directory / "lib" / version / "site-packages"
+    ours = Path(sysconfig.get_path("purelib"))
+    (site / "a-dependencies.pth").write_text(f"{ours}\n")  # read first: the other .pth files import from there
+    for pth in ours.glob("*.pth"):
+        if not pth.name.startswith("__editable__"):
+            shutil.copy(pth, site / pth.name)
+    shutil.copytree(REPO / "djamms_edge", site / "djamms_edge", ignore=shutil.ignore_patterns("__pycache__"))
+    compile_bytecode(site / "djamms_edge")
+    script = directory / "bin" / "djamms-edge"
+    script.write_text(  # what pip writes for the console script
+        f"#!{directory / 'bin' / 'python'}\nimport sys\nfrom djamms_edge.edge.cli import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
 def compile_bytecode(*packages: Path) -> None:
     """Compile the packages' .pyc files, as pip does when the .deb installs the app on a box. Shells here set
     PYTHONDONTWRITEBYTECODE=1, so without this every call would compile our sources again (~0.01-0.04 s)."""
@@ -174,8 +202,9 @@ def compile_bytecode(*packages: Path) -> None:
         subprocess.run([PYTHON, "-m", "compileall", "-q", str(package)], check=True)
 
 
-def report(path: Path, rounds: int, baseline: Path | None) -> None:
+def report(path: Path, rounds: int, baseline: Path | None, scratch: Path) -> None:
     compile_bytecode(REPO / "djamms_edge", *([baseline / "djamms_edge"] if baseline else []))
+    installed = installed_copy(scratch / "installed")
     config = AnalysisConfig()
     asyncio.run(analyze(path, config))  # calibrates this process, warms the page cache
     # A fresh process analyses the file twice: the first analysis's extra time is what a CLI call pays for it.
@@ -187,10 +216,12 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
     )
     load_before = load_average()
     rows: list[tuple[str, Callable[[], None]]] = [
-        ("djamms-edge analyze FILE", _process([EDGE, "analyze", str(path)])),
+        ("djamms-edge analyze FILE, as installed", _process([str(installed), "analyze", str(path)])),
+        ("djamms-edge analyze FILE, dev venv", _process([EDGE, "analyze", str(path)])),
         ("analyze(FILE) in a warm process", _in_process(path, config)),
         ("python -S -c pass", _process([PYTHON, "-S", "-c", "pass"])),
-        ("python -c pass", _process([PYTHON, "-c", "pass"])),
+        ("python -c pass, as installed", _process([str(installed.with_name("python")), "-c", "pass"])),
+        ("python -c pass, dev venv", _process([PYTHON, "-c", "pass"])),
         ("python -c 'import av'", _process([PYTHON, "-c", "import av"])),
         *([("python -c 'import numpy' (not imported)", _process([PYTHON, "-c", "import numpy"]))]
           if importlib.util.find_spec("numpy") else []),
@@ -209,8 +240,10 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
     first_extra = statistics.median(float(a) - float(b) for a, b in (line.split() for line in firsts))
     load_after = load_average()
 
-    call, alone = figures["djamms-edge analyze FILE"][0], figures["analyze(FILE) in a warm process"][0]
-    bare, no_site = figures["python -c pass"][0], figures["python -S -c pass"][0]
+    call, alone = figures["djamms-edge analyze FILE, as installed"][0], figures["analyze(FILE) in a warm process"][0]
+    dev_call = figures["djamms-edge analyze FILE, dev venv"][0]
+    bare, no_site = figures["python -c pass, dev venv"][0], figures["python -S -c pass"][0]
+    bare_installed = figures["python -c pass, as installed"][0]
     imports = figures["djamms-edge analyze --help"][0] - bare
     libraries = figures["python -c 'import av'"][0] - bare
     print(f"bench/cli_start.py: {path.name}, {rounds} rounds side by side; load average {load_before} before,"
@@ -218,26 +251,32 @@ def report(path: Path, rounds: int, baseline: Path | None) -> None:
     print(f"{'':44} {'wall s':>8} {'CPU s':>8}")
     for label, (wall, cpu) in figures.items():
         print(f"{label:44} {wall:8.3f} {cpu:8.3f}")
-    print(f"\none-file CLI call {call:.3f} s, the analysis itself {alone:.3f} s: {call - alone:.3f} s above it"
-          f" (target <= 0.3 s), made of:")
-    print(f"  interpreter start            {bare:.3f} s (of it site and the venv's .pth files {bare - no_site:.3f} s)")
-    print(f"  the analyze command's imports {imports:.3f} s (analyze --help minus python -c pass), of which")
+    (call_cpu, dev_call_cpu, alone_cpu) = (figures["djamms-edge analyze FILE, as installed"][1],
+                                           figures["djamms-edge analyze FILE, dev venv"][1],
+                                           figures["analyze(FILE) in a warm process"][1])
+    print(f"\none-file CLI call as a box runs it (our package installed as files: packaging/debian/postinst)"
+          f" {call:.3f} s, the analysis itself {alone:.3f} s: {call - alone:.3f} s above it (target <= 0.3 s);"
+          f" in CPU seconds, less hit by the machine's load: {call_cpu:.3f} against {alone_cpu:.3f},"
+          f" {call_cpu - alone_cpu:.3f} above")
+    print(f"the same call from this dev venv (editable install) {dev_call:.3f} s: {dev_call - alone:.3f} s above it"
+          f" ({dev_call_cpu - alone_cpu:.3f} s in CPU seconds)")
+    print("made of:")
+    print(f"  interpreter start            {bare_installed:.3f} s as installed; {bare:.3f} s in this dev venv, where"
+          f" site and the venv's .pth files (the editable install's finder) take {bare - no_site:.3f} s")
+    print(f"  the analyze command's imports {imports:.3f} s (analyze --help minus python -c pass, dev venv), of which")
     print(f"    PyAV                        {libraries:.3f} s (python -c 'import av' minus python -c pass)")
     print(f"    everything else             {imports - libraries:.3f} s")
     print(f"  first analysis in a process   {first_extra:+.3f} s (one-time work; median of {len(firsts)} processes)")
-    (call_cpu, alone_cpu) = figures["djamms-edge analyze FILE"][1], figures["analyze(FILE) in a warm process"][1]
-    print(f"  (in CPU seconds, less hit by the machine's load: {call_cpu:.3f} against {alone_cpu:.3f},"
-          f" {call_cpu - alone_cpu:.3f} above)")
-    rest = call - alone - bare - imports - first_extra
+    rest = call - alone - bare_installed - imports - first_extra
     print(f"  config, asyncio.run, output   {rest:+.3f} s (what is left; noise too)")
     for name, (wall, cpu) in own.items():
         print(f"our own code ({name}): {wall:.3f} s wall, {cpu:.3f} s CPU (imports past PyAV/asyncio, parser,"
               " config.example.toml, asyncio.run, error output; a missing file analysed)")
     if baseline:
         before, before_cpu = figures["baseline: djamms-edge analyze FILE"]
-        print(f"the baseline's call: {before:.3f} s wall, {before_cpu:.3f} s CPU; this one {call:.3f} s wall,"
-              f" {call_cpu:.3f} s CPU (baseline minus this: {before - call:+.3f} s wall, {before_cpu - call_cpu:+.3f} s"
-              " CPU)")
+        print(f"the baseline's call (dev venv): {before:.3f} s wall, {before_cpu:.3f} s CPU; this one {dev_call:.3f} s"
+              f" wall, {dev_call_cpu:.3f} s CPU (baseline minus this: {before - dev_call:+.3f} s wall,"
+              f" {before_cpu - dev_call_cpu:+.3f} s CPU)")
     groups, heavy = import_groups(path)
     print("\npython -X importtime of the call (self times, inflated by the measuring), by group:")
     for name, ms in groups[:12]:

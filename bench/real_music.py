@@ -257,4 +257,4 @@ async def bench_real(cache: Path, reference_every: int, rounds: int) -> None:
     extra = [call - alone for call, alone in pairs]
     print(f"\none-file CLI call: median {statistics.median(c for c, _ in pairs):.3f} s, the analysis in a warm"
           f" process {statistics.median(a for _, a in pairs):.3f} s: {statistics.median(extra):.3f} s above it"
-          f" (Python start-up and imports, PyAV's and numpy's included)\n")
+          f" (Python start-up and imports, PyAV's included; bench/cli_start.py breaks it down)\n")
