@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 import av
@@ -55,23 +56,36 @@ def silences(
     """Runs of at least ``min_silence_seconds`` whose 10 ms RMS level is under ``threshold_db`` (dBFS), in
     seconds from the first sample; a silence still going at the last sample has no end (None).
 
-    ``samples``: mono float32 at full scale ±1 (an ``array('f')``, or any other buffer of them)."""
-    signal = array("f")
-    signal.frombytes(memoryview(samples).cast("B"))  # a copy: reversed in place below
-    if backwards:
-        signal.reverse()
-    count = len(signal)
+    ``samples``: mono float32 at full scale ±1 (``array('f')``)."""
+    if samples.typecode != "f":
+        raise TypeError(f"float32 samples expected (array('f')), not array({samples.typecode!r})")
+    count = len(samples)
     # libavfilter counts whole samples a second; a thinned rate can be fractional (44056 Hz / 3): the graph
     # runs at the nearest one, and its answers are sample numbers, which we turn into time at the real rate.
     box = max(1, round(rate * ENERGY_WINDOW_SECONDS))
-    runs = _silent_runs(signal, max(1, round(rate)), threshold_db, min_silence_seconds, highpass_hz, box)
+    runs = _silent_runs(_frames(samples, backwards), max(1, round(rate)), threshold_db, min_silence_seconds,
+                        highpass_hz, box)  # fmt: skip
     if backwards:  # a run [a, b) of the reversed signal is [count - b, count - a) of the window
         runs = [(0 if end is None else count - end, None if start == 0 else count - start) for start, end in runs[::-1]]
     return [Silence(start / rate, None if end is None else end / rate) for start, end in runs]
 
 
+def _frames(samples: array[float], backwards: bool) -> Iterator[array[float]]:
+    """``samples`` FRAME_SAMPLES at a time, or reversed from the last one: a frame's copy at a time, never the
+    whole window's (a tail widened to ten minutes is 38 MB at 16 kHz)."""
+    if not backwards:
+        for first in range(0, len(samples), FRAME_SAMPLES):
+            yield samples[first : first + FRAME_SAMPLES]
+        return
+    for last in range(len(samples), 0, -FRAME_SAMPLES):
+        frame = samples[max(0, last - FRAME_SAMPLES) : last]
+        frame.reverse()
+        yield frame
+
+
 def _silent_runs(
-    signal: array[float], rate: int, threshold_db: float, min_silence_seconds: float, highpass_hz: float, box: int
+    frames: Iterable[array[float]], rate: int, threshold_db: float, min_silence_seconds: float, highpass_hz: float,
+    box: int,
 ) -> list[tuple[int, int | None]]:
     """silencedetect's runs over the graph's output, in samples: (first silent sample, first loud one or None)."""
     graph = av.filter.Graph()
@@ -84,7 +98,7 @@ def _silent_runs(
     # silencedetect marks a frame with where a silence starts and ends (frame metadata: one start and one
     # end at most). Frames no longer than the shortest silence cannot hold two starts or two ends, and
     # one that holds both started a silence and ended it, in that order.
-    frames = graph.add("asetnsamples", f"n={max(1, min(FRAME_SAMPLES, math.floor(min_silence_seconds * rate)))}:p=0")
+    framing = graph.add("asetnsamples", f"n={max(1, min(FRAME_SAMPLES, math.floor(min_silence_seconds * rate)))}:p=0")
     detect = graph.add("silencedetect", f"noise={10 ** (threshold_db / 10)!r}:d={min_silence_seconds!r}")
     sink = graph.add("abuffersink")
     for before, after in zip([source, *chain], [*chain, split], strict=True):
@@ -93,8 +107,8 @@ def _silent_runs(
     split.link_to(square, 1, 1)
     square.link_to(mean, 0, 0)
     taps.link_to(mean, 0, 1)
-    mean.link_to(frames)
-    frames.link_to(detect)
+    mean.link_to(framing)
+    framing.link_to(detect)
     detect.link_to(sink)
     graph.configure()
     taps.push(_frame(array("f", [1 / box]) * box, 0, time_base))
@@ -114,8 +128,10 @@ def _silent_runs(
             if "lavfi.silence_end" in marks:
                 runs[-1] = (runs[-1][0], _sample(marks["lavfi.silence_end"], rate))
 
-    for first in range(0, len(signal), FRAME_SAMPLES):
-        source.push(_frame(signal[first : first + FRAME_SAMPLES], first, time_base))
+    pushed = 0
+    for samples in frames:
+        source.push(_frame(samples, pushed, time_base))
+        pushed += len(samples)
         collect()
     source.push(None)
     collect()

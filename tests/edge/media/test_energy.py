@@ -150,3 +150,9 @@ def test_the_frame_size_does_not_show(backwards: bool, highpass_hz: float, monke
                      highpass_hz=highpass_hz, backwards=backwards)  # fmt: skip
     assert len(big) > 10
     assert small == big
+
+
+def test_samples_other_than_float32_are_refused() -> None:
+    # The graph reads the buffer as float32: doubles would be read as noise, so they are refused instead.
+    with pytest.raises(TypeError, match="float32"):
+        energy.silences(array("d", [0.0] * RATE), RATE, threshold_db=-60.0, min_silence_seconds=0.1)
