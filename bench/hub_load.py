@@ -171,6 +171,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def scheduling(pid: int) -> tuple[float, float]:
+    """Seconds a process (all its threads) has run on a CPU, and waited runnable for one, so far (schedstat)."""
+    ran = waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            run_ns, wait_ns, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue  # a thread that just ended
+        ran, waited = ran + int(run_ns), waited + int(wait_ns)
+    return ran / 1e9, waited / 1e9
+
+
 def run_wrk(name: str, url: str, lua: str, args: argparse.Namespace, workdir: Path, server_pid: int) -> Result:
     script = workdir / f"{name}.lua"
     script.write_text(lua)
@@ -211,10 +223,19 @@ async def paced(name: str, url: str, headers: dict[str, str], body: str, args: a
     return Result(name, len(latencies) / args.duration, pick(0.5), pick(0.99), len(latencies), bad)
 
 
+# Per steady run and process: (share of a core it ran, ms per second it waited runnable for a CPU).
+CONTENTION: dict[str, dict[str, tuple[float, float]]] = {}
+
+
 def measure(name: str, url: str, lua: str, headers: dict[str, str], body: str, args: argparse.Namespace,
-            workdir: Path, server_pid: int) -> tuple[Result, Result]:
+            workdir: Path, server_pid: int, watched: dict[str, int] | None = None) -> tuple[Result, Result]:
     saturated = run_wrk(name, url, lua, args, workdir, server_pid)
+    watched = {"server": server_pid, "client": os.getpid(), **(watched or {})}
+    before, started = {who: scheduling(pid) for who, pid in watched.items()}, time.perf_counter()
     steady = asyncio.run(paced(name, url, {"Content-Type": "application/json", **headers}, body, args))
+    took = time.perf_counter() - started
+    CONTENTION[name] = {who: ((scheduling(pid)[0] - before[who][0]) / took,
+                              (scheduling(pid)[1] - before[who][1]) / took * 1000) for who, pid in watched.items()}
     return saturated, steady
 
 
@@ -248,6 +269,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves the other core to the server)")
     parser.add_argument("--rate", type=float, default=500.0, help="total req/s of the steady load")
     parser.add_argument("--slow", type=int, default=5000, help="slow connections held open in the third run")
+    parser.add_argument("--only-slow", action="store_true",
+                        help="only the slow-connection comparison (heartbeat-again, heartbeat+slow): quicker, for "
+                             "trying changes; the figures to quote come from the full run")
     args = parser.parse_args()
     fd_limit = raise_fd_limit()
     if fd_limit < args.slow + 1000:
@@ -264,7 +288,7 @@ def main() -> int:
     beat = json.dumps({"deviceId": DEVICE})
     with tempfile.TemporaryDirectory(prefix="hub-load-") as tmp:
         workdir = Path(tmp)
-        for name, loop in (("bare", "asyncio"), ("bare-uvloop", "uvloop")):
+        for name, loop in () if args.only_slow else (("bare", "asyncio"), ("bare-uvloop", "uvloop")):
             port = free_port()
             bare = start([PYTHON, "-c", BARE_SERVER, str(port), loop], workdir / f"{name}.log")
             try:
@@ -296,12 +320,13 @@ def main() -> int:
             registered = hub_json(f"{base}/players/register", {"deviceId": DEVICE, "userAgent": "bench"}, token)
             assert registered["status"] == "registered", registered
             lua = HEARTBEAT_LUA % {"device": DEVICE, "token": token}
-            saturated, paced_result = measure("heartbeat", f"{base}/players/heartbeat", lua,
-                                              {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
-            results.append(saturated)
-            steady.append(paced_result)
-            results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())), args,
-                                   workdir, hub.pid))
+            if not args.only_slow:
+                saturated, paced_result = measure("heartbeat", f"{base}/players/heartbeat", lua,
+                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
+                results.append(saturated)
+                steady.append(paced_result)
+                results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())),
+                                       args, workdir, hub.pid))
             # The slow run's baseline: heartbeats again, right before the slow clients come, so the paid-request
             # run between (a bigger database, its writes settling) weighs on both sides of the ratio alike.
             saturated, paced_result = measure("heartbeat-again", f"{base}/players/heartbeat", lua,
@@ -317,7 +342,8 @@ def main() -> int:
                     time.sleep(0.5)
                 held_before = slow_status(status)[0]
                 saturated, paced_result = measure("heartbeat+slow", f"{base}/players/heartbeat", lua,
-                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
+                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid,
+                                                  {"holder": holder.pid})
                 held_after, reopened = slow_status(status)
                 holder_cpu = cpu_seconds(holder.pid)
                 results.append(saturated)
@@ -328,7 +354,7 @@ def main() -> int:
             stop(hub)
 
     load_after = os.getloadavg()
-    bare_rps = results[0].rps
+    bare_rps, bare_cpu = (float("nan"), float("nan")) if args.only_slow else (results[0].rps, results[0].cpu_us)
     header = f"{'target':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'non-2xx':>9}{'x bare':>8}"
     cpu_header = f"{'CPU us/req':>12}{'x bare':>8}"
     print(f"hub_load: {os.cpu_count()} cores, loopback, {args.connections} connections, {args.duration}s per run; "
@@ -336,12 +362,11 @@ def main() -> int:
     print(f"saturation (wrk -t{args.threads}); CPU = the server process's CPU time per request:\n{header}{cpu_header}")
     for r in results:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}"
-              f"{r.rps / bare_rps:>8.2f}{r.cpu_us:>12.0f}{results[0].cpu_us / r.cpu_us:>8.2f}")
+              f"{r.rps / bare_rps:>8.2f}{r.cpu_us:>12.0f}{bare_cpu / r.cpu_us:>8.2f}")
     print(f"steady {args.rate:.0f} req/s (latency from scheduled send):\n{header}")
     for r in steady:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}{'':>8}")
     saturated_by, steady_by = {r.name: r for r in results}, {r.name: r for r in steady}
-    plain = (saturated_by["heartbeat"], steady_by["heartbeat"])
     before_slow = (saturated_by["heartbeat-again"], steady_by["heartbeat-again"])
     slow = (saturated_by["heartbeat+slow"], steady_by["heartbeat+slow"])
     ratios = (slow[0].rps / before_slow[0].rps, slow[0].p99_ms / before_slow[0].p99_ms,
@@ -357,6 +382,14 @@ def main() -> int:
     print(f"{'ratio':<16}{ratios[0]:>8.2f}{ratios[1]:>18.2f}{ratios[2]:>15.2f}{cpu_ratio:>12.2f}")
     print(f"targets: with {args.slow} slow connections req/s >= 0.80x and both p99 <= 1.20x the plain heartbeat run "
           f"just before them (within 20 %): {'met' if within else 'NOT met'}")
+    print("who had the CPU in the steady runs: share of a core each process ran / ms per second it waited, runnable, "
+          "for a CPU (2 cores: waiting is what turns into p99; a diagnostic, not a target)")
+    for name in ("heartbeat-again", "heartbeat+slow"):
+        print(f"  {name:<16}" + ", ".join(f"{who} {ran * 100:.0f} % / {waited:.0f} ms"
+                                          for who, (ran, waited) in CONTENTION[name].items()))
+    if args.only_slow:
+        return 0 if all(r.bad == 0 for r in results + steady) else 1
+    plain = (saturated_by["heartbeat"], steady_by["heartbeat"])
     beat_ratio, paid_ratio = plain[0].rps / bare_rps, saturated_by["paid-request"].rps / bare_rps
     uv_rps = saturated_by["bare-uvloop"].rps
     met = {True: "met", False: "NOT met"}
