@@ -6,11 +6,11 @@ in the machine's load hits every row alike), medians of wall and CPU time:
 - the whole call: ``djamms-edge analyze FILE`` as a box runs it (``installed_copy``: our package installed as
   files, as packaging/debian/postinst's pip does, so without the editable install's finder that this dev venv
   loads at every start), and the same call from this dev venv;
-- the analysis itself: ``analyze(FILE)`` in this warm process (its decoding included);
+- the analysis itself: ``analyze_blocking(FILE)`` (what the CLI runs for a local file) in this warm process;
 - what the call pays before it analyses: the interpreter's start (``python -c pass``, ``-S`` without site),
   the analyze command's imports (``djamms-edge analyze --help``; of them, the decoding library PyAV on its
-  own; numpy's import beside it, where installed: the analysis no longer imports it, the row shows what
-  that saves), loading the config, and what the first analysis of a process does once;
+  own; numpy's and asyncio's imports beside it: the call no longer imports them, the rows show what that
+  saves), loading the config, and what the first analysis of a process does once;
 - our own code's share alone (OWN_CODE: what this project's code decides, past the libraries' imports);
 - every other ``djamms-edge`` command's start (``CMD --help``: imports and parser, nothing run): systemd
   waits for ``run`` and a venue owner for ``doctor``, on a Pi's SD card.
@@ -46,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from djamms_edge.edge.media.analyzer import analyze  # noqa: E402
+from djamms_edge.edge.media.analyzer import analyze_blocking  # noqa: E402
 from djamms_edge.edge.media.config import AnalysisConfig  # noqa: E402
 from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone  # noqa: E402
 
@@ -85,7 +85,7 @@ def _env() -> dict[str, str]:
 
 def _in_process(path: Path, config: AnalysisConfig) -> Callable[[], None]:
     def job() -> None:
-        asyncio.run(analyze(path, config))
+        analyze_blocking(path, config)  # what the CLI runs for a local file
 
     return job
 
@@ -149,10 +149,10 @@ def main() -> None:
         report(path, args.rounds, args.baseline, Path(scratch))
 
 
-# The call's own code (our imports, the parser, the config file, asyncio.run, the error output) on a missing file,
-# with PyAV and asyncio imported beforehand: the part of the start-up this project's code decides.
+# The call's own code (our imports, the parser, the config file, the error output) on a missing file,
+# with PyAV imported beforehand: the part of the start-up this project's code decides.
 OWN_CODE = """
-import contextlib, io, sys, time, asyncio, av
+import contextlib, io, sys, time, av
 wall, cpu = time.perf_counter(), time.process_time()
 from djamms_edge.edge.cli import main
 with contextlib.redirect_stderr(io.StringIO()):
@@ -206,25 +206,26 @@ def report(path: Path, rounds: int, baseline: Path | None, scratch: Path) -> Non
     compile_bytecode(REPO / "djamms_edge", *([baseline / "djamms_edge"] if baseline else []))
     installed = installed_copy(scratch / "installed")
     config = AnalysisConfig()
-    asyncio.run(analyze(path, config))  # calibrates this process, warms the page cache
+    analyze_blocking(path, config)  # calibrates this process, warms the page cache
     # A fresh process analyses the file twice: the first analysis's extra time is what a CLI call pays for it.
     first = (
-        "import asyncio, time; from djamms_edge.edge.media.analyzer import analyze;"
+        "import time; from djamms_edge.edge.media.analyzer import analyze_blocking as a;"
         f"from djamms_edge.edge.media.config import AnalysisConfig as C; p = {str(path)!r};"
-        "t = time.perf_counter(); asyncio.run(analyze(p, C())); a = time.perf_counter();"
-        "asyncio.run(analyze(p, C())); print(a - t, time.perf_counter() - a)"
+        "t = time.perf_counter(); a(p, C()); m = time.perf_counter();"
+        "a(p, C()); print(m - t, time.perf_counter() - m)"
     )
     load_before = load_average()
     rows: list[tuple[str, Callable[[], None]]] = [
         ("djamms-edge analyze FILE, as installed", _process([str(installed), "analyze", str(path)])),
         ("djamms-edge analyze FILE, dev venv", _process([EDGE, "analyze", str(path)])),
-        ("analyze(FILE) in a warm process", _in_process(path, config)),
+        ("the analysis in a warm process", _in_process(path, config)),
         ("python -S -c pass", _process([PYTHON, "-S", "-c", "pass"])),
         ("python -c pass, as installed", _process([str(installed.with_name("python")), "-c", "pass"])),
         ("python -c pass, dev venv", _process([PYTHON, "-c", "pass"])),
         ("python -c 'import av'", _process([PYTHON, "-c", "import av"])),
         *([("python -c 'import numpy' (not imported)", _process([PYTHON, "-c", "import numpy"]))]
           if importlib.util.find_spec("numpy") else []),
+        ("python -c 'import asyncio' (not imported)", _process([PYTHON, "-c", "import asyncio"])),
         ("djamms-edge analyze --help", _process([EDGE, "analyze", "--help"])),
         *((f"djamms-edge {command} --help", _process([EDGE, command, "--help"])) for command in COMMANDS),
     ]
@@ -240,7 +241,7 @@ def report(path: Path, rounds: int, baseline: Path | None, scratch: Path) -> Non
     first_extra = statistics.median(float(a) - float(b) for a, b in (line.split() for line in firsts))
     load_after = load_average()
 
-    call, alone = figures["djamms-edge analyze FILE, as installed"][0], figures["analyze(FILE) in a warm process"][0]
+    call, alone = figures["djamms-edge analyze FILE, as installed"][0], figures["the analysis in a warm process"][0]
     dev_call = figures["djamms-edge analyze FILE, dev venv"][0]
     bare, no_site = figures["python -c pass, dev venv"][0], figures["python -S -c pass"][0]
     bare_installed = figures["python -c pass, as installed"][0]
@@ -253,7 +254,7 @@ def report(path: Path, rounds: int, baseline: Path | None, scratch: Path) -> Non
         print(f"{label:44} {wall:8.3f} {cpu:8.3f}")
     (call_cpu, dev_call_cpu, alone_cpu) = (figures["djamms-edge analyze FILE, as installed"][1],
                                            figures["djamms-edge analyze FILE, dev venv"][1],
-                                           figures["analyze(FILE) in a warm process"][1])
+                                           figures["the analysis in a warm process"][1])
     print(f"\none-file CLI call as a box runs it (our package installed as files: packaging/debian/postinst)"
           f" {call:.3f} s, the analysis itself {alone:.3f} s: {call - alone:.3f} s above it (target <= 0.3 s);"
           f" in CPU seconds, less hit by the machine's load: {call_cpu:.3f} against {alone_cpu:.3f},"
@@ -268,10 +269,10 @@ def report(path: Path, rounds: int, baseline: Path | None, scratch: Path) -> Non
     print(f"    everything else             {imports - libraries:.3f} s")
     print(f"  first analysis in a process   {first_extra:+.3f} s (one-time work; median of {len(firsts)} processes)")
     rest = call - alone - bare_installed - imports - first_extra
-    print(f"  config, asyncio.run, output   {rest:+.3f} s (what is left; noise too)")
+    print(f"  config, parser, output        {rest:+.3f} s (what is left; noise too)")
     for name, (wall, cpu) in own.items():
-        print(f"our own code ({name}): {wall:.3f} s wall, {cpu:.3f} s CPU (imports past PyAV/asyncio, parser,"
-              " config.example.toml, asyncio.run, error output; a missing file analysed)")
+        print(f"our own code ({name}): {wall:.3f} s wall, {cpu:.3f} s CPU (imports past PyAV, parser,"
+              " config.example.toml, error output; a missing file analysed)")
     if baseline:
         before, before_cpu = figures["baseline: djamms-edge analyze FILE"]
         print(f"the baseline's call (dev venv): {before:.3f} s wall, {before_cpu:.3f} s CPU; this one {dev_call:.3f} s"

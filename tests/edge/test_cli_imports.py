@@ -1,8 +1,9 @@
 """What each ``djamms-edge`` command imports: a one-file ``analyze`` must start fast (issue 14), so it never
 loads the hub, the daemon's libraries (aiohttp, libmpv) or yt-dlp, nor numpy (the analysis computes in
-libavfilter; numpy's import alone was a third of the call's start-up). Checked on the real console script with
-``python -X importtime``, which lists every module a process imports, also those imported inside functions
-while it runs. The time itself is measured in bench/cli_start.py, not here.
+libavfilter; numpy's import alone was a third of the call's start-up), nor asyncio for a local file.
+Checked on the real console script with ``python -X importtime``, which lists every module a process
+imports, also those imported inside functions while it runs. The time itself is measured in
+bench/cli_start.py, not here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def test_analyze_imports_neither_the_hub_nor_the_daemons_libraries(track: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "start 0.500s" in proc.stdout  # it really analysed the file
     assert among(modules, "djamms_edge.hub", *DAEMON_LIBRARIES, "numpy") == set()
+    # A local file is analysed without an event loop: asyncio (and the ssl it loads) is ~0.045 s of a start.
+    assert among(modules, "asyncio", "ssl", "concurrent") == set()
     assert among(modules, "djamms_edge.edge.daemon", "djamms_edge.edge.sync.lease", "djamms_edge.config") == set()
 
 

@@ -8,6 +8,7 @@ One job per module:
 - ``ffparse``  pure parsers of what ffmpeg prints
 - ``analysis`` pure cue rules (silence touching start/end, thresholds, cue-in guard)
 - ``analyzer`` ``analyze(path_or_url, config) -> TrackAnalysis``: head/tail windows, or a full loudness pass
+               (``analyze_blocking``: the same in the calling thread, for the one-shot CLI)
 - ``fetcher``  the only place yt-dlp is used (``YtDlpFetcher``), and ``FakeFetcher`` under the same contract
 - ``eviction`` pure choice of what to evict
 - ``cache``    ``MediaCache``: SQLite index, eviction, prefetch, analysis and overrides, ``playable(key)``

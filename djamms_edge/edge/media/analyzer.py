@@ -1,4 +1,5 @@
-"""``analyze()``: a track's realStartOffset, realEndOffset, duration (and loudness), used by the CLI and the daemon.
+"""``analyze()``: a track's realStartOffset, realEndOffset, duration (and loudness), used by the daemon and the
+CLI (``analyze_blocking()``: the same work in the calling thread, for a local file in a one-shot program).
 
 Fast mode decodes the audio stream only, and only a head window and a tail window, in this process
 (``decoder``: FFmpeg's libraries through PyAV, opened once, the tail reached by seeking, so nothing in
@@ -69,16 +70,38 @@ async def analyze(
 ) -> TrackAnalysis:
     """Analyse a local file or http(s) URL. ``loudness_lufs`` (known from an earlier full pass) sets the
     threshold without measuring again; ``low_priority`` runs the work at nice 19 (idle-night work while
-    something plays). Cancelling stops the decoding. Raises MediaError for anything that is not playable audio."""
+    something plays). The decoding runs in a worker thread (``decoder.run``, ``analyze_blocking``'s work);
+    cancelling stops it. Raises MediaError for anything that is not playable audio."""
     inp = media_input(path_or_url)
     if full:
         loudness_lufs = await measure_loudness(inp, config, low_priority=low_priority)
+
+    def job(stop: decoder.Stop) -> TrackAnalysis:
+        return _analyze(inp, config, stop, loudness_lufs=loudness_lufs, full=full)
+
+    return await decoder.run(job, what=inp.name, limit_seconds=config.timeout_seconds, low_priority=low_priority)
+
+
+def analyze_blocking(path_or_url: str | Path, config: AnalysisConfig) -> TrackAnalysis:
+    """``analyze`` of a local file in the calling thread, for a one-shot program (``djamms-edge analyze``):
+    no event loop and no worker thread, so it needs neither asyncio nor threads' imports (~0.045 s of
+    a one-file call's start-up; bench/cli_start.py). The same work and the same limit, checked between
+    packets: fine for a file, whose reads do not stall; a URL, whose can, goes through ``analyze``."""
+    inp = media_input(path_or_url)
+    return _analyze(inp, config, decoder.Stop(inp.name, config.timeout_seconds))
+
+
+def _analyze(
+    inp: MediaInput, config: AnalysisConfig, stop: decoder.Stop, *, loudness_lufs: float | None = None,
+    full: bool = False,
+) -> TrackAnalysis:
+    """The analysis itself (blocking): head and tail, widened while silent, then the rule."""
     threshold_db = silence_threshold_db(config, loudness_lufs)
 
-    async def windows(**seeks: Seek) -> tuple[dict[str, Window], float | None]:
-        return await _windows(inp, seeks, config, threshold_db, low_priority=low_priority)
+    def windows(**seeks: Seek) -> tuple[dict[str, Window], float | None]:
+        return _windows(inp, seeks, config, threshold_db, stop)
 
-    found, duration = await windows(head=Seek(length=config.head_seconds), tail=Seek(last=config.tail_seconds))
+    found, duration = windows(head=Seek(length=config.head_seconds), tail=Seek(last=config.tail_seconds))
     head, tail = found["head"], found["tail"]
     if tail.end - tail.start < _EMPTY_WINDOW_SECONDS:
         where = f" after {tail.start:.1f}s" if tail.start > 0 else ""
@@ -89,10 +112,10 @@ async def analyze(
         raise MediaError(f"{inp.name}: truncated or corrupt: audio stops at {tail.end:.1f}s of {duration:.1f}s")
     while (length := wider_head_length(duration, head, config)) is not None:
         log.debug("%s: head is silent up to %.1fs; lengthening to %.1fs", inp.name, head.end, length)
-        head = (await windows(head=Seek(length=length)))[0]["head"]
+        head = windows(head=Seek(length=length))[0]["head"]
     while (start := wider_tail_start(duration, tail)) is not None:
         log.debug("%s: tail from %.1fs is silent; widening to %.1fs", inp.name, tail.start, start)
-        tail = (await windows(tail=Seek(start=start)))[0]["tail"]
+        tail = windows(tail=Seek(start=start))[0]["tail"]
     cues = decide(duration, head, tail, config)
     return TrackAnalysis(
         real_start_offset=cues.real_start,
@@ -114,31 +137,22 @@ async def measure_loudness(inp: MediaInput, config: AnalysisConfig, *, low_prior
     return parse_integrated_loudness(result.stderr)
 
 
-async def _windows(
-    inp: MediaInput,
-    seeks: dict[str, Seek],
-    config: AnalysisConfig,
-    threshold_db: float,
-    *,
-    low_priority: bool,
+def _windows(
+    inp: MediaInput, seeks: dict[str, Seek], config: AnalysisConfig, threshold_db: float, stop: decoder.Stop
 ) -> tuple[dict[str, Window], float | None]:
-    """Decode the windows (``head`` and/or ``tail``) and find their silences, in one worker-thread job;
-    returns each in track time, and the container's duration."""
-
-    def job(stop: decoder.Stop) -> tuple[dict[str, Window], float | None]:
-        decoded, duration = decoder.read_windows(inp, seeks, stop, max_rate=config.sample_rate)
-        windows = {}
-        for name, pcm in decoded.items():
-            stop.check()
-            silences = energy.silences(
-                pcm.samples,
-                pcm.rate,
-                threshold_db=threshold_db,
-                min_silence_seconds=config.min_silence_seconds,
-                highpass_hz=config.highpass_hz,
-                backwards=name == "tail",  # see energy: the stop is exact when the tail is filtered backwards
-            )
-            windows[name] = Window(pcm.start, pcm.end, to_track_time(silences, pcm.start))
-        return windows, duration
-
-    return await decoder.run(job, what=inp.name, limit_seconds=config.timeout_seconds, low_priority=low_priority)
+    """Decode the windows (``head`` and/or ``tail``) and find their silences; returns each in track time,
+    and the container's duration."""
+    decoded, duration = decoder.read_windows(inp, seeks, stop, max_rate=config.sample_rate)
+    windows = {}
+    for name, pcm in decoded.items():
+        stop.check()
+        silences = energy.silences(
+            pcm.samples,
+            pcm.rate,
+            threshold_db=threshold_db,
+            min_silence_seconds=config.min_silence_seconds,
+            highpass_hz=config.highpass_hz,
+            backwards=name == "tail",  # see energy: the stop is exact when the tail is filtered backwards
+        )
+        windows[name] = Window(pcm.start, pcm.end, to_track_time(silences, pcm.start))
+    return windows, duration

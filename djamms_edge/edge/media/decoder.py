@@ -16,7 +16,6 @@ of its own at nice 19, which on Linux lowers that thread only (and its I/O prior
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import sys
@@ -24,15 +23,18 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import av
 import av.container
 import av.filter
 
 from djamms_edge.edge.media.ffmpeg import MediaError, MediaInput, Seek
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 # A network read stalled this long fails (ffmpeg's HTTP layer retries a dropped connection first).
 NETWORK_TIMEOUT_SECONDS = 20.0
@@ -80,6 +82,11 @@ async def run(job: Callable[[Stop], T], *, what: str, limit_seconds: float, low_
 
     A job stuck inside one blocking read (a stalled server) cannot check: the caller is answered at
     its limit all the same, and the thread ends when the read times out (NETWORK_TIMEOUT_SECONDS)."""
+    # Imported here, not with the module: a caller's event loop has loaded them already, and a one-shot
+    # program analysing in its own thread (analyzer.analyze_blocking) need not pay for them.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     global _low_priority_worker
     executor = None
     if low_priority:

@@ -10,7 +10,6 @@ What the tools print is parsed elsewhere, by pure functions (``ffparse``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -18,9 +17,13 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from djamms_edge.edge.media.ffparse import summarize_error
 from djamms_edge.shared.ids import is_media_url
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,10 @@ async def run(argv: Sequence[str], *, limit_seconds: float, what: str, low_prior
 
     ``low_priority`` runs it at nice 19 (idle-night work beside playback); the kernel's I/O
     scheduler derives the lowest best-effort I/O priority from that nice value."""
+    # asyncio is imported where a coroutine needs it (its event loop has loaded it by then), not with the
+    # module: `djamms-edge analyze FILE` imports this one for MediaError and media_input, and runs no loop.
+    import asyncio
+
     if low_priority:
         argv = ["nice", "-n", "19", *argv]  # exec's ffmpeg in place: same pid, same process group
     proc = await asyncio.create_subprocess_exec(
@@ -95,6 +102,8 @@ async def run(argv: Sequence[str], *, limit_seconds: float, what: str, low_prior
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
+    import asyncio
+
     if proc.returncode is not None:
         return
     for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.media import decoder, ffmpeg
-from djamms_edge.edge.media.analyzer import analyze
+from djamms_edge.edge.media.analyzer import analyze, analyze_blocking
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
 from tests.edge.media.conftest import TRUTHS, WHOLE, WINDOWED
@@ -32,6 +32,8 @@ async def test_cue_points_match_the_truth(media_dir: Path, name: str, fmt: str) 
     assert result.real_start_offset == pytest.approx(truth.real_start, abs=TOLERANCE)
     assert result.real_end_offset == pytest.approx(truth.real_end, abs=TOLERANCE)
     assert result.duration == pytest.approx(truth.track.duration, abs=TOLERANCE)
+    # The one-shot CLI's way (in the calling thread, no event loop) is the same analysis: the same answer.
+    assert analyze_blocking(media_dir / f"{name}.{fmt}", WINDOWED) == result
 
 
 # Where sound starts or stops dead the cue is sample-close: a cue-out late by the high-pass's ringing
@@ -196,6 +198,29 @@ def test_cli_reports_each_input_and_never_a_traceback(media_dir: Path, tmp_path:
     assert results[0]["realEndOffset"] == pytest.approx(18.0, abs=TOLERANCE)
     assert "error" in results[1] and "error" in results[2]
     assert not marker.exists()
+
+
+async def test_the_cli_reads_a_url_and_full_mode_as_the_daemon_does(server: MediaServer, media_dir: Path) -> None:
+    # The CLI analyses a local file in its own thread; a URL (whose reads can stall: the worker answers at the
+    # limit) and --full (an ffmpeg loudness run) go through analyze(), as in the daemon.
+    async def cli(*words: str) -> list[dict[str, object]]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "djamms_edge.edge.cli", "analyze", "--json", *words,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        results: list[dict[str, object]] = json.loads(out)
+        return results
+
+    truth = TRUTHS["long_fade_out"]
+    (remote,) = await cli(f"{server.url}/media/long_fade_out.mp4")
+    assert (remote["method"], remote["realEndOffset"]) == ("head+tail", pytest.approx(truth.real_end, abs=TOLERANCE))
+    assert any(path == "/media/long_fade_out.mp4" for path, _ in server.requests)
+    (full,) = await cli("--full", str(media_dir / "hard_ending.m4a"))
+    assert full["method"] == "full"
+    assert isinstance(full["loudnessLufs"], float)
+    assert full["realEndOffset"] == pytest.approx(TRUTHS["hard_ending"].real_end, abs=TOLERANCE)
 
 
 async def test_a_stalled_server_is_given_up_at_the_limit(server: MediaServer) -> None:
