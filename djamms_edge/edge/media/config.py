@@ -58,7 +58,9 @@ class AnalysisConfig:
         doc="a cue-in later than this fraction of the track and max_cue_in_seconds is rejected",
         check=between(0.0, 0.5),
     )
-    timeout_seconds: float = setting(120.0, doc="an ffmpeg/ffprobe run taking longer is killed", check=at_least(1.0))
+    timeout_seconds: float = setting(
+        120.0, doc="a track's analysis (or an ffmpeg run) taking longer is stopped", check=at_least(1.0)
+    )
 
 
 @dataclass(frozen=True)
