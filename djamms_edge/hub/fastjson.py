@@ -41,6 +41,15 @@ def loads(raw: str | bytes) -> Any:
     return json.loads(raw, parse_constant=_reject_constant)
 
 
+def dumps(data: Any) -> str:
+    """``json.dumps(data)`` less the spaces (the same values when read back), at orjson's speed; what orjson
+    refuses (a lone surrogate, an integer past 64 bits) is written by ``json``."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(data)
+
+
 def response(data: Any, status: int = 200) -> web.Response:
     """``web.json_response(data, status=status)``, encoded by orjson."""
     return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status=status,

@@ -21,6 +21,7 @@ from djamms_edge.hub.store.base import (
     RequestRules,
     Song,
     StoredExecution,
+    UnknownVenue,
 )
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import make_store
@@ -159,6 +160,100 @@ async def test_the_sqlite_hub_syncs_every_commit_but_heartbeat_batches(tmp_path:
         await store.submit_paid_request(PaidRequest("v", Song("dQw4w9WgXcQ", "t", "a", 100), "pay-1", None, "ip"),
                                         RequestRules(600, 3, 3_600_000), NOW + 2)
         assert levels == ["NORMAL", "FULL"]
+    finally:
+        await store.close()
+
+
+def _paid(payment: str, artist: str = "Band", *, venue: str = "v", duration: float = 200,
+          request_id: str | None = None) -> PaidRequest:
+    return PaidRequest(venue, Song("dQw4w9WgXcQ", "Song", artist, duration), payment, "patron", "ip", request_id)
+
+
+async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_time(store: HubStore) -> None:
+    """Many paid requests at once (on SQLite: one statement for the lot) answered as if they came one by one:
+    a paymentId seen before is a replay, the artist limit holds, an unknown venue or a failing row fails alone,
+    and each accepted one joins the priority queue with its change in the feed."""
+    rules = RequestRules(max_duration_s=300, artist_limit=3, artist_window_ms=3_600_000)
+    before = await store.submit_paid_request(_paid("pay-old"), rules, NOW)
+    version = (await store.queue_snapshot("v")).version
+    # The first call runs alone; on SQLite the rest queue up meanwhile and go to the store together.
+    first, old, *band, long, nowhere, other = await asyncio.gather(
+        store.submit_paid_request(_paid("pay-0", "Other"), rules, NOW + 1),
+        store.submit_paid_request(_paid("pay-old", venue="nowhere"), rules, NOW + 2),  # a replay, venue or not
+        store.submit_paid_request(_paid("pay-1"), rules, NOW + 3),
+        store.submit_paid_request(_paid("pay-1"), rules, NOW + 4),  # the same payment again
+        store.submit_paid_request(_paid("pay-2", "  band "), rules, NOW + 5),
+        store.submit_paid_request(_paid("pay-3", "BAND"), rules, NOW + 6),
+        store.submit_paid_request(_paid("pay-long", duration=301), rules, NOW + 7),
+        store.submit_paid_request(_paid("pay-nowhere", venue="nowhere"), rules, NOW + 8),
+        store.submit_paid_request(_paid("pay-4", "Other"), rules, NOW + 9),
+        return_exceptions=True,
+    )
+    assert (old.request_id, old.replayed, old.accepted) == (before.request_id, True, True)
+    once, again = band[:2]
+    assert once.request_id == again.request_id and sorted([once.replayed, again.replayed]) == [False, True]
+    # With the one stored before, "Band" may have 3: of the three new payments for it, one is refused.
+    new_band = [o for o in band if not o.replayed]
+    assert sorted(o.accepted for o in new_band) == [False, True, True]
+    assert [o.error for o in new_band if not o.accepted] == ["Too many requests for this artist in the last 60 minutes"]
+    assert (long.accepted, long.status, long.error) == (False, "refund_due", "Song duration exceeds 5 minutes")
+    assert isinstance(nowhere, UnknownVenue)
+    accepted = {o.request_id for o in (first, *new_band, other) if o.accepted}
+    snapshot = await store.queue_snapshot("v")
+    assert {e.request_id for e in snapshot.priority} == accepted | {before.request_id}
+    assert snapshot.version == version + len(accepted)
+    feed = await store.changes_since("v", version, 100)
+    assert [c.version for c in feed.changes] == list(range(version + 1, version + len(accepted) + 1))
+    assert [c.data for c in feed.changes] == [{"type": "entry_added", "entry": e.to_json()}
+                                              for e in snapshot.priority[1:]]
+    stored = {r.payment_id: r.status for r in await store.list_requests("v", None, 100)}
+    assert stored == {"pay-old": "pending", "pay-0": "pending", "pay-1": once.status, "pay-2": band[2].status,
+                      "pay-3": band[3].status, "pay-long": "refund_due", "pay-4": "pending"}
+    # A row the database refuses (its request id is another request's) fails alone; those around it pass.
+    _, left, taken, right = await asyncio.gather(
+        store.submit_paid_request(_paid("pay-5", "Fifth"), rules, NOW + 10),
+        store.submit_paid_request(_paid("pay-6", "Sixth"), rules, NOW + 11),
+        store.submit_paid_request(_paid("pay-taken", request_id=before.request_id), rules, NOW + 12),
+        store.submit_paid_request(_paid("pay-7", "Seventh"), rules, NOW + 13),
+        return_exceptions=True,
+    )
+    assert isinstance(taken, Exception) and left.accepted and right.accepted
+    assert {"pay-5", "pay-6", "pay-7"} <= {r.payment_id for r in await store.list_requests("v", None, 100)}
+
+
+async def test_the_sqlite_hub_decides_paid_requests_that_arrive_together_in_one_statement(tmp_path: Path) -> None:
+    """Why the SQLite store is fast under load: the paid requests of a batch reach SQLite as one INSERT, which
+    still decides them in the order they came (the artist's fourth is refused; the queue keeps their order)."""
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        await store.create_venue("v", "Venue", NOW)
+        rules = RequestRules(max_duration_s=300, artist_limit=3, artist_window_ms=3_600_000)
+        statements: list[str] = []
+        real_write = store._db.write
+
+        async def spy(fn: Any, *, synchronous: str | None = None) -> Any:
+            def traced(conn: sqlite3.Connection) -> Any:
+                conn.set_trace_callback(statements.append)
+                try:
+                    return fn(conn)
+                finally:
+                    conn.set_trace_callback(None)
+            return await real_write(traced, synchronous=synchronous)  # type: ignore[arg-type]
+
+        store._db.write = spy  # type: ignore[method-assign]
+        artists = ["A", "B", "A", "C", "A", "A", "B", *(f"artist {i}" for i in range(14))]
+        outcomes = await asyncio.gather(*(store.submit_paid_request(_paid(f"pay-{i}", artist), rules, NOW + i)
+                                          for i, artist in enumerate(artists)))
+        assert [o.accepted for o in outcomes] == [a != "A" or artists[:i].count("A") < 3 for i, a in enumerate(artists)]
+        # SQLite traces the INSERT again for each statement of its trigger: count distinct texts.
+        inserts = sorted({s for s in statements if s.startswith("INSERT")}, key=len)
+        assert [(s.split(" VALUES ")[0], s.count("'pay-")) for s in inserts] == [
+            ("INSERT INTO paid_request_steps", 1),  # the first request alone
+            ("INSERT INTO paid_request_steps", 20),  # then all that queued behind it
+        ]
+        snapshot = await store.queue_snapshot("v")
+        assert [e.request_id for e in snapshot.priority] == [o.request_id for o in outcomes if o.accepted]
     finally:
         await store.close()
 

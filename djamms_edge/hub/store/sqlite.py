@@ -14,13 +14,12 @@ import json
 import logging
 import secrets
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from djamms_edge.hub.identity import artist_key
+from djamms_edge.hub import fastjson
 from djamms_edge.hub.ratelimit import LocalRateLimiter, RateLimiter
 from djamms_edge.hub.rules import (
     admins_duration,
@@ -28,7 +27,6 @@ from djamms_edge.hub.rules import (
     decide_release,
     mark_key,
     moved,
-    paid_request_refusal,
     shared_by_agreement,
 )
 from djamms_edge.hub.store import executions_sql
@@ -36,7 +34,6 @@ from djamms_edge.hub.store.base import (
     DAY_MS,
     KEEP_DEVICE_ERRORS_MS,
     KEEP_WRITES_MS,
-    PAID_CREDIT,
     PRUNE_EVERY,
     REFUSABLE_STATUSES,
     Analysis,
@@ -115,6 +112,7 @@ from djamms_edge.hub.store.rows import (
     venue_of,
 )
 from djamms_edge.hub.store.sqlite_executions import SqliteExecutions
+from djamms_edge.hub.store.sqlite_paid import PaidStep, paid_step, submit_paid_steps
 from djamms_edge.hub.store.sqlite_payments import SqlitePayments
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database, Synchronous
@@ -133,11 +131,12 @@ def _store_trouble(exc: BaseException) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """A write waiting for its batch."""
+    """A write waiting for its batch: ``fn``, or a paid request's row (sqlite_paid: many of them in one go)."""
 
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any]
     durable: bool
+    paid_step: PaidStep | None = None
 
 
 class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
@@ -165,19 +164,22 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
         alone. The batch is shielded: a cancelled caller never strands the others in its batch.
         A batch of only non-``durable`` writes (heartbeats: losing one to a power cut costs nothing)
         commits without waiting for the disk; any durable write in a batch makes it sync."""
+        return cast(T, await self._enqueue(fn, durable=durable))
+
+    async def _enqueue(self, fn: Callable[[sqlite3.Connection], Any] | None, *, durable: bool,
+                       paid_step: PaidStep | None = None) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(fn, future, durable))
+        self._pending.append(_Pending(fn, future, durable, paid_step))
         async with self._batch_lock:
             if not future.done():
                 batch, self._pending = self._pending, []
                 await asyncio.shield(self._run_batch(batch))
-        return cast(T, await future)
+        return await future
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         level: Synchronous = "FULL" if any(p.durable for p in batch) else "NORMAL"
         try:
-            outcomes = await self._db.write(lambda conn: [_in_savepoint(conn, p.fn) for p in batch],
-                                            synchronous=level)
+            outcomes = await self._db.write(lambda conn: _run_writes(conn, batch), synchronous=level)
         except Exception as exc:  # the commit itself failed: nothing in the batch happened
             outcomes = [(False, exc)] * len(batch)
         if any(ok for ok, _ in outcomes):
@@ -554,42 +556,8 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
     # --- paid requests ---------------------------------------------------------------------------
 
     async def submit_paid_request(self, request: PaidRequest, rules: RequestRules, now_ms: int) -> RequestOutcome:
-        key = artist_key(request.song.artist)
-
-        def tx(conn: sqlite3.Connection) -> RequestOutcome:
-            # One statement for the three reads (each one a trip for the GIL from the loop's thread): the
-            # paymentId seen before, the venue, and the artist's recent requests there.
-            seen = conn.execute(
-                "SELECT r.request_id, r.status, r.reason,"
-                " (SELECT 1 FROM venues WHERE venue_id = :venue) AS known,"
-                " (SELECT COUNT(*) FROM requests WHERE venue_id = :venue AND artist_key = :key"
-                "  AND status != 'refund_due' AND created_at_ms > :since) AS recent"
-                " FROM (SELECT 1) LEFT JOIN requests AS r ON r.payment_id = :payment",
-                {"venue": request.venue_id, "key": key, "since": now_ms - rules.artist_window_ms,
-                 "payment": request.payment_id},
-            ).fetchone()
-            if seen["request_id"] is not None:
-                return RequestOutcome(seen["request_id"], seen["status"] != "refund_due", seen["reason"], True,
-                                      seen["status"])
-            if seen["known"] is None:
-                raise UnknownVenue(f"unknown venue {request.venue_id!r}")
-            refusal = paid_request_refusal(request.song.duration, seen["recent"], rules)
-            request_id = request.request_id or str(uuid.uuid4())
-            status: RequestStatus = "refund_due" if refusal else "pending"
-            song = request.song
-            conn.execute(
-                "INSERT INTO requests (request_id, venue_id, payment_id, requester_id, client_address, video_id,"
-                " title, artist, artist_key, duration, status, reason, created_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (request_id, request.venue_id, request.payment_id, request.requester_id, request.client_address,
-                 song.video_id, song.title, song.artist, key, song.duration, status, refusal, now_ms),
-            )
-            if refusal is None:
-                entry = QueueEntry("", "priority", song, request_id, request.requester_id, PAID_CREDIT)
-                self._append_entry(conn, request.venue_id, entry, now_ms)
-            return RequestOutcome(request_id, refusal is None, refusal, False, status)
-
-        outcome = await self._write(tx)
+        step = paid_step(request, rules, now_ms, self._retain)
+        outcome: RequestOutcome = await self._enqueue(None, durable=True, paid_step=step)
         if outcome.accepted and not outcome.replayed:
             self._announce_change(request.venue_id)
         return outcome
@@ -1214,7 +1182,7 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
         ).fetchone()
         conn.execute(
             "INSERT INTO venue_changes (venue_id, version, change, created_at_ms) VALUES (?, ?, ?, ?)",
-            (venue_id, version, json.dumps(data), now_ms),
+            (venue_id, version, fastjson.dumps(data), now_ms),
         )
         if version % PRUNE_EVERY == 0:
             conn.execute(
@@ -1268,6 +1236,26 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 # --- row helpers (pure functions of a connection) ---------------------------------------------------
 
 
+def _run_writes(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+    """Each write of a batch in order: (True, its result) or (False, its error). Paid requests queued next to
+    each other go to SQLite together (sqlite_paid.submit_paid_steps); every other write in its own savepoint."""
+    outcomes: list[tuple[bool, Any]] = []
+    start = 0
+    while start < len(batch):
+        end = start
+        while end < len(batch) and batch[end].paid_step is not None:
+            end += 1
+        if end > start:
+            outcomes.extend(submit_paid_steps(conn, [cast(PaidStep, p.paid_step) for p in batch[start:end]]))
+            start = end
+            continue
+        fn = batch[start].fn
+        assert fn is not None
+        outcomes.append(_in_savepoint(conn, fn))
+        start += 1
+    return outcomes
+
+
 def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
     """Run one write of a batch: its effects are kept, or undone alone if it raises.
 
@@ -1284,7 +1272,6 @@ def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], A
         return False, exc
     conn.execute("RELEASE one_write")
     return True, result
-
 
 
 def _require_venue(conn: sqlite3.Connection, venue_id: str) -> sqlite3.Row:
