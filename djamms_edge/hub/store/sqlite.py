@@ -148,12 +148,14 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
         ChangeNews.__init__(self)
         self._pending: list[_Pending] = []
         self._trouble: str | None = None  # the last write's store error, until a write succeeds
-        self._batch_lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None  # runs the pending writes, batch after batch
 
     async def open(self) -> None:
         await self._db.open()
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await self._committer  # the writes already queued are run (and answered) first
         await self._db.close()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
@@ -161,7 +163,8 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 
         Group commit: under load, dozens of heartbeats share one BEGIN IMMEDIATE/COMMIT and one
         trip to the writer thread, yet each still sees the effects of those before it and fails
-        alone. The batch is shielded: a cancelled caller never strands the others in its batch.
+        alone. Batches are run by one task of the store's own, so a cancelled caller strands no other write
+        (its own write may still happen, as it might have with the caller waiting).
         A batch of only non-``durable`` writes (heartbeats: losing one to a power cut costs nothing)
         commits without waiting for the disk; any durable write in a batch makes it sync."""
         return cast(T, await self._enqueue(fn, durable=durable))
@@ -170,11 +173,16 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
                        paid_step: PaidStep | None = None) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(fn, future, durable, paid_step))
-        async with self._batch_lock:
-            if not future.done():
-                batch, self._pending = self._pending, []
-                await asyncio.shield(self._run_batch(batch))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending(), name=f"sqlite-commits-{self.path.name}")
         return await future
+
+    async def _commit_pending(self) -> None:
+        """The writes queued while a batch runs form the next batch. One task, not a lock taken by each caller:
+        the answers of a batch go out in one turn of the event loop, not one turn per waiter."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         level: Synchronous = "FULL" if any(p.durable for p in batch) else "NORMAL"
@@ -185,6 +193,8 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
         if any(ok for ok, _ in outcomes):
             self._recovered()
         for future, (ok, value) in zip((p.future for p in batch), outcomes, strict=True):
+            if future.cancelled():  # its caller stopped waiting
+                continue
             if ok:
                 future.set_result(value)
             else:
