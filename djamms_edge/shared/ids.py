@@ -41,6 +41,8 @@ def is_video_id(text: str) -> bool:
 
 
 def is_media_url(text: str) -> bool:
+    if ":" not in text:  # no scheme (a video id): said at once, where the checks below took microseconds
+        return False
     # Control characters (NUL among them) and lone surrogates: no real URL has them, no store keeps them.
     if len(text) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from djamms_edge.hub.identity import InvalidEmail, artist_key, email_updates, normalize_email
+from djamms_edge.hub.identity import InvalidEmail, _folded, artist_key, email_updates, normalize_email
 from djamms_edge.hub.store.renormalise import plan
 
 
@@ -63,6 +63,12 @@ ABBA = "abba"
 )
 def test_artist_lookalikes_fold_onto_one_key(lookalike: str) -> None:
     assert artist_key(lookalike) == ABBA
+
+
+def test_ascii_artists_get_the_key_of_the_full_folding() -> None:
+    """artist_key's shortcut for ASCII names gives exactly what the Unicode folding gives."""
+    names = [f"Ab{chr(c)}C d" for c in range(128)] + ["  The\tBand\n", "AC/DC", "B52s", "\x1fX\x0bY\x00"]
+    assert [artist_key(n) for n in names] == [_folded(n) for n in names]
 
 
 @pytest.mark.parametrize(("a", "b"), [("ABBA", "ABBY"), ("B52s", "Bs2s"), ("Sigur Rós", "Sigur Ras")])
