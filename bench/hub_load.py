@@ -268,7 +268,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves the other core to the server)")
     parser.add_argument("--rate", type=float, default=500.0, help="total req/s of the steady load")
-    parser.add_argument("--slow", type=int, default=5000, help="slow connections held open in the third run")
+    parser.add_argument("--slow", type=int, default=5000,
+                        help="slow connections held open in the third run (0: no third run)")
     parser.add_argument("--only-slow", action="store_true",
                         help="only the slow-connection comparison (heartbeat-again, heartbeat+slow): quicker, for "
                              "trying changes; the figures to quote come from the full run")
@@ -327,29 +328,30 @@ def main() -> int:
                 steady.append(paced_result)
                 results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())),
                                        args, workdir, hub.pid))
-            # The slow run's baseline: heartbeats again, right before the slow clients come, so the paid-request
-            # run between (a bigger database, its writes settling) weighs on both sides of the ratio alike.
-            saturated, paced_result = measure("heartbeat-again", f"{base}/players/heartbeat", lua,
-                                              {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
-            results.append(saturated)
-            steady.append(paced_result)
-            status = workdir / "slow.status"
-            holder = start([PYTHON, str(REPO / "bench" / "slow_holder.py"), str(port), str(args.slow), str(status)],
-                           workdir / "slow.log")
-            try:
-                deadline = time.monotonic() + 60
-                while slow_status(status)[0] < args.slow * 0.95 and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                held_before = slow_status(status)[0]
-                saturated, paced_result = measure("heartbeat+slow", f"{base}/players/heartbeat", lua,
-                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid,
-                                                  {"holder": holder.pid})
-                held_after, reopened = slow_status(status)
-                holder_cpu = cpu_seconds(holder.pid)
+            if args.slow > 0:  # --slow 0: no slow-connection phase (a quicker run for the other targets)
+                # The slow run's baseline: heartbeats again, right before the slow clients come, so the paid-request
+                # run between (a bigger database, its writes settling) weighs on both sides of the ratio alike.
+                saturated, paced_result = measure("heartbeat-again", f"{base}/players/heartbeat", lua,
+                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid)
                 results.append(saturated)
                 steady.append(paced_result)
-            finally:
-                stop(holder)
+                status = workdir / "slow.status"
+                holder = start([PYTHON, str(REPO / "bench" / "slow_holder.py"), str(port), str(args.slow), str(status)],
+                               workdir / "slow.log")
+                try:
+                    deadline = time.monotonic() + 60
+                    while slow_status(status)[0] < args.slow * 0.95 and time.monotonic() < deadline:
+                        time.sleep(0.5)
+                    held_before = slow_status(status)[0]
+                    saturated, paced_result = measure("heartbeat+slow", f"{base}/players/heartbeat", lua,
+                                                      {"Authorization": f"Bearer {token}"}, beat, args, workdir,
+                                                      hub.pid, {"holder": holder.pid})
+                    held_after, reopened = slow_status(status)
+                    holder_cpu = cpu_seconds(holder.pid)
+                    results.append(saturated)
+                    steady.append(paced_result)
+                finally:
+                    stop(holder)
         finally:
             stop(hub)
 
@@ -367,26 +369,27 @@ def main() -> int:
     for r in steady:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}{'':>8}")
     saturated_by, steady_by = {r.name: r for r in results}, {r.name: r for r in steady}
-    before_slow = (saturated_by["heartbeat-again"], steady_by["heartbeat-again"])
-    slow = (saturated_by["heartbeat+slow"], steady_by["heartbeat+slow"])
-    ratios = (slow[0].rps / before_slow[0].rps, slow[0].p99_ms / before_slow[0].p99_ms,
-              slow[1].p99_ms / before_slow[1].p99_ms)
-    within = ratios[0] >= 0.8 and ratios[1] <= 1.2 and ratios[2] <= 1.2
-    print(f"slow connections held open: {held_before} when the run began, {held_after} at its end "
-          f"({reopened} closed by the hub's header deadline and opened again); descriptor limit {fd_limit}; "
-          f"the holder itself used {holder_cpu:.1f} s of CPU")
-    print(f"{'':<16}{'req/s':>8}{'p99 ms saturated':>18}{'p99 ms steady':>15}{'CPU us/req':>12}")
-    for name, (sat, std) in (("heartbeat-again", before_slow), (f"+{args.slow} slow", slow)):
-        print(f"{name:<16}{sat.rps:>8.0f}{sat.p99_ms:>18.1f}{std.p99_ms:>15.1f}{sat.cpu_us:>12.0f}")
-    cpu_ratio = slow[0].cpu_us / before_slow[0].cpu_us
-    print(f"{'ratio':<16}{ratios[0]:>8.2f}{ratios[1]:>18.2f}{ratios[2]:>15.2f}{cpu_ratio:>12.2f}")
-    print(f"targets: with {args.slow} slow connections req/s >= 0.80x and both p99 <= 1.20x the plain heartbeat run "
-          f"just before them (within 20 %): {'met' if within else 'NOT met'}")
-    print("who had the CPU in the steady runs: share of a core each process ran / ms per second it waited, runnable, "
-          "for a CPU (2 cores: waiting is what turns into p99; a diagnostic, not a target)")
-    for name in ("heartbeat-again", "heartbeat+slow"):
-        print(f"  {name:<16}" + ", ".join(f"{who} {ran * 100:.0f} % / {waited:.0f} ms"
-                                          for who, (ran, waited) in CONTENTION[name].items()))
+    if args.slow > 0:
+        before_slow = (saturated_by["heartbeat-again"], steady_by["heartbeat-again"])
+        slow = (saturated_by["heartbeat+slow"], steady_by["heartbeat+slow"])
+        ratios = (slow[0].rps / before_slow[0].rps, slow[0].p99_ms / before_slow[0].p99_ms,
+                  slow[1].p99_ms / before_slow[1].p99_ms)
+        within = ratios[0] >= 0.8 and ratios[1] <= 1.2 and ratios[2] <= 1.2
+        print(f"slow connections held open: {held_before} when the run began, {held_after} at its end "
+              f"({reopened} closed by the hub's header deadline and opened again); descriptor limit {fd_limit}; "
+              f"the holder itself used {holder_cpu:.1f} s of CPU")
+        print(f"{'':<16}{'req/s':>8}{'p99 ms saturated':>18}{'p99 ms steady':>15}{'CPU us/req':>12}")
+        for name, (sat, std) in (("heartbeat-again", before_slow), (f"+{args.slow} slow", slow)):
+            print(f"{name:<16}{sat.rps:>8.0f}{sat.p99_ms:>18.1f}{std.p99_ms:>15.1f}{sat.cpu_us:>12.0f}")
+        cpu_ratio = slow[0].cpu_us / before_slow[0].cpu_us
+        print(f"{'ratio':<16}{ratios[0]:>8.2f}{ratios[1]:>18.2f}{ratios[2]:>15.2f}{cpu_ratio:>12.2f}")
+        print(f"targets: with {args.slow} slow connections req/s >= 0.80x and both p99 <= 1.20x the plain heartbeat "
+              f"run just before them (within 20 %): {'met' if within else 'NOT met'}")
+        print("who had the CPU in the steady runs: share of a core each process ran / ms per second it waited, "
+              "runnable, for a CPU (2 cores: waiting is what turns into p99; a diagnostic, not a target)")
+        for name in ("heartbeat-again", "heartbeat+slow"):
+            print(f"  {name:<16}" + ", ".join(f"{who} {ran * 100:.0f} % / {waited:.0f} ms"
+                                              for who, (ran, waited) in CONTENTION[name].items()))
     if args.only_slow:
         return 0 if all(r.bad == 0 for r in results + steady) else 1
     plain = (saturated_by["heartbeat"], steady_by["heartbeat"])
