@@ -54,7 +54,10 @@ ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message wh
 # ends at the first connection accepted this long after the last failure.
 ACCEPT_EPISODE_QUIET_S = 5.0
 HEAD_DEADLINE_SPREAD = 0.5  # head deadlines fall at random in the second half of header_timeout_s
-DEADLINE_TICK_S = 0.1  # deadlines are checked this often (at most; a tenth of header_timeout_s if shorter)
+# Deadlines are checked this often (at most; a tenth of header_timeout_s if shorter). Short, so the cuts of a
+# slow-client attack, each followed by a reconnect, trickle out a few at a time: at 0.1 s, ~65 at once ten
+# times a second made reconnect bursts that kept every process on a small box waiting for a CPU.
+DEADLINE_TICK_S = 0.01
 YOUNG_GC_BATCH = 64  # new connections between two collections of the young generation
 HEAD_BUFFER_MAX = 16384  # a pending head longer than this goes to aiohttp, which parses or refuses it
 _REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r?")
