@@ -89,6 +89,7 @@ def _silent_runs(
 ) -> list[tuple[int, int | None]]:
     """silencedetect's runs over the graph's output, in samples: (first silent sample, first loud one or None)."""
     graph = av.filter.Graph()
+    graph.threads = 1  # see decoder._to_mono
     time_base = Fraction(1, rate)
     source = graph.add_abuffer(sample_rate=rate, format="flt", layout="mono", time_base=time_base)
     taps = graph.add_abuffer(sample_rate=rate, format="flt", layout="mono", time_base=time_base)
