@@ -38,7 +38,7 @@ import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from aiohttp import web
@@ -61,8 +61,15 @@ DEADLINE_TICK_S = 0.01
 YOUNG_GC_BATCH = 64  # new connections between two collections of the young generation
 HEAD_BUFFER_MAX = 16384  # a pending head longer than this goes to aiohttp, which parses or refuses it
 _REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r?")
-# SO_LINGER on with 0 s: close() sends a reset at once instead of a FIN, and leaves no TIME_WAIT behind.
+# A connection cut at its head deadline is reset (RST), not closed politely (FIN). The hub has sent nothing on
+# it and has nothing to lose, and a slow client cut there tends to reconnect at once: a FIN close costs both
+# kernels a four-packet goodbye and leaves the hub a TIME_WAIT entry for 60 s (~40,000 under a 5,000-connection
+# attack: a large share of net.ipv4.tcp_max_tw_buckets, which scales with the box's memory); a reset is one
+# packet and leaves nothing. SO_LINGER on with 0 s makes close() reset; serve() sets it on the listening
+# socket, whose accepted connections inherit it (no system call per attack connection), and a connection
+# handed to aiohttp gets the polite close back, so its answers always arrive whole.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+_CLOSE_POLITELY = struct.pack("ii", 0, 0)
 
 
 class ConnectionGuard:
@@ -200,12 +207,16 @@ class PendingConnection(asyncio.Protocol):
         self._server.guard.timed_out += 1
         log.debug("resetting a connection from %s: no complete request head in time", self._address)
         if self._transport is not None:
-            _reset(self._transport)
+            if not self._server.listeners_reset:
+                _set_linger(self._transport.get_extra_info("socket"), _RESET_ON_CLOSE)
+            self._transport.abort()
 
     def _hand_over(self, head: bytes) -> None:
         transport, self._transport = self._transport, None
         assert transport is not None
         self._server.pending.discard(self)
+        if self._server.listeners_reset:
+            _set_linger(transport.get_extra_info("socket"), _CLOSE_POLITELY)
         handler = self._server.handler(self._address)
         transport.set_protocol(handler)
         handler.connection_made(transport)
@@ -214,18 +225,11 @@ class PendingConnection(asyncio.Protocol):
         handler.data_received(head)
 
 
-def _reset(transport: asyncio.Transport) -> None:
-    """Drop a connection with a reset (RST), not a polite close (FIN).
-
-    The hub has sent nothing on it and has nothing to lose, and a slow client cut at its head deadline
-    tends to reconnect at once: a FIN close costs both kernels a four-packet goodbye and leaves the hub a
-    TIME_WAIT entry for 60 s (~40,000 under a 5,000-connection attack: a large share of
-    net.ipv4.tcp_max_tw_buckets, which scales with the box's memory); a reset is one packet and leaves nothing."""
-    sock = transport.get_extra_info("socket")
+def _set_linger(sock: Any, value: bytes) -> None:
+    """SO_LINGER on a (listening or transport's) socket; one already gone (None, OSError) needs nothing."""
     if sock is not None:
-        with contextlib.suppress(OSError):  # already gone: abort() below is all there is to do
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-    transport.abort()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, value)
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -326,6 +330,13 @@ class GuardedServer(web.Server):
         self.deadlines = Deadlines(self._loop, tick_s=min(DEADLINE_TICK_S, limits.header_timeout_s / 10))
         self.pending: set[PendingConnection] = set()
         self.young = YoungGarbage()
+        self.listeners_reset = False  # connections are accepted with SO_LINGER 0 (see _RESET_ON_CLOSE)
+
+    def reset_on_close(self, listeners: Sequence[Any]) -> None:
+        """Accept connections that reset on close until handed to aiohttp (``_RESET_ON_CLOSE``)."""
+        for listener in listeners:
+            _set_linger(listener, _RESET_ON_CLOSE)
+        self.listeners_reset = True
 
     def __call__(self) -> PendingConnection:  # type: ignore[override]
         # asyncio calls the server as its protocol factory: every connection starts as a PendingConnection.
@@ -377,6 +388,8 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
+        assert isinstance(runner.server, GuardedServer) and site._server is not None  # aiohttp has no public accessor
+        runner.server.reset_on_close(cast(asyncio.Server, site._server).sockets)
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
         async with descriptors.watching(runner.guard):  # uvloop hides failed accepts: probe instead
             await stop.wait()
