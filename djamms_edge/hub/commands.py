@@ -24,12 +24,6 @@ from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
 
 log = logging.getLogger("djamms_edge.hub")
-# How long the event loop's thread may keep the GIL from a thread that wants it (CPython's default: 5 ms). The
-# SQLite writer thread lets go of the GIL inside SQLite and needs it back a handful of times per batch; under
-# load the loop is always busy, so each return waited up to the whole interval and the writer, not the CPU, set
-# the pace: a batch of ~25 paid requests took ~12 ms of which ~3 were work. At 0.2 ms paid requests went from
-# 0.36x to 0.43x of bare aiohttp (bench/hub_load.py, side by side); the loop's CPU per request did not move.
-SWITCH_INTERVAL_S = 0.0002
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     log.info("hub starting on %s:%d (store %s)", host, port, redacted_url(hub.store.url))
     if not hub.smtp.host:
         log.warning("no SMTP server configured (hub.smtp.host): magic links will be written to this log")
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve(create_app(hub, store), hub.connections, host, port, _announce))
