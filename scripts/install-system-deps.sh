@@ -21,6 +21,7 @@ if [ "${1:-}" = "--with-postgres" ]; then
         systemd       # systemd-analyze/-sysusers/-tmpfiles for the unit and package tests (works without a running systemd)
         lintian       # the Debian package test
         wrk           # bench/hub_load.py's load generator (C, so it measures the hub, not the client)
+        mpv           # bench/transitions.py's footprint baseline: the mpv player itself on the same files
         frozen-bubble-data  # real music with natural endings (Vorbis, GPL-2, 22 MB) for the cue-point tests
         zbar-tools    # zbarimg reads the request QR code back from what libmpv renders for the TV
     )
