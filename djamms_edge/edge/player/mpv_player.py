@@ -38,6 +38,12 @@ VIDEO_START_LEAD_SECONDS = 0.042
 _QR_OVERLAY_ID = 1  # our osd-overlay id (ids are per client; show-text messages are a separate layer)
 
 
+# mpv's built-in scripts a venue box never shows (the stats overlay, the console, profile conditions): each is a
+# Lua interpreter and a thread, ~5 MB of the daemon's memory together. Optional: a libmpv that does not know
+# one (a later release renames it) starts without it rather than not at all.
+LEAN_OPTIONS = {"load-stats-overlay": "no", "load-osd-console": "no", "load-auto-profiles": "no"}
+
+
 def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, str]:
     """The options the player is created with (pure, so a test can show what a config turns into).
 
@@ -58,6 +64,7 @@ def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, st
         "prefetch-playlist": "yes",
         "audio-display": "no",  # cover art is not a music video
         "replaygain": "no",  # our measured gain is the only levelling
+        **LEAN_OPTIONS,
         "volume": f"{config.volume:g}",
     }
     if video:
@@ -76,6 +83,15 @@ def mpv_options(config: PlayerConfig, video: bool | None = None) -> dict[str, st
         name, _, value = pair.partition("=")
         options[name.strip()] = value.strip()
     return options
+
+
+def _unknown_option(exc: AttributeError) -> str | None:
+    """The option python-mpv's AttributeError("mpv option does not exist", code, (handle, name, value)) names."""
+    try:
+        name = exc.args[2][1]
+    except (IndexError, TypeError):
+        return None
+    return name.decode() if isinstance(name, bytes) else None
 
 
 def file_options(item: PlaybackItem, video: bool = False) -> str:
@@ -130,7 +146,16 @@ class MpvPlayer:
         log.info("libmpv %s ready (%s)", self._mpv.mpv_version, "video" if self._video else "audio only")
 
     def _create(self, video: bool) -> Any:
-        return mpv.MPV(log_handler=self._log_from_mpv, loglevel="warn", **mpv_options(self._config, video))
+        options = mpv_options(self._config, video)
+        while True:
+            try:
+                return mpv.MPV(log_handler=self._log_from_mpv, loglevel="warn", **options)
+            except AttributeError as exc:  # python-mpv's "mpv option does not exist", with the option's name
+                unknown = _unknown_option(exc)
+                if unknown not in LEAN_OPTIONS or unknown not in options:
+                    raise
+                log.info("this libmpv has no option %s: starting without it", unknown)
+                del options[unknown]
 
     async def close(self) -> None:
         if self._mpv is None or self._closing:
