@@ -283,19 +283,26 @@ async def examine(edge: EdgeConfig) -> Report:
 
 
 async def examine_box(edge: EdgeConfig, *, fetching: bool = True) -> tuple[Finding, ...]:
-    """The checks of this box itself. ``fetching=False`` (a box playing only local files) leaves out yt-dlp's:
-    importing it costs such a box ~12 MB of memory for nothing. The audio and screen probe opens the outputs,
-    so the daemon runs this before its player holds them."""
+    """The checks of this box itself. ``fetching=False`` (a box playing only local files) leaves out yt-dlp's,
+    which start a media worker. The audio and screen probe opens the outputs, so the daemon runs this before
+    its player holds them."""
     from djamms_edge.edge.media.ffmpeg import ffmpeg_version
     from djamms_edge.edge.player.mpv_player import probe_outputs
 
     findings: list[Finding] = []
     if fetching:
-        from djamms_edge.edge.media.fetcher import ytdlp_environment
+        from djamms_edge.edge.media.fetcher import probe_ytdlp
+        from djamms_edge.edge.media.worker import WorkerFailed
 
-        env = await asyncio.to_thread(ytdlp_environment, edge.fetch)
-        findings += [judge_js_runtime(env), judge_ejs(env),
-                     judge_ytdlp_age(env.version, env.location, dt.datetime.now(dt.UTC).date())]
+        try:
+            env = await probe_ytdlp(edge.fetch)  # asked in a media worker: the daemon never imports yt-dlp
+        except WorkerFailed as exc:
+            findings.append(Finding("yt-dlp", False, "does not run",
+                                    f"{exc}: nothing can be downloaded; run `djamms-edge update-ytdlp` or reinstall "
+                                    "the djamms-edge package."))
+        else:
+            findings += [judge_js_runtime(env), judge_ejs(env),
+                         judge_ytdlp_age(env.version, env.location, dt.datetime.now(dt.UTC).date())]
     findings.append(judge_ffmpeg(await ffmpeg_version()))
     probe = await asyncio.to_thread(probe_outputs, edge.player)
     findings += judge_outputs(probe, edge.player.ao, edge.player.video)

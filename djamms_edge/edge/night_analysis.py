@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from djamms_edge.edge.media.analyzer import TrackAnalysis
+from djamms_edge.edge.media.analysis import TrackAnalysis
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.edge.player.engine import EngineState, PlaybackEngine
 from djamms_edge.edge.sync.config import NightAnalysisConfig

@@ -271,7 +271,8 @@ def _self_test(expected_version: str, directory: Path, config_path: Path | None)
     if origin is None or not origin.is_relative_to(directory.resolve()):
         raise RuntimeError(f"yt-dlp would be imported from {origin}, not from {directory}")
     from djamms_edge.config import load_config
-    from djamms_edge.edge.media.fetcher import YtDlpFetcher  # imports yt-dlp: a broken release fails here
+    from djamms_edge.edge.media import ytdlp  # noqa: F401 -- imports yt-dlp: a broken release fails here
+    from djamms_edge.edge.media.fetcher import YtDlpFetcher  # its media workers inherit our PYTHONPATH
 
     imported = sys.modules["yt_dlp.version"].__version__
     if imported != expected_version:

@@ -30,7 +30,7 @@ from djamms_edge.edge.doctor import (
     judge_ytdlp_age,
 )
 from djamms_edge.edge.media.config import FetchConfig
-from djamms_edge.edge.media.fetcher import ytdlp_environment
+from djamms_edge.edge.media.ytdlp import ytdlp_environment
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.auth import issue_device_token
 from tests.hub.conftest import SECRET, hub_config, make_store

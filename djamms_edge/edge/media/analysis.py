@@ -30,9 +30,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffparse import Silence
+
+
+@dataclass(frozen=True, slots=True)
+class TrackAnalysis:
+    real_start_offset: float
+    real_end_offset: float
+    duration: float
+    loudness_lufs: float | None
+    method: str  # "head+tail", "whole" (the tail window covered the track) or "full" (loudness measured)
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The reference's field names, so hub and catalog speak one language."""
+        return {
+            "realStartOffset": self.real_start_offset,
+            "realEndOffset": self.real_end_offset,
+            "duration": self.duration,
+            "loudnessLufs": self.loudness_lufs,
+            "method": self.method,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrackAnalysis:
+        """The record ``to_json`` wrote (the media worker's answer); KeyError/TypeError/ValueError if it is not one."""
+        loudness = data["loudnessLufs"]
+        return cls(float(data["realStartOffset"]), float(data["realEndOffset"]), float(data["duration"]),
+                   None if loudness is None else float(loudness), str(data["method"]),
+                   tuple(str(note) for note in data["notes"]))
+
 
 # The energy is averaged over this long: short enough to follow a hard stop, long enough that a
 # single sample (a peak, a click) is diluted over the window's hundred-odd samples.

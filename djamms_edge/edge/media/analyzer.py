@@ -14,12 +14,12 @@ to that loudness.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from djamms_edge.edge.media import decoder, energy, ffmpeg
 from djamms_edge.edge.media.analysis import (
+    TrackAnalysis,
     Window,
     decide,
     silence_threshold_db,
@@ -39,25 +39,6 @@ _EMPTY_WINDOW_SECONDS = 0.05
 # longer than its sound is normal: the cue-out then lands where the sound ends.)
 _MISSING_AUDIO_SECONDS = 5.0
 _MISSING_AUDIO_FRACTION = 0.1
-@dataclass(frozen=True, slots=True)
-class TrackAnalysis:
-    real_start_offset: float
-    real_end_offset: float
-    duration: float
-    loudness_lufs: float | None
-    method: str  # "head+tail", "whole" (the tail window covered the track) or "full" (loudness measured)
-    notes: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The reference's field names, so hub and catalog speak one language."""
-        return {
-            "realStartOffset": self.real_start_offset,
-            "realEndOffset": self.real_end_offset,
-            "duration": self.duration,
-            "loudnessLufs": self.loudness_lufs,
-            "method": self.method,
-            "notes": list(self.notes),
-        }
 
 
 async def analyze(
@@ -156,3 +137,19 @@ def _windows(
         )
         windows[name] = Window(pcm.start, pcm.end, to_track_time(silences, pcm.start))
     return windows, duration
+
+
+def analysis_job(request: dict[str, Any]) -> dict[str, Any]:
+    """``analyze`` as a media worker's job (``worker.analyze`` is the daemon's side). Imports here: asyncio
+    would slow the one-file CLI (``analyze_blocking``) down."""
+    import asyncio
+
+    from djamms_edge.edge.media.worker import config_from_json
+
+    config = config_from_json(AnalysisConfig, request["config"])
+    work = analyze(request["path"], config, full=bool(request["full"]), loudness_lufs=request["loudness_lufs"],
+                   low_priority=bool(request["low_priority"]))
+    try:
+        return {"ok": asyncio.run(work).to_json()}
+    except MediaError as exc:
+        return {"error": "media", "message": str(exc)}

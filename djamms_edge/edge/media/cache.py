@@ -44,7 +44,7 @@ from typing import Literal
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.analysis import TrackAnalysis
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
 from djamms_edge.edge.media.eviction import Resident, choose_evictions
 from djamms_edge.edge.media.fetcher import (
@@ -56,6 +56,7 @@ from djamms_edge.edge.media.fetcher import (
     classify_failure,
 )
 from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.edge.media.worker import analyze
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
 from djamms_edge.shared.sqlite import Database
 

@@ -74,6 +74,10 @@ class FetchConfig:
     attempts: int = setting(4, doc="tries for a transient network error", check=at_least(1))
     retry_base_seconds: float = setting(5.0, doc="first backoff; doubles each retry (with jitter)", check=at_least(0.0))
     max_file_bytes: int = setting(1_000_000_000, doc="refuse media larger than this", check=at_least(1_000_000))
+    attempt_limit_seconds: float = setting(
+        1800.0, doc="one download attempt (its yt-dlp worker process) running longer is killed and counts as failed",
+        check=at_least(10.0),
+    )
     # YouTube's player challenges need a JavaScript runtime since yt-dlp 2025.11 (yt-dlp-ejs holds the scripts).
     js_runtime: Literal["deno", "node", "bun", "quickjs"] = setting("deno", doc="JavaScript runtime yt-dlp uses")
     js_runtime_path: str = setting("", doc="its executable; empty = the one installed with the app, else PATH's")

@@ -1,44 +1,41 @@
-"""The only module that uses yt-dlp: download one source into the cache directory.
+"""Downloading one source into the cache directory with yt-dlp, each attempt in a media worker process.
 
-yt-dlp runs through its Python API (never a shell, never an interpolated string)
-in a worker thread, so the event loop never waits on the network. Each attempt
-downloads into its own scratch directory under ``work_dir`` (on the cache's file
-system) and the finished file is moved to its final name with one atomic rename:
-a crash or a kill at any moment leaves only scratch, which ``MediaCache`` removes
-on start. Only a clearly removed/private/missing video is ``FetchUnavailable`` (at once);
-YouTube refusing this box (403, missing formats, bot/sign-in checks, failed JS challenges)
-is retried with exponential backoff and jitter, then ``FetchRefused``; network trouble the
-same way, then ``FetchFailed``. The cache tries both again later.
+yt-dlp itself runs only in a worker (``worker``; the download in ``ytdlp``, the one module that imports
+it): the daemon never loads it, a crash or a hang in it fails that attempt (killed at
+``attempt_limit_seconds``), and its memory goes back to the system when the attempt ends. Each attempt
+downloads into its own scratch directory under ``work_dir`` (on the cache's file system), removed here
+whatever happened, and the finished file gets its final name with one atomic rename. Only a clearly
+removed/private/missing video is ``FetchUnavailable`` (at once); YouTube refusing this box (403, missing
+formats, bot/sign-in checks, failed JS challenges) is retried with exponential backoff and jitter, then
+``FetchRefused``; network trouble, or a worker that died, hung or answered nonsense, the same way, then
+``FetchFailed``. The cache tries both again later.
 
-No fetch reaches an internal address (``djamms_edge.shared.addresses``) unless its host is
-allowed in ``[edge.fetch] allowed_hosts``: a URL's host is resolved and checked before
-anything is sent, and every connection yt-dlp opens (redirects, fragments) is checked on the
-address it is about to connect to. A URL's media must come over HTTP(S) (yt-dlp's own
-downloader), never through ffmpeg, which would connect where we cannot check.
+No fetch reaches an internal address (``djamms_edge.shared.addresses``) unless its host is allowed in
+``[edge.fetch] allowed_hosts``: a URL's host is resolved and checked here before a worker starts, and
+the worker checks every connection yt-dlp opens.
 
-``FakeFetcher`` serves local files under the same contract, for tests of code
-that needs a cache but not the network.
+``FakeFetcher`` serves local files under the same contract, for tests of code that needs a cache but not
+the network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.util
 import logging
 import os
 import random
 import re
 import shutil
 import sysconfig
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import yt_dlp
-
+from djamms_edge.edge.media import worker
 from djamms_edge.edge.media.config import FetchConfig
 from djamms_edge.shared.addresses import AddressPolicy, url_refusal
 from djamms_edge.shared.ids import MediaSource
@@ -61,6 +58,14 @@ class FetchRefused(FetchFailed):
     attempt: the box's environment, not the video. Tried again later, and at once after a yt-dlp update."""
 
     failure_class: FailureClass = "environment"
+
+
+class AttemptFailed(Exception):
+    """One attempt failed in a way a later one may not (``failure_class`` transient or environment)."""
+
+    def __init__(self, message: str, failure_class: FailureClass = "transient") -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,143 +238,52 @@ class YtDlpEnvironment:
     ejs_wanted: str | None  # the scripts version this yt-dlp accepts (major.minor must match)
 
 
-def ytdlp_environment(config: FetchConfig) -> YtDlpEnvironment:
-    """Ask yt-dlp itself (its runtime classes run ``<runtime> --version``; blocking, well under a second)."""
-    from yt_dlp.dependencies import yt_dlp_ejs
-    from yt_dlp.globals import supported_js_runtimes
-
-    path = js_runtime_path(config)
-    runtime_class = supported_js_runtimes.value.get(config.js_runtime)
-    if runtime_class is None:
-        runtime = JsRuntimeInfo(config.js_runtime, path, None, False, "")
-    else:
-        info = runtime_class(path=path).info if path else None
-        minimum = ".".join(str(part) for part in getattr(runtime_class, "MIN_SUPPORTED_VERSION", ()))
-        runtime = JsRuntimeInfo(config.js_runtime, path, info.version if info else None,
-                                bool(info and info.supported), minimum)
-    try:
-        from yt_dlp.extractor.youtube.jsc._builtin.vendor import VERSION as ejs_wanted
-    except ImportError:  # a yt-dlp whose layout changed: the doctor says nothing about the match
-        ejs_wanted = None
-    return YtDlpEnvironment(
-        version=yt_dlp.version.__version__,
-        location=str(Path(yt_dlp.__file__).parent),
-        runtime=runtime,
-        ejs_version=getattr(yt_dlp_ejs, "version", None) if yt_dlp_ejs else None,
-        ejs_wanted=ejs_wanted,
-    )
-
-
 def only_over_http(spec: str) -> str:
     """``spec`` with every format it names limited to plain HTTP(S) downloads (no HLS/ffmpeg, no RTMP)."""
     return "/".join("+".join(f"{part}[protocol^=http]" for part in choice.split("+")) for choice in spec.split("/"))
 
 
-# --- no connection to an internal address -------------------------------------------------
-
-_guard = threading.local()  # per download thread: the fetcher's policy, and the refusal if the guard tripped
-_STRICT = AddressPolicy()  # for a connection from a thread no fetcher set up (yt-dlp's own helpers)
-
-
-def _checked(create_connection: Callable[..., Any]) -> Callable[..., Any]:
-    """yt-dlp's ``create_connection`` (it resolves the name and tries each address in turn), checking each
-    address before its socket connects: a refused address is never connected to, and no later DNS answer
-    can change what was checked."""
-    from yt_dlp.networking._helper import _socket_connect
-
-    def create_checked_connection(address: tuple[str, int], *args: Any,
-                                  _create_socket_func: Callable[..., Any] = _socket_connect, **kwargs: Any) -> Any:
-        host = str(address[0])
-        policy: AddressPolicy = getattr(_guard, "policy", _STRICT)
-
-        def connect(ip_addr: tuple[Any, ...], *rest: Any) -> Any:
-            refusal = policy.refusal(host, str(ip_addr[4][0]))
-            if refusal is not None:
-                _guard.refusal = refusal
-                raise OSError(refusal)
-            return _create_socket_func(ip_addr, *rest)
-
-        return create_connection(address, *args, _create_socket_func=connect, **kwargs)
-
-    return create_checked_connection
-
-
-def _guard_connections() -> bool:
-    """Put the check into yt-dlp's urllib handler (the only handler ``_GuardedYoutubeDL`` uses); False if that
-    handler no longer connects the way this expects (a yt-dlp update): then no media URL is fetched."""
-    from yt_dlp.networking import _helper, _urllib
-
-    original: Callable[..., Any] = _helper.create_connection
-    if getattr(_urllib, "create_connection", None) is not original:
-        log.error("this yt-dlp connects in a way djamms-edge cannot check: media URLs will not be fetched")
-        return False
-    setattr(_urllib, "create_connection", _checked(original))  # noqa: B010 -- yt-dlp's own name for it
-    return True
-
-
-class _GuardedYoutubeDL(yt_dlp.YoutubeDL):
-    """yt-dlp with its urllib handler only: the requests, curl_cffi and websockets handlers (present when their
-    libraries are) would connect through their own code, around the check."""
-
-    def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
-        return super().build_request_director([h for h in handlers if h.RH_KEY == "Urllib"], preferences)
-
-
-CONNECTIONS_GUARDED = _guard_connections()
-
-
 # --- the real thing ---------------------------------------------------------------------
 
 
-class _Cancelled(Exception):
-    """Raised inside yt-dlp's progress hook to stop a download whose caller went away."""
+def installed_version() -> str:
+    """The version of the yt-dlp a worker will import (PYTHONPATH's nightly update first), read from its
+    source: importing it here would load it into the daemon."""
+    from djamms_edge.edge.ytdlp_update import release_version
+
+    spec = importlib.util.find_spec("yt_dlp")  # finds, never runs, a top-level package
+    if spec is None or spec.origin is None:
+        return "none"
+    return release_version(Path(spec.origin).parent.parent) or "unknown"
 
 
-class _QuietLogger:
-    """yt-dlp's chatter goes to our DEBUG; our own log says what happened, once.
-
-    Warnings are also kept: YouTube's JS challenge failures are only warnings, and the error that follows
-    ("Requested format is not available") does not say why; the failure message carries them."""
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    info = error = debug
-
-    def warning(self, msg: str) -> None:
-        self.debug(msg)
-        self.warnings.append(_clean(msg))
+async def probe_ytdlp(config: FetchConfig) -> YtDlpEnvironment:
+    """This box's yt-dlp and JavaScript runtime as yt-dlp sees them (``ytdlp.ytdlp_environment``, in a
+    worker); raises worker.WorkerFailed when yt-dlp cannot even be imported."""
+    answer = await worker.run_job({"job": "ytdlp-environment", "config": dataclasses.asdict(config)},
+                                  limit_seconds=60.0, what="yt-dlp's environment")
+    try:
+        found = dict(answer["ok"])
+        return YtDlpEnvironment(**{**found, "runtime": JsRuntimeInfo(**found["runtime"])})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise worker.WorkerFailed(f"yt-dlp's environment: the media worker answered nonsense ({exc!r})") from None
 
 
 class YtDlpFetcher:
     def __init__(
-        self,
-        config: FetchConfig,
-        work_dir: Path,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        workers: int = 2,
+        self, config: FetchConfig, work_dir: Path, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> None:
         self._config = config
         self._work_dir = work_dir
         self._sleep = sleep
-        # One thread per download at once: a download hanging on a dead server holds its thread until the socket
-        # times out, so the prefetcher's window (which widens past slow fetches) needs threads to spare.
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yt-dlp")
-        self.version: str = yt_dlp.version.__version__
+        self.version: str = installed_version()
         self._policy = AddressPolicy.allowing(config.allowed_hosts)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        return None  # a running attempt's worker is killed by its cancelled caller
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
         if source.kind != "youtube":
-            if not CONNECTIONS_GUARDED:
-                raise FetchFailed(f"{source.key}: this yt-dlp cannot be kept from internal addresses; media URLs "
-                                  "wait for an update of djamms-edge")
             refusal = await url_refusal(source.url, self._policy)
             if refusal is not None:
                 raise FetchUnavailable(refusal)
@@ -377,7 +291,7 @@ class YtDlpFetcher:
         for attempt in range(1, attempts + 1):
             try:
                 fetched = await self._attempt(source, dest_stem)
-            except _TransientError as exc:
+            except AttemptFailed as exc:
                 if attempt == attempts:
                     failed = FetchRefused if exc.failure_class == "environment" else FetchFailed
                     raise failed(f"{source.key}: {exc} (gave up after {attempts} tries)") from None
@@ -392,94 +306,37 @@ class YtDlpFetcher:
         raise AssertionError("unreachable")
 
     async def _attempt(self, source: MediaSource, dest_stem: Path) -> Fetched:
+        """One try in a worker (``ytdlp.fetch_job``); cancelling kills the worker. Its scratch goes either way."""
         scratch = self._work_dir / uuid.uuid4().hex
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._pool, self._download, source, scratch, dest_stem, cancel)
+        request = {"job": "fetch", "config": dataclasses.asdict(self._config), "source": source.key,
+                   "scratch": str(scratch), "dest_stem": str(dest_stem)}
         try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            cancel.set()  # the thread stops at its next chunk; wait so its scratch is gone before we return
-            await asyncio.wait([job], timeout=self._config.socket_timeout_seconds + 5)
-            if job.done() and not job.cancelled():
-                job.exception()  # seen: it is the _Cancelled we asked for
-            raise
+            answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
+                                          what=f"fetching {source.key}")
+        except worker.WorkerFailed as exc:
+            raise AttemptFailed(str(exc)) from None
         finally:
-            if job.done():
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
-
-    def _download(self, source: MediaSource, scratch: Path, dest_stem: Path, cancel: threading.Event) -> Fetched:
-        scratch.mkdir(parents=True)
-        url = source.url
-        _guard.policy, _guard.refusal = self._policy, None
-
-        def hook(_progress: Mapping[str, Any]) -> None:
-            if cancel.is_set():
-                raise _Cancelled
-
-        logger = _QuietLogger()
-        spec = format_selector(self._config)
-        params: dict[str, Any] = {
-            **ytdlp_options(self._config),
-            "format": spec if source.kind == "youtube" else only_over_http(spec),
-            "outtmpl": {"default": "media.%(ext)s"},
-            "paths": {"home": str(scratch), "temp": str(scratch)},
-            "merge_output_format": "mp4" if self._config.mode == "video" else None,
-            "logger": logger,
-            "progress_hooks": [hook],
-        }
-        try:
-            with _GuardedYoutubeDL(params) as ydl:
-                info = ydl.extract_info(url, download=True)
-        except yt_dlp.utils.DownloadError as exc:
-            if cancel.is_set():
-                raise _Cancelled from None
-            if _guard.refusal is not None:  # a redirect (or a name) led to an internal address
-                raise FetchUnavailable(_guard.refusal) from None
-            message = _with_reasons(_clean(str(exc)), logger.warnings)
-            failure = classify_failure(message)
-            if failure == "unavailable":
-                raise FetchUnavailable(message) from None
-            raise _TransientError(message, failure) from None
-        except _Cancelled:
-            raise
-        except Exception as exc:  # yt-dlp's internals or the disk (full, read-only): one source must not stop the box
-            log.warning("yt-dlp failed unexpectedly on %s", url, exc_info=True)
-            raise _TransientError(f"{type(exc).__name__}: {exc}") from None
-        files = [p for p in scratch.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
-        if info is None or len(files) != 1:
-            raise FetchUnavailable("nothing downloadable (too large, or not media)")
-        final = dest_stem.with_name(f"{dest_stem.name}.{_safe_ext(files[0].suffix)}")
-        size = files[0].stat().st_size
-        try:
-            os.replace(files[0], final)  # atomic: the cache sees a whole file or none
-        except OSError as exc:
-            raise _TransientError(f"cannot store the download: {exc}") from None
-        return Fetched(final, size, info.get("title"))
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+        return _fetched(answer, dest_stem)
 
 
-class _TransientError(Exception):
-    def __init__(self, message: str, failure_class: FailureClass = "transient") -> None:
-        super().__init__(message)
-        self.failure_class = failure_class
-
-
-# Warnings that explain a YouTube failure better than its final error does.
-_REASON_WARNINGS = ("challenge solving failed", "javascript runtime", "challenge solver", "http error 403")
-
-
-def _with_reasons(message: str, warnings: list[str]) -> str:
-    reasons = [w for w in warnings if any(phrase in w.lower() for phrase in _REASON_WARNINGS)]
-    return f"{message} (after: {'; '.join(dict.fromkeys(reasons))})" if reasons else message
-
-
-def _clean(message: str) -> str:
-    return re.sub(r"^ERROR:\s*", "", message.replace("\r", "")).strip()
-
-
-def _safe_ext(suffix: str) -> str:
-    ext = suffix.lstrip(".").lower()
-    return ext if re.fullmatch(r"[a-z0-9]{1,5}", ext) else "bin"
+def _fetched(answer: worker.Reply, dest_stem: Path) -> Fetched:
+    """The worker's answer, believed only as far as it names a file this attempt was asked to make."""
+    error = answer.get("error")
+    if error is not None:
+        message = str(answer.get("message", ""))
+        if error == "unavailable":
+            raise FetchUnavailable(message)
+        raise AttemptFailed(message, "environment" if error == "environment" else "transient")
+    try:
+        found = answer["ok"]
+        path, size, title = Path(found["path"]), found["size"], found["title"]
+        if (path.parent != dest_stem.parent or not path.name.startswith(f"{dest_stem.name}.")
+                or not isinstance(size, int) or not (title is None or isinstance(title, str))):
+            raise ValueError(found)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttemptFailed(f"the media worker answered nonsense ({exc!r})") from None
+    return Fetched(path, size, title)
 
 
 # --- the fake ---------------------------------------------------------------------------

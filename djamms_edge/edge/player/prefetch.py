@@ -29,7 +29,7 @@ from djamms_edge.shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from djamms_edge.edge.config import EdgeConfig
-    from djamms_edge.edge.media.analyzer import TrackAnalysis
+    from djamms_edge.edge.media.analysis import TrackAnalysis
     from djamms_edge.edge.media.cache import CacheEntry, MediaCache
 
 log = logging.getLogger(__name__)
@@ -159,14 +159,13 @@ async def keep_prefetched(
 async def open_media_cache(
     edge: EdgeConfig, on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None
 ) -> AsyncIterator[MediaCache]:
-    """The media cache with the yt-dlp fetcher, closed on the way out. Imported here, not at the top:
-    yt-dlp costs ~12 MB of RSS, which a box playing only local files does not need. ``on_analysed``: each
-    fetch-time analysis (the hub's catalog learns the trimmed length as soon as the box has the track)."""
+    """The media cache with the yt-dlp fetcher (yt-dlp itself runs in media worker processes), closed on the
+    way out. ``on_analysed``: each fetch-time analysis (the hub's catalog learns the trimmed length as soon as
+    the box has the track)."""
     from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
     from djamms_edge.edge.media.fetcher import YtDlpFetcher
 
-    # Twice the window: the prefetcher keeps fetching past downloads that hang (each holds a thread).
-    fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME, workers=max(2, 2 * edge.cache.prefetch_count))
+    fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME)
     cache = MediaCache(edge.state_dir / "media.db", edge.cache_dir, fetcher, edge.analysis, edge.cache,
                        on_analysed=on_analysed)
     try:

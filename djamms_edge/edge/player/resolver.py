@@ -3,7 +3,8 @@
 ``TrackResolver`` is the engine's only view of the media side, so the engine does not
 depend on how files are fetched or analysed. ``LocalFileResolver`` serves the local
 playlist: the entry's source is a file path, the offsets come from the media pipeline's
-``analyze()`` (head/tail silence detection), and the gain from its loudness when measured.
+``analyze()`` (head/tail silence detection, in a media worker process), and the gain from its loudness
+when measured.
 ``CachedMediaResolver`` serves video ids and URLs from the media cache (and local paths
 through a ``LocalFileResolver``).
 """
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
+from djamms_edge.edge.media.analysis import TrackAnalysis
 from djamms_edge.edge.media.config import AnalysisConfig
 from djamms_edge.edge.media.ffmpeg import MediaError
+from djamms_edge.edge.media.worker import analyze
 from djamms_edge.edge.queue.model import QueueEntry
 
-if TYPE_CHECKING:  # the cache module imports yt-dlp (~12 MB): only its record types are needed here
+if TYPE_CHECKING:  # only the cache's record types are needed here
     from djamms_edge.edge.media.cache import CachedTrack, CacheEntry
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.media.config import FetchConfig
-from djamms_edge.edge.media.fetcher import SYSTEMD_PATH, js_runtime_path, ytdlp_environment
+from djamms_edge.edge.media.fetcher import SYSTEMD_PATH, js_runtime_path
+from djamms_edge.edge.media.ytdlp import ytdlp_environment
 
 # yt-dlp built with the daemon's own options (ytdlp_options), verbose: it prints its debug header and exits.
 RUN_WITH_DAEMON_OPTIONS = """
