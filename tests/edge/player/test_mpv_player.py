@@ -189,3 +189,20 @@ async def test_the_request_qr_code_on_the_screen_scans_back_to_the_patron_page(t
     finally:
         screen.free()
         await player.close()
+
+
+async def test_a_libmpv_without_one_of_the_lean_options_starts_without_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A later mpv may rename a built-in script's switch: the box still plays (the option is only a saving)."""
+    from djamms_edge.edge.player import mpv_player
+
+    monkeypatch.setitem(mpv_player.LEAN_OPTIONS, "load-renamed-in-a-later-mpv", "no")
+    caplog.set_level("INFO", logger=mpv_player.__name__)
+    player = MpvPlayer(PlayerConfig(video=False, ao="null"))
+    await player.open(lambda _event: None)
+    try:
+        await player.probe()
+    finally:
+        await player.close()
+    assert "this libmpv has no option load-renamed-in-a-later-mpv: starting without it" in caplog.text
