@@ -8,9 +8,14 @@
    from the analysis without its 80 Hz high-pass, whose ringing delays the cue-out; a fourth
    plays H.264 clips in video mode (vo=null), where audio starts on a video frame.
 2. Footprint: ``djamms-edge run`` playing audio in real time (ao=null, no video) for a while;
-   its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline).
+   its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline). Three runs of
+   the daemon: in this virtualenv as it is; with only the packaged dependencies (the development extras,
+   numpy among them, hidden: sqlite-utils imports numpy whenever it is installed, ~20 MB a box never
+   has; the figure the target is about); and the same after it downloaded two tracks from a loopback
+   HTTP server and the night analysis measured them (fetching and analysis run in media worker
+   processes, so what they load must not stay in the daemon).
 
-    .venv/bin/python bench/transitions.py [--seconds 10]
+    .venv/bin/python bench/transitions.py [--seconds 10] [--footprint-only]
 3. Seams on real music: clips ending in real recordings' natural endings (bench/real_music.py's Debian
    packages), trimmed by the analysis vs untrimmed.
 Targets: seams <= 5 ms (generated tones), <= 10 ms (real music); RSS <= 110 MB (shown in MiB).
@@ -20,13 +25,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
+import http.server
 import itertools
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -143,12 +155,21 @@ def _kb_fields(path: Path) -> dict[str, int]:
     return {key: int(value.split()[0]) for key, value in pairs if value.strip().endswith("kB")}
 
 
-def footprint(argv: list[str], seconds: float, warmup: float = 3.0) -> tuple[float, float, float, float]:
-    """CPU % of one core, RSS, peak RSS and PSS (MB) of a process while it plays."""
+def footprint(
+    argv: list[str], seconds: float, warmup: float = 3.0, *, env: dict[str, str] | None = None,
+    ready: Callable[[], bool] | None = None,
+) -> tuple[float, float, float, float]:
+    """CPU % of one core, RSS, peak RSS and PSS (MB) of a process while it plays (after ``warmup`` seconds,
+    and once ``ready`` says so, for at most 120 s)."""
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         time.sleep(warmup)
+        deadline = time.monotonic() + 120
+        while ready is not None and not ready():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"{argv[-1]}: not ready within 120 s (exit status {proc.poll()})")
+            time.sleep(0.5)
         cpu0, *_ = sample(proc.pid)
         t0 = time.monotonic()
         time.sleep(seconds)
@@ -165,30 +186,85 @@ async def render_long(root: Path) -> list[Path]:
     return tracks
 
 
+def edge_config(root: Path, name: str, playlist: Path, extra: str = "") -> Path:
+    config = root / f"{name}.toml"
+    config.write_text(f'[edge]\nstate_dir = "{root / name / "state"}"\ncache_dir = "{root / name / "cache"}"\n'
+                      f'[edge.player]\nvideo = false\nao = "null"\n[edge.queue]\nplaylist = "{playlist}"\n'
+                      f'[edge.status]\nport = 0\n{extra}')
+    return config
+
+
+def without_dev_extras(root: Path) -> dict[str, str]:
+    """The environment of a daemon that sees only the packaged dependencies (packaging/debian installs
+    ``djamms-edge[systemd]``): the development extras sqlite-utils would import are hidden."""
+    hidden = root / "no-dev-extras"
+    for module in ("numpy", "pandas"):
+        (hidden / module).mkdir(parents=True)
+        (hidden / module / "__init__.py").write_text(f'raise ImportError("{module}: not installed on a box")\n')
+    return {**os.environ, "PYTHONPATH": str(hidden)}
+
+
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[str]:
+    """A loopback HTTP server for ``directory``: its base URL."""
+    handler = functools.partial(_SilentHandler, directory=str(directory))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+class _SilentHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def fully_analysed(state: Path, count: int) -> Callable[[], bool]:
+    """Whether the night analysis has measured ``count`` cached tracks (their loudness is known)."""
+    def check() -> bool:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{state / 'media.db'}?mode=ro", uri=True)) as db:
+                return db.execute("SELECT count(*) FROM track_analysis WHERE method = 'full'").fetchone()[0] >= count
+        except sqlite3.Error:
+            return False
+    return check
+
+
 def measure_footprint(root: Path, seconds: float) -> None:
     tracks = asyncio.run(render_long(root))
     (root / "playlist").mkdir()
     for track in tracks:
         (root / "playlist" / track.name).symlink_to(track)
-    config = root / "config.toml"
-    config.write_text(f'[edge]\nstate_dir = "{root / "state"}"\ncache_dir = "{root / "cache"}"\n'
-                      f'[edge.player]\nvideo = false\nao = "null"\n[edge.queue]\nplaylist = "{root / "playlist"}"\n'
-                      '[edge.status]\nport = 0\n')
-    runs = {
-        "mpv CLI (baseline)": ["mpv", "--no-config", "--no-video", "--ao=null", "--really-quiet",
-                               "--gapless-audio=yes", *map(str, tracks)],
-        "djamms-edge run": [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
-    }
+    daemon = [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config"]
+    packaged = without_dev_extras(root)
     print(f"\nfootprint while playing audio (ao=null, no video), measured over {seconds:g} s after 3 s warm-up")
-    print(f"{'process':<20} {'CPU % of a core':>16} {'RSS MiB':>8} {'peak RSS MiB':>13} {'PSS MiB':>8}")
+    print(f"{'process':<46} {'CPU % of a core':>16} {'RSS MiB':>8} {'peak RSS MiB':>13} {'PSS MiB':>8}")
     results = {}
-    for label, argv in runs.items():
-        results[label] = footprint(argv, seconds)
+
+    def run(label: str, argv: list[str], **how: Any) -> None:
+        results[label] = footprint(argv, seconds, **how)
         cpu, rss, peak, pss = results[label]
-        print(f"{label:<20} {cpu:>16.1f} {rss:>8.1f} {peak:>13.1f} {pss:>8.1f}")
-    base, ours = results["mpv CLI (baseline)"], results["djamms-edge run"]
+        print(f"{label:<46} {cpu:>16.1f} {rss:>8.1f} {peak:>13.1f} {pss:>8.1f}", flush=True)
+
+    run("mpv CLI (baseline)", ["mpv", "--no-config", "--no-video", "--ao=null", "--really-quiet",
+                               "--gapless-audio=yes", *map(str, tracks)])
+    local = root / "playlist"
+    run("djamms-edge run (this venv, dev extras too)", [*daemon, str(edge_config(root, "venv", local))])
+    run("djamms-edge run (packaged dependencies)", [*daemon, str(edge_config(root, "packaged", local))],
+        env=packaged)
+    with serving(root) as url:
+        mixed = root / "mixed.txt"
+        mixed.write_text("".join(f"{track}\n{url}/{track.name}\n" for track in tracks))
+        night = ('[edge.fetch]\nmode = "audio"\nallowed_hosts = ["127.0.0.1"]\n[edge.night_analysis]\n'
+                 'window_start = "00:00"\nwindow_end = "23:59"\nonly_when_idle = false\npause_s = 0.0\n')
+        run("  + 2 downloads and their night analysis", [*daemon, str(edge_config(root, "night", mixed, night))],
+            env=packaged, ready=fully_analysed(root / "night" / "state", len(tracks)))
+    base, ours = results["mpv CLI (baseline)"], results["djamms-edge run (packaged dependencies)"]
     ratios = [o / max(b, 0.01) for o, b in zip(ours, base, strict=True)]
-    print(f"{'ratio ours/baseline':<20} {ratios[0]:>16.2f} {ratios[1]:>8.2f} {ratios[2]:>13.2f} {ratios[3]:>8.2f}")
+    print(f"{'ratio packaged/baseline':<46} {ratios[0]:>16.2f} {ratios[1]:>8.2f} {ratios[2]:>13.2f} "
+          f"{ratios[3]:>8.2f}")
 
 
 def main() -> None:
@@ -197,9 +273,14 @@ def main() -> None:
     parser.add_argument("--music", type=Path, default=REPO / "var" / "bench-music",
                         help="where bench/analysis.py keeps the Debian music packages it unpacks")
     parser.add_argument("--real-only", action="store_true", help="only the real-music seams")
+    parser.add_argument("--footprint-only", action="store_true", help="only the daemon's footprint")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-transitions-") as tmp:
         root = Path(tmp)
+        if args.footprint_only:
+            (root / "footprint").mkdir()
+            measure_footprint(root / "footprint", args.seconds)
+            return
         (root / "real").mkdir()
         asyncio.run(measure_real_seams(root / "real", args.music))
         if args.real_only:

@@ -57,12 +57,24 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_command(args: argparse.Namespace) -> int:
+    fewer_malloc_arenas()
     config = with_device_id(load_or_exit(args.config))
     edge = config.edge
     # In the journal every line carries the venue and box: `journalctl VENUE=… DEVICE=…` across a fleet.
     fields = {"VENUE": edge.venue_id, "DEVICE": edge.device_id}
     setup_logging(edge.log_level, program="djamms-edge", journal_fields=fields)
     return asyncio.run(run_daemon(config))
+
+
+def fewer_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (one per thread by default, up to 8 per core), before any thread starts:
+    each thread that ever allocated (SQLite's, the executor's, libmpv's) keeps an arena's worth of RSS.
+    bench/transitions.py: 1.5 MiB less while playing, ~4 MiB less after downloads and analyses. Not glibc: as is."""
+    import ctypes
+
+    m_arena_max = -8  # glibc's malloc.h
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
 
 
 def with_device_id(config: Config) -> Config:
