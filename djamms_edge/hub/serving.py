@@ -13,6 +13,8 @@ and asyncio logs each failure. Here:
   deadline): aiohttp's handler, parser and task per connection are built only for a whole head, so holding
   thousands of half-sent heads costs little;
 - all these deadlines sit in one heap on one timer (``hub.deadlines``), not a timer per connection;
+- the hub accepts from its listening sockets itself (``Listener``), at most ``ACCEPT_BATCH`` connections per
+  turn of the loop, so a crowd of reconnects does not hold up answers on the connections already open;
 - the garbage collector's young generations are collected every 64 new connections (``YoungGarbage``) and
   what start-up made is frozen out of full collections, so connection churn does not pile objects up for
   one long pause;
@@ -20,7 +22,8 @@ and asyncio logs each failure. Here:
   ``write_timeout_s``, the connection is aborted (aiohttp has no write deadline);
 - an idle keep-alive connection is closed after ``keepalive_timeout_s`` (aiohttp's own timer);
 - one client address holds at most ``max_per_address`` connections; more are reset at once;
-- accept failures ("Too many open files") are logged once per episode, with a count when it ends.
+- accept failures ("Too many open files") are logged once per episode, with a count when it ends; accepting
+  pauses for ``ACCEPT_RETRY_S`` after each (the kernel queues what comes meanwhile).
 
 Request bodies have their own deadline where they are read (``web_input.read_json``).
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import random
@@ -44,13 +48,11 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from djamms_edge.hub import descriptors
 from djamms_edge.hub.config import ConnectionsConfig
 from djamms_edge.hub.deadlines import Deadline, Deadlines
 
 log = logging.getLogger(__name__)
-ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message when accept() gets EMFILE/ENFILE
-# asyncio reports every failed accept (thousands a second while descriptors run out); an episode of them
+# Every failed accept is reported (thousands a second while descriptors run out); an episode of them
 # ends at the first connection accepted this long after the last failure.
 ACCEPT_EPISODE_QUIET_S = 5.0
 HEAD_DEADLINE_SPREAD = 0.5  # head deadlines fall at random in the second half of header_timeout_s
@@ -58,6 +60,12 @@ HEAD_DEADLINE_SPREAD = 0.5  # head deadlines fall at random in the second half o
 # slow-client attack, each followed by a reconnect, trickle out a few at a time: at 0.1 s, ~65 at once ten
 # times a second made reconnect bursts that kept every process on a small box waiting for a CPU.
 DEADLINE_TICK_S = 0.01
+# Connections accepted per turn of the loop. libuv accepts every queued connection in one callback; the
+# connections an attack's cuts send back arrive together, and one callback accepting dozens of them (~80 us
+# each) kept every request that arrived meanwhile waiting. A few per turn, then whatever else is ready.
+ACCEPT_BATCH = 4
+ACCEPT_RETRY_S = 1.0  # out of descriptors (or memory): accept again this much later (asyncio waits as long)
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 YOUNG_GC_BATCH = 64  # new connections between two collections of the young generation
 HEAD_BUFFER_MAX = 16384  # a pending head longer than this goes to aiohttp, which parses or refuses it
 _REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r?")
@@ -121,17 +129,6 @@ class ConnectionGuard:
                         self._accept_failed_at - self._accept_failing_since)
             self._accept_failing_since = None
             self._accept_failures = 0
-
-    def exception_handler(self, default: Callable[[dict[str, Any]], None]) -> Callable[..., None]:
-        """An event-loop exception handler that folds accept failures into one episode."""
-
-        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-            if context.get("message") == ACCEPT_FAILED:
-                self.accept_failed(context.get("exception"))
-            else:
-                default(context)
-
-        return handle
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
@@ -359,6 +356,99 @@ class GuardedServer(web.Server):
         super().pre_shutdown()
 
 
+class Listener:
+    """One listening socket, accepted from by the hub itself, at most ``ACCEPT_BATCH`` connections per turn of
+    the loop; each accepted connection becomes a transport of the loop's own (``connect_accepted_socket``)."""
+
+    def __init__(self, sock: socket.socket, server: GuardedServer) -> None:
+        self.sock = sock
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in OUT_OF_RESOURCES:
+                    self._server.guard.accept_failed(exc)
+                    self._loop.remove_reader(self.sock.fileno())
+                    self._retry = self._loop.call_later(ACCEPT_RETRY_S, self._resume)
+                    return
+                continue  # the client gave up before we took it (ECONNABORTED), or a firewall said no
+            conn.setblocking(False)
+            task = self._loop.create_task(self._connect(conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._server, conn)
+        except OSError:  # gone already
+            conn.close()
+
+    def _resume(self) -> None:
+        self._retry = None
+        self._loop.add_reader(self.sock.fileno(), self._accept)
+
+    async def close(self) -> None:
+        """Stop accepting, close the socket, and let the connections being set up finish."""
+        if self._retry is not None:
+            self._retry.cancel()
+        else:
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
+
+
+
+async def listening_sockets(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for host:port, as ``loop.create_server`` makes them (every address
+    the host resolves to; "" or None: every interface)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class GuardedSite(web.TCPSite):
+    """aiohttp's TCP site whose listening sockets the hub accepts from itself (``Listener``)."""
+
+    listeners: list[Listener]
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; TCPSite.start would make the loop's own server
+        server = self._runner.server
+        assert isinstance(server, GuardedServer)
+        sockets = await listening_sockets(self._host, self._port, self._backlog)
+        self.listeners = [Listener(sock, server) for sock in sockets]
+        self._bound_port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for listener in getattr(self, "listeners", ()):
+            await listener.close()
+        await super().stop()
+
+
 class GuardedRunner(web.AppRunner):
     """An AppRunner serving through ``GuardedServer``, with aiohttp's keep-alive timer set from config."""
 
@@ -378,7 +468,6 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
     """Serve ``app`` on host:port until SIGINT/SIGTERM, then shut down gracefully (as ``web.run_app`` does)."""
     runner = GuardedRunner(app, limits, access_log=None, shutdown_timeout=10.0)
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(runner.guard.exception_handler(loop.default_exception_handler))
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # before announcing: a SIGTERM right after is a clean stop
         loop.add_signal_handler(signum, stop.set)
@@ -386,12 +475,11 @@ async def serve(app: web.Application, limits: ConnectionsConfig, host: str, port
     gc.collect()
     gc.freeze()  # what start-up made lives as long as the process: full collections need not traverse it again
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        site = GuardedSite(runner, host, port, backlog=1024)
         await site.start()
-        assert isinstance(runner.server, GuardedServer) and site._server is not None  # aiohttp has no public accessor
-        runner.server.reset_on_close(cast(asyncio.Server, site._server).sockets)
+        assert isinstance(runner.server, GuardedServer)
+        runner.server.reset_on_close([listener.sock for listener in site.listeners])
         announce(", ".join(sorted(str(s.name) for s in runner.sites)))
-        async with descriptors.watching(runner.guard):  # uvloop hides failed accepts: probe instead
-            await stop.wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
