@@ -21,7 +21,7 @@ With ``--baseline DIR`` (another ``djamms_edge`` package) its ``analyze FILE``, 
 code run in the same rounds, through this venv's interpreter (so compare it with the dev venv's call): before
 and after, side by side. For example main before the analysis left numpy (f415240):
 
-    b=$(mktemp -d); git archive f415240 djamms_edge | tar -x -C $b
+    b=$(mktemp -d); git archive f415240 djamms_edge config.example.toml | tar -x -C $b
     .venv/bin/python bench/cli_start.py [--rounds 9] [--file PATH] [--baseline $b]
 """
 
@@ -163,8 +163,11 @@ print(time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def own_code(directory: Path, rounds: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of OWN_CODE with the package in ``directory``, the example config loaded."""
-    runs = [subprocess.run([PYTHON, "-c", OWN_CODE, str(REPO / "config.example.toml")], cwd=directory,
+    """Median wall and CPU seconds of OWN_CODE with the package in ``directory``, the example config loaded: its
+    own if it has one (an older package may not know keys added since), else this checkout's."""
+    config = directory / "config.example.toml"
+    config = config if config.is_file() else REPO / "config.example.toml"
+    runs = [subprocess.run([PYTHON, "-c", OWN_CODE, str(config)], cwd=directory,
                            check=True, capture_output=True, text=True, env=_env()).stdout.split()
             for _ in range(rounds)]
     return statistics.median(float(w) for w, _ in runs), statistics.median(float(c) for _, c in runs)
