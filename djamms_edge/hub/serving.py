@@ -433,7 +433,9 @@ async def listening_sockets(host: str | None, port: int, backlog: int) -> list[s
 class GuardedSite(web.TCPSite):
     """aiohttp's TCP site whose listening sockets the hub accepts from itself (``Listener``)."""
 
-    listeners: list[Listener]
+    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, *, backlog: int) -> None:
+        super().__init__(runner, host, port, backlog=backlog)
+        self.listeners: list[Listener] = []
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; TCPSite.start would make the loop's own server
@@ -444,8 +446,9 @@ class GuardedSite(web.TCPSite):
         self._bound_port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        for listener in getattr(self, "listeners", ()):
+        for listener in self.listeners:
             await listener.close()
+        self.listeners = []
         await super().stop()
 
 
