@@ -380,8 +380,10 @@ class MpvPlayer:
 
 # --- the doctor's probe ---------------------------------------------------------------------------
 
-# A tenth of a second of digital silence, generated inside libmpv: opens the audio output without a sound.
-_SILENCE = "av://lavfi:aevalsrc=0:d=0.1"
+# Digital silence generated inside libmpv: opens the audio output without a sound. It lasts far longer than
+# the probe waits, because mpv reports a property's value when Python asks, not each change: an output that
+# opened and closed again while Python was held up (a loaded box) would look as if it never opened.
+_SILENCE = "av://lavfi:aevalsrc=0:d=60"
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,22 +415,23 @@ def probe_outputs(config: PlayerConfig, timeout_s: float = 10.0) -> OutputProbe:
         player = mpv.MPV(log_handler=collect, loglevel="error", **mpv_options(config, video=False))
     except Exception as exc:
         return OutputProbe(None, None, f"libmpv cannot start: {exc}", screen_error)
-    ended = threading.Event()
+    settled = threading.Event()  # the output opened, or the file ended without one
     outcome: dict[str, Any] = {}
 
     def on_end(event: Any) -> None:
         outcome.update(event.as_dict(decoder=mpv.lazy_decoder))
-        ended.set()
+        settled.set()
 
     def on_ao(_name: str, value: Any) -> None:
         if value:
             outcome["ao"] = value
+            settled.set()
 
     try:
         player.event_callback("end-file")(on_end)
         player.observe_property("current-ao", on_ao)
         player.play(_SILENCE)
-        if not ended.wait(timeout_s):
+        if not settled.wait(timeout_s):
             return OutputProbe(player.mpv_version, None, f"no answer within {timeout_s:.0f}s", screen_error)
         error = "" if outcome.get("ao") else str(outcome.get("file_error") or "no audio output opened")
         if messages and error:

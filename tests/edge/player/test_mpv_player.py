@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from djamms_edge.edge.media import synth
 from djamms_edge.edge.player.api import Ended, EndReason, PlaybackItem, PlayerEvent, Started
 from djamms_edge.edge.player.config import PlayerConfig
-from djamms_edge.edge.player.mpv_player import MpvPlayer, file_options, mpv_options
+from djamms_edge.edge.player.mpv_player import MpvPlayer, file_options, mpv_options, probe_outputs
 from djamms_edge.edge.player.request_qr import QrPlacement, RequestQr
 from djamms_edge.edge.player.seams import read_wav, tones
 from djamms_edge.shared.config_schema import ConfigError, load
@@ -206,3 +208,26 @@ async def test_a_libmpv_without_one_of_the_lean_options_starts_without_it(
     finally:
         await player.close()
     assert "this libmpv has no option load-renamed-in-a-later-mpv: starting without it" in caplog.text
+
+
+def test_the_output_probe_sees_the_audio_output_open_when_python_is_slow() -> None:
+    """The doctor's probe on a loaded box: Python's side of libmpv (the thread that hears property changes) is
+    held off for a while, as the GIL and a busy CPU do. The output still counts as open; it did not when the
+    probe's silence was shorter than the stall (the open and close coalesced into no change at all)."""
+    stop = threading.Event()
+
+    def hog() -> None:  # holds the GIL for whole switch intervals, as a busy interpreter does under load
+        while not stop.is_set():
+            pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.15)
+    busy = threading.Thread(target=hog)
+    busy.start()
+    try:
+        probe = probe_outputs(PlayerConfig(video=False, ao="null"))
+    finally:
+        stop.set()
+        busy.join()
+        sys.setswitchinterval(interval)
+    assert (probe.audio_output, probe.audio_error) == ("null", "")
