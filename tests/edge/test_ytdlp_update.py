@@ -8,6 +8,7 @@ fetches from PyPI, which tests never reach.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import subprocess
@@ -17,14 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
+from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
+from djamms_edge.edge.media.fetcher import YtDlpFetcher
+from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.edge.ytdlp_update import (
     ACTIVE_LINK,
     InstallError,
     UpdateResult,
+    packaged_version,
     release_version,
     update,
     version_key,
 )
+from tests.edge.media.http_server import KNOWS_THE_CHANGE, MediaServer
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -268,3 +275,48 @@ def test_an_unwritable_state_directory_is_one_clear_line(tmp_path: Path) -> None
     assert result.returncode == 1
     assert result.stderr.startswith("djamms-edge update-ytdlp: nothing changed: ")
     assert "Traceback" not in result.stderr
+
+
+async def test_a_track_the_old_release_could_not_fetch_is_fetched_as_soon_as_the_update_lands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """YouTube changed (the server refuses clients without a header), so the packaged yt-dlp is refused; the
+    nightly update installs a release that knows the change. The running cache, not restarted, tries the track
+    again at once (it would wait an hour for the same release) and plays it."""
+    state = tmp_path / "state"
+    # The daemon's unit: the update's ``current`` first on PYTHONPATH, before it exists (a box never updated).
+    monkeypatch.setenv("PYTHONPATH", str(state / "yt-dlp" / ACTIVE_LINK))
+    served = tmp_path / "served"
+    served.mkdir()
+    await render_tone(served / "clip.m4a", 440, lead=0.5, tone=4.0, trail=0.5)
+    server = MediaServer(served)
+    await server.start()
+    fetch = FetchConfig(mode="audio", attempts=1, socket_timeout_seconds=5.0, allowed_hosts=("127.0.0.1",))
+    cache = MediaCache(state / "media.db", tmp_path / "cache", YtDlpFetcher(fetch, tmp_path / "cache" / WORK_DIR_NAME),
+                       AnalysisConfig(), CacheConfig(retry_failed_seconds=3600.0))
+    await cache.open()
+    try:
+        url = f"{server.url}/changed/clip.m4a"
+        refused = await cache.ensure(url)
+        assert (refused.status, refused.failure_class) == ("failed", "environment"), refused
+        assert "403" in (refused.error or "") and refused.tool_version == packaged_version()
+        asked = len(server.requests)
+        assert (await cache.ensure(url)).status == "failed"
+        assert len(server.requests) == asked  # the same release would be refused again: not asked for an hour
+
+        wheels = tmp_path / "wheels"
+        wheels.mkdir()
+        files = real_yt_dlp_files("2099.1.1")
+        files["yt_dlp/utils/networking.py"] += f"\nstd_headers[{KNOWS_THE_CHANGE!r}] = 'yes'\n".encode()
+        write_wheel(wheels, "2099.1.1", files)
+        result = await asyncio.to_thread(run_update, tmp_path, wheels, state)
+        assert (result.returncode, result.stdout.strip()) == (0, "yt-dlp updated to 2099.1.1"), result.stderr
+
+        fetched = await cache.ensure(url)
+        assert fetched.status == "ready", fetched
+        track = await cache.playable(url)
+        assert track is not None and track.path.is_file() and track.duration == pytest.approx(5.0, abs=0.1)
+        assert len(server.requests) > asked
+    finally:
+        await cache.close()
+        await server.close()

@@ -378,7 +378,7 @@ class MediaCache:
             return await self._set_status(source.key, "unavailable", str(exc))
         except FetchFailed as exc:
             log.warning("could not fetch %s: %s", source.key, exc)
-            return await self._set_status(source.key, "failed", str(exc), exc.failure_class)
+            return await self._set_status(source.key, "failed", str(exc), exc.failure_class, exc.tool_version)
         try:
             return await self._analyse_and_index(source, fetched, how="cached")
         except MediaError as exc:
@@ -433,9 +433,10 @@ class MediaCache:
         return CacheEntry(source.key, "ready", fetched.size, None, now)
 
     async def _set_status(
-        self, key: str, status: Status, error: str, failure_class: FailureClass | None = None
+        self, key: str, status: Status, error: str, failure_class: FailureClass | None = None,
+        tool_version: str | None = None,
     ) -> CacheEntry:
-        now, version = self._clock(), self._fetcher.version
+        now, version = self._clock(), tool_version or self._fetcher.version
 
         def write(conn: sqlite3.Connection) -> int:
             row = conn.execute(

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
 import logging
 import os
 import random
 import re
 import shutil
+import sys
 import sysconfig
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,6 +51,10 @@ class FetchFailed(Exception):
     """Transient trouble (network, server errors) outlasted every attempt; a later try may work."""
 
     failure_class: FailureClass = "transient"
+
+    def __init__(self, message: str, *, tool_version: str | None = None) -> None:
+        super().__init__(message)
+        self.tool_version = tool_version  # what the last attempt ran (None: the fetcher's version now)
 
 
 class FetchRefused(FetchFailed):
@@ -76,7 +80,10 @@ class Fetched:
 
 
 class Fetcher(Protocol):
-    version: str  # of the tool that fetches (yt-dlp's): a failure may not repeat with another
+    @property
+    def version(self) -> str:
+        """Of the tool the next fetch will use (yt-dlp's): a failure may not repeat with another."""
+        ...
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
         """Download ``source`` to ``dest_stem.<ext>``; raise FetchUnavailable or FetchFailed."""
@@ -247,14 +254,20 @@ def only_over_http(spec: str) -> str:
 
 
 def installed_version() -> str:
-    """The version of the yt-dlp a worker will import (PYTHONPATH's nightly update first), read from its
-    source: importing it here would load it into the daemon."""
+    """The version of the yt-dlp the next media worker will import, read from its source (importing it here
+    would load it into the daemon): the first ``yt_dlp`` package on the path a worker starts with, its
+    PYTHONPATH (the nightly update's ``current`` first) and then this interpreter's own.
+
+    Looked up afresh on each call (once per attempt and per retry decision; a few stat calls and one small
+    read, 60-80 us on a PC), by hand rather than with ``importlib.util.find_spec``: Python's import caches
+    remember that ``current`` did not exist when the daemon started, so the first update would stay unseen."""
     from djamms_edge.edge.ytdlp_update import release_version
 
-    spec = importlib.util.find_spec("yt_dlp")  # finds, never runs, a top-level package
-    if spec is None or spec.origin is None:
-        return "none"
-    return release_version(Path(spec.origin).parent.parent) or "unknown"
+    pythonpath = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    for entry in ["", *pythonpath, *sys.path[1:]]:  # "" is the worker's working directory, as for python -m
+        if os.path.isfile(os.path.join(entry, "yt_dlp", "__init__.py")):
+            return release_version(Path(entry)) or "unknown"
+    return "none"
 
 
 async def probe_ytdlp(config: FetchConfig) -> YtDlpEnvironment:
@@ -276,8 +289,12 @@ class YtDlpFetcher:
         self._config = config
         self._work_dir = work_dir
         self._sleep = sleep
-        self.version: str = installed_version()
         self._policy = AddressPolicy.allowing(config.allowed_hosts)
+
+    @property
+    def version(self) -> str:
+        """The yt-dlp the next attempt's worker will import: a nightly update counts at once, no restart."""
+        return installed_version()
 
     async def close(self) -> None:
         return None  # a running attempt's worker is killed by its cancelled caller
@@ -289,12 +306,14 @@ class YtDlpFetcher:
                 raise FetchUnavailable(refusal)
         attempts = self._config.attempts
         for attempt in range(1, attempts + 1):
+            version = self.version  # read before the worker starts: an update may land while it runs
             try:
                 fetched = await self._attempt(source, dest_stem)
             except AttemptFailed as exc:
                 if attempt == attempts:
                     failed = FetchRefused if exc.failure_class == "environment" else FetchFailed
-                    raise failed(f"{source.key}: {exc} (gave up after {attempts} tries)") from None
+                    message = f"{source.key}: {exc} (gave up after {attempts} tries)"
+                    raise failed(message, tool_version=version) from None
                 delay = backoff_seconds(attempt, self._config.retry_base_seconds)
                 if attempt == 1:  # one line for the trouble; the outcome is logged by whoever called us
                     log.warning("fetching %s failed (%s); retrying with backoff", source.key, exc)

@@ -5,7 +5,9 @@ response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, 
 drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/error/NAME`` answers 500 (a
 server in trouble: yt-dlp retries with backoff); ``/forbidden/NAME`` answers 403 Forbidden, as YouTube's media
 servers do to a client whose player challenge went unsolved; ``/redirect/NAME`` answers 302 to ``/media/NAME``
-on 127.0.0.1 (a redirect into the box's own network); anything else is 404.
+on 127.0.0.1 (a redirect into the box's own network); ``/changed/NAME`` serves only a client that sends the
+``KNOWS_THE_CHANGE`` header and answers 403 to the rest (YouTube changed what it expects: only a newer yt-dlp
+gets through); anything else is 404.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 _TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".webm": "video/webm", ".flac": "audio/flac"}
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+KNOWS_THE_CHANGE = "X-Knows-The-Change"
 
 
 @dataclass
@@ -68,11 +71,12 @@ class MediaServer:
             writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!")
             await writer.drain()
             return
-        if mode == "forbidden":
+        knows = any(k.lower() == KNOWS_THE_CHANGE.lower() for k in headers)
+        if mode == "forbidden" or (mode == "changed" and not knows):
             writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden")
             await writer.drain()
             return
-        if mode not in ("media", "flaky", "drop", "stall") or "/" in name or not path.is_file():
+        if mode not in ("media", "flaky", "drop", "stall", "changed") or "/" in name or not path.is_file():
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
             await writer.drain()
             return

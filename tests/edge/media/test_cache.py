@@ -351,7 +351,7 @@ async def test_youtube_refusing_the_box_is_retried_with_growing_pauses_and_at_on
     clock.now += 300  # refused twice in a row: the pause is now 600 s
     assert (await cache.ensure(key)).failures == 2
     assert fake.refusals == 1  # not asked
-    fake.version = "2026.2.1"  # the nightly update installed a new yt-dlp (the daemon restarts with it)
+    fake.version = "2026.2.1"  # the nightly update installed a new yt-dlp
     third = await cache.ensure(key)
     assert (third.status, third.failures) == ("failed", 3)  # asked at once, refused once more
     assert cache.retry_delay(third) == 1200
