@@ -223,6 +223,15 @@ async def test_the_cli_reads_a_url_and_full_mode_as_the_daemon_does(server: Medi
     assert full["realEndOffset"] == pytest.approx(TRUTHS["hard_ending"].real_end, abs=TOLERANCE)
 
 
+@pytest.fixture
+def short_network_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stalled read times out in 8 s instead of 20 s. The abandoned decode thread lives until then, and the
+    test's event loop waits for it when it closes: 16 s of teardown per test before. 8 s is still well past the
+    bounds below (5 s and 4 s), so an analysis that waited for the read to time out still fails them."""
+    monkeypatch.setattr(decoder, "NETWORK_TIMEOUT_SECONDS", 8.0)
+
+
+@pytest.mark.usefixtures("short_network_timeout")
 async def test_a_stalled_server_is_given_up_at_the_limit(server: MediaServer) -> None:
     # The server sends half the file and then nothing: the decode is stuck inside one read, and still
     # the caller is answered at its limit (plus the stop grace), not when the read would time out.
@@ -232,6 +241,7 @@ async def test_a_stalled_server_is_given_up_at_the_limit(server: MediaServer) ->
     assert time.monotonic() - started < 1.0 + 2 * decoder.STOP_GRACE_SECONDS
 
 
+@pytest.mark.usefixtures("short_network_timeout")
 async def test_a_cancelled_analysis_of_a_stalled_server_returns(server: MediaServer) -> None:
     task = asyncio.create_task(analyze(f"{server.url}/stall/long_fade_out.mp4", WINDOWED))
     await asyncio.wait_for(server.half_sent.wait(), 10)
