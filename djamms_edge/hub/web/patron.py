@@ -9,24 +9,12 @@ from aiohttp import web
 from djamms_edge.hub.api_payments import QUEUE_SHOWN, song_list
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
-from djamms_edge.hub.store.base import VenuePrice
+from djamms_edge.hub.payments.money import price_text
 from djamms_edge.hub.web.layout import error_page, render
 from djamms_edge.hub.web_input import check_id
 
 routes = web.RouteTableDef()
 SONGS_SHOWN = 50
-# ISO 4217 currencies without minor units (Stripe's list): their amounts are whole units.
-ZERO_DECIMAL = frozenset(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-                          "xaf", "xof", "xpf"])
-
-
-def price_text(price: VenuePrice) -> str:
-    if price.price_minor == 0:
-        return "free"
-    if price.currency in ZERO_DECIMAL:
-        return f"{price.price_minor} {price.currency.upper()}"
-    return f"{price.price_minor / 100:.2f} {price.currency.upper()}"
-
 
 def _no_venue(request: web.Request) -> web.Response:
     return error_page(request, 404, "No such venue", "Check the address on the QR code and try again.")

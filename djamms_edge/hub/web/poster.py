@@ -6,10 +6,10 @@ from aiohttp import web
 
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.payments.money import price_text
 from djamms_edge.hub.qr import QrFormat, patron_url, qr_image
 from djamms_edge.hub.store.base import Venue, VenuePrice
 from djamms_edge.hub.web.layout import error_page, render
-from djamms_edge.hub.web.patron import price_text
 from djamms_edge.hub.web_input import check_id
 
 routes = web.RouteTableDef()

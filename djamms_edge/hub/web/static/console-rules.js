@@ -48,25 +48,28 @@
     djamms.showNotice("Flagged explicit.");
   });
 
-  // The price is the payments API's (issue 11), shown here beside the other request rules.
+  // The price: the API takes it in the currency's smallest unit (cents; whole yen), the form in its own units.
+  const zeroDecimal = new Set(djamms.pageData().zeroDecimal);
+  const places = (currency) => (zeroDecimal.has(currency.toLowerCase()) ? 0 : 2);
+
   function showPrice(p) {
-    document.getElementById("price").value = (p.price / 100).toFixed(2);
-    document.getElementById("currency").value = p.currency;
-    document.getElementById("price-card").hidden = false;
+    const digits = places(p.currency);
+    document.getElementById("price").step = String(10 ** -digits);
+    document.getElementById("price").value = (p.price / 10 ** digits).toFixed(digits);
+    document.getElementById("currency").value = p.currency.toUpperCase();
   }
 
-  async function price() {
-    try {
-      showPrice(await call("GET", "/price"));
-    } catch (e) { /* a hub without payments: nothing to show */ }
+  if (document.getElementById("price-form")) {
+    document.getElementById("currency").addEventListener("change", () => {
+      document.getElementById("price").step = String(10 ** -places(value("currency").trim()));
+    });
+    form("price-form", async () => {
+      const currency = value("currency").trim().toLowerCase();
+      const amount = Math.round(Number(value("price")) * 10 ** places(currency));
+      showPrice(await call("PUT", "/price", { price: amount, currency }));
+      djamms.showNotice("Price saved.");
+    });
   }
-
-  form("price-form", async () => {
-    const amount = Math.round(Number(value("price")) * 100);
-    showPrice(await call("PUT", "/price", { price: amount, currency: value("currency").trim().toLowerCase() }));
-    djamms.showNotice("Price saved.");
-  });
 
   djamms.guard(async () => { show(await call("GET", "/rules")); });
-  price();
 })();
