@@ -37,6 +37,11 @@ def _id(prefix: str) -> str:
     return f"{prefix}_test_{secrets.token_hex(12)}"
 
 
+# Stripe's minimum charge per currency (its "minimum and maximum charge amounts" table, in the smallest unit), for
+# the currencies the tests use; a currency outside it is one this fake does not take.
+MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50}
+
+
 def _error(status: int, message: str, code: str | None = None) -> web.Response:
     kind = "invalid_request_error" if status < 500 else "api_error"
     return web.json_response({"error": {"type": kind, "message": message, "code": code}}, status=status)
@@ -121,7 +126,7 @@ class FakeStripe:
     def _route(self, method: str, path: str, form: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
         if method == "POST" and path == "/v1/checkout/sessions":
-            return 200, self._create_session(form)
+            return self._checkout_price_refusal(form) or (200, self._create_session(form))
         if method == "GET" and parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4:
             return self._found(self.sessions.get(parts[3]), "checkout.session", parts[3])
         if method == "GET" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
@@ -136,6 +141,22 @@ class FakeStripe:
             return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                    "message": f"No such {kind}: '{obj_id}'"}}
         return 200, obj
+
+    @staticmethod
+    def _checkout_price_refusal(form: dict[str, str]) -> tuple[int, Any] | None:
+        """Stripe's 400 for a currency it does not take or an amount under its minimum (its error shape)."""
+        currency = form["line_items[0][price_data][currency]"]
+        amount = int(form["line_items[0][price_data][unit_amount]"])
+        if currency not in MINIMUM_CHARGE:
+            return 400, {"error": {"type": "invalid_request_error", "param": "line_items[0][price_data][currency]",
+                                   "message": f"Invalid currency: {currency}. Stripe currently supports these "
+                                              f"currencies: {', '.join(MINIMUM_CHARGE)}."}}
+        if amount < MINIMUM_CHARGE[currency]:
+            return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_small",
+                                   "doc_url": "https://stripe.com/docs/error-codes/amount-too-small",
+                                   "message": "The Checkout Session's total amount due must add up to at least "
+                                              f"{MINIMUM_CHARGE[currency]} {currency} (in its smallest unit)"}}
+        return None
 
     def _create_session(self, form: dict[str, str]) -> dict[str, Any]:
         session_id = _id("cs")

@@ -20,15 +20,18 @@ from dataclasses import dataclass
 from djamms_edge.hub.config import PaymentsConfig
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.payments.free import FreeProvider
+from djamms_edge.hub.payments.money import PROVIDER_NAMES, price_text
 from djamms_edge.hub.payments.provider import (
     CheckoutOrder,
     InvalidWebhook,
     PaymentError,
     PaymentProvider,
+    PriceRefused,
     VerifiedPayment,
 )
 from djamms_edge.hub.rules import paid_request_refusal
 from djamms_edge.hub.store.base import (
+    DeviceError,
     HubStore,
     PaidRequest,
     Payment,
@@ -36,6 +39,7 @@ from djamms_edge.hub.store.base import (
     RequestOutcome,
     RequestRules,
     Song,
+    StoreUnavailable,
     UnknownVenue,
     VenuePrice,
 )
@@ -45,6 +49,7 @@ REFUND_BATCH = 20
 UNPAID_KEPT_MS = 86_400_000  # an unpaid checkout is kept a day past its expiry (a late webhook still finds it)
 UNPAID_SWEEP_S = 3600.0
 UNPLAYED_REASON = "The venue closed before your song could play."
+PAYMENTS_REPORTER = "payments"  # the "device" a payments problem is reported under on the staff dashboard
 RulesFor = Callable[[str, Song], Awaitable[RequestRules]]  # a venue's rules for a song (HubService.rules_for)
 
 
@@ -124,11 +129,28 @@ class PaymentFlow:
         )
         try:
             checkout = await provider.create_checkout(order)
+        except PriceRefused as exc:
+            await self._price_refused(venue_id, price, str(exc))
+            raise ApiError(502, "Paying for songs does not work at this venue right now: the payment service will not "
+                           "take its price. The staff have been told.", None) from None
         except PaymentError as exc:
             log.warning("venue %s: checkout for request %s failed: %s", venue_id, request_id, exc)
             raise ApiError(502, "The payment service did not answer; please try again.", None) from None
         await self.store.set_checkout(request_id, checkout.ref, checkout.url)
         return CheckoutStarted(request_id, "awaiting_payment", checkout.url, price)
+
+    async def _price_refused(self, venue_id: str, price: VenuePrice, why: str) -> None:
+        """Tell the venue's staff on their dashboard (once a day per price): only they can change the price."""
+        provider = PROVIDER_NAMES.get(self._charging(price).name, self._charging(price).name)
+        log.error("venue %s: %s will not charge its price %s: %s", venue_id, provider, price_text(price), why)
+        now_ms = self.now_ms()
+        day = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
+        message = (f"Patrons cannot pay: {provider} will not charge the price {price_text(price)} ({why}). "
+                   "Change it on the Rules page.")
+        report = DeviceError(venue_id, PAYMENTS_REPORTER, f"price-refused-{price.price_minor}-{price.currency}-{day}",
+                             message, None, now_ms)
+        with contextlib.suppress(StoreUnavailable):  # the patron's answer does not wait on the store
+            await self.store.report_device_error(report, now_ms)
 
     async def webhook(self, payload: bytes, signature: str | None) -> str:
         """A provider's webhook: ``queued``/``refused``/``ignored``; InvalidWebhook if not provably its own."""

@@ -8,6 +8,8 @@ from djamms_edge.hub.store.base import VenuePrice
 ZERO_DECIMAL = frozenset(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
                           "xaf", "xof", "xpf"])
 
+PROVIDER_NAMES = {"stripe": "Stripe", "free": "no payment provider"}  # as staff read them
+
 
 def decimals(currency: str) -> int:
     """Digits after the point in an amount of ``currency``: 2 for eur (250 is 2.50), 0 for jpy."""

@@ -10,6 +10,11 @@ class PaymentError(Exception):
     """The provider could not be reached or refused the call; the message is safe to log and show staff."""
 
 
+class PriceRefused(PaymentError):
+    """The provider will not charge the venue's price (too small or too large for it, a currency it does not
+    take): a setting for staff to change, not an outage that trying again mends."""
+
+
 class InvalidWebhook(Exception):
     """A webhook that is not provably the provider's (bad or missing signature, stale timestamp, bad body)."""
 

@@ -8,11 +8,19 @@ from typing import Any
 
 import stripe
 
-from djamms_edge.hub.payments.provider import Checkout, CheckoutOrder, InvalidWebhook, PaymentError, VerifiedPayment
+from djamms_edge.hub.payments.provider import (
+    Checkout,
+    CheckoutOrder,
+    InvalidWebhook,
+    PaymentError,
+    PriceRefused,
+    VerifiedPayment,
+)
 
 log = logging.getLogger(__name__)
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 WEBHOOK_TOLERANCE_S = 300  # Stripe's own default: an older signed event is a replay
+PRICE_ERRORS = ("amount_too_small", "amount_too_large")  # Stripe's error codes for an amount it will not charge
 
 
 class StripeProvider:
@@ -44,6 +52,10 @@ class StripeProvider:
         try:
             session = await self._client.v1.checkout.sessions.create_async(
                 params, {"idempotency_key": "checkout-" + order.request_id})
+        except stripe.InvalidRequestError as exc:
+            if exc.code in PRICE_ERRORS or "currency" in (exc.param or ""):
+                raise PriceRefused(_message(exc)) from None
+            raise PaymentError(f"Stripe refused the checkout: {_message(exc)}") from None
         except stripe.StripeError as exc:
             raise PaymentError(f"Stripe refused the checkout: {_message(exc)}") from None
         if not session.url:

@@ -13,13 +13,12 @@ from aiohttp import web
 
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
-from djamms_edge.hub.payments.money import ZERO_DECIMAL, amount_text, decimals, price_text
+from djamms_edge.hub.payments.money import PROVIDER_NAMES, ZERO_DECIMAL, amount_text, decimals, price_text
 from djamms_edge.hub.store.base import VenuePrice
 from djamms_edge.hub.web.layout import error_page, render
 from djamms_edge.hub.web_input import check_id
 
 routes = web.RouteTableDef()
-PROVIDER_NAMES = {"stripe": "Stripe"}
 PAGES = {"queue": "Queue", "playlists": "Playlists", "rules": "Rules", "schedule": "Schedule", "cues": "Cue points"}
 
 

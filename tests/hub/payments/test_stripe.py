@@ -287,3 +287,21 @@ async def test_a_paid_request_never_played_by_closing_time_is_refunded(paying: P
     await asyncio.sleep(0.5)  # more rounds refund nothing again
     assert [r["amount"] for r in paying.stripe.refunds_of(intent)] == [PRICE]
     assert (await paying.status(request_id))["reason"] == "The venue closed before your song could play."
+
+
+async def test_a_price_stripe_will_not_charge_is_told_to_the_patron_and_the_staff(paying: Paying) -> None:
+    hub, staff = paying.hub, paying.hub.staff("tavern")
+    for price, currency, why in ((10, "eur", "at least 50 eur"), (500, "xts", "Invalid currency: xts")):
+        assert (await hub.call("PUT", "/api/v1/venues/tavern/price", {"price": price, "currency": currency},
+                               headers=staff))[0] == 200
+        for _ in range(2):  # the second patron, too: no queue entry, no charge, one word to the staff
+            status, body = await paying.checkout(BORN)
+            assert status == 502, body
+            assert body["error"].startswith("Paying for songs does not work at this venue right now")
+        status, dashboard = await hub.call("GET", "/api/v1/venues/tavern/dashboard", headers=staff)
+        assert status == 200
+        problems = [e["message"] for e in dashboard["deviceErrors"] if e["deviceId"] == "payments"]
+        assert len([m for m in problems if why in m]) == 1, problems
+        assert problems[0].startswith("Patrons cannot pay: Stripe will not charge the price ")
+    assert await paying.queue() == []
+    assert paying.stripe.sessions == {}

@@ -76,7 +76,7 @@
     $("device-errors").replaceChildren(...(data.deviceErrors.length ? data.deviceErrors.map((e) => el("li", {},
       el("span", { class: "grow" }, el("span", { class: "title" }, e.message), el("br"),
         el("span", { class: "sub" }, `${e.deviceId} · ${djamms.clock(e.at)}`)))) : [el("li", { class: "muted" },
-      "No errors reported.")]));
+      "No problems reported.")]));
     $("updated").textContent = `Updated ${djamms.clock(data.now)}`;
     tick();
   }
