@@ -57,7 +57,7 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_command(args: argparse.Namespace) -> int:
-    fewer_malloc_arenas()
+    tune_malloc()
     config = with_device_id(load_or_exit(args.config))
     edge = config.edge
     # In the journal every line carries the venue and box: `journalctl VENUE=… DEVICE=…` across a fleet.
@@ -66,15 +66,26 @@ def run_command(args: argparse.Namespace) -> int:
     return asyncio.run(run_daemon(config))
 
 
-def fewer_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas (one per thread by default, up to 8 per core), before any thread starts:
-    each thread that ever allocated (SQLite's, the executor's, libmpv's) keeps an arena's worth of RSS.
-    bench/transitions.py: 1.5 MiB less while playing, ~4 MiB less after downloads and analyses. Not glibc: as is."""
+def tune_malloc(arenas: int = 2, threshold: int = 128 * 1024) -> None:
+    """glibc malloc settings for a process that plays for weeks, set before any thread starts.
+
+    - At most ``arenas`` arenas (one per thread by default, up to 8 per core): each thread that ever allocated
+      (SQLite's, the executor's, libmpv's) keeps an arena's worth of RSS. bench/transitions.py: 1.5 MiB less
+      while playing, ~4 MiB less after downloads and analyses.
+    - Fixed mmap and trim thresholds (glibc's defaults, 128 KiB). Left dynamic, the first free of a large
+      mmapped block raises both: libmpv frees a 10 MiB buffer when the doctor's probe player closes at start
+      (strace -k: libmpv -> free -> munmap of 10 MiB), after which blocks up to 10 MiB come from the heap and up
+      to 20 MiB of free heap is never given back. bench/transitions.py, packaged: 110.2 -> 101.0 MiB while
+      playing; the +10 MiB that came at the first track change (~120 MiB after a minute) no longer does.
+
+    Not glibc: as is."""
     import ctypes
 
-    m_arena_max = -8  # glibc's malloc.h
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # glibc's malloc.h
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
+        libc = ctypes.CDLL(None)
+        for option, value in ((m_arena_max, arenas), (m_mmap_threshold, threshold), (m_trim_threshold, threshold)):
+            libc.mallopt(option, value)
 
 
 def with_device_id(config: Config) -> Config:
