@@ -1,4 +1,4 @@
-"""The console's management pages (issue 12): queue, playlists, rules, schedule, cue points.
+"""The console's management pages (issue 12): queue, playlists, rules, schedule, cue points, team.
 
 Each page is a server-rendered shell (the venue's name is public, as on the patron page); its script
 loads and changes the venue through the REST API with the signed-in user's token, so the API's role and
@@ -19,10 +19,11 @@ from djamms_edge.hub.web.layout import error_page, render
 from djamms_edge.hub.web_input import check_id
 
 routes = web.RouteTableDef()
-PAGES = {"queue": "Queue", "playlists": "Playlists", "rules": "Rules", "schedule": "Schedule", "cues": "Cue points"}
+PAGES = {"queue": "Queue", "playlists": "Playlists", "rules": "Rules", "schedule": "Schedule", "cues": "Cue points",
+         "team": "Team"}
 
 
-@routes.get("/console/{venueId}/{page:queue|playlists|rules|schedule|cues}")
+@routes.get("/console/{venueId}/{page:queue|playlists|rules|schedule|cues|team}")
 async def console_page(request: web.Request) -> web.Response:
     try:
         venue_id = check_id(request.match_info["venueId"], "venueId")

@@ -261,7 +261,7 @@ def test_staff_run_the_venue_from_the_console(console: Console, page: Page) -> N
 
 
 def test_every_page_is_labelled_keyboard_ready_and_fits_a_phone(console: Console, page: Page) -> None:
-    for name in ("queue", "playlists", "rules", "schedule", "cues"):
+    for name in ("queue", "playlists", "rules", "schedule", "cues", "team"):
         page.goto(f"{console.url}/console/{VENUE}/{name}")
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.lang") == "en"
@@ -290,6 +290,50 @@ def test_without_a_token_a_page_sends_the_browser_to_sign_in(console: Console, p
     page.evaluate("djamms.setToken(null)")
     page.goto(f"{console.url}/console/{VENUE}/rules")
     page.wait_for_url("**/console/sign-in**")
+
+
+def sign_in_as(console: Console, page: Page, user: User) -> None:
+    console.run(console.store.upsert_user(user, 0))
+    page.goto(f"{console.url}/v/{VENUE}")
+    page.evaluate("token => djamms.setToken(token)", issue_user_token(SECRET, user, time.time(), 3600))
+
+
+def test_the_admin_opens_a_venue_and_gives_it_a_team_in_the_browser(console: Console, page: Page) -> None:
+    sign_in_as(console, page, User("user-admin-1", "admin@console.example", None, "admin"))
+    page.goto(f"{console.url}/console/")
+    page.get_by_label("Name").fill("The Crown & Anchor")
+    expect(page.get_by_label("Venue id")).to_have_value("the-crown-anchor")  # from the name, as an address has it
+    page.get_by_label("Timezone").fill("Europe/London")
+    shot(page, "console-new-venue.png")
+    page.get_by_role("button", name="Create venue").click()
+    page.wait_for_url("**/console/the-crown-anchor/team")
+    expect(page.locator("#people")).to_contain_text("Nobody yet")
+    venue = console.run(console.store.get_venue("the-crown-anchor"))
+    assert (venue.name, venue.timezone) == ("The Crown & Anchor", "Europe/London")
+
+    for email in ("Owner@Crown.example", "bar@crown.example"):
+        page.get_by_label("Email address").fill(email)
+        page.get_by_role("button", name="Add to the team").click()
+        notice(page, f"{email.lower()} is on the team")
+    expect(page.locator("#people li")).to_have_count(2)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove bar@crown.example").click()
+    notice(page, "bar@crown.example is removed.")
+    expect(page.locator("#people li")).to_have_count(1)
+    shot(page, "console-team-admin.png")
+    team = console.run(console.store.list_users("the-crown-anchor"))
+    assert [(u.email, u.role) for u in team] == [("owner@crown.example", "staff")]
+
+    # The owner signs in: their venue's console, their team to read, nobody to add or remove.
+    sign_in_as(console, page, team[0])
+    page.goto(f"{console.url}/console/")
+    page.wait_for_url("**/console/the-crown-anchor/")
+    page.goto(f"{console.url}/console/the-crown-anchor/team")
+    expect(page.locator("#people")).to_contain_text("owner@crown.example (you)")
+    expect(page.get_by_text("Only the hub's admin adds or removes people.")).to_be_visible()
+    expect(page.get_by_label("Email address")).to_be_hidden()
+    assert page.get_by_role("button", name="Remove owner@crown.example").count() == 0
+    shot(page, "console-team-staff.png")
 
 
 def song_of(console: Console, n: int) -> Any:

@@ -16,13 +16,36 @@
       el("span", { class: "grow" },
         el("a", { class: "title", href: `/console/${encodeURIComponent(v.venueId)}/` }, v.name),
         el("br"), el("span", { class: "sub" }, `${v.venueId} · ${v.timezone}`)))) : [el("li", { class: "muted" },
-      "You have no venue yet. An admin adds you to one (djamms-hub user set --email … --venue …).")]));
+      me.role === "admin" ? "No venue yet: create the first one below."
+        : "You have no venue yet. Ask the hub's admin to add you to one (on its Team page).")]));
+    $("new-venue-card").hidden = me.role !== "admin";
 
     $("sign-out-everywhere").addEventListener("click", () => djamms.guard(async () => {
       await djammsConsole.api("POST", `/api/v1/users/${encodeURIComponent(me.subject)}/sign-out`);
       location.assign("/console/sign-in?signout=1");
     }));
   }
+
+  // The id is the name as an address would have it, until the admin types one of their own.
+  let idTyped = false;
+  $("venue-id").addEventListener("input", () => { idTyped = true; });
+  $("venue-name").addEventListener("input", () => {
+    if (!idTyped) {
+      $("venue-id").value = $("venue-name").value.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+        .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64);
+    }
+  });
+  $("venue-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    djamms.clearMessages();
+    djamms.guard(async () => {
+      const venueId = $("venue-id").value.trim();
+      const answer = await djammsConsole.api("POST", "/api/v1/venues",
+        { venueId, name: $("venue-name").value.trim(), timezone: $("venue-timezone").value.trim() });
+      if (!answer.created) throw new Error(`A venue with the id ${venueId} exists already: pick another id.`);
+      location.assign(`/console/${encodeURIComponent(venueId)}/team`);
+    });
+  });
 
   djamms.guard(load);
 })();
