@@ -9,6 +9,7 @@ from aiohttp import web
 
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
+from djamms_edge.hub.qr import patron_url
 from djamms_edge.hub.web.layout import error_page, render
 from djamms_edge.hub.web_input import check_id
 
@@ -43,5 +44,6 @@ async def dashboard_page(request: web.Request) -> web.Response:
     venue = await request.app[SERVICE].store.get_venue(venue_id)
     if venue is None:
         return error_page(request, 404, "No such venue", "Check the address, or pick a venue in the console.")
-    return render(request, "console/dashboard.html", {"venue": venue, "console_page": "dashboard",
-                                                      "page_data": {"venueId": venue_id}})
+    return render(request, "console/dashboard.html", {
+        "venue": venue, "console_page": "dashboard", "page_data": {"venueId": venue_id},
+        "patron_url": patron_url(request.app[SERVICE].config.public_url, venue_id)})

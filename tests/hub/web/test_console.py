@@ -9,6 +9,7 @@ import dataclasses
 import email
 import email.policy
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -184,6 +185,12 @@ async def test_sign_in_pair_a_box_see_it_play_and_revoke_it(console: Console, tm
             await sign_in(page, console)
             await expect(page.locator("#boxes")).to_contain_text("No box has reported yet")
             await check_layout(page)
+            # Where patrons come in: the venue's page, its QR code (it loads) and the poster to print.
+            patron = page.locator("#patron-link")
+            await expect(patron).to_have_attribute("href", re.compile(rf"/v/{VENUE}$"))
+            assert await page.locator("img.patrons-qr").evaluate("img => img.complete && img.naturalWidth > 0")
+            await expect(page.get_by_role("link", name="Print the QR poster")).to_have_attribute(
+                "href", f"/v/{VENUE}/poster")
 
             # The new box shows its code on its own status page.
             status = await eventually("the box's pairing code", lambda: _pairing(console.http, box), logs=box.log)
