@@ -70,14 +70,23 @@ class Rig:
     engine: IdleEngine
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files the server serves, rendered once for the module: the tests only read them."""
+    root = tmp_path_factory.mktemp("served")
+
+    async def render() -> None:
+        await asyncio.gather(
+            render_tone(root / "a.m4a", 440, lead=0.2, tone=1.0, trail=0.2),
+            render_tone(root / "big.m4a", 660, lead=0.2, tone=60.0, trail=0.2),  # enough bytes to stall half-way
+        )
+
+    asyncio.run(render())
+    return root
+
+
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    served = tmp_path / "served"
-    served.mkdir()
-    await asyncio.gather(
-        render_tone(served / "a.m4a", 440, lead=0.2, tone=1.0, trail=0.2),
-        render_tone(served / "big.m4a", 660, lead=0.2, tone=60.0, trail=0.2),  # enough bytes to stall half-way
-    )
+async def rig(tmp_path: Path, served: Path) -> AsyncIterator[Rig]:
     server = MediaServer(served)
     await server.start()
     # A stalled download hangs past the good one; the server is on loopback, allowed as a venue's own would be.
