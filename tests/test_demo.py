@@ -19,8 +19,8 @@ from djamms_edge.demo import DEMO_TRACKS
 from tests.processes import ProcessTree
 
 # Playback the demo runs before stopping by itself. Its paid request goes in 8 s after the demo starts, before
-# playback here, and is seen queued or playing within seconds: 25 s leave room for a loaded machine.
-DEMO_SECONDS = 25.0
+# playback here, and is seen queued or playing within seconds: 15 s leave room for a loaded machine.
+DEMO_SECONDS = 15.0
 # Generating the demo videos, starting both programs and the first fetch come before the playing that
 # --seconds counts; the test waits this long for them.
 STARTUP_SECONDS = 60.0
