@@ -96,6 +96,9 @@ async def songs(request: web.Request) -> web.Response:
 # --- checkout and the request's status ------------------------------------------------------------
 
 
+CLOSED = "Nothing is playing at the venue right now, so paid requests are closed. You have not been charged."
+
+
 @routes.post(VENUE + "/checkout")
 async def checkout(request: web.Request) -> web.Response:
     """A patron asks for a song (by videoId: title, artist and length come from the venue's own list)."""
@@ -107,6 +110,9 @@ async def checkout(request: web.Request) -> web.Response:
     song = next((s for s in await requestable_songs(service, venue_id) if s.video_id == video_id), None)
     if song is None:
         raise ApiError(404, "This song cannot be requested here.", "song.videoId")
+    if (await service.payments.price(venue_id)).price_minor > 0 and not await service.plays_now(venue_id):
+        # Paid for, it would wait for a box that is off and be refunded hours later: refuse before anyone pays.
+        raise ApiError(409, CLOSED, None)
     client = client_address(request)
     await service.take_request_budget(client, patron)
     page_url = f"{service.config.public_url.rstrip('/')}/v/{venue_id}"

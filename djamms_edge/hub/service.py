@@ -248,6 +248,12 @@ class HubService:
         """Before reading what beats wrote (a master's last beat and position, boxes' reports): flush them."""
         await self.leases.flush_quietly(venue_id)
 
+    async def plays_now(self, venue_id: str) -> bool:
+        """A box holds the venue's lease and beats: a request queued now reaches something that plays it."""
+        await self.liveness(venue_id)
+        master = await self.store.current_master(venue_id)
+        return master is not None and self.now_ms() - master.last_heartbeat_ms < self.timings.stale_ms
+
     async def _second_process(self, answer: RegistryAnswer, venue_id: str, device_id: str,
                               instance_id: str | None) -> None:
         """A refused second process is shown to staff as a device error, once per process."""

@@ -33,8 +33,9 @@ async def patron_page(request: web.Request) -> web.Response:
         return _no_venue(request)
     queue = await service.public_queue(venue_id, QUEUE_SHOWN)
     songs = await song_list(service, venue_id, "", SONGS_SHOWN)
+    closed = price.price_minor > 0 and not await service.plays_now(venue_id)
     return render(request, "patron.html", {
-        "venue": venue, "queue": queue, "songs": songs, "price_text": price_text(price),
+        "venue": venue, "queue": queue, "songs": songs, "price_text": price_text(price), "closed": closed,
         "page_data": {"venueId": venue_id, "price": price.price_minor, "currency": price.currency,
                       "priceText": price_text(price), "nowPlaying": queue["nowPlaying"]},
     })

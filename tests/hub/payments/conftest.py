@@ -77,6 +77,16 @@ async def set_up_venue(hub: Hub, venue: str, price: int, songs: list[dict[str, A
         assert status == 200
 
 
+STAND_IN_BOX = "counter-box"
+
+
+async def register_box(hub: Hub, venue: str, device: str) -> None:
+    """``device`` registers as the venue's player, as a box does when it starts (it is master if none is)."""
+    status, body = await hub.call("POST", f"/api/v1/venues/{venue}/players/register", {"deviceId": device},
+                                  headers=hub.device(venue, device))
+    assert status == 200, body
+
+
 PayingFactory = Callable[..., Any]
 
 
@@ -87,7 +97,7 @@ def start_paying(start_hub: HubFactory) -> PayingFactory:
 
     @asynccontextmanager
     async def start(price: int = PRICE, artist_limit: int = 3, songs: list[dict[str, Any]] = SONGS,
-                    active: bool = False, **payments: Any) -> AsyncIterator[Paying]:
+                    active: bool = False, playing: bool = True, **payments: Any) -> AsyncIterator[Paying]:
         async with running_fake_stripe() as fake:
             port = free_port()
             settings = {"provider": "stripe", "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
@@ -99,6 +109,8 @@ def start_paying(start_hub: HubFactory) -> PayingFactory:
             async with start_hub(config=config, port=port) as hub:
                 fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
                 await set_up_venue(hub, "tavern", price, songs, active)
+                if playing:  # a box at the venue holds the lease (paid requests are closed while none does)
+                    await register_box(hub, "tavern", STAND_IN_BOX)
                 yield Paying(hub, fake, "tavern")
 
     return start

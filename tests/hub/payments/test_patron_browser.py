@@ -60,7 +60,7 @@ async def until(check: Any, within_s: float, what: str, log: Path) -> Any:
 async def test_a_patron_requests_pays_and_watches_the_song_play(
         start_paying: PayingFactory, media: tuple[MediaServer, list[dict[str, Any]]], tmp_path: Path) -> None:
     _, songs = media
-    async with start_paying(songs=songs, active=True) as p:
+    async with start_paying(songs=songs, active=True, playing=False) as p:  # the real box below plays
         token = issue_device_token(SECRET, "tavern", "box-1", time.time(), 3600)
         box = start_edge(tmp_path, "tavern", "box-1", p.hub.url, token)
         try:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from tests.hub.fake_stripe import WEBHOOK_SECRET, sign
-from tests.hub.payments.conftest import PRICE, SONGS, Paying, PayingFactory
+from tests.hub.payments.conftest import PRICE, SONGS, STAND_IN_BOX, Paying, PayingFactory, register_box
 
 DANCING, WATERLOO, BORN, TOO_LONG = (s["videoId"] for s in SONGS)
 
@@ -236,12 +236,12 @@ async def test_a_paid_request_refused_after_acceptance_is_refunded(paying: Payin
     hub = paying.hub
     request_id, session = await started(paying, BORN)
     await paying.stripe.send(paying.stripe.pay(session))
-    device = hub.device("tavern", "box-1")
-    status, registered = await hub.call("POST", "/api/v1/venues/tavern/players/register", {"deviceId": "box-1"},
+    device = hub.device("tavern", STAND_IN_BOX)  # the venue's box, the master
+    status, registered = await hub.call("POST", "/api/v1/venues/tavern/players/register", {"deviceId": STAND_IN_BOX},
                                         headers=device)
     assert status == 200, registered
     status, body = await hub.call("POST", f"/api/v1/venues/tavern/requests/{request_id}/over-limit",
-                                  {"deviceId": "box-1", "epoch": registered["epoch"], "duration": 400},
+                                  {"deviceId": STAND_IN_BOX, "epoch": registered["epoch"], "duration": 400},
                                   headers=device)
     assert status == 200 and body["changed"] is True, body
     assert await paying.queue() == []
@@ -305,3 +305,25 @@ async def test_a_price_stripe_will_not_charge_is_told_to_the_patron_and_the_staf
         assert problems[0].startswith("Patrons cannot pay: Stripe will not charge the price ")
     assert await paying.queue() == []
     assert paying.stripe.sessions == {}
+
+
+async def patron_page(p: Paying) -> str:
+    async with p.hub.http.get(f"{p.hub.url}/v/{p.venue}") as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_paid_requests_are_closed_while_no_box_plays(start_paying: PayingFactory) -> None:
+    async with start_paying(playing=False) as p:
+        status, body = await p.checkout(BORN)
+        assert (status, body["error"]) == (409, "Nothing is playing at the venue right now, so paid requests are "
+                                                "closed. You have not been charged.")
+        assert p.stripe.sessions == {} and await p.queue() == []
+        assert "so requests are closed" in await patron_page(p)  # said before anyone tries
+        await register_box(p.hub, p.venue, STAND_IN_BOX)  # the box starts: requests open
+        assert (await p.checkout(BORN))[0] == 201
+        assert "so requests are closed" not in await patron_page(p)
+        p.hub.clock.advance(121)  # the box has been silent longer than the hub's stale_after_s (120 s): off
+        assert (await p.checkout(BORN))[0] == 409
+        await register_box(p.hub, p.venue, STAND_IN_BOX)  # back on
+        assert (await p.checkout(BORN))[0] == 201
