@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import segno
-
 from djamms_edge.edge.player.config import PlayerConfig
 
 # The overlay's own coordinate space; mpv scales it to the screen (16:9, as a TV is).
@@ -73,6 +71,8 @@ def _modules_path(rows: list[list[bool]], module: float) -> str:
 def ass_events(url: str, placement: QrPlacement) -> str:
     """ASS events (one per line) drawing the code for ``url`` on a CANVAS_W x CANVAS_H canvas: a white
     square (the quiet zone), the black modules on it, and on the full screen a caption under it."""
+    import segno  # here: only a box that shows the code needs it (~0.8 MiB of the daemon's RSS)
+
     side = 640 if placement is QrPlacement.SCREEN else 280
     # Error correction M, as the hub's printed codes: survives a TV's glare and a phone held at an angle.
     code = segno.make(url, error="m", boost_error=False)
