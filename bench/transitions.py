@@ -8,12 +8,13 @@
    from the analysis without its 80 Hz high-pass, whose ringing delays the cue-out; a fourth
    plays H.264 clips in video mode (vo=null), where audio starts on a video frame.
 2. Footprint: ``djamms-edge run`` playing audio in real time (ao=null, no video) for a while;
-   its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline). Three runs of
+   its RSS, PSS and CPU beside a bare ``mpv`` CLI playing the same files (the baseline). Four runs of
    the daemon: in this virtualenv as it is; with only the packaged dependencies (the development extras,
    numpy among them, hidden: sqlite-utils imports numpy whenever it is installed, ~20 MB a box never
-   has; the figure the target is about); and the same after it downloaded two tracks from a loopback
-   HTTP server and the night analysis measured them (fetching and analysis run in media worker
-   processes, so what they load must not stay in the daemon).
+   has; the figure the target is about), at its first start (it creates its state files) and restarted
+   (its files current, as on most days: no schema migration to apply, so no sqlite-utils); and the
+   same after it downloaded two tracks from a loopback HTTP server and the night analysis measured them
+   (fetching and analysis run in media worker processes, so what they load must not stay in the daemon).
 
     .venv/bin/python bench/transitions.py [--seconds 10] [--footprint-only]
 3. Seams on real music: clips ending in real recordings' natural endings (bench/real_music.py's Debian
@@ -252,8 +253,10 @@ def measure_footprint(root: Path, seconds: float) -> None:
                                "--gapless-audio=yes", *map(str, tracks)])
     local = root / "playlist"
     run("djamms-edge run (this venv, dev extras too)", [*daemon, str(edge_config(root, "venv", local))])
-    run("djamms-edge run (packaged dependencies)", [*daemon, str(edge_config(root, "packaged", local))],
-        env=packaged)
+    packaged_config = str(edge_config(root, "packaged", local))
+    run("djamms-edge run (packaged dependencies)", [*daemon, packaged_config], env=packaged)
+    # What a box runs most days: its state files exist and are current (no schema migration to apply).
+    run("  the same, restarted (its files current)", [*daemon, packaged_config], env=packaged)
     with serving(root) as url:
         mixed = root / "mixed.txt"
         mixed.write_text("".join(f"{track}\n{url}/{track.name}\n" for track in tracks))

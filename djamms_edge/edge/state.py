@@ -17,12 +17,13 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlite_utils import Database as UtilsDatabase
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from djamms_edge.edge.queue.model import EntryKind, Play, QueueEntry
-from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.sqlite import Database, Migrations
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database as UtilsDatabase
 
 migrations = Migrations("djamms-edge-playback")
 

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,12 @@ port = 0             # any free port: tests never take a fixed one
 
 
 class Daemon:
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, python_options: Sequence[str] = ()) -> None:
         self.log = log
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
+                [sys.executable, *python_options, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 

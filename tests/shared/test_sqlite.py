@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
-from djamms_edge.shared.sqlite import KEEP_DAMAGED, Database
+from djamms_edge.shared.sqlite import KEEP_DAMAGED, Database, Migrations
 from tests.damage import DAMAGE, garbage_header
 
 migrations = Migrations("test")
@@ -151,3 +150,32 @@ async def test_only_the_last_few_damaged_copies_are_kept(tmp_path: Path) -> None
     copies = await asyncio.to_thread(lambda: list(tmp_path.glob("state.db.damaged-*")))
     kept = [p for p in copies if not p.name.endswith(("-wal", "-shm"))]
     assert len(kept) == KEEP_DAMAGED
+
+
+async def test_a_migration_added_later_is_applied_once_at_the_next_open(tmp_path: Path) -> None:
+    """The file is checked for pending migrations before sqlite-utils is imported to apply them: a file that is
+    current is opened as it is, one that lacks a newer migration gets it (an upgraded box), each exactly once."""
+    grown = Migrations("test")
+    grown()(m001_counter)
+    for _ in range(2):
+        db = Database(tmp_path / "t.db", migrations)
+        await db.open()
+        await db.write(_increment)
+        await db.close()
+
+    @grown()
+    def m002_label(db: sqlite_utils.Database) -> None:
+        db.execute("ALTER TABLE counter ADD COLUMN label TEXT NOT NULL DEFAULT 'counted'")
+
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert (migrations.pending(conn), grown.pending(conn)) == ([], ["m002_label"])
+    conn.close()
+    for _ in range(2):
+        db = Database(tmp_path / "t.db", grown)
+        await db.open()
+        await db.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("SELECT value, label FROM counter").fetchall() == [(2, "counted")]
+    assert conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == [("m001_counter",),
+                                                                                          ("m002_label",)]
+    conn.close()

@@ -39,10 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Literal
 
 from djamms_edge.edge.media.analysis import TrackAnalysis
 from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
@@ -58,7 +55,10 @@ from djamms_edge.edge.media.fetcher import (
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.edge.media.worker import analyze
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
-from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.sqlite import Database, Migrations
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ it causes can share a transaction.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database as UtilsDatabase
-from sqlite_utils.migrations import Migrations
+from djamms_edge.shared.sqlite import Database, Migrations
 
-from djamms_edge.shared.sqlite import Database
+if TYPE_CHECKING:
+    from sqlite_utils import Database as UtilsDatabase
 
 migrations = Migrations("djamms-edge-sync")
 

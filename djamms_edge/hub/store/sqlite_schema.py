@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from djamms_edge.hub.store import renormalise
 from djamms_edge.hub.store.executions_sql import TABLE as EXECUTIONS_TABLE
 from djamms_edge.hub.store.payments_schema import TABLES as PAYMENT_TABLES
+from djamms_edge.shared.sqlite import Migrations
 
 migrations = Migrations("djamms-hub")
 

@@ -378,7 +378,7 @@ async def test_tracks_marked_unavailable_for_a_403_before_failure_classes_are_re
     """A box upgraded from a version that marked 403 / "format not available" as gone for good."""
     db_path = tmp_path / "media.db"
     old = sqlite_utils.Database(db_path)
-    migrations.apply(old, stop_before="m002_failure_classes")
+    migrations.as_sqlite_utils().apply(old, stop_before="m002_failure_classes")
     for key, error in [("aaaaaaaaaaa", "unable to download video data: HTTP Error 403: Forbidden"),
                        ("bbbbbbbbbbb", "[youtube] bbbbbbbbbbb: Requested format is not available. Use --list-formats"),
                        ("ccccccccccc", "[youtube] ccccccccccc: Private video. Sign in if you've been granted access")]:
