@@ -9,10 +9,11 @@ system when the job ends (bench/transitions.py measures the daemon; bench/media_
 
 The wire is small and typed: one JSON object each way over the worker's stdin and stdout. Requests
 name a ``job`` and carry what it needs (configs as their dataclass fields); answers are
-``{"ok": ...}`` or ``{"error": kind, "message": ...}``. A worker that dies, outlives its limit
-(killed, with anything it started: it leads its own process group) or answers something else is
-``WorkerFailed``, which the caller turns into a failed job for that one track. A worker whose daemon
-dies is killed by the kernel (PR_SET_PDEATHSIG).
+``{"ok": ...}`` or ``{"error": kind, "message": ...}``. A worker that cannot start, dies, outlives its
+limit or answers something else (or more than MAX_ANSWER_BYTES, read no further) is ``WorkerFailed``,
+which the caller turns into a failed job for that one track; each caller also checks that the answer is
+the one its job asked for. After every job the worker's process group is killed (it leads its own), so
+nothing it started outlives the job. A worker whose daemon dies is killed by the kernel (PR_SET_PDEATHSIG).
 
 ``analyze`` is ``analyzer.analyze`` through a worker, for the daemon; one-shot programs
 (``djamms-edge analyze``) analyse in their own process.
@@ -30,7 +31,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from djamms_edge.edge.media.analysis import TrackAnalysis
 from djamms_edge.edge.media.config import AnalysisConfig
@@ -42,6 +43,9 @@ Request = dict[str, Any]
 Reply = dict[str, Any]
 C = TypeVar("C")
 
+# The worker's command line, before the daemon's pid. Tests put a program that speaks the wire badly here
+# (tests/edge/media/bad_worker.py): the answers below are checked against that, not just reviewed.
+PROGRAM: tuple[str, ...] = (sys.executable, "-m", "djamms_edge.edge.media.worker")
 # Each job and the function a worker runs it with: imported in the worker only.
 JOBS = {
     "analyze": "djamms_edge.edge.media.analyzer:analysis_job",
@@ -64,32 +68,80 @@ class WorkerFailed(Exception):
 async def run_job(request: Request, *, limit_seconds: float, what: str) -> Reply:
     """Start a worker, hand it ``request``, return its answer (``{"ok": ...}`` or ``{"error": ...}``).
 
-    Cancelling the caller, or the limit passing, kills the worker's process group and reaps it before
-    this returns or raises; anything but an answer raises WorkerFailed."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", __name__, str(os.getpid()),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
-    )
+    Whatever happens, the worker's process group is killed and the worker reaped before this returns or
+    raises (cancelling the caller and the limit passing included), so nothing it started outlives the job.
+    Anything but an answer raises WorkerFailed: a worker that cannot start, dies, outlives its limit, or
+    answers nothing, more than MAX_ANSWER_BYTES or anything that is not one JSON answer object."""
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), limit_seconds)
+        proc, pipe = await _start()
+    except OSError as exc:  # no memory or no process left for a fork, an interpreter gone: this job fails
+        raise WorkerFailed(f"{what}: no media worker could be started ({exc})") from None
+    reader = asyncio.StreamReader()
+    transport: asyncio.ReadTransport | None = None  # once it has one, the transport closes the pipe
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        out = await asyncio.wait_for(_exchange(proc, reader, json.dumps(request).encode(), what), limit_seconds)
     except TimeoutError:
         raise WorkerFailed(f"{what}: the media worker took longer than {limit_seconds:.0f}s and was killed") from None
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await asyncio.shield(proc.wait())  # reaped even when our caller is cancelled meanwhile
+        if transport is None:
+            pipe.close()
+        else:
+            transport.close()
+        # Also when the worker has exited: what it started (yt-dlp's ffmpeg) may still run in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.shield(proc.wait())  # reaped even when our caller is cancelled meanwhile
     status = proc.returncode or 0
     if status != 0:
         died = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
         raise WorkerFailed(f"{what}: the media worker died ({died})")
+    if not out.strip():
+        raise WorkerFailed(f"{what}: the media worker exited without an answer")
     try:
-        answer = json.loads(out[:MAX_ANSWER_BYTES])
-    except ValueError:
+        answer = json.loads(out)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         answer = None
     if not isinstance(answer, dict) or not ("ok" in answer or isinstance(answer.get("error"), str)):
         raise WorkerFailed(f"{what}: the media worker answered nonsense ({out[:80]!r})")
     return answer
+
+
+async def _start() -> tuple[asyncio.subprocess.Process, BinaryIO]:
+    """A worker leading its own process group, and the read end of its stdout. That pipe is ours, not
+    asyncio's: ``Process.wait()`` waits until asyncio's pipes are closed too, which never happens while a
+    stray process holds one or after we stopped reading a worker that answers too much."""
+    answers, answer_end = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *PROGRAM, str(os.getpid()), stdin=asyncio.subprocess.PIPE, stdout=answer_end, start_new_session=True,
+        )
+    except BaseException:
+        os.close(answers)
+        raise
+    finally:
+        os.close(answer_end)
+    return proc, os.fdopen(answers, "rb", buffering=0)
+
+
+async def _exchange(
+    proc: asyncio.subprocess.Process, answers: asyncio.StreamReader, request: bytes, what: str
+) -> bytes:
+    """Hand the worker its request; read its answer, never more than MAX_ANSWER_BYTES; wait for it to exit."""
+    assert proc.stdin is not None
+    with contextlib.suppress(ConnectionError):  # it exited without reading: its exit status says why
+        proc.stdin.write(request)
+        await proc.stdin.drain()
+    proc.stdin.close()
+    out = bytearray()
+    while chunk := await answers.read(1 << 16):
+        out += chunk
+        if len(out) > MAX_ANSWER_BYTES:
+            too_much = f"more than {MAX_ANSWER_BYTES >> 20} MiB"
+            raise WorkerFailed(f"{what}: the media worker answered {too_much} and was killed")
+    await proc.wait()
+    return bytes(out)
 
 
 async def analyze(
