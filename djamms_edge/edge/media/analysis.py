@@ -28,6 +28,7 @@ silences come here, in window time; we map them to track time and apply the rule
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +59,19 @@ class TrackAnalysis:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrackAnalysis:
-        """The record ``to_json`` wrote (the media worker's answer); KeyError/TypeError/ValueError if it is not one."""
+        """The record ``to_json`` wrote (the media worker's answer); KeyError/TypeError/ValueError if it is not one,
+        or if its cues could not be played: not finite (JSON allows NaN, which SQLite stores as NULL), before 0
+        or ending before they start."""
         loudness = data["loudnessLufs"]
-        return cls(float(data["realStartOffset"]), float(data["realEndOffset"]), float(data["duration"]),
-                   None if loudness is None else float(loudness), str(data["method"]),
-                   tuple(str(note) for note in data["notes"]))
+        analysis = cls(float(data["realStartOffset"]), float(data["realEndOffset"]), float(data["duration"]),
+                       None if loudness is None else float(loudness), str(data["method"]),
+                       tuple(str(note) for note in data["notes"]))
+        numbers = (analysis.real_start_offset, analysis.real_end_offset, analysis.duration)
+        if not all(map(math.isfinite, numbers)) or not 0 <= analysis.real_start_offset <= analysis.real_end_offset:
+            raise ValueError(f"unplayable cues {numbers}")
+        if analysis.loudness_lufs is not None and math.isnan(analysis.loudness_lufs):
+            raise ValueError("loudness is NaN")
+        return analysis
 
 
 # The energy is averaged over this long: short enough to follow a hard stop, long enough that a

@@ -336,11 +336,12 @@ class YtDlpFetcher:
             raise AttemptFailed(str(exc)) from None
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
-        return _fetched(answer, dest_stem)
+        return await asyncio.to_thread(_fetched, answer, dest_stem)  # it looks at the file
 
 
 def _fetched(answer: worker.Reply, dest_stem: Path) -> Fetched:
-    """The worker's answer, believed only as far as it names a file this attempt was asked to make."""
+    """The worker's answer, believed only as far as it names a file this attempt was asked to make, and that
+    file is there at the size it says (else the cache would analyse nothing and call the track broken)."""
     error = answer.get("error")
     if error is not None:
         message = str(answer.get("message", ""))
@@ -355,6 +356,13 @@ def _fetched(answer: worker.Reply, dest_stem: Path) -> Fetched:
             raise ValueError(found)
     except (KeyError, TypeError, ValueError) as exc:
         raise AttemptFailed(f"the media worker answered nonsense ({exc!r})") from None
+    try:
+        on_disk: int | None = path.stat().st_size if path.is_file() else None
+    except OSError:
+        on_disk = None
+    if on_disk != size:
+        found = "no such file" if on_disk is None else f"the file has {on_disk}"
+        raise AttemptFailed(f"the media worker answered {path.name} of {size} bytes, but {found}")
     return Fetched(path, size, title)
 
 

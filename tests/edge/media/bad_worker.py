@@ -48,8 +48,8 @@ def answer(case: str, request: dict[str, Any], out: Any) -> int:
     elif case == "answered-then-failed":
         out.write(json.dumps({"ok": ANALYSIS}).encode())
         return 3
-    elif case == "unplayable-cues":  # json.dumps writes NaN, and json.loads reads it
-        out.write(json.dumps({"ok": {**ANALYSIS, "realStartOffset": math.nan}}).encode())
+    elif case == "unplayable-cues":  # json.dumps writes NaN, json.loads reads it, SQLite stores NULL
+        out.write(json.dumps({"ok": {**ANALYSIS, "duration": math.nan}}).encode())
     elif case == "missing-file":  # the right shape, naming the file it was asked for, which it never made
         out.write(json.dumps({"ok": {"path": f"{request['dest_stem']}.m4a", "size": 12345, "title": "?"}}).encode())
     elif case == "huge-then-hang":  # a runaway writer: far more than any answer, then never done

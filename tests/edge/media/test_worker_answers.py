@@ -50,8 +50,8 @@ COMMON = {
     "leaves-a-child": NONSENSE,
     "cannot-start": "no media worker could be started",
 }
-FETCH_CASES = COMMON
-ANALYSIS_CASES = COMMON
+FETCH_CASES = {**COMMON, "missing-file": ".m4a of 12345 bytes, but no such file"}
+ANALYSIS_CASES = {**COMMON, "unplayable-cues": NONSENSE}
 
 OpenCache = Callable[[Fetcher], Awaitable[MediaCache]]
 
