@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.cache import MediaCache
+from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
+from djamms_edge.edge.media.fetcher import Fetcher
 from djamms_edge.edge.media.synth import Format, SynthTrack, fade, render, silence, tone
 from tests.edge.media.http_server import MediaServer
 
@@ -110,3 +112,45 @@ async def server(media_dir: Path) -> AsyncIterator[MediaServer]:
 def files_under(root: Path) -> list[Path]:
     """Every file below ``root`` (what a failed or killed download must not leave behind)."""
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+OpenCache = Callable[..., Awaitable[MediaCache]]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def open_cache(tmp_path: Path, clock: Clock) -> AsyncIterator[OpenCache]:
+    """Opens caches under ``tmp_path`` (closed after the test): ``await open_cache(fetcher, ...)``."""
+    opened: list[MediaCache] = []
+
+    async def make(
+        fetcher: Fetcher, max_bytes: int = 10**9, prefetch_count: int = 3, analysis: AnalysisConfig = WINDOWED
+    ) -> MediaCache:
+        cache = MediaCache(
+            tmp_path / "state" / "media.db",
+            tmp_path / "cache",
+            fetcher,
+            analysis,
+            CacheConfig(max_bytes=max_bytes, prefetch_count=prefetch_count),
+            clock=clock,
+        )
+        await cache.open()
+        opened.append(cache)
+        return cache
+
+    yield make
+    for cache in opened:
+        await cache.close()

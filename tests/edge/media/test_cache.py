@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,59 +14,20 @@ import sqlite_utils
 
 from djamms_edge.edge.media.cache import MediaCache, migrations
 from djamms_edge.edge.media.config import CacheConfig, FetchConfig
-from djamms_edge.edge.media.fetcher import FakeFetcher, Fetched, Fetcher, YtDlpFetcher
+from djamms_edge.edge.media.fetcher import FakeFetcher, Fetched, YtDlpFetcher
 from djamms_edge.shared.ids import InvalidSource, MediaSource
 from tests.damage import garbage_header
-from tests.edge.media.conftest import TRUTHS, WINDOWED, files_under
+from tests.edge.media.conftest import TRUTHS, WINDOWED, Clock, OpenCache, files_under
 from tests.edge.media.http_server import MediaServer
 
 TOLERANCE = 0.060
 FETCH = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0, allowed_hosts=("127.0.0.1",))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
-OpenCache = Callable[..., Awaitable[MediaCache]]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 async def cache(open_cache: OpenCache, tmp_path: Path) -> MediaCache:
     """A cache fetching with real yt-dlp."""
     return await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / ".partial"))
-
-
-@pytest.fixture
-async def open_cache(tmp_path: Path, clock: Clock) -> AsyncIterator[OpenCache]:
-    opened: list[MediaCache] = []
-
-    async def make(fetcher: Fetcher, max_bytes: int = 10**9, prefetch_count: int = 3) -> MediaCache:
-        cache = MediaCache(
-            tmp_path / "state" / "media.db",
-            tmp_path / "cache",
-            fetcher,
-            WINDOWED,
-            CacheConfig(max_bytes=max_bytes, prefetch_count=prefetch_count),
-            clock=clock,
-        )
-        await cache.open()
-        opened.append(cache)
-        return cache
-
-    yield make
-    for cache in opened:
-        await cache.close()
 
 
 async def test_a_downloaded_track_is_playable_with_its_cues(

@@ -12,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from djamms_edge.edge.media import worker
-from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
-from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig, FetchConfig
-from djamms_edge.edge.media.fetcher import FakeFetcher, Fetcher, YtDlpFetcher
-from tests.edge.media.conftest import files_under
+from djamms_edge.edge.media.cache import WORK_DIR_NAME
+from djamms_edge.edge.media.config import AnalysisConfig, FetchConfig
+from djamms_edge.edge.media.fetcher import FakeFetcher, YtDlpFetcher
+from tests.edge.media.conftest import OpenCache, files_under
 from tests.edge.media.http_server import MediaServer
 
 BAD_WORKER = Path(__file__).with_name("bad_worker.py")
@@ -52,24 +51,6 @@ COMMON = {
 }
 FETCH_CASES = {**COMMON, "missing-file": ".m4a of 12345 bytes, but no such file"}
 ANALYSIS_CASES = {**COMMON, "unplayable-cues": NONSENSE}
-
-OpenCache = Callable[[Fetcher], Awaitable[MediaCache]]
-
-
-@pytest.fixture
-async def open_cache(tmp_path: Path) -> AsyncIterator[OpenCache]:
-    opened: list[MediaCache] = []
-
-    async def make(fetcher: Fetcher) -> MediaCache:
-        cache = MediaCache(tmp_path / "state" / "media.db", tmp_path / "cache", fetcher, ANALYSIS, CacheConfig())
-        await cache.open()
-        opened.append(cache)
-        return cache
-
-    yield make
-    for cache in opened:
-        await cache.close()
-
 
 def bad_worker(case: str, record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Have every media worker from now on answer as ``case`` says, recording its pids in ``record``."""
@@ -106,7 +87,7 @@ async def still_running(record: Path) -> list[int]:
 async def test_a_download_answered_badly_fails_that_track_and_leaves_nothing_running(
     case: str, tmp_path: Path, open_cache: OpenCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / WORK_DIR_NAME))
+    cache = await open_cache(YtDlpFetcher(FETCH, tmp_path / "cache" / WORK_DIR_NAME), analysis=ANALYSIS)
     record = tmp_path / "pids"
     bad_worker(case, record, monkeypatch)
     entry = await cache.ensure(URL)
@@ -122,7 +103,7 @@ async def test_a_download_answered_badly_fails_that_track_and_leaves_nothing_run
 async def test_an_analysis_answered_badly_marks_that_track_broken_and_leaves_nothing_running(
     case: str, tmp_path: Path, open_cache: OpenCache, media_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = await open_cache(FakeFetcher({URL: media_dir / "hard_ending.m4a"}))
+    cache = await open_cache(FakeFetcher({URL: media_dir / "hard_ending.m4a"}), analysis=ANALYSIS)
     record = tmp_path / "pids"
     bad_worker(case, record, monkeypatch)
     entry = await cache.ensure(URL)
@@ -137,7 +118,7 @@ async def test_after_bad_answers_the_same_cache_fetches_and_analyses_with_the_re
     tmp_path: Path, open_cache: OpenCache, server: MediaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetch = dataclasses.replace(FETCH, attempt_limit_seconds=60.0)  # none of these cases hangs; a download may be slow
-    cache = await open_cache(YtDlpFetcher(fetch, tmp_path / "cache" / WORK_DIR_NAME))
+    cache = await open_cache(YtDlpFetcher(fetch, tmp_path / "cache" / WORK_DIR_NAME), analysis=ANALYSIS)
     for case in ("nested-too-deep", "huge-then-hang", "leaves-a-child"):
         bad_worker(case, tmp_path / "pids", monkeypatch)
         assert (await cache.ensure(f"{server.url}/media/{case}.m4a")).status == "failed"
