@@ -19,6 +19,7 @@ from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.state import PlaybackState
 from djamms_edge.shared.sqlite import Database
 from tests.edge.player.conftest import headless_config
+from tests.edge.sync.hubs import eventually
 
 TRACK_SECONDS = 10.0
 
@@ -66,7 +67,10 @@ class Rig:
             self.clock.now += step
             self.player.advance(step)
             seconds -= step
-            await settle()
+            await self.settle()
+
+    async def settle(self) -> None:
+        await settle(self.engine, self.task)
 
     async def crash(self) -> None:
         """Save the position as the saver task would, then die: no close(), no goodbye."""
@@ -78,10 +82,27 @@ class Rig:
         return [(p.entry.title, p.end_reason) for p in await self.state.history()]
 
 
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.01)  # the state database's threads
+async def settle(engine: PlaybackEngine, task: asyncio.Task[None]) -> None:
+    """Until the engine has handled everything sent to it: its task waits on an empty inbox for a few turns of the
+    loop in a row (the fake player's events come with call_soon). A fixed 10 ms was not enough on a loaded box: the
+    state database's threads took longer, and assertions ran before the engine had done its work."""
+    loop = asyncio.get_running_loop()
+    deadline, quiet_turns = loop.time() + 10.0, 0
+    while quiet_turns < 3:
+        await asyncio.sleep(0.001)
+        quiet_turns = quiet_turns + 1 if task.done() or _waiting_for_news(engine, task) else 0
+        if loop.time() > deadline:
+            raise AssertionError("the engine is still busy after 10 s")
+
+
+def _waiting_for_news(engine: PlaybackEngine, task: asyncio.Task[None]) -> bool:
+    """run() awaits wait_for(), which awaits the inbox's get() (directly, or in a task of its own), and the inbox is
+    empty: anything else (handling an event, planning, a database round trip) awaits something else."""
+    names, awaited = [], task.get_coro()
+    while awaited is not None and hasattr(awaited, "cr_code"):
+        names.append(awaited.cr_code.co_name)
+        awaited = awaited.cr_await
+    return names[:2] == ["run", "wait_for"] and engine._inbox.empty()
 
 
 TITLES = ("one", "two", "three")
@@ -110,7 +131,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[MakeRig]:
         task = asyncio.create_task(engine.run())
         rig = Rig(engine, player, queue, state, resolver, clock, task, tmp_path)
         made.append((rig, db))
-        await settle()
+        await rig.settle()
         return rig
 
     yield make
@@ -132,7 +153,7 @@ async def test_a_paid_request_plays_next_and_only_once(rig_factory: MakeRig) -> 
     rig = await rig_factory()
     await rig.play(2.0)
     await rig.queue.request(str(rig.root / "three.m4a"), title="paid")
-    await settle()
+    await rig.settle()
     assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]  # handed to the player before "one" ends
     await rig.play(8.0 * 3)
     assert [t for t, _ in await rig.played()] == ["one", "paid", "two", "three"]
@@ -177,15 +198,16 @@ async def test_nothing_playable_is_idle_without_spinning(rig_factory: MakeRig) -
     assert rig.resolver.calls == calls  # waits for a queue change or the idle re-check, never polls
     rig.resolver.cues["gone-now-here"] = rig.resolver.cues[next(iter(rig.resolver.cues))]
     await rig.queue.request("gone-now-here", title="paid")
-    await settle()
-    assert rig.engine.status().state is EngineState.PLAYING
+    # The request wakes it (a few state-database round trips, which a loaded box stretches). Waiting for it stays a
+    # test of the wake-up: the idle re-check alone would come after idle_recheck_s (30 s).
+    await eventually(lambda: rig.engine.status().state is EngineState.PLAYING, within=5.0)
 
 
 async def test_skip_fades_and_records_the_skip(rig_factory: MakeRig) -> None:
     rig = await rig_factory(skip_fade_s=0.25)
     await rig.play(3.0)
     await rig.engine.skip()
-    await settle()
+    await rig.settle()
     assert rig.player.fades == [0.25]
     assert await rig.played() == [("one", "skipped"), ("two", None)]
 
@@ -246,10 +268,10 @@ async def test_halting_stops_at_once_and_enabling_plays_again(rig_factory: MakeR
     rig = await rig_factory()
     await rig.play(2.0)
     rig.engine.set_active(False)
-    await settle()
+    await rig.settle()
     assert rig.player.current is None and rig.engine.status().state is EngineState.HALTED
     rig.engine.set_active(True)
-    await settle()
+    await rig.settle()
     assert rig.engine.status().state is EngineState.PLAYING
     assert await rig.played() == [("one", "stopped"), ("two", None)]
 
@@ -262,16 +284,16 @@ async def test_an_entry_not_downloaded_yet_is_passed_over_not_failed_and_plays_o
     paid_source = str(rig.root / "three.m4a")
     rig.resolver.downloading.add(paid_source)
     await rig.queue.request(paid_source, title="paid")
-    await settle()
+    await rig.settle()
     assert [i.path.name for i in rig.player.upcoming] == ["two.m4a"]  # the main queue goes on meanwhile
     await rig.play(8.0)  # "two" starts; the paid request keeps waiting, not failed
     assert await rig.state.waiting_requests() != []
     rig.resolver.downloading.clear()  # the download finished, long before the 5 s retry
     rig.engine.wake()
-    await settle()
+    await rig.settle()
     assert [i.path.name for i in rig.player.upcoming] == ["one.m4a"]  # a plain wake does not re-ask
     rig.engine.media_ready()  # what the prefetcher says when a download finishes
-    await settle()
+    await rig.settle()
     assert [i.path.name for i in rig.player.upcoming] == ["three.m4a"]
     await rig.play(8.0)
     assert [t for t, _ in await rig.played()] == ["one", "two", "paid"]
@@ -349,7 +371,7 @@ async def test_a_queue_that_cannot_play_logs_each_state_change_once(
             engine.wake()
             engine.media_ready()
             clock.now += 6.0
-            await settle()
+            await settle(engine, task)
         assert engine.status().state is EngineState.IDLE
     finally:
         task.cancel()
