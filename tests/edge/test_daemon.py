@@ -181,3 +181,32 @@ def test_a_stop_signal_exits_cleanly_and_keeps_the_play_for_the_next_start(
     assert "edge daemon stopping" in log and "Traceback" not in log
     (row,) = query(db, NOW_PLAYING)
     assert row["position"] > 1.0  # the final position was saved on the way out
+
+
+def test_a_track_the_daemon_dies_on_after_each_resume_is_given_up_and_the_next_one_plays(
+    tmp_path: Path, playlist_dir: Path, daemons: Callable[[Path], Daemon],
+) -> None:
+    """What a file that crashes libmpv at one spot does to the box: the daemon dies playing it, systemd starts
+    it again, it resumes the same play there and dies again. Here kill -9 stands in for the crash."""
+    config = write_config(tmp_path, playlist_dir)
+    db = tmp_path / "state" / "playback.db"
+    daemon = daemons(config)
+    first = wait_until("playback", lambda: [r for r in query(db, NOW_PLAYING) if r["position"] >= 3.0], daemon)[0]
+    daemon.signal(signal.SIGKILL)
+    daemon.wait(10)
+    for resumes in (1, 2):
+        daemon = daemons(config)
+        wait_until(f"resume {resumes}", lambda n=resumes: query(
+            db, "SELECT 1 FROM plays WHERE play_id = ? AND resumes = ?", first["play_id"], n), daemon)
+        daemon.signal(signal.SIGKILL)  # dies again where it resumed
+        daemon.wait(10)
+
+    daemon = daemons(config)
+    playing = wait_until("the next track", lambda: [r for r in query(db, NOW_PLAYING)
+                                                    if r["play_id"] != first["play_id"]], daemon)[0]
+    assert playing["title"] == "Short One"
+    (given_up,) = query(db, "SELECT title, resumes, end_reason FROM plays WHERE play_id = ?", first["play_id"])
+    assert tuple(given_up) == ("Long One", 2, "failed")
+    assert "not resuming" in daemon.log.read_text()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0

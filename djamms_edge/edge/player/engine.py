@@ -5,7 +5,8 @@ ended, failed) and wake-ups (the queue changed, a control, the idle re-check). A
 it asks the queue source for what should come next and hands the player the next
 ``lookahead`` entries, resolved to files and cue offsets, so the player can go from one to
 the next without a gap. A second task saves the position every few seconds; after a crash
-``start()`` resumes the interrupted play from the saved position, in the same history row.
+``start()`` resumes the interrupted play from the saved position, in the same history row (unless
+it keeps dying right where it resumes: ``MAX_RESUMES_WITHOUT_PROGRESS``).
 
 A missing or broken track costs one log line: it is reported to the queue source as
 failed (the local queue marks it unplayable) and the next one plays. With nothing
@@ -28,7 +29,7 @@ from djamms_edge.edge.player.config import PlayerConfig
 from djamms_edge.edge.player.resolver import Cue, TrackResolver, Unplayable
 from djamms_edge.edge.queue.model import EntryKind, QueueEntry
 from djamms_edge.edge.queue.source import Outcome, QueueSource
-from djamms_edge.edge.state import Controls, PlaybackState
+from djamms_edge.edge.state import Controls, InProgress, PlaybackState
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ MAX_SCAN = 100
 # play points at the player (audio device gone, libmpv wedged), not at the files: the engine gives up and
 # the daemon exits, so systemd restarts it with a fresh player.
 MAX_PLAYER_FAILURES_IN_A_ROW = 5
+# A play resumed this many times, dying each time before it got any further, is given up rather than resumed
+# again: a file that crashes libmpv (in this process) at one spot would otherwise take the daemon down after
+# every restart, and the venue would hear nothing until someone came. A paused play makes no progress either,
+# and is kept.
+MAX_RESUMES_WITHOUT_PROGRESS = 2
 
 
 class PlayerBroken(RuntimeError):
@@ -314,6 +320,13 @@ class PlaybackEngine:
         if progress is None:
             return
         play, entry = progress.play, progress.play.entry
+        if self._dies_where_it_resumes(progress):
+            reason = (f"the daemon stopped {play.resumes + 1} times while playing it, the last {play.resumes} "
+                      "right after resuming it: given up, it may be what crashes the player")
+            log.error("not resuming %s: %s", describe(entry), reason)
+            await self._state.end(play.play_id, "failed", self._clock())
+            await self._queue.finished(entry, Outcome.FAILED, reason)
+            return
         try:
             cue = await self._resolver.resolve(entry)
         except Unplayable as exc:
@@ -333,6 +346,14 @@ class PlaybackEngine:
                                  cue_in=cue.start)
         log.info("resuming %s at %.1fs (position saved %.0fs before the restart)", describe(entry), position,
                  max(0.0, self._clock() - progress.saved_at))
+
+    def _dies_where_it_resumes(self, progress: InProgress) -> bool:
+        """Resumed ``MAX_RESUMES_WITHOUT_PROGRESS`` times, and stopped again before a position a few saves
+        past the last resume point was saved (a crash at one spot of the file, or while opening it)."""
+        play = progress.play
+        if play.resumes < MAX_RESUMES_WITHOUT_PROGRESS or play.resumed_from is None or self.player.paused:
+            return False
+        return progress.position - play.resumed_from < 2 * self._config.position_save_s + 1.0
 
     async def _refill(self) -> None:
         """Hand the player what should follow the current play (replacing what changed)."""

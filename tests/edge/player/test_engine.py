@@ -264,6 +264,42 @@ async def test_a_play_saved_at_its_end_is_not_replayed_after_a_restart(rig_facto
     assert await second.played() == [("one", "finished"), ("two", None)]
 
 
+async def test_a_play_that_dies_each_time_it_resumes_is_given_up_and_the_music_goes_on(rig_factory: MakeRig) -> None:
+    """A file that crashes libmpv (in the daemon) at one spot: the daemon dies, restarts, resumes there, dies."""
+    clock = Clock()
+    rig = await rig_factory(clock=clock)
+    await rig.play(3.0)
+    await rig.crash()
+    for resumes in (1, 2):
+        rig = await rig_factory(clock=clock)
+        assert rig.player.current is not None and rig.player.current.path.name == "one.m4a", resumes
+        await rig.play(0.5)
+        await rig.crash()
+    rig = await rig_factory(clock=clock)
+    assert rig.player.current is not None and rig.player.current.path.name == "two.m4a"
+    history = await rig.state.history()
+    assert [(p.entry.title, p.resumes, p.end_reason) for p in history] == [("one", 2, "failed"), ("two", 0, None)]
+
+
+async def test_a_play_that_gets_further_after_each_restart_or_is_paused_is_resumed_every_time(
+    rig_factory: MakeRig,
+) -> None:
+    clock = Clock()
+    rig = await rig_factory(clock=clock, position_save_s=0.2)  # "further": more than 2 saves + 1 s
+    await rig.play(1.0)
+    for _ in range(3):  # power cuts, not a crashing file: each restart got 1.6 s further
+        await rig.crash()
+        rig = await rig_factory(clock=clock, position_save_s=0.2)
+        await rig.play(1.6)
+    assert rig.player.current is not None and rig.player.current.path.name == "one.m4a"
+    await rig.engine.pause()
+    for _ in range(3):  # paused: no progress, but not a crash at one spot either
+        await rig.crash()
+        rig = await rig_factory(clock=clock, position_save_s=0.2)
+    assert rig.player.current is not None and rig.player.current.path.name == "one.m4a" and rig.player.paused
+    assert [(p.entry.title, p.resumes, p.end_reason) for p in await rig.state.history()] == [("one", 6, None)]
+
+
 async def test_halting_stops_at_once_and_enabling_plays_again(rig_factory: MakeRig) -> None:
     rig = await rig_factory()
     await rig.play(2.0)
