@@ -331,7 +331,7 @@ class YtDlpFetcher:
                    "scratch": str(scratch), "dest_stem": str(dest_stem)}
         try:
             answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
-                                          what=f"fetching {source.key}")
+                                          what="download")  # fetch() names the source
         except worker.WorkerFailed as exc:
             raise AttemptFailed(str(exc)) from None
         finally:
