@@ -21,10 +21,10 @@ download killed at any moment leaves scratch (removed on open) or an unindexed f
 open), never an entry that looks complete. Eviction removes the index row before the file.
 Statuses: ``ready``; ``unavailable`` (clearly gone at the source: removed, private; never retried
 by itself); ``broken`` (downloaded but not playable media, never retried by itself); ``failed``
-(network trouble, or YouTube refusing this box: a 403, missing formats, a bot check; retried by an
-ensure once ``retry_failed_seconds`` have passed, doubling for each refusal in a row up to
-``retry_refused_max_seconds``, and at once when yt-dlp is a new version). ``clear_failures``
-(``djamms-edge cache retry``) forgets any of these marks.
+(network trouble; YouTube refusing this box: a 403, missing formats, a bot check; no process could be
+started to analyse the download; retried by an ensure once ``retry_failed_seconds`` have passed, doubling
+for each refusal in a row up to ``retry_refused_max_seconds``, and at once when yt-dlp is a new version).
+``clear_failures`` (``djamms-edge cache retry``) forgets any of these marks.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from djamms_edge.edge.media.fetcher import (
     classify_failure,
 )
 from djamms_edge.edge.media.ffmpeg import MediaError
-from djamms_edge.edge.media.worker import analyze
+from djamms_edge.edge.media.worker import AnalysisNotRun, analyze
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
 from djamms_edge.shared.sqlite import Database, Migrations
 
@@ -381,6 +381,10 @@ class MediaCache:
             return await self._set_status(source.key, "failed", str(exc), exc.failure_class, exc.tool_version)
         try:
             return await self._analyse_and_index(source, fetched, how="cached")
+        except AnalysisNotRun as exc:  # the file was never looked at (a fork failed): not broken, tried again later
+            log.warning("could not analyse %s: %s", source.key, exc)
+            await asyncio.to_thread(fetched.path.unlink, True)
+            return await self._set_status(source.key, "failed", str(exc), "transient")
         except MediaError as exc:
             log.warning("%s is not playable media: %s", source.key, exc)
             await asyncio.to_thread(fetched.path.unlink, True)

@@ -62,6 +62,14 @@ class WorkerFailed(Exception):
     """The worker died, hung past its limit or answered nonsense: the job failed, for this track only."""
 
 
+class WorkerNotStarted(WorkerFailed):
+    """No worker could be started (no memory or no process left for a fork): nothing was tried."""
+
+
+class AnalysisNotRun(MediaError):
+    """The file was not analysed at all (no worker could be started): it says nothing about the file."""
+
+
 # --- the daemon's side ------------------------------------------------------------------------
 
 
@@ -75,7 +83,7 @@ async def run_job(request: Request, *, limit_seconds: float, what: str) -> Reply
     try:
         proc, pipe = await _start()
     except OSError as exc:  # no memory or no process left for a fork, an interpreter gone: this job fails
-        raise WorkerFailed(f"{what}: no media worker could be started ({exc})") from None
+        raise WorkerNotStarted(f"{what}: no media worker could be started ({exc})") from None
     reader = asyncio.StreamReader()
     transport: asyncio.ReadTransport | None = None  # once it has one, the transport closes the pipe
     try:
@@ -153,7 +161,8 @@ async def analyze(
     low_priority: bool = False,
 ) -> TrackAnalysis:
     """``analyzer.analyze`` in a worker: the same arguments, the same answer; MediaError for a file that is not
-    playable audio and for a worker that crashed, hung or answered nonsense on it."""
+    playable audio and for a worker that crashed, hung or answered nonsense on it; AnalysisNotRun (a MediaError)
+    when no worker could be started."""
     request = {"job": "analyze", "path": str(path_or_url), "config": dataclasses.asdict(config), "full": full,
                "loudness_lufs": loudness_lufs, "low_priority": low_priority}
     # A full pass measures loudness (one limit), then reads the windows (another).
@@ -161,6 +170,8 @@ async def analyze(
     what = Path(str(path_or_url)).name
     try:
         answer = await run_job(request, limit_seconds=limit, what=what)
+    except WorkerNotStarted as exc:
+        raise AnalysisNotRun(str(exc)) from None
     except WorkerFailed as exc:
         raise MediaError(str(exc)) from None
     if "error" in answer:

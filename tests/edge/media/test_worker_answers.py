@@ -3,8 +3,9 @@
 The worker here is a real child process speaking the wire badly (bad_worker.py, put in ``worker.PROGRAM``):
 garbage, a cut-off answer, the wrong shape, another job's answer, nothing, far too much, a hang, a child left
 running. Each goes through the real cache: a download answered badly is a ``failed`` track (tried again
-later), an analysis answered badly a ``broken`` one; the cache's ensure returns (an exception out of it would
-stop the daemon's prefetcher, and with it the daemon) and the same cache goes on with the real worker.
+later), an analysis answered badly a ``broken`` one (``failed`` if no worker could start); the cache's ensure
+returns (an exception out of it would stop the daemon's prefetcher, and with it the daemon) and the same cache
+goes on with the real worker.
 """
 
 from __future__ import annotations
@@ -100,14 +101,15 @@ async def test_a_download_answered_badly_fails_that_track_and_leaves_nothing_run
 
 
 @pytest.mark.parametrize("case", ANALYSIS_CASES)
-async def test_an_analysis_answered_badly_marks_that_track_broken_and_leaves_nothing_running(
+async def test_an_analysis_answered_badly_fails_that_track_and_leaves_nothing_running(
     case: str, tmp_path: Path, open_cache: OpenCache, media_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = await open_cache(FakeFetcher({URL: media_dir / "hard_ending.m4a"}), analysis=ANALYSIS)
     record = tmp_path / "pids"
     bad_worker(case, record, monkeypatch)
     entry = await cache.ensure(URL)
-    assert entry.status == "broken", entry
+    # A worker that could not even start says nothing about the file: tried again later, not broken for good.
+    assert entry.status == ("failed" if case == "cannot-start" else "broken"), entry
     assert ANALYSIS_CASES[case] in (entry.error or ""), entry.error
     assert await cache.playable(URL) is None  # never handed to the player
     assert await still_running(record) == []
