@@ -282,6 +282,13 @@ async def probe_ytdlp(config: FetchConfig) -> YtDlpEnvironment:
         raise worker.WorkerFailed(f"yt-dlp's environment: the media worker answered nonsense ({exc!r})") from None
 
 
+# Download workers running at once, whatever the queue holds. Each is ~50 MiB (Python and yt-dlp), and the
+# prefetcher widens its window past every fetch in trouble: on a box whose network swallows packets, where every
+# attempt waits out socket_timeout, it would start more every few seconds until a 1 GB Pi ran out of memory.
+# One more than prefetch_count's default, so a healthy download still goes beside three stalled ones.
+MAX_WORKERS = 4
+
+
 class YtDlpFetcher:
     def __init__(
         self, config: FetchConfig, work_dir: Path, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -290,6 +297,7 @@ class YtDlpFetcher:
         self._work_dir = work_dir
         self._sleep = sleep
         self._policy = AddressPolicy.allowing(config.allowed_hosts)
+        self._workers = asyncio.Semaphore(MAX_WORKERS)  # first come, first served
 
     @property
     def version(self) -> str:
@@ -330,8 +338,9 @@ class YtDlpFetcher:
         request = {"job": "fetch", "config": dataclasses.asdict(self._config), "source": source.key,
                    "scratch": str(scratch), "dest_stem": str(dest_stem)}
         try:
-            answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
-                                          what="download")  # fetch() names the source
+            async with self._workers:
+                answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
+                                              what="download")  # fetch() names the source
         except worker.WorkerFailed as exc:
             raise AttemptFailed(str(exc)) from None
         finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from djamms_edge.edge.media import fetcher as fetcher_module
 from djamms_edge.edge.media.config import FetchConfig
 from djamms_edge.edge.media.fetcher import (
     FakeFetcher,
@@ -23,6 +24,7 @@ from djamms_edge.edge.media.fetcher import (
 from djamms_edge.shared.ids import parse_source
 from tests.edge.media.conftest import files_under
 from tests.edge.media.http_server import MediaServer
+from tests.edge.media.test_worker import worker_pids
 
 LOOPBACK = ("127.0.0.1",)  # the test media server: internal, so allowed by name as a venue would its NAS
 FAST_RETRIES = FetchConfig(attempts=2, retry_base_seconds=0.01, socket_timeout_seconds=2.0, allowed_hosts=LOOPBACK)
@@ -231,3 +233,23 @@ async def test_a_redirect_to_an_internal_address_is_refused(server: MediaServer,
         await fetcher.close()
     assert "/redirect/hard_ending.mp4" in refused and "/media/hard_ending.mp4" not in refused
     assert fetched.size > 0
+
+
+async def test_stalled_downloads_never_run_more_workers_at_once_than_the_cap(
+    server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A box whose network swallows packets: every attempt waits out its timeout, and the prefetcher keeps starting
+    fetches beside the stalled ones. Each worker is ~50 MiB: their number is capped, the fetches queue for a slot."""
+    monkeypatch.setattr(fetcher_module, "MAX_WORKERS", 2)
+    config = FetchConfig(mode="audio", attempts=1, socket_timeout_seconds=1.0, allowed_hosts=("127.0.0.1",))
+    ytdlp = YtDlpFetcher(config, tmp_path / "work")
+    names = ["no_silence.m4a", "hard_ending.m4a", "long_fade_out.m4a", "quiet_intro.m4a"]
+    fetches = asyncio.gather(*(ytdlp.fetch(parse_source(f"{server.url}/stall/{name}"), tmp_path / name)
+                               for name in names), return_exceptions=True)
+    most = 0
+    while not fetches.done():
+        most = max(most, len(worker_pids()))
+        await asyncio.sleep(0.05)
+    assert most == 2
+    assert [type(outcome) for outcome in fetches.result()] == [FetchFailed] * len(names)
+    assert {target for target, _ in server.requests} == {f"/stall/{name}" for name in names}  # each one tried
