@@ -14,7 +14,9 @@
    has; the figure the target is about), at its first start (it creates its state files) and restarted
    (its files current, as on most days: no schema migration to apply, so no sqlite-utils); and the
    same after it downloaded two tracks from a loopback HTTP server and the night analysis measured them
-   (fetching and analysis run in media worker processes, so what they load must not stay in the daemon).
+   (fetching and analysis run in media worker processes, so what they load must not stay in the daemon);
+   then a box with a real ``djamms-hub`` on loopback, playing the venue's playlist, started and restarted
+   (its PSS is lower: the hub process shares libpython and aiohttp's pages with it here).
 
     .venv/bin/python bench/transitions.py [--seconds 10] [--footprint-only]
 3. Seams on real music: clips ending in real recordings' natural endings (bench/real_music.py's Debian
@@ -264,10 +266,45 @@ def measure_footprint(root: Path, seconds: float) -> None:
                  'window_start = "00:00"\nwindow_end = "23:59"\nonly_when_idle = false\npause_s = 0.0\n')
         run("  + 2 downloads and their night analysis", [*daemon, str(edge_config(root, "night", mixed, night))],
             env=packaged, ready=fully_analysed(root / "night" / "state", len(tracks)))
+    run_with_hub(root, tracks, daemon, packaged, run)
     base, ours = results["mpv CLI (baseline)"], results["djamms-edge run (packaged dependencies)"]
     ratios = [o / max(b, 0.01) for o, b in zip(ours, base, strict=True)]
     print(f"{'ratio packaged/baseline':<46} {ratios[0]:>16.2f} {ratios[1]:>8.2f} {ratios[2]:>13.2f} "
           f"{ratios[3]:>8.2f}")
+
+
+def run_with_hub(root: Path, tracks: list[Path], daemon: list[str], env: dict[str, str],
+                 run: Callable[..., None]) -> None:
+    """A box as venues run it: with a real ``djamms-hub`` on loopback whose venue playlist holds the tracks (the
+    system tests' world: tests/edge/sync/test_daemons.py), at its first start and restarted."""
+    from djamms_edge.hub.auth import issue_device_token
+    from tests.edge.sync.test_daemons import SECRET, VENUE, World
+
+    (root / "hub").mkdir()
+    world = World(root / "hub", tracks)
+    try:
+        world.start_hub()
+        token = issue_device_token(SECRET, VENUE, "bench-box", time.time(), 86400)
+        state = root / "hub" / "box"
+        config = root / "hub" / "box.toml"
+        config.write_text(f'[edge]\nvenue_id = "{VENUE}"\ndevice_id = "bench-box"\nstate_dir = "{state}"\n'
+                          f'cache_dir = "{state / "cache"}"\n[edge.hub]\nurl = "{world.url}"\n'
+                          f'device_token = "{token}"\n[edge.player]\nvideo = false\nao = "null"\n'
+                          '[edge.status]\nport = 0\n')
+        playing = functools.partial(_plays, state / "playback.db")
+        run("djamms-edge run with a hub (packaged)", [*daemon, str(config)], env=env, ready=playing)
+        run("  the same, restarted", [*daemon, str(config)], env=env, ready=playing)
+    finally:
+        world.close()
+
+
+def _plays(db: Path) -> bool:
+    """Whether the box has started a play (at its first start: the lease granted, the hub's entry resolved)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return bool(conn.execute("SELECT count(*) FROM now_playing").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 def main() -> None:
