@@ -86,6 +86,9 @@ async def settle(engine: PlaybackEngine, task: asyncio.Task[None]) -> None:
     """Until the engine has handled everything sent to it: its task waits on an empty inbox for a few turns of the
     loop in a row (the fake player's events come with call_soon). A fixed 10 ms was not enough on a loaded box: the
     state database's threads took longer, and assertions ran before the engine had done its work."""
+    for _ in range(20):  # other tasks watching the engine (the status page's source) get their turns too
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
     deadline, quiet_turns = loop.time() + 10.0, 0
     while quiet_turns < 3:

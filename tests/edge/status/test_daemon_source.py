@@ -16,7 +16,7 @@ from djamms_edge.edge.status.daemon_source import DaemonStatusSource, LinkState,
 from djamms_edge.edge.status.model import AnalysisProgress, CacheUse, ControlRefused
 from djamms_edge.edge.sync.lease import LeaseState
 from djamms_edge.edge.sync.lease import Role as LeaseRole
-from tests.edge.player.test_engine import MakeRig, Rig, settle
+from tests.edge.player.test_engine import MakeRig, Rig
 from tests.edge.player.test_engine import rig_factory as rig_factory  # the engine harness fixture
 
 
@@ -41,7 +41,7 @@ async def watched(rig_factory: MakeRig) -> AsyncIterator[tuple[Rig, DaemonStatus
     rig = await rig_factory()
     source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", clock=rig.clock)
     await source.start()
-    await settle()
+    await rig.settle()
     yield rig, source
     await source.close()
 
@@ -59,19 +59,19 @@ async def test_snapshot_shows_the_play_and_the_queue(watched: tuple[Rig, DaemonS
     seen = snap.version
     await rig.queue.request(str(rig.root / "three.m4a"), title="paid", requested_by="table 4")
     assert await asyncio.wait_for(source.wait_changed(seen), 2) > seen
-    await settle()
+    await rig.settle()
     assert [(i.title, i.requested_by) for i in source.snapshot().priority_queue] == [("paid", "table 4")]
 
 
 async def test_controls_act_on_the_engine(watched: tuple[Rig, DaemonStatusSource]) -> None:
     rig, source = watched
     await source.pause()
-    await settle()
+    await rig.settle()
     snap = source.snapshot()
     assert snap.now_playing is not None and snap.now_playing.paused
     await source.resume()
     await source.set_volume(40.0)
-    await settle()
+    await rig.settle()
     assert source.snapshot().volume == 40.0
     await source.skip()
     await rig.play(1.0)
@@ -81,7 +81,7 @@ async def test_controls_act_on_the_engine(watched: tuple[Rig, DaemonStatusSource
 async def test_a_halted_box_refuses_transport_controls(watched: tuple[Rig, DaemonStatusSource]) -> None:
     rig, source = watched
     rig.engine.set_active(False)
-    await settle()
+    await rig.settle()
     for control in (source.skip, source.pause, source.resume):
         with pytest.raises(ControlRefused, match="standby"):
             await control()
@@ -132,7 +132,7 @@ async def test_lease_and_cache_changes_reach_the_page(rig_factory: MakeRig) -> N
     )
     await source.start()
     try:
-        await settle()
+        await rig.settle()
         snap = source.snapshot()
         assert (snap.role, snap.hub.connected, snap.hub.configured) == ("master", True, True)
         assert snap.cache == CacheUse(bytes_used=3_000_000, bytes_cap=8_000_000, files=12)
@@ -152,7 +152,7 @@ async def test_night_analysis_progress_reaches_the_page(rig_factory: MakeRig) ->
     source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", analysis=lambda: progress)
     await source.start()
     try:
-        await settle()
+        await rig.settle()
         assert source.snapshot().analysis == AnalysisProgress(done=0, total=0, running=False)
         progress = Progress(total=12, state="analysing")  # a new round replaces the progress object
         progress.done = 5
@@ -178,7 +178,7 @@ async def test_a_take_over_shows_on_the_page_at_once(rig_factory: MakeRig, monke
                                 lease_changes=listeners.append)
     await source.start()
     try:
-        await settle()
+        await rig.settle()
         assert source.snapshot().role == "standby"
         seen = source.snapshot().version
         lease = LeaseState("box", LeaseRole.MASTER)  # what EdgeSync.handle does on a take-over, then it tells

@@ -16,7 +16,7 @@ import pytest
 from djamms_edge.edge.status.daemon_source import DaemonStatusSource
 from djamms_edge.edge.status.fake import FakeStatusSource
 from djamms_edge.edge.status.model import NowPlaying, StatusSource
-from tests.edge.player.test_engine import MakeRig, settle
+from tests.edge.player.test_engine import MakeRig
 from tests.edge.player.test_engine import rig_factory as rig_factory  # the engine harness fixture
 
 
@@ -38,7 +38,7 @@ async def subject(request: pytest.FixtureRequest, rig_factory: MakeRig) -> Async
     rig = await rig_factory()
     source = DaemonStatusSource(rig.engine, rig.queue, venue_id="v", device_id="d", clock=rig.clock)
     await source.start()
-    await settle()
+    await rig.settle()
     yield Subject(source, rig.play)
     await source.close()
 
