@@ -16,7 +16,7 @@
    same after it downloaded two tracks from a loopback HTTP server and the night analysis measured them
    (fetching and analysis run in media worker processes, so what they load must not stay in the daemon);
    then a box with a real ``djamms-hub`` on loopback, playing the venue's playlist, started and restarted
-   (its PSS is lower: the hub process shares libpython and aiohttp's pages with it here).
+   (the hub process shares libpython's and aiohttp's pages with it here, which lowers its PSS a little).
 
     .venv/bin/python bench/transitions.py [--seconds 10] [--footprint-only]
 3. Seams on real music: clips ending in real recordings' natural endings (bench/real_music.py's Debian
