@@ -141,7 +141,8 @@ class PaymentFlow:
 
     async def _price_refused(self, venue_id: str, price: VenuePrice, why: str) -> None:
         """Tell the venue's staff on their dashboard (once a day per price): only they can change the price."""
-        provider = PROVIDER_NAMES.get(self._charging(price).name, self._charging(price).name)
+        name = self._charging(price).name
+        provider = PROVIDER_NAMES.get(name, name)
         log.error("venue %s: %s will not charge its price %s: %s", venue_id, provider, price_text(price), why)
         now_ms = self.now_ms()
         day = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
