@@ -93,9 +93,16 @@ class PaymentFlow:
         return price
 
     def check_price(self, price: VenuePrice) -> None:
-        if price.price_minor > 0 and self.provider is None:
-            raise ApiError(409, "this hub takes no payments (hub.payments.provider = free): the price must be 0",
-                           "price")
+        """A price staff may set: a currency the provider charges in (on a hub without one, only 0 in any)."""
+        if self.provider is None:
+            if price.price_minor > 0:
+                raise ApiError(409, "this hub takes no payments (hub.payments.provider = free): the price must be 0",
+                               "price")
+            return
+        if price.currency not in self.provider.currencies:
+            name = PROVIDER_NAMES.get(self.provider.name, self.provider.name)
+            raise ApiError(400, f"{name} does not take the currency {price.currency.upper()}: pick one of its"
+                                " currencies (such as EUR, GBP, USD or JPY)", "currency")
 
     def _charging(self, price: VenuePrice) -> PaymentProvider:
         if self.provider is None:

@@ -51,6 +51,7 @@ class VerifiedPayment:
 
 class PaymentProvider(Protocol):
     name: str
+    currencies: frozenset[str]  # ISO 4217 codes, lower case, that it charges in
 
     async def create_checkout(self, order: CheckoutOrder) -> Checkout: ...
 

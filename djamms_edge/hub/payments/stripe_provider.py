@@ -21,10 +21,26 @@ log = logging.getLogger(__name__)
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 WEBHOOK_TOLERANCE_S = 300  # Stripe's own default: an older signed event is a replay
 PRICE_ERRORS = ("amount_too_small", "amount_too_large")  # Stripe's error codes for an amount it will not charge
+# The currencies Stripe charges in (its "supported presentment currencies", 2025), lower case as its API takes them.
+# Its three-decimal currencies (BHD, JOD, KWD, OMR, TND) are left out: a price here has 0 or 2 decimals
+# (money.decimals). An account may still refuse one of these (by country, payment method): checkout then says so
+# (PriceRefused), and staff see it on the dashboard.
+CURRENCIES = frozenset([
+    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt", "bgn", "bif", "bmd",
+    "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf", "chf", "clp", "cny", "cop", "crc", "cve", "czk",
+    "djf", "dkk", "dop", "dzd", "egp", "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd",
+    "hkd", "hnl", "htg", "huf", "idr", "ils", "inr", "isk", "jmd", "jpy", "kes", "kgs", "khr", "kmf", "krw", "kyd",
+    "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk",
+    "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr", "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg",
+    "qar", "ron", "rsd", "rub", "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl",
+    "thb", "tjs", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "usd", "uyu", "uzs", "vnd", "vuv", "wst", "xaf",
+    "xcd", "xcg", "xof", "xpf", "yer", "zar", "zmw"
+])
 
 
 class StripeProvider:
     name = "stripe"
+    currencies = CURRENCIES
 
     def __init__(self, secret_key: str, webhook_secret: str, api_base: str, *, timeout_s: float = 10.0,
                  network_retries: int = 2) -> None:

@@ -54,13 +54,14 @@ def span_text(seconds: float) -> str:
 
 
 async def _price_context(request: web.Request, venue_id: str) -> dict[str, Any]:
-    """The price card: who patrons pay through (None: this hub takes no payments) and the price in the
-    currency's own units (500 JPY, 2.50 EUR: the API's amounts are in the smallest unit)."""
+    """The price card: who patrons pay through (None: this hub takes no payments), the currencies it charges in,
+    and the price in the currency's own units (500 JPY, 2.50 EUR: the API's amounts are in the smallest unit)."""
     service = request.app[SERVICE]
     price = await service.store.get_venue_price(venue_id) or VenuePrice(0, "eur")
     provider = service.payments.provider
     return {
         "payments_through": PROVIDER_NAMES.get(provider.name, provider.name) if provider is not None else None,
+        "currencies": sorted(c.upper() for c in provider.currencies) if provider is not None else [],
         "price": price, "price_amount": amount_text(price), "price_step": 10 ** -decimals(price.currency),
         "price_text": price_text(price),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from djamms_edge.hub.payments.money import amount_text, price_text
+from djamms_edge.hub.payments.money import ZERO_DECIMAL, amount_text, price_text
 from djamms_edge.hub.store.base import VenuePrice
 from djamms_edge.hub.web.console_pages import span_text
 
@@ -26,3 +26,13 @@ def test_a_price_in_the_currencys_own_units(price: VenuePrice, amount: str, text
 ])
 def test_a_span_of_a_hub_setting(seconds: float, text: str) -> None:
     assert span_text(seconds) == text
+
+
+def test_every_currency_the_hub_offers_stripe_is_one_its_amounts_can_say() -> None:
+    """The zero-decimal list and Stripe's currencies agree: each zero-decimal one is offered, each offered one is
+    three lower-case letters, and none of Stripe's three-decimal currencies is (a price here has 0 or 2 decimals)."""
+    from djamms_edge.hub.payments.stripe_provider import CURRENCIES
+
+    assert ZERO_DECIMAL <= CURRENCIES
+    assert all(len(c) == 3 and c.isascii() and c.islower() for c in CURRENCIES)
+    assert not CURRENCIES & {"bhd", "jod", "kwd", "omr", "tnd"}

@@ -56,4 +56,24 @@ async def test_the_owner_sets_the_price_in_the_currencys_own_units(start_paying:
         await expect(page.get_by_label("Currency")).to_have_value("EUR")
         assert await charged(p) == (250, "eur")
         await save_screenshot(page, "console-price-stripe.png")
-        watch.assert_clean()
+
+        # The field suggests the currencies Stripe takes, with their names; one it does not take is refused by
+        # the hub, in words, and the field is marked and focused. Patrons still pay the saved price.
+        options = page.locator("#currency-options option")
+        assert await options.count() > 100
+        await expect(page.locator('#currency-options option[value="CHF"]')).to_have_attribute("label", "Swiss Franc")
+        assert await page.locator('#currency-options option[value="XYZ"]').count() == 0
+        currency = page.get_by_label("Currency")
+        await currency.fill("XYZ")
+        await page.get_by_label("Price", exact=True).fill("3")
+        await page.get_by_role("button", name="Save price").click()
+        await expect(page.get_by_role("alert")).to_have_text(
+            "Stripe does not take the currency XYZ: pick one of its currencies (such as EUR, GBP, USD or JPY)")
+        await expect(currency).to_have_attribute("aria-invalid", "true")
+        await expect(currency).to_be_focused()
+        await save_screenshot(page, "console-price-currency-refused.png")
+        assert await charged(p) == (250, "eur")
+        await save_price(page, "3", "GBP")
+        await expect(currency).not_to_have_attribute("aria-invalid", "true")
+        assert await charged(p) == (300, "gbp")
+        watch.assert_clean(allow=("400 (Bad Request)",))  # the refused currency

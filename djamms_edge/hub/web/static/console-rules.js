@@ -60,13 +60,31 @@
   }
 
   if (document.getElementById("price-form")) {
-    document.getElementById("currency").addEventListener("change", () => {
+    // The suggested currencies carry their names in the reader's language ("CHF": Swiss Franc).
+    if (typeof Intl.DisplayNames === "function") {
+      const names = new Intl.DisplayNames([navigator.language], { type: "currency" });
+      for (const option of document.querySelectorAll("#currency-options option")) {
+        const name = names.of(option.value);
+        if (name && name !== option.value) option.label = name;
+      }
+    }
+    const currencyInput = document.getElementById("currency");
+    currencyInput.addEventListener("change", () => {
       document.getElementById("price").step = String(10 ** -places(value("currency").trim()));
     });
     form("price-form", async () => {
       const currency = value("currency").trim().toLowerCase();
       const amount = Math.round(Number(value("price")) * 10 ** places(currency));
-      showPrice(await call("PUT", "/price", { price: amount, currency }));
+      currencyInput.removeAttribute("aria-invalid");
+      try {
+        showPrice(await call("PUT", "/price", { price: amount, currency }));
+      } catch (e) {
+        if (e.field === "currency") {  // the hub's word on the currency: mark the field and go back to it
+          currencyInput.setAttribute("aria-invalid", "true");
+          currencyInput.focus();
+        }
+        throw e;
+      }
       djamms.showNotice("Price saved.");
     });
   }
