@@ -22,9 +22,12 @@ connections; a saturated p99 is 50 queued requests deep on any server), paid-req
 3. ``heartbeat+slow``: the heartbeat loads again while a child process (bench/slow_holder.py) holds 5,000
    slow connections open (half a request head, then a byte every 9 s, from 100 loopback addresses
    127.1.0.x so no one address reaches hub.connections.max_per_address; each one the hub closes is opened
-   again at once). Target: req/s and p99 (saturated and steady) within 20 % of the plain heartbeat run measured
-   again right before it (``heartbeat-again``: the paid-request run in between would weigh on one side only).
-   The steady p99 of each side is taken over ``--slow-runs`` (3) runs pooled: on a 2-core VM the p99 of one 8 s
+   again at once). Target: req/s and p99 (saturated and steady) within 20 % of plain heartbeat runs
+   (``heartbeat-again``) taken in turn with them: plain, slow, plain, slow, ... ``--slow-runs`` (3) times, the
+   holder started afresh for each slow run and stopped after it. Taken in turn, whatever drifts over the
+   minutes of the comparison (the database, the page cache, other load on the box) weighs on both sides alike,
+   where measuring all plain runs first put it on the slow side only. The steady p99 of each side is taken
+   over its runs pooled, the saturated figures are the means of its runs: on a 2-core VM the p99 of one 8 s
    run moved by up to 50 % between two plain runs in a row, more than the 20 % the target allows.
 
 The steady load's client (``paced``) is the measuring instrument: it runs on uvloop with the garbage collector
@@ -117,7 +120,27 @@ class Result:
     requests: int
     bad: int  # non-2xx answers and socket errors
     cpu_us: float = 0.0  # server CPU time per request: a figure other load on the box barely moves
-    p99_runs: tuple[float, ...] = ()  # a steady load's p99 of each of its runs (ms)
+    p99_runs: tuple[float, ...] = ()  # p99 of each of its runs (ms)
+    latencies: tuple[float, ...] = dataclasses.field(default=(), repr=False)  # a steady load's, sorted (s)
+
+
+def pooled_steady(name: str, runs: list[Result]) -> Result:
+    """Steady loads measured apart, as one: percentiles over all their requests."""
+    latencies = sorted(latency for run in runs for latency in run.latencies)
+    duration = sum(run.requests / run.rps for run in runs)
+    return Result(name, len(latencies) / duration, percentile(latencies, 0.5), percentile(latencies, 0.99),
+                  len(latencies), sum(run.bad for run in runs), p99_runs=tuple(p for run in runs for p in run.p99_runs),
+                  latencies=tuple(latencies))
+
+
+def pooled_saturated(name: str, runs: list[Result]) -> Result:
+    """Saturated runs (wrk) measured apart, as one: the means of their req/s and percentiles (wrk gives no
+    samples to pool), CPU per request over all their requests."""
+    requests = sum(run.requests for run in runs)
+    return Result(name, sum(run.rps for run in runs) / len(runs), sum(run.p50_ms for run in runs) / len(runs),
+                  sum(run.p99_ms for run in runs) / len(runs), requests, sum(run.bad for run in runs),
+                  sum(run.cpu_us * run.requests for run in runs) / max(requests, 1),
+                  p99_runs=tuple(run.p99_ms for run in runs))
 
 
 def free_port() -> int:
@@ -255,7 +278,8 @@ def steady_load(name: str, url: str, headers: dict[str, str], body: str, args: a
         run_p99s.append(percentile(sorted(run), 0.99))
     latencies.sort()
     return Result(name, len(latencies) / (args.duration * runs), percentile(latencies, 0.5),
-                  percentile(latencies, 0.99), len(latencies), bad, p99_runs=tuple(run_p99s))
+                  percentile(latencies, 0.99), len(latencies), bad, p99_runs=tuple(run_p99s),
+                  latencies=tuple(latencies))
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -263,8 +287,8 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-# Per steady run and process: (share of a core it ran, ms per second it waited runnable for a CPU).
-CONTENTION: dict[str, dict[str, tuple[float, float]]] = {}
+# Per target and process: (seconds it ran on a CPU, seconds it waited runnable for one, seconds of steady load).
+CONTENTION: dict[str, dict[str, tuple[float, float, float]]] = {}
 
 
 def measure(name: str, url: str, lua: str, headers: dict[str, str], body: str, args: argparse.Namespace,
@@ -275,8 +299,11 @@ def measure(name: str, url: str, lua: str, headers: dict[str, str], body: str, a
     before, started = {who: scheduling(pid) for who, pid in watched.items()}, time.perf_counter()
     steady = steady_load(name, url, {"Content-Type": "application/json", **headers}, body, args, runs)
     took = time.perf_counter() - started
-    CONTENTION[name] = {who: ((scheduling(pid)[0] - before[who][0]) / took,
-                              (scheduling(pid)[1] - before[who][1]) / took * 1000) for who, pid in watched.items()}
+    seen = CONTENTION.setdefault(name, {})
+    for who, pid in watched.items():
+        (ran, waited), (ran_before, waited_before) = scheduling(pid), before[who]
+        total = seen.get(who, (0.0, 0.0, 0.0))
+        seen[who] = (total[0] + ran - ran_before, total[1] + waited - waited_before, total[2] + took)
     return saturated, steady
 
 
@@ -303,6 +330,48 @@ def hub_json(url: str, body: dict, token: str) -> dict:
         return dict(json.load(resp))
 
 
+@dataclass(frozen=True)
+class SlowComparison:
+    plain_saturated: Result
+    plain_steady: Result
+    slow_saturated: Result
+    slow_steady: Result
+    held_at_start: int  # the fewest slow connections held when a slow run began
+    held_at_end: int  # the fewest held when one ended
+    reopened: int  # connections the hub closed at their head deadline (and the holder opened again), in all
+    holder_cpu_s: float
+
+
+def compare_slow(port: int, url: str, lua: str, headers: dict[str, str], body: str, args: argparse.Namespace,
+                 workdir: Path, hub_pid: int) -> SlowComparison:
+    """Heartbeats without and with ``args.slow`` slow connections, in turn, ``args.slow_runs`` times each."""
+    plain: list[tuple[Result, Result]] = []
+    slow: list[tuple[Result, Result]] = []
+    held_at_start, held_at_end, reopened, holder_cpu = args.slow, args.slow, 0, 0.0
+    for run in range(args.slow_runs):
+        plain.append(measure("heartbeat-again", url, lua, headers, body, args, workdir, hub_pid))
+        status = workdir / f"slow-{run}.status"
+        holder = start([PYTHON, str(REPO / "bench" / "slow_holder.py"), str(port), str(args.slow), str(status)],
+                       workdir / f"slow-{run}.log")
+        try:
+            deadline = time.monotonic() + 60
+            while slow_status(status)[0] < args.slow * 0.95 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            held_at_start = min(held_at_start, slow_status(status)[0])
+            slow.append(measure("heartbeat+slow", url, lua, headers, body, args, workdir, hub_pid,
+                                {"holder": holder.pid}))
+            held, cut = slow_status(status)
+            held_at_end, reopened = min(held_at_end, held), reopened + cut
+            holder_cpu += cpu_seconds(holder.pid)
+        finally:
+            stop(holder)
+    return SlowComparison(pooled_saturated("heartbeat-again", [s for s, _ in plain]),
+                          pooled_steady("heartbeat-again", [p for _, p in plain]),
+                          pooled_saturated("heartbeat+slow", [s for s, _ in slow]),
+                          pooled_steady("heartbeat+slow", [p for _, p in slow]),
+                          held_at_start, held_at_end, reopened, holder_cpu)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds of load per target")
@@ -312,7 +381,7 @@ def main() -> int:
     parser.add_argument("--slow", type=int, default=5000,
                         help="slow connections held open in the third run (0: no third run)")
     parser.add_argument("--slow-runs", type=int, default=3,
-                        help="steady runs pooled on each side of the slow-connection comparison (one 8 s run's p99 "
+                        help="runs on each side of the slow-connection comparison, taken in turn (one 8 s run's p99 "
                              "moves by up to 50 %% between two plain runs on a 2-core VM)")
     parser.add_argument("--only-slow", action="store_true",
                         help="only the slow-connection comparison (heartbeat-again, heartbeat+slow): quicker, for "
@@ -372,31 +441,12 @@ def main() -> int:
                 steady.append(paced_result)
                 results.append(run_wrk("paid-request", f"{base}/requests", PAID_LUA.replace("RUN", str(os.getpid())),
                                        args, workdir, hub.pid))
+            slow_runs = None
             if args.slow > 0:  # --slow 0: no slow-connection phase (a quicker run for the other targets)
-                # The slow run's baseline: heartbeats again, right before the slow clients come, so the paid-request
-                # run between (a bigger database, its writes settling) weighs on both sides of the ratio alike.
-                saturated, paced_result = measure("heartbeat-again", f"{base}/players/heartbeat", lua,
-                                                  {"Authorization": f"Bearer {token}"}, beat, args, workdir, hub.pid,
-                                                  runs=args.slow_runs)
-                results.append(saturated)
-                steady.append(paced_result)
-                status = workdir / "slow.status"
-                holder = start([PYTHON, str(REPO / "bench" / "slow_holder.py"), str(port), str(args.slow), str(status)],
-                               workdir / "slow.log")
-                try:
-                    deadline = time.monotonic() + 60
-                    while slow_status(status)[0] < args.slow * 0.95 and time.monotonic() < deadline:
-                        time.sleep(0.5)
-                    held_before = slow_status(status)[0]
-                    saturated, paced_result = measure("heartbeat+slow", f"{base}/players/heartbeat", lua,
-                                                      {"Authorization": f"Bearer {token}"}, beat, args, workdir,
-                                                      hub.pid, {"holder": holder.pid}, runs=args.slow_runs)
-                    held_after, reopened = slow_status(status)
-                    holder_cpu = cpu_seconds(holder.pid)
-                    results.append(saturated)
-                    steady.append(paced_result)
-                finally:
-                    stop(holder)
+                slow_runs = compare_slow(port, f"{base}/players/heartbeat", lua, {"Authorization": f"Bearer {token}"},
+                                         beat, args, workdir, hub.pid)
+                results += [slow_runs.plain_saturated, slow_runs.slow_saturated]
+                steady += [slow_runs.plain_steady, slow_runs.slow_steady]
         finally:
             stop(hub)
 
@@ -414,29 +464,33 @@ def main() -> int:
     for r in steady:
         print(f"{r.name:<14}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>10}{r.bad:>9}{'':>8}")
     saturated_by, steady_by = {r.name: r for r in results}, {r.name: r for r in steady}
-    if args.slow > 0:
-        before_slow = (saturated_by["heartbeat-again"], steady_by["heartbeat-again"])
-        slow = (saturated_by["heartbeat+slow"], steady_by["heartbeat+slow"])
+    if slow_runs is not None:
+        before_slow = (slow_runs.plain_saturated, slow_runs.plain_steady)
+        slow = (slow_runs.slow_saturated, slow_runs.slow_steady)
         ratios = (slow[0].rps / before_slow[0].rps, slow[0].p99_ms / before_slow[0].p99_ms,
                   slow[1].p99_ms / before_slow[1].p99_ms)
         within = ratios[0] >= 0.8 and ratios[1] <= 1.2 and ratios[2] <= 1.2
-        print(f"slow connections held open: {held_before} when the run began, {held_after} at its end "
-              f"({reopened} closed by the hub's header deadline and opened again); descriptor limit {fd_limit}; "
-              f"the holder itself used {holder_cpu:.1f} s of CPU")
+        print(f"slow connections held open: at least {slow_runs.held_at_start} when a slow run began, "
+              f"{slow_runs.held_at_end} when one ended ({slow_runs.reopened} closed by the hub's header deadline and "
+              f"opened again); descriptor limit {fd_limit}; the holder itself used {slow_runs.holder_cpu_s:.1f} s "
+              "of CPU")
         print(f"{'':<16}{'req/s':>8}{'p99 ms saturated':>18}{'p99 ms steady':>15}{'CPU us/req':>12}")
         for name, (sat, std) in (("heartbeat-again", before_slow), (f"+{args.slow} slow", slow)):
             print(f"{name:<16}{sat.rps:>8.0f}{sat.p99_ms:>18.1f}{std.p99_ms:>15.1f}{sat.cpu_us:>12.0f}")
         cpu_ratio = slow[0].cpu_us / before_slow[0].cpu_us
         print(f"{'ratio':<16}{ratios[0]:>8.2f}{ratios[1]:>18.2f}{ratios[2]:>15.2f}{cpu_ratio:>12.2f}")
-        print(f"p99 steady over {args.slow_runs} runs of {args.duration} s pooled on each side; each run's p99 (ms): "
-              + "; ".join(f"{r.name} " + " ".join(f"{p:.1f}" for p in r.p99_runs) for r in (before_slow[1], slow[1])))
+        print(f"{args.slow_runs} runs of {args.duration} s on each side, in turn; p99 steady pooled, saturated figures "
+              "the means of the runs; each run's p99 (ms), steady: "
+              + "; ".join(f"{r.name} " + " ".join(f"{p:.1f}" for p in r.p99_runs) for r in (before_slow[1], slow[1]))
+              + "; saturated: "
+              + "; ".join(f"{r.name} " + " ".join(f"{p:.1f}" for p in r.p99_runs) for r in (before_slow[0], slow[0])))
         print(f"targets: with {args.slow} slow connections req/s >= 0.80x and both p99 <= 1.20x the plain heartbeat "
-              f"run just before them (within 20 %): {'met' if within else 'NOT met'}")
+              f"runs taken in turn with them (within 20 %): {'met' if within else 'NOT met'}")
         print("who had the CPU in the steady runs: share of a core each process ran / ms per second it waited, "
               "runnable, for a CPU (2 cores: waiting is what turns into p99; a diagnostic, not a target)")
         for name in ("heartbeat-again", "heartbeat+slow"):
-            print(f"  {name:<16}" + ", ".join(f"{who} {ran * 100:.0f} % / {waited:.0f} ms"
-                                              for who, (ran, waited) in CONTENTION[name].items()))
+            print(f"  {name:<16}" + ", ".join(f"{who} {ran / took * 100:.0f} % / {waited / took * 1000:.0f} ms"
+                                              for who, (ran, waited, took) in CONTENTION[name].items()))
     if args.only_slow:
         return 0 if all(r.bad == 0 for r in results + steady) else 1
     plain = (saturated_by["heartbeat"], steady_by["heartbeat"])
