@@ -24,6 +24,7 @@ if [ "${1:-}" = "--with-postgres" ]; then
         mpv           # bench/transitions.py's footprint baseline: the mpv player itself on the same files
         frozen-bubble-data  # real music with natural endings (Vorbis, GPL-2, 22 MB) for the cue-point tests
         zbar-tools    # zbarimg reads the request QR code back from what libmpv renders for the TV
+        nginx-light   # docs/hub-deploy.md's reverse proxy, tested as documented (tests/hub/test_reverse_proxy.py)
     )
 fi
 
@@ -40,3 +41,8 @@ sudo=""
 echo "installing system packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The tests start nginx themselves; Debian starts the packaged service on port 80 when systemd runs. Stop and
+# disable it only when this run installed it, so an nginx the machine already served with is left alone.
+if [[ " ${missing[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now nginx.service >/dev/null 2>&1 || true
+fi
