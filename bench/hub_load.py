@@ -65,6 +65,9 @@ import aiohttp
 import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the repository, for its tests' nginx helper
+from tests.hub.reverse_proxy import start_nginx  # noqa: E402
+
 PYTHON = sys.executable
 SECRET = "bench-secret-0123456789abcdef-0123456789"  # noqa: S105 (a throwaway hub)
 VENUE = "bench-venue"
@@ -343,13 +346,14 @@ class SlowComparison:
 
 
 def compare_slow(port: int, url: str, lua: str, headers: dict[str, str], body: str, args: argparse.Namespace,
-                 workdir: Path, hub_pid: int) -> SlowComparison:
+                 workdir: Path, hub_pid: int, proxy_pid: int | None) -> SlowComparison:
     """Heartbeats without and with ``args.slow`` slow connections, in turn, ``args.slow_runs`` times each."""
+    proxy = {} if proxy_pid is None else {"nginx": proxy_pid}
     plain: list[tuple[Result, Result]] = []
     slow: list[tuple[Result, Result]] = []
     held_at_start, held_at_end, reopened, holder_cpu = args.slow, args.slow, 0, 0.0
     for run in range(args.slow_runs):
-        plain.append(measure("heartbeat-again", url, lua, headers, body, args, workdir, hub_pid))
+        plain.append(measure("heartbeat-again", url, lua, headers, body, args, workdir, hub_pid, proxy))
         status = workdir / f"slow-{run}.status"
         holder = start([PYTHON, str(REPO / "bench" / "slow_holder.py"), str(port), str(args.slow), str(status)],
                        workdir / f"slow-{run}.log")
@@ -359,7 +363,7 @@ def compare_slow(port: int, url: str, lua: str, headers: dict[str, str], body: s
                 time.sleep(0.5)
             held_at_start = min(held_at_start, slow_status(status)[0])
             slow.append(measure("heartbeat+slow", url, lua, headers, body, args, workdir, hub_pid,
-                                {"holder": holder.pid}))
+                                {**proxy, "holder": holder.pid}))
             held, cut = slow_status(status)
             held_at_end, reopened = min(held_at_end, held), reopened + cut
             holder_cpu += cpu_seconds(holder.pid)
@@ -386,6 +390,9 @@ def main() -> int:
     parser.add_argument("--only-slow", action="store_true",
                         help="only the slow-connection comparison (heartbeat-again, heartbeat+slow): quicker, for "
                              "trying changes; the figures to quote come from the full run")
+    parser.add_argument("--behind-nginx", action="store_true",
+                        help="the hub's targets through docs/hub-deploy.md's nginx, as production runs it (its "
+                             "per-client request rate limit left out: all load comes from one address)")
     args = parser.parse_args()
     fd_limit = raise_fd_limit()
     if fd_limit < args.slow + 1000:
@@ -420,6 +427,8 @@ def main() -> int:
             f'[hub]\njwt_secret = "{SECRET}"\nlog_level = "WARNING"\n'
             f'[hub.store]\nurl = "sqlite:///{workdir / "hub.db"}"\n'
             "[hub.limits]\nrequests_per_client = 100000000\nrequests_per_patron = 100000000\n"
+            # docs/hub-deploy.md's settings behind a proxy
+            + ("trust_forwarded_for = true\n[hub.connections]\nmax_per_address = 0\n" if args.behind_nginx else "")
         )
         hub_cli = [PYTHON, "-m", "djamms_edge.hub.cli"]
         seeded = subprocess.run([*hub_cli, "seed-demo", "--config", str(config), "--venue", VENUE, "--device", DEVICE],
@@ -427,10 +436,14 @@ def main() -> int:
         token = json.loads(seeded.stdout)["deviceToken"]
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
+        proxy: subprocess.Popen[bytes] | None = None
         hub = start([*hub_cli, "serve", "--config", str(config), "--port", str(port)], workdir / "hub.log", env)
         base = f"http://127.0.0.1:{port}/api/v1/venues/{VENUE}"
         try:
             wait_until_up(f"http://127.0.0.1:{port}/healthz", hub)
+            if args.behind_nginx:
+                proxy, port = start_nginx(workdir, port, connections=args.slow + 1000, without=("limit_req ",))
+                base = f"http://127.0.0.1:{port}/api/v1/venues/{VENUE}"
             registered = hub_json(f"{base}/players/register", {"deviceId": DEVICE, "userAgent": "bench"}, token)
             assert registered["status"] == "registered", registered
             lua = HEARTBEAT_LUA % {"device": DEVICE, "token": token}
@@ -444,10 +457,13 @@ def main() -> int:
             slow_runs = None
             if args.slow > 0:  # --slow 0: no slow-connection phase (a quicker run for the other targets)
                 slow_runs = compare_slow(port, f"{base}/players/heartbeat", lua, {"Authorization": f"Bearer {token}"},
-                                         beat, args, workdir, hub.pid)
+                                         beat, args, workdir, hub.pid, None if proxy is None else proxy.pid)
                 results += [slow_runs.plain_saturated, slow_runs.slow_saturated]
                 steady += [slow_runs.plain_steady, slow_runs.slow_steady]
         finally:
+            if proxy is not None:
+                proxy.terminate()
+                proxy.wait()
             stop(hub)
 
     load_after = os.getloadavg()
@@ -471,7 +487,7 @@ def main() -> int:
                   slow[1].p99_ms / before_slow[1].p99_ms)
         within = ratios[0] >= 0.8 and ratios[1] <= 1.2 and ratios[2] <= 1.2
         print(f"slow connections held open: at least {slow_runs.held_at_start} when a slow run began, "
-              f"{slow_runs.held_at_end} when one ended ({slow_runs.reopened} closed by the hub's header deadline and "
+              f"{slow_runs.held_at_end} when one ended ({slow_runs.reopened} closed at the header deadline and "
               f"opened again); descriptor limit {fd_limit}; the holder itself used {slow_runs.holder_cpu_s:.1f} s "
               "of CPU")
         print(f"{'':<16}{'req/s':>8}{'p99 ms saturated':>18}{'p99 ms steady':>15}{'CPU us/req':>12}")

@@ -1,18 +1,13 @@
 """The reverse proxy of docs/hub-deploy.md, exactly as documented, in front of a real hub (issue 13, item 1).
 
-The nginx block is read from the document itself, so what the engineer on call copies is what is tested; only
-the listen line (no TLS certificate here), the hub's port and the log's path are changed. nginx runs as a real process
-(Debian's nginx-light) with an access log, as a production nginx has one.
+nginx (Debian's nginx-light, tests/hub/reverse_proxy.py) runs as a real process with an access log, as a
+production nginx has one; the hub is configured as the document says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import re
-import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -23,41 +18,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.hub.reverse_proxy import start_nginx
 from tests.hub.served import hub_config_file, serving
 
-DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "hub-deploy.md"
 HUB_SETTINGS = ("[hub.limits]\ntrust_forwarded_for = true\nrequests_per_client = 3\n"
                 "[hub.connections]\nmax_per_address = 0\n")  # what the document says to set behind a proxy
 VENUE = "proxied-venue"
 DEVICE = "proxied-box"
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # /usr/sbin is not on every user's PATH
-
-
-def documented_nginx_block() -> str:
-    """The nginx configuration shown under "Behind a reverse proxy"."""
-    section = DEPLOY_DOC.read_text().split("## Behind a reverse proxy", 1)[1]
-    match = re.search(r"```nginx\n(.*?)```", section, re.S)
-    assert match, "docs/hub-deploy.md shows no nginx block under 'Behind a reverse proxy'"
-    return match.group(1)
-
-
-def nginx_config(block: str, workdir: Path, port: int, hub_port: int) -> str:
-    served = block.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
-    assert served != block, "the documented block no longer listens with 'listen 443 ssl http2;'"
-    served = served.replace("http://127.0.0.1:8700", f"http://127.0.0.1:{hub_port}")
-    served = served.replace("/var/log/nginx/access.log", str(workdir / "access.log"))
-    temp = "\n".join(f"    {kind}_temp_path {workdir / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
-                                                                              "scgi"))
-    return (f"daemon off;\nmaster_process off;\npid {workdir / 'nginx.pid'};\nerror_log {workdir / 'error.log'} info;\n"
-            f"events {{ worker_connections 1024; }}\n"
-            f"http {{\n    access_log {workdir / 'access.log'};\n{temp}\n{served}\n}}\n")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -67,38 +34,9 @@ class Proxied:
     access_log: Path
 
 
-async def start_nginx(workdir: Path, hub_port: int) -> tuple[asyncio.subprocess.Process, int]:
-    """nginx on a free port (another, if one was taken meanwhile), once it answers."""
-    for _ in range(3):
-        port = free_port()
-        config = workdir / "nginx.conf"
-        config.write_text(nginx_config(documented_nginx_block(), workdir, port, hub_port))
-        proc = await asyncio.create_subprocess_exec(NGINX, "-p", str(workdir), "-c", str(config),
-                                                    stderr=asyncio.subprocess.PIPE)
-        for _ in range(100):
-            if proc.returncode is not None:
-                break
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                return proc, port
-            await asyncio.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        error = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
-        if "Address already in use" not in error:
-            raise AssertionError(f"nginx did not start:\n{error}")
-    raise AssertionError("nginx found no free port in 3 tries")
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert Path(NGINX).exists(), "nginx missing: scripts/install-system-deps.sh --with-postgres installs nginx-light"
-    path = tmp_path_factory.mktemp("proxy")
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (path / kind).mkdir()
-    return path
+    return tmp_path_factory.mktemp("proxy")
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +52,12 @@ def seeded(workdir: Path) -> Iterator[tuple[Path, str]]:
 async def proxied(workdir: Path, seeded: tuple[Path, str]) -> AsyncIterator[Proxied]:
     config, token = seeded
     async with serving(config) as hub:
-        proc, port = await start_nginx(workdir, int(hub.url.rsplit(":", 1)[1]))
+        proc, port = await asyncio.to_thread(start_nginx, workdir, int(hub.url.rsplit(":", 1)[1]))
         try:
             yield Proxied(f"http://127.0.0.1:{port}", token, workdir / "access.log")
         finally:
             proc.terminate()
-            await proc.wait()
+            await asyncio.to_thread(proc.wait)
 
 
 def from_address(address: str) -> aiohttp.ClientSession:
