@@ -20,10 +20,12 @@ Files appear under their final name only by atomic rename and are indexed only a
 download killed at any moment leaves scratch (removed on open) or an unindexed file (removed on
 open), never an entry that looks complete. Eviction removes the index row before the file.
 Statuses: ``ready``; ``unavailable`` (clearly gone at the source: removed, private; never retried
-by itself); ``broken`` (downloaded but not playable media, never retried by itself); ``failed``
-(network trouble; YouTube refusing this box: a 403, missing formats, a bot check; no process could be
-started to analyse the download; retried by an ensure once ``retry_failed_seconds`` have passed, doubling
-for each refusal in a row up to ``retry_refused_max_seconds``, and at once when yt-dlp is a new version).
+by itself); ``broken`` (downloaded but not playable media, or its analysis worker crashed on it
+``MAX_ANALYSIS_CRASHES`` times in a row; never retried by itself); ``failed`` (network trouble; YouTube
+refusing this box: a 403, missing formats, a bot check; no process could be started to analyse the download;
+the analysis worker was killed, crashed or hung on it fewer times than that: failure class ``crashed``;
+retried by an ensure once ``retry_failed_seconds`` have passed, doubling for each refusal in a row up to
+``retry_refused_max_seconds``, and at once when yt-dlp is a new version).
 ``clear_failures`` (``djamms-edge cache retry``) forgets any of these marks.
 """
 
@@ -53,7 +55,7 @@ from djamms_edge.edge.media.fetcher import (
     classify_failure,
 )
 from djamms_edge.edge.media.ffmpeg import MediaError
-from djamms_edge.edge.media.worker import AnalysisNotRun, analyze
+from djamms_edge.edge.media.worker import AnalysisCrashed, AnalysisNotRun, analyze
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
 from djamms_edge.shared.sqlite import Database, Migrations
 
@@ -63,7 +65,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Status = Literal["ready", "unavailable", "broken", "failed"]
+# Why a ``failed`` entry failed: the fetcher's classes, or ``crashed`` (its analysis worker died on the download).
+FailureKind = FailureClass | Literal["crashed"]
 WORK_DIR_NAME = ".partial"
+# An analysis worker killed (its limit, the out-of-memory killer) or crashing this many times in a row on the same
+# track makes it broken. Once is often the box: a 1 GB Pi short of memory while a download and a night analysis
+# run, a slow card past the limit. Each try is a new download and a fresh worker at least ``retry_failed_seconds``
+# apart, so three in a row is the file (one that crashes libav every time), at the cost of two more downloads.
+MAX_ANALYSIS_CRASHES = 3
 
 migrations = Migrations("edge.media")
 
@@ -137,8 +146,8 @@ class CacheEntry:
     size_bytes: int | None = None
     error: str | None = None
     updated_at: float | None = None
-    failures: int = 0  # failed fetches in a row
-    failure_class: FailureClass | None = None
+    failures: int = 0  # failures of the same class in a row
+    failure_class: FailureKind | None = None
     tool_version: str | None = None  # the fetcher's version when it last failed
 
 
@@ -385,6 +394,15 @@ class MediaCache:
             log.warning("could not analyse %s: %s", source.key, exc)
             await asyncio.to_thread(fetched.path.unlink, True)
             return await self._set_status(source.key, "failed", str(exc), "transient")
+        except AnalysisCrashed as exc:  # maybe the box (memory, load), maybe the file: broken only if it repeats
+            await asyncio.to_thread(fetched.path.unlink, True)
+            failed = await self._set_status(source.key, "failed", str(exc), "crashed")
+            if failed.failures < MAX_ANALYSIS_CRASHES:
+                log.warning("could not analyse %s (%d of %d tries): %s", source.key, failed.failures,
+                            MAX_ANALYSIS_CRASHES, exc)
+                return failed
+            log.warning("%s is not playable media: %s (%d times in a row)", source.key, exc, failed.failures)
+            return await self._set_status(source.key, "broken", f"{exc} ({failed.failures} times in a row)")
         except MediaError as exc:
             log.warning("%s is not playable media: %s", source.key, exc)
             await asyncio.to_thread(fetched.path.unlink, True)
@@ -437,7 +455,7 @@ class MediaCache:
         return CacheEntry(source.key, "ready", fetched.size, None, now)
 
     async def _set_status(
-        self, key: str, status: Status, error: str, failure_class: FailureClass | None = None,
+        self, key: str, status: Status, error: str, failure_class: FailureKind | None = None,
         tool_version: str | None = None,
     ) -> CacheEntry:
         now, version = self._clock(), tool_version or self._fetcher.version
@@ -449,6 +467,7 @@ class MediaCache:
                    ON CONFLICT (key) DO UPDATE SET status = excluded.status, error = excluded.error,
                      file_name = NULL, size_bytes = NULL, updated_at = excluded.updated_at,
                      failures = CASE WHEN media_files.status = excluded.status
+                                      AND media_files.failure_class IS excluded.failure_class
                                      THEN media_files.failures + 1 ELSE 1 END,
                      failure_class = excluded.failure_class, tool_version = excluded.tool_version
                    RETURNING failures""",

@@ -70,6 +70,11 @@ class AnalysisNotRun(MediaError):
     """The file was not analysed at all (no worker could be started): it says nothing about the file."""
 
 
+class AnalysisCrashed(MediaError):
+    """The analysis worker died (the out-of-memory killer, a crash in libav), outlived its limit or answered
+    nonsense: once, that may be the box (a 1 GB Pi short of memory, a busy night), not the file."""
+
+
 # --- the daemon's side ------------------------------------------------------------------------
 
 
@@ -161,8 +166,8 @@ async def analyze(
     low_priority: bool = False,
 ) -> TrackAnalysis:
     """``analyzer.analyze`` in a worker: the same arguments, the same answer; MediaError for a file that is not
-    playable audio and for a worker that crashed, hung or answered nonsense on it; AnalysisNotRun (a MediaError)
-    when no worker could be started."""
+    playable audio; AnalysisCrashed (a MediaError) for a worker that crashed, hung or answered nonsense on it;
+    AnalysisNotRun (a MediaError) when no worker could be started."""
     request = {"job": "analyze", "path": str(path_or_url), "config": dataclasses.asdict(config), "full": full,
                "loudness_lufs": loudness_lufs, "low_priority": low_priority}
     # A full pass measures loudness (one limit), then reads the windows (another).
@@ -173,12 +178,14 @@ async def analyze(
     except WorkerNotStarted as exc:
         raise AnalysisNotRun(str(exc)) from None
     except WorkerFailed as exc:
-        raise MediaError(str(exc)) from None
+        raise AnalysisCrashed(str(exc)) from None
     if "error" in answer:
         raise MediaError(str(answer.get("message", "")))
     try:
         return TrackAnalysis.from_json(answer["ok"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError) as exc:  # not an analysis at all: the worker's fault, not the file's
+        raise AnalysisCrashed(f"{what}: the media worker answered nonsense ({exc!r})") from None
+    except ValueError as exc:  # an analysis whose cues cannot be played: its verdict on the file
         raise MediaError(f"{what}: the media worker answered nonsense ({exc!r})") from None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,6 +62,8 @@ def answer(case: str, request: dict[str, Any], out: Any) -> int:
         out.write(json.dumps({"ok": ANALYSIS}).encode())
         out.flush()
         time.sleep(FOREVER)
+    elif case == "killed":  # what the out-of-memory killer does to a worker mid-job
+        os.kill(os.getpid(), signal.SIGKILL)
     elif case == "leaves-a-child":  # answers nonsense and leaves a child running in its process group
         out.write(b"not json")
     else:

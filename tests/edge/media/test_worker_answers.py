@@ -3,7 +3,8 @@
 The worker here is a real child process speaking the wire badly (bad_worker.py, put in ``worker.PROGRAM``):
 garbage, a cut-off answer, the wrong shape, another job's answer, nothing, far too much, a hang, a child left
 running. Each goes through the real cache: a download answered badly is a ``failed`` track (tried again
-later), an analysis answered badly a ``broken`` one (``failed`` if no worker could start); the cache's ensure
+later), so is an analysis answered badly (``broken`` only when it happens ``MAX_ANALYSIS_CRASHES`` times in a
+row, or when the worker's numbers say the file cannot be played); the cache's ensure
 returns (an exception out of it would stop the daemon's prefetcher, and with it the daemon) and the same cache
 goes on with the real worker.
 """
@@ -18,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.media import worker
-from djamms_edge.edge.media.cache import WORK_DIR_NAME
+from djamms_edge.edge.media.cache import MAX_ANALYSIS_CRASHES, WORK_DIR_NAME
 from djamms_edge.edge.media.config import AnalysisConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import FakeFetcher, YtDlpFetcher
-from tests.edge.media.conftest import OpenCache, files_under
+from tests.edge.media.conftest import Clock, OpenCache, files_under
 from tests.edge.media.http_server import MediaServer
 
 BAD_WORKER = Path(__file__).with_name("bad_worker.py")
@@ -48,6 +49,7 @@ COMMON = {
     "huge-then-hang": "the media worker answered more than 1 MiB and was killed",
     "answer-then-hang": "the media worker took longer than 2s and was killed",
     "leaves-a-child": NONSENSE,
+    "killed": "the media worker died (killed by signal 9)",
     "cannot-start": "no media worker could be started",
 }
 FETCH_CASES = {**COMMON, "missing-file": ".m4a of 12345 bytes, but no such file"}
@@ -108,8 +110,10 @@ async def test_an_analysis_answered_badly_fails_that_track_and_leaves_nothing_ru
     record = tmp_path / "pids"
     bad_worker(case, record, monkeypatch)
     entry = await cache.ensure(URL)
-    # A worker that could not even start says nothing about the file: tried again later, not broken for good.
-    assert entry.status == ("failed" if case == "cannot-start" else "broken"), entry
+    # A worker that could not start, or died on the file once, does not make it broken for good: tried again
+    # later. Numbers that cannot be played are the analysis's verdict on the file.
+    expected = {"cannot-start": ("failed", "transient"), "unplayable-cues": ("broken", None)}
+    assert (entry.status, entry.failure_class) == expected.get(case, ("failed", "crashed")), entry
     assert ANALYSIS_CASES[case] in (entry.error or ""), entry.error
     assert await cache.playable(URL) is None  # never handed to the player
     assert await still_running(record) == []
@@ -130,3 +134,36 @@ async def test_after_bad_answers_the_same_cache_fetches_and_analyses_with_the_re
     track = await cache.playable(url)
     assert track is not None and track.real_end == pytest.approx(18.0, abs=0.06)
     assert await still_running(tmp_path / "pids") == []
+
+
+async def test_an_analysis_killed_once_loses_nothing_and_one_killed_every_time_ends_broken(
+    tmp_path: Path, open_cache: OpenCache, media_dir: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The out-of-memory killer taking one analysis worker (a 1 GB Pi, a busy night) costs a retry, not the song;
+    a file that takes its worker down every time is broken after MAX_ANALYSIS_CRASHES tries, and never again."""
+    fetcher = FakeFetcher({URL: media_dir / "hard_ending.m4a", "https://example.com/b.m4a": media_dir / "short.m4a"})
+    cache = await open_cache(fetcher, analysis=ANALYSIS)
+    bad_worker("killed", tmp_path / "pids", monkeypatch)
+    first = await cache.ensure(URL)
+    assert (first.status, first.failure_class, first.failures) == ("failed", "crashed", 1), first
+    assert (await cache.ensure(URL)).status == "failed"  # not tried again before retry_failed_seconds
+    clock.now += 301
+    monkeypatch.setattr(worker, "PROGRAM", REAL_WORKER)  # the box has memory again
+    assert (await cache.ensure(URL)).status == "ready"
+    assert await cache.playable(URL) is not None
+
+    other = "https://example.com/b.m4a"
+    bad_worker("killed", tmp_path / "pids", monkeypatch)
+    outcomes = []
+    for _ in range(MAX_ANALYSIS_CRASHES):
+        clock.now += 301
+        entry = await cache.ensure(other)
+        outcomes.append((entry.status, entry.failures))
+    assert outcomes == [("failed", 1), ("failed", 2), ("broken", 1)], outcomes
+    error = entry.error or ""
+    assert "killed by signal 9" in error and f"{MAX_ANALYSIS_CRASHES} times in a row" in error, error
+    clock.now += 10_000
+    assert (await cache.ensure(other)).status == "broken"  # never fetched again by itself
+    assert fetcher.fetched.count(other) == MAX_ANALYSIS_CRASHES
+    kept = await cache.playable(URL)
+    assert kept is not None and files_under(tmp_path / "cache") == [kept.path]  # the broken one's file is gone
