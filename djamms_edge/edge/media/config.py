@@ -78,6 +78,13 @@ class FetchConfig:
         1800.0, doc="one download attempt (its yt-dlp worker process) running longer is killed and counts as failed",
         check=at_least(10.0),
     )
+    # A server that sends just enough to keep the socket alive (a slow trickle) would otherwise hold one fetch,
+    # and a download worker slot, for attempts x attempt_limit_seconds (2 hours). 45 minutes: one whole slow attempt
+    # (a 100 MB video at 1 Mbit/s takes ~15) and retries after it.
+    fetch_limit_seconds: float = setting(
+        2700.0, doc="one fetch, every attempt and the pauses between them, gives up after this (tried again later)",
+        check=at_least(10.0),
+    )
     # YouTube's player challenges need a JavaScript runtime since yt-dlp 2025.11 (yt-dlp-ejs holds the scripts).
     js_runtime: Literal["deno", "node", "bun", "quickjs"] = setting("deno", doc="JavaScript runtime yt-dlp uses")
     js_runtime_path: str = setting("", doc="its executable; empty = the one installed with the app, else PATH's")

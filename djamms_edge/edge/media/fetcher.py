@@ -2,7 +2,8 @@
 
 yt-dlp itself runs only in a worker (``worker``; the download in ``ytdlp``, the one module that imports
 it): the daemon never loads it, a crash or a hang in it fails that attempt (killed at
-``attempt_limit_seconds``), and its memory goes back to the system when the attempt ends. Each attempt
+``attempt_limit_seconds``; the whole fetch, all its attempts, at ``fetch_limit_seconds``), and its memory goes
+back to the system when the attempt ends. Each attempt
 downloads into its own scratch directory under ``work_dir`` (on the cache's file system), removed here
 whatever happened, and the finished file gets its final name with one atomic rename. Only a clearly
 removed/private/missing video is ``FetchUnavailable`` (at once); YouTube refusing this box (403, missing
@@ -312,17 +313,21 @@ class YtDlpFetcher:
             refusal = await url_refusal(source.url, self._policy)
             if refusal is not None:
                 raise FetchUnavailable(refusal)
-        attempts = self._config.attempts
+        attempts, loop = self._config.attempts, asyncio.get_running_loop()
+        deadline = loop.time() + self._config.fetch_limit_seconds  # a slow trickle does not hold a slot for hours
         for attempt in range(1, attempts + 1):
             version = self.version  # read before the worker starts: an update may land while it runs
             try:
-                fetched = await self._attempt(source, dest_stem)
+                fetched = await self._attempt(source, dest_stem, deadline)
             except AttemptFailed as exc:
-                if attempt == attempts:
-                    failed = FetchRefused if exc.failure_class == "environment" else FetchFailed
-                    message = f"{source.key}: {exc} (gave up after {attempts} tries)"
-                    raise failed(message, tool_version=version) from None
                 delay = backoff_seconds(attempt, self._config.retry_base_seconds)
+                out_of_time = loop.time() + delay >= deadline
+                if attempt == attempts or out_of_time:
+                    failed = FetchRefused if exc.failure_class == "environment" else FetchFailed
+                    limit = f" in fetch_limit_seconds ({self._config.fetch_limit_seconds:.0f}s)" if out_of_time else ""
+                    tries = "1 try" if attempt == 1 else f"{attempt} tries"
+                    message = f"{source.key}: {exc} (gave up after {tries}{limit})"
+                    raise failed(message, tool_version=version) from None
                 if attempt == 1:  # one line for the trouble; the outcome is logged by whoever called us
                     log.warning("fetching %s failed (%s); retrying with backoff", source.key, exc)
                 await self._sleep(delay)
@@ -332,14 +337,18 @@ class YtDlpFetcher:
             return fetched
         raise AssertionError("unreachable")
 
-    async def _attempt(self, source: MediaSource, dest_stem: Path) -> Fetched:
-        """One try in a worker (``ytdlp.fetch_job``); cancelling kills the worker. Its scratch goes either way."""
+    async def _attempt(self, source: MediaSource, dest_stem: Path, deadline: float) -> Fetched:
+        """One try in a worker (``ytdlp.fetch_job``), killed at ``attempt_limit_seconds`` or at the fetch's
+        ``deadline`` (loop time), whichever comes first; cancelling kills the worker. Its scratch goes either way."""
         scratch = self._work_dir / uuid.uuid4().hex
         request = {"job": "fetch", "config": dataclasses.asdict(self._config), "source": source.key,
                    "scratch": str(scratch), "dest_stem": str(dest_stem)}
         try:
             async with self._workers:
-                answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
+                left = deadline - asyncio.get_running_loop().time()  # waiting for a slot counts too
+                if left <= 0:
+                    raise AttemptFailed("no time left to try")
+                answer = await worker.run_job(request, limit_seconds=min(self._config.attempt_limit_seconds, left),
                                               what="download")  # fetch() names the source
         except worker.WorkerFailed as exc:
             raise AttemptFailed(str(exc)) from None

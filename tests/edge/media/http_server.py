@@ -2,7 +2,8 @@
 
 Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through every
 response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
-drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/error/NAME`` answers 500 (a
+drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/trickle/NAME`` sends 1 KiB every
+half second (just enough that no socket timeout fires: a download that never ends); ``/error/NAME`` answers 500 (a
 server in trouble: yt-dlp retries with backoff); ``/forbidden/NAME`` answers 403 Forbidden, as YouTube's media
 servers do to a client whose player challenge went unsolved; ``/redirect/NAME`` answers 302 to ``/media/NAME``
 on 127.0.0.1 (a redirect into the box's own network); ``/changed/NAME`` serves only a client that sends the
@@ -76,7 +77,7 @@ class MediaServer:
             writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden")
             await writer.drain()
             return
-        if mode not in ("media", "flaky", "drop", "stall", "changed") or "/" in name or not path.is_file():
+        if mode not in ("media", "flaky", "drop", "stall", "trickle", "changed") or "/" in name or not path.is_file():
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
             await writer.drain()
             return
@@ -106,6 +107,12 @@ class MediaServer:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         if method == "HEAD":
             await writer.drain()
+            return
+        if mode == "trickle":
+            for offset in range(0, len(body), 1024):
+                writer.write(body[offset : offset + 1024])
+                await writer.drain()
+                await asyncio.sleep(0.5)
             return
         misbehave = mode in ("drop", "stall") or (mode == "flaky" and start == 0)
         if not misbehave or len(body) < 1024:

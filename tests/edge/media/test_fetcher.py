@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,21 @@ async def test_cancelling_a_fetch_stops_the_download_and_removes_its_scratch(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert files_under(tmp_path) == []
+
+
+async def test_a_slow_trickle_gives_up_at_the_fetch_limit_not_after_every_attempt(
+    server: MediaServer, tmp_path: Path
+) -> None:
+    """A server sending just enough to keep the socket open would hold the fetch (and a worker slot) for attempts x
+    attempt_limit_seconds: 3 x 60 s here. The fetch as a whole gives up at fetch_limit_seconds, and retries later."""
+    config = dataclasses.replace(FAST_RETRIES, attempts=3, attempt_limit_seconds=60.0, fetch_limit_seconds=4.0)
+    fetcher = YtDlpFetcher(config, tmp_path / "work")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(FetchFailed, match=r"gave up after 1 try in fetch_limit_seconds \(4s\)"):
+        await fetcher.fetch(parse_source(f"{server.url}/trickle/long_fade_out.mp4"), tmp_path / "t")
+    assert loop.time() - began < 20  # 4 s and the worker's reaping; not minutes
     assert files_under(tmp_path) == []
 
 
