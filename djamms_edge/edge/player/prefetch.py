@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from djamms_edge.edge.player.engine import EngineStatus
-from djamms_edge.edge.queue.source import QueueSource
+from djamms_edge.edge.queue.source import QueueView
 from djamms_edge.shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def fetch_window(upcoming: Sequence[str], fetch: int, in_trouble: Callable[[str]
 
 
 async def keep_prefetched(
-    queue: QueueSource, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int,
+    queue: QueueView, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int,
     slow_after_s: float = SLOW_AFTER_S, recheck_s: float = RECHECK_S,
 ) -> None:
     """The prefetcher's task, until cancelled: fetch the first ``fetch`` upcoming downloads that are not in

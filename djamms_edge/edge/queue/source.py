@@ -21,11 +21,19 @@ class Outcome(StrEnum):
     FAILED = "failed"  # missing or broken: never started, or died while playing
 
 
-class QueueSource(Protocol):
+class QueueView(Protocol):
+    """The queue as read by what never plays from it (the prefetcher)."""
+
     async def upcoming(self, count: int) -> list[QueueEntry]:
         """The next ``count`` entries in play order (fewer if there are not that many)."""
         ...
 
+    def subscribe(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` (on the loop's thread) whenever ``upcoming`` may have changed."""
+        ...
+
+
+class QueueSource(QueueView, Protocol):
     async def started(self, entry: QueueEntry) -> None: ...
 
     async def finished(self, entry: QueueEntry, outcome: Outcome, detail: str = "") -> None: ...
@@ -37,8 +45,4 @@ class QueueSource(Protocol):
     async def refused(self, entry: QueueEntry, measured_s: float) -> None:
         """A paid request measured over ``request_limit()``: it never plays; the source stops offering it and
         has it refunded."""
-        ...
-
-    def subscribe(self, on_change: Callable[[], None]) -> None:
-        """Call ``on_change`` (on the loop's thread) whenever ``upcoming`` may have changed."""
         ...
