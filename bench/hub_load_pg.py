@@ -223,7 +223,7 @@ async def feed_latencies(subscribe_base: str, post_base: str, token: str, sample
     return latencies
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 

@@ -102,8 +102,8 @@ def pg_server_url() -> Iterator[str]:
             unavailable(f"{ENV_URL}={url} does not answer: {exc!r}")
         yield url
         return
-    with private_cluster(f"{ENV_URL} unset") as (url, _):
-        yield url
+    with private_cluster(f"{ENV_URL} unset") as (cluster_url, _):
+        yield cluster_url
 
 
 @pytest.fixture(scope="session")

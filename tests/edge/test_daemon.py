@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sqlite3
@@ -196,8 +197,9 @@ def test_a_track_the_daemon_dies_on_after_each_resume_is_given_up_and_the_next_o
     daemon.wait(10)
     for resumes in (1, 2):
         daemon = daemons(config)
-        wait_until(f"resume {resumes}", lambda n=resumes: query(
-            db, "SELECT 1 FROM plays WHERE play_id = ? AND resumes = ?", first["play_id"], n), daemon)
+        resumed = functools.partial(query, db, "SELECT 1 FROM plays WHERE play_id = ? AND resumes = ?",
+                                    first["play_id"], resumes)
+        wait_until(f"resume {resumes}", resumed, daemon)
         daemon.signal(signal.SIGKILL)  # dies again where it resumed
         daemon.wait(10)
 

@@ -83,7 +83,8 @@ def analyzer(
 
 
 async def test_nothing_runs_outside_the_window_and_everything_inside_it() -> None:
-    cache, clock, playing, reported = FakeCache(["a", "b"]), [DAY], [False], []
+    reported: list[str] = []
+    cache, clock, playing = FakeCache(["a", "b"]), [DAY], [False]
     night = analyzer(cache, clock, playing, reported)
     task = asyncio.create_task(night.run())
     await asyncio.sleep(0.1)
@@ -96,7 +97,8 @@ async def test_nothing_runs_outside_the_window_and_everything_inside_it() -> Non
 
 
 async def test_playback_starting_stops_the_running_analysis_at_once_and_it_resumes_later() -> None:
-    cache, clock, playing, reported = FakeCache(["a"]), [NIGHT], [False], []
+    reported: list[str] = []
+    cache, clock, playing = FakeCache(["a"]), [NIGHT], [False]
     cache.gate.clear()
     night = analyzer(cache, clock, playing, reported)
     task = asyncio.create_task(night.run())
@@ -115,7 +117,8 @@ async def test_playback_starting_stops_the_running_analysis_at_once_and_it_resum
 
 
 async def test_beside_playback_it_runs_at_the_lowest_priority_when_allowed() -> None:
-    cache, clock, playing, reported = FakeCache(["a"]), [NIGHT], [True], []
+    reported: list[str] = []
+    cache, clock, playing = FakeCache(["a"]), [NIGHT], [True]
     task = asyncio.create_task(analyzer(cache, clock, playing, reported, only_when_idle=False).run())
     await eventually(lambda: reported == ["a"])
     assert cache.started == [("a", True)]

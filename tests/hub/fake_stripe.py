@@ -75,7 +75,7 @@ class FakeStripe:
 
     def payment_intent(self, amount: int, currency: str, metadata: dict[str, str] | None = None,
                        status: str = "succeeded") -> dict[str, Any]:
-        intent = {"id": _id("pi"), "object": "payment_intent", "amount": amount,
+        intent: dict[str, Any] = {"id": _id("pi"), "object": "payment_intent", "amount": amount,
                   "amount_received": amount if status == "succeeded" else 0, "currency": currency, "status": status,
                   "metadata": metadata or {}, "livemode": False}
         self.intents[intent["id"]] = intent

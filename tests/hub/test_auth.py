@@ -40,7 +40,7 @@ class MailBox:
         raw = mail.original_content or b""
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["Subject"] == "Sign in to DJAMMS"
-        text = message.get_content()  # type: ignore[attr-defined]
+        text = message.get_content()
         link = re.search(r"https://\S+", text)
         assert link is not None, text
         query = parse_qs(urlsplit(link.group(0)).query)

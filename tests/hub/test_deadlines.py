@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 from collections import Counter
@@ -18,7 +19,7 @@ async def test_deadlines_expire_in_order_once_each_and_cancelled_ones_never() ->
     expired: list[str] = []
     now = loop.time()
     for name, after in [("c", 0.15), ("a", 0.05), ("b", 0.10), ("gone", 0.07)]:
-        made = deadlines.at(now + after, lambda name=name: expired.append(name))
+        made = deadlines.at(now + after, functools.partial(expired.append, name))
         if name == "gone":
             deadlines.cancel(made)
             deadlines.cancel(made)  # twice is harmless
@@ -42,7 +43,7 @@ async def test_a_crowd_due_together_is_expired_in_batches_with_the_loop_free_bet
 
     due = loop.time() + 0.02
     for n in range(100):
-        deadlines.at(due, lambda n=n: expired.append(n))
+        deadlines.at(due, functools.partial(expired.append, n))
     loop.call_soon(other_work)
     await asyncio.sleep(0.2)
     assert expired == list(range(100))  # in the order they were set

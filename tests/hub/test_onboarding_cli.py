@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -14,7 +15,7 @@ from tests.hub.served import hub_config_file, serving
 from tests.hub.test_openapi_cli import _hub
 
 
-def ok(*args: str, config: Path) -> object:
+def ok(*args: str, config: Path) -> Any:
     result = _hub(*args, "--config", str(config))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -45,7 +46,7 @@ def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None
     staff = ok("user", "set", "--email", "sam@example.com", "--role", "staff", "--venue", "bar-42", config=config)
     assert isinstance(staff, dict) and (staff["role"], staff["venueId"]) == ("staff", "bar-42")
     listed = ok("user", "list", "--venue", "bar-42", config=config)
-    assert [u["email"] for u in listed] == ["sam@example.com"]  # type: ignore[union-attr]
+    assert [u["email"] for u in listed] == ["sam@example.com"]
     assert "no user with email" in refused("user", "remove", "--email", "nobody@example.com", config=config)
     assert ok("user", "remove", "--email", "sam@example.com", config=config) == {"removed": True,
                                                                                   "userId": staff["userId"]}
@@ -76,4 +77,4 @@ async def test_device_tokens_are_reissued_and_revoked_from_the_command_line(tmp_
             statuses.append(await heartbeat(second))
         assert statuses[-1] == 401, statuses
     boxes = await asyncio.to_thread(ok, "device", "list", "--venue", "bar-1", config=config)
-    assert [(b["deviceId"], b["revoked"]) for b in boxes] == [("box-1", True)]  # type: ignore[index, union-attr]
+    assert [(b["deviceId"], b["revoked"]) for b in boxes] == [("box-1", True)]

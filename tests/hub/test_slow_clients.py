@@ -266,7 +266,7 @@ async def test_a_head_cut_at_its_deadline_is_reset_and_leaves_the_hub_no_time_wa
         client_ports = {sock.getsockname()[1] for sock in socks}
         for sock in socks:
             await loop.sock_sendall(sock, HALF_A_REQUEST)
-        outcomes = []
+        outcomes: list[bytes | str] = []
         for sock in socks:
             try:
                 outcomes.append(await asyncio.wait_for(loop.sock_recv(sock, 100), 5))

@@ -19,6 +19,7 @@ from djamms_edge.hub.store.base import (
     InvalidMagicLink,
     PaidRequest,
     RegistryTimings,
+    RequestOutcome,
     RequestRules,
     Song,
     StoredExecution,
@@ -168,6 +169,13 @@ def _paid(payment: str, artist: str = "Band", *, venue: str = "v", duration: flo
     return PaidRequest(venue, Song("dQw4w9WgXcQ", "Song", artist, duration), payment, "patron", "ip", request_id)
 
 
+def outcomes(*gathered: RequestOutcome | BaseException) -> list[RequestOutcome]:
+    """Answers from ``gather(..., return_exceptions=True)`` that must all be answers, not exceptions."""
+    for answer in gathered:
+        assert isinstance(answer, RequestOutcome), repr(answer)
+    return [answer for answer in gathered if isinstance(answer, RequestOutcome)]
+
+
 async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_time(store: HubStore) -> None:
     """Many paid requests at once (on SQLite: one statement for the lot) answered as if they came one by one:
     a paymentId seen before is a replay, the artist limit holds, an unknown venue or a failing row fails alone,
@@ -176,7 +184,7 @@ async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_ti
     before = await store.submit_paid_request(_paid("pay-old"), rules, NOW)
     version = (await store.queue_snapshot("v")).version
     # On SQLite these queue up together and go to the store as one batch.
-    first, old, *band, long, nowhere, other = await asyncio.gather(
+    first, old, *gathered_band, long, nowhere, other = await asyncio.gather(
         store.submit_paid_request(_paid("pay-0", "Other"), rules, NOW + 1),
         store.submit_paid_request(_paid("pay-old", venue="nowhere"), rules, NOW + 2),  # a replay, venue or not
         store.submit_paid_request(_paid("pay-1"), rules, NOW + 3),
@@ -188,6 +196,9 @@ async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_ti
         store.submit_paid_request(_paid("pay-4", "Other"), rules, NOW + 9),
         return_exceptions=True,
     )
+    assert isinstance(nowhere, UnknownVenue)
+    first, old, long, other = outcomes(first, old, long, other)
+    band = outcomes(*gathered_band)
     assert (old.request_id, old.replayed, old.accepted) == (before.request_id, True, True)
     once, again = band[:2]
     assert once.request_id == again.request_id and sorted([once.replayed, again.replayed]) == [False, True]
@@ -196,7 +207,6 @@ async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_ti
     assert sorted(o.accepted for o in new_band) == [False, True, True]
     assert [o.error for o in new_band if not o.accepted] == ["Too many requests for this artist in the last 60 minutes"]
     assert (long.accepted, long.status, long.error) == (False, "refund_due", "Song duration exceeds 5 minutes")
-    assert isinstance(nowhere, UnknownVenue)
     accepted = {o.request_id for o in (first, *new_band, other) if o.accepted}
     snapshot = await store.queue_snapshot("v")
     assert {e.request_id for e in snapshot.priority} == accepted | {before.request_id}
@@ -209,14 +219,16 @@ async def test_paid_requests_that_arrive_together_get_the_answers_of_one_at_a_ti
     assert stored == {"pay-old": "pending", "pay-0": "pending", "pay-1": once.status, "pay-2": band[2].status,
                       "pay-3": band[3].status, "pay-long": "refund_due", "pay-4": "pending"}
     # A row the database refuses (its request id is another request's) fails alone; those around it pass.
-    _, left, taken, right = await asyncio.gather(
+    _, gathered_left, taken, gathered_right = await asyncio.gather(
         store.submit_paid_request(_paid("pay-5", "Fifth"), rules, NOW + 10),
         store.submit_paid_request(_paid("pay-6", "Sixth"), rules, NOW + 11),
         store.submit_paid_request(_paid("pay-taken", request_id=before.request_id), rules, NOW + 12),
         store.submit_paid_request(_paid("pay-7", "Seventh"), rules, NOW + 13),
         return_exceptions=True,
     )
-    assert isinstance(taken, Exception) and left.accepted and right.accepted
+    assert isinstance(taken, Exception)
+    left, right = outcomes(gathered_left, gathered_right)
+    assert left.accepted and right.accepted
     assert {"pay-5", "pay-6", "pay-7"} <= {r.payment_id for r in await store.list_requests("v", None, 100)}
 
 

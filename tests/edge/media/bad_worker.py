@@ -21,7 +21,7 @@ from typing import Any
 
 FOREVER = 3600.0
 # What each job's real worker answers on success: a worker confusing its jobs answers the other one.
-ANALYSIS = {"realStartOffset": 0.5, "realEndOffset": 4.0, "duration": 4.5, "loudnessLufs": None,
+ANALYSIS: dict[str, Any] = {"realStartOffset": 0.5, "realEndOffset": 4.0, "duration": 4.5, "loudnessLufs": None,
             "method": "head+tail", "notes": []}
 
 

@@ -9,6 +9,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ async def test_a_local_playlist_cannot_reach_the_network(tmp_path: Path) -> None
         await server.close()
 
 
-def _endless(finished: threading.Event):  # type: ignore[no-untyped-def]
+def _endless(finished: threading.Event) -> Callable[[decoder.Stop], None]:
     def job(stop: decoder.Stop) -> None:
         try:
             while True:

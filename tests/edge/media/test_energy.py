@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from array import array
+from typing import cast
 
 import numpy as np
 import pytest
@@ -32,6 +33,11 @@ def _signal(*parts: tuple[float, float], rate: float = RATE) -> np.ndarray:
 
 SILENT = -math.inf
 WINDOW = 0.01
+
+
+def near(value: float, tolerance: float) -> float:
+    """``pytest.approx`` in a float's place in a ``Silence``: equal to any float within ``tolerance``."""
+    return cast(float, pytest.approx(value, abs=tolerance))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +103,7 @@ def test_the_threshold_holds_to_a_tenth_of_a_db(level_db: float, silent: bool, h
     if silent:
         assert found == [Silence(0.0, None)]
     else:
-        assert found == [Silence(0.0, pytest.approx(crossing, abs=2.5 / RATE))]
+        assert found == [Silence(0.0, near(crossing, 2.5 / RATE))]
 
 
 @pytest.mark.parametrize("threshold_db", [-60.0, -80.0, -100.0])
@@ -108,7 +114,7 @@ def test_digital_silence_after_loud_music_is_silence_at_every_threshold(threshol
     samples = np.concatenate((noise, np.zeros(RATE)))
     found = silences(samples, RATE, threshold_db=threshold_db, min_silence_seconds=0.1, highpass_hz=80.0,
                      backwards=True)  # fmt: skip
-    assert found[-1] == Silence(pytest.approx(2.0, abs=1 / RATE), None)
+    assert found[-1] == Silence(near(2.0, 1 / RATE), None)
 
 
 def test_many_silences_close_together_are_each_found() -> None:
@@ -133,7 +139,7 @@ def test_a_fractional_rate_keeps_its_time() -> None:
     rate = 44056 / 3
     samples = _signal((10.0, -20), (2.0, SILENT), rate=rate)
     found = silences(samples, rate, threshold_db=-60.0, min_silence_seconds=0.1, highpass_hz=80.0, backwards=True)
-    assert found == [Silence(pytest.approx(10.0, abs=1.5 / rate), None)]
+    assert found == [Silence(near(10.0, 1.5 / rate), None)]
 
 
 @pytest.mark.parametrize("backwards", [False, True])

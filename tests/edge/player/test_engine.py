@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,8 @@ async def settle(engine: PlaybackEngine, task: asyncio.Task[None]) -> None:
 def _waiting_for_news(engine: PlaybackEngine, task: asyncio.Task[None]) -> bool:
     """run() awaits wait_for(), which awaits the inbox's get() (directly, or in a task of its own), and the inbox is
     empty: anything else (handling an event, planning, a database round trip) awaits something else."""
-    names, awaited = [], task.get_coro()
+    names: list[str] = []
+    awaited: Any = task.get_coro()  # a coroutine chain, walked through CPython's cr_code/cr_await
     while awaited is not None and hasattr(awaited, "cr_code"):
         names.append(awaited.cr_code.co_name)
         awaited = awaited.cr_await
@@ -380,6 +382,11 @@ class Rotation:
     async def started(self, entry: QueueEntry) -> None: ...
 
     async def finished(self, entry: QueueEntry, outcome: object, detail: str = "") -> None: ...
+
+    async def request_limit(self) -> float | None:
+        return None  # a playlist has no paid requests to limit
+
+    async def refused(self, entry: QueueEntry, measured_s: float) -> None: ...
 
     def subscribe(self, on_change: Callable[[], None]) -> None:
         self.listeners.append(on_change)

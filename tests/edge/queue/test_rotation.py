@@ -60,7 +60,8 @@ def test_next_main(history: list[Play], rules: RotationRules, unplayable: tuple[
 
 def test_artist_rule_gives_way_when_every_fresh_track_shares_the_artist() -> None:
     same = [main("x", "Abba"), main("y", "Abba")]
-    assert next_main(same, [played(same[0], 1)], RotationRules(repeat_window_s=60), NOW).entry_id == "y"
+    chosen = next_main(same, [played(same[0], 1)], RotationRules(repeat_window_s=60), NOW)
+    assert chosen is not None and chosen.entry_id == "y"
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,7 @@ class RealHub:
         return issue_device_token(SECRET, VENUE, device, time.time(), 3600)
 
     async def device_errors(self) -> list[Json]:
+        assert self.store is not None
         return await self.store.device_errors(VENUE, 100)
 
     def api(self, device: str) -> HubClient:

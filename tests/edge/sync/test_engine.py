@@ -7,7 +7,7 @@ says play it takes the next entry from the replica and reports it; ``finish()`` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from djamms_edge.edge.queue.source import Outcome
 from djamms_edge.edge.sync.config import SyncConfig
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.fake_hub import FakeHub
+from djamms_edge.edge.sync.hub_api import FeedMessage
 from djamms_edge.edge.sync.hub_queue import HubQueue, queue_entry
 from djamms_edge.edge.sync.lease import Role
 from djamms_edge.edge.sync.replica import ReplicaEntry
@@ -201,7 +202,7 @@ async def test_hub_outage_master_plays_on_and_history_is_complete_once(boxes: li
     await eventually(lambda: _now_playing_on(b, a.playing.entry_id if a.playing else ""))
 
 
-def _drained(box: SimBox):  # type: ignore[no-untyped-def]
+def _drained(box: SimBox) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return (await box.sync.outbox.counts())["pending"] == 0
 
@@ -237,7 +238,7 @@ async def test_a_fresh_box_starts_from_the_current_queue_not_the_whole_history(
     asked: list[int] = []
     feed = box.api.feed
 
-    def recording_feed(since: int):  # type: ignore[no-untyped-def]
+    def recording_feed(since: int) -> AsyncGenerator[FeedMessage, None]:
         asked.append(since)
         return feed(since)
 

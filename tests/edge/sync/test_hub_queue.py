@@ -13,6 +13,7 @@ from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.fake_hub import FakeHub, FakeVenue
 from djamms_edge.edge.sync.hub_api import PlayPosition
 from djamms_edge.edge.sync.hub_queue import HubQueue
+from djamms_edge.edge.sync.lease import Granted
 from djamms_edge.shared.sqlite import Database
 from tests.edge.sync.hubs import song
 
@@ -111,7 +112,9 @@ async def cut_off(db: Database, *, ended: bool) -> tuple[HubQueue, str]:
     venue = FakeVenue()
     await venue.set_playlist([song(1), song(2)])
     other = FakeHub(venue, "box-old")
-    epoch = (await other.register()).epoch  # type: ignore[union-attr]
+    granted = await other.register()
+    assert isinstance(granted, Granted)
+    epoch = granted.epoch
     head = venue.main[0]
     await other.now_playing(epoch, head["entryId"], None, "np:old")
     await other.heartbeat(PlayPosition(head["entryId"], 61.0))

@@ -15,7 +15,7 @@ from tests.hub.conftest import Hub, HubFactory, hub_config
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe
 
 PRICE = 250  # 2.50
-SONGS = [
+SONGS: list[dict[str, Any]] = [  # request bodies' songs (JSON)
     {"videoId": "aaaaaaaaaa1", "title": "Dancing Queen", "artist": "ABBA", "duration": 231},
     {"videoId": "bbbbbbbbbb2", "title": "Waterloo", "artist": "ABBA", "duration": 165},
     {"videoId": "ccccccccc03", "title": "Born to Run", "artist": "Bruce Springsteen", "duration": 270},

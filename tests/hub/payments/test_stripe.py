@@ -52,7 +52,7 @@ async def test_forged_stale_and_tampered_webhooks_queue_nothing(paying: Paying) 
     event = paying.stripe.pay(session)
     payload = json.dumps(event)
     tampered = payload.replace(f'"amount_total": {PRICE}', '"amount_total": 1')
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "forged (another secret)": {"secret": "whsec_attacker"},
         "no signature": {"signature": ""},
         "garbage signature": {"signature": "t=abc,v1=zz"},
