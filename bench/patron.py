@@ -28,9 +28,11 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.sync import VENUE, Box, in_replica, pct  # noqa: E402
-from bench.sync import Hub as SyncHub  # noqa: E402
+from sync import VENUE, Box, in_replica, pct  # noqa: E402
+from sync import Hub as SyncHub  # noqa: E402
+
 from djamms_edge.hub.store.base import Song, VenuePrice  # noqa: E402
 from djamms_edge.hub.store.sqlite import SqliteStore  # noqa: E402
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe  # noqa: E402
