@@ -35,7 +35,7 @@ import aiohttp
 from aiohttp import web
 
 from djamms_edge.edge.media.synth import SynthTrack, fade, render, silence, tone
-from djamms_edge.hub.seed import DEMO_ADMIN_EMAIL, demo_staff_email
+from djamms_edge.hub.seed import DEMO_ADMIN_EMAIL, demo_owner_email, demo_staff_email
 
 log = logging.getLogger("djamms.demo")
 
@@ -43,6 +43,7 @@ VENUE_ID = "demo-venue"
 DEVICE_ID = "demo-box"
 NEW_DEVICE_ID = "demo-box-2"  # starts unpaired: the console's pairing in the demo
 DEMO_STAFF_EMAIL = demo_staff_email(VENUE_ID)
+DEMO_OWNER_EMAIL = demo_owner_email(VENUE_ID)
 STOP_GRACE_SECONDS = 15.0
 
 
@@ -330,9 +331,11 @@ async def run_demo(plan: DemoPlan, stop: asyncio.Event, play_seconds: float = 0.
             f"\n  DJAMMS demo is running ({'audio' if plan.audio_output != 'null' else 'no audio device: ao=null'}"
             f", {'video window' if plan.video else 'no screen: audio only'})\n"
             f"  status page : {plan.status_url}   (controls token: {admin_token})\n"
-            f"  console     : {plan.hub_url}/console/sign-in   sign in as {DEMO_STAFF_EMAIL} (or {DEMO_ADMIN_EMAIL});\n"
+            f"  console     : {plan.hub_url}/console/sign-in   sign in as {DEMO_STAFF_EMAIL}, {DEMO_OWNER_EMAIL}"
+            f" or {DEMO_ADMIN_EMAIL};\n"
             f"                no mail server in the demo: the sign-in link is printed in this terminal;\n"
-            f"                as the admin: new venues on /console/, each venue's people on its Team page\n"
+            f"                as the owner: add and remove the venue's staff on its Team page;\n"
+            f"                as the admin: new venues on /console/, each venue's people and owners on its Team page\n"
             f"  a new box   : {plan.new_box_status_url}   shows a pairing code: enter it on the console's dashboard\n"
             f"  patron page : {plan.hub_url}/v/{VENUE_ID}   (request a song from a phone; poster with QR code:"
             f" {plan.hub_url}/v/{VENUE_ID}/poster)\n"

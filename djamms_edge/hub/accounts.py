@@ -25,9 +25,9 @@ def check_timezone(name: str, field: str = "timezone") -> str:
 
 def check_role(value: object) -> Role:
     match value:
-        case "admin" | "staff" as role:
+        case "admin" | "owner" | "staff" as role:
             return role
-    raise ApiError(400, "must be admin or staff", "role")
+    raise ApiError(400, "must be admin, owner or staff", "role")
 
 
 async def create_venue(store: HubStore, venue_id: str, name: str, timezone: str, now_ms: int) -> bool:
@@ -45,11 +45,33 @@ async def require_venue(store: HubStore, venue_id: str) -> Venue:
 
 
 async def set_user(store: HubStore, email: str, role: Role, venue_id: str | None, now_ms: int) -> User:
-    """Create the user, or change the role and venue of the one with this email (their old tokens stop
-    working when either changes). Staff without a venue (as a first sign-in makes them) see no venue."""
+    """The admin: create the user, or change the role and venue of the one with this email (their old tokens
+    stop working when either changes). Staff without a venue (as a first sign-in makes them) see no venue; an
+    owner always has one."""
+    if role == "owner" and venue_id is None:
+        raise ApiError(400, "an owner runs a venue: name it", "venueId")
     if venue_id is not None:
         await require_venue(store, venue_id)
     return await store.upsert_user(User("user-" + uuid.uuid4().hex, email, venue_id, role), now_ms)
+
+
+async def add_staff(store: HubStore, email: str, venue_id: str, now_ms: int) -> User:
+    """A venue's owner adds someone to its staff: a new person, someone with no venue yet (a first sign-in),
+    or someone on its staff already (nothing changes). Anyone else is refused, in words, and left as they are
+    (decided in the store's one statement, so a concurrent change by the admin is never overwritten): a person
+    on another venue's team is not moved away from it (the hub's admin moves people), an owner is not made
+    staff (only the admin changes an owner, so no owner locks themself or a partner out), the admin stays."""
+    await require_venue(store, venue_id)
+    user = await store.upsert_user(User("user-" + uuid.uuid4().hex, email, venue_id, "staff"), now_ms,
+                                   only_staff_of=venue_id)
+    if user.role == "staff" and user.venue_id == venue_id:
+        return user
+    if user.role == "admin":
+        raise ApiError(409, f"{email} is the hub's admin, not someone a venue adds", "email")
+    if user.venue_id == venue_id:
+        raise ApiError(409, f"{email} is an owner of this venue already; only the hub's admin changes an owner",
+                       "email")
+    raise ApiError(409, f"{email} is on another venue's team: the hub's admin can move them here", "email")
 
 
 async def current_device_token(store: HubStore, config: HubConfig, venue_id: str, device_id: str, now_s: float,

@@ -47,11 +47,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     _leaf(_group(sub, "admin", "create admins"), "create", "create (or promote) an admin").add_argument(
         "--email", required=True)
 
-    user = _group(sub, "user", "staff and admins")
+    user = _group(sub, "user", "staff, venue owners and admins")
     user_set = _leaf(user, "set", "create a user or change their role and venue (old tokens stop working)")
     user_set.add_argument("--email", required=True)
-    user_set.add_argument("--role", required=True, choices=("admin", "staff"))
-    user_set.add_argument("--venue", help="venue id (staff without one see no venue)")
+    user_set.add_argument("--role", required=True, choices=("admin", "owner", "staff"),
+                          help="owner: the venue's staff who also add and remove its staff")
+    user_set.add_argument("--venue", help="venue id (staff without one see no venue; an owner needs one)")
     _leaf(user, "remove", "remove a user (their tokens stop working)").add_argument("--email", required=True)
     _leaf(user, "sign-out", "end every session of a user").add_argument("--email", required=True)
     _leaf(user, "list", "list users").add_argument("--venue", help="only this venue's")

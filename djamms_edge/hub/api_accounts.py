@@ -8,7 +8,14 @@ import logging
 from aiohttp import web
 
 from djamms_edge.hub import accounts, pairing
-from djamms_edge.hub.auth import Principal, issue_device_token, require, require_admin, require_staff
+from djamms_edge.hub.auth import (
+    Principal,
+    issue_device_token,
+    require,
+    require_admin,
+    require_owner,
+    require_staff,
+)
 from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
 from djamms_edge.hub.dashboard import venue_dashboard
 from djamms_edge.hub.errors import ApiError
@@ -103,7 +110,7 @@ async def get_venue(request: web.Request) -> web.Response:
 
 @routes.get(API + "/users")
 async def list_users(request: web.Request) -> web.Response:
-    """Admins: every user, or one venue's (``?venueId=``); staff: their venue's."""
+    """Admins: every user, or one venue's (``?venueId=``); staff and owners: their venue's."""
     who = require(principal_of(request))
     named = request.query.get("venueId")
     venue_id = check_id(named, "venueId") if named is not None else None
@@ -116,33 +123,81 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"users": [u.to_json() for u in users]})
 
 
+@routes.put(API + "/users")
+async def put_user(request: web.Request) -> web.Response:
+    """Admin: create a user or change an existing one's role and venue (keyed by email). A venue's owner: add
+    someone to its staff (``role`` staff, ``venueId`` theirs or left out; see ``accounts.add_staff``). A change
+    ends the user's old tokens."""
+    who = require(principal_of(request))
+    f = await _fields(request)
+    email = f.email("email")
+    role = accounts.check_role(f.text("role"))
+    venue_id = f.ident("venueId", required=False)
+    service = request.app[SERVICE]
+    if who.role == "owner" and who.venue_id is not None:
+        venue_id = venue_id or who.venue_id
+        require_owner(who, venue_id)
+        if role != "staff":
+            raise ApiError(403, "an owner adds staff; only the hub's admin makes owners and admins", "role")
+        saved = await accounts.add_staff(service.store, email, venue_id, service.now_ms())
+    else:
+        require_admin(who)
+        saved = await accounts.set_user(service.store, email, role, venue_id, service.now_ms())
+    request.app[CREDENTIALS].forget()  # a role or venue change ends the user's tokens now
+    log.info("user %s set to %s of %s by %s", saved.user_id, saved.role, saved.venue_id, who.label)
+    return web.json_response(saved.to_json())
+
+
 def _user_param(request: web.Request) -> str:
     return check_id(request.match_info["userId"], "userId")
 
 
+async def _staff_of_theirs(request: web.Request, who: Principal, user_id: str) -> str | None:
+    """Whose staff ``who`` may act on: None for the admin (anyone); an owner's venue, after refusing, in words,
+    an owner of it (themself included: only the admin changes an owner). Anyone else may not."""
+    if who.role == "admin":
+        return None
+    if who.role != "owner" or who.venue_id is None:
+        raise ApiError(403, "only the venue's owners and the hub's admin change its team", "Authorization")
+    target = await request.app[SERVICE].store.get_user(user_id)
+    if target is not None and target.venue_id == who.venue_id and target.role == "owner":
+        raise ApiError(403, "an owner of this venue: only the hub's admin changes an owner", "userId")
+    return who.venue_id
+
+
+def _no_such_person(user_id: str, venue_id: str | None) -> ApiError:
+    # To an owner, someone of another venue is as unknown as nobody: a user id tells them nothing.
+    where = "" if venue_id is None else f" on the staff of venue {venue_id!r}"
+    return ApiError(404, f"unknown user {user_id!r}{where}", "userId")
+
+
 @routes.delete(API + "/users/{userId}")
 async def remove_user(request: web.Request) -> web.Response:
-    """Admin: the user is gone and every token of theirs stops working."""
-    require_admin(principal_of(request))
+    """Admin: the user is gone and every token of theirs stops working. A venue's owner: the same for its staff."""
+    who = require(principal_of(request))
     user_id = _user_param(request)
-    if not await request.app[SERVICE].store.remove_user(user_id):
-        raise ApiError(404, f"unknown user {user_id!r}", "userId")
+    staff_of = await _staff_of_theirs(request, who, user_id)
+    if not await request.app[SERVICE].store.remove_user(user_id, only_staff_of=staff_of):
+        raise _no_such_person(user_id, staff_of)
     request.app[CREDENTIALS].forget()
-    log.info("user %s removed", user_id)
+    log.info("user %s removed by %s", user_id, who.label)
     return web.json_response({"userId": user_id, "removed": True})
 
 
 @routes.post(API + "/users/{userId}/sign-out")
 async def sign_out_everywhere(request: web.Request) -> web.Response:
-    """The user themself or an admin: every token issued so far stops working (this one too)."""
+    """The user themself, their venue's owners (of its staff) or an admin: every token issued so far stops
+    working (this one too, for the user themself)."""
     who = require(principal_of(request))
     user_id = _user_param(request)
-    if who.role != "admin" and (who.role == "device" or who.subject != user_id):
-        raise ApiError(403, "only the user themself or an admin", "userId")
-    version = await request.app[SERVICE].store.bump_user_tokens(user_id)
+    if who.role == "device":
+        raise ApiError(403, "only the user themself, their venue's owners or an admin", "userId")
+    staff_of = None if who.subject == user_id else await _staff_of_theirs(request, who, user_id)
+    version = await request.app[SERVICE].store.bump_user_tokens(user_id, only_staff_of=staff_of)
     request.app[CREDENTIALS].forget()
     if version is None:
-        raise ApiError(404, f"unknown user {user_id!r}", "userId")
+        raise _no_such_person(user_id, staff_of)
+    log.info("user %s signed out everywhere by %s", user_id, who.label)
     return web.json_response({"userId": user_id, "signedOut": True})
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from djamms_edge.hub import accounts, fastjson
 from djamms_edge.hub.api_accounts import device_report
 from djamms_edge.hub.auth import require, require_admin, require_staff, require_venue_member
-from djamms_edge.hub.context import CREDENTIALS, SERVICE, client_address, principal_of
+from djamms_edge.hub.context import SERVICE, client_address, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.service import Reply
 from djamms_edge.hub.store.base import (
@@ -107,20 +107,6 @@ async def create_venue(request: web.Request) -> web.Response:
     timezone = f.text("timezone", required=False, max_len=64, default="UTC")
     created = await accounts.create_venue(service.store, venue_id, f.text("name"), timezone, service.now_ms())
     return web.json_response({"venueId": venue_id, "created": created}, status=201 if created else 200)
-
-
-@routes.put(API + "/users")
-async def put_user(request: web.Request) -> web.Response:
-    """Admin: create a user or change an existing one's role and venue (keyed by email); a change ends
-    the user's old tokens."""
-    require_admin(principal_of(request))
-    f = await _fields(request)
-    role = accounts.check_role(f.text("role"))
-    service = request.app[SERVICE]
-    saved = await accounts.set_user(service.store, f.email("email"), role, f.ident("venueId", required=False),
-                                    service.now_ms())
-    request.app[CREDENTIALS].forget()  # a role or venue change ends the user's tokens now
-    return web.json_response(saved.to_json())
 
 
 # --- player registry -------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.store.base import User
 
 ALGORITHM = "HS256"
-PrincipalRole = Literal["admin", "staff", "device"]
+PrincipalRole = Literal["admin", "owner", "staff", "device"]
+STAFF_ROLES = ("owner", "staff")  # people of one venue: an owner is staff who also runs the venue's team
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,11 @@ class Principal:
     @property
     def device_id(self) -> str | None:
         return self.subject if self.role == "device" else None
+
+    @property
+    def is_staff(self) -> bool:
+        """A person of one venue (staff or its owner), not the hub's admin nor a box."""
+        return self.role in STAFF_ROLES
 
     @property
     def label(self) -> str:
@@ -115,7 +121,8 @@ def verify_feed_ticket(secret: str, ticket: str, venue_id: str) -> Principal:
     except jwt.InvalidTokenError:
         raise ApiError(401, "invalid or expired feed ticket; fetch a new one", "ticket") from None
     role, subject, venue = claims.get("role"), claims.get("sub"), claims.get("venueId")
-    if claims.get("feedVenue") != venue_id or role not in ("admin", "staff", "device") or not isinstance(subject, str):
+    if claims.get("feedVenue") != venue_id or role not in ("admin", *STAFF_ROLES, "device") \
+            or not isinstance(subject, str):
         raise ApiError(401, "this feed ticket is not for this venue", "ticket")
     return Principal(role, subject, venue if isinstance(venue, str) else None)
 
@@ -141,7 +148,7 @@ def _decode(secret: str, token: str) -> tuple[Principal, float]:
         if not isinstance(device, str) or not venue:
             raise ApiError(401, "invalid token: device tokens name a venue and a device", "Authorization")
         return Principal("device", device, venue, token_version=version), float(claims["exp"])
-    if role in ("admin", "staff") and isinstance(claims.get("userId"), str):
+    if role in ("admin", *STAFF_ROLES) and isinstance(claims.get("userId"), str):
         email = claims.get("email")
         principal = Principal(role, claims["userId"], venue, email if isinstance(email, str) else None, version)
         return principal, float(claims["exp"])
@@ -155,11 +162,19 @@ def require(principal: Principal | None) -> Principal:
 
 
 def require_staff(principal: Principal | None, venue_id: str) -> Principal:
-    """Admins anywhere; staff of this venue only."""
+    """Admins anywhere; staff (owners included) of this venue only."""
     who = require(principal)
-    if who.role == "admin" or (who.role == "staff" and who.venue_id == venue_id):
+    if who.role == "admin" or (who.is_staff and who.venue_id == venue_id):
         return who
     raise ApiError(403, f"{who.role} token may not manage venue {venue_id!r}", "venueId")
+
+
+def require_owner(principal: Principal | None, venue_id: str) -> Principal:
+    """Admins anywhere; the venue's owners for its team (staff may not change it)."""
+    who = require_staff(principal, venue_id)
+    if who.role in ("admin", "owner"):
+        return who
+    raise ApiError(403, "only the venue's owners and the hub's admin change its team", "Authorization")
 
 
 def require_venue_member(principal: Principal | None, venue_id: str) -> Principal:

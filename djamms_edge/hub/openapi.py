@@ -53,11 +53,14 @@ PATHS: Json = {
     "/api/v1/venues": {"post": _op("admin: create a venue (timezone: IANA name, default UTC)",
                                    body=_obj(venueId=_S, name=_S, timezone=_S), ok="201"),
                        "get": _op("admin: every venue; staff: their own")},
-    "/api/v1/users": {"put": _op("admin: create/update a user by email (a role or venue change ends their tokens)",
-                                 body=_obj(email=_S, role={"enum": ["admin", "staff"]}, venueId=_S)),
+    "/api/v1/users": {"put": _op("admin: create/update a user by email (a role or venue change ends their tokens);"
+                                 " a venue's owner: add staff to it (someone on another venue is refused, 409)",
+                                 body=_obj(email=_S, role={"enum": ["admin", "owner", "staff"]}, venueId=_S)),
                       "get": _op("admin: users (of ?venueId=); staff: their venue's", params=("venueId",))},
-    "/api/v1/users/{userId}": {"delete": _op("admin: remove a user (their tokens stop working)")},
-    "/api/v1/users/{userId}/sign-out": {"post": _op("the user or an admin: sign out everywhere (every token ends)")},
+    "/api/v1/users/{userId}": {"delete": _op("admin: remove a user; a venue's owner: one of its staff (their tokens"
+                                             " stop working)")},
+    "/api/v1/users/{userId}/sign-out": {"post": _op("the user, an admin, or the owner of a staff member's venue: sign"
+                                                    " out everywhere (every token ends)")},
     V: {"get": _op("staff: the venue (name, timezone, active playlist)")},
     V + "/players/{action}": {"post": _op(
         "player registry: action register | heartbeat | release (device token for deviceId, or venue staff); "

@@ -1,4 +1,4 @@
-"""A demo venue in one call: the venue, an admin and a staff user, an active playlist.
+"""A demo venue in one call: the venue, an admin, its owner and a staff user, an active playlist.
 
 Idempotent (running it twice changes nothing), so ``scripts/demo.sh`` can call it on every start.
 """
@@ -24,11 +24,16 @@ def demo_staff_email(venue_id: str) -> str:
     return f"staff@{venue_id}.example"
 
 
+def demo_owner_email(venue_id: str) -> str:
+    return f"owner@{venue_id}.example"
+
+
 @dataclass(frozen=True)
 class DemoVenue:
     venue_id: str
     playlist_id: str
     admin: User
+    owner: User
     staff: User
 
 
@@ -37,6 +42,8 @@ async def seed_demo(store: HubStore, venue_id: str, now_ms: int, *, tracks: Sequ
     """Create (or find) the demo venue; the store must be open."""
     await store.create_venue(venue_id, f"Demo venue {venue_id}", now_ms)
     admin = await store.upsert_user(User("user-" + uuid.uuid4().hex, admin_email, None, "admin"), now_ms)
+    owner = await store.upsert_user(User("user-" + uuid.uuid4().hex, demo_owner_email(venue_id), venue_id, "owner"),
+                                    now_ms)
     staff = await store.upsert_user(
         User("user-" + uuid.uuid4().hex, staff_email or demo_staff_email(venue_id), venue_id, "staff"), now_ms
     )
@@ -47,4 +54,4 @@ async def seed_demo(store: HubStore, venue_id: str, now_ms: int, *, tracks: Sequ
             playlist = await store.add_track(playlist.playlist_id, song, now_ms)
     if not playlist.active:
         await store.activate_playlist(venue_id, playlist.playlist_id, now_ms)
-    return DemoVenue(venue_id, playlist.playlist_id, admin, staff)
+    return DemoVenue(venue_id, playlist.playlist_id, admin, owner, staff)

@@ -437,7 +437,7 @@ class HubService:
         """A venue's override (its staff, or an admin naming the venue) or, from an admin naming no venue,
         the global one every venue sees. Staff never write what other venues play."""
         principal = require(who)
-        if venue_id is None and principal.role == "staff":
+        if venue_id is None and principal.is_staff:
             venue_id = principal.venue_id
             if venue_id is None:
                 raise ApiError(403, "a staff token without a venue cannot set overrides", "Authorization")

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from djamms_edge.hub.app import create_app
 from djamms_edge.hub.config import RequestRulesConfig
-from djamms_edge.hub.store.base import QueueSnapshot
+from djamms_edge.hub.store.base import QueueSnapshot, User
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.hub.conftest import Hub, hub_config
 
@@ -363,3 +363,28 @@ async def test_media_urls_naming_internal_addresses_are_refused(start_hub: Any) 
             status, body = await hub.call("POST", f"/api/v1/venues/{VENUE}/requests",
                                           {"song": {**SONG, "videoId": url}, "paymentId": f"ok{n}"})
             assert status == 201, (url, body)
+
+
+HOSTILE_IDS = ["%00", "ok%00ok", "%ED%A0%80", "%F0%9F%92%A5" * 50, "x" * 5000, "..%2F..", "' OR 1=1 --", "user-nobody"]
+
+
+async def test_a_venue_owners_team_calls_take_any_hostile_value_without_a_5xx(hub: Hub) -> None:
+    """A venue's owner reaches code the admin does not (adding staff only where they are free to join; acting
+    on staff of their venue only): every field and every user id an owner may send is a 4xx naming it."""
+    await hub.venue(VENUE)
+    await hub.store.upsert_user(User("owner-bad", "owner-bad@example.com", VENUE, "owner"), 0)
+    owner = {"Authorization": f"Bearer {hub.user_token('owner', VENUE, 'owner-bad')}"}
+    template = {"email": "a@example.com", "role": "staff", "venueId": VENUE}
+    for field_path in _paths(template):
+        for value in HOSTILE:
+            status, body = await hub.call("PUT", "/api/v1/users", _replace(template, field_path, value), owner)
+            assert status < 500 and (status == 200 or body["field"]), (field_path, value, status, body)
+            assert status != 200 or body["venueId"] == VENUE  # a left-out venue is the owner's own
+        for text in UNSTORABLE:
+            status, body = await hub.call("PUT", "/api/v1/users", _replace(template, field_path, text), owner)
+            assert (status, body["field"]) == (400, field_path[0]), (text, body)
+    for user_id in HOSTILE_IDS:
+        for method, tail in (("DELETE", ""), ("POST", "/sign-out")):
+            status, body = await hub.call(method, f"/api/v1/users/{user_id}{tail}", headers=owner)
+            assert (status, body["field"]) in ((400, "userId"), (404, "userId")), (user_id, status, body)
+    assert (await hub.call("GET", "/api/v1/me", headers=owner))[0] == 200  # nothing of theirs changed

@@ -45,8 +45,14 @@ def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None
                                                 "--venue", "nowhere", config=config)
     staff = ok("user", "set", "--email", "sam@example.com", "--role", "staff", "--venue", "bar-42", config=config)
     assert isinstance(staff, dict) and (staff["role"], staff["venueId"]) == ("staff", "bar-42")
+    # The venue's owner: staff who also add and remove its staff; an owner always has a venue.
+    assert "an owner runs a venue: name it" in refused("user", "set", "--email", "pat@example.com", "--role", "owner",
+                                                       config=config)
+    owner = ok("user", "set", "--email", "pat@example.com", "--role", "owner", "--venue", "bar-42", config=config)
+    assert isinstance(owner, dict) and (owner["role"], owner["venueId"]) == ("owner", "bar-42")
     listed = ok("user", "list", "--venue", "bar-42", config=config)
-    assert [u["email"] for u in listed] == ["sam@example.com"]
+    assert [(u["email"], u["role"]) for u in listed] == [
+        ("pat@example.com", "owner"), ("sam@example.com", "staff")]
     assert "no user with email" in refused("user", "remove", "--email", "nobody@example.com", config=config)
     assert ok("user", "remove", "--email", "sam@example.com", config=config) == {"removed": True,
                                                                                   "userId": staff["userId"]}

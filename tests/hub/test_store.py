@@ -121,6 +121,8 @@ async def test_seeding_the_demo_twice_changes_nothing(store: HubStore) -> None:
     second = await seed_demo(store, "demo-venue", NOW + 1000)
     assert second.playlist_id == first.playlist_id
     assert second.admin.user_id == first.admin.user_id and second.staff.venue_id == "demo-venue"
+    assert [(u.email, u.role) for u in await store.list_users("demo-venue")] == [
+        ("owner@demo-venue.example", "owner"), ("staff@demo-venue.example", "staff")]
     assert len(await store.list_playlists("demo-venue")) == 1
     snapshot = await store.queue_snapshot("demo-venue")
     assert snapshot.version == version and len(snapshot.main) == len(DEMO_TRACKS)

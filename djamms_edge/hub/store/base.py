@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from djamms_edge.hub.ratelimit import RateLimiter
 
-Role = Literal["admin", "staff"]
+Role = Literal["admin", "owner", "staff"]  # an owner is staff of their venue who also runs its team
 QueueName = Literal["priority", "main"]
 RequestStatus = Literal["pending", "played", "refund_due"]
 Json = dict[str, Any]
@@ -743,9 +743,11 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
 
     async def list_venues(self) -> list[Venue]: ...
 
-    async def upsert_user(self, user: User, now_ms: int) -> User:
+    async def upsert_user(self, user: User, now_ms: int, *, only_staff_of: str | None = None) -> User:
         """Create the user, or change the role and venue of the one with this email (bumping its
-        token_version when either changes, so its old tokens stop working)."""
+        token_version when either changes, so its old tokens stop working); the stored record.
+        ``only_staff_of`` (a venue's owner adding staff): an existing user is changed only while they are staff
+        of that venue or of none, in the same statement; anyone else comes back as they are."""
         ...
 
     async def get_user(self, user_id: str) -> User | None: ...
@@ -756,10 +758,13 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         """Users of ``venue_id``; every user when None."""
         ...
 
-    async def remove_user(self, user_id: str) -> bool: ...
+    async def remove_user(self, user_id: str, *, only_staff_of: str | None = None) -> bool:
+        """True when removed. ``only_staff_of``: only if they are staff (not an owner) of that venue."""
+        ...
 
-    async def bump_user_tokens(self, user_id: str) -> int | None:
-        """Sign-out everywhere: the user's new token_version, or None when there is no such user."""
+    async def bump_user_tokens(self, user_id: str, *, only_staff_of: str | None = None) -> int | None:
+        """Sign-out everywhere: the user's new token_version, or None when there is no such user (with
+        ``only_staff_of``: no such user who is staff, not an owner, of that venue)."""
         ...
 
     # device credentials, reports and pairing

@@ -440,6 +440,13 @@ ALTER TABLE catalog ADD COLUMN trusted_duration double precision;
 CREATE INDEX playlist_tracks_by_video ON playlist_tracks (video_id);
 """
 
+# A venue's owner: its staff who also add and remove its staff; an owner always has a venue.
+_OWNER_ROLE = """
+ALTER TABLE users DROP CONSTRAINT users_role_check;
+ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('admin', 'owner', 'staff'));
+ALTER TABLE users ADD CONSTRAINT users_owner_has_venue CHECK (role <> 'owner' OR venue_id IS NOT NULL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -457,4 +464,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "executions of the function endpoint, for their creator's GET",
               ";\n".join(EXECUTIONS_TABLE) + ";\n"),
     Migration(14, "trusted durations: an admin's analysis; playlist tracks by video", _TRUSTED_DURATIONS),
+    Migration(15, "venue owners (role 'owner', always with a venue)", _OWNER_ROLE),
 )

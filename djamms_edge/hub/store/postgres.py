@@ -313,7 +313,7 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
 
         return await self._one(read)
 
-    async def upsert_user(self, user: User, now_ms: int) -> User:
+    async def upsert_user(self, user: User, now_ms: int, *, only_staff_of: str | None = None) -> User:
         async def tx(conn: Conn) -> User:
             row = await conn.fetchrow(
                 "INSERT INTO users AS u (user_id, email, venue_id, role, autoplay, created_at_ms)"
@@ -321,12 +321,15 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
                 " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role,"
                 " token_version = u.token_version"
                 " + (u.venue_id IS DISTINCT FROM excluded.venue_id OR u.role IS DISTINCT FROM excluded.role)::int"
+                " WHERE $7::text IS NULL OR (u.role = 'staff' AND (u.venue_id IS NULL OR u.venue_id = $7))"
                 " RETURNING *",
-                user.user_id, user.email, user.venue_id, user.role, user.autoplay, now_ms,
+                user.user_id, user.email, user.venue_id, user.role, user.autoplay, now_ms, only_staff_of,
             )
+            if row is None:  # the guard kept an existing user as they are (the conflicting row is locked)
+                row = await conn.fetchrow("SELECT * FROM users WHERE email = $1", user.email)
             return user_of(row)
 
-        return await self._one(tx)
+        return await self._tx(tx)
 
     async def get_user(self, user_id: str) -> User | None:
         async def read(conn: Conn) -> User | None:
@@ -347,17 +350,19 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
 
         return await self._one(read)
 
-    async def remove_user(self, user_id: str) -> bool:
+    async def remove_user(self, user_id: str, *, only_staff_of: str | None = None) -> bool:
         async def statement(conn: Conn) -> bool:
-            return _affected(await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)) == 1
+            return _affected(await conn.execute(f"DELETE FROM users WHERE user_id = $1 AND {_ONLY_STAFF_OF}",
+                                                user_id, only_staff_of)) == 1
 
         return await self._one(statement)
 
-    async def bump_user_tokens(self, user_id: str) -> int | None:
+    async def bump_user_tokens(self, user_id: str, *, only_staff_of: str | None = None) -> int | None:
         async def statement(conn: Conn) -> int | None:
             version = await conn.fetchval(
-                "UPDATE users SET token_version = token_version + 1 WHERE user_id = $1 RETURNING token_version",
-                user_id,
+                "UPDATE users SET token_version = token_version + 1"
+                f" WHERE user_id = $1 AND {_ONLY_STAFF_OF} RETURNING token_version",
+                user_id, only_staff_of,
             )
             return None if version is None else int(version)
 
@@ -1559,6 +1564,10 @@ async def _insert_entries(conn: Conn, venue_id: str, queue: str, entries: list[Q
         [e.song.title for e in entries], [e.song.artist for e in entries], [e.song.duration for e in entries],
         [e.request_id for e in entries], [e.requester_id for e in entries], [e.paid_credit for e in entries],
     )
+
+
+# remove_user / bump_user_tokens with only_staff_of ($2): the user is staff, not an owner, of that venue.
+_ONLY_STAFF_OF = "($2::text IS NULL OR (role = 'staff' AND venue_id = $2))"
 
 
 def _affected(status: str) -> int:

@@ -278,14 +278,15 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 
         return await self._db.read(read)
 
-    async def upsert_user(self, user: User, now_ms: int) -> User:
+    async def upsert_user(self, user: User, now_ms: int, *, only_staff_of: str | None = None) -> User:
         def tx(conn: sqlite3.Connection) -> User:
             conn.execute(
                 "INSERT INTO users (user_id, email, venue_id, role, autoplay, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (email) DO UPDATE SET venue_id = excluded.venue_id, role = excluded.role,"
                 " token_version = token_version"
-                " + (venue_id IS NOT excluded.venue_id OR role IS NOT excluded.role)",
-                (user.user_id, user.email, user.venue_id, user.role, int(user.autoplay), now_ms),
+                " + (venue_id IS NOT excluded.venue_id OR role IS NOT excluded.role)"
+                " WHERE ?7 IS NULL OR (role = 'staff' AND (venue_id IS NULL OR venue_id = ?7))",
+                (user.user_id, user.email, user.venue_id, user.role, int(user.autoplay), now_ms, only_staff_of),
             )
             found = _user_by_email(conn, user.email)
             assert found is not None
@@ -312,15 +313,16 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 
         return await self._db.read(read)
 
-    async def remove_user(self, user_id: str) -> bool:
-        return await self._write(lambda conn: conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,)).rowcount
-                                 == 1)
+    async def remove_user(self, user_id: str, *, only_staff_of: str | None = None) -> bool:
+        return await self._write(lambda conn: conn.execute(
+            f"DELETE FROM users WHERE user_id = ?1 AND {_ONLY_STAFF_OF}", (user_id, only_staff_of)).rowcount == 1)
 
-    async def bump_user_tokens(self, user_id: str) -> int | None:
+    async def bump_user_tokens(self, user_id: str, *, only_staff_of: str | None = None) -> int | None:
         def tx(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
-                "UPDATE users SET token_version = token_version + 1 WHERE user_id = ? RETURNING token_version",
-                (user_id,),
+                "UPDATE users SET token_version = token_version + 1"
+                f" WHERE user_id = ?1 AND {_ONLY_STAFF_OF} RETURNING token_version",
+                (user_id, only_staff_of),
             ).fetchone()
             return None if row is None else int(row[0])
 
@@ -1379,6 +1381,10 @@ def _reissue_device(conn: sqlite3.Connection, venue_id: str, device_id: str, now
         (venue_id, device_id, now_ms),
     ).fetchone()
     return int(version)
+
+
+# remove_user / bump_user_tokens with only_staff_of (?2): the user is staff, not an owner, of that venue.
+_ONLY_STAFF_OF = "(?2 IS NULL OR (role = 'staff' AND venue_id = ?2))"
 
 
 def _user_by_email(conn: sqlite3.Connection, email: str) -> User | None:

@@ -417,3 +417,30 @@ def m013_paid_request_steps(db: sqlite_utils.Database) -> None:
         END
         """
     )
+
+
+_OWNER_ROLE = """
+        CREATE TABLE users_new (
+            user_id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            venue_id TEXT REFERENCES venues(venue_id),
+            role TEXT NOT NULL CHECK (role IN ('admin', 'owner', 'staff')),
+            autoplay INTEGER NOT NULL DEFAULT 1,
+            created_at_ms INTEGER NOT NULL,
+            token_version INTEGER NOT NULL DEFAULT 0,
+            CHECK (role != 'owner' OR venue_id IS NOT NULL)  -- an owner runs a venue
+        );
+        INSERT INTO users_new (user_id, email, venue_id, role, autoplay, created_at_ms, token_version)
+            SELECT user_id, email, venue_id, role, autoplay, created_at_ms, token_version FROM users;
+        DROP TABLE users;
+        ALTER TABLE users_new RENAME TO users
+"""
+
+
+@migrations()
+def m014_owner_role(db: sqlite_utils.Database) -> None:
+    # A venue's owner: its staff who also add and remove its staff. SQLite changes a CHECK only by copying the
+    # table (nothing references users; every user keeps its id, role and token version, so tokens keep working).
+    for statement in _OWNER_ROLE.split(";\n"):
+        if statement.strip():
+            db.execute(statement)

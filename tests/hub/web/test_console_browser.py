@@ -324,13 +324,13 @@ def test_the_admin_opens_a_venue_and_gives_it_a_team_in_the_browser(console: Con
     team = console.run(console.store.list_users("the-crown-anchor"))
     assert [(u.email, u.role) for u in team] == [("owner@crown.example", "staff")]
 
-    # The owner signs in: their venue's console, their team to read, nobody to add or remove.
+    # The first person signs in as staff: their venue's console, their team to read, nobody to add or remove.
     sign_in_as(console, page, team[0])
     page.goto(f"{console.url}/console/")
     page.wait_for_url("**/console/the-crown-anchor/")
     page.goto(f"{console.url}/console/the-crown-anchor/team")
     expect(page.locator("#people")).to_contain_text("owner@crown.example (you)")
-    expect(page.get_by_text("Only the hub's admin adds or removes people.")).to_be_visible()
+    expect(page.get_by_text("Only the venue's owners and the hub's admin add or remove people.")).to_be_visible()
     expect(page.get_by_label("Email address")).to_be_hidden()
     assert page.get_by_role("button", name="Remove owner@crown.example").count() == 0
     shot(page, "console-team-staff.png")
