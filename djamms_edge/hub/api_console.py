@@ -17,7 +17,15 @@ from djamms_edge.hub.auth import Principal, require_staff
 from djamms_edge.hub.context import SERVICE, principal_of
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.schedule import ScheduleSwitcher
-from djamms_edge.hub.store.base import MARK_KINDS, Json, ScheduleSlot, Song, UnknownEntry, VenueSettings
+from djamms_edge.hub.store.base import (
+    MARK_KINDS,
+    Json,
+    ScheduleSlot,
+    Song,
+    UnknownEntry,
+    VenueSettings,
+    pending_song,
+)
 from djamms_edge.hub.tracks_input import (
     MAX_IMPORT_LINES,
     BadLine,
@@ -31,8 +39,8 @@ from djamms_edge.hub.web_input import Fields, check_id, read_json
 routes = web.RouteTableDef()
 SCHEDULER = web.AppKey("scheduler", ScheduleSwitcher)
 PLAYLIST = VENUE + "/playlists/{playlistId}"
-NO_LOOKUP = ("the hub has not seen this song and cannot look songs up on YouTube: "
-             "give artist, title and duration ('URL | Artist | Title | m:ss')")
+NO_LOOKUP = ("the hub has not seen this song: give artist, title and duration, or add it to a playlist by URL "
+             "alone (the venue's box fills in its details when it fetches it)")
 MAX_POSITION = 100_000
 
 
@@ -108,7 +116,7 @@ async def play_next(request: web.Request) -> web.Response:
         song = f.song("song", allow_urls=service.config.requests.allow_urls)
         await service.check_media_url(song)
     else:
-        song = await _known_song(request, f.text("videoId", max_len=2048), "videoId")
+        song = await _known_song(request, venue_id, f.text("videoId", max_len=2048), "videoId")
     entry = await service.store.queue_next(venue_id, song, who.label, service.now_ms())
     return web.json_response(entry.to_json(), status=201)
 
@@ -120,9 +128,9 @@ def _song_key(request: web.Request, text: str, field: str) -> str:
     return found
 
 
-async def _known_song(request: web.Request, text: str, field: str) -> Song:
+async def _known_song(request: web.Request, venue_id: str, text: str, field: str) -> Song:
     video_id = _song_key(request, text, field)
-    known = (await request.app[SERVICE].store.known_songs([video_id])).get(video_id)
+    known = (await request.app[SERVICE].store.known_songs([video_id], venue_id)).get(video_id)
     if known is None:
         raise ApiError(404, NO_LOOKUP, field)
     return known
@@ -191,7 +199,8 @@ async def move_track(request: web.Request) -> web.Response:
 @routes.post(PLAYLIST + "/tracks/import")
 async def import_tracks(request: web.Request) -> web.Response:
     """Add songs, one a line (``URL-or-id`` or ``URL-or-id | Artist | Title | m:ss``); what cannot be
-    added is answered line by line, and the rest is added."""
+    added is answered line by line, and the rest is added. A URL alone that the hub knows nothing of is added
+    with its details pending: the venue's box fills them in when it fetches the song."""
     venue_id, _ = await _staff(request)
     f = await _body(request)
     lines = import_lines(f.text("text", max_len=200_000))
@@ -209,16 +218,13 @@ async def import_tracks(request: web.Request) -> web.Response:
             parsed.append((number, parse_line(line, allow_urls=service.config.requests.allow_urls)))
         except BadLine as exc:
             problems.append({"line": number, "text": line[:200], "error": str(exc)})
-    known = await service.store.known_songs([t.video_id for _, t in parsed if t.title is None])
+    known = await service.store.known_songs([t.video_id for _, t in parsed if t.title is None], venue_id)
     added: list[Json] = []
     for number, track in parsed:
         if track.title is not None and track.artist is not None and track.duration is not None:
-            song: Song | None = Song(track.video_id, track.title, track.artist, track.duration)
+            song = Song(track.video_id, track.title, track.artist, track.duration)
         else:
-            song = known.get(track.video_id)
-        if song is None:
-            problems.append({"line": number, "text": track.video_id, "error": NO_LOOKUP})
-            continue
+            song = known.get(track.video_id) or pending_song(track.video_id)
         try:
             await service.check_media_url(song)
         except ApiError as exc:  # an internal address: this line is refused, the others go in

@@ -59,11 +59,13 @@ def setup(app: web.Application) -> None:
 
 
 async def requestable_songs(service: HubService, venue_id: str) -> list[Song]:
-    """The songs of the venue's requestable playlists, each once, in playlist order."""
+    """The songs of the venue's requestable playlists, each once, in playlist order; not those whose details are
+    pending (no title to find them by, no length to check against the rules) until the venue's box describes them."""
     songs: dict[str, Song] = {}
     for playlist in await service.store.list_playlists(venue_id):
         for song in playlist.tracks if playlist.requestable else ():
-            songs.setdefault(song.video_id, song)
+            if not song.pending:
+                songs.setdefault(song.video_id, song)
     return list(songs.values())
 
 

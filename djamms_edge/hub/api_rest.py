@@ -235,7 +235,7 @@ async def now_playing(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     write = _master_write(request, venue_id, f)
     entry_id = f.ident("entryId", required=False)
-    song = f.song("song", allow_urls=True) if f.data.get("song") is not None else None
+    song = f.song("song", allow_urls=True, details_optional=True) if f.data.get("song") is not None else None
     if entry_id is None and song is None:
         raise ApiError(400, "send entryId, song, or both", "entryId")
     return _write_reply(await service.now_playing(principal_of(request), write, entry_id, song))
@@ -249,7 +249,7 @@ async def played(request: web.Request) -> web.Response:
     if write.idempotency_key is None:
         raise ApiError(400, "is required for played reports (send the Idempotency-Key header)", "idempotencyKey")
     entry_id = f.ident("entryId", required=False)
-    song = f.song("song", allow_urls=True) if f.data.get("song") is not None else None
+    song = f.song("song", allow_urls=True, details_optional=True) if f.data.get("song") is not None else None
     if entry_id is None and song is None:
         raise ApiError(400, "send entryId, song, or both", "entryId")
     played_at = f.integer("playedAt") if f.data.get("playedAt") is not None else service.now_ms()
@@ -340,10 +340,11 @@ async def get_playlist(request: web.Request) -> web.Response:
 
 @routes.post(VENUE + "/playlists/{playlistId}/tracks")
 async def add_track(request: web.Request) -> web.Response:
-    _, playlist_id = await _venue_playlist_id(request)
     f = await _fields(request)
     service = request.app[SERVICE]
-    song = f.song("song", allow_urls=service.config.requests.allow_urls)
+    # By URL or id alone ({"song": {"videoId": ...}}): the hub fills in what it knows, else the venue's box will.
+    song = f.song("song", allow_urls=service.config.requests.allow_urls, details_optional=True)
+    _, playlist_id = await _venue_playlist_id(request)
     return _reply(await service.add_song(principal_of(request), playlist_id, song))
 
 

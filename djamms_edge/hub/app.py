@@ -13,6 +13,7 @@ from djamms_edge.hub import (
     api_accounts,
     api_compat,
     api_console,
+    api_details,
     api_payments,
     api_refusals,
     api_rest,
@@ -102,6 +103,7 @@ def create_app(config: HubConfig, store: HubStore, *, mailer: Mailer | None = No
     app.add_routes(console.routes)
     app.add_routes(console_pages.routes)
     app.add_routes(api_console.routes)
+    app.add_routes(api_details.routes)
     api_payments.setup(app)
     api_accounts.setup(app)
     return app

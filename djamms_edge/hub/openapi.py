@@ -115,7 +115,9 @@ PATHS: Json = {
                                     "patch": _op("staff: rename, or set requestable (patrons may request from it)",
                                                  body=_obj(name=_S, requestable={"type": "boolean"})),
                                     "delete": _op("staff: delete a playlist (409 while it is the active one)")},
-    V + "/playlists/{playlistId}/tracks": {"post": _op("staff: add a song (addSongToPlaylist)",
+    V + "/playlists/{playlistId}/tracks": {"post": _op("staff: add a song (addSongToPlaylist); with its videoId "
+                                                       "alone, what the hub knows of it, else details pending "
+                                                       "until the venue's box describes it",
                                                        body=_obj(song=_SONG), ok="201")},
     V + "/active-playlist": {"put": _op("staff: play this playlist (rebuilds the main queue)",
                                         body=_obj(playlistId=_S))},
@@ -191,6 +193,11 @@ PATHS: Json = {
                    "put": _op("staff: set the price (0 = free) and currency", body=_obj(price=_I, currency=_S))},
     V + "/refunds": {"get": _op("staff: refused paid requests and their refunds (due/refunded/failed)",
                                 params=("limit",))},
+    V + "/songs/details": {"post": _op("device of the venue: what a song it fetched is (yt-dlp's artist and title, "
+                                       "its measured length); fills that venue's songs added by URL alone",
+                                       body={**_obj(videoId=_S, title={**_S, "maxLength": 1000},
+                                                    artist={**_S, "maxLength": 1000}, duration=_N),
+                                             "required": ["videoId", "title", "artist", "duration"]})},
 }
 
 DOCUMENT: Json = {
@@ -201,7 +208,8 @@ DOCUMENT: Json = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},
         "schemas": {
             "Error": _obj(error=_S, field=_S),
-            "Song": {**_obj(videoId=_S, title=_S, artist=_S, duration=_N),
+            "Song": {**_obj(videoId=_S, title=_S, artist=_S, duration=_N, detailsPending={"type": "boolean"},
+                            detailsFrom={"enum": ["box"]}),
                      "required": ["videoId", "title", "artist", "duration"]},
         },
     },

@@ -27,6 +27,7 @@ from djamms_edge.hub.auth import (
     require,
     require_player,
     require_staff,
+    require_venue_member,
 )
 from djamms_edge.hub.config import HubConfig
 from djamms_edge.hub.errors import ApiError
@@ -394,13 +395,31 @@ class HubService:
             raise ApiError(404, f"unknown playlist {playlist_id!r}", "playlistId")
         require_staff(who, playlist.venue_id)
         await self.check_media_url(song)
+        if song.pending:  # by URL alone: what the hub knows of it for this venue, else its box describes it later
+            song = (await self.store.known_songs([song.video_id], playlist.venue_id)).get(song.video_id, song)
         updated = await self.store.add_track(playlist_id, song, self.now_ms())
         known = (await self.store.get_catalog([song.video_id], playlist.venue_id)).get(song.video_id)
         end = known.effective.end if known is not None else None
         # The reference answered with the detected end, falling back to the full duration.
-        real_end = end if end is not None else song.duration
+        real_end = end if end is not None or song.pending else song.duration
         return Reply(201, {"success": True, "realEndOffset": real_end},
-                     {"playlist": updated.to_json(), "position": len(updated.tracks)})
+                     {"playlist": updated.to_json(), "position": len(updated.tracks), "song": song.to_json()})
+
+    async def describe_song(self, who: Principal | None, venue_id: str, song: Song) -> Json:
+        """The venue's box says what a song it fetched is (``song``: cleaned, bounded; ``details_by`` unset): it
+        fills the songs staff added at that venue by URL alone. Only a device, for its own venue: one venue's
+        box never changes what another venue sees, and details staff typed always win (the store fills only
+        pending songs)."""
+        principal = require_venue_member(who, venue_id)
+        if principal.role != "device" or principal.device_id is None:
+            raise ApiError(403, "only the venue's boxes describe songs; staff type details when they add a song",
+                           "Authorization")
+        filled = await self.store.describe_song(venue_id, dataclasses.replace(song, details_by=principal.device_id),
+                                                self.now_ms())
+        if filled:
+            log.info("venue %s: device %s described %s (%d songs filled)", venue_id, principal.device_id,
+                     song.video_id, filled)
+        return {"videoId": song.video_id, "filled": filled}
 
     async def report_analysis(self, who: Principal | None, analysis: Analysis) -> Json:
         principal = require(who)

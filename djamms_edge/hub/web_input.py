@@ -12,7 +12,7 @@ from djamms_edge.hub import fastjson
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.identity import MAX_EMAIL, InvalidEmail, normalize_email
-from djamms_edge.hub.store.base import Song
+from djamms_edge.hub.store.base import Song, pending_song
 from djamms_edge.shared.ids import InvalidSource, parse_source
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
@@ -138,9 +138,13 @@ class Fields:
         except InvalidSource as exc:
             raise ApiError(400, str(exc), self.name(key)) from None
 
-    def song(self, key: str, *, allow_urls: bool) -> Song:
+    def song(self, key: str, *, allow_urls: bool, details_optional: bool = False) -> Song:
+        """``{videoId, title, artist, duration}``; with ``details_optional``, a song with none of the three (or
+        all three empty, as a pending song is sent back) is pending: its box describes it later."""
         song = self.obj(key)
         video_id = song.video_id("videoId", allow_urls=allow_urls)
+        if details_optional and not any(song.data.get(k) for k in ("title", "artist", "duration")):
+            return pending_song(video_id)
         duration = song.number("duration")
         assert duration is not None
         return Song(video_id, song.text("title"), song.text("artist"), duration)

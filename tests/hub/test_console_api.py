@@ -89,15 +89,16 @@ async def test_import_fills_known_songs_and_names_the_lines_it_cannot(hub: Hub) 
         "# from the old jukebox",
         f"https://www.youtube.com/watch?v={IDS[0]}",  # known: the first playlist has it
         f"https://youtu.be/{IDS[3]} | New Artist | New Song | 3:05",
-        IDS[2],  # never seen: the hub cannot look it up
+        IDS[2],  # never seen: added with its details pending (the venue's box describes it)
         "https://example.com/not-youtube",
     ])
     status, body = await hub.call("POST", f"{V}{venue}/playlists/{other}/tracks/import", {"text": text},
                                   hub.staff(venue))
     assert status == 201, body
     assert body["added"] == [song(0), {"videoId": IDS[3], "title": "New Song", "artist": "New Artist",
-                                       "duration": 185.0}]
-    assert [(p["line"], "YouTube" in p["error"]) for p in body["problems"]] == [(4, True), (5, True)]
+                                       "duration": 185.0},
+                             {"videoId": IDS[2], "title": "", "artist": "", "duration": 0.0, "detailsPending": True}]
+    assert [(p["line"], "YouTube" in p["error"]) for p in body["problems"]] == [(5, True)]
     assert pid != other
 
 

@@ -112,9 +112,27 @@ class Song:
     title: str
     artist: str
     duration: float
+    # Who described it: None, staff (or the client that sent it); a device id, its venue's box, from what
+    # yt-dlp said when it fetched the song (shared/song_details.py). A box's word counts for its venue only.
+    details_by: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Added by URL alone and not yet described by the venue's box: no title, artist or length."""
+        return not self.title and not self.artist
 
     def to_json(self) -> Json:
-        return {"videoId": self.video_id, "title": self.title, "artist": self.artist, "duration": self.duration}
+        data: Json = {"videoId": self.video_id, "title": self.title, "artist": self.artist, "duration": self.duration}
+        if self.pending:
+            data["detailsPending"] = True
+        elif self.details_by is not None:
+            data["detailsFrom"] = "box"
+        return data
+
+
+def pending_song(video_id: str) -> Song:
+    """A song staff added by URL or id alone, that the hub knows nothing of yet: its box will describe it."""
+    return Song(video_id, "", "", 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -956,8 +974,17 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
     async def move_track(self, venue_id: str, playlist_id: str, position: int, video_id: str,
                          to_position: int) -> Playlist: ...
 
-    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
-        """Title, artist and duration of songs the hub has seen (playlists, requests), for adding by id."""
+    async def known_songs(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, Song]:
+        """Title, artist and duration of songs the hub has seen, for adding by id at ``venue_id``: as staff
+        typed them on any playlist, as patrons' requests at that venue named them (at any venue when None), and
+        as that venue's own box described them (``describe_song``); never a pending song (``rows.KNOWN_SONG``)."""
+        ...
+
+    async def describe_song(self, venue_id: str, song: Song, now_ms: int) -> int:
+        """The venue's box described ``song`` (``details_by`` its device): fill it in wherever it is pending at
+        that venue (its playlists, its queue, now playing), in one transaction, with a ``main_replaced`` change
+        when queued entries changed. Details staff typed, and other venues' songs, are never touched. Returns
+        the number of playlist tracks and queue entries filled (0: nothing was pending)."""
         ...
 
     async def venue_rules(self, venue_id: str) -> VenueRules: ...

@@ -447,6 +447,12 @@ ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('admin', 'owne
 ALTER TABLE users ADD CONSTRAINT users_owner_has_venue CHECK (role <> 'owner' OR venue_id IS NOT NULL);
 """
 
+# Who described a playlist track: NULL, staff (typed); a device id, the venue's box (from yt-dlp, for a song added
+# by URL alone). A box's details count for its own venue only, never as a staff-declared length.
+_SONG_DETAILS = """
+ALTER TABLE playlist_tracks ADD COLUMN details_by text;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "server-side steps: emit a change, append queue entries, submit a paid request", _SERVER_STEPS),
@@ -465,4 +471,5 @@ MIGRATIONS: tuple[Migration, ...] = (
               ";\n".join(EXECUTIONS_TABLE) + ";\n"),
     Migration(14, "trusted durations: an admin's analysis; playlist tracks by video", _TRUSTED_DURATIONS),
     Migration(15, "venue owners (role 'owner', always with a venue)", _OWNER_ROLE),
+    Migration(16, "who described a playlist track (staff, or the venue's box)", _SONG_DETAILS),
 )

@@ -124,8 +124,8 @@ from djamms_edge.hub.store.rows import (
     second_process_refused,
     settings_of,
     slot_of,
-    song_of,
     track_at,
+    track_of,
     user_of,
     venue_analysis_of,
     venue_of,
@@ -756,9 +756,10 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
             playlist = await _playlist(conn, playlist_id)
             assert playlist is not None
             await conn.execute(
-                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration, details_by)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 playlist_id, len(playlist.tracks) + 1, song.video_id, song.title, song.artist, song.duration,
+                song.details_by,
             )
             if playlist.active:  # the venue plays this list: the new song joins the rotation at once
                 await self._append_entry(conn, playlist.venue_id, QueueEntry("", "main", song), now_ms)
@@ -1167,16 +1168,44 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
 
         return await self._tx(tx)
 
-    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
+    async def known_songs(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, Song]:
         async def read(conn: Conn) -> dict[str, Song]:
             found: dict[str, Song] = {}
             for video_id in dict.fromkeys(video_ids):
-                row = await conn.fetchrow(KNOWN_SONG.format(p="$1"), video_id)
+                row = await conn.fetchrow(KNOWN_SONG.format(p="$1", v="$2::text"), video_id, venue_id)
                 if row is not None:
-                    found[video_id] = song_of(row)
+                    found[video_id] = track_of(row)
             return found
 
         return await self._read(read)
+
+    async def describe_song(self, venue_id: str, song: Song, now_ms: int) -> int:
+        async def tx(conn: Conn) -> int:
+            await _lock_venue(conn, venue_id)
+            details = (song.title, song.artist, song.duration)
+            tracks = _affected(await conn.execute(
+                "UPDATE playlist_tracks SET title = $1, artist = $2, duration = $3, details_by = $4"
+                " WHERE video_id = $5 AND title = '' AND artist = ''"
+                " AND playlist_id IN (SELECT playlist_id FROM playlists WHERE venue_id = $6)",
+                *details, song.details_by, song.video_id, venue_id,
+            ))
+            entries = _affected(await conn.execute(
+                "UPDATE queue_entries SET title = $1, artist = $2, duration = $3"
+                " WHERE venue_id = $4 AND video_id = $5 AND title = '' AND artist = ''",
+                *details, venue_id, song.video_id,
+            ))
+            await conn.execute(
+                "UPDATE now_playing SET title = $1, artist = $2, duration = $3"
+                " WHERE venue_id = $4 AND video_id = $5 AND title = '' AND artist = ''",
+                *details, venue_id, song.video_id,
+            )
+            if entries:  # the boxes and patron pages show the queue from the feed
+                main = (await _snapshot(conn, venue_id)).main
+                await self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in main]},
+                                 now_ms)
+            return tracks + entries
+
+        return await self._venue_tx(venue_id, tx)
 
     async def venue_rules(self, venue_id: str) -> VenueRules:
         return await self._read(lambda conn: _venue_rules(conn, venue_id))
@@ -1503,9 +1532,10 @@ async def _venue_playlist(conn: Conn, venue_id: str, playlist_id: str) -> Playli
 async def _write_tracks(conn: Conn, playlist_id: str, tracks: Sequence[Song]) -> None:
     await conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = $1", playlist_id)
     await conn.executemany(
-        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration) for i, t in enumerate(tracks, start=1)],
+        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration, details_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration, t.details_by)
+         for i, t in enumerate(tracks, start=1)],
     )
 
 

@@ -71,7 +71,7 @@ def request_of(row: Row) -> RequestRecord:
 
 def playlist_of(row: Row, tracks: list[Any]) -> Playlist:
     """``row`` joined with its venue's active_playlist_id; ``tracks`` its playlist_tracks rows in order."""
-    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(song_of(t) for t in tracks),
+    return Playlist(row["playlist_id"], row["venue_id"], row["name"], tuple(track_of(t) for t in tracks),
                     row["active_playlist_id"] == row["playlist_id"], bool(row["requestable"]))
 
 
@@ -90,6 +90,11 @@ def slot_of(row: Row) -> ScheduleSlot:
 
 def song_of(row: Row) -> Song:
     return Song(row["video_id"], row["title"], row["artist"], row["duration"])
+
+
+def track_of(row: Row) -> Song:
+    """A playlist_tracks (or KNOWN_SONG) row: the song with who described it."""
+    return Song(row["video_id"], row["title"], row["artist"], row["duration"], row["details_by"])
 
 
 def entry_of(row: Row) -> QueueEntry:
@@ -142,7 +147,7 @@ CATALOG_FOR_VENUE = (
 KNOWN_DURATIONS = (
     "SELECT p.venue_id AS venue_id, t.duration AS seconds"
     " FROM playlist_tracks t JOIN playlists p ON p.playlist_id = t.playlist_id"
-    " WHERE t.video_id = {p} AND t.duration > 0"
+    " WHERE t.video_id = {p} AND t.duration > 0 AND t.details_by IS NULL"  # a box's word is not staff's
     " UNION SELECT NULL, trusted_duration FROM catalog WHERE video_id = {p} AND trusted_duration IS NOT NULL"
 )
 
@@ -173,9 +178,17 @@ def catalog_track_of(row: Row, *, for_venue: bool = False) -> CatalogTrack:
 
 
 # A song the hub has seen, by video id: from a playlist, else from a request ({p}: the placeholder).
+# A song as ``known_songs`` finds it for venue {v} (NULL: any venue): what staff typed on any playlist first, then
+# what patrons' requests named at that venue, then what that venue's own box described; never a pending song.
+# One venue's box never describes a song for another.
 KNOWN_SONG = (
-    "SELECT video_id, title, artist, duration FROM playlist_tracks WHERE video_id = {p}"
-    " UNION ALL SELECT video_id, title, artist, duration FROM requests WHERE video_id = {p} LIMIT 1"
+    "SELECT * FROM ("
+    "SELECT t.video_id, t.title, t.artist, t.duration, t.details_by"
+    " FROM playlist_tracks t JOIN playlists p ON p.playlist_id = t.playlist_id"
+    " WHERE t.video_id = {p} AND t.title != '' AND (t.details_by IS NULL OR p.venue_id = {v})"
+    " UNION ALL SELECT video_id, title, artist, duration, NULL FROM requests"
+    " WHERE video_id = {p} AND ({v} IS NULL OR venue_id = {v})"
+    ") known ORDER BY details_by IS NOT NULL LIMIT 1"
 )
 
 

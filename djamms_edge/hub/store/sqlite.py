@@ -107,8 +107,8 @@ from djamms_edge.hub.store.rows import (
     second_process_refused,
     settings_of,
     slot_of,
-    song_of,
     track_at,
+    track_of,
     user_of,
     venue_analysis_of,
     venue_of,
@@ -672,9 +672,10 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
             if playlist is None:
                 raise UnknownPlaylist(f"unknown playlist {playlist_id!r}")
             conn.execute(
-                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (playlist_id, len(playlist.tracks) + 1, song.video_id, song.title, song.artist, song.duration),
+                "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration, details_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (playlist_id, len(playlist.tracks) + 1, song.video_id, song.title, song.artist, song.duration,
+                 song.details_by),
             )
             if playlist.active:  # the venue plays this list: the new song joins the rotation at once
                 self._append_entry(conn, playlist.venue_id, QueueEntry("", "main", song), now_ms)
@@ -1066,16 +1067,47 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 
         return await self._write(tx)
 
-    async def known_songs(self, video_ids: list[str]) -> dict[str, Song]:
+    async def known_songs(self, video_ids: list[str], venue_id: str | None = None) -> dict[str, Song]:
         def read(conn: sqlite3.Connection) -> dict[str, Song]:
             found: dict[str, Song] = {}
             for video_id in dict.fromkeys(video_ids):
-                row = conn.execute(KNOWN_SONG.format(p="?"), (video_id, video_id)).fetchone()
+                row = conn.execute(KNOWN_SONG.format(p=":video", v=":venue"),
+                                   {"video": video_id, "venue": venue_id}).fetchone()
                 if row is not None:
-                    found[video_id] = song_of(row)
+                    found[video_id] = track_of(row)
             return found
 
         return await self._read(read)
+
+    async def describe_song(self, venue_id: str, song: Song, now_ms: int) -> int:
+        def tx(conn: sqlite3.Connection) -> tuple[int, bool]:
+            _require_venue(conn, venue_id)
+            details = (song.title, song.artist, song.duration)
+            tracks = conn.execute(
+                "UPDATE playlist_tracks SET title = ?, artist = ?, duration = ?, details_by = ?"
+                " WHERE video_id = ? AND title = '' AND artist = ''"
+                " AND playlist_id IN (SELECT playlist_id FROM playlists WHERE venue_id = ?)",
+                (*details, song.details_by, song.video_id, venue_id),
+            ).rowcount
+            entries = conn.execute(
+                "UPDATE queue_entries SET title = ?, artist = ?, duration = ?"
+                " WHERE venue_id = ? AND video_id = ? AND title = '' AND artist = ''",
+                (*details, venue_id, song.video_id),
+            ).rowcount
+            conn.execute(
+                "UPDATE now_playing SET title = ?, artist = ?, duration = ?"
+                " WHERE venue_id = ? AND video_id = ? AND title = '' AND artist = ''",
+                (*details, venue_id, song.video_id),
+            )
+            if entries:  # the boxes and patron pages show the queue from the feed
+                main = _snapshot(conn, venue_id).main
+                self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in main]}, now_ms)
+            return tracks + entries, entries > 0
+
+        filled, changed = await self._write(tx)
+        if changed:
+            self._announce_change(venue_id)
+        return filled
 
     async def venue_rules(self, venue_id: str) -> VenueRules:
         return await self._read(lambda conn: _venue_rules(conn, venue_id))
@@ -1438,9 +1470,10 @@ def _venue_playlist(conn: sqlite3.Connection, venue_id: str, playlist_id: str) -
 def _write_tracks(conn: sqlite3.Connection, playlist_id: str, tracks: Sequence[Song]) -> None:
     conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ?", (playlist_id,))
     conn.executemany(
-        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration) for i, t in enumerate(tracks, start=1)],
+        "INSERT INTO playlist_tracks (playlist_id, position, video_id, title, artist, duration, details_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(playlist_id, i, t.video_id, t.title, t.artist, t.duration, t.details_by)
+         for i, t in enumerate(tracks, start=1)],
     )
 
 

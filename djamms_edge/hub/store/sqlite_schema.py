@@ -444,3 +444,10 @@ def m014_owner_role(db: sqlite_utils.Database) -> None:
     for statement in _OWNER_ROLE.split(";\n"):
         if statement.strip():
             db.execute(statement)
+
+
+@migrations()
+def m015_song_details(db: sqlite_utils.Database) -> None:
+    # Who described a playlist track: NULL, staff (typed); a device id, the venue's box (from yt-dlp, for a song
+    # added by URL alone). A box's details count for its own venue only, never as a staff-declared length.
+    db.execute("ALTER TABLE playlist_tracks ADD COLUMN details_by TEXT")
