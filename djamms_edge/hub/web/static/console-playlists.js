@@ -2,7 +2,7 @@
 // and remove tracks.
 "use strict";
 (() => {
-  const { call, button, songBody, songLine, form, value } = consoleTools;
+  const { call, button, songBody, songLine, songName, songTitle, form, value } = consoleTools;
   const { el } = djamms;
   let openId = null;
   let focusAfter = null;
@@ -51,7 +51,7 @@
   function track(p, t, i) {
     const position = i + 1;
     const path = `/playlists/${encodeURIComponent(p.playlistId)}/tracks/${position}`;
-    const who = `${t.title} by ${t.artist}`;
+    const who = songName(t);
     const moveTo = (to, dir) => async () => {
       focusAfter = `${t.videoId}-${dir}`;
       await call("PATCH", path, { videoId: t.videoId, toPosition: to });
@@ -65,7 +65,7 @@
           dataset: { key: `${t.videoId}-down` } }, moveTo(position + 1, "down")),
         button("Remove", { class: "danger", "aria-label": `Remove ${who}` }, async () => {
           await call("DELETE", `${path}?videoId=${encodeURIComponent(t.videoId)}`);
-          djamms.showNotice(`Removed “${t.title}”.`);
+          djamms.showNotice(`Removed “${songTitle(t)}”.`);
           await load();
         })));
   }
@@ -108,14 +108,17 @@
 
   form("add-form", async (node) => {
     const body = songBody(value("add-video"), value("add-artist"), value("add-title"), value("add-duration"));
+    let added = body.song;
     if (body.song) {
       await call("POST", `${open()}/tracks`, body);
     } else {
       const answer = await call("POST", `${open()}/tracks/import`, { text: body.videoId });
       if (answer.problems.length) throw new Error(answer.problems[0].error);
+      [added] = answer.added;
     }
     node.reset();
-    djamms.showNotice("Song added.");
+    djamms.showNotice(added.detailsPending ? "Song added: artist, title and length come from the box when it "
+      + "fetches the song." : `Added “${added.title}”.`);
     await load();
   });
 
@@ -123,7 +126,9 @@
     const answer = await call("POST", `${open()}/tracks/import`, { text: value("import-text") });
     const problems = document.getElementById("import-problems");
     problems.replaceChildren(...answer.problems.map((p) => el("li", {}, `Line ${p.line} (${p.text}): ${p.error}`)));
+    const pending = answer.added.filter((s) => s.detailsPending).length;
     djamms.showNotice(`Imported ${answer.added.length} song${answer.added.length === 1 ? "" : "s"}` +
+      (pending ? ` (${pending} with details coming from the box)` : "") +
       (answer.problems.length ? `; ${answer.problems.length} line(s) not imported, listed below.` : "."));
     if (!answer.problems.length) node.reset();
     await load();

@@ -1,12 +1,12 @@
 // The console's queue page: skip now, play next, remove (a paid request is refunded), reorder the rotation.
 "use strict";
 (() => {
-  const { call, button, songBody, songLine, form, value } = consoleTools;
+  const { call, button, songBody, songLine, songName, songTitle, form, value } = consoleTools;
   const { el } = djamms;
   let focusAfter = null; // [entryId, action]: keep the keyboard where it was after a re-render
 
   function actions(entry, index, count) {
-    const who = `${entry.title} by ${entry.artist}`;
+    const who = songName(entry);
     const buttons = [];
     if (entry.queue === "main") {
       buttons.push(button("↑", { "aria-label": `Move ${who} up`, dataset: { entry: entry.entryId, action: "up" },
@@ -37,7 +37,8 @@
     const queue = await call("GET", "/queue/full");
     const np = document.getElementById("np");
     const playing = queue.nowPlaying;
-    np.textContent = playing ? `${playing.title} — ${playing.artist}` : "Nothing is playing.";
+    np.textContent = !playing ? "Nothing is playing." : playing.detailsPending ? songName(playing)
+      : `${playing.title} — ${playing.artist}`;
     np.classList.toggle("muted", !playing);
     document.getElementById("skip").disabled = !playing;
     fill("priority", queue.priorityQueue, "No requests waiting.");
@@ -53,14 +54,14 @@
   async function move(entry, position, direction) {
     focusAfter = [entry.entryId, direction];
     await call("PATCH", `/queue/entries/${encodeURIComponent(entry.entryId)}`, { position });
-    djamms.showNotice(`Moved “${entry.title}”.`);
+    djamms.showNotice(`Moved “${songTitle(entry)}”.`);
     await load();
   }
 
   async function remove(entry) {
     const answer = await call("DELETE", `/queue/entries/${encodeURIComponent(entry.entryId)}`);
-    djamms.showNotice(answer.refund ? `Removed “${entry.title}”; its payment is marked for refund.`
-      : `Removed “${entry.title}”.`);
+    djamms.showNotice(answer.refund ? `Removed “${songTitle(entry)}”; its payment is marked for refund.`
+      : `Removed “${songTitle(entry)}”.`);
     await load();
   }
 

@@ -47,10 +47,21 @@ window.consoleTools = (() => {
     return { song: { videoId: video.trim(), artist: artist.trim(), title: title.trim(), duration: seconds } };
   }
 
+  // A song added by URL alone is "pending" until the venue's box fetched it and said what it is: shown by its id.
+  const PENDING = "details coming from the box";
+  const songTitle = (song) => (song.detailsPending ? song.videoId : song.title);
+  const songName = (song) => (song.detailsPending ? `${song.videoId} (${PENDING})` : `${song.title} by ${song.artist}`);
+
   function songLine(song) {
-    const sub = [song.artist, song.duration ? djamms.duration(song.duration) : null].filter(Boolean).join(" · ");
-    return djamms.el("span", { class: "grow" }, djamms.el("span", { class: "title" }, song.title),
-      djamms.el("br"), djamms.el("span", { class: "sub" }, sub));
+    const { el } = djamms;
+    if (song.detailsPending) {
+      return el("span", { class: "grow" }, el("span", { class: "title" }, song.videoId), el("br"),
+        el("span", { class: "badge" }, PENDING));
+    }
+    const sub = [song.artist, song.duration ? djamms.duration(song.duration) : null,
+      song.detailsFrom === "box" ? "from the box" : null].filter(Boolean).join(" · ");
+    return el("span", { class: "grow" }, el("span", { class: "title" }, song.title),
+      el("br"), el("span", { class: "sub" }, sub));
   }
 
   function form(id, action) {
@@ -63,5 +74,5 @@ window.consoleTools = (() => {
 
   const value = (id) => document.getElementById(id).value;
 
-  return { venueId, call, button, parseDuration, songBody, songLine, form, value };
+  return { venueId, call, button, parseDuration, songBody, songLine, songName, songTitle, form, value };
 })();
