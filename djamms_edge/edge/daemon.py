@@ -146,7 +146,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         resolver: TrackResolver = LocalFileResolver(edge.analysis, target_lufs=target, max_gain_db=max_gain)
         cache = None
         if link is not None or needs_cache([e.source for e in playlist]):
-            cache = await stack.enter_async_context(open_media_cache(edge, report_to(link.sync) if link else None))
+            cache = await stack.enter_async_context(open_media_cache(
+                edge, report_to(link.sync) if link else None, link.sync.report_details if link else None))
             resolver = CachedMediaResolver(cache, resolver, target_lufs=target, max_gain_db=max_gain)
         # The doctor's probe opens the audio output and the screen: before the player holds them.
         doctor = BoxDoctor(edge, on_change=lambda report: notifier.status(report.status_line()))

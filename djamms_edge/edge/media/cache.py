@@ -32,6 +32,7 @@ retried by an ensure once ``retry_failed_seconds`` have passed, doubling for eac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -57,6 +58,7 @@ from djamms_edge.edge.media.fetcher import (
 from djamms_edge.edge.media.ffmpeg import MediaError
 from djamms_edge.edge.media.worker import AnalysisCrashed, AnalysisNotRun, analyze
 from djamms_edge.shared.ids import MediaSource, is_video_id, parse_source
+from djamms_edge.shared.song_details import SongDetails
 from djamms_edge.shared.sqlite import Database, Migrations
 
 if TYPE_CHECKING:
@@ -162,6 +164,7 @@ class MediaCache:
         *,
         clock: Callable[[], float] = time.time,
         on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None,
+        on_described: Callable[[str, SongDetails], Awaitable[None]] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.work_dir = cache_dir / WORK_DIR_NAME
@@ -171,6 +174,8 @@ class MediaCache:
         self._config = config
         self._clock = clock
         self._on_analysed = on_analysed  # told of each fetch-time analysis (the daemon reports it to the hub)
+        # Told what each download is (artist, title, measured length): the hub fills in songs added by URL alone.
+        self._on_described = on_described
         self._in_flight: dict[str, asyncio.Future[CacheEntry]] = {}
         self._closed = False
 
@@ -452,6 +457,12 @@ class MediaCache:
 
         await self._db.write(index)
         log.info("%s %s (%.1f MB)", how, source.key, fetched.size / 1e6)
+        if fetched.details is not None and self._on_described is not None:
+            measured = dataclasses.replace(fetched.details, duration=duration or fetched.details.duration)
+            try:
+                await self._on_described(source.key, measured)
+            except Exception:  # what the song is named never costs the download (the sync state may be in trouble)
+                log.warning("could not pass on the details of %s", source.key, exc_info=True)
         return CacheEntry(source.key, "ready", fetched.size, None, now)
 
     async def _set_status(

@@ -40,6 +40,7 @@ from djamms_edge.edge.media import worker
 from djamms_edge.edge.media.config import FetchConfig
 from djamms_edge.shared.addresses import AddressPolicy, url_refusal
 from djamms_edge.shared.ids import MediaSource
+from djamms_edge.shared.song_details import MAX_ARTIST, MAX_TITLE, SongDetails, clean_duration, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Fetched:
     path: Path  # the final file: ``dest_stem`` plus the media's extension
     size: int
     title: str | None
+    details: SongDetails | None = None  # artist and title as yt-dlp's info has them (shared/song_details.py)
 
 
 class Fetcher(Protocol):
@@ -372,6 +374,7 @@ def _fetched(answer: worker.Reply, dest_stem: Path) -> Fetched:
         if (path.parent != dest_stem.parent or not path.name.startswith(f"{dest_stem.name}.")
                 or not isinstance(size, int) or not (title is None or isinstance(title, str))):
             raise ValueError(found)
+        details = _details(found.get("details"))
     except (KeyError, TypeError, ValueError) as exc:
         raise AttemptFailed(f"the media worker answered nonsense ({exc!r})") from None
     try:
@@ -381,7 +384,16 @@ def _fetched(answer: worker.Reply, dest_stem: Path) -> Fetched:
     if on_disk != size:
         found = "no such file" if on_disk is None else f"the file has {on_disk}"
         raise AttemptFailed(f"the media worker answered {path.name} of {size} bytes, but {found}")
-    return Fetched(path, size, title)
+    return Fetched(path, size, title, details)
+
+
+def _details(found: object) -> SongDetails | None:
+    """The worker's ``details``, cleaned again (a worker is believed no more than it must be); None when absent
+    or empty after cleaning: a song without details is still a good download."""
+    if not isinstance(found, dict):
+        return None
+    artist, title = clean_text(found.get("artist"), MAX_ARTIST), clean_text(found.get("title"), MAX_TITLE)
+    return SongDetails(artist, title, clean_duration(found.get("duration"))) if artist and title else None
 
 
 # --- the fake ---------------------------------------------------------------------------
@@ -391,9 +403,11 @@ class FakeFetcher:
     """Serves local files by source key under the Fetcher contract (atomic, unavailable for unknown keys)."""
 
     def __init__(
-        self, files: Mapping[str, Path], *, transient_failures: int = 0, refusals: int = 0, version: str = "fake-1"
+        self, files: Mapping[str, Path], *, transient_failures: int = 0, refusals: int = 0, version: str = "fake-1",
+        details: Mapping[str, SongDetails] | None = None,
     ) -> None:
         self._files = dict(files)
+        self._details = dict(details or {})  # what the fake's "site" says each source is
         self._transient_failures = transient_failures
         self.refusals = refusals  # fetches answered like YouTube refusing the box (FetchRefused)
         self.version = version
@@ -414,7 +428,7 @@ class FakeFetcher:
         await asyncio.to_thread(shutil.copyfile, original, scratch)
         await asyncio.to_thread(os.replace, scratch, final)
         self.fetched.append(source.key)
-        return Fetched(final, original.stat().st_size, original.stem)
+        return Fetched(final, original.stat().st_size, original.stem, self._details.get(source.key))
 
     async def close(self) -> None:
         return None

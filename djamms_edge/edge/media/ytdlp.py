@@ -40,6 +40,7 @@ from djamms_edge.edge.media.fetcher import (
 from djamms_edge.edge.media.worker import Reply, Request, config_from_json
 from djamms_edge.shared.addresses import AddressPolicy
 from djamms_edge.shared.ids import MediaSource, parse_source
+from djamms_edge.shared.song_details import describe
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,21 @@ log = logging.getLogger(__name__)
 
 
 def fetch_job(request: Request) -> Reply:
-    """One download attempt: ``{"ok": {"path", "size", "title"}}`` or ``{"error": failure class, "message"}``."""
+    """One download attempt: ``{"ok": {"path", "size", "title", "details"}}`` or ``{"error": failure class,
+    "message"}``; ``details``: ``{"artist", "title", "duration"}`` as ``song_details.describe`` read yt-dlp's info
+    (the site's duration; the daemon puts its measured one in), or null when the info says too little."""
     config = config_from_json(FetchConfig, request["config"])
     source = parse_source(request["source"])
     try:
-        path, size, title = download(config, source, Path(request["scratch"]), Path(request["dest_stem"]))
+        path, size, info = download(config, source, Path(request["scratch"]), Path(request["dest_stem"]))
     except FetchUnavailable as exc:
         return {"error": "unavailable", "message": str(exc)}
     except AttemptFailed as exc:
         return {"error": exc.failure_class, "message": str(exc)}
-    return {"ok": {"path": str(path), "size": size, "title": title}}
+    details = describe(info)
+    title = info.get("title")
+    return {"ok": {"path": str(path), "size": size, "title": title if isinstance(title, str) else None,
+                   "details": None if details is None else dataclasses.asdict(details)}}
 
 
 def environment_job(request: Request) -> Reply:
@@ -170,8 +176,9 @@ class _QuietLogger:
         self.warnings.append(_clean(msg))
 
 
-def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem: Path) -> tuple[Path, int, str | None]:
-    """Download ``source`` to ``dest_stem.<ext>`` through ``scratch``: the final path, its size and the title.
+def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem: Path
+             ) -> tuple[Path, int, dict[str, Any]]:
+    """Download ``source`` to ``dest_stem.<ext>`` through ``scratch``: the final path, its size and yt-dlp's info.
     Raises FetchUnavailable (gone, or an internal address) or AttemptFailed (anything a later try may fix)."""
     if source.kind != "youtube" and not CONNECTIONS_GUARDED:
         raise AttemptFailed(f"{source.key}: this yt-dlp cannot be kept from internal addresses; media URLs "
@@ -211,7 +218,7 @@ def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem:
         os.replace(files[0], final)  # atomic: the cache sees a whole file or none
     except OSError as exc:
         raise AttemptFailed(f"cannot store the download: {exc}") from None
-    return final, size, info.get("title")
+    return final, size, info
 
 
 # Warnings that explain a YouTube failure better than its final error does.

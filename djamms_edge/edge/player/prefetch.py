@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from djamms_edge.edge.config import EdgeConfig
     from djamms_edge.edge.media.analysis import TrackAnalysis
     from djamms_edge.edge.media.cache import CacheEntry, MediaCache
+    from djamms_edge.shared.song_details import SongDetails
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +158,18 @@ async def keep_prefetched(
 
 @contextlib.asynccontextmanager
 async def open_media_cache(
-    edge: EdgeConfig, on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None
+    edge: EdgeConfig, on_analysed: Callable[[str, TrackAnalysis], Awaitable[None]] | None = None,
+    on_described: Callable[[str, SongDetails], Awaitable[None]] | None = None,
 ) -> AsyncIterator[MediaCache]:
     """The media cache with the yt-dlp fetcher (yt-dlp itself runs in media worker processes), closed on the
     way out. ``on_analysed``: each fetch-time analysis (the hub's catalog learns the trimmed length as soon as
-    the box has the track)."""
+    the box has the track); ``on_described``: what each download is (the hub fills in songs added by URL alone)."""
     from djamms_edge.edge.media.cache import WORK_DIR_NAME, MediaCache
     from djamms_edge.edge.media.fetcher import YtDlpFetcher
 
     fetcher = YtDlpFetcher(edge.fetch, edge.cache_dir / WORK_DIR_NAME)
     cache = MediaCache(edge.state_dir / "media.db", edge.cache_dir, fetcher, edge.analysis, edge.cache,
-                       on_analysed=on_analysed)
+                       on_analysed=on_analysed, on_described=on_described)
     try:
         await cache.open()
         yield cache

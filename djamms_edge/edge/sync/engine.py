@@ -30,6 +30,7 @@ from djamms_edge.edge.sync.hub_api import MAX_ERROR_MESSAGE, Analysis, FeedMessa
 from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
 from djamms_edge.shared.ids import is_media_url, is_video_id
+from djamms_edge.shared.song_details import SongDetails
 from djamms_edge.shared.sqlite import Database
 from djamms_edge.shared.tasks import TaskOwner
 
@@ -421,6 +422,16 @@ class EdgeSync:
         }
         await self.outbox.put("analysis", key, payload)
 
+    async def report_details(self, video_id: str, details: SongDetails) -> None:
+        """What a song this box fetched is (yt-dlp's artist and title, the measured length), for the hub to fill in
+        the venue's songs staff added by URL alone. Once per video and box (the outbox key); the hub ignores it
+        where nothing is pending. Without a length (nothing measured it) there is nothing to send: the hub needs one."""
+        if details.duration is None:
+            return
+        payload = {"videoId": video_id, "title": details.title, "artist": details.artist,
+                   "duration": details.duration}
+        await self.outbox.put("details", f"details:{video_id}:{self.api.device_id}", payload)
+
     async def report_error(self, source: str, message: str) -> None:
         """A track this box could not play (gone, broken, failed in the player), for the venue's staff: through
         the outbox, so it reaches the hub after an outage; stored there once however often it is resent.
@@ -446,6 +457,8 @@ class EdgeSync:
             await self.api.played(item.epoch or 0, p["entryId"], song, int(p["playedAt"]), item.key)
         elif item.kind == "analysis":
             await self.api.report_analysis(Analysis(**p))
+        elif item.kind == "details":
+            await self.api.report_details(str(p["videoId"]), str(p["title"]), str(p["artist"]), float(p["duration"]))
         elif item.kind == "device_error":
             await self.api.report_error(p["videoId"], p["message"], p["at"], item.key)
         else:

@@ -41,6 +41,7 @@ class FakeVenue:
     history: list[Json] = field(default_factory=list)
     catalog: dict[str, Json] = field(default_factory=dict)
     errors: dict[tuple[str, str], Json] = field(default_factory=dict)  # (device, idempotency key) -> error
+    described: dict[str, Json] = field(default_factory=dict)  # video id -> what a box said it is
     max_request_duration: float = 300.0
     refunds: dict[str, str] = field(default_factory=dict)  # request id -> reason (refund due)
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # entry id -> (seconds, when)
@@ -274,6 +275,19 @@ class FakeHub:
         }
         self.v.catalog[analysis.video_id] = track
         return track
+
+    async def report_details(self, video_id: str, title: str, artist: str, duration: float) -> Json:
+        """As the hub: fills the venue's pending entries of ``video_id`` (a ``main_replaced`` when it did)."""
+        self._reach()
+        details = {"title": title, "artist": artist, "duration": duration}
+        self.v.described[video_id] = details
+        filled = [e for e in self.v.main if e.get("videoId") == video_id and e.pop("detailsPending", False)]
+        for entry in filled:
+            entry.update(details, detailsFrom="box")
+        if filled:
+            self.v.emit({"type": "main_replaced", "entries": [dict(e) for e in self.v.main]})
+            await self.v.notify()
+        return {"videoId": video_id, "filled": len(filled)}
 
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         self._reach()

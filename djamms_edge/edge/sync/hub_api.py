@@ -121,6 +121,10 @@ class HubApi(Protocol):
 
     async def report_analysis(self, analysis: Analysis) -> Json: ...
 
+    async def report_details(self, video_id: str, title: str, artist: str, duration: float) -> Json:
+        """What a song this box fetched is: the hub fills in the venue's songs added by URL alone."""
+        ...
+
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         """A failure on this box (e.g. a track it cannot play) for the venue's staff; stored once per ``key``."""
         ...

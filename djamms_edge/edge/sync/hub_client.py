@@ -167,6 +167,10 @@ class HubClient:
             "POST", f"{self.base_url}/api/v1/catalog/analysis", {k: v for k, v in body.items() if v is not None}
         )
 
+    async def report_details(self, video_id: str, title: str, artist: str, duration: float) -> Json:
+        body = {"videoId": video_id, "title": title, "artist": artist, "duration": round(duration, 3)}
+        return await self._call("POST", f"{self._venue}/songs/details", body)
+
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         body: Json = {"deviceId": self.device_id, "message": message, "at": at_ms}
         if video_id is not None:

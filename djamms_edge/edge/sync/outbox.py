@@ -26,7 +26,7 @@ from djamms_edge.shared.sqlite import Database
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["now_playing", "played", "analysis", "device_error", "over_limit"]
+Kind = Literal["now_playing", "played", "analysis", "device_error", "over_limit", "details"]
 State = Literal["pending", "delivered", "rejected"]
 
 

@@ -21,6 +21,7 @@ from djamms_edge.edge.sync.hub_queue import HubQueue, queue_entry
 from djamms_edge.edge.sync.lease import Role
 from djamms_edge.edge.sync.replica import ReplicaEntry
 from djamms_edge.edge.sync.store import open_sync_db
+from djamms_edge.shared.song_details import SongDetails
 from djamms_edge.shared.sqlite import Database
 from tests.edge.sync.hubs import HubUnderTest, eventually, make_hub, song
 
@@ -273,3 +274,24 @@ async def test_a_track_that_fails_here_reaches_the_hubs_device_errors_after_an_o
     assert [(e["deviceId"], e["videoId"], e["message"]) for e in errors] == [
         ("box-a", entry.source, "unavailable: This video has been removed")
     ]
+
+
+async def test_what_a_box_fetched_fills_in_a_song_added_by_url_alone(hub: HubUnderTest, tmp_path: Path) -> None:
+    """The box's details go through its outbox to the hub, which fills the pending entry; the feed brings the
+    filled entry back to the replica (what the status page and the box's reports show)."""
+    pending = {"videoId": "vid00000042", "title": "", "artist": "", "duration": 0.0, "detailsPending": True}
+    await hub.set_playlist([song(7), pending])
+    box = SimBox("box-a", hub, tmp_path)
+    await box.start()
+    try:
+        await eventually(lambda: box.playing is not None)
+        await box.sync.report_details("vid00000042", SongDetails("Cobalt", "Blue Hour", 201.5))
+
+        async def described() -> bool:
+            entry = next(e for e in await box.sync.upcoming(5) if e.video_id == "vid00000042")
+            return (entry.data["artist"], entry.data["title"], entry.data["duration"]) == ("Cobalt", "Blue Hour",
+                                                                                          201.5)
+
+        await eventually(described)
+    finally:
+        await box.stop()
