@@ -101,6 +101,13 @@ async def songs(request: web.Request) -> web.Response:
 CLOSED = "Nothing is playing at the venue right now, so paid requests are closed. You have not been charged."
 
 
+async def requests_closed(service: HubService, venue_id: str) -> bool:
+    """Paid requests are closed at a charging venue while nothing plays: paid for, a song would wait for a box
+    that is off and be refunded hours later. Free requests stay open (they play when the box is back)."""
+    price = await service.venue_prices.get(venue_id)
+    return price is not None and price.price_minor > 0 and not await service.plays_now(venue_id)
+
+
 @routes.post(VENUE + "/checkout")
 async def checkout(request: web.Request) -> web.Response:
     """A patron asks for a song (by videoId: title, artist and length come from the venue's own list)."""
@@ -112,8 +119,7 @@ async def checkout(request: web.Request) -> web.Response:
     song = next((s for s in await requestable_songs(service, venue_id) if s.video_id == video_id), None)
     if song is None:
         raise ApiError(404, "This song cannot be requested here.", "song.videoId")
-    if (await service.payments.price(venue_id)).price_minor > 0 and not await service.plays_now(venue_id):
-        # Paid for, it would wait for a box that is off and be refunded hours later: refuse before anyone pays.
+    if await requests_closed(service, venue_id):  # refused before anyone pays
         raise ApiError(409, CLOSED, None)
     client = client_address(request)
     await service.take_request_budget(client, patron)
@@ -170,13 +176,15 @@ async def live_state(service: HubService, venue_id: str, request_id: str | None)
     queue = await service.public_queue(venue_id, 500, mine=request_id)
     mine = None if request_id is None else await request_view(service, venue_id, request_id, queue)
     queue["queue"] = queue["queue"][:QUEUE_SHOWN]
-    return {"queue": queue, "request": mine}
+    return {"queue": queue, "request": mine, "requestsClosed": await requests_closed(service, venue_id)}
 
 
 @routes.get(VENUE + "/live")
 async def live(request: web.Request) -> web.StreamResponse:
-    """Server-sent events for the patron page: ``state`` (queue + the patron's request) at once and on
-    each change; no login. Ends once the request has played or was refunded."""
+    """Server-sent events for the patron page: ``state`` (queue, the patron's request, whether paid requests
+    are closed) at once and on each change; no login. Ends once the request has played or was refunded. A
+    change the feed does not announce (the master's heartbeats stopping: requests close) is seen at the next
+    re-read, within ``POLL_S`` (following a request) or ``KEEPALIVE_S``."""
     venue_id = venue_param(request)
     request_id = _request_param(request)
     service, streams = request.app[SERVICE], request.app[LIVE]

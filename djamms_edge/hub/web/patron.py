@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from djamms_edge.hub.api_payments import QUEUE_SHOWN, song_list
+from djamms_edge.hub.api_payments import QUEUE_SHOWN, requests_closed, song_list
 from djamms_edge.hub.context import SERVICE
 from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.payments.money import price_text
@@ -33,7 +33,7 @@ async def patron_page(request: web.Request) -> web.Response:
         return _no_venue(request)
     queue = await service.public_queue(venue_id, QUEUE_SHOWN)
     songs = await song_list(service, venue_id, "", SONGS_SHOWN)
-    closed = price.price_minor > 0 and not await service.plays_now(venue_id)
+    closed = await requests_closed(service, venue_id)
     return render(request, "patron.html", {
         "venue": venue, "queue": queue, "songs": songs, "price_text": price_text(price), "closed": closed,
         "page_data": {"venueId": venue_id, "price": price.price_minor, "currency": price.currency,

@@ -10,6 +10,7 @@
   let queue = [];
   let chosen = null;
   let stream = null;
+  let closed = !$("closed").hidden;  // paid requests closed: nothing plays at the venue (the hub says so live)
 
   function patronId() {
     let id = null;
@@ -87,6 +88,16 @@
     }
   }
 
+  // --- requests open and closed as the venue's box starts and stops ---------------------------------
+  function showClosed(nowClosed) {
+    if (nowClosed === closed) return;
+    closed = nowClosed;
+    $("closed").hidden = !closed;
+    $("reopened").hidden = closed;  // said once it changes, in the live region: a screen reader hears it
+    for (const button of document.querySelectorAll("button.choose")) button.disabled = closed;
+    $("confirm-pay").disabled = closed;
+  }
+
   function listen(requestId) {
     if (stream) stream.close();
     const query = requestId ? "?request=" + encodeURIComponent(requestId) : "";
@@ -97,6 +108,7 @@
       showNowPlaying();
       showQueue(state.queue.queue);
       showMine(state.request);
+      showClosed(Boolean(state.requestsClosed));
       if (state.request && (state.request.status === "played" || state.request.status === "refunded")) {
         listen(null); // the hub ended that stream; keep the queue live
       }
@@ -109,7 +121,8 @@
       el("span", { class: "grow" }, el("span", { class: "title" }, song.title), el("br"),
         el("span", { class: "sub" }, `${song.artist} · ${duration(song.playDuration)}`)),
       el("button", { type: "button", class: "primary choose", "aria-label": `Request ${song.title} by ${song.artist}`,
-        dataset: { videoId: song.videoId, title: song.title, artist: song.artist, seconds: song.playDuration } },
+        disabled: closed, dataset: { videoId: song.videoId, title: song.title, artist: song.artist,
+          seconds: song.playDuration } },
       "Request"));
   }
 
@@ -139,7 +152,7 @@
   }
 
   async function pay() {
-    if (!chosen) return;
+    if (!chosen || closed) return;
     const button = $("confirm-pay");
     button.disabled = true;
     try {
@@ -153,7 +166,7 @@
     } catch (e) {
       showError(e.status === 422 || e.status === 429 ? `Not requested: ${e.message}` : e.message);
     } finally {
-      button.disabled = false;
+      button.disabled = closed;
     }
   }
 
