@@ -178,6 +178,7 @@ def test_install_reinstall_remove_purge(scratch: ScratchRoot) -> None:
     assert (wants / "timers.target.wants/djamms-edge-ytdlp-update.timer").is_symlink()
     assert (wants / "paths.target.wants/djamms-edge-ytdlp-restart.path").is_symlink()
     assert not list(wants.rglob("djamms-hub.service"))  # the hub is for servers: not enabled
+    assert not list(wants.rglob("djamms-hub-backup.timer"))  # nor its backups
 
     # The installed units verify against the installed program.
     verified = verify_in_root(scratch.path, sorted(p.name for p in (scratch / "lib/systemd/system").iterdir()))

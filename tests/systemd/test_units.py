@@ -99,6 +99,7 @@ def test_every_other_service_is_hardened_too(unit: str) -> None:
         ("djamms-edge.service", "djamms-edge", edge_cli.build_parser),
         ("djamms-edge-ytdlp-update.service", "djamms-edge", edge_cli.build_parser),
         ("djamms-hub.service", "djamms-hub", hub_cli.build_parser),
+        ("djamms-hub-backup.service", "djamms-hub", hub_cli.build_parser),
     ],
 )
 def test_exec_start_is_a_command_the_program_has(
