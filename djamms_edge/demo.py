@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import json
 import logging
 import os
@@ -64,6 +65,30 @@ DEMO_TRACKS = (
 )
 
 
+# One playlist song goes in by its page's URL alone, as staff paste a link: its details say "coming from the box"
+# until the demo box fetches it (yt-dlp reads the page) and reports artist, title and length.
+BY_URL_ALONE = "hard-stop"
+
+
+def write_video_page(root: Path, name: str, media_url: str, title: str, uploader: str | None = None,
+                     artist: str | None = None) -> str:
+    """A video's page as a video site shows one (``root/NAME.html``): schema.org VideoObject metadata in JSON-LD,
+    which yt-dlp's own generic extractor reads (title, uploader from ``author``, artist from ``byArtist``) and
+    follows to the media file. The demo's (and the tests') stand-in for YouTube: real yt-dlp, a real page.
+    Returns the page's file name."""
+    video: dict[str, object] = {"@context": "https://schema.org", "@type": "VideoObject", "name": title,
+                                "contentUrl": media_url}
+    if uploader is not None:
+        video["author"] = {"@type": "Person", "name": uploader}
+    if artist is not None:
+        video["byArtist"] = {"@type": "MusicGroup", "name": artist}
+    data = json.dumps(video).replace("</", "<\\/")
+    (root / f"{name}.html").write_text(
+        f"<!doctype html><html><head><title>{html.escape(title)}</title>"
+        f'<script type="application/ld+json">{data}</script></head><body></body></html>', encoding="utf-8")
+    return f"{name}.html"
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     media_dir: Path
@@ -87,8 +112,8 @@ class DemoPlan:
     def new_box_status_url(self) -> str:
         return f"http://127.0.0.1:{self.new_box_status_port}/"
 
-    def media_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.media_port}/{name}.mp4"
+    def media_url(self, name: str, ext: str = "mp4") -> str:
+        return f"http://127.0.0.1:{self.media_port}/{name}.{ext}"
 
 
 def port_or_free(preferred: int) -> int:
@@ -269,12 +294,16 @@ async def put_demo_playlist(session: aiohttp.ClientSession, plan: DemoPlan, staf
     venue = f"{plan.hub_url}/api/v1/venues/{VENUE_ID}"
     playlist = await _call(session, "POST", f"{venue}/playlists", staff_token, {"name": "Local demo videos"})
     for demo in DEMO_TRACKS[:-1]:
-        song = {
+        song: dict[str, Any] = {
             "videoId": plan.media_url(demo.name),
             "title": demo.title,
             "artist": demo.artist,
             "duration": demo.track.duration,
         }
+        if demo.name == BY_URL_ALONE:  # its page's URL alone: the box fills in the rest when it fetches it
+            write_video_page(plan.media_dir, demo.name, plan.media_url(demo.name),
+                             f"{demo.artist} - {demo.title} (Official Video)", uploader=f"{demo.artist} VEVO")
+            song = {"videoId": plan.media_url(demo.name, "html")}
         await _call(session, "POST", f"{venue}/playlists/{playlist['playlistId']}/tracks", staff_token, {"song": song})
     await _call(session, "PUT", f"{venue}/active-playlist", staff_token, {"playlistId": playlist["playlistId"]})
     # Patrons may request these songs from the patron page (free at the demo venue: no provider configured).
@@ -335,7 +364,8 @@ async def run_demo(plan: DemoPlan, stop: asyncio.Event, play_seconds: float = 0.
             f" or {DEMO_ADMIN_EMAIL};\n"
             f"                no mail server in the demo: the sign-in link is printed in this terminal;\n"
             f"                as the owner: add and remove the venue's staff on its Team page;\n"
-            f"                as the admin: new venues on /console/, each venue's people and owners on its Team page\n"
+            f"                as the admin: new venues on /console/, each venue's people and owners on its Team page;\n"
+            f"                Playlists: one song was added by its URL alone, its details filled in by the box\n"
             f"  a new box   : {plan.new_box_status_url}   shows a pairing code: enter it on the console's dashboard\n"
             f"  patron page : {plan.hub_url}/v/{VENUE_ID}   (request a song from a phone; poster with QR code:"
             f" {plan.hub_url}/v/{VENUE_ID}/poster)\n"

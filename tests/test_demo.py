@@ -98,6 +98,7 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
             time.sleep(0.5)
         assert _advanced(playing), f"no demo track played: {playing[-5:]}"
         assert paid_seen, "the paid request never reached the priority queue"
+        # One of them was added by its URL alone (demo.BY_URL_ALONE): patrons see it once the box described it.
         assert patron_page_lists_songs, "the patron page never offered the demo's songs"
         output, _ = demo.communicate(timeout=DEMO_SECONDS + 30)  # stops by itself DEMO_SECONDS after playing
         assert first_played is not None

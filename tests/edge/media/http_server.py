@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,25 +23,6 @@ _TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".webm": "video/webm", ".fla
           ".html": "text/html; charset=utf-8"}
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 KNOWS_THE_CHANGE = "X-Knows-The-Change"
-
-
-def write_video_page(root: Path, name: str, media_url: str, title: str, uploader: str | None = None,
-                     artist: str | None = None) -> str:
-    """A video's page as a video site shows one (``root/NAME.html``): schema.org VideoObject metadata in JSON-LD,
-    which yt-dlp's own generic extractor reads (title, uploader from ``author``, artist from ``byArtist``) and
-    follows to the media file. The fake YouTube of the details tests: real yt-dlp, a real page. Returns its path
-    under ``/media/``."""
-    video: dict[str, object] = {"@context": "https://schema.org", "@type": "VideoObject", "name": title,
-                                "contentUrl": media_url}
-    if uploader is not None:
-        video["author"] = {"@type": "Person", "name": uploader}
-    if artist is not None:
-        video["byArtist"] = {"@type": "MusicGroup", "name": artist}
-    data = json.dumps(video).replace("</", "<\\/")
-    (root / f"{name}.html").write_text(
-        f"<!doctype html><html><head><title>{html.escape(title)}</title>"
-        f'<script type="application/ld+json">{data}</script></head><body></body></html>', encoding="utf-8")
-    return f"/media/{name}.html"
 
 
 @dataclass

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from djamms_edge.demo import write_video_page
 from djamms_edge.edge.media.cache import MediaCache
 from djamms_edge.edge.media.config import CacheConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import AttemptFailed, FakeFetcher, YtDlpFetcher, _fetched
 from djamms_edge.shared.ids import parse_source
 from djamms_edge.shared.song_details import SongDetails
 from tests.edge.media.conftest import WINDOWED, Clock
-from tests.edge.media.http_server import MediaServer, write_video_page
+from tests.edge.media.http_server import MediaServer
 
 LOOPBACK = FetchConfig(attempts=1, socket_timeout_seconds=5.0, allowed_hosts=("127.0.0.1",))
 
@@ -33,7 +34,7 @@ async def test_a_fetched_page_says_what_the_song_is_with_the_length_the_box_meas
     server: MediaServer, media_dir: Path, tmp_path: Path
 ) -> None:
     # "short": 0.5 s of silence, 3 s of tone, 1 s of silence (conftest.TRUTHS): 4.5 s long as measured.
-    page = write_video_page(media_dir, "cobalt-blue-hour", f"{server.url}/media/short.m4a",
+    page = "/media/" + write_video_page(media_dir, "cobalt-blue-hour", f"{server.url}/media/short.m4a",
                             "Cobalt \u2013 Blue Hour (Official Video)", uploader="Cobalt VEVO")
     told: list[tuple[str, SongDetails]] = []
     cache = cache_at(tmp_path, YtDlpFetcher(LOOPBACK, tmp_path / "cache" / ".work"), told)
@@ -53,7 +54,7 @@ async def test_a_fetched_page_says_what_the_song_is_with_the_length_the_box_meas
 async def test_a_site_that_names_the_artist_is_believed_over_the_title(
     server: MediaServer, media_dir: Path, tmp_path: Path
 ) -> None:
-    page = write_video_page(media_dir, "by-artist", f"{server.url}/media/short.m4a", "Delta Nine",
+    page = "/media/" + write_video_page(media_dir, "by-artist", f"{server.url}/media/short.m4a", "Delta Nine",
                             uploader="Label Channel", artist="Delta Nine")
     fetcher = YtDlpFetcher(LOOPBACK, tmp_path / "work")
     try:
