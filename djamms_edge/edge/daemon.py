@@ -25,13 +25,14 @@ from typing import Any, TypeVar
 from djamms_edge.config import Config
 from djamms_edge.edge.box_profile import this_box, with_box_profile
 from djamms_edge.edge.device import device_id
+from djamms_edge.edge.disk_trouble import DiskTrouble
 from djamms_edge.edge.doctor import BoxDoctor
 from djamms_edge.edge.night_analysis import night_analyzer, report_to
 from djamms_edge.edge.pairing import forget_credentials, needs_pairing, paired_config
 from djamms_edge.edge.player.api import Player
 from djamms_edge.edge.player.engine import PlaybackEngine
 from djamms_edge.edge.player.mpv_player import MpvPlayer
-from djamms_edge.edge.player.prefetch import keep_prefetched, needs_cache, open_media_cache
+from djamms_edge.edge.player.prefetch import CACHE_DIRECTORY, keep_prefetched, needs_cache, open_media_cache
 from djamms_edge.edge.player.request_qr import configured as configured_qr
 from djamms_edge.edge.player.resolver import CachedMediaResolver, LocalFileResolver, TrackResolver
 from djamms_edge.edge.queue.local import LocalQueue, PlaylistError, load_playlist
@@ -49,6 +50,15 @@ from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What the box does while the disk refuses each area's writes (full, read-only): edge/disk_trouble.py.
+WITHOUT_WRITES = {
+    "playback.db": "The music plays on, but what plays is not kept in the history and a restart does not resume it",
+    "sync.db": "The music plays on, but changes to the hub's queue (new paid requests) do not reach this box and "
+               "what it plays is not reported",
+    "media.db": "Cached songs play on; nothing new is downloaded",
+    CACHE_DIRECTORY: "Cached songs play on; nothing new is downloaded",
+}
 
 
 def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,13 +143,20 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                 return 0
             edge = found.edge
 
+        trouble = DiskTrouble(WITHOUT_WRITES)  # writes the disk refuses: the music goes on, staff are told
+        stack.push_async_callback(trouble.close)
         db = PlaybackState.database(edge.state_dir)
         await db.open()
         stack.push_async_callback(db.close)
+        trouble.watch(db)
         state = PlaybackState(db)
 
         # With a hub the queue is the hub's (mirrored locally) and the player starts halted until the lease says play.
         link = await stack.enter_async_context(open_hub_link(edge)) if edge.hub.url else None
+        if link is not None:
+            trouble.watch(link.sync.db)
+            sync = link.sync
+            trouble.report = lambda problem: sync.report_error("disk", problem)
         playlist = [] if link else playlist_entries(config)
         queue: QueueSource = link.queue if link else LocalQueue(state, playlist, edge.queue)
         target, max_gain = edge.player.loudness_target_lufs, edge.player.max_gain_db
@@ -149,8 +166,14 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             cache = await stack.enter_async_context(open_media_cache(
                 edge, report_to(link.sync) if link else None, link.sync.report_details if link else None))
             resolver = CachedMediaResolver(cache, resolver, target_lufs=target, max_gain_db=max_gain)
+            trouble.watch(cache.database)
         # The doctor's probe opens the audio output and the screen: before the player holds them.
         doctor = BoxDoctor(edge, on_change=lambda report: notifier.status(report.status_line()))
+
+        def problems() -> list[str]:  # what the status page, the hub's heartbeat and systemd's status line show
+            return [*trouble.problems(), *doctor.problems()]
+
+        trouble.subscribe(lambda: notifier.status(problems()[0] if trouble.problems() else doctor.report.status_line()))
         await doctor.examine_box(fetching=cache is not None)
         engine = PlaybackEngine(MpvPlayer(edge.player), queue, resolver, state, edge.player, active=link is None)
         stack.push_async_callback(engine.close)
@@ -162,7 +185,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
             log.warning("show_request_qr is on, but there is no hub URL or request_qr_url to put in the code")
         if link is not None:
             link.attach(engine)
-            link.reporter.problems = doctor.problems  # the venue's dashboard shows them too
+            link.reporter.problems = problems  # the venue's dashboard shows them too
             link.sync.paired = paired
             await link.start()
             stack.push_async_callback(link.stop)  # on the way out: halt and release before the player closes
@@ -181,7 +204,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                     lease=link.lease if link else None, lease_changes=link.subscribe_lease if link else None,
                     cache_usage=cache.usage if cache else None,
                     cache_cap_bytes=edge.cache.max_bytes, analysis=(lambda: night.progress) if night else None,
-                    problems=doctor.problems, hub_refusal=link.refusal if link else None,
+                    problems=problems, hub_refusal=link.refusal if link else None,
                 ),
             )
         )
@@ -192,7 +215,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         if cache is not None:
             protect = edge.cache.prefetch_count + edge.player.lookahead
             tasks.start(keep_prefetched(queue, cache, engine, fetch=edge.cache.prefetch_count, protect=protect,
-                                        slow_after_s=edge.cache.slow_fetch_seconds), "prefetch")
+                                        slow_after_s=edge.cache.slow_fetch_seconds, trouble=trouble), "prefetch")
         if night is not None:
             tasks.start(night.run(), "night-analysis")
         tasks.start(doctor.follow_hub(), "doctor")

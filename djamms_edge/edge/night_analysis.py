@@ -23,6 +23,7 @@ from djamms_edge.edge.player.engine import EngineState, PlaybackEngine
 from djamms_edge.edge.sync.config import NightAnalysisConfig
 from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.hub_api import Analysis
+from djamms_edge.shared.sqlite import is_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ class NightAnalyzer:
                 if not self._allowed():
                     log.info("night analysis paused after %d of %d", self.progress.done, self.progress.total)
                     break
-                await self._one(key)
+                if not await self._one(key):
+                    self.progress.state = "paused: the disk refuses writes"  # the database's watch says why
+                    await self._wait(self._recheck)
+                    break
                 await asyncio.sleep(self._config.pause_s)
             else:
                 log.info("night analysis: %d done, %d failed", self.progress.done, self.progress.failed)
@@ -133,7 +137,8 @@ class NightAnalyzer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
 
-    async def _one(self, key: str) -> None:
+    async def _one(self, key: str) -> bool:
+        """Analyse ``key`` (unless playback takes over); False when the disk refused to store the result."""
         self.progress.current = key
         self._changed.clear()
         work = asyncio.ensure_future(
@@ -150,22 +155,26 @@ class NightAnalyzer:
                     with contextlib.suppress(asyncio.CancelledError):
                         await work
                     log.info("night analysis of %s stopped: playback started", key)
-                    return
+                    return True
             result = work.result()
+            if result is not None:
+                self.progress.done += 1
+                await self._report(key, result)
         except MediaError as exc:
             self.progress.failed += 1
             self._failed.add(key)
             log.warning("night analysis of %s failed: %s", key, exc)
-            return
+        except Exception as exc:  # the result could not be stored or queued for the hub: a full disk
+            if not is_storage_error(exc):
+                raise
+            return False
         finally:
             if not work.done():  # we are being cancelled (daemon stopping): take ffmpeg down with us
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, MediaError):
                     await work
             self.progress.current = None
-        if result is not None:
-            self.progress.done += 1
-            await self._report(key, result)
+        return True
 
 
 def report_to(sync: EdgeSync) -> Report:

@@ -8,7 +8,10 @@
 * ``requests``: paid requests queued on this box (the local queue, until the hub sync feeds them).
 * ``controls``: at most one row, the volume and pause staff last set, so a restart keeps them.
 
-All writes go through ``Database.write`` (one writer thread, BEGIN IMMEDIATE), reads run off the loop.
+All writes go through ``Database.write`` (one writer thread, BEGIN IMMEDIATE), reads run off the loop. A write
+the disk refuses (full, read-only: ``is_storage_error``) still raises, but what the queue needs is remembered in
+memory until the process ends (the play for the rotation, an unplayable mark, a request's state), so a full
+disk does not make the rotation repeat one track or retry a broken one in a loop.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from djamms_edge.edge.queue.model import EntryKind, Play, QueueEntry
-from djamms_edge.shared.sqlite import Database, Migrations
+from djamms_edge.shared.sqlite import Database, Migrations, or_remember
 
 if TYPE_CHECKING:
     from sqlite_utils import Database as UtilsDatabase
 
 migrations = Migrations("djamms-edge-playback")
+MAX_UNWRITTEN_PLAYS = 200  # plays kept in memory while the disk refuses them: more than any rotation rule looks at
 
 
 @migrations()
@@ -144,6 +148,10 @@ class PlaybackState:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # What the disk refused to store (see the module's doc), merged into what the queue reads.
+        self._unwritten_plays: list[Play] = []
+        self._unwritten_unplayable: dict[str, tuple[str, float]] = {}
+        self._unwritten_request_states: dict[str, str] = {}
 
     @classmethod
     def database(cls, state_dir: Path) -> Database:
@@ -172,7 +180,10 @@ class PlaybackState:
             )
             _set_now_playing(conn, play_id, position, at)
 
-        await self.db.write(write)
+        await or_remember(self.db.write(write), lambda: self._remember_play(Play.of(entry, at)))
+
+    def _remember_play(self, play: Play) -> None:
+        self._unwritten_plays = [*self._unwritten_plays, play][-MAX_UNWRITTEN_PLAYS:]
 
     async def resume(self, play_id: str, at: float, position: float) -> None:
         """A play interrupted by a restart continues: same history row, one more resume."""
@@ -226,7 +237,8 @@ class PlaybackState:
                 (since, at_least),
             ).fetchall()
 
-        return [Play.of(_entry(row), row["started_at"]) for row in await self.db.read(read)]
+        plays = [Play.of(_entry(row), row["started_at"]) for row in await self.db.read(read)]
+        return sorted([*plays, *self._unwritten_plays], key=lambda play: play.started_at)
 
     # --- staff controls ------------------------------------------------------------------------------
 
@@ -246,19 +258,22 @@ class PlaybackState:
     # --- unplayable sources -------------------------------------------------------------------------
 
     async def mark_unplayable(self, source: str, reason: str, at: float) -> None:
-        await self.db.write(
+        await or_remember(self.db.write(
             lambda conn: conn.execute(
                 "INSERT INTO unplayable (source, reason, marked_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (source) DO UPDATE SET reason = excluded.reason, marked_at = excluded.marked_at",
                 (source, reason, at),
             )
-        )
+        ), lambda: self._unwritten_unplayable.__setitem__(source, (reason, at)))
 
     async def clear_unplayable(self, sources: Collection[str] | None = None) -> int:
         """Forget unplayable marks of ``sources`` (all when None); returns how many were cleared."""
         if sources is None:
+            self._unwritten_unplayable.clear()
             return await self.db.write(lambda conn: conn.execute("DELETE FROM unplayable").rowcount)
         wanted = list(sources)
+        for source in wanted:
+            self._unwritten_unplayable.pop(source, None)
         return await self.db.write(
             lambda conn: conn.executemany("DELETE FROM unplayable WHERE source = ?", [(s,) for s in wanted]).rowcount
         )
@@ -267,7 +282,8 @@ class PlaybackState:
         rows = await self.db.read(
             lambda conn: conn.execute("SELECT source, reason FROM unplayable WHERE marked_at >= ?", (since,)).fetchall()
         )
-        return {row["source"]: row["reason"] for row in rows}
+        remembered = {source: reason for source, (reason, at) in self._unwritten_unplayable.items() if at >= since}
+        return {row["source"]: row["reason"] for row in rows} | remembered
 
     # --- local paid requests ------------------------------------------------------------------------
 
@@ -287,12 +303,13 @@ class PlaybackState:
                 "SELECT *, 'priority' AS kind FROM requests WHERE state = 'waiting' ORDER BY requested_at, entry_id"
             ).fetchall()
         )
-        return [_entry(row) for row in rows]
+        not_waiting = {entry_id for entry_id, state in self._unwritten_request_states.items() if state != "waiting"}
+        return [_entry(row) for row in rows if row["entry_id"] not in not_waiting]
 
     async def set_request_state(self, entry_id: str, state: str) -> None:
-        await self.db.write(
+        await or_remember(self.db.write(
             lambda conn: conn.execute("UPDATE requests SET state = ? WHERE entry_id = ?", (state, entry_id))
-        )
+        ), lambda: self._unwritten_request_states.__setitem__(entry_id, state))
 
 
 def _set_now_playing(conn: sqlite3.Connection, play_id: str, position: float, at: float) -> None:
@@ -302,4 +319,5 @@ def _set_now_playing(conn: sqlite3.Connection, play_id: str, position: float, at
         "saved_at = excluded.saved_at",
         (play_id, position, at),
     )
+
 

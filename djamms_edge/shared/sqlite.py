@@ -15,11 +15,12 @@ inspection) and a fresh one is created, so a damaged SD card costs the box its h
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,31 @@ class Damage:
     kept_as: Path  # where the damaged file is now
 
 
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (primary codes), and the file system's own words for
+# the same: the disk is full, read-only (a card the kernel remounted after errors) or failing. Not the data's fault.
+_STORAGE_CODES = {8, 10, 13, 14}
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT}
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk refusing a write (full, read-only, failing), from SQLite or the file system."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _STORAGE_CODES
+    return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
+
+
+async def or_remember(write: Awaitable[object], remember: Callable[[], object]) -> None:
+    """Await ``write``; if the disk refused it (``is_storage_error``), call ``remember`` (keep what it meant in
+    memory) and raise all the same."""
+    try:
+        await write
+    except Exception as exc:
+        if is_storage_error(exc):
+            remember()
+        raise
+
+
 def is_damage(exc: sqlite3.DatabaseError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -204,6 +230,9 @@ class Database:
         self._reader_conns_lock = threading.Lock()
         self._write_conn: sqlite3.Connection | None = None
         self._write_level = synchronous
+        # Told of each write on the loop's thread: None for one that changed something, else what it raised (the
+        # daemon's disk-trouble watch: edge/disk_trouble.py). A write that changed nothing proves nothing.
+        self.on_write: Callable[[Database, BaseException | None], None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,15 +263,25 @@ class Database:
         ``synchronous`` overrides the database's level for this commit only. In WAL mode commits stay
         ordered: a NORMAL commit lost to a power cut is never followed by a surviving FULL one."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._write_now, fn, synchronous or self.synchronous)
+        try:
+            result, changed = await loop.run_in_executor(self._writer, self._write_now, fn,
+                                                         synchronous or self.synchronous)
+        except Exception as exc:
+            if self.on_write is not None:
+                self.on_write(self, exc)
+            raise
+        if changed and self.on_write is not None:
+            self.on_write(self, None)
+        return result
 
-    def _write_now(self, fn: Callable[[sqlite3.Connection], T], synchronous: Synchronous) -> T:
+    def _write_now(self, fn: Callable[[sqlite3.Connection], T], synchronous: Synchronous) -> tuple[T, bool]:
         if self._write_conn is None:
             raise RuntimeError(f"database {self.path} is not open")
         if synchronous != self._write_level:
             set_synchronous(self._write_conn, synchronous)
             self._write_level = synchronous
-        return run_in_transaction(self._write_conn, fn)
+        before = self._write_conn.total_changes
+        return run_in_transaction(self._write_conn, fn), self._write_conn.total_changes != before
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a reader thread (a consistent snapshot for its duration)."""

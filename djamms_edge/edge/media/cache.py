@@ -32,6 +32,7 @@ retried by an ensure once ``retry_failed_seconds`` have passed, doubling for eac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -412,6 +413,10 @@ class MediaCache:
             log.warning("%s is not playable media: %s", source.key, exc)
             await asyncio.to_thread(fetched.path.unlink, True)
             return await self._set_status(source.key, "broken", str(exc))
+        except Exception:  # the index refused it (a full disk): the unindexed file would only take up space
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(fetched.path.unlink, True)
+            raise
 
     async def _found_on_disk(self, source: MediaSource) -> Fetched | None:
         """The file of ``source`` indexed from disk after the index was lost (no analysis yet), if still there."""
@@ -437,7 +442,10 @@ class MediaCache:
             analysis = await analyze(fetched.path, self._analysis_config)
             await self.store_analysis(source.key, analysis)
             if self._on_analysed is not None:
-                await self._on_analysed(source.key, analysis)
+                try:
+                    await self._on_analysed(source.key, analysis)
+                except Exception as exc:  # a report for the hub's catalog: the track is ready all the same
+                    log.warning("could not report the analysis of %s: %s", source.key, exc)
             duration = analysis.duration
         now = self._clock()
         stem = _file_stem(source)

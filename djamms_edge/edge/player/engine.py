@@ -8,6 +8,10 @@ the next without a gap. A second task saves the position every few seconds; afte
 ``start()`` resumes the interrupted play from the saved position, in the same history row (unless
 it keeps dying right where it resumes: ``MAX_RESUMES_WITHOUT_PROGRESS``).
 
+What happened is recorded (history, position, the queue source's own record) through ``_record``: a write the
+disk refuses (full, read-only) is left out and the music goes on; the database's watch reports the trouble
+(edge/disk_trouble.py) and the state and queue sources remember in memory what they could not write.
+
 A missing or broken track costs one log line: it is reported to the queue source as
 failed (the local queue marks it unplayable) and the next one plays. With nothing
 playable the engine is idle and looks again every ``idle_recheck_s`` or when the queue
@@ -20,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -30,6 +34,7 @@ from djamms_edge.edge.player.resolver import Cue, TrackResolver, Unplayable
 from djamms_edge.edge.queue.model import EntryKind, QueueEntry
 from djamms_edge.edge.queue.source import Outcome, QueueSource
 from djamms_edge.edge.state import Controls, InProgress, PlaybackState
+from djamms_edge.shared.sqlite import is_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +173,7 @@ class PlaybackEngine:
             return
         # Paused, nothing moved: skip the write (an SD card on a venue box lives longer for it).
         if (ref.play_id, round(position, 1)) != self._last_saved:
-            await self._state.save_position(ref.play_id, position, self._clock())
+            await _record(self._state.save_position(ref.play_id, position, self._clock()))
             self._last_saved = (ref.play_id, round(position, 1))
 
     async def close(self) -> None:
@@ -198,7 +203,7 @@ class PlaybackEngine:
     async def _controls_changed(self) -> None:
         self._changed()
         # Kept, so a crash or power cut neither blasts a box staff turned down nor restarts one they paused.
-        await self._state.save_controls(Controls(self.player.volume, self.player.paused), self._clock())
+        await _record(self._state.save_controls(Controls(self.player.volume, self.player.paused), self._clock()))
 
     def set_active(self, active: bool) -> None:
         """False: stop at once and play nothing (a standby, or a master that lost its lease). True: play."""
@@ -266,17 +271,18 @@ class PlaybackEngine:
         now = self._clock()
         if ref.resume:
             self._resuming = None
-            await self._state.resume(play_id, now, ref.item.start)
+            await _record(self._state.resume(play_id, now, ref.item.start))
         else:
-            await self._state.begin(play_id, ref.entry, now, ref.item.start)
-        await self._queue.started(ref.entry)
+            await _record(self._state.begin(play_id, ref.entry, now, ref.item.start))
+        await _record(self._queue.started(ref.entry))
         log.info("playing %s from %.1fs%s", describe(ref.entry), ref.item.start, " (resumed)" if ref.resume else "")
 
     async def _on_ended(self, play_id: str, reason: EndReason) -> None:
         ref = await self._end(play_id, reason.value)
         if ref is None or reason is EndReason.STOPPED:
             return  # STOPPED: cut off, not played; the queue source decides what that means for the entry
-        await self._queue.finished(ref.entry, Outcome.PLAYED if reason is EndReason.FINISHED else Outcome.SKIPPED)
+        await _record(self._queue.finished(ref.entry, Outcome.PLAYED if reason is EndReason.FINISHED
+                                           else Outcome.SKIPPED))
 
     async def _on_failed(self, play_id: str, message: str) -> None:
         ref = await self._end(play_id, "failed")
@@ -286,7 +292,7 @@ class PlaybackEngine:
         if self._failures_in_a_row >= MAX_PLAYER_FAILURES_IN_A_ROW:
             raise PlayerBroken(f"the player failed {self._failures_in_a_row} tracks in a row (last: {message})")
         log.warning("skipping %s: %s", describe(ref.entry), message)
-        await self._queue.finished(ref.entry, Outcome.FAILED, message)
+        await _record(self._queue.finished(ref.entry, Outcome.FAILED, message))
 
     async def _end(self, play_id: str, reason: str) -> PlayRef | None:
         """Forget a play; if it had a history row (it started, or it is a resume), close that row."""
@@ -300,7 +306,7 @@ class PlaybackEngine:
             self._resuming = None
         self._handed = [r for r in self._handed if r is not ref]
         if recorded:
-            await self._state.end(play_id, reason, self._clock())
+            await _record(self._state.end(play_id, reason, self._clock()))
         return ref
 
     # --- planning ------------------------------------------------------------------------------------
@@ -324,23 +330,23 @@ class PlaybackEngine:
             reason = (f"the daemon stopped {play.resumes + 1} times while playing it, the last {play.resumes} "
                       "right after resuming it: given up, it may be what crashes the player")
             log.error("not resuming %s: %s", describe(entry), reason)
-            await self._state.end(play.play_id, "failed", self._clock())
-            await self._queue.finished(entry, Outcome.FAILED, reason)
+            await _record(self._state.end(play.play_id, "failed", self._clock()))
+            await _record(self._queue.finished(entry, Outcome.FAILED, reason))
             return
         try:
             cue = await self._resolver.resolve(entry)
         except Unplayable as exc:
             log.warning("cannot resume %s: %s", describe(entry), exc)
-            await self._state.end(play.play_id, "failed", self._clock())
-            await self._queue.finished(entry, Outcome.FAILED, str(exc))
+            await _record(self._state.end(play.play_id, "failed", self._clock()))
+            await _record(self._queue.finished(entry, Outcome.FAILED, str(exc)))
             return
         position = max(cue.start, progress.position)
         if cue.end is not None and position >= cue.end - RESUME_TAIL_SECONDS:
             log.info("%s had ended before the restart", describe(entry))
-            await self._state.end(play.play_id, EndReason.FINISHED.value, self._clock())
-            await self._queue.finished(entry, Outcome.PLAYED)
+            await _record(self._state.end(play.play_id, EndReason.FINISHED.value, self._clock()))
+            await _record(self._queue.finished(entry, Outcome.PLAYED))
             return
-        await self._queue.started(entry)  # idempotent: makes sure a paid request is not offered again
+        await _record(self._queue.started(entry))  # idempotent: makes sure a paid request is not offered again
         # Resumed mid-track; the status page still measures progress from the cue-in.
         self._resuming = replace(self._ref(entry, replace(cue, start=position), play.play_id, resume=True),
                                  cue_in=cue.start)
@@ -389,7 +395,7 @@ class PlaybackEngine:
                     break
                 measured = await self._over_limit(entry, cue)
                 if measured is not None:
-                    await self._queue.refused(entry, measured)
+                    await _record(self._queue.refused(entry, measured))
                     break
                 if self._not_ready.pop(entry.source, None) is not None:
                     log.info("%s is ready now", describe(entry))
@@ -432,7 +438,7 @@ class PlaybackEngine:
     async def _unplayable(self, entry: QueueEntry, exc: Unplayable) -> None:
         if exc.retry_after is None:
             log.warning("skipping %s: %s", describe(entry), exc)
-            await self._queue.finished(entry, Outcome.FAILED, str(exc))
+            await _record(self._queue.finished(entry, Outcome.FAILED, str(exc)))
         else:  # one line when it is first passed over, not one per retry
             if entry.source not in self._not_ready:
                 log.info("passing over %s for now: %s", describe(entry), exc)
@@ -459,3 +465,13 @@ class PlaybackEngine:
     def _changed(self) -> None:
         for listener in self._listeners:
             listener()
+
+
+async def _record(write: Awaitable[None]) -> None:
+    """Await a write of what happened; one the disk refuses (full, read-only) is left out, and the music goes on.
+    The database's watch reports it once (edge/disk_trouble.py); any other error is a bug and propagates."""
+    try:
+        await write
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise

@@ -12,6 +12,11 @@ The queue always moves: an entry in trouble (its last fetch failed, or its fetch
 than ``slow_after_s`` — a dead server, a retry in backoff) keeps its fetch, or is tried again
 when the cache allows, but no longer counts among the ``fetch`` downloads: the window widens
 past it, so three unfetchable paid requests at the head do not stop the playlist behind them.
+
+Nothing that goes wrong in one fetch stops the prefetcher (and with it the daemon): an entry whose fetch raised
+is in trouble like one that failed. A disk that refuses writes (full, read-only: the cache index or the cache
+directory) pauses every fetch, FIRST_PAUSE_S doubling to MAX_PAUSE_S, until one works again: the music that is
+cached plays on meanwhile, and the trouble is reported once (edge/disk_trouble.py).
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from djamms_edge.edge.player.engine import EngineStatus
 from djamms_edge.edge.queue.source import QueueView
+from djamms_edge.shared.sqlite import is_storage_error
 from djamms_edge.shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from djamms_edge.edge.config import EdgeConfig
+    from djamms_edge.edge.disk_trouble import DiskTrouble
     from djamms_edge.edge.media.analysis import TrackAnalysis
     from djamms_edge.edge.media.cache import CacheEntry, MediaCache
     from djamms_edge.shared.song_details import SongDetails
@@ -59,6 +67,9 @@ def needs_cache(sources: Sequence[str]) -> bool:
 
 SLOW_AFTER_S = 10.0  # a fetch running longer than this stops holding up the entries after it
 RECHECK_S = 30.0  # how often entries whose fetch failed are offered to the cache again (it decides when to retry)
+FIRST_PAUSE_S = 5.0  # the disk refused a write: no fetch starts for this long, doubling for each refusal in a row
+MAX_PAUSE_S = 300.0
+CACHE_DIRECTORY = "the media cache directory"  # the disk-trouble area of the cache's files (its index is media.db)
 
 
 def fetch_window(upcoming: Sequence[str], fetch: int, in_trouble: Callable[[str], bool]) -> list[str]:
@@ -75,10 +86,12 @@ def fetch_window(upcoming: Sequence[str], fetch: int, in_trouble: Callable[[str]
 
 async def keep_prefetched(
     queue: QueueView, cache: CacheFeeder, engine: EngineView, *, fetch: int, protect: int,
-    slow_after_s: float = SLOW_AFTER_S, recheck_s: float = RECHECK_S,
+    slow_after_s: float = SLOW_AFTER_S, recheck_s: float = RECHECK_S, first_pause_s: float = FIRST_PAUSE_S,
+    trouble: DiskTrouble | None = None,
 ) -> None:
     """The prefetcher's task, until cancelled: fetch the first ``fetch`` upcoming downloads that are not in
-    trouble at once (and keep at the ones in trouble before them), protect the first ``protect`` from eviction."""
+    trouble at once (and keep at the ones in trouble before them), protect the first ``protect`` from eviction.
+    ``trouble`` hears of the cache directory's files refusing writes (the index's database reports its own)."""
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
     changed.set()
@@ -89,6 +102,9 @@ async def keep_prefetched(
     started: dict[str, float] = {}  # key -> loop time its running fetch began
     settled: dict[str, str] = {}  # key -> the cache status last seen: the engine is woken when one changes
     refused: set[str] = set()
+    unexpected: set[str] = set()  # keys whose fetch raised something no rule expects: logged once each
+    disk_refusals = 0  # in a row: the pause doubles
+    paused_until = 0.0  # loop time: no fetch starts before (the disk refused a write)
 
     def in_trouble(key: str) -> bool:
         if key in running:
@@ -98,17 +114,21 @@ async def keep_prefetched(
     def due(key: str) -> bool:
         """Whether to (re)start the fetch of ``key``: a failed one only every ``recheck_s`` (the cache itself
         decides whether it is time to download again; asking it is cheap, but not in a loop)."""
-        return key not in running and (not in_trouble(key) or loop.time() - started[key] >= recheck_s)
+        if key in running or loop.time() < paused_until:
+            return False
+        return not in_trouble(key) or loop.time() - started[key] >= recheck_s
 
     def next_look() -> float | None:
         """Seconds until a running fetch turns slow or a failed one is due again; None: nothing to wait for."""
         now = loop.time()
         deadlines = [started[k] + slow_after_s for k in running]
         deadlines += [started[k] + recheck_s for k, status in settled.items() if status != "ready" and k in started]
+        deadlines.append(paused_until)
         future = [d - now for d in deadlines if d > now]
         return min(future) if future else None
 
     async def fetch_one(key: str, protected: frozenset[str]) -> None:
+        nonlocal disk_refusals, paused_until
         try:
             status = (await cache.ensure(key, protected)).status
         except ValueError as exc:  # InvalidSource: the queue holds something no fetcher may see
@@ -116,6 +136,21 @@ async def keep_prefetched(
                 refused.add(key)
                 log.warning("not prefetching %r: %s", key, exc)
             return
+        except Exception as exc:  # one track's error, never the prefetcher's end
+            status = "failed"
+            if is_storage_error(exc):
+                disk_refusals += 1
+                paused_until = loop.time() + min(first_pause_s * 2 ** (disk_refusals - 1), MAX_PAUSE_S)
+                if trouble is not None and not isinstance(exc, sqlite3.Error):  # the database reports its own
+                    trouble.failed(CACHE_DIRECTORY, exc)
+            elif key not in unexpected:
+                unexpected.add(key)
+                log.exception("fetching %s failed unexpectedly; it is tried again later", key)
+        else:
+            if settled.get(key) != status and disk_refusals:  # a fetch settled: the disk took its writes
+                disk_refusals = 0
+                if trouble is not None:
+                    trouble.worked(CACHE_DIRECTORY)
         finally:
             if running.get(key) is asyncio.current_task():
                 del running[key]
@@ -138,7 +173,11 @@ async def keep_prefetched(
             if playing is not None and playing.play_id != marked:
                 marked = playing.play_id
                 if needs_cache([playing.entry.source]):
-                    await cache.mark_played(playing.entry.source)
+                    try:
+                        await cache.mark_played(playing.entry.source)
+                    except Exception as exc:  # eviction order only: a full disk costs that (the database reports)
+                        if not is_storage_error(exc):
+                            raise
             # Entries in trouble widen the window, so look as much further down the queue.
             looking = protect + sum(map(in_trouble, {*running, *settled}))
             upcoming = list(dict.fromkeys(e.source for e in await queue.upcoming(looking) if needs_cache([e.source])))

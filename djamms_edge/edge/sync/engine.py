@@ -31,7 +31,7 @@ from djamms_edge.edge.sync.outbox import Outbox, OutboxItem
 from djamms_edge.edge.sync.replica import NeedSnapshot, Replica, ReplicaEntry, next_entry, upcoming
 from djamms_edge.shared.ids import is_media_url, is_video_id
 from djamms_edge.shared.song_details import SongDetails
-from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.sqlite import Database, is_storage_error, or_remember
 from djamms_edge.shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class EdgeSync:
             log.info("the hub did not take the lease back; a restart while it is unreachable plays on")
             return
         # Handed back (a standby may be playing now): a restart must not resume playing as master.
-        await self.db.write(lambda conn: self._write_epoch(conn, None))
+        await self._store_epoch(None)
 
     # --- the lease ----------------------------------------------------------------------------------
 
@@ -212,7 +212,15 @@ class EdgeSync:
 
     def _remember_epoch(self, epoch: int | None) -> None:
         if self.lease.role is not L.Role.STOPPED:
-            self._tasks.start(self.db.write(lambda conn: self._write_epoch(conn, epoch)), "remember-epoch")
+            self._tasks.start(self._store_epoch(epoch), "remember-epoch")
+
+    async def _store_epoch(self, epoch: int | None) -> None:
+        """For a restart during a hub outage; a disk that refuses it costs only that (the watch reports it)."""
+        try:
+            await self.db.write(lambda conn: self._write_epoch(conn, epoch))
+        except Exception as exc:
+            if not is_storage_error(exc):
+                raise
 
     def _write_epoch(self, conn: sqlite3.Connection, epoch: int | None) -> None:
         conn.execute(
@@ -284,6 +292,12 @@ class EdgeSync:
         except (KeyError, TypeError, ValueError) as exc:
             # A hub bug must not kill this box's sync: drop the connection, retry with backoff.
             raise HubUnavailable(f"malformed {message.kind} from the hub: {exc!r}") from None
+        except sqlite3.Error as exc:
+            if not is_storage_error(exc):
+                raise
+            # The disk is full or read-only: the replica stays as it is (the box plays what it knows) and the feed
+            # is taken up again, with backoff, until the changes can be stored.
+            raise HubUnavailable(f"cannot store the hub's changes ({exc})") from None
 
     async def _apply_message(self, message: FeedMessage) -> None:
         if message.kind == "snapshot":
@@ -375,12 +389,14 @@ class EdgeSync:
             self.replica.consume_in(conn, entry)
             self.outbox.put_in(conn, "now_playing", key, payload, epoch=epoch)
 
-        await self.db.write(write)
+        # A disk that refuses the write: the replica remembers in memory; the now-playing report is lost with it.
+        await or_remember(self.db.write(write), lambda: self.replica.remember_consumed(entry))
         self.outbox.wake()
 
     async def skip(self, entry: ReplicaEntry) -> None:
         """This box cannot play ``entry`` (missing, broken): stop offering it here, tell the hub nothing."""
-        await self.db.write(lambda conn: self.replica.consume_in(conn, entry))
+        await or_remember(self.db.write(lambda conn: self.replica.consume_in(conn, entry)),
+                          lambda: self.replica.remember_consumed(entry))
 
     async def finished(self, entry: ReplicaEntry, played_at_ms: int | None = None) -> None:
         """``entry`` played to its end (or was skipped by staff): it belongs in the venue's history."""
@@ -407,7 +423,8 @@ class EdgeSync:
             if request_id:
                 self.outbox.put_in(conn, "over_limit", f"over-limit:{request_id}", payload)
 
-        await self.db.write(write)
+        # Refused by the disk: not offered again here; the hub refunds it as unplayed (unplayed_refund_after_h).
+        await or_remember(self.db.write(write), lambda: self.replica.remember_consumed(entry))
         self.outbox.wake()
 
     async def report_analysis(self, analysis: Analysis, mode: str) -> None:
@@ -442,7 +459,18 @@ class EdgeSync:
         text = ((message or "failed") if video_id else f"{source}: {message or 'failed'}")[:MAX_ERROR_MESSAGE]
         payload = {"videoId": video_id, "message": text, "at": at_ms}
         failure = hashlib.sha256(f"{source}\n{text}".encode()).hexdigest()[:32]
-        await self.outbox.put("device_error", f"error:{failure}:{at_ms // ERROR_REPEAT_WINDOW_MS}", payload)
+        key = f"error:{failure}:{at_ms // ERROR_REPEAT_WINDOW_MS}"
+        try:
+            await self.outbox.put("device_error", key, payload)
+        except Exception as exc:
+            if not is_storage_error(exc):
+                raise
+            # The outbox is on a disk that refuses writes (the trouble may be that very disk): straight to the hub,
+            # once, if it answers now.
+            try:
+                await self.api.report_error(video_id, text, at_ms, key)
+            except (HubUnavailable, HubRefused) as hub:
+                log.warning("could not tell the hub (%s): %s", hub, text)
 
     # --- outbox delivery -----------------------------------------------------------------------------
 

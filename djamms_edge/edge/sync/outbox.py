@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable
 from djamms_edge.edge.sync.lease import LeaseTiming, backoff
-from djamms_edge.shared.sqlite import Database
+from djamms_edge.shared.sqlite import Database, is_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -140,36 +140,50 @@ class Outbox:
         )
 
     async def run(self, send: Sender) -> None:
-        """Deliver forever, in order; back off with jitter while the hub is away."""
+        """Deliver forever, in order; back off with jitter while the hub is away, or while the disk refuses to
+        record a delivery (full, read-only: the item is sent again later, and the hub takes it once by its key)."""
         failures = 0
+        refused = 0
         while True:
-            self._wake.clear()
-            batch = await self.pending()
-            if not batch:
-                await self._wake.wait()
-                continue
-            for item in batch:
-                try:
-                    await send(item)
-                except HubUnavailable as exc:
-                    failures += 1
-                    await self._count_attempt(item)
-                    if failures == 1:
-                        self.down_since = self._clock()
-                        log.warning("outbox: hub unavailable (%s); holding messages until it answers", exc)
-                    await self._sleep(backoff(self._timing, failures, self._rng()))
-                    break
-                except HubRefused as exc:
-                    self._recovered(failures)
-                    failures = 0
-                    log.warning("outbox: hub refused %s %s: %s", item.kind, item.key, exc)
-                    await self._finish(item, "rejected", str(exc))
-                    if self.on_refused is not None:
-                        self.on_refused(item, exc)
-                    continue
+            try:
+                failures = await self._deliver_batch(send, failures)
+                refused = 0
+            except Exception as exc:
+                if not is_storage_error(exc):
+                    raise
+                refused += 1
+                await self._sleep(backoff(self._timing, refused, self._rng()))
+
+    async def _deliver_batch(self, send: Sender, failures: int) -> int:
+        """One batch of pending items (or a wait for one); the hub's failures in a row after it."""
+        self._wake.clear()
+        batch = await self.pending()
+        if not batch:
+            await self._wake.wait()
+            return failures
+        for item in batch:
+            try:
+                await send(item)
+            except HubUnavailable as exc:
+                failures += 1
+                await self._count_attempt(item)
+                if failures == 1:
+                    self.down_since = self._clock()
+                    log.warning("outbox: hub unavailable (%s); holding messages until it answers", exc)
+                await self._sleep(backoff(self._timing, failures, self._rng()))
+                break
+            except HubRefused as exc:
                 self._recovered(failures)
                 failures = 0
-                await self._finish(item, "delivered", None)
+                log.warning("outbox: hub refused %s %s: %s", item.kind, item.key, exc)
+                await self._finish(item, "rejected", str(exc))
+                if self.on_refused is not None:
+                    self.on_refused(item, exc)
+                continue
+            self._recovered(failures)
+            failures = 0
+            await self._finish(item, "delivered", None)
+        return failures
 
     def _recovered(self, failures: int) -> None:
         if failures and self.down_since is not None:

@@ -14,6 +14,7 @@ offers the same entry twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -71,11 +72,20 @@ class Replica:
         self._db = db
         self.venue_id = venue_id
         self._clock = clock
+        # Entries started here whose "consumed" mark the disk refused (full, read-only): kept in memory, so the
+        # rotation moves on instead of offering them again.
+        self._consumed_unwritten: dict[str, int] = {}
 
     # --- reading ------------------------------------------------------------------------------
 
     async def view(self) -> ReplicaView:
-        return await self._db.read(self._view)
+        view = await self._db.read(self._view)
+        if not self._consumed_unwritten:
+            return view
+        consumed = dict(view.consumed)
+        for entry_id, at in self._consumed_unwritten.items():
+            consumed[entry_id] = max(at, consumed.get(entry_id, 0))
+        return dataclasses.replace(view, consumed=consumed)
 
     async def version(self) -> int:
         return (await self.view()).version
@@ -224,6 +234,11 @@ class Replica:
                 "INSERT OR REPLACE INTO replica_consumed (venue_id, entry_id, consumed_ms) VALUES (?, ?, ?)",
                 (self.venue_id, entry_id, self._now_ms()),
             )
+
+    def remember_consumed(self, entry: ReplicaEntry) -> None:
+        """``consume_in``'s record, in memory only: its write was refused by the disk."""
+        for entry_id in {entry.entry_id, entry.source_id or entry.entry_id}:
+            self._consumed_unwritten[entry_id] = self._now_ms()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -1,0 +1,107 @@
+"""A full disk does not silence the venue: a real ``djamms-edge run`` beside a real hub, its state directory on a
+real small file system (tmpfs) that the test fills while the box plays.
+
+The box plays on through the full disk, in the queue's order (it does not replay one song because it could not
+record that it played it), says why on its status page, in its heartbeat (the venue's dashboard) and as a device
+error (the hub's "Recent problems"), once; when the space is freed it records its plays again and the problem
+goes away, by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from djamms_edge.edge.player.seams import render_tone
+from tests.edge.sync.test_daemons import World, wait_until
+from tests.edge.test_daemon import query
+from tests.small_disk import fill, small_disk
+
+DISK_FULL = "cannot be written: the disk is full"
+
+
+@pytest.fixture(scope="module")
+def short_tracks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three songs of about 2 s: the queue moves on every few seconds."""
+    root = tmp_path_factory.mktemp("short-tracks")
+
+    async def render() -> list[Path]:
+        return list(await asyncio.gather(*(
+            render_tone(root / f"Band {n} - Song {n}.m4a", 300 + 150 * n, lead=0.2, tone=1.8, trail=0.2)
+            for n in range(1, 4))))
+
+    return asyncio.run(render())
+
+
+def status(world: World, box: str) -> Any:
+    """The box's status page; a box that is no longer running fails the test (what the old code did)."""
+    if world.boxes[box].proc.poll() is not None:
+        pytest.fail(f"{box} exited with {world.boxes[box].proc.returncode}:\n{world.logs()}")
+    return world.status(box)
+
+
+def problems_of(world: World, box: str) -> list[str]:
+    return list(status(world, box)["problems"])
+
+
+def playing_entry(world: World, box: str) -> str | None:
+    playing = status(world, box)["now_playing"]
+    return None if playing is None else str(playing["entry_id"])
+
+
+def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_space_is_freed(
+    tmp_path: Path, short_tracks: list[Path]
+) -> None:
+    world = World(tmp_path, short_tracks)
+    with small_disk(tmp_path / "box-a", "16m") as disk:
+        try:
+            world.start_hub()
+            box = world.start_box("box-a")
+            wait_until("box-a playing", lambda: len(world.plays("box-a")) >= 2, world=world)
+            filler = fill(disk)
+
+            problem = wait_until("the status page to say the disk is full",
+                                 lambda: [p for p in problems_of(world, "box-a") if DISK_FULL in p], world=world)
+            assert "The music plays on" in problem[0], problem
+            # Played on, in the queue's order: each song after the next, none again at once for want of a record.
+            seen: list[str] = []
+
+            def three_more_songs() -> bool:
+                entry = playing_entry(world, "box-a")
+                if entry is not None and (not seen or seen[-1] != entry):
+                    seen.append(entry)
+                return len(seen) >= 4
+
+            wait_until("three more songs played on the full disk", three_more_songs, world=world)
+            assert len(set(seen)) >= 3, seen
+            assert box.proc.poll() is None
+            recorded_while_full = len(world.plays("box-a"))
+
+            # The venue's dashboard: the heartbeat's problems, and one device error for "Recent problems".
+            def dashboard() -> Any:
+                rows = query(tmp_path / "hub.db", "SELECT problems FROM devices WHERE device_id = 'box-a'")
+                return rows and any(DISK_FULL in p for p in json.loads(rows[0]["problems"]))
+
+            wait_until("the heartbeat to carry the problem", dashboard, world=world)
+            errors = wait_until("a device error on the hub",
+                                lambda: query(tmp_path / "hub.db", "SELECT message FROM device_errors"), world=world)
+            assert any(DISK_FULL in row["message"] for row in errors), [row["message"] for row in errors]
+
+            filler.unlink()
+            wait_until("the problem to go once space is back",
+                       lambda: not [p for p in problems_of(world, "box-a") if DISK_FULL in p], world=world)
+            wait_until("plays recorded again", lambda: len(world.plays("box-a")) > recorded_while_full + 1,
+                       world=world)
+            assert box.proc.poll() is None
+        finally:
+            world.close()
+    log = (tmp_path / "box-a.log").read_text()
+    assert "Traceback" not in log, log
+    # One error line per area and episode, however many writes failed.
+    for name in ("playback.db", "sync.db"):
+        assert log.count(f"{name} {DISK_FULL}") <= 1, log
+    assert "can be written again" in log
