@@ -117,8 +117,12 @@ class DemoPlan:
 
 
 def port_or_free(preferred: int) -> int:
-    """``preferred`` when nothing listens there, else any free loopback port."""
+    """``preferred`` when nothing listens there, else any free loopback port.
+
+    The probe sets SO_REUSEADDR as the servers do: a port left in TIME_WAIT by the last run, or reserved by a
+    test for the demo (tests/ports.py), is one they can bind."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", preferred))
             return preferred

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from djamms_edge.demo import DEMO_TRACKS
+from tests.ports import reserved_port
 from tests.processes import ProcessTree
 
 # Playback the demo runs before stopping by itself. Its paid request goes in 8 s after the demo starts, before
@@ -26,12 +27,6 @@ DEMO_SECONDS = 15.0
 STARTUP_SECONDS = 60.0
 TITLES = {demo.title for demo in DEMO_TRACKS}
 PAID = DEMO_TRACKS[-1].title
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def status(port: int) -> dict[str, Any] | None:
@@ -67,14 +62,15 @@ def patron_page(hub_port: int) -> str | None:
 
 
 def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path) -> None:
-    status_port, hub_port = free_port(), free_port()
+    ports = ExitStack()  # held until the demo is gone: its servers bind them beside the reservations
+    hub_port, status_port, media_port, new_box_port = (ports.enter_context(reserved_port()) for _ in range(4))
     argv = [
         sys.executable, "-m", "djamms_edge.demo", "--no-audio", "--no-video", "--seconds", str(DEMO_SECONDS),
         "--dir", str(tmp_path / "demo"), "--hub-port", str(hub_port), "--status-port", str(status_port),
-        "--media-port", str(free_port()),
+        "--media-port", str(media_port), "--new-box-status-port", str(new_box_port),
     ]
     # In a session of its own, marked: whatever fails below, the demo and its hub and edge are stopped.
-    with ProcessTree(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as tree:
+    with ports, ProcessTree(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as tree:
         demo = tree.proc
         started = time.monotonic()
         playing: list[tuple[str, float]] = []  # (entry id, position) samples of demo tracks playing

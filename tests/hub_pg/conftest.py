@@ -11,11 +11,10 @@ import asyncio
 import dataclasses
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from djamms_edge.hub.auth import issue_device_token, issue_user_token
 from djamms_edge.hub.config import HubConfig, LimitsConfig, RegistryConfig, StoreConfig
 from djamms_edge.hub.store.base import User
 from djamms_edge.hub.store.postgres import PostgresStore
+from tests.ports import reserved_port
 
 JWT_SECRET = "two-instance-test-secret-0123456789abcdef"
 VENUE = "venue-pg"
@@ -49,16 +49,11 @@ async def serving_in_process(config: HubConfig, _workdir: Path) -> AsyncIterator
         await runner.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str]:
     """``djamms-hub serve`` in its own process group; terminated, then killed, on the way out."""
-    port = _free_port()
+    ports = ExitStack()  # held while the hub runs: it binds beside the reservation
+    port = ports.enter_context(reserved_port())
     config_file = workdir / f"hub-{port}.toml"
     config_file.write_text(
         f'[hub]\njwt_secret = "{config.jwt_secret}"\nlog_level = "WARNING"\n'
@@ -95,6 +90,7 @@ async def serving_process(config: HubConfig, workdir: Path) -> AsyncIterator[str
             except TimeoutError:
                 os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        ports.close()
 
 
 Serving = Callable[[HubConfig, Path], AbstractAsyncContextManager[str]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from djamms_edge.hub.store.base import PaidRequest, RequestRules, Song, StoreUnavailable
 from djamms_edge.hub.store.postgres import PostgresStore, UnstorableValue
+from tests.ports import reserved_port
 
 RULES = RequestRules(max_duration_s=300, artist_limit=3, artist_window_ms=1_800_000)
 
@@ -31,26 +31,23 @@ async def test_text_postgresql_cannot_hold_is_refused_and_nothing_is_stored(pg_u
         await store.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
-
-
 async def test_an_unreachable_database_is_one_clear_error_without_the_password() -> None:
-    store = PostgresStore(f"postgresql://hub:s3cret@127.0.0.1:{_closed_port()}/djamms")
-    with pytest.raises(StoreUnavailable, match=r"postgresql://hub:\*\*\*@127\.0\.0\.1:\d+/djamms unavailable") as err:
-        await store.open()
+    with reserved_port() as nothing_listens:
+        store = PostgresStore(f"postgresql://hub:s3cret@127.0.0.1:{nothing_listens}/djamms")
+        redacted = r"postgresql://hub:\*\*\*@127\.0\.0\.1:\d+/djamms unavailable"
+        with pytest.raises(StoreUnavailable, match=redacted) as err:
+            await store.open()
     assert "s3cret" not in str(err.value)
 
 
 def test_serve_says_the_database_is_unreachable_and_exits_1(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
-    config.write_text(f'[hub]\njwt_secret = "{"k" * 40}"\n'
-                      f'[hub.store]\nurl = "postgresql://hub:s3cret@127.0.0.1:{_closed_port()}/djamms"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
-    done = subprocess.run([sys.executable, "-m", "djamms_edge.hub.cli", "serve", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    with reserved_port() as nothing_listens:
+        config.write_text(f'[hub]\njwt_secret = "{"k" * 40}"\n'
+                          f'[hub.store]\nurl = "postgresql://hub:s3cret@127.0.0.1:{nothing_listens}/djamms"\n')
+        done = subprocess.run([sys.executable, "-m", "djamms_edge.hub.cli", "serve", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, env=env, check=False)
     assert done.returncode == 1
     assert "unavailable" in done.stderr and "Traceback" not in done.stderr
     assert "s3cret" not in done.stderr + done.stdout

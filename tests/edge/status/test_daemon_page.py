@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import time
 import urllib.request
@@ -24,10 +23,10 @@ from djamms_edge.edge.player.seams import render_tone
 from tests.browser import chromium_page_sync, screenshot_path
 from tests.edge.test_daemon import Daemon, query, wait_until
 from tests.edge.test_daemon import daemons as daemons  # the fixture that starts and reaps daemon processes
+from tests.ports import STATUS_PAGE_AT
 
 TOKEN = "daemon-page-admin-token-42"
 TITLES = ("Opener", "Middle", "Closer")
-PAGE_URL = re.compile(r"status page at (http://127\.0\.0\.1:\d+)")
 CURRENT_PLAY = "SELECT play_id, title, end_reason FROM plays WHERE ended_at IS NULL ORDER BY started_at DESC LIMIT 1"
 
 
@@ -89,7 +88,7 @@ def test_the_page_follows_the_real_daemon(tmp_path: Path, daemons: Callable[[Pat
     playlist = _playlist(tmp_path / "playlist")
     daemon = daemons(_config(tmp_path, playlist))
     db = tmp_path / "state" / "playback.db"
-    url = wait_until("the status page URL in the log", lambda: PAGE_URL.search(daemon.log.read_text()), daemon)[1]
+    url = wait_until("the status page URL in the log", lambda: STATUS_PAGE_AT.search(daemon.log.read_text()), daemon)[1]
 
     with chromium_page_sync() as page:
         page.goto(url + "/")
@@ -156,7 +155,7 @@ def test_volume_and_pause_set_by_staff_survive_a_power_cut(tmp_path: Path, daemo
     not at full volume and not playing into whatever made them pause."""
     config = _config(tmp_path, _playlist(tmp_path / "playlist"))
     daemon = daemons(config)
-    url = wait_until("the status page URL in the log", lambda: PAGE_URL.search(daemon.log.read_text()), daemon)[1]
+    url = wait_until("the status page URL in the log", lambda: STATUS_PAGE_AT.search(daemon.log.read_text()), daemon)[1]
     wait_until("a track playing", lambda: _get_json(url + "/api/status")["now_playing"], daemon)
     _control(url, "volume", {"volume": 40})
     _control(url, "pause")
@@ -164,7 +163,7 @@ def test_volume_and_pause_set_by_staff_survive_a_power_cut(tmp_path: Path, daemo
     daemon.wait(10)
 
     restarted = daemons(config)
-    urls = lambda: PAGE_URL.findall(restarted.log.read_text())  # noqa: E731 -- the log is appended to
+    urls = lambda: STATUS_PAGE_AT.findall(restarted.log.read_text())  # noqa: E731 -- the log is appended to
     url = wait_until("the restarted daemon's status page", lambda: len(urls()) == 2 and urls()[1], restarted)
     status = wait_until("the interrupted track back", lambda: (s := _get_json(url + "/api/status"))["now_playing"]
                         and s, restarted)

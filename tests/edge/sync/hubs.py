@@ -7,8 +7,8 @@ paid request, and taking the hub away and back.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from djamms_edge.hub.auth import issue_device_token
 from djamms_edge.hub.config import HubConfig, LimitsConfig, RegistryConfig
 from djamms_edge.hub.store.base import Song
 from djamms_edge.hub.store.sqlite import SqliteStore
+from tests.ports import reserved_port
 
 SECRET = "s" * 40
 VENUE = "venue-1"
@@ -67,7 +68,8 @@ class RealHub:
         self.db_path = tmp_path / "hub.db"
         self.runner: web.AppRunner | None = None
         self.store: SqliteStore | None = None
-        self.port = 0
+        self.ports = ExitStack()  # its port, held across a stop/start until close()
+        self.port = self.ports.enter_context(reserved_port())
         self.clients: list[HubClient] = []
         self._patron: aiohttp.ClientSession | None = None
 
@@ -80,10 +82,6 @@ class RealHub:
         app = create_app(self.config, self.store)
         self.runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self.runner.setup()
-        if not self.port:
-            with socket.socket() as probe:  # an ephemeral port, reused across a restart of the hub
-                probe.bind(("127.0.0.1", 0))
-                self.port = probe.getsockname()[1]
         site = web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
 
@@ -132,6 +130,7 @@ class RealHub:
         if self._patron is not None:
             await self._patron.close()
         await self.go_down()
+        self.ports.close()
 
 
 class FakeTestHub:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from djamms_edge.hub.store.base import Song
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.edge.media.http_server import MediaServer
 from tests.edge.test_daemon import query
+from tests.ports import logged_status_url, reserved_port
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
@@ -209,9 +209,8 @@ class World:
     def __init__(self, tmp_path: Path, tracks: list[Path]) -> None:
         self.tmp = tmp_path
         self.tracks = tracks
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.ports = ExitStack()  # the hub's port, held across its restarts until close()
+        self.port = self.ports.enter_context(reserved_port())
         self.url = f"http://127.0.0.1:{self.port}"
         self.hub: Proc | None = None
         self.boxes: dict[str, Proc] = {}
@@ -290,10 +289,9 @@ class World:
 
     def status(self, name: str) -> Any:
         """The box's own status page (localhost), found from the address it logs."""
-        log = (self.tmp / f"{name}.log").read_text()
-        url = re.search(r"status page at (http://127\.0\.0\.1:\d+)", log)
-        assert url is not None, log
-        with urllib.request.urlopen(f"{url.group(1)}/api/status", timeout=5) as response:  # noqa: S310 -- loopback
+        url = logged_status_url(self.tmp / f"{name}.log")
+        assert url is not None, (self.tmp / f"{name}.log").read_text()
+        with urllib.request.urlopen(f"{url}/api/status", timeout=5) as response:  # noqa: S310 -- loopback
             return json.loads(response.read())
 
     def close(self) -> None:
@@ -302,6 +300,7 @@ class World:
             box.proc.wait(timeout=10)
         if self.hub is not None:
             self.hub.stop()
+        self.ports.close()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))

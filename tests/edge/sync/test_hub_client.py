@@ -3,7 +3,6 @@ HubUnavailable (retry later) or HubRefused (stop asking), never a crash."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -12,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from djamms_edge.edge.sync.errors import HubRefused, HubUnavailable, StaleEpoch
 from djamms_edge.edge.sync.hub_client import HubClient
+from tests.ports import reserved_port
 
 
 def answer(status: int, body: str, content_type: str = "application/json") -> web.Application:
@@ -86,12 +86,10 @@ async def test_garbage_in_the_changes_answer_is_unavailable(client_for: MakeClie
 
 
 async def test_nothing_listening_is_unavailable() -> None:
-    with socket.socket() as probe:  # a port nobody listens on any more
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = HubClient(f"http://127.0.0.1:{port}", "token", "venue-1", "box-a", timeout_s=1)
-    try:
-        with pytest.raises(HubUnavailable):
-            await client.register()
-    finally:
-        await client.close()
+    with reserved_port() as nothing_listens:
+        client = HubClient(f"http://127.0.0.1:{nothing_listens}", "token", "venue-1", "box-a", timeout_s=1)
+        try:
+            with pytest.raises(HubUnavailable):
+                await client.register()
+        finally:
+            await client.close()

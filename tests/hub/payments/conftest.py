@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from djamms_edge.hub.config import PaymentsConfig, RequestRulesConfig
 from tests.hub.conftest import Hub, HubFactory, hub_config
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe
+from tests.ports import reserved_port
 
 PRICE = 250  # 2.50
 SONGS: list[dict[str, Any]] = [  # request bodies' songs (JSON)
@@ -21,12 +21,6 @@ SONGS: list[dict[str, Any]] = [  # request bodies' songs (JSON)
     {"videoId": "ccccccccc03", "title": "Born to Run", "artist": "Bruce Springsteen", "duration": 270},
     {"videoId": "ddddddddd04", "title": "Too Long Song", "artist": "Long Band", "duration": 900},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass
@@ -98,20 +92,22 @@ def start_paying(start_hub: HubFactory) -> PayingFactory:
     @asynccontextmanager
     async def start(price: int = PRICE, artist_limit: int = 3, songs: list[dict[str, Any]] = SONGS,
                     active: bool = False, playing: bool = True, **payments: Any) -> AsyncIterator[Paying]:
-        async with running_fake_stripe() as fake:
-            port = free_port()
-            settings = {"provider": "stripe", "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
-                        "stripe_api_base": fake.url, "refund_interval_s": 0.2, "refund_retry_max_s": 0.5, **payments}
-            # allow_urls: the browser test's songs are loopback media URLs a real edge fetches (loopback: allowed).
-            rules = RequestRulesConfig(artist_limit=artist_limit, allow_urls=True, allowed_hosts=("127.0.0.1",))
-            config = hub_config(public_url=f"http://127.0.0.1:{port}", payments=PaymentsConfig(**settings),
-                                requests=rules)
-            async with start_hub(config=config, port=port) as hub:
-                fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
-                await set_up_venue(hub, "tavern", price, songs, active)
-                if playing:  # a box at the venue holds the lease (paid requests are closed while none does)
-                    await register_box(hub, "tavern", STAND_IN_BOX)
-                yield Paying(hub, fake, "tavern")
+        # The hub's port is known before it starts: its public_url (Stripe's return address) names it.
+        with reserved_port() as port:
+            async with running_fake_stripe() as fake:
+                settings = {"provider": "stripe", "stripe_secret_key": API_KEY,
+                            "stripe_webhook_secret": WEBHOOK_SECRET, "stripe_api_base": fake.url,
+                            "refund_interval_s": 0.2, "refund_retry_max_s": 0.5, **payments}
+                # allow_urls: the browser test's songs are loopback media URLs a real edge fetches (loopback: allowed).
+                rules = RequestRulesConfig(artist_limit=artist_limit, allow_urls=True, allowed_hosts=("127.0.0.1",))
+                config = hub_config(public_url=f"http://127.0.0.1:{port}", payments=PaymentsConfig(**settings),
+                                    requests=rules)
+                async with start_hub(config=config, port=port) as hub:
+                    fake.webhook_url = hub.url + "/api/v1/payments/stripe/webhook"
+                    await set_up_venue(hub, "tavern", price, songs, active)
+                    if playing:  # a box at the venue holds the lease (paid requests are closed while none does)
+                        await register_box(hub, "tavern", STAND_IN_BOX)
+                    yield Paying(hub, fake, "tavern")
 
     return start
 

@@ -11,11 +11,11 @@ import email.policy
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,17 +35,12 @@ from tests.browser import PHONE, PageWatch, check_layout, chromium_page, save_sc
 from tests.edge.test_daemon import query
 from tests.hub.conftest import hub_config
 from tests.hub.test_auth import MailBox, smtp_config
+from tests.ports import logged_status_url, reserved_port
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 VENUE = "bar-1"
 STAFF = "sam@bar.test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(what: str, check: Callable[[], Awaitable[T | None]], limit: float = 60.0,
@@ -75,7 +70,8 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     an active playlist of two local tone tracks (the media cache is another module's)."""
     mail = MailBox()
     smtp = await asyncio.get_running_loop().create_server(lambda: SMTP(mail, hostname="localhost"), "127.0.0.1", 0)
-    port = free_port()
+    ports = ExitStack()  # the hub's port, known before it starts: its magic links name it
+    port = ports.enter_context(reserved_port())
     url = f"http://127.0.0.1:{port}"
     config = dataclasses.replace(hub_config(smtp=smtp_config(smtp.sockets[0].getsockname()[1])), public_url=url)
     store = store_from_url(f"sqlite:///{tmp_path / 'hub.db'}", retain_changes=1000)
@@ -94,6 +90,7 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
             yield Console(url, store, mail, http)
     finally:
         await server.close()
+        ports.close()
         smtp.close()
 
 
@@ -101,8 +98,10 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 class Box:
     proc: subprocess.Popen[bytes]
     state: Path
-    status_url: str
     log: Path
+
+    def status_url(self) -> str | None:
+        return logged_status_url(self.log)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -116,7 +115,7 @@ class Box:
 
 def start_fresh_box(tmp_path: Path, hub_url: str) -> Box:
     """``djamms-edge run`` with the hub's URL and no token: a box straight out of its box."""
-    state, status_port = tmp_path / "box", free_port()
+    state = tmp_path / "box"
     config = tmp_path / "box.toml"
     config.write_text(f"""
 [edge]
@@ -129,7 +128,7 @@ url = "{hub_url}"
 video = false
 ao = "null"
 [edge.status]
-port = {status_port}
+port = 0
 [edge.sync]
 heartbeat_interval_s = 0.5
 retry_min_s = 0.2
@@ -142,12 +141,15 @@ poll_interval_s = 1.0
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "djamms_edge.edge.cli", "run", "--config", str(config)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Box(proc, state, f"http://127.0.0.1:{status_port}", log)
+    return Box(proc, state, log)
 
 
 async def box_status(http: aiohttp.ClientSession, box: Box) -> Any:
+    url = box.status_url()
+    if url is None:
+        return None  # not listening yet
     try:
-        async with http.get(box.status_url + "/api/status", timeout=aiohttp.ClientTimeout(total=2)) as resp:
+        async with http.get(url + "/api/status", timeout=aiohttp.ClientTimeout(total=2)) as resp:
             return await resp.json() if resp.status == 200 else None
     except (aiohttp.ClientError, TimeoutError):
         return None
@@ -198,7 +200,9 @@ async def test_sign_in_pair_a_box_see_it_play_and_revoke_it(console: Console, tm
             browser = page.context.browser
             assert browser is not None
             box_page = await browser.new_page(viewport=PHONE)
-            await box_page.goto(box.status_url)
+            status_url = box.status_url()
+            assert status_url is not None  # it answered with the code
+            await box_page.goto(status_url)
             await expect(box_page.locator("#pairing-code")).to_have_text(code)
             await save_screenshot(box_page, "edge-status-pairing-code.png")
             await box_page.close()
