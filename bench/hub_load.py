@@ -51,13 +51,13 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,7 @@ import uvloop
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the repository, for its tests' nginx helper
 from tests.hub.reverse_proxy import start_nginx  # noqa: E402
+from tests.ports import reserved_port  # noqa: E402
 
 PYTHON = sys.executable
 SECRET = "bench-secret-0123456789abcdef-0123456789"  # noqa: S105 (a throwaway hub)
@@ -146,10 +147,13 @@ def pooled_saturated(name: str, runs: list[Result]) -> Result:
                   p99_runs=tuple(run.p99_ms for run in runs))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+HELD_PORTS = ExitStack()  # ports reserved for the servers this bench starts, until it ends
+
+
+def held_port() -> int:
+    """A loopback port only servers this bench starts can bind (tests/ports.py), held until the bench ends: a
+    probed free port could be taken by another process before the server bound it."""
+    return HELD_PORTS.enter_context(reserved_port())
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -410,7 +414,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hub-load-") as tmp:
         workdir = Path(tmp)
         for name, loop in () if args.only_slow else (("bare", "asyncio"), ("bare-uvloop", "uvloop")):
-            port = free_port()
+            port = held_port()
             bare = start([PYTHON, "-c", BARE_SERVER, str(port), loop], workdir / f"{name}.log")
             try:
                 wait_until_up(f"http://127.0.0.1:{port}/does-not-exist-but-answers", bare)
@@ -434,7 +438,7 @@ def main() -> int:
         seeded = subprocess.run([*hub_cli, "seed-demo", "--config", str(config), "--venue", VENUE, "--device", DEVICE],
                                 capture_output=True, text=True, check=True, timeout=60)
         token = json.loads(seeded.stdout)["deviceToken"]
-        port = free_port()
+        port = held_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")}
         proxy: subprocess.Popen[bytes] | None = None
         hub = start([*hub_cli, "serve", "--config", str(config), "--port", str(port)], workdir / "hub.log", env)

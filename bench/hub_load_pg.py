@@ -112,7 +112,7 @@ def hubs(label: str, store_url: str, instances: int, workdir: Path) -> Iterator[
     with ExitStack() as stack:
         bases = []
         for i in range(instances):
-            port = hub_load.free_port()
+            port = hub_load.held_port()
             log = workdir / f"{label.replace(' ', '-')}-{i}.log"
             proc = hub_load.start([*hub_cli, "serve", "--config", str(config), "--port", str(port)], log, env)
             stack.callback(hub_load.stop, proc)

@@ -27,12 +27,12 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from djamms_edge.hub.auth import issue_device_token  # noqa: E402
 from djamms_edge.hub.config import HubConfig  # noqa: E402
 from djamms_edge.hub.store.base import Song  # noqa: E402
 from djamms_edge.hub.store.sqlite import SqliteStore  # noqa: E402
+from tests.ports import reserved_port  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 32
 VENUE = "bench-venue"
@@ -63,9 +64,8 @@ class Hub:
         self.workdir = workdir
         self.stale = stale_after_s
         self.playlist = playlist
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.ports = ExitStack()  # held until stop(): the config's public_url names the port before the hub starts
+        self.port = self.ports.enter_context(reserved_port())
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -117,14 +117,14 @@ class Hub:
         raise RuntimeError("hub did not start")
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        self.ports.close()
 
 
 class Box:

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.ports import reserved_port
+
 DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "hub-deploy.md"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # /usr/sbin is not on every user's PATH
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -44,21 +46,14 @@ def nginx_config(workdir: Path, port: int, hub_port: int, *, connections: int = 
             f"http {{\n    access_log {workdir / 'access.log'};\n{temp}\n{served}\n}}\n")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_nginx(workdir: Path, hub_port: int, *, connections: int = 1024,
                 without: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx in front of the hub on ``hub_port``, on a free port (another, if one was taken meanwhile), once it
-    answers. The caller terminates it."""
+    """nginx in front of the hub on ``hub_port``, on a port reserved for it (tests/ports.py: nginx binds beside
+    the reservation, nothing else can take the port meanwhile), once it answers. The caller terminates it."""
     assert Path(NGINX).exists(), "nginx missing: scripts/install-system-deps.sh --with-postgres installs nginx-light"
     for kind in TEMP_KINDS:
         (workdir / kind).mkdir(exist_ok=True)
-    for _ in range(3):
-        port = free_port()
+    with reserved_port() as port:  # until nginx listens on it
         (workdir / "nginx.conf").write_text(nginx_config(workdir, port, hub_port, connections=connections,
                                                                 without=without))
         proc = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
@@ -68,9 +63,7 @@ def start_nginx(workdir: Path, hub_port: int, *, connections: int = 1024,
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 return proc, port
             time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-        error = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
-        if "Address already in use" not in error:
-            raise AssertionError(f"nginx did not start:\n{error}")
-    raise AssertionError("nginx found no free port in 3 tries")
+    proc.kill()
+    proc.wait()
+    error = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
+    raise AssertionError(f"nginx did not start:\n{error}")
