@@ -95,8 +95,8 @@ class DiskTrouble:
         episode = self._episodes.pop(area, None)
         if episode is None:
             return
-        log.info("%s can be written again after %.0fs (%d writes failed meanwhile)", area,
-                    self._clock() - episode.started, episode.failures)
+        log.info("%s can be written again after %.0fs (failed writes meanwhile: %d)", area,
+                 self._clock() - episode.started, episode.failures)
         self._changed()
 
     async def close(self) -> None:

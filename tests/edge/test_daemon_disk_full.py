@@ -1,24 +1,29 @@
-"""A full disk does not silence the venue: a real ``djamms-edge run`` beside a real hub, its state directory on a
-real small file system (tmpfs) that the test fills while the box plays.
+"""A full disk does not silence the venue: a real ``djamms-edge run`` (beside a real hub, or alone with its local
+playlist), its state directory on a real small file system (tmpfs) that the test fills while the box plays.
 
 The box plays on through the full disk, in the queue's order (it does not replay one song because it could not
 record that it played it), says why on its status page, in its heartbeat (the venue's dashboard) and as a device
 error (the hub's "Recent problems"), once; when the space is freed it records its plays again and the problem
-goes away, by itself.
+goes away, by itself. Alone, it plays its cached songs on while a download cannot be stored, and downloads and
+plays it once the space is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from djamms_edge.edge.player.seams import render_tone
-from tests.edge.sync.test_daemons import World, wait_until
-from tests.edge.test_daemon import query
+from tests.edge.media.http_server import MediaServer
+from tests.edge.sync.test_daemons import LoopThread, World, wait_until
+from tests.edge.test_daemon import Daemon, query, write_config
 from tests.small_disk import fill, small_disk
 
 DISK_FULL = "cannot be written: the disk is full"
@@ -105,3 +110,68 @@ def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_s
     for name in ("playback.db", "sync.db"):
         assert log.count(f"{name} {DISK_FULL}") <= 1, log
     assert "can be written again" in log
+
+
+def page(daemon: Daemon) -> Any:
+    """A daemon's own status page (localhost), found from the address it logs; one that exited fails the test."""
+    if daemon.proc.poll() is not None:
+        pytest.fail(f"the daemon exited with {daemon.proc.returncode}:\n{daemon.log.read_text()}")
+    url = re.search(r"status page at (http://127\.0\.0\.1:\d+)", daemon.log.read_text())
+    if url is None:
+        return None
+    with urllib.request.urlopen(f"{url.group(1)}/api/status", timeout=5) as response:  # noqa: S310 -- loopback
+        return json.loads(response.read())
+
+
+def test_a_full_disk_a_box_alone_plays_its_cached_songs_and_downloads_once_space_is_back(
+    tmp_path: Path, short_tracks: list[Path]
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(short_tracks[2], served / "remote.m4a")
+    media = LoopThread()
+    server = MediaServer(served)
+    media.run(server.start())
+    url = f"{server.url}/hold/remote.m4a"  # its download waits until the disk is full
+    (tmp_path / "playlist.txt").write_text(f"{short_tracks[0]}\n{short_tracks[1]}\n{url}\n")
+    fetch = '[edge.fetch]\nmode = "audio"\nallowed_hosts = ["127.0.0.1"]\nattempts = 1\n'
+    daemon: Daemon | None = None
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        try:
+            daemon = Daemon(write_config(disk, tmp_path / "playlist.txt", fetch), tmp_path / "daemon.log")
+            playback = disk / "state" / "playback.db"
+            wait_until("a local song playing and the download asked for",
+                       lambda: query(playback, "SELECT 1 FROM plays") and server.requests)
+            filler = fill(disk)
+
+            async def release() -> None:
+                server.released.set()
+
+            media.run(release())
+            wait_until("the status page to say the disk is full",
+                       lambda: (status := page(daemon)) and any(DISK_FULL in p for p in status["problems"]))
+            seen: list[str] = []
+
+            def songs_change() -> bool:
+                playing = page(daemon)["now_playing"]
+                if playing is not None and (not seen or seen[-1] != playing["entry_id"]):
+                    seen.append(playing["entry_id"])
+                return len(seen) >= 3
+
+            # The cached songs play on, one after the other (not the same one again for want of a record).
+            wait_until("the local songs playing on", songs_change)
+            asked_while_full = len(server.requests)
+
+            filler.unlink()
+            finished = "SELECT 1 FROM plays WHERE source = ? AND end_reason = 'finished'"
+            wait_until("the download, once space is back, and its song played", lambda: query(playback, finished, url),
+                       limit=40)
+            wait_until("the problem gone", lambda: not any(DISK_FULL in p for p in page(daemon)["problems"]))
+        finally:
+            if daemon is not None:
+                daemon.stop()
+            media.run(server.close())
+            media.close()
+    log = (tmp_path / "daemon.log").read_text()
+    assert "Traceback" not in log, log
+    assert asked_while_full >= 2, server.requests  # tried again, with backoff, while the disk was full

@@ -9,7 +9,8 @@ whatever happened, and the finished file gets its final name with one atomic ren
 removed/private/missing video is ``FetchUnavailable`` (at once); YouTube refusing this box (403, missing
 formats, bot/sign-in checks, failed JS challenges) is retried with exponential backoff and jitter, then
 ``FetchRefused``; network trouble, or a worker that died, hung or answered nonsense, the same way, then
-``FetchFailed``. The cache tries both again later.
+``FetchFailed``. The cache tries both again later. A disk that refuses the download (full, read-only) is
+``OSError`` with its errno at once, as any write the disk refuses is: the daemon's disk trouble, not the track's.
 
 No fetch reaches an internal address (``djamms_edge.shared.addresses``) unless its host is allowed in
 ``[edge.fetch] allowed_hosts``: a URL's host is resolved and checked here before a worker starts, and
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import os
 import random
@@ -89,7 +91,8 @@ class Fetcher(Protocol):
         ...
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
-        """Download ``source`` to ``dest_stem.<ext>``; raise FetchUnavailable or FetchFailed."""
+        """Download ``source`` to ``dest_stem.<ext>``; raise FetchUnavailable or FetchFailed, or OSError (ENOSPC,
+        EROFS) when the disk refuses the download."""
         ...
 
     async def close(self) -> None: ...
@@ -138,6 +141,17 @@ _GONE_PHRASES = (
 )
 _GONE_STATUSES = {400, 404, 410, 451}
 _ENVIRONMENT_STATUSES = {401, 403, 429}
+
+
+# The disk refusing the download, in the words of the OSError yt-dlp or the worker met.
+_DISK_REFUSALS = {"no space left on device": errno.ENOSPC, "read-only file system": errno.EROFS,
+                  "disk quota exceeded": errno.EDQUOT}
+
+
+def disk_refusal(message: str) -> int | None:
+    """The errno of a failure that was the disk refusing to store the download (full, read-only), else None."""
+    lowered = message.lower()
+    return next((code for words, code in _DISK_REFUSALS.items() if words in lowered), None)
 
 
 def classify_failure(message: str) -> FailureClass:
@@ -322,6 +336,10 @@ class YtDlpFetcher:
             try:
                 fetched = await self._attempt(source, dest_stem, deadline)
             except AttemptFailed as exc:
+                refused = disk_refusal(str(exc))
+                if refused is not None:  # another try fills the same disk: the cache's caller pauses and says why
+                    log.info("fetching %s: %s", source.key, exc)
+                    raise OSError(refused, f"the download of {source.key} cannot be stored") from None
                 delay = backoff_seconds(attempt, self._config.retry_base_seconds)
                 out_of_time = loop.time() + delay >= deadline
                 if attempt == attempts or out_of_time:

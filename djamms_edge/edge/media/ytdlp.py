@@ -32,6 +32,7 @@ from djamms_edge.edge.media.fetcher import (
     JsRuntimeInfo,
     YtDlpEnvironment,
     classify_failure,
+    disk_refusal,
     format_selector,
     js_runtime_path,
     only_over_http,
@@ -207,7 +208,8 @@ def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem:
             raise FetchUnavailable(message) from None
         raise AttemptFailed(message, failure) from None
     except Exception as exc:  # yt-dlp's internals or the disk (full, read-only): a later try may work
-        log.warning("yt-dlp failed unexpectedly on %s", source.url, exc_info=True)
+        # The disk's trouble is the daemon's to report (fetcher.disk_refusal); anything else, with its traceback.
+        log.warning("yt-dlp failed unexpectedly on %s", source.url, exc_info=disk_refusal(str(exc)) is None)
         raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
     files = [p for p in scratch.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
     if info is None or len(files) != 1:

@@ -137,13 +137,15 @@ async def keep_prefetched(
                 log.warning("not prefetching %r: %s", key, exc)
             return
         except Exception as exc:  # one track's error, never the prefetcher's end
-            status = "failed"
-            if is_storage_error(exc):
+            if is_storage_error(exc):  # the disk's trouble, not the track's: every fetch waits, then this one again
                 disk_refusals += 1
                 paused_until = loop.time() + min(first_pause_s * 2 ** (disk_refusals - 1), MAX_PAUSE_S)
                 if trouble is not None and not isinstance(exc, sqlite3.Error):  # the database reports its own
                     trouble.failed(CACHE_DIRECTORY, exc)
-            elif key not in unexpected:
+                changed.set()  # the loop's next look waits for the pause
+                return
+            status = "failed"
+            if key not in unexpected:
                 unexpected.add(key)
                 log.exception("fetching %s failed unexpectedly; it is tried again later", key)
         else:

@@ -3,7 +3,8 @@
 Paths: ``/media/NAME`` serves the file; ``/flaky/NAME`` drops the connection half-way through every
 response starting at byte 0, but serves a resumed request (``Range: bytes=N-``, N > 0) to the end; ``/drop/NAME`` always
 drops half-way; ``/stall/NAME`` sends half and then hangs (a download to kill); ``/trickle/NAME`` sends 1 KiB every
-half second (just enough that no socket timeout fires: a download that never ends); ``/error/NAME`` answers 500 (a
+half second (just enough that no socket timeout fires: a download that never ends); ``/hold/NAME`` waits until
+``released`` is set, then serves the file (a download that starts when the test says); ``/error/NAME`` answers 500 (a
 server in trouble: yt-dlp retries with backoff); ``/forbidden/NAME`` answers 403 Forbidden, as YouTube's media
 servers do to a client whose player challenge went unsolved; ``/redirect/NAME`` answers 302 to ``/media/NAME``
 on 127.0.0.1 (a redirect into the box's own network); ``/changed/NAME`` serves only a client that sends the
@@ -31,6 +32,7 @@ class MediaServer:
     url: str = ""
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     half_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # set it on the server's loop
     _server: asyncio.Server | None = None
     _stalled: list[asyncio.StreamWriter] = field(default_factory=list)
 
@@ -78,7 +80,10 @@ class MediaServer:
             writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden")
             await writer.drain()
             return
-        if mode not in ("media", "flaky", "drop", "stall", "trickle", "changed") or "/" in name or not path.is_file():
+        if mode == "hold":
+            await self.released.wait()
+        if mode not in ("media", "flaky", "drop", "stall", "trickle", "changed", "hold") or "/" in name \
+                or not path.is_file():
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
             await writer.drain()
             return
