@@ -12,6 +12,7 @@ from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.store.base import HubStore, Role, User, Venue
 
 DAY_S = 86400
+SIGN_IN_PATH = "/console/sign-in"  # the console's sign-in page, under hub.public_url
 
 
 def check_timezone(name: str, field: str = "timezone") -> str:

@@ -28,7 +28,6 @@ from djamms_edge.hub.web_input import ID_PATTERN
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 
 COMMANDS = ("venue", "admin", "user", "device")
-SIGN_IN_PATH = "/console/sign-in"
 
 
 class CliError(Exception):
@@ -141,13 +140,13 @@ async def _venue_list(store: HubStore, config: Config, args: argparse.Namespace)
 
 async def _admin_create(store: HubStore, config: Config, args: argparse.Namespace) -> Any:
     user = await accounts.set_user(store, _email(args.email), "admin", None, _now_ms())
-    return {**user.to_json(), "signIn": config.hub.public_url.rstrip("/") + SIGN_IN_PATH}
+    return {**user.to_json(), "signIn": config.hub.public_url.rstrip("/") + accounts.SIGN_IN_PATH}
 
 
 async def _user_set(store: HubStore, config: Config, args: argparse.Namespace) -> Any:
     venue_id = _ident(args.venue, "venue id") if args.venue else None
     user = await accounts.set_user(store, _email(args.email), accounts.check_role(args.role), venue_id, _now_ms())
-    return {**user.to_json(), "signIn": config.hub.public_url.rstrip("/") + SIGN_IN_PATH}
+    return {**user.to_json(), "signIn": config.hub.public_url.rstrip("/") + accounts.SIGN_IN_PATH}
 
 
 async def _user_remove(store: HubStore, config: Config, args: argparse.Namespace) -> Any:

@@ -134,6 +134,7 @@ async def put_user(request: web.Request) -> web.Response:
     role = accounts.check_role(f.text("role"))
     venue_id = f.ident("venueId", required=False)
     service = request.app[SERVICE]
+    before = await service.store.get_user_by_email(email)
     if who.role == "owner" and who.venue_id is not None:
         venue_id = venue_id or who.venue_id
         require_owner(who, venue_id)
@@ -145,7 +146,13 @@ async def put_user(request: web.Request) -> web.Response:
         saved = await accounts.set_user(service.store, email, role, venue_id, service.now_ms())
     request.app[CREDENTIALS].forget()  # a role or venue change ends the user's tokens now
     log.info("user %s set to %s of %s by %s", saved.user_id, saved.role, saved.venue_id, who.label)
-    return web.json_response(saved.to_json())
+    # Someone new to the venue's team (or to their role in it) is mailed where to sign in.
+    invited = False
+    joined = before is None or (before.venue_id, before.role) != (saved.venue_id, saved.role)
+    venue = None if saved.venue_id is None or not joined else await service.store.get_venue(saved.venue_id)
+    if venue is not None:
+        invited = await service.mail_invitation(saved, venue, who.email or "The hub's admin")
+    return web.json_response({**saved.to_json(), "invited": invited})
 
 
 def _user_param(request: web.Request) -> str:

@@ -18,17 +18,23 @@ log = logging.getLogger(__name__)
 
 
 class Mailer(Protocol):
+    delivers: bool  # False: the mail only reaches the hub's log (no SMTP), not the person it is for
+
     async def send(self, to: str, subject: str, text: str) -> None: ...
 
 
 class LogMailer:
     """No SMTP server configured: the mail (with its link) goes to the log for the operator."""
 
+    delivers = False
+
     async def send(self, to: str, subject: str, text: str) -> None:
         log.warning("no SMTP configured; mail for %s (%s):\n%s", to, subject, text)
 
 
 class SmtpMailer:
+    delivers = True
+
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from djamms_edge.hub.accounts import SIGN_IN_PATH
 from djamms_edge.hub.auth import (
     Principal,
     TokenVerifier,
@@ -66,7 +67,9 @@ from djamms_edge.hub.store.base import (
     UnknownPlaylist,
     UnknownRequest,
     UnknownVenue,
+    User,
     UserNotFound,
+    Venue,
     WriteResult,
 )
 from djamms_edge.hub.venue_cache import VenueCache
@@ -182,6 +185,26 @@ class HubService:
             log.error("could not mail a magic link to %s: %s", email, exc)
             raise ApiError(503, "Could not send the magic link; try again later", "email") from None
         return Reply(200, {"success": True, "message": MAGIC_LINK_SENT})
+
+    async def mail_invitation(self, user: User, venue: Venue, by: str) -> bool:
+        """Tell someone just added to a venue's team (``by``: who added them) where to sign in. No link secret in
+        it: a sign-in link works minutes, this mail may be read tomorrow. False when it did not reach them: this
+        person was mailed about this venue ``magic_links_per_email`` times within the magic-link window already
+        (adding and removing someone over and over cannot flood them), SMTP failed (logged), or the hub has no
+        SMTP (the mail is in its log only). The addition stands either way."""
+        if not await self._links_per_email.take(f"{user.email} team:{venue.venue_id}", self.clock()):
+            return False
+        role = "an owner (you add and remove its staff too)" if user.role == "owner" else "staff"
+        sign_in = self.config.public_url.rstrip("/") + SIGN_IN_PATH
+        text = (f"{by} added you to the team of {venue.name} on DJAMMS, as {role}.\n\n"
+                f"Sign in at {sign_in} with this address, {user.email}: a sign-in link comes by mail, no password "
+                "to remember.\n")
+        try:
+            await self.mailer.send(user.email, "You are on a venue's team on DJAMMS", text)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.error("could not mail %s that they were added to venue %s: %s", user.email, venue.venue_id, exc)
+            return False
+        return self.mailer.delivers  # without SMTP it is in the hub's log only: whoever added them tells them
 
     async def verify_magic_link(self, secret: str) -> Reply:
         if not LINK_SECRET.fullmatch(secret):

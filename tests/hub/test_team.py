@@ -5,18 +5,22 @@ every change a person's tokens depend on ends them at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from djamms_edge.hub.auth import issue_user_token
 from djamms_edge.hub.store.base import User
-from tests.hub.conftest import SECRET, Hub
+from tests.hub.conftest import SECRET, Hub, HubFactory, hub_config
+from tests.hub.test_auth import MailBox, smtp_config
 
 A, B = "venue-a", "venue-b"
 WHO = ("admin", "owner of A", "staff of A", "owner of B", "device of A")
@@ -133,6 +137,7 @@ async def test_an_owner_adds_only_people_free_to_join_their_venue(team: Team) ->
     # Someone new: staff of the owner's venue (the venue may be left out).
     status, added = await add("Bar.Tender@Example.com")
     assert (status, added["email"], added["role"], added["venueId"]) == (OK, "bar.tender@example.com", "staff", A)
+    assert added["invited"] is False  # a hub without SMTP has its mails in the log only: the owner tells them
     # Someone who signed in once and has no venue yet joins; someone on the staff already stays as they are.
     loose, loose_token = await person(hub, "staff", None)
     assert (await add(loose.email))[1]["venueId"] == A
@@ -152,8 +157,8 @@ async def test_an_owner_adds_only_people_free_to_join_their_venue(team: Team) ->
                             " an owner",
         admin.email: f"{admin.email} is the hub's admin, not someone a venue adds",
     }
-    for email, why in refusals.items():
-        status, body = await add(email)
+    for address, why in refusals.items():
+        status, body = await add(address)
         assert (status, body["field"], body["error"]) == (409, "email", why)
     for user, token in ((elsewhere, elsewhere_token), (co_owner, co_owner_token), (admin, admin_token),
                         (team.owner_a, owner)):
@@ -220,6 +225,57 @@ async def test_an_owner_adding_someone_the_admin_moves_meanwhile_never_takes_the
         )
         after = await hub.store.get_user(loose.user_id)
         assert after is not None and after.venue_id == B
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # about the mail, not the store
+async def test_someone_added_to_a_team_is_mailed_where_to_sign_in(start_hub: HubFactory) -> None:
+    """Whoever adds them, someone new to a venue's team (or to their role in it) gets one mail saying who added
+    them, to which venue, and where to sign in; no sign-in secret (it may be read tomorrow). Nothing changed,
+    nothing refused, nothing mailed; a mail server that is down costs the mail, not the addition."""
+    box = MailBox()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(box, hostname="localhost"), "127.0.0.1", 0)
+    config = dataclasses.replace(hub_config(smtp=smtp_config(server.sockets[0].getsockname()[1])),
+                                 public_url="https://hub.example")
+    try:
+        async with start_hub(config=config) as hub:
+            await hub.venue(A)
+            await hub.venue(B)
+            owner, owner_token = await person(hub, "owner", A)
+            elsewhere, _ = await person(hub, "staff", B)
+
+            async def add(email_address: str, role: str, token: dict[str, str]) -> Any:
+                status, body = await hub.call("PUT", "/api/v1/users",
+                                              {"email": email_address, "role": role, "venueId": A}, token)
+                assert status in (OK, 409), body
+                return body
+
+            def mailed() -> list[tuple[str, str, str]]:
+                mails = []
+                while not box.mails.empty():  # the hub answers after the server took the mail
+                    message = message_from_bytes(box.mails.get_nowait().original_content or b"",
+                                                 policy=policy.default)
+                    mails.append((str(message["To"]), str(message["Subject"]),
+                                  message.get_content().replace("\r\n", "\n")))
+                return mails
+
+            assert (await add("sam@example.com", "staff", owner_token))["invited"] is True
+            [(to, subject, text)] = mailed()
+            assert (to, subject) == ("sam@example.com", "You are on a venue's team on DJAMMS")
+            assert text.startswith(f"{owner.email} added you to the team of {A} on DJAMMS, as staff.\n")
+            assert "Sign in at https://hub.example/console/sign-in with this address, sam@example.com" in text
+            assert "secret" not in text and "?" not in text
+            assert (await add("sam@example.com", "staff", owner_token))["invited"] is False  # nothing changed
+            assert (await add(elsewhere.email, "staff", owner_token))["field"] == "email"  # refused
+            assert mailed() == []
+            assert (await add("sam@example.com", "owner", hub.admin()))["invited"] is True  # a new role
+            assert ", as an owner (you add and remove its staff too).\n" in mailed()[0][2]
+
+            server.close()
+            await server.wait_closed()
+            body = await add("tom@example.com", "staff", owner_token)
+            assert (body["venueId"], body["invited"]) == (A, False)  # on the team; told on the page to say so
+    finally:
+        server.close()
 
 
 async def test_stores_from_before_owners_keep_their_people_and_refuse_an_owner_without_a_venue(

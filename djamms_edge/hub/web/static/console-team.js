@@ -69,7 +69,9 @@
     const saved = await call("PUT", "/api/v1/users", { email: value("person-email").trim(), role, venueId });
     node.reset();
     const as = saved.role === "owner" ? " as an owner" : "";
-    djamms.showNotice(`${saved.email} is on the team${as}. They sign in with that address.`);
+    const told = saved.invited ? "They were emailed where to sign in."
+      : `Tell them to sign in at ${location.origin}/console/sign-in with that address.`;
+    djamms.showNotice(`${saved.email} is on the team${as}. ${told}`);
     await load();
   });
 
