@@ -1,7 +1,8 @@
 """A fake Stripe on loopback: the REST shapes the official ``stripe`` library sends and reads, a hosted
 checkout page to pay on, and webhooks signed the way Stripe signs them (HMAC-SHA256 over "t.payload").
 
-Only what the hub uses: Checkout Sessions (create, retrieve), PaymentIntents (retrieve), Refunds (create),
+Only what the hub uses: Checkout Sessions (create, retrieve, list: a list object paged by ``starting_after``,
+newest first, filtered by ``created[gte]`` and ``status``), PaymentIntents (retrieve), Refunds (create),
 with Idempotency-Key replay as Stripe does it. Knobs make refunds fail or lose their answer.
 """
 
@@ -55,6 +56,8 @@ class FakeStripe:
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) as received
+    queries: list[dict[str, str]] = field(default_factory=list)  # each request's query parameters, as received
+    down: bool = False  # answer every API call 503, as Stripe does in an outage
     idempotent: dict[str, tuple[int, Any]] = field(default_factory=dict)
     fail_refunds: int = 0  # answer this many refund calls 503 before doing anything
     lose_refund_answers: int = 0  # do this many refunds, then answer 500 as if the answer was lost
@@ -106,13 +109,19 @@ class FakeStripe:
 
     async def _api(self, request: web.Request) -> web.Response:
         self.requests.append((request.method, request.path))
+        self.queries.append(dict(request.query))
         if request.headers.get("Authorization") != f"Bearer {API_KEY}":
             return _error(401, "Invalid API Key provided")
+        if self.down:
+            return _error(503, "Stripe is having a moment")
         key = request.headers.get("Idempotency-Key")
         if request.method == "POST" and key is not None and key in self.idempotent:
             status, body = self.idempotent[key]
             return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
         form = dict(await request.post()) if request.method == "POST" else {}
+        if request.method == "GET" and request.path == "/v1/checkout/sessions":
+            body, status = self._list_sessions(request.query)
+            return web.json_response(body, status=status)
         status, body = self._route(request.method, request.path, {k: str(v) for k, v in form.items()})
         lost = status == 500  # done and saved under its key, but this answer never reaches the client
         if lost:
@@ -134,6 +143,28 @@ class FakeStripe:
         if method == "POST" and path == "/v1/refunds":
             return self._refund(form)
         return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({path})"}}
+
+    def _list_sessions(self, query: Any) -> tuple[Any, int]:
+        """Stripe's list: newest first; ``limit`` 1-100 (10 by default); the page after ``starting_after``."""
+        try:
+            limit = int(query.get("limit", "10"))
+            since = int(query.get("created[gte]", "0"))
+        except ValueError:
+            return {"error": {"type": "invalid_request_error", "message": "Invalid integer"}}, 400
+        if not 1 <= limit <= 100:
+            return {"error": {"type": "invalid_request_error", "param": "limit",
+                              "message": "This value must be between 1 and 100."}}, 400
+        newest_first = sorted(self.sessions.values(), key=lambda s: s["created"], reverse=True)
+        chosen = [s for s in newest_first if s["created"] >= since and query.get("status") in (None, s["status"])]
+        after = query.get("starting_after")
+        if after is not None:
+            ids = [s["id"] for s in chosen]
+            if after not in ids:
+                return {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                  "message": f"No such checkout.session: '{after}'"}}, 400
+            chosen = chosen[ids.index(after) + 1:]
+        return {"object": "list", "url": "/v1/checkout/sessions", "has_more": len(chosen) > limit,
+                "data": chosen[:limit]}, 200
 
     @staticmethod
     def _found(obj: dict[str, Any] | None, kind: str, obj_id: str) -> tuple[int, Any]:
@@ -168,7 +199,7 @@ class FakeStripe:
             "currency": form["line_items[0][price_data][currency]"],
             "client_reference_id": form.get("client_reference_id"), "metadata": metadata,
             "success_url": form["success_url"], "cancel_url": form["cancel_url"], "payment_intent": None,
-            "expires_at": int(form["expires_at"]), "livemode": False,
+            "expires_at": int(form["expires_at"]), "livemode": False, "created": int(time.time()),
             "product": form.get("line_items[0][price_data][product_data][name]", ""),
         }
         self.sessions[session_id] = session

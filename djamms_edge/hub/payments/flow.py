@@ -132,7 +132,7 @@ class PaymentFlow:
         order = CheckoutOrder(
             request_id, venue_id, price.price_minor, price.currency, f"{song.title} — {song.artist}",
             success_url=f"{page_url}?request={request_id}", cancel_url=f"{page_url}?cancelled={request_id}",
-            expires_at_s=now_ms // 1000 + self.config.checkout_ttl_s,
+            expires_at_s=now_ms // 1000 + self.config.checkout_ttl_s, song=song, requester_id=requester_id,
         )
         try:
             checkout = await provider.create_checkout(order)

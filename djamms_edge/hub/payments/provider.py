@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from djamms_edge.hub.store.base import Song
+
 
 class PaymentError(Exception):
     """The provider could not be reached or refused the call; the message is safe to log and show staff."""
@@ -29,6 +31,10 @@ class CheckoutOrder:
     success_url: str
     cancel_url: str
     expires_at_s: int
+    # What the request is, kept with the provider's checkout: a hub restored from a backup taken before the
+    # checkout began rebuilds the request from it (payments/reconcile.py). Never the patron's address.
+    song: Song | None = None
+    requester_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,8 @@ class VerifiedPayment:
     checkout_ref: str | None = None
     request_id: str | None = None  # set when the hub created the checkout
     venue_id: str | None = None
+    song: Song | None = None  # what the hub's checkout was for (CheckoutOrder.song), when it said
+    requester_id: str | None = None
 
 
 class PaymentProvider(Protocol):
@@ -62,6 +70,11 @@ class PaymentProvider(Protocol):
 
     async def verify(self, ref: str) -> VerifiedPayment | None:
         """Ask the provider about a checkout or payment id; None when it is unknown or not paid."""
+        ...
+
+    async def paid_checkouts(self, since_s: int) -> list[VerifiedPayment]:
+        """Every checkout created since ``since_s`` (Unix time) and paid, as the provider itself says: what a hub
+        restored from a backup replays (payments/reconcile.py). PaymentError when it cannot be asked."""
         ...
 
     async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:

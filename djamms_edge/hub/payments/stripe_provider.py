@@ -16,11 +16,16 @@ from djamms_edge.hub.payments.provider import (
     PriceRefused,
     VerifiedPayment,
 )
+from djamms_edge.hub.store.base import Song
 
 log = logging.getLogger(__name__)
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 WEBHOOK_TOLERANCE_S = 300  # Stripe's own default: an older signed event is a replay
 PRICE_ERRORS = ("amount_too_small", "amount_too_large")  # Stripe's error codes for an amount it will not charge
+# Stripe's metadata limits: 50 keys, keys of 40 characters, values of 500. A longer value (a song added by a URL of
+# up to 2,048 characters) goes in numbered parts: video_id, video_id.1, ... (a checkout takes at most 13 keys).
+METADATA_VALUE_MAX = 500
+LIST_PAGE = 100  # Stripe's largest page
 # The currencies Stripe charges in (its "supported presentment currencies", 2025), lower case as its API takes them.
 # Its three-decimal currencies (BHD, JOD, KWD, OMR, TND) are left out: a price here has 0 or 2 decimals
 # (money.decimals). An account may still refuse one of these (by country, payment method): checkout then says so
@@ -61,7 +66,7 @@ class StripeProvider:
             "success_url": order.success_url,
             "cancel_url": order.cancel_url,
             "client_reference_id": order.request_id,
-            "metadata": metadata,
+            "metadata": {**metadata, **order_metadata(order)},
             "payment_intent_data": {"metadata": metadata},
             "expires_at": order.expires_at_s,
         }
@@ -102,6 +107,19 @@ class StripeProvider:
             raise PaymentError(f"Stripe could not be asked about the payment: {_message(exc)}") from None
         return None
 
+    async def paid_checkouts(self, since_s: int) -> list[VerifiedPayment]:
+        params: Any = {"created": {"gte": since_s}, "status": "complete", "limit": LIST_PAGE}
+        paid = []
+        try:
+            page = await self._client.v1.checkout.sessions.list_async(params)
+            async for session in page.auto_paging_iter():
+                verified = _paid_session(session)
+                if verified is not None:  # complete but not yet paid (a bank transfer): its webhook comes later
+                    paid.append(verified)
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe could not list the checkouts: {_message(exc)}") from None
+        return paid
+
     async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:
         try:
             refund = await self._client.v1.refunds.create_async(
@@ -131,6 +149,47 @@ def _metadata(obj: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in meta.items()}
 
 
+def order_metadata(order: CheckoutOrder) -> dict[str, str]:
+    """The request a checkout pays for, in Stripe's metadata (every value the hub's own: the song from the
+    venue's list, the patron's id; never their address)."""
+    meta: dict[str, str] = {}
+    if order.requester_id is not None:
+        meta["requester_id"] = order.requester_id
+    song = order.song
+    if song is None:
+        return meta
+    for key, value in (("video_id", song.video_id), ("title", song.title), ("artist", song.artist),
+                       ("duration", repr(song.duration)), ("details_by", song.details_by)):
+        if value is None:
+            continue
+        parts = [value[i:i + METADATA_VALUE_MAX] for i in range(0, len(value), METADATA_VALUE_MAX)] or [""]
+        for number, part in enumerate(parts):
+            meta[key if number == 0 else f"{key}.{number}"] = part
+    return meta
+
+
+def _joined(meta: dict[str, str], key: str) -> str | None:
+    if key not in meta:
+        return None
+    parts, number = [meta[key]], 1
+    while f"{key}.{number}" in meta:
+        parts.append(meta[f"{key}.{number}"])
+        number += 1
+    return "".join(parts)
+
+
+def _song(meta: dict[str, str]) -> Song | None:
+    """The song ``order_metadata`` recorded; None for a checkout made before it did (or not by this hub)."""
+    video_id, title, artist, duration = (_joined(meta, k) for k in ("video_id", "title", "artist", "duration"))
+    if video_id is None or title is None or artist is None or duration is None:
+        return None
+    try:
+        seconds = float(duration)
+    except ValueError:
+        return None
+    return Song(video_id, title, artist, seconds, _joined(meta, "details_by"))
+
+
 def _paid_session(obj: Any) -> VerifiedPayment | None:
     session: dict[str, Any] = obj.to_dict()  # a StripeObject: read it as plain data
     if session.get("object") != "checkout.session" or session.get("payment_status") != "paid":
@@ -141,7 +200,8 @@ def _paid_session(obj: Any) -> VerifiedPayment | None:
         return None
     meta = _metadata(session)
     return VerifiedPayment(intent_id, int(session["amount_total"]), str(session["currency"]), session["id"],
-                           session.get("client_reference_id") or meta.get("request_id"), meta.get("venue_id"))
+                           session.get("client_reference_id") or meta.get("request_id"), meta.get("venue_id"),
+                           _song(meta), meta.get("requester_id"))
 
 
 def _paid_intent(obj: Any) -> VerifiedPayment | None:
