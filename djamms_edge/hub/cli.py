@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from djamms_edge.config import Config
-from djamms_edge.hub import admin_cli, backup_cli, commands, qr_cli
+from djamms_edge.hub import admin_cli, backup_cli, commands, payments_cli, qr_cli
 from djamms_edge.shared.cli import add_config_commands, check_config, dump_config
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     qr_cli.add_commands(venue)
     admin_cli.add_commands(sub, venue)
     backup_cli.add_commands(sub)
+    payments_cli.add_commands(sub)
     return parser
 
 
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return qr_cli.run(args)
     if args.command == "backup":
         return backup_cli.run(args)
+    if args.command == "payments":
+        return payments_cli.run(args)
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
     raise AssertionError(f"unhandled command {args.command}")
