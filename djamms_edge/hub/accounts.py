@@ -12,6 +12,7 @@ from djamms_edge.hub.errors import ApiError
 from djamms_edge.hub.store.base import HubStore, Role, User, Venue
 
 DAY_S = 86400
+MAX_TEAM = 500  # people an owner may have on a venue's team: a bound, not a business rule (the admin is not held)
 SIGN_IN_PATH = "/console/sign-in"  # the console's sign-in page, under hub.public_url
 
 
@@ -63,6 +64,9 @@ async def add_staff(store: HubStore, email: str, venue_id: str, now_ms: int) -> 
     on another venue's team is not moved away from it (the hub's admin moves people), an owner is not made
     staff (only the admin changes an owner, so no owner locks themself or a partner out), the admin stays."""
     await require_venue(store, venue_id)
+    known = await store.get_user_by_email(email)
+    if (known is None or known.venue_id != venue_id) and len(await store.list_users(venue_id)) >= MAX_TEAM:
+        raise ApiError(409, f"a venue's team holds at most {MAX_TEAM} people: remove someone first", "email")
     user = await store.upsert_user(User("user-" + uuid.uuid4().hex, email, venue_id, "staff"), now_ms,
                                    only_staff_of=venue_id)
     if user.role == "staff" and user.venue_id == venue_id:

@@ -190,9 +190,14 @@ class HubService:
         """Tell someone just added to a venue's team (``by``: who added them) where to sign in. No link secret in
         it: a sign-in link works minutes, this mail may be read tomorrow. False when it did not reach them: this
         person was mailed about this venue ``magic_links_per_email`` times within the magic-link window already
-        (adding and removing someone over and over cannot flood them), SMTP failed (logged), or the hub has no
-        SMTP (the mail is in its log only). The addition stands either way."""
-        if not await self._links_per_email.take(f"{user.email} team:{venue.venue_id}", self.clock()):
+        (adding and removing someone over and over cannot flood them), the venue's team was mailed
+        ``magic_links_per_address`` times, SMTP failed (logged), or the hub has no SMTP (the mail is in its log
+        only). The addition stands either way."""
+        # The magic links' budgets, for these mails: per person and venue, and per venue (an owner's account in the
+        # wrong hands cannot make the hub mail the world).
+        now = self.clock()
+        if not await self._links_per_address.take(f"team:{venue.venue_id}", now) \
+                or not await self._links_per_email.take(f"{user.email} team:{venue.venue_id}", now):
             return False
         role = "an owner (you add and remove its staff too)" if user.role == "owner" else "staff"
         sign_in = self.config.public_url.rstrip("/") + SIGN_IN_PATH

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from djamms_edge.hub import accounts
 from djamms_edge.hub.auth import issue_user_token
 from djamms_edge.hub.store.base import User
 from tests.hub.conftest import SECRET, Hub, HubFactory, hub_config
@@ -227,6 +228,19 @@ async def test_an_owner_adding_someone_the_admin_moves_meanwhile_never_takes_the
         assert after is not None and after.venue_id == B
 
 
+async def test_an_owners_team_is_bounded(team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An owner's account adds at most MAX_TEAM people to the venue (one row each); the admin is not held."""
+    hub, owner = team.hub, team.tokens["owner of A"]
+    monkeypatch.setattr(accounts, "MAX_TEAM", len(await hub.store.list_users(A)) + 1)
+    assert (await hub.call("PUT", "/api/v1/users", {"email": "one@example.com", "role": "staff"}, owner))[0] == OK
+    status, body = await hub.call("PUT", "/api/v1/users", {"email": "two@example.com", "role": "staff"}, owner)
+    assert (status, body["field"]) == (409, "email") and "at most" in body["error"]
+    assert await hub.store.get_user_by_email("two@example.com") is None
+    assert (await hub.call("PUT", "/api/v1/users", {"email": "one@example.com", "role": "staff"}, owner))[0] == OK
+    assert (await hub.call("PUT", "/api/v1/users", {"email": "two@example.com", "role": "staff", "venueId": A},
+                           hub.admin()))[0] == OK
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])  # about the mail, not the store
 async def test_someone_added_to_a_team_is_mailed_where_to_sign_in(start_hub: HubFactory) -> None:
     """Whoever adds them, someone new to a venue's team (or to their role in it) gets one mail saying who added
@@ -234,8 +248,9 @@ async def test_someone_added_to_a_team_is_mailed_where_to_sign_in(start_hub: Hub
     nothing refused, nothing mailed; a mail server that is down costs the mail, not the addition."""
     box = MailBox()
     server = await asyncio.get_running_loop().create_server(lambda: SMTP(box, hostname="localhost"), "127.0.0.1", 0)
-    config = dataclasses.replace(hub_config(smtp=smtp_config(server.sockets[0].getsockname()[1])),
-                                 public_url="https://hub.example")
+    config = hub_config(smtp=smtp_config(server.sockets[0].getsockname()[1]))
+    config = dataclasses.replace(config, public_url="https://hub.example",  # 4 mails per venue's team per window
+                                 limits=dataclasses.replace(config.limits, magic_links_per_address=4))
     try:
         async with start_hub(config=config) as hub:
             await hub.venue(A)
@@ -243,9 +258,9 @@ async def test_someone_added_to_a_team_is_mailed_where_to_sign_in(start_hub: Hub
             owner, owner_token = await person(hub, "owner", A)
             elsewhere, _ = await person(hub, "staff", B)
 
-            async def add(email_address: str, role: str, token: dict[str, str]) -> Any:
+            async def add(email_address: str, role: str, token: dict[str, str], venue: str = A) -> Any:
                 status, body = await hub.call("PUT", "/api/v1/users",
-                                              {"email": email_address, "role": role, "venueId": A}, token)
+                                              {"email": email_address, "role": role, "venueId": venue}, token)
                 assert status in (OK, 409), body
                 return body
 
@@ -269,11 +284,17 @@ async def test_someone_added_to_a_team_is_mailed_where_to_sign_in(start_hub: Hub
             assert mailed() == []
             assert (await add("sam@example.com", "owner", hub.admin()))["invited"] is True  # a new role
             assert ", as an owner (you add and remove its staff too).\n" in mailed()[0][2]
+            # Two more mails for this venue's team in the window, then none: an owner's account in the wrong hands
+            # cannot make the hub mail the world. The people are on the team all the same.
+            assert [(await add(f"{n}@example.com", "staff", owner_token))["invited"] for n in ("ann", "bob", "cy")] \
+                == [True, True, False]
+            assert [to for to, _, _ in mailed()] == ["ann@example.com", "bob@example.com"]
+            assert {u.email for u in await hub.store.list_users(A)} >= {"ann@example.com", "cy@example.com"}
 
             server.close()
             await server.wait_closed()
-            body = await add("tom@example.com", "staff", owner_token)
-            assert (body["venueId"], body["invited"]) == (A, False)  # on the team; told on the page to say so
+            body = await add("tom@example.com", "staff", hub.admin(), venue=B)
+            assert (body["venueId"], body["invited"]) == (B, False)  # on the team; told on the page to say so
     finally:
         server.close()
 
