@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from djamms_edge.edge.media.analyzer import TrackAnalysis, analyze
-from djamms_edge.edge.media.config import AnalysisConfig
+from djamms_edge.edge.media.cache import MediaCache
+from djamms_edge.edge.media.config import AnalysisConfig, CacheConfig
+from djamms_edge.edge.media.fetcher import FakeFetcher
 from djamms_edge.edge.night_analysis import NightAnalyzer, in_window, report_to, seconds_until_open
 from djamms_edge.edge.player.seams import render_tone
 from djamms_edge.edge.sync.config import NightAnalysisConfig, SyncConfig
@@ -17,6 +19,7 @@ from djamms_edge.edge.sync.engine import EdgeSync
 from djamms_edge.edge.sync.fake_hub import FakeHub, FakeVenue
 from djamms_edge.edge.sync.store import open_sync_db
 from tests.edge.sync.hubs import eventually
+from tests.small_disk import fill, small_disk
 
 
 @pytest.mark.parametrize(
@@ -164,3 +167,38 @@ async def test_a_real_full_pass_reaches_the_hub_catalog(tmp_path: Path) -> None:
     finally:
         await sync.stop()
         await db.close()
+
+
+async def test_a_full_disk_pauses_the_night_analysis_and_its_result_is_stored_once_space_is_back(
+    tmp_path: Path,
+) -> None:
+    """A result the cache index cannot store (a full card) used to end the night analysis's task, and with it the
+    daemon. The round pauses, says why in its progress, and the next one stores the result when space is back."""
+    track = await render_tone(tmp_path / "tone.m4a", 440, lead=0.5, tone=4.0, trail=1.0)
+    key = "dQw4w9WgXcQ"
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        cache = MediaCache(disk / "media.db", disk / "cache", FakeFetcher({key: track}), AnalysisConfig(),
+                           CacheConfig())
+        await cache.open()
+        reported: list[str] = []
+
+        async def report(analysed: str, result: TrackAnalysis) -> None:
+            reported.append(analysed)
+
+        try:
+            assert (await cache.ensure(key)).status == "ready"
+            assert await cache.needing_full_analysis() == [key]
+            filler = fill(disk)
+            night = NightAnalyzer(cache, NightAnalysisConfig(pause_s=0.0), report, playing=lambda: False,
+                                  now=lambda: NIGHT, recheck_s=0.2)
+            task = asyncio.create_task(night.run())
+            await eventually(lambda: task.done() or night.progress.state == "paused: the disk refuses writes",
+                             within=30)
+            assert not task.done(), task
+            filler.unlink()
+            await eventually(lambda: reported == [key], within=30)
+            assert await cache.needing_full_analysis() == []
+            assert not task.done()
+            task.cancel()
+        finally:
+            await cache.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from djamms_edge.shared.sqlite import KEEP_DAMAGED, Database, Migrations
+from djamms_edge.shared.sqlite import KEEP_DAMAGED, Database, Migrations, is_storage_error
 from tests.damage import DAMAGE, garbage_header
+from tests.small_disk import fill, small_disk
 
 migrations = Migrations("test")
 
@@ -179,3 +181,36 @@ async def test_a_migration_added_later_is_applied_once_at_the_next_open(tmp_path
     assert conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall() == [("m001_counter",),
                                                                                           ("m002_label",)]
     conn.close()
+
+
+async def test_a_full_disk_is_a_storage_error_and_the_write_watch_hears_failures_and_real_writes(
+    tmp_path: Path,
+) -> None:
+    """What the daemon's disk-trouble watch relies on, on a real full file system: SQLITE_FULL counts as the disk's
+    trouble (a broken rule does not), a failed write is heard, and only a write that changed something ends it."""
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        db = Database(disk / "x.db")
+        await db.open()
+        heard: list[BaseException | None] = []
+        db.on_write = lambda _db, exc: heard.append(exc)
+        try:
+            await db.write(lambda c: c.execute("CREATE TABLE t (x UNIQUE)"))
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+            assert heard == [None]
+            with pytest.raises(sqlite3.IntegrityError) as broken_rule:
+                await db.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+            assert not is_storage_error(broken_rule.value)
+            filler = fill(disk)
+            with pytest.raises(sqlite3.OperationalError) as full:
+                await db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", ("x" * 20_000,)))
+            assert is_storage_error(full.value) and heard[-1] is full.value
+            await db.write(lambda c: c.execute("UPDATE t SET x = 2 WHERE x = 99"))  # changes nothing: proves nothing
+            assert heard[-1] is full.value
+            assert await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 1  # reads go on
+            filler.unlink()
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", ("x" * 20_000,)))
+            assert heard[-1] is None
+        finally:
+            await db.close()
+    assert is_storage_error(OSError(errno.EROFS, "Read-only file system"))
+    assert not is_storage_error(OSError(errno.ENOENT, "No such file or directory"))
