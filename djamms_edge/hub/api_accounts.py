@@ -134,15 +134,16 @@ async def put_user(request: web.Request) -> web.Response:
     role = accounts.check_role(f.text("role"))
     venue_id = f.ident("venueId", required=False)
     service = request.app[SERVICE]
-    before = await service.store.get_user_by_email(email)
     if who.role == "owner" and who.venue_id is not None:
         venue_id = venue_id or who.venue_id
         require_owner(who, venue_id)
         if role != "staff":
             raise ApiError(403, "an owner adds staff; only the hub's admin makes owners and admins", "role")
+        before = await service.store.get_user_by_email(email)
         saved = await accounts.add_staff(service.store, email, venue_id, service.now_ms())
     else:
         require_admin(who)
+        before = await service.store.get_user_by_email(email)
         saved = await accounts.set_user(service.store, email, role, venue_id, service.now_ms())
     request.app[CREDENTIALS].forget()  # a role or venue change ends the user's tokens now
     log.info("user %s set to %s of %s by %s", saved.user_id, saved.role, saved.venue_id, who.label)
