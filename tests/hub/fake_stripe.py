@@ -2,7 +2,8 @@
 checkout page to pay on, and webhooks signed the way Stripe signs them (HMAC-SHA256 over "t.payload").
 
 Only what the hub uses: Checkout Sessions (create, retrieve, list: a list object paged by ``starting_after``,
-newest first, filtered by ``created[gte]`` and ``status``), PaymentIntents (retrieve), Refunds (create),
+newest first, filtered by ``created[gte]`` and ``status``), PaymentIntents (retrieve), Refunds (create; list
+by ``payment_intent``),
 with Idempotency-Key replay as Stripe does it. Knobs make refunds fail or lose their answer.
 """
 
@@ -122,6 +123,9 @@ class FakeStripe:
         if request.method == "GET" and request.path == "/v1/checkout/sessions":
             body, status = self._list_sessions(request.query)
             return web.json_response(body, status=status)
+        if request.method == "GET" and request.path == "/v1/refunds":  # one page is all the hub asks for
+            given = [r for r in reversed(self.refunds) if r["payment_intent"] == request.query.get("payment_intent")]
+            return web.json_response({"object": "list", "url": "/v1/refunds", "has_more": False, "data": given})
         status, body = self._route(request.method, request.path, {k: str(v) for k, v in form.items()})
         lost = status == 500  # done and saved under its key, but this answer never reaches the client
         if lost:

@@ -77,6 +77,11 @@ class PaymentProvider(Protocol):
         restored from a backup replays (payments/reconcile.py). PaymentError when it cannot be asked."""
         ...
 
+    async def refunded(self, payment_ref: str) -> str | None:
+        """The id of a refund that gives this payment back (succeeded or under way), None if there is none.
+        PaymentError when the provider cannot be asked."""
+        ...
+
     async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:
         """Refund a payment (the same key never refunds twice); the provider's refund id."""
         ...

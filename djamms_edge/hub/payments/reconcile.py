@@ -38,7 +38,8 @@ class ByHand:
 class Reconciled:
     rebuilt: list[str] = field(default_factory=list)  # request ids queued by this run
     already: int = 0  # requests the store had (a replay: nothing changed)
-    refused: list[str] = field(default_factory=list)  # paid, refused by the venue's rules: the hub refunds them
+    # Paid, refused by the venue's rules (the hub refunds them), or refunded at the provider already.
+    refused: list[str] = field(default_factory=list)
     by_hand: list[ByHand] = field(default_factory=list)
     not_ours: int = 0  # checkouts of the provider's account this hub did not make
 
@@ -61,10 +62,21 @@ async def _one(flow: PaymentFlow, paid: VerifiedPayment, result: Reconciled) -> 
     if paid.request_id is None or paid.venue_id is None:
         result.not_ours += 1
         return
-    store = flow.store
-    known = await store.get_payment(paid.request_id) is not None or (
-        paid.checkout_ref is not None and await store.payment_by_checkout(paid.checkout_ref) is not None)
-    if not known:
+    store, provider = flow.store, flow.provider
+    assert provider is not None
+    payment = await store.get_payment(paid.request_id)
+    if payment is None and paid.checkout_ref is not None:
+        payment = await store.payment_by_checkout(paid.checkout_ref)
+    if payment is None or payment.status == "awaiting_payment":
+        # Queued after the backup and given back since (refused, removed by staff, the venue closed, or from
+        # Stripe's dashboard): queueing it again would play a song its patron was refunded for.
+        refund_id = await provider.refunded(paid.payment_ref)
+        if refund_id is not None:
+            log.info("venue %s: payment %s was refunded (%s); its request is not queued again", paid.venue_id,
+                     paid.payment_ref, refund_id)
+            result.refused.append(paid.request_id)
+            return
+    if payment is None:
         why = await _rebuild(flow, paid)
         if why is not None:
             result.by_hand.append(ByHand(paid.payment_ref, paid.checkout_ref,

@@ -120,6 +120,14 @@ class StripeProvider:
             raise PaymentError(f"Stripe could not list the checkouts: {_message(exc)}") from None
         return paid
 
+    async def refunded(self, payment_ref: str) -> str | None:
+        try:
+            refunds = await self._client.v1.refunds.list_async({"payment_intent": payment_ref, "limit": LIST_PAGE})
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe could not list the payment's refunds: {_message(exc)}") from None
+        given = [r.id for r in refunds.data if r.status in ("succeeded", "pending", "requires_action")]
+        return given[0] if given else None
+
     async def refund(self, payment_ref: str, amount_minor: int, idempotency_key: str) -> str:
         try:
             refund = await self._client.v1.refunds.create_async(

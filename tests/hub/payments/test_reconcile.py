@@ -108,8 +108,13 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
             _, old = await bar.checkout("dQw4w9WgXcQ", "patron-c")
             fake.sessions[old]["metadata"] = {k: fake.sessions[old]["metadata"][k] for k in ("request_id", "venue_id")}
             await bar.pay(old)
+            # Paid, then given back from Stripe's dashboard: not to be queued again.
+            _, refunded = await bar.checkout("9bZkp7q19f0", "patron-e")
+            await bar.pay(refunded)
+            fake.refunds.append({"id": "re_test_dashboard", "object": "refund", "amount": PRICE, "currency": "usd",
+                                 "payment_intent": fake.sessions[refunded]["payment_intent"], "status": "succeeded"})
             paid = await bar.queue()
-            assert len(paid) == 4, paid
+            assert len(paid) == 5, paid
 
         # Restore as docs/hub-deploy.md says: the backup in place of hub.db, nothing of the old WAL beside it.
         for stale in ("hub.db-wal", "hub.db-shm"):
@@ -128,7 +133,7 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
             code, out, err = await command("payments", "reconcile", "--config", str(config), "--since", since)
             assert code == 0, err
             lines = out.splitlines()
-            assert lines[0] == "rebuilt 2, already there 1, refused/refunded 0, by hand 1", out
+            assert lines[0] == "rebuilt 2, already there 1, refused/refunded 1, by hand 1", out
             intent = fake.sessions[old]["payment_intent"]
             assert lines[1:] == [f"refund by hand: {intent} (checkout {old}), 2.50 USD: its checkout names no song "
                                  "(made before the hub recorded songs with checkouts)"], out
@@ -142,9 +147,9 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
 
             code, again, err = await command("payments", "reconcile", "--config", str(config), "--since", since)
             assert code == 0, err
-            assert again.splitlines()[0] == "rebuilt 0, already there 3, refused/refunded 0, by hand 1", again
+            assert again.splitlines()[0] == "rebuilt 0, already there 3, refused/refunded 1, by hand 1", again
             assert await bar.queue() == queue  # a second run changes nothing
-            assert fake.refunds == []
+            assert [r["id"] for r in fake.refunds] == ["re_test_dashboard"]  # and the hub refunded nothing
 
             # Stripe cannot be reached: a clear message and 1; nothing changes.
             fake.down = True
