@@ -71,17 +71,19 @@ BY_URL_ALONE = "hard-stop"
 
 
 def write_video_page(root: Path, name: str, media_url: str, title: str, uploader: str | None = None,
-                     artist: str | None = None) -> str:
+                     artist: str | None = None, duration_s: float | None = None) -> str:
     """A video's page as a video site shows one (``root/NAME.html``): schema.org VideoObject metadata in JSON-LD,
-    which yt-dlp's own generic extractor reads (title, uploader from ``author``, artist from ``byArtist``) and
-    follows to the media file. The demo's (and the tests') stand-in for YouTube: real yt-dlp, a real page.
-    Returns the page's file name."""
+    which yt-dlp's own generic extractor reads (title, uploader from ``author``, artist from ``byArtist``, the
+    length from ``duration``) and follows to the media file. The demo's (and the tests') stand-in for YouTube:
+    real yt-dlp, a real page. Returns the page's file name."""
     video: dict[str, object] = {"@context": "https://schema.org", "@type": "VideoObject", "name": title,
                                 "contentUrl": media_url}
     if uploader is not None:
         video["author"] = {"@type": "Person", "name": uploader}
     if artist is not None:
         video["byArtist"] = {"@type": "MusicGroup", "name": artist}
+    if duration_s is not None:
+        video["duration"] = f"PT{duration_s:g}S"
     data = json.dumps(video).replace("</", "<\\/")
     (root / f"{name}.html").write_text(
         f"<!doctype html><html><head><title>{html.escape(title)}</title>"

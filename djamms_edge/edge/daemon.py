@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from djamms_edge.config import Config
 from djamms_edge.edge.box_profile import this_box, with_box_profile
+from djamms_edge.edge.describer import PendingDescriber
 from djamms_edge.edge.device import device_id
 from djamms_edge.edge.disk_trouble import DiskTrouble
 from djamms_edge.edge.doctor import BoxDoctor
@@ -218,6 +219,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
                                         slow_after_s=edge.cache.slow_fetch_seconds, trouble=trouble), "prefetch")
         if night is not None:
             tasks.start(night.run(), "night-analysis")
+        if cache is not None and link is not None:  # songs added by URL alone, described before they play
+            describer = PendingDescriber(link.sync.api.pending_songs, cache.describe, link.sync.report_details)
+            tasks.start(describer.run(), "describer")
         tasks.start(doctor.follow_hub(), "doctor")
         start_watchdog(tasks, notifier, health_check(tasks, engine.player))
 

@@ -193,6 +193,8 @@ PATHS: Json = {
                    "put": _op("staff: set the price (0 = free) and currency", body=_obj(price=_I, currency=_S))},
     V + "/refunds": {"get": _op("staff: refused paid requests and their refunds (due/refunded/failed)",
                                 params=("limit",))},
+    V + "/songs/pending": {"get": _op("device/staff of the venue: video ids of its playlist songs whose details "
+                                      "are pending (its boxes look them up)", params=("limit",))},
     V + "/songs/details": {"post": _op("device of the venue: what a song it fetched is (yt-dlp's artist and title, "
                                        "its measured length); fills that venue's songs added by URL alone",
                                        body={**_obj(videoId=_S, title={**_S, "maxLength": 1000},

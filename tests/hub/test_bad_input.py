@@ -138,6 +138,8 @@ async def test_bad_paths_and_queries(hub: Hub, method: str, path: str, status: i
         ("POST", f"/api/v1/venues/{VENUE}/skip", 404, "entryId"),
         ("GET", "/api/v1/venues/nowhere/rules", 404, "venueId"),
         ("GET", "/api/v1/venues/nowhere/schedule", 404, "venueId"),
+        ("GET", f"/api/v1/venues/{VENUE}/songs/pending?limit=0", 400, "limit"),
+        ("GET", f"/api/v1/venues/{VENUE}/songs/pending?limit=x", 400, "limit"),
     ],
 )
 async def test_bad_console_paths_are_4xx_naming_the_part(hub: Hub, method: str, path: str, status: int,

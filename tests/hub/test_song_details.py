@@ -165,3 +165,22 @@ async def test_import_adds_unknown_urls_pending_and_a_box_may_report_them_playin
                 "playedAt": 1}
         status, answer = await hub.call("POST", f"{V}{venue}/{path}", body, {**device, "Idempotency-Key": path})
         assert status == 200, (path, answer)
+
+
+async def test_a_venues_boxes_learn_which_songs_are_pending(hub: Hub) -> None:
+    a, b = await hub.venue(), await hub.venue()
+    first = await new_playlist(hub, a, {"videoId": VID}, TYPED, {"videoId": "bbbbbbbbbb2"})
+    await new_playlist(hub, a, {"videoId": "bbbbbbbbbb2"}, {"videoId": "ccccccccccc"})
+    await new_playlist(hub, b, {"videoId": "ddddddddddd"})
+    path = f"{V}{a}/songs/pending"
+    status, body = await hub.call("GET", path, headers=hub.device(a, "box-1"))
+    assert status == 200 and sorted(body["videoIds"]) == sorted([VID, "bbbbbbbbbb2", "ccccccccccc"])  # each once
+    status, body = await hub.call("GET", path + "?limit=1", headers=hub.staff(a))
+    assert len(body["videoIds"]) == 1
+    for headers in (hub.device(b, "box-1"), hub.staff(b), {}):
+        status, body = await hub.call("GET", path, headers=headers)
+        assert status in (401, 403), body
+    await describe(hub, a, details())
+    status, body = await hub.call("GET", path, headers=hub.device(a, "box-1"))
+    assert sorted(body["videoIds"]) == ["bbbbbbbbbb2", "ccccccccccc"]
+    assert len(await tracks(hub, a, first)) == 3

@@ -499,6 +499,10 @@ class MediaCache:
 
     # --- playing and analysis -------------------------------------------------------------
 
+    async def describe(self, key: str) -> SongDetails | None:
+        """What ``key`` is, looked up without downloading it (the fetcher's ``describe``); raises InvalidSource."""
+        return await self._fetcher.describe(parse_source(key))
+
     async def mark_played(self, key: str) -> None:
         now = self._clock()
         await self._db.write(lambda c: c.execute("UPDATE media_files SET last_played_at = ? WHERE key = ?", (now, key)))

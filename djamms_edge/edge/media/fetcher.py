@@ -95,6 +95,11 @@ class Fetcher(Protocol):
         EROFS) when the disk refuses the download."""
         ...
 
+    async def describe(self, source: MediaSource) -> SongDetails | None:
+        """What ``source`` is (artist, title, the site's length) without downloading it; None when the site says
+        too little or the one try failed (nothing is retried here: a later look tries again)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -357,6 +362,22 @@ class YtDlpFetcher:
             return fetched
         raise AssertionError("unreachable")
 
+    async def describe(self, source: MediaSource) -> SongDetails | None:
+        if source.kind != "youtube" and await url_refusal(source.url, self._policy) is not None:
+            return None
+        request = {"job": "describe", "config": dataclasses.asdict(self._config), "source": source.key}
+        try:
+            async with self._workers:
+                answer = await worker.run_job(request, limit_seconds=self._config.attempt_limit_seconds,
+                                              what="details")
+        except worker.WorkerFailed as exc:
+            log.info("could not look up what %s is: %s", source.key, exc)
+            return None
+        if "error" in answer:
+            log.info("could not look up what %s is: %s", source.key, answer.get("message"))
+            return None
+        return _details(answer.get("ok"))
+
     async def _attempt(self, source: MediaSource, dest_stem: Path, deadline: float) -> Fetched:
         """One try in a worker (``ytdlp.fetch_job``), killed at ``attempt_limit_seconds`` or at the fetch's
         ``deadline`` (loop time), whichever comes first; cancelling kills the worker. Its scratch goes either way."""
@@ -430,6 +451,7 @@ class FakeFetcher:
         self.refusals = refusals  # fetches answered like YouTube refusing the box (FetchRefused)
         self.version = version
         self.fetched: list[str] = []
+        self.described: list[str] = []
 
     async def fetch(self, source: MediaSource, dest_stem: Path) -> Fetched:
         original = self._files.get(source.key)
@@ -447,6 +469,10 @@ class FakeFetcher:
         await asyncio.to_thread(os.replace, scratch, final)
         self.fetched.append(source.key)
         return Fetched(final, original.stat().st_size, original.stem, self._details.get(source.key))
+
+    async def describe(self, source: MediaSource) -> SongDetails | None:
+        self.described.append(source.key)
+        return self._details.get(source.key)
 
     async def close(self) -> None:
         return None

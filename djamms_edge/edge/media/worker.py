@@ -50,6 +50,7 @@ PROGRAM: tuple[str, ...] = (sys.executable, "-m", "djamms_edge.edge.media.worker
 JOBS = {
     "analyze": "djamms_edge.edge.media.analyzer:analysis_job",
     "fetch": "djamms_edge.edge.media.ytdlp:fetch_job",
+    "describe": "djamms_edge.edge.media.ytdlp:describe_job",
     "ytdlp-environment": "djamms_edge.edge.media.ytdlp:environment_job",
 }
 # Starting a worker (Python, then PyAV or yt-dlp) and reaping it, on top of a job's own limit.

@@ -67,6 +67,20 @@ def fetch_job(request: Request) -> Reply:
                    "details": None if details is None else dataclasses.asdict(details)}}
 
 
+def describe_job(request: Request) -> Reply:
+    """What a video is, read without downloading it: ``{"ok": {"artist", "title", "duration"} or null}`` (the
+    site's duration) or ``{"error": failure class, "message"}``."""
+    config = config_from_json(FetchConfig, request["config"])
+    try:
+        info = _extract(config, parse_source(request["source"]), download=False)
+    except FetchUnavailable as exc:
+        return {"error": "unavailable", "message": str(exc)}
+    except AttemptFailed as exc:
+        return {"error": exc.failure_class, "message": str(exc)}
+    details = describe(info)
+    return {"ok": None if details is None else dataclasses.asdict(details)}
+
+
 def environment_job(request: Request) -> Reply:
     return {"ok": dataclasses.asdict(ytdlp_environment(config_from_json(FetchConfig, request["config"])))}
 
@@ -181,24 +195,36 @@ def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem:
              ) -> tuple[Path, int, dict[str, Any]]:
     """Download ``source`` to ``dest_stem.<ext>`` through ``scratch``: the final path, its size and yt-dlp's info.
     Raises FetchUnavailable (gone, or an internal address) or AttemptFailed (anything a later try may fix)."""
+    scratch.mkdir(parents=True)
+    info = _extract(config, source, download=True, outtmpl={"default": "media.%(ext)s"},
+                    paths={"home": str(scratch), "temp": str(scratch)},
+                    merge_output_format="mp4" if config.mode == "video" else None)
+    files = [p for p in scratch.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+    if len(files) != 1:
+        raise FetchUnavailable("nothing downloadable (too large, or not media)")
+    final = dest_stem.with_name(f"{dest_stem.name}.{_safe_ext(files[0].suffix)}")
+    size = files[0].stat().st_size
+    try:
+        os.replace(files[0], final)  # atomic: the cache sees a whole file or none
+    except OSError as exc:
+        raise AttemptFailed(f"cannot store the download: {exc}") from None
+    return final, size, info
+
+
+def _extract(config: FetchConfig, source: MediaSource, *, download: bool, **params: Any) -> dict[str, Any]:
+    """yt-dlp's info for ``source`` (downloading it with ``download``, as ``params`` say), through the address
+    guard. Raises FetchUnavailable (gone, or an internal address) or AttemptFailed (a later try may work)."""
     if source.kind != "youtube" and not CONNECTIONS_GUARDED:
         raise AttemptFailed(f"{source.key}: this yt-dlp cannot be kept from internal addresses; media URLs "
                             "wait for an update of djamms-edge")
-    scratch.mkdir(parents=True)
     _guard.policy, _guard.refusal = AddressPolicy.allowing(config.allowed_hosts), None
     logger = _QuietLogger()
     spec = format_selector(config)
-    params: dict[str, Any] = {
-        **ytdlp_options(config),
-        "format": spec if source.kind == "youtube" else only_over_http(spec),
-        "outtmpl": {"default": "media.%(ext)s"},
-        "paths": {"home": str(scratch), "temp": str(scratch)},
-        "merge_output_format": "mp4" if config.mode == "video" else None,
-        "logger": logger,
-    }
+    options = {**ytdlp_options(config), "format": spec if source.kind == "youtube" else only_over_http(spec),
+               "logger": logger, **params}
     try:
-        with _GuardedYoutubeDL(params) as ydl:
-            info = ydl.extract_info(source.url, download=True)
+        with _GuardedYoutubeDL(options) as ydl:
+            info = ydl.extract_info(source.url, download=download)
     except yt_dlp.utils.DownloadError as exc:
         if _guard.refusal is not None:  # a redirect (or a name) led to an internal address
             raise FetchUnavailable(_guard.refusal) from None
@@ -211,16 +237,9 @@ def download(config: FetchConfig, source: MediaSource, scratch: Path, dest_stem:
         # The disk's trouble is the daemon's to report (fetcher.disk_refusal); anything else, with its traceback.
         log.warning("yt-dlp failed unexpectedly on %s", source.url, exc_info=disk_refusal(str(exc)) is None)
         raise AttemptFailed(f"{type(exc).__name__}: {exc}") from None
-    files = [p for p in scratch.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
-    if info is None or len(files) != 1:
+    if not isinstance(info, dict):
         raise FetchUnavailable("nothing downloadable (too large, or not media)")
-    final = dest_stem.with_name(f"{dest_stem.name}.{_safe_ext(files[0].suffix)}")
-    size = files[0].stat().st_size
-    try:
-        os.replace(files[0], final)  # atomic: the cache sees a whole file or none
-    except OSError as exc:
-        raise AttemptFailed(f"cannot store the download: {exc}") from None
-    return final, size, info
+    return info
 
 
 # Warnings that explain a YouTube failure better than its final error does.

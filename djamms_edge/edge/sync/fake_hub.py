@@ -289,6 +289,10 @@ class FakeHub:
             await self.v.notify()
         return {"videoId": video_id, "filled": len(filled)}
 
+    async def pending_songs(self, limit: int = 100) -> list[str]:
+        self._reach()
+        return list(dict.fromkeys(e["videoId"] for e in self.v.main if e.get("detailsPending")))[:limit]
+
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         self._reach()
         if not 1 <= len(message) <= MAX_ERROR_MESSAGE:

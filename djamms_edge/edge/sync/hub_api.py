@@ -125,6 +125,10 @@ class HubApi(Protocol):
         """What a song this box fetched is: the hub fills in the venue's songs added by URL alone."""
         ...
 
+    async def pending_songs(self, limit: int = 100) -> list[str]:
+        """The venue's songs added by URL alone that no box has described yet."""
+        ...
+
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         """A failure on this box (e.g. a track it cannot play) for the venue's staff; stored once per ``key``."""
         ...

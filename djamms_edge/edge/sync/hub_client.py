@@ -171,6 +171,10 @@ class HubClient:
         body = {"videoId": video_id, "title": title, "artist": artist, "duration": round(duration, 3)}
         return await self._call("POST", f"{self._venue}/songs/details", body)
 
+    async def pending_songs(self, limit: int = 100) -> list[str]:
+        body = await self._call("GET", f"{self._venue}/songs/pending", params={"limit": str(limit)})
+        return [str(v) for v in body.get("videoIds", [])]
+
     async def report_error(self, video_id: str | None, message: str, at_ms: int, key: str) -> Json:
         body: Json = {"deviceId": self.device_id, "message": message, "at": at_ms}
         if video_id is not None:

@@ -980,6 +980,10 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         as that venue's own box described them (``describe_song``); never a pending song (``rows.KNOWN_SONG``)."""
         ...
 
+    async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
+        """Video ids of the venue's playlist tracks whose details are pending, each once."""
+        ...
+
     async def describe_song(self, venue_id: str, song: Song, now_ms: int) -> int:
         """The venue's box described ``song`` (``details_by`` its device): fill it in wherever it is pending at
         that venue (its playlists, its queue, now playing), in one transaction, with a ``main_replaced`` change

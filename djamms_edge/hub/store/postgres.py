@@ -108,6 +108,7 @@ from djamms_edge.hub.store.rows import (
     KNOWN_DURATIONS,
     KNOWN_SONG,
     NOW_PLAYING,
+    PENDING_SONGS,
     VENUE_COLUMNS,
     catalog_track_of,
     device_error_json,
@@ -1176,6 +1177,13 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
                 if row is not None:
                     found[video_id] = track_of(row)
             return found
+
+        return await self._read(read)
+
+    async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
+        async def read(conn: Conn) -> list[str]:
+            rows = await conn.fetch(PENDING_SONGS.format(venue="$1", limit="$2"), venue_id, limit)
+            return [str(row[0]) for row in rows]
 
         return await self._read(read)
 

@@ -178,6 +178,14 @@ def catalog_track_of(row: Row, *, for_venue: bool = False) -> CatalogTrack:
 
 
 # A song the hub has seen, by video id: from a playlist, else from a request ({p}: the placeholder).
+# The venue's songs added by URL alone that no box has described yet (placeholders: venue, limit).
+PENDING_SONGS = (
+    "SELECT t.video_id FROM playlist_tracks t JOIN playlists p ON p.playlist_id = t.playlist_id"
+    " WHERE p.venue_id = {venue} AND t.title = '' AND t.artist = ''"
+    " GROUP BY t.video_id ORDER BY MIN(p.created_at_ms), MIN(t.position) LIMIT {limit}"
+)
+
+
 # A song as ``known_songs`` finds it for venue {v} (NULL: any venue): what staff typed on any playlist first, then
 # what patrons' requests named at that venue, then what that venue's own box described; never a pending song.
 # One venue's box never describes a song for another.

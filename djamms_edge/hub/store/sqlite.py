@@ -91,6 +91,7 @@ from djamms_edge.hub.store.rows import (
     KNOWN_DURATIONS,
     KNOWN_SONG,
     NOW_PLAYING,
+    PENDING_SONGS,
     VENUE_COLUMNS,
     catalog_track_of,
     device_error_json,
@@ -1078,6 +1079,10 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
             return found
 
         return await self._read(read)
+
+    async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
+        return await self._read(lambda conn: [row[0] for row in conn.execute(
+            PENDING_SONGS.format(venue="?", limit="?"), (venue_id, limit))])
 
     async def describe_song(self, venue_id: str, song: Song, now_ms: int) -> int:
         def tx(conn: sqlite3.Connection) -> tuple[int, bool]:

@@ -13,7 +13,7 @@ from djamms_edge.edge.media.config import CacheConfig, FetchConfig
 from djamms_edge.edge.media.fetcher import AttemptFailed, FakeFetcher, YtDlpFetcher, _fetched
 from djamms_edge.shared.ids import parse_source
 from djamms_edge.shared.song_details import SongDetails
-from tests.edge.media.conftest import WINDOWED, Clock
+from tests.edge.media.conftest import WINDOWED, Clock, files_under
 from tests.edge.media.http_server import MediaServer
 
 LOOPBACK = FetchConfig(attempts=1, socket_timeout_seconds=5.0, allowed_hosts=("127.0.0.1",))
@@ -94,3 +94,19 @@ def test_a_workers_details_are_cleaned_again_and_nonsense_is_dropped(tmp_path: P
     assert answer(None) is None
     with pytest.raises(AttemptFailed):
         _fetched({"ok": {"path": str(tmp_path / "t.m4a"), "size": "10", "title": None}}, stem)
+
+
+async def test_a_song_is_looked_up_without_downloading_it(server: MediaServer, media_dir: Path,
+                                                          tmp_path: Path) -> None:
+    page = "/media/" + write_video_page(media_dir, "look-up", f"{server.url}/media/long_fade_out.m4a",
+                                        "Sine Collective - Long Fade", duration_s=27)
+    fetcher = YtDlpFetcher(LOOPBACK, tmp_path / "work")
+    try:
+        details = await fetcher.describe(parse_source(server.url + page))
+        gone = await fetcher.describe(parse_source(f"{server.url}/media/no-such-page.html"))
+    finally:
+        await fetcher.close()
+    assert details == SongDetails("Sine Collective", "Long Fade", 27.0)  # the site's length: nothing measured
+    assert gone is None
+    media_gets = [r for r in server.requests if r[0] == "/media/long_fade_out.m4a"]
+    assert len(media_gets) <= 1 and files_under(tmp_path) == []  # at most a probe of its type, never a download

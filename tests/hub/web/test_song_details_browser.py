@@ -1,9 +1,10 @@
 """Staff paste only a URL; once the venue's box fetched the song, the console shows its artist, title and length.
+A song imported into a playlist for another night is looked up without being downloaded.
 
 Real parts throughout: the hub on loopback (in this process on a loop thread, as in test_console_browser.py),
-``djamms-edge run`` as a subprocess fetching with real yt-dlp from a loopback "video site" (a page with
-schema.org metadata, tests/edge/media/http_server.py), measuring with its media worker and reporting through its
-outbox, and the console in Debian's Chromium. Screenshots: test-artifacts/console-details-*.png.
+``djamms-edge run`` as a subprocess fetching with real yt-dlp from a loopback "video site" (pages with schema.org
+metadata, ``demo.write_video_page``), measuring with its media worker and reporting through its outbox, and the
+console in Debian's Chromium. Screenshots: test-artifacts/console-details-*.png.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.browser import chromium_page_sync, screenshot_path
 from tests.edge.media.http_server import MediaServer
 from tests.edge.sync.test_daemons import LoopThread, Proc, start_edge, wait_until
+from tests.edge.test_daemon import query
 from tests.hub.conftest import SECRET, hub_config
 
 VENUE = "details-bar"
@@ -53,6 +55,9 @@ def test_a_song_added_by_url_alone_is_described_by_the_box_in_the_console(tmp_pa
     page_path = "/media/" + write_video_page(tmp_path, "cobalt-blue-hour", f"{media.url}/media/blue-hour.m4a",
                                  "Cobalt \u2013 Blue Hour (Official Video)", uploader="Cobalt VEVO")
     song_url = media.url + page_path
+    later_url = media.url + "/media/" + write_video_page(
+        tmp_path, "night-drive", f"{media.url}/media/blue-hour.m4a", "Night Drive", uploader="Amber Lane",
+        duration_s=245)
     try:
         with chromium_page_sync() as page:
             problems = watch(page)
@@ -71,6 +76,12 @@ def test_a_song_added_by_url_alone_is_described_by_the_box_in_the_console(tmp_pa
             page.get_by_role("button", name="Play this playlist now").click()
             expect(page.get_by_role("status")).to_contain_text("Playing this playlist now")
             page.screenshot(path=str(screenshot_path("console-details-pending.png")), full_page=True)
+            # ...and a list for another night, by import: not played tonight, so never downloaded.
+            page.get_by_label("Name of the new playlist").fill("Tomorrow")
+            page.get_by_role("button", name="Create").click()
+            page.get_by_label("One song a line").fill(later_url)
+            page.get_by_role("button", name="Import").click()
+            expect(page.get_by_role("status")).to_contain_text("Imported 1 song (1 with details coming from the box)")
 
             # --- the box fetches it (yt-dlp), measures it and says what it is -----------------------------
             token = issue_device_token(SECRET, VENUE, "box", time.time(), 3600)
@@ -95,6 +106,16 @@ def test_a_song_added_by_url_alone_is_described_by_the_box_in_the_console(tmp_pa
             page.screenshot(path=str(screenshot_path("console-details-filled.png")), full_page=True)
             page.goto(f"{url}/console/{VENUE}/queue")
             expect(page.locator("#main-queue > li").first.locator(".title")).to_have_text("Blue Hour")
+
+            # --- the other night's song: looked up (yt-dlp's info alone), described, not downloaded -------
+            def looked_up() -> Any:
+                later = loop.run(store.list_playlists(VENUE))[1].tracks[0]
+                return None if later.pending else later
+
+            later = wait_until("the box looking the other song up", looked_up, limit=60)
+            assert (later.artist, later.title, later.duration) == ("Amber Lane", "Night Drive", 245.0)
+            cached = [row["key"] for row in query(tmp_path / "box" / "media.db", "SELECT key FROM media_files")]
+            assert cached == [song_url]
             assert not problems, problems
     finally:
         if box is not None:
