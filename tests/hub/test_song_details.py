@@ -59,6 +59,9 @@ async def test_a_url_alone_is_pending_until_the_box_describes_it(hub: Hub) -> No
     assert status == 200
     before = (await hub.store.queue_snapshot(venue)).version
     assert (await hub.store.queue_snapshot(venue)).main[0].song.pending
+    async with hub.http.get(f"{hub.url}/v/{venue}") as page:  # patrons see a queued pending song unnamed
+        html = await page.text()
+        assert page.status == 200 and "A song from the venue&#39;s playlist" in html and "Typed Song" in html
 
     status, body = await describe(hub, venue, details())
     assert status == 200, body

@@ -30,8 +30,12 @@
   }
 
   // --- now playing and the queue --------------------------------------------------------------
+  // A song staff added by URL alone has no title until the venue's box described it.
+  const UNNAMED = "A song from the venue's playlist";
+  const titleOf = (entry) => entry.title || UNNAMED;
+
   function showNowPlaying() {
-    $("np-title").textContent = nowPlaying ? nowPlaying.title : "Nothing is playing right now.";
+    $("np-title").textContent = nowPlaying ? titleOf(nowPlaying) : "Nothing is playing right now.";
     $("np-artist").textContent = nowPlaying ? nowPlaying.artist : "";
     tick();
   }
@@ -50,8 +54,8 @@
     const list = $("queue");
     list.replaceChildren(...(entries.length ? entries.map((e) => el("li", { class: e.mine ? "mine" : null },
       el("span", { class: "pos" }, String(e.position)),
-      el("span", { class: "grow" }, el("span", { class: "title" }, e.title), el("br"),
-        el("span", { class: "sub" }, `${e.artist} · ${clock(e.estimatedStartAt)}`)),
+      el("span", { class: "grow" }, el("span", { class: "title" }, titleOf(e)), el("br"),
+        el("span", { class: "sub" }, [e.artist, clock(e.estimatedStartAt)].filter(Boolean).join(" · "))),
       e.mine ? el("span", { class: "badge good" }, "yours") : null,
     )) : [el("li", { class: "muted" }, "The queue is empty.")]));
   }
