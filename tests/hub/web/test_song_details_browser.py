@@ -116,6 +116,8 @@ def test_a_song_added_by_url_alone_is_described_by_the_box_in_the_console(tmp_pa
             assert (later.artist, later.title, later.duration) == ("Amber Lane", "Night Drive", 245.0)
             cached = [row["key"] for row in query(tmp_path / "box" / "media.db", "SELECT key FROM media_files")]
             assert cached == [song_url]
+            page.goto(f"{url}/console/{VENUE}/cues")
+            expect(page.locator("#cues")).to_contain_text("Night Drive — Amber Lane")
             assert not problems, problems
     finally:
         if box is not None:

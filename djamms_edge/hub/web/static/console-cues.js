@@ -1,7 +1,7 @@
 // The console's cue points page: each playlist song's measured start/end and the venue's own override.
 "use strict";
 (() => {
-  const { venueId, call, button } = consoleTools;
+  const { venueId, call, button, songName, songTitle } = consoleTools;
   const { el } = djamms;
   const seconds = (v, none = "—") => (v === null || v === undefined ? none : `${Number(v).toFixed(1)} s`);
   let rows = [];
@@ -19,12 +19,12 @@
       const read = (id) => (clear || document.getElementById(id).value === "" ? null : Number(document.getElementById(id).value));
       const answer = await call("PUT", "/api/v1/catalog/override",
         { videoId: song.videoId, venueId, realStartOffset: read(startId), realEndOffset: read(endId) });
-      djamms.showNotice(`${song.title}: plays from ${seconds(answer.realStartOffset, "the start")} to ${seconds(answer.realEndOffset, "the end")}.`);
+      djamms.showNotice(`${songTitle(song)}: plays from ${seconds(answer.realStartOffset, "the start")} to ${seconds(answer.realEndOffset, "the end")}.`);
       await load();
     };
-    return el("li", { class: "cue", dataset: { video: song.videoId, search: `${song.title} ${song.artist}`.toLowerCase() } },
+    return el("li", { class: "cue", dataset: { video: song.videoId, search: `${song.title} ${song.artist} ${song.videoId}`.toLowerCase() } },
       el("div", {},
-        el("p", { class: "title" }, `${song.title} — ${song.artist}`),
+        el("p", { class: "title" }, song.detailsPending ? songName(song) : `${song.title} — ${song.artist}`),
         el("p", { class: "sub" }, measured && measured.deviceId
           ? `Measured: ${seconds(measured.realStartOffset)} to ${seconds(measured.realEndOffset)}`
           : "Not measured yet (a box measures a song when it first downloads it)."),
@@ -33,8 +33,8 @@
         el("div", { class: "row" }, field("Start (s)", startId, mine ? mine.realStartOffset : null),
           field("End (s)", endId, mine ? mine.realEndOffset : null)),
         el("div", { class: "row" },
-          button("Save", { class: "primary", "aria-label": `Save cue points of ${song.title}` }, () => save(false)),
-          mine ? button("Use measured", { "aria-label": `Clear this venue's cue points of ${song.title}` },
+          button("Save", { class: "primary", "aria-label": `Save cue points of ${songTitle(song)}` }, () => save(false)),
+          mine ? button("Use measured", { "aria-label": `Clear this venue's cue points of ${songTitle(song)}` },
             () => save(true)) : null)));
   }
 
@@ -48,7 +48,7 @@
   async function load() {
     const { playlists } = await call("GET", "/playlists");
     const songs = new Map();
-    for (const p of playlists) for (const t of p.tracks) if (!songs.has(t.videoId)) songs.set(t.videoId, t);
+    for (const p of playlists) for (const t of p.tracks) if (!songs.has(t.videoId) || songs.get(t.videoId).detailsPending) songs.set(t.videoId, t);
     rows = [...songs.values()].slice(0, 200);
     const query = rows.map((s) => `videoId=${encodeURIComponent(s.videoId)}`).join("&");
     const { tracks } = rows.length ? await call("GET", `/api/v1/catalog?${query}&venueId=${encodeURIComponent(venueId)}`)
