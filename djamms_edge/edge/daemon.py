@@ -155,9 +155,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         # With a hub the queue is the hub's (mirrored locally) and the player starts halted until the lease says play.
         link = await stack.enter_async_context(open_hub_link(edge)) if edge.hub.url else None
         if link is not None:
-            trouble.watch(link.sync.db)
             sync = link.sync
-            trouble.report = lambda problem: sync.report_error("disk", problem)
+            trouble.report_to(lambda problem: sync.report_error("disk", problem))
+            trouble.watch(link.sync.db)
         playlist = [] if link else playlist_entries(config)
         queue: QueueSource = link.queue if link else LocalQueue(state, playlist, edge.queue)
         target, max_gain = edge.player.loudness_target_lufs, edge.player.max_gain_db

@@ -60,14 +60,23 @@ class DiskTrouble:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consequences = dict(consequences or {})  # area -> what the box does without those writes
-        self.report = report
+        self._report_with = report
         self._clock = clock
         self._episodes: dict[str, Episode] = {}
         self._reports = TaskOwner("disk-trouble")
         self._listeners: list[Callable[[], None]] = []
 
+    def report_to(self, report: Report) -> None:
+        """Send device errors with ``report`` from now on, beginning with the episodes under way (a database
+        opened read-only before the hub link existed)."""
+        self._report_with = report
+        for area, episode in self._episodes.items():
+            self._reports.start(self._report(episode.problem), f"report:{area}")
+
     def watch(self, db: Database) -> None:
         db.on_write = self._on_write
+        if db.read_only is not None:  # opened read-only at start: no write ends this one; a restart does
+            self.failed(db.path.name, db.read_only, recovers=False)
 
     def subscribe(self, on_change: Callable[[], None]) -> None:
         self._listeners.append(on_change)
@@ -75,18 +84,21 @@ class DiskTrouble:
     def problems(self) -> list[str]:
         return [episode.problem for episode in self._episodes.values()]
 
-    def failed(self, area: str, exc: BaseException) -> None:
-        """A write to ``area`` failed because of ``exc`` (a storage error: the caller checked)."""
+    def failed(self, area: str, exc: BaseException, *, recovers: bool = True) -> None:
+        """A write to ``area`` failed because of ``exc`` (a storage error: the caller checked). ``recovers=False``:
+        the area stays unwritable until the daemon restarts (its database was opened read-only)."""
         episode = self._episodes.get(area)
         if episode is not None:
             episode.failures += 1
             return
         consequence = self._consequences.get(area, "what it would have recorded is lost")
+        then = ("it recovers by itself" if recovers else
+                "then restart djamms-edge (sudo systemctl restart djamms-edge): it opened this file read-only")
         problem = (f"{area} cannot be written: {what_is_wrong(exc)} ({exc}). {consequence}. Free space on the box's "
-                   "disk (a card that turned read-only needs replacing); it recovers by itself.")
+                   f"disk (a card that turned read-only needs replacing); {then}.")
         self._episodes[area] = Episode(self._clock(), 1, problem)
         log.error("%s", problem)
-        if self.report is not None:
+        if self._report_with is not None:
             self._reports.start(self._report(problem), f"report:{area}")
         self._changed()
 
@@ -109,9 +121,9 @@ class DiskTrouble:
             self.failed(db.path.name, exc)
 
     async def _report(self, problem: str) -> None:
-        assert self.report is not None
+        assert self._report_with is not None
         try:
-            await self.report(problem)
+            await self._report_with(problem)
         except Exception as exc:  # the hub hears it with the heartbeat's problems anyway
             log.warning("could not report the disk trouble to the hub: %s", exc)
 

@@ -9,7 +9,10 @@ progress. Nothing here touches the event loop thread.
 A ``Database`` opened with ``move_damaged_aside=True`` (the edge's files, which can be rebuilt) checks
 the file at open: one that SQLite calls corrupt or not a database is renamed aside (kept for
 inspection) and a fresh one is created, so a damaged SD card costs the box its history, not its music.
-``damaged`` then says what happened and the owner rebuilds what it can.
+``damaged`` then says what happened and the owner rebuilds what it can. Such a file that the disk refuses to open
+for writing (full: SQLite cannot even make its -shm; read-only) is opened read-only instead, as it is on disk
+(``read_only`` says why): a box restarted on a full card reads its queue, history and cache index and plays, and
+its writes fail as storage errors (``is_storage_error``), which the daemon's writers go on without.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -50,6 +55,15 @@ def connect(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connecti
     set_synchronous(conn, synchronous)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """The file as it is on disk, never written: immutable (no lock, no -shm; a -wal left by a crash is not read,
+    so its last commits are not seen). Writes fail with SQLITE_READONLY."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
     return conn
 
 
@@ -223,6 +237,7 @@ class Database:
         self._migrations = migrations
         self._move_damaged_aside = move_damaged_aside
         self.damaged: Damage | None = None  # set by open() when the file was damaged and moved aside
+        self.read_only: BaseException | None = None  # set by open(): why the disk refused to open it for writing
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-writer-{path.name}")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"sqlite-reader-{path.name}")
         self._local = threading.local()
@@ -240,6 +255,16 @@ class Database:
         await loop.run_in_executor(self._writer, self._open_writer)
 
     def _open_writer(self) -> None:
+        try:
+            self._open_for_writing()
+        except (sqlite3.Error, OSError) as exc:
+            if not self._move_damaged_aside or not is_storage_error(exc) or not self.path.is_file():
+                raise
+            self.read_only = _disk_full_or(exc, self.path.parent)
+            log.warning("%s cannot be opened for writing (%s): opened read-only as it is on disk", self.path, exc)
+            self._write_conn = connect_read_only(self.path)
+
+    def _open_for_writing(self) -> None:
         if self._move_damaged_aside:
             problem = check_file(self.path)
             if problem is not None:
@@ -291,7 +316,7 @@ class Database:
     def _read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self.synchronous)
+            conn = connect(self.path, self.synchronous) if self.read_only is None else connect_read_only(self.path)
             self._local.conn = conn
             with self._reader_conns_lock:
                 self._reader_conns.append(conn)
@@ -315,3 +340,13 @@ class Database:
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+
+
+def _disk_full_or(exc: BaseException, directory: Path) -> BaseException:
+    """``exc``, or ENOSPC when the directory's file system has no room left: SQLite says "disk I/O error" when it
+    cannot make its -shm on a full disk, which would send the venue looking for a broken card."""
+    try:
+        full = shutil.disk_usage(directory).free < 64 * 1024
+    except OSError:
+        full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else exc

@@ -5,7 +5,7 @@ The box plays on through the full disk, in the queue's order (it does not replay
 record that it played it), says why on its status page, in its heartbeat (the venue's dashboard) and as a device
 error (the hub's "Recent problems"), once; when the space is freed it records its plays again and the problem
 goes away, by itself. Alone, it plays its cached songs on while a download cannot be stored, and downloads and
-plays it once the space is back.
+plays it once the space is back. Restarted on a full disk, it opens its files read-only and plays.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,20 @@ def playing_entry(world: World, box: str) -> str | None:
     return None if playing is None else str(playing["entry_id"])
 
 
+def songs_played(playing: Callable[[], str | None], count: int) -> Callable[[], list[str] | None]:
+    """A check for ``wait_until``: the entries seen playing (each change once), once there are ``count`` of them. A
+    box that replays one song for want of a record of it never gets there: its entry id stays the same."""
+    seen: list[str] = []
+
+    def check() -> list[str] | None:
+        entry = playing()
+        if entry is not None and (not seen or seen[-1] != entry):
+            seen.append(entry)
+        return seen if len(seen) >= count else None
+
+    return check
+
+
 def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_space_is_freed(
     tmp_path: Path, short_tracks: list[Path]
 ) -> None:
@@ -73,15 +89,8 @@ def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_s
                                  lambda: [p for p in problems_of(world, "box-a") if DISK_FULL in p], world=world)
             assert "The music plays on" in problem[0], problem
             # Played on, in the queue's order: each song after the next, none again at once for want of a record.
-            seen: list[str] = []
-
-            def three_more_songs() -> bool:
-                entry = playing_entry(world, "box-a")
-                if entry is not None and (not seen or seen[-1] != entry):
-                    seen.append(entry)
-                return len(seen) >= 4
-
-            wait_until("three more songs played on the full disk", three_more_songs, world=world)
+            seen = wait_until("three more songs played on the full disk",
+                              songs_played(lambda: playing_entry(world, "box-a"), 4), world=world)
             assert len(set(seen)) >= 3, seen
             assert box.proc.poll() is None
             recorded_while_full = len(world.plays("box-a"))
@@ -123,6 +132,11 @@ def page(daemon: Daemon) -> Any:
         return json.loads(response.read())
 
 
+def entry_playing(daemon: Daemon) -> str | None:
+    playing = page(daemon)["now_playing"]
+    return None if playing is None else str(playing["entry_id"])
+
+
 def test_a_full_disk_a_box_alone_plays_its_cached_songs_and_downloads_once_space_is_back(
     tmp_path: Path, short_tracks: list[Path]
 ) -> None:
@@ -150,16 +164,8 @@ def test_a_full_disk_a_box_alone_plays_its_cached_songs_and_downloads_once_space
             media.run(release())
             wait_until("the status page to say the disk is full",
                        lambda: (status := page(daemon)) and any(DISK_FULL in p for p in status["problems"]))
-            seen: list[str] = []
-
-            def songs_change() -> bool:
-                playing = page(daemon)["now_playing"]
-                if playing is not None and (not seen or seen[-1] != playing["entry_id"]):
-                    seen.append(playing["entry_id"])
-                return len(seen) >= 3
-
             # The cached songs play on, one after the other (not the same one again for want of a record).
-            wait_until("the local songs playing on", songs_change)
+            wait_until("the local songs playing on", songs_played(lambda: entry_playing(daemon), 3))
             asked_while_full = len(server.requests)
 
             filler.unlink()
@@ -175,3 +181,32 @@ def test_a_full_disk_a_box_alone_plays_its_cached_songs_and_downloads_once_space
     log = (tmp_path / "daemon.log").read_text()
     assert "Traceback" not in log, log
     assert asked_while_full >= 2, server.requests  # tried again, with backoff, while the disk was full
+
+
+def test_restarted_on_a_full_disk_the_box_reads_its_files_as_they_are_and_plays(
+    tmp_path: Path, short_tracks: list[Path]
+) -> None:
+    """SQLite cannot open a WAL file on a full disk (no room for its -shm): the daemon died at start, and systemd
+    restarted it into the same disk, for as long as nobody came. It opens its files read-only and plays."""
+    (tmp_path / "playlist.txt").write_text(f"{short_tracks[0]}\n{short_tracks[1]}\n")
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        config = write_config(disk, tmp_path / "playlist.txt")
+        first = Daemon(config, tmp_path / "first.log")
+        try:
+            wait_until("a song played", lambda: query(disk / "state" / "playback.db", "SELECT 1 FROM plays"))
+            first.signal(signal.SIGTERM)
+            assert first.wait(15) == 0
+        finally:
+            first.stop()
+        fill(disk)
+        second = Daemon(config, tmp_path / "second.log")
+        try:
+            problem = wait_until("the status page to say the disk is full",
+                                 lambda: (status := page(second)) and [p for p in status["problems"] if DISK_FULL in p])
+            assert "playback.db" in problem[0] and "restart djamms-edge" in problem[0], problem
+            wait_until("songs playing, one after the other", songs_played(lambda: entry_playing(second), 3))
+        finally:
+            second.stop()
+    log = (tmp_path / "second.log").read_text()
+    assert "Traceback" not in log, log
+    assert "opened read-only as it is on disk" in log

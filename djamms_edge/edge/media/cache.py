@@ -187,7 +187,8 @@ class MediaCache:
         await self._db.open()
         if self._db.damaged is not None:
             await self.index_files_on_disk()
-        if reconcile:
+        # An index opened read-only (a full disk at start) may miss the last downloads: nothing is deleted by it.
+        if reconcile and self._db.read_only is None:
             await self.reconcile()
 
     async def close(self) -> None:
