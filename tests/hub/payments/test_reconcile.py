@@ -129,6 +129,9 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
             assert (await bar.call("GET", f"/requests/{after}/status"))[0] == 404
             assert (await bar.mine(began))["status"] == "awaiting_payment"
 
+            status, feed = await bar.call("GET", "/changes?since=0", token=tokens["deviceToken"])
+            assert status == 200, feed
+
             # While the restored hub serves.
             code, out, err = await command("payments", "reconcile", "--config", str(config), "--since", since)
             assert code == 0, err
@@ -144,6 +147,11 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
             assert (mine["status"], mine["amount"], mine["currency"]) == ("pending", PRICE, "usd"), mine
             assert mine["song"]["title"] == "Gangnam Style" and mine["position"] is not None
             assert (await bar.mine(began))["status"] == "pending"
+            # The venue's box, asking for the changes after the version it had, is told of both.
+            status, news = await bar.call("GET", f"/changes?since={feed['version']}", token=tokens["deviceToken"])
+            assert status == 200 and news["version"] > feed["version"], news
+            told = json.dumps(news["messages"])
+            assert "Gangnam Style" in told and "Despacito" in told, told
 
             code, again, err = await command("payments", "reconcile", "--config", str(config), "--since", since)
             assert code == 0, err
