@@ -16,11 +16,12 @@ from pathlib import Path
 from tests.hub.conftest import SECRET
 
 
-def hub_config_file(tmp_path: Path, extra: str = "", secret: str = SECRET) -> Path:
-    """A config for a hub on SQLite in ``tmp_path``; ``extra`` is TOML appended (more sections)."""
+def hub_config_file(tmp_path: Path, extra: str = "", secret: str = SECRET, store_url: str | None = None) -> Path:
+    """A config for a hub on SQLite in ``tmp_path`` (or on ``store_url``); ``extra`` is TOML appended (more
+    sections)."""
     path = tmp_path / "config.toml"
-    path.write_text(f'[hub]\njwt_secret = "{secret}"\n[hub.store]\nurl = "sqlite:///{tmp_path / "hub.db"}"\n'
-                    + extra)
+    url = store_url or f"sqlite:///{tmp_path / 'hub.db'}"
+    path.write_text(f'[hub]\njwt_secret = "{secret}"\n[hub.store]\nurl = "{url}"\n' + extra)
     return path
 
 
