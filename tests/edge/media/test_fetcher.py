@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from djamms_edge.edge.media.fetcher import (
     YtDlpFetcher,
     backoff_seconds,
     classify_failure,
+    disk_refusal,
 )
 from djamms_edge.shared.ids import parse_source
 from tests.edge.media.conftest import files_under
@@ -181,6 +183,20 @@ async def test_cancelling_a_fetch_stops_the_download_and_removes_its_scratch(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("UnavailableVideoError: Unable to download video: [Errno 28] No space left on device", errno.ENOSPC),
+        ("ERROR: unable to write data: [Errno 30] Read-only file system", errno.EROFS),
+        ("cannot store the download: [Errno 122] Disk quota exceeded", errno.EDQUOT),
+        ("HTTP Error 503: Service Unavailable", None),
+        ("[Errno 111] Connection refused", None),
+    ],
+)
+def test_a_disk_refusing_the_download_is_told_from_network_trouble(message: str, code: int | None) -> None:
+    assert disk_refusal(message) == code
 
 
 async def test_a_slow_trickle_gives_up_at_the_fetch_limit_not_after_every_attempt(
