@@ -139,7 +139,8 @@ class FakeStripe:
     def _route(self, method: str, path: str, form: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
         if method == "POST" and path == "/v1/checkout/sessions":
-            return self._checkout_price_refusal(form) or (200, self._create_session(form))
+            refusal = self._metadata_refusal(form) or self._checkout_price_refusal(form)
+            return refusal or (200, self._create_session(form))
         if method == "GET" and parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4:
             return self._found(self.sessions.get(parts[3]), "checkout.session", parts[3])
         if method == "GET" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
@@ -176,6 +177,18 @@ class FakeStripe:
             return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                    "message": f"No such {kind}: '{obj_id}'"}}
         return 200, obj
+
+    @staticmethod
+    def _metadata_refusal(form: dict[str, str]) -> tuple[int, Any] | None:
+        """Stripe's metadata limits: 50 keys, keys of 40 characters without square brackets, values of 500."""
+        for prefix in ("metadata[", "payment_intent_data[metadata]["):
+            meta = {k[len(prefix):-1]: v for k, v in form.items() if k.startswith(prefix) and k.endswith("]")}
+            bad = [k for k, v in meta.items() if len(k) > 40 or "[" in k or "]" in k or len(v) > 500]
+            if len(meta) > 50 or bad:
+                return 400, {"error": {"type": "invalid_request_error", "param": f"{prefix}{(bad or [''])[0]}]",
+                                       "message": "Invalid metadata: at most 50 keys, keys of up to 40 characters "
+                                                  "(no square brackets) and values of up to 500 characters."}}
+        return None
 
     @staticmethod
     def _checkout_price_refusal(form: dict[str, str]) -> tuple[int, Any] | None:

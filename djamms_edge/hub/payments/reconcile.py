@@ -106,7 +106,8 @@ async def _rebuild(flow: PaymentFlow, paid: VerifiedPayment) -> str | None:
         return "its checkout names no song (made before the hub recorded songs with checkouts)"
     price = await flow.store.get_venue_price(paid.venue_id)
     if price is None:
-        return f"venue {paid.venue_id!r} is not on this hub"
+        return (f"venue {paid.venue_id!r} is not on this hub (opened after the backup; if it is another hub's on "
+                "the same Stripe account, leave it)")
     if (paid.amount_minor, paid.currency.lower()) != (price.price_minor, price.currency):
         return f"the venue's price is now {price_text(price)}"
     # PaymentReused: the provider's webhook (it retries them) recorded it meanwhile; confirm finds that one.

@@ -23,7 +23,7 @@ PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_suc
 WEBHOOK_TOLERANCE_S = 300  # Stripe's own default: an older signed event is a replay
 PRICE_ERRORS = ("amount_too_small", "amount_too_large")  # Stripe's error codes for an amount it will not charge
 # Stripe's metadata limits: 50 keys, keys of 40 characters, values of 500. A longer value (a song added by a URL of
-# up to 2,048 characters) goes in numbered parts: video_id, video_id.1, ... (a checkout takes at most 13 keys).
+# up to 2,048 characters) goes in numbered parts: video_id, video_id.1, ... (a checkout takes at most 12 keys).
 METADATA_VALUE_MAX = 500
 LIST_PAGE = 100  # Stripe's largest page
 # The currencies Stripe charges in (its "supported presentment currencies", 2025), lower case as its API takes them.
