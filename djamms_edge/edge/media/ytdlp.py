@@ -69,7 +69,9 @@ def fetch_job(request: Request) -> Reply:
 
 def describe_job(request: Request) -> Reply:
     """What a video is, read without downloading it: ``{"ok": {"artist", "title", "duration"} or null}`` (the
-    site's duration) or ``{"error": failure class, "message"}``."""
+    site's duration) or ``{"error": failure class, "message"}``. Background work beside the music: at nice 19,
+    with the JavaScript runtime yt-dlp starts for YouTube's challenges."""
+    os.nice(19 - os.nice(0))
     config = config_from_json(FetchConfig, request["config"])
     try:
         info = _extract(config, parse_source(request["source"]), download=False)

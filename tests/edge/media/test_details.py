@@ -110,3 +110,23 @@ async def test_a_song_is_looked_up_without_downloading_it(server: MediaServer, m
     assert gone is None
     media_gets = [r for r in server.requests if r[0] == "/media/long_fade_out.m4a"]
     assert len(media_gets) <= 1 and files_under(tmp_path) == []  # at most a probe of its type, never a download
+
+
+def test_a_look_up_runs_at_the_lowest_priority() -> None:
+    """The job itself, as its worker runs it (a worker process of its own, so the test renices a child)."""
+    import multiprocessing
+
+    def job(out: multiprocessing.queues.SimpleQueue[int]) -> None:
+        import os
+
+        from djamms_edge.edge.media import ytdlp
+
+        ytdlp.describe_job({"config": {"attempts": 1, "allowed_hosts": []}, "source": "http://127.0.0.1:9/nothing"})
+        out.put(os.nice(0))
+
+    context = multiprocessing.get_context("fork")
+    out = context.SimpleQueue()
+    child = context.Process(target=job, args=(out,))
+    child.start()
+    child.join(60)
+    assert out.get() == 19
