@@ -84,6 +84,8 @@ def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_s
             box = world.start_box("box-a")
             wait_until("box-a playing", lambda: len(world.plays("box-a")) >= 2, world=world)
             filler = fill(disk)
+            history = "SELECT entry_id FROM play_history"
+            known_to_hub = len(query(tmp_path / "hub.db", history))
 
             problem = wait_until("the status page to say the disk is full",
                                  lambda: [p for p in problems_of(world, "box-a") if DISK_FULL in p], world=world)
@@ -101,6 +103,9 @@ def test_a_full_disk_the_box_plays_on_in_order_says_why_once_and_recovers_when_s
                 return rows and any(DISK_FULL in p for p in json.loads(rows[0]["problems"]))
 
             wait_until("the heartbeat to carry the problem", dashboard, world=world)
+            # What it played meanwhile reached the hub's history: the outbox held it in memory and sent it.
+            wait_until("the hub to hear of the songs played on the full disk",
+                       lambda: len(query(tmp_path / "hub.db", history)) >= known_to_hub + 2, world=world)
             errors = wait_until("a device error on the hub",
                                 lambda: query(tmp_path / "hub.db", "SELECT message FROM device_errors"), world=world)
             assert any(DISK_FULL in row["message"] for row in errors), [row["message"] for row in errors]

@@ -389,8 +389,11 @@ class EdgeSync:
             self.replica.consume_in(conn, entry)
             self.outbox.put_in(conn, "now_playing", key, payload, epoch=epoch)
 
-        # A disk that refuses the write: the replica remembers in memory; the now-playing report is lost with it.
-        await or_remember(self.db.write(write), lambda: self.replica.remember_consumed(entry))
+        def remember() -> None:  # a disk that refuses the write: the replica and the outbox keep it in memory
+            self.replica.remember_consumed(entry)
+            self.outbox.hold("now_playing", key, payload, epoch=epoch)
+
+        await or_remember(self.db.write(write), remember)
         self.outbox.wake()
 
     async def skip(self, entry: ReplicaEntry) -> None:
@@ -423,8 +426,12 @@ class EdgeSync:
             if request_id:
                 self.outbox.put_in(conn, "over_limit", f"over-limit:{request_id}", payload)
 
-        # Refused by the disk: not offered again here; the hub refunds it as unplayed (unplayed_refund_after_h).
-        await or_remember(self.db.write(write), lambda: self.replica.remember_consumed(entry))
+        def remember() -> None:  # refused by the disk: kept in memory
+            self.replica.remember_consumed(entry)
+            if request_id:
+                self.outbox.hold("over_limit", f"over-limit:{request_id}", payload)
+
+        await or_remember(self.db.write(write), remember)
         self.outbox.wake()
 
     async def report_analysis(self, analysis: Analysis, mode: str) -> None:
@@ -462,15 +469,9 @@ class EdgeSync:
         key = f"error:{failure}:{at_ms // ERROR_REPEAT_WINDOW_MS}"
         try:
             await self.outbox.put("device_error", key, payload)
-        except Exception as exc:
+        except Exception as exc:  # the disk refused it (the trouble may be that very disk): the outbox holds it
             if not is_storage_error(exc):
                 raise
-            # The outbox is on a disk that refuses writes (the trouble may be that very disk): straight to the hub,
-            # once, if it answers now.
-            try:
-                await self.api.report_error(video_id, text, at_ms, key)
-            except (HubUnavailable, HubRefused) as hub:
-                log.warning("could not tell the hub (%s): %s", hub, text)
 
     # --- outbox delivery -----------------------------------------------------------------------------
 

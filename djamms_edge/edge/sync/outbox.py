@@ -5,6 +5,10 @@ SQLite, each with an idempotency key) and a single pump delivers them in order.
 Delivery is at-least-once (a lost answer means a resend); the hub dedupes on the
 key, so the effect is exactly once. A refused item (bad request, stale epoch) is
 kept as ``rejected`` with the reason instead of blocking the line forever.
+
+A message the disk refuses to store (full, read-only) is *held* in memory instead and delivered after the stored
+ones, without bookkeeping: the hub hears what the box plays during a full disk too (not after a restart, which
+loses what was held).
 """
 
 from __future__ import annotations
@@ -75,12 +79,25 @@ class Outbox:
         self._wake = asyncio.Event()
         self.on_refused: Callable[[OutboxItem, HubRefused], None] | None = None
         self.down_since: float | None = None
+        self._held: dict[str, OutboxItem] = {}  # key -> a message the disk refused to store, delivered from memory
 
     async def put(self, kind: Kind, key: str, payload: dict[str, Any], *, epoch: int | None = None) -> bool:
-        """Queue one message; False if ``key`` was queued before (a repeat is a no-op, not a second message)."""
-        added = await self._db.write(lambda conn: self.put_in(conn, kind, key, payload, epoch=epoch))
+        """Queue one message; False if ``key`` was queued before (a repeat is a no-op, not a second message). A
+        disk that refuses it: held in memory (``hold``), and the storage error raised all the same."""
+        try:
+            added = await self._db.write(lambda conn: self.put_in(conn, kind, key, payload, epoch=epoch))
+        except Exception as exc:
+            if is_storage_error(exc):
+                self.hold(kind, key, payload, epoch=epoch)
+            raise
         self.wake()
         return added
+
+    def hold(self, kind: Kind, key: str, payload: dict[str, Any], *, epoch: int | None = None) -> None:
+        """A message whose write the disk refused: delivered from memory after the stored ones."""
+        if key not in self._held:
+            self._held[key] = OutboxItem(-1, key, kind, payload, epoch, 0, int(self._clock() * 1000))
+        self.wake()
 
     def put_in(
         self, conn: sqlite3.Connection, kind: Kind, key: str, payload: dict[str, Any], *, epoch: int | None = None
@@ -101,7 +118,7 @@ class Outbox:
     async def has(self, key: str) -> bool:
         """Whether ``key`` was ever queued (and not yet pruned), whatever became of it."""
         row = await self._db.read(lambda conn: conn.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone())
-        return row is not None
+        return row is not None or key in self._held
 
     async def pending(self, limit: int = 100) -> list[OutboxItem]:
         def read(conn: sqlite3.Connection) -> list[OutboxItem]:
@@ -115,9 +132,13 @@ class Outbox:
             rows = conn.execute("SELECT state, count(*) AS n FROM outbox GROUP BY state")
             return {"pending": 0, "delivered": 0, "rejected": 0} | {r["state"]: r["n"] for r in rows}
 
-        return await self._db.read(read)
+        counts = await self._db.read(read)
+        return counts | {"pending": counts["pending"] + len(self._held)}
 
     async def _finish(self, item: OutboxItem, state: State, detail: str | None) -> None:
+        if item.seq < 0:  # held in memory: nothing to record
+            self._held.pop(item.key, None)
+            return
         now_ms = int(self._clock() * 1000)
 
         def write(conn: sqlite3.Connection) -> None:
@@ -157,7 +178,7 @@ class Outbox:
     async def _deliver_batch(self, send: Sender, failures: int) -> int:
         """One batch of pending items (or a wait for one); the hub's failures in a row after it."""
         self._wake.clear()
-        batch = await self.pending()
+        batch = await self.pending() + list(self._held.values())
         if not batch:
             await self._wake.wait()
             return failures
@@ -166,7 +187,8 @@ class Outbox:
                 await send(item)
             except HubUnavailable as exc:
                 failures += 1
-                await self._count_attempt(item)
+                if item.seq >= 0:
+                    await self._count_attempt(item)
                 if failures == 1:
                     self.down_since = self._clock()
                     log.warning("outbox: hub unavailable (%s); holding messages until it answers", exc)
