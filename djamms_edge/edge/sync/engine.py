@@ -47,6 +47,7 @@ class Interrupted:
     entry: ReplicaEntry
     position: float | None
 ERROR_REPEAT_WINDOW_MS = 3_600_000  # one report per failure (track and message) per clock hour
+DAY_MS = 86_400_000  # a song's details are reported once per video, box and day
 
 
 class EdgeSync:
@@ -448,13 +449,15 @@ class EdgeSync:
 
     async def report_details(self, video_id: str, details: SongDetails) -> None:
         """What a song this box fetched is (yt-dlp's artist and title, the measured length), for the hub to fill in
-        the venue's songs staff added by URL alone. Once per video and box (the outbox key); the hub ignores it
-        where nothing is pending. Without a length (nothing measured it) there is nothing to send: the hub needs one."""
+        the venue's songs staff added by URL alone. Once per video, box and day (the outbox key: a report a hub
+        refused, one without the endpoint yet, is not refused forever); the hub ignores it where nothing is pending.
+        Without a length (nothing measured it) there is nothing to send: the hub needs one."""
         if details.duration is None:
             return
         payload = {"videoId": video_id, "title": details.title, "artist": details.artist,
                    "duration": details.duration}
-        await self.outbox.put("details", f"details:{video_id}:{self.api.device_id}", payload)
+        day = int(self._wall() * 1000) // DAY_MS
+        await self.outbox.put("details", f"details:{video_id}:{self.api.device_id}:{day}", payload)
 
     async def report_error(self, source: str, message: str) -> None:
         """A track this box could not play (gone, broken, failed in the player), for the venue's staff: through
