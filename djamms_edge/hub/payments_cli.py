@@ -14,7 +14,7 @@ from djamms_edge.hub.mailer import LogMailer
 from djamms_edge.hub.payments.provider import PaymentError
 from djamms_edge.hub.payments.reconcile import Reconciled, reconcile
 from djamms_edge.hub.service import HubService
-from djamms_edge.hub.store import UnsupportedStoreUrl, store_from_url
+from djamms_edge.hub.store import UnsupportedStoreUrl, sqlite_path, store_from_url
 from djamms_edge.hub.store.base import StoreError, StoreUnavailable
 from djamms_edge.shared.cli import add_config_option, load_or_exit
 from djamms_edge.shared.logs import setup_logging
@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     problems = [p for p in config.hub.startup_problems() if "stripe" in p]
     if problems:
         print("djamms-hub payments reconcile: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    database = sqlite_path(config.hub.store.url)
+    if database is not None and not database.is_file():  # opening it would make an empty store to "rebuild" into
+        print(f"djamms-hub payments reconcile: no hub database at {database} (hub.store.url): restore the backup "
+              "there first", file=sys.stderr)
         return 2
     setup_logging(config.hub.log_level, program="djamms-hub")
     # A checkout begun before the backup may have been paid after it: look back as long as one stays open.

@@ -213,10 +213,15 @@ async def test_on_postgresql_the_boxes_hear_of_a_rebuilt_request_at_once(tmp_pat
             assert (await bar.mine(lost))["status"] == "pending"
 
 
-def test_a_hub_that_takes_no_payments_has_nothing_to_reconcile(tmp_path: Path) -> None:
-    config = hub_config_file(tmp_path)
-    done = hub_command("payments", "reconcile", "--config", str(config), "--since", "26h")
-    assert done.returncode == 2 and "takes no payments" in done.stderr and "Traceback" not in done.stderr
+async def test_a_hub_that_takes_no_payments_or_has_no_store_is_refused(tmp_path: Path) -> None:
+    free = hub_config_file(tmp_path)
+    code, _, err = await command("payments", "reconcile", "--config", str(free), "--since", "26h")
+    assert code == 2 and "takes no payments" in err, err
+    async with running_fake_stripe() as fake:  # the store's path is wrong: it is not made afresh and filled
+        code, _, err = await command("payments", "reconcile", "--config", str(stripe_config(tmp_path / "lost", fake)),
+                                     "--since", "26h")
+    assert code == 2 and "no hub database at " in err and "/lost/hub.db (hub.store.url)" in err, err
+    assert not (tmp_path / "lost" / "hub.db").exists() and fake.requests == []
 
 
 @pytest.mark.parametrize(("since", "said"), [
