@@ -159,7 +159,9 @@ class FakeStripe:
         if not 1 <= limit <= 100:
             return {"error": {"type": "invalid_request_error", "param": "limit",
                               "message": "This value must be between 1 and 100."}}, 400
-        newest_first = sorted(self.sessions.values(), key=lambda s: s["created"], reverse=True)
+        # Newest first; sessions created in the same second, the later one first, as Stripe lists them.
+        newest_first = [s for _, s in sorted(enumerate(self.sessions.values()), reverse=True,
+                                              key=lambda pair: (pair[1]["created"], pair[0]))]
         chosen = [s for s in newest_first if s["created"] >= since and query.get("status") in (None, s["status"])]
         after = query.get("starting_after")
         if after is not None:

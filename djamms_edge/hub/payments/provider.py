@@ -73,8 +73,9 @@ class PaymentProvider(Protocol):
         ...
 
     async def paid_checkouts(self, since_s: int) -> list[VerifiedPayment]:
-        """Every checkout created since ``since_s`` (Unix time) and paid, as the provider itself says: what a hub
-        restored from a backup replays (payments/reconcile.py). PaymentError when it cannot be asked."""
+        """Every checkout created since ``since_s`` (Unix time) and paid, as the provider itself says, oldest first
+        (so rebuilt requests queue in the order their patrons began paying): what a hub restored from a backup
+        replays (payments/reconcile.py). PaymentError when it cannot be asked."""
         ...
 
     async def refunded(self, payment_ref: str) -> str | None:

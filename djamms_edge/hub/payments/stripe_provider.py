@@ -118,6 +118,7 @@ class StripeProvider:
                     paid.append(verified)
         except stripe.StripeError as exc:
             raise PaymentError(f"Stripe could not list the checkouts: {_message(exc)}") from None
+        paid.reverse()  # Stripe lists the newest first
         return paid
 
     async def refunded(self, payment_ref: str) -> str | None:

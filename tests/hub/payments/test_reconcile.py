@@ -17,12 +17,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from playwright.async_api import expect
 
 from djamms_edge.hub.backup import backups_in
 from djamms_edge.hub.payments.provider import CheckoutOrder, PaymentError
 from djamms_edge.hub.payments.stripe_provider import StripeProvider
 from djamms_edge.hub.payments_cli import since_time
 from djamms_edge.hub.store.base import Song
+from tests.browser import PageWatch, chromium_page, save_screenshot
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe
 from tests.hub.served import ServedHub, hub_config_file, serving
 from tests.hub.test_backup import hub_command
@@ -150,13 +152,20 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
             intent = fake.sessions[old]["payment_intent"]
             assert lines[1:] == [f"refund by hand: {intent} (checkout {old}), 2.50 USD: its checkout names no song "
                                  "(made before the hub recorded songs with checkouts)"], out
-            queue = await bar.queue()
-            assert sorted(queue) == sorted([("Never Gonna Give You Up", "patron-a"), ("Despacito", "patron-d"),
-                                            ("Gangnam Style", "patron-b")]), queue
+            queue = await bar.queue()  # in the order the patrons began paying
+            assert queue == [("Never Gonna Give You Up", "patron-a"), ("Despacito", "patron-d"),
+                             ("Gangnam Style", "patron-b")], queue
             mine = await bar.mine(after)  # the patron's request page finds their request again
             assert (mine["status"], mine["amount"], mine["currency"]) == ("pending", PRICE, "usd"), mine
             assert mine["song"]["title"] == "Gangnam Style" and mine["position"] is not None
             assert (await bar.mine(began))["status"] == "pending"
+            async with chromium_page() as page:  # the patron's phone, back on their request's page
+                watch = PageWatch(page, hub.url)
+                await page.goto(f"{hub.url}/v/{VENUE}?request={after}")
+                await expect(page.locator("#mine-song")).to_have_text("Gangnam Style — PSY")
+                await expect(page.locator("#mine-status")).to_contain_text("In the queue: number 3")
+                await save_screenshot(page, "patron-request-after-restore-phone.png")
+                watch.assert_clean()
             # The venue's box, asking for the changes after the version it had, is told of both.
             status, news = await bar.call("GET", f"/changes?since={feed['version']}", token=tokens["deviceToken"])
             assert status == 200 and news["version"] > feed["version"], news
@@ -289,6 +298,7 @@ async def test_paid_checkouts_pages_through_stripes_list() -> None:
             paid = await provider.paid_checkouts(since)
         finally:
             await provider.close()
+    assert [p.request_id for p in paid[:3]] == ["req-3", "req-4", "req-5"]  # oldest first
     asked = {p.request_id for p in paid}
     assert asked == {f"req-{n}" for n in range(3, 215) if n % 50 != 7}
     assert len(paid) == len(asked)  # each once
