@@ -6,23 +6,22 @@ the session starts its own cluster with ``scripts/pg-test-cluster.sh``. Without 
 PostgreSQL tests skip locally and FAIL under CI (``CI=true``), so a CI machine that
 lost its PostgreSQL can never pass by skipping.
 
-Each test gets its own database, copied from a template (``CREATE DATABASE … TEMPLATE``),
-so tests are isolated and can run in any order. A copy costs 0.2-1 s (a checkpoint and the
-files), so a thread makes the next test's copy while the current test runs (``DatabasePool``).
+The session migrates one database; each test starts with it emptied back to the migrated state
+(``pg_url``: every table but the migrations' own truncated, connections left behind ended), so tests
+are isolated and can run in any order. Migration tests get an empty database of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -106,22 +105,6 @@ def pg_server_url() -> Iterator[str]:
         yield cluster_url
 
 
-@pytest.fixture(scope="session")
-def pg_template_name(pg_server_url: str) -> Iterator[str]:
-    """A database with the store's schema migrated, copied by every test's database.
-
-    Named for this session, so test sessions sharing one server never drop each other's template."""
-    from djamms_edge.hub.store.postgres import migrate_database
-
-    name = f"djamms_template_{uuid.uuid4().hex[:12]}"
-    run_async(lambda: _admin(pg_server_url, f"CREATE DATABASE {name}"))
-    try:
-        run_async(lambda: migrate_database(with_database(pg_server_url, name)))
-        yield name
-    finally:
-        run_async(lambda: _admin(pg_server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 def _create_database(server_url: str, template: str) -> str:
     name = f"t_{uuid.uuid4().hex[:16]}"
     # FILE_COPY: with fsync off in the test cluster it is several times faster than WAL_LOG.
@@ -141,66 +124,85 @@ def _fresh_database(server_url: str, template: str) -> Iterator[str]:
         _drop_database(server_url, name)
 
 
-class DatabasePool:
-    """Copies of the template made ahead, one at a time, in a thread: each test takes a copy nobody has
-    used (the same isolation as copying it on demand) without waiting for the copy to be made."""
+# Rows the migrations themselves write: a reset keeps them (and a migration that seeds another table must say how
+# that table is reset, or every test after the first would run on whatever the one before left in it).
+KEPT_BY_RESET = frozenset({"schema_migrations"})
 
-    def __init__(self, server_url: str, template: str, ahead: int = 1) -> None:
-        self.server_url, self.template = server_url, template
-        self.ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=ahead)
-        self.closing = threading.Event()
-        self.thread = threading.Thread(target=self._fill, name="pg-database-pool", daemon=True)
-        self.thread.start()
 
-    def _fill(self) -> None:
-        while not self.closing.is_set():
-            try:
-                made: str | BaseException = _create_database(self.server_url, self.template)
-            except Exception as exc:  # handed to the test that takes it: its failure shows why
-                made = exc
-            while True:
-                try:
-                    self.ready.put(made, timeout=0.2)
-                    break
-                except queue.Full:
-                    if self.closing.is_set():
-                        if isinstance(made, str):
-                            _drop_database(self.server_url, made)
-                        return
+async def _reset_statements(url: str) -> str:
+    """SQL that empties the migrated database back to its state after the migrations: DELETE from every table but
+    ``KEPT_BY_RESET`` (which must be the only ones with rows), tables referring to others first, then every
+    sequence restarted. DELETE, not TRUNCATE: on tables of a test's few rows it is ~20 ms where TRUNCATE, which
+    makes new files for each table and index, took ~0.7 s on a loaded box."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        tables = {r["name"]: r["relname"] for r in await conn.fetch(
+            "SELECT oid::regclass::text AS name, relname FROM pg_class"
+            " WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace")}
+        refers = await conn.fetch("SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent"
+                                  " FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace")
+        sequences = [r[0] for r in await conn.fetch(
+            "SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace")]
+        emptied = sorted(name for name, bare in tables.items() if bare not in KEPT_BY_RESET)
+        seeded = [t for t in emptied if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {t})")]
+    finally:
+        await conn.close()
+    assert not seeded, f"the migrations leave rows in {seeded}: teach tests/pg_cluster.py's reset to keep them"
+    order: list[str] = []  # children before the tables they refer to
+    waiting = {t: {r["child"] for r in refers if r["parent"] == t and r["child"] != t} for t in emptied}
+    while waiting:
+        ready = sorted(t for t, children in waiting.items() if not children - set(order))
+        assert ready, f"foreign keys in a cycle among {sorted(waiting)}: the reset cannot order its DELETEs"
+        order += ready
+        for t in ready:
+            del waiting[t]
+    return "; ".join([f"DELETE FROM {t}" for t in order] + [f"ALTER SEQUENCE {s} RESTART" for s in sequences])
 
-    def take(self) -> str:
-        """The name of a fresh copy; the taker drops it."""
-        made = self.ready.get(timeout=120)
-        if isinstance(made, BaseException):
-            raise made
-        return made
 
-    def close(self) -> None:
-        self.closing.set()
-        self.thread.join(timeout=120)
-        while not self.ready.empty():
-            left = self.ready.get_nowait()
-            if isinstance(left, str):
-                _drop_database(self.server_url, left)
+async def _empty(url: str, reset: str) -> None:
+    """Back to the migrated state: every connection left on the database ended (as DROP DATABASE … WITH (FORCE)
+    would), then ``reset`` (one transaction)."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        await conn.execute(reset)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class SharedDatabase:
+    url: str
+    reset: str  # the SQL that empties it
 
 
 @pytest.fixture(scope="session")
-def pg_database_pool(pg_server_url: str, pg_template_name: str) -> Iterator[DatabasePool]:
-    pool = DatabasePool(pg_server_url, pg_template_name)
+def pg_shared_database(pg_server_url: str) -> Iterator[SharedDatabase]:
+    """A database the store's migrations ran on, for the session's PostgreSQL tests, emptied before each (``pg_url``).
+
+    Named for this session, so test sessions sharing one server never drop each other's."""
+    from djamms_edge.hub.store.postgres import migrate_database
+
+    name = f"djamms_tests_{uuid.uuid4().hex[:12]}"
+    run_async(lambda: _admin(pg_server_url, f"CREATE DATABASE {name}"))
+    url = with_database(pg_server_url, name)
     try:
-        yield pool
+        run_async(lambda: migrate_database(url))
+        yield SharedDatabase(url, run_async(lambda: _reset_statements(url)))
     finally:
-        pool.close()  # before the template is dropped: no copy may be under way then
+        _drop_database(pg_server_url, name)
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str, pg_database_pool: DatabasePool) -> Iterator[str]:
-    """URL of a fresh, migrated database of this test's own, dropped afterwards."""
-    name = pg_database_pool.take()
-    try:
-        yield with_database(pg_server_url, name)
-    finally:
-        _drop_database(pg_server_url, name)
+def pg_url(pg_shared_database: SharedDatabase) -> str:
+    """URL of a migrated database holding nothing but what the migrations wrote, and no connection but the test's.
+
+    Emptying one database (~70 ms with the connection) replaced a copy of a migrated template per test and its
+    DROP (~0.45 s together on a loaded 2-core box: 187 s over 414 tests, against 29 s now). Isolation is the same:
+    each test starts from the migrated state, whatever the one before it wrote or left connected."""
+    run_async(lambda: _empty(pg_shared_database.url, pg_shared_database.reset))
+    return pg_shared_database.url
 
 
 @pytest.fixture
