@@ -196,6 +196,22 @@ async def move_track(request: web.Request) -> web.Response:
     return web.json_response(playlist.to_json())
 
 
+@routes.put(PLAYLIST + "/tracks/{position}/details")
+async def set_track_details(request: web.Request) -> web.Response:
+    """Staff type (or correct) a track's artist, title and length: what the box filled in, or a pending song's.
+    What staff type wins: the box never changes it again."""
+    venue_id, _ = await _staff(request)
+    f = await _body(request)
+    position, video_id = _track_ref(request, f)
+    duration = f.number("duration", low=1.0)
+    assert duration is not None
+    song = Song(video_id, f.text("title").strip(), f.text("artist").strip(), duration)
+    service = request.app[SERVICE]
+    playlist = await service.store.set_track_details(venue_id, _playlist_id(request), position, video_id, song,
+                                                     service.now_ms())
+    return web.json_response(playlist.to_json())
+
+
 @routes.post(PLAYLIST + "/tracks/import")
 async def import_tracks(request: web.Request) -> web.Response:
     """Add songs, one a line (``URL-or-id`` or ``URL-or-id | Artist | Title | m:ss``); what cannot be

@@ -193,6 +193,9 @@ PATHS: Json = {
                    "put": _op("staff: set the price (0 = free) and currency", body=_obj(price=_I, currency=_S))},
     V + "/refunds": {"get": _op("staff: refused paid requests and their refunds (due/refunded/failed)",
                                 params=("limit",))},
+    V + "/playlists/{playlistId}/tracks/{position}/details": {
+        "put": _op("staff: type a track's artist, title and length (videoId must still be at that position); "
+                   "replaces what the box filled in", body=_obj(videoId=_S, title=_S, artist=_S, duration=_N))},
     V + "/songs/pending": {"get": _op("device/staff of the venue: video ids of its playlist songs whose details "
                                       "are pending (its boxes look them up)", params=("limit",))},
     V + "/songs/details": {"post": _op("device of the venue: what a song it fetched is (yt-dlp's artist and title, "

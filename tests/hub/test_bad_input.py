@@ -206,6 +206,8 @@ TEMPLATES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"/api/v1/venues/{VENUE}/playlists/pl-1/tracks", {"song": {"videoId": "dQw4w9WgXcQ"}}),
     ("POST", f"/api/v1/venues/{VENUE}/songs/details", {"videoId": "dQw4w9WgXcQ", "title": "t", "artist": "a",
                                                        "duration": 200}),
+    ("PUT", f"/api/v1/venues/{VENUE}/playlists/pl-1/tracks/1/details", {"videoId": "dQw4w9WgXcQ", "title": "t",
+                                                                        "artist": "a", "duration": 200}),
 ]
 HOSTILE: list[Any] = [None, 0, -1, 2**70, 1.5, True, "", " ", "\x00", "💥" * 50, "x" * 5000, [], {}, [1, {"a": 2}]]
 # Text no store can keep: a lone surrogate (sent as JSON "\ud800"; SQLite cannot encode it, PostgreSQL text

@@ -187,3 +187,32 @@ async def test_a_venues_boxes_learn_which_songs_are_pending(hub: Hub) -> None:
     status, body = await hub.call("GET", path, headers=hub.device(a, "box-1"))
     assert sorted(body["videoIds"]) == ["bbbbbbbbbb2", "ccccccccccc"]
     assert len(await tracks(hub, a, first)) == 3
+
+
+async def test_staff_correct_what_the_box_said_and_it_stays_theirs(hub: Hub) -> None:
+    a, b = await hub.venue(), await hub.venue()
+    pid = await new_playlist(hub, a, TYPED, {"videoId": VID})
+    await hub.call("PUT", f"{V}{a}/active-playlist", {"playlistId": pid}, hub.staff(a))
+    await describe(hub, a, details(title="Never Gonna Give You Up (Remastered 4K)"))
+    before = (await hub.store.queue_snapshot(a)).version
+    path = f"{V}{a}/playlists/{pid}/tracks/2/details"
+    typed = {"videoId": VID, "title": "Never Gonna Give You Up", "artist": "Rick Astley", "duration": 213}
+    status, body = await hub.call("PUT", path, typed, hub.staff(a))
+    assert status == 200, body
+    assert body["tracks"][1] == {**typed, "duration": 213.0}  # no "detailsFrom": staff's now
+    queued = [e for e in (await hub.store.queue_snapshot(a)).main if e.song.video_id == VID]
+    assert [e.song.title for e in queued] == ["Never Gonna Give You Up"]
+    status, body = await hub.call("GET", f"{V}{a}/changes?since={before}", headers=hub.staff(a))
+    assert body["messages"][-1]["change"]["type"] == "main_replaced"
+    # Staff-typed now: the trust rule counts its length, and no box report changes it again.
+    assert [k.seconds for k in await hub.store.known_durations(VID)] == [213.0]
+    status, body = await describe(hub, a, details(title="Something Else"))
+    assert body["filled"] == 0
+    # A list edited meanwhile is never changed blindly; another venue's staff and a box may not.
+    status, body = await hub.call("PUT", f"{V}{a}/playlists/{pid}/tracks/1/details", typed, hub.staff(a))
+    assert status == 409, body
+    for headers in (hub.staff(b), hub.device(a, "box-1")):
+        status, body = await hub.call("PUT", path, typed, headers)
+        assert status == 403, body
+    status, body = await hub.call("PUT", path, {**typed, "title": " "}, hub.staff(a))
+    assert (status, body["field"]) == (400, "title")

@@ -980,6 +980,13 @@ class HubStore(PaymentStore, ExecutionStore, Protocol):
         as that venue's own box described them (``describe_song``); never a pending song (``rows.KNOWN_SONG``)."""
         ...
 
+    async def set_track_details(self, venue_id: str, playlist_id: str, position: int, video_id: str, song: Song,
+                                now_ms: int) -> Playlist:
+        """Staff type the details of the track at ``position`` (which must still be ``video_id``: Conflict
+        otherwise): they replace what was there (pending, or a box's) and count as staff's (``details_by`` NULL).
+        On the active playlist, its queued main entries showing the old details change too (``main_replaced``)."""
+        ...
+
     async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
         """Video ids of the venue's playlist tracks whose details are pending, each once."""
         ...

@@ -1180,6 +1180,30 @@ class PostgresStore(ChangeNews, PgPayments, PgExecutions):
 
         return await self._read(read)
 
+    async def set_track_details(self, venue_id: str, playlist_id: str, position: int, video_id: str, song: Song,
+                                now_ms: int) -> Playlist:
+        async def tx(conn: Conn) -> Playlist:
+            await _lock_venue(conn, venue_id)
+            playlist = await _venue_playlist(conn, venue_id, playlist_id)
+            old = track_at(playlist, position, video_id)
+            details = (song.title, song.artist, song.duration)
+            await conn.execute(
+                "UPDATE playlist_tracks SET title = $1, artist = $2, duration = $3, details_by = NULL"
+                " WHERE playlist_id = $4 AND position = $5", *details, playlist_id, position)
+            entries = 0
+            if playlist.active:
+                entries = _affected(await conn.execute(
+                    "UPDATE queue_entries SET title = $1, artist = $2, duration = $3 WHERE venue_id = $4"
+                    " AND queue = 'main' AND video_id = $5 AND request_id IS NULL AND title = $6 AND artist = $7",
+                    *details, venue_id, video_id, old.title, old.artist))
+            if entries:
+                main = (await _snapshot(conn, venue_id)).main
+                await self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in main]},
+                                 now_ms)
+            return await _venue_playlist(conn, venue_id, playlist_id)
+
+        return await self._venue_tx(venue_id, tx)
+
     async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
         async def read(conn: Conn) -> list[str]:
             rows = await conn.fetch(PENDING_SONGS.format(venue="$1", limit="$2"), venue_id, limit)

@@ -1080,6 +1080,31 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
 
         return await self._read(read)
 
+    async def set_track_details(self, venue_id: str, playlist_id: str, position: int, video_id: str, song: Song,
+                                now_ms: int) -> Playlist:
+        def tx(conn: sqlite3.Connection) -> tuple[Playlist, bool]:
+            playlist = _venue_playlist(conn, venue_id, playlist_id)
+            old = track_at(playlist, position, video_id)
+            details = (song.title, song.artist, song.duration)
+            conn.execute(
+                "UPDATE playlist_tracks SET title = ?, artist = ?, duration = ?, details_by = NULL"
+                " WHERE playlist_id = ? AND position = ?", (*details, playlist_id, position))
+            entries = 0
+            if playlist.active:
+                entries = conn.execute(
+                    "UPDATE queue_entries SET title = ?, artist = ?, duration = ? WHERE venue_id = ? AND queue = 'main'"
+                    " AND video_id = ? AND request_id IS NULL AND title = ? AND artist = ?",
+                    (*details, venue_id, video_id, old.title, old.artist)).rowcount
+            if entries:
+                main = _snapshot(conn, venue_id).main
+                self._emit(conn, venue_id, {"type": "main_replaced", "entries": [e.to_json() for e in main]}, now_ms)
+            return _venue_playlist(conn, venue_id, playlist_id), entries > 0
+
+        updated, changed = await self._write(tx)
+        if changed:
+            self._announce_change(venue_id)
+        return updated
+
     async def pending_songs(self, venue_id: str, limit: int) -> list[str]:
         return await self._read(lambda conn: [row[0] for row in conn.execute(
             PENDING_SONGS.format(venue="?", limit="?"), (venue_id, limit))])

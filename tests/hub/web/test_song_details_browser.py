@@ -104,8 +104,19 @@ def test_a_song_added_by_url_alone_is_described_by_the_box_in_the_console(tmp_pa
             expect(track.locator(".sub")).to_have_text("Cobalt · 0:05 · from the box")
             expect(page.get_by_role("button", name="Remove Blue Hour by Cobalt")).to_be_visible()
             page.screenshot(path=str(screenshot_path("console-details-filled.png")), full_page=True)
+            # --- staff correct what the box said: theirs from then on ---------------------------------------
+            page.get_by_role("button", name="Edit details of Blue Hour by Cobalt").click()
+            expect(page.get_by_label("Artist", exact=True).first).to_be_focused()
+            expect(page.locator("#edit-duration")).to_have_value("0:05")
+            page.locator("#edit-title").fill("Blue Hour (Live at the Bar)")
+            page.screenshot(path=str(screenshot_path("console-details-edit.png")), full_page=True)
+            page.get_by_role("button", name="Save details").click()
+            expect(page.get_by_role("status")).to_contain_text("Saved “Blue Hour (Live at the Bar)” by Cobalt")
+            expect(track.locator(".sub")).to_have_text("Cobalt · 0:05")
+            typed = loop.run(store.list_playlists(VENUE))[0].tracks[0]
+            assert (typed.title, typed.details_by) == ("Blue Hour (Live at the Bar)", None)
             page.goto(f"{url}/console/{VENUE}/queue")
-            expect(page.locator("#main-queue > li").first.locator(".title")).to_have_text("Blue Hour")
+            expect(page.locator("#main-queue > li").first.locator(".title")).to_have_text("Blue Hour (Live at the Bar)")
 
             # --- the other night's song: looked up (yt-dlp's info alone), described, not downloaded -------
             def looked_up() -> Any:

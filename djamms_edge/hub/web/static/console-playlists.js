@@ -2,10 +2,11 @@
 // and remove tracks.
 "use strict";
 (() => {
-  const { call, button, songBody, songLine, songName, songTitle, form, value } = consoleTools;
+  const { call, button, parseDuration, songBody, songLine, songName, songTitle, form, value } = consoleTools;
   const { el } = djamms;
   let openId = null;
   let focusAfter = null;
+  let editing = null; // "position:videoId" of the track whose details form is open
 
   async function load() {
     const { playlists } = await call("GET", "/playlists");
@@ -25,6 +26,7 @@
         el("span", { class: "sub" }, `${p.tracks.length} track${p.tracks.length === 1 ? "" : "s"}`)),
       button("Edit", { "aria-label": `Edit ${p.name}` }, async () => {
         openId = p.playlistId;
+        editing = null;
         await load();
         document.getElementById("editor-heading").focus();
       }));
@@ -39,8 +41,12 @@
     document.getElementById("activate").disabled = p.active;
     document.getElementById("activate").textContent = p.active ? "Playing now" : "Play this playlist now";
     const tracks = document.getElementById("tracks");
-    tracks.replaceChildren(...(p.tracks.length ? p.tracks.map((t, i) => track(p, t, i))
+    tracks.replaceChildren(...(p.tracks.length ? p.tracks.flatMap((t, i) => track(p, t, i))
       : [el("li", { class: "muted" }, "No tracks yet.")]));
+    if (focusAfter === "edit-form") {
+      focusAfter = null;
+      document.getElementById("edit-artist").focus();
+    }
     if (focusAfter) {
       const target = tracks.querySelector(`button[data-key="${focusAfter}"]:not(:disabled)`);
       focusAfter = null;
@@ -57,17 +63,55 @@
       await call("PATCH", path, { videoId: t.videoId, toPosition: to });
       await load();
     };
-    return el("li", { class: "item" }, el("span", { class: "pos" }, String(position)), songLine(t),
+    const key = `${position}:${t.videoId}`;
+    const item = el("li", { class: "item" }, el("span", { class: "pos" }, String(position)), songLine(t),
       el("span", { class: "row" },
         button("↑", { "aria-label": `Move ${who} up`, disabled: i === 0, dataset: { key: `${t.videoId}-up` } },
           moveTo(position - 1, "up")),
         button("↓", { "aria-label": `Move ${who} down`, disabled: position === p.tracks.length,
           dataset: { key: `${t.videoId}-down` } }, moveTo(position + 1, "down")),
+        button("Edit", { "aria-label": `Edit details of ${who}`, "aria-expanded": String(editing === key),
+          dataset: { key: `${t.videoId}-edit` } }, async () => {
+          editing = editing === key ? null : key;
+          focusAfter = editing ? "edit-form" : `${t.videoId}-edit`;
+          await load();
+        }),
         button("Remove", { class: "danger", "aria-label": `Remove ${who}` }, async () => {
           await call("DELETE", `${path}?videoId=${encodeURIComponent(t.videoId)}`);
           djamms.showNotice(`Removed “${songTitle(t)}”.`);
           await load();
         })));
+    return editing === key ? [item, detailsForm(t, `${path}/details`)] : [item];
+  }
+
+  // Staff type (or correct) what the box filled in: theirs from then on.
+  function detailsForm(t, path) {
+    const input = (name, label, current, attrs = {}) => el("div", { class: "field" },
+      el("label", { for: `edit-${name}` }, label),
+      el("input", { id: `edit-${name}`, value: current, autocomplete: "off", ...attrs }));
+    const node = el("form", { class: "stack", "aria-label": `Details of ${songName(t)}` },
+      input("artist", "Artist", t.artist), input("title", "Title", t.title),
+      input("duration", "Duration (m:ss)", t.duration ? djamms.duration(t.duration) : "", { placeholder: "3:45" }),
+      el("span", { class: "row" }, el("button", { type: "submit", class: "primary" }, "Save details"),
+        button("Cancel", {}, async () => {
+          editing = null;
+          await load();
+        })));
+    node.addEventListener("submit", (event) => {
+      event.preventDefault();
+      djamms.clearMessages();
+      djamms.guard(async () => {
+        const artist = value("edit-artist").trim(), title = value("edit-title").trim();
+        const seconds = parseDuration(value("edit-duration"));
+        if (!artist || !title || !seconds) throw new Error("Give artist, title and a duration such as 3:45.");
+        await call("PUT", path, { videoId: t.videoId, artist, title, duration: seconds });
+        editing = null;
+        focusAfter = `${t.videoId}-edit`;
+        djamms.showNotice(`Saved “${title}” by ${artist}.`);
+        await load();
+      });
+    });
+    return el("li", {}, node);
   }
 
   const open = () => `/playlists/${encodeURIComponent(openId)}`;
