@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(config.hub.log_level, program="djamms-hub")
     # A checkout begun before the backup may have been paid after it: look back as long as one stays open.
-    since = args.since - timedelta(seconds=payments.checkout_ttl_s)
+    since_s = max(0, int(args.since.timestamp()) - payments.checkout_ttl_s)  # in seconds: year 1 works too
     try:
-        result = asyncio.run(_reconcile(config, int(since.timestamp())))
+        result = asyncio.run(_reconcile(config, since_s))
     except UnsupportedStoreUrl as exc:
         print(f"djamms-hub payments reconcile: {exc}", file=sys.stderr)
         return 2

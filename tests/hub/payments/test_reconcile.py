@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import expect
 
 from djamms_edge.hub.backup import backups_in
+from djamms_edge.hub.cli import main
 from djamms_edge.hub.payments.provider import CheckoutOrder, PaymentError
 from djamms_edge.hub.payments.stripe_provider import StripeProvider
 from djamms_edge.hub.payments_cli import since_time
@@ -180,8 +181,10 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
 
             # Stripe cannot be reached: a clear message and 1; nothing changes.
             fake.down = True
-            code, out, err = await command("payments", "reconcile", "--config", str(config), "--since", "2h")
+            code, out, err = await command("payments", "reconcile", "--config", str(config), "--since",
+                                           "0001-01-01T00:00:00Z")  # asks from 1970 on: Stripe's earliest
             assert code == 1 and out == "", out
+            assert fake.queries[-1]["created[gte]"] == "0", fake.queries[-1]
             assert "Stripe could not list the checkouts" in err and "run it again" in err, err
             fake.down = False
             assert await bar.queue() == queue
@@ -233,18 +236,26 @@ async def test_a_hub_that_takes_no_payments_or_has_no_store_is_refused(tmp_path:
     assert not (tmp_path / "lost" / "hub.db").exists() and fake.requests == []
 
 
-@pytest.mark.parametrize(("since", "said"), [
+BAD_SINCE = [
     ("yesterday", "is neither a time such as 2026-11-30T04:30:12Z nor a time ago such as 26h"),
     ("2026-13-01T00:00:00Z", "is neither a time"),
     ("2026-11-30T04:30:12", "has no time zone: add Z for UTC"),
     ("2999-01-01T00:00:00Z", "is in the future"),
     ("-5h", "is neither a time"),
     ("", "is neither a time"),
-])
-def test_a_bad_since_gets_a_clear_error(tmp_path: Path, since: str, said: str) -> None:
-    done = hub_command("payments", "reconcile", "--config", str(hub_config_file(tmp_path)), f"--since={since}")
-    assert done.returncode == 2 and said in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+    ("99999999h", "is neither a time"),  # more than timedelta holds
+    ("\x00", "is neither a time"),
+]
+
+
+def test_a_bad_since_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(hub_config_file(tmp_path))
+    done = hub_command("payments", "reconcile", "--config", config, "--since", "yesterday")  # the real command
+    assert done.returncode == 2 and BAD_SINCE[0][1] in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for since, said in BAD_SINCE:
+        with pytest.raises(SystemExit) as exited:
+            main(["payments", "reconcile", "--config", config, f"--since={since}"])
+        assert exited.value.code == 2 and said in capsys.readouterr().err, since
 
 
 def test_since_reads_a_time_or_a_time_ago() -> None:
