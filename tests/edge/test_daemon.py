@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from djamms_edge.edge.player.seams import render_tone
+from tests.edge.tones import rendered
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,14 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def playlist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("daemon-playlist")
-
-    async def render() -> None:
-        await asyncio.gather(
-            render_tone(root / "Alpha - Long One.m4a", 440, lead=1.0, tone=38.0, trail=1.0),
-            render_tone(root / "Beta - Short One.m4a", 660, lead=0.5, tone=3.0, trail=0.5),
-        )
-
-    asyncio.run(render())
+    rendered(
+        render_tone(root / "Alpha - Long One.m4a", 440, lead=1.0, tone=38.0, trail=1.0),
+        render_tone(root / "Beta - Short One.m4a", 660, lead=0.5, tone=3.0, trail=0.5),
+    )
     return root
 
 

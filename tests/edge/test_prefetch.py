@@ -22,6 +22,7 @@ from djamms_edge.edge.queue.model import QueueEntry
 from djamms_edge.edge.queue.source import Outcome
 from tests.edge.media.http_server import MediaServer
 from tests.edge.sync.hubs import eventually
+from tests.edge.tones import rendered
 
 
 @dataclass
@@ -74,14 +75,10 @@ class Rig:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files the server serves, rendered once for the module: the tests only read them."""
     root = tmp_path_factory.mktemp("served")
-
-    async def render() -> None:
-        await asyncio.gather(
-            render_tone(root / "a.m4a", 440, lead=0.2, tone=1.0, trail=0.2),
-            render_tone(root / "big.m4a", 660, lead=0.2, tone=60.0, trail=0.2),  # enough bytes to stall half-way
-        )
-
-    asyncio.run(render())
+    rendered(
+        render_tone(root / "a.m4a", 440, lead=0.2, tone=1.0, trail=0.2),
+        render_tone(root / "big.m4a", 660, lead=0.2, tone=60.0, trail=0.2),  # enough bytes to stall half-way
+    )
     return root
 
 

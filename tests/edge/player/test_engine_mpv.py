@@ -8,7 +8,6 @@ cues) or from the media pipeline's analysis (what a venue hears).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from djamms_edge.edge.player.capture import capture_playback
 from djamms_edge.edge.player.resolver import Cue, LocalFileResolver
 from djamms_edge.edge.player.seams import render_tone, seams, tones
 from djamms_edge.edge.queue.model import QueueEntry
+from tests.edge.tones import rendered
 
 LEAD, TONE, TRAIL = 2.0, 3.0, 3.0
 FREQUENCIES = (300, 700, 1500)
@@ -28,13 +28,8 @@ FREQUENCIES = (300, 700, 1500)
 @pytest.fixture(scope="module")
 def tracks(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     root = tmp_path_factory.mktemp("tones")
-
-    async def render() -> None:
-        await asyncio.gather(*(render_tone(root / f"{hz}.m4a", hz, lead=LEAD, tone=TONE, trail=TRAIL)
-                               for hz in FREQUENCIES))
-
-    asyncio.run(render())
-    return {hz: root / f"{hz}.m4a" for hz in FREQUENCIES}
+    paths = rendered(*(render_tone(root / f"{hz}.m4a", hz, lead=LEAD, tone=TONE, trail=TRAIL) for hz in FREQUENCIES))
+    return dict(zip(FREQUENCIES, paths, strict=True))
 
 
 class TruthResolver:

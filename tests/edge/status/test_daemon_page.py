@@ -7,7 +7,6 @@ libmpv: pause stops the position, skip ends the play as "skipped".
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -23,6 +22,7 @@ from djamms_edge.edge.player.seams import render_tone
 from tests.browser import chromium_page_sync, screenshot_path
 from tests.edge.test_daemon import Daemon, query, wait_until
 from tests.edge.test_daemon import daemons as daemons  # the fixture that starts and reaps daemon processes
+from tests.edge.tones import rendered
 from tests.ports import STATUS_PAGE_AT
 
 TOKEN = "daemon-page-admin-token-42"
@@ -32,17 +32,9 @@ CURRENT_PLAY = "SELECT play_id, title, end_reason FROM plays WHERE ended_at IS N
 
 def _playlist(root: Path) -> Path:
     root.mkdir()
-
-    async def render() -> None:
-        # 8 s of tone each: long enough to act on one, short enough to see the daemon move on.
-        await asyncio.gather(
-            *(
-                render_tone(root / f"{artist} - {title}.m4a", hz, lead=0.3, tone=8.0, trail=0.3)
-                for artist, title, hz in zip(("Alpha", "Beta", "Gamma"), TITLES, (440, 550, 660), strict=True)
-            )
-        )
-
-    asyncio.run(render())
+    # 8 s of tone each: long enough to act on one, short enough to see the daemon move on.
+    rendered(*(render_tone(root / f"{artist} - {title}.m4a", hz, lead=0.3, tone=8.0, trail=0.3)
+               for artist, title, hz in zip(("Alpha", "Beta", "Gamma"), TITLES, (440, 550, 660), strict=True)))
     return root
 
 

@@ -30,6 +30,7 @@ from djamms_edge.hub.store.base import Song
 from djamms_edge.hub.store.sqlite import SqliteStore
 from tests.edge.media.http_server import MediaServer
 from tests.edge.test_daemon import query
+from tests.edge.tones import rendered
 from tests.ports import logged_status_url, reserved_port
 
 T = TypeVar("T")
@@ -44,18 +45,8 @@ START_MARGIN_S = 2.0  # resolving the track (ffmpeg analysis) and libmpv opening
 @pytest.fixture(scope="module")
 def tracks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("hub-tracks")
-
-    async def render() -> list[Path]:
-        return list(
-            await asyncio.gather(
-                *(
-                    render_tone(root / f"Band {n} - Song {n}.m4a", 300 + 110 * n, lead=0.3, tone=5.0, trail=0.3)
-                    for n in range(1, 5)
-                )
-            )
-        )
-
-    return asyncio.run(render())
+    return rendered(*(render_tone(root / f"Band {n} - Song {n}.m4a", 300 + 110 * n, lead=0.3, tone=5.0, trail=0.3)
+                      for n in range(1, 5)))
 
 
 def _env() -> dict[str, str]:

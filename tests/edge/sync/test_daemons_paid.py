@@ -32,6 +32,7 @@ from tests.edge.sync.test_daemons import (
     tracks,  # noqa: F401 -- the module's fixture, shared
     wait_until,
 )
+from tests.edge.tones import rendered
 
 LIMIT_S = 30
 
@@ -43,11 +44,8 @@ def paid_media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     root.mkdir()
     lengths = {"paid.m4a": 9.0, "long.m4a": 45.0, "mid.m4a": 20.0}
 
-    async def render() -> None:
-        await asyncio.gather(*(render_tone(root / name, 400 + 50 * n, lead=0.4, tone=seconds, trail=0.4)
-                               for n, (name, seconds) in enumerate(lengths.items())))
-
-    asyncio.run(render())
+    rendered(*(render_tone(root / name, 400 + 50 * n, lead=0.4, tone=seconds, trail=0.4)
+               for n, (name, seconds) in enumerate(lengths.items())))
     loop = LoopThread()
     server = MediaServer(root)
     loop.run(server.start())
