@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
               "there first", file=sys.stderr)
         return 2
     setup_logging(config.hub.log_level, program="djamms-hub")
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # else a line per page asked and per retry
     # A checkout begun before the backup may have been paid after it: look back as long as one stays open.
     since_s = max(0, int(args.since.timestamp()) - payments.checkout_ttl_s)  # in seconds: year 1 works too
     try:
