@@ -156,7 +156,9 @@ async def _reset_statements(url: str) -> str:
         order += ready
         for t in ready:
             del waiting[t]
-    return "; ".join([f"DELETE FROM {t}" for t in order] + [f"ALTER SEQUENCE {s} RESTART" for s in sequences])
+    # A lock a backend kept past its termination would hold a DELETE until pytest's timeout: fail in 10 s, saying so.
+    return "; ".join(["SET lock_timeout = '10s'"] + [f"DELETE FROM {t}" for t in order]
+                     + [f"ALTER SEQUENCE {s} RESTART" for s in sequences])
 
 
 async def _empty(url: str, reset: str) -> None:
