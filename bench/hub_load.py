@@ -30,6 +30,11 @@ connections; a saturated p99 is 50 queued requests deep on any server), paid-req
    over its runs pooled, the saturated figures are the means of its runs: on a 2-core VM the p99 of one 8 s
    run moved by up to 50 % between two plain runs in a row, more than the 20 % the target allows.
 
+   The control: ``--only-slow --slow 1`` runs the same comparison with one slow connection, that is with nothing
+   to tell the sides apart; its ratios are this machine's noise. On the 2-core VM of 2026-11-30 two such runs gave
+   steady p99 ratios of 0.76 and 2.67 (saturated 0.71 and 0.41): wider than the 20 % the target allows.
+   ``--behind-nginx`` puts docs/hub-deploy.md's nginx in front, which then holds the slow connections itself.
+
 The steady load's client (``paced``) is the measuring instrument: it runs on uvloop with the garbage collector
 off during a run, so its own loop and collections add as little as they can to the latencies it measures.
 
