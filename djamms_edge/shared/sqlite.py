@@ -308,6 +308,16 @@ class Database:
         before = self._write_conn.total_changes
         return run_in_transaction(self._write_conn, fn), self._write_conn.total_changes != before
 
+    async def data_version(self) -> int:
+        """SQLite's ``data_version`` on the writer connection: it moves when *another* connection commits. This
+        process writes through that connection only, so a move is another process's write."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._data_version_now)
+
+    def _data_version_now(self) -> int:
+        if self._write_conn is None:
+            raise RuntimeError(f"database {self.path} is not open")
+        return int(self._write_conn.execute("PRAGMA data_version").fetchone()[0])
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a reader thread (a consistent snapshot for its duration)."""
         loop = asyncio.get_running_loop()

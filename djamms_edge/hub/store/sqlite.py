@@ -119,12 +119,14 @@ from djamms_edge.hub.store.sqlite_paid import PaidStep, paid_step, submit_paid_s
 from djamms_edge.hub.store.sqlite_payments import SqlitePayments
 from djamms_edge.hub.store.sqlite_schema import migrations
 from djamms_edge.shared.sqlite import Database, Synchronous
+from djamms_edge.shared.tasks import TaskOwner
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 # SQLite primary result codes that mean the store (disk, file, lock), not the request, is in trouble: BUSY,
 # LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL. The hub answers 503, never 500.
 STORE_TROUBLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15})
+OTHER_WRITERS_POLL_S = 1.0  # how soon another process's write to the file reaches this hub's feeds and caches
 
 
 def _store_trouble(exc: BaseException) -> bool:
@@ -175,14 +177,31 @@ class SqliteStore(ChangeNews, SqlitePayments, SqliteExecutions):
         self._pending: list[_Pending] = []
         self._trouble: str | None = None  # the last write's store error, until a write succeeds
         self._committer: asyncio.Task[None] | None = None  # runs the pending writes, batch after batch
+        self._tasks = TaskOwner(f"sqlite-store:{path.name}")
 
     async def open(self) -> None:
         await self._db.open()
+        self._tasks.start(self._watch_other_writers(await self._db.data_version()), "other-writers")
 
     async def close(self) -> None:
+        await self._tasks.close()
         if self._committer is not None:
             await self._committer  # the writes already queued are run (and answered) first
         await self._db.close()
+
+    async def _watch_other_writers(self, version: int) -> None:
+        """Another process's commits to the file (``djamms-hub payments reconcile``, the admin commands) wake this
+        hub's feeds, lease table and rule caches, as PostgreSQL's NOTIFY does: SQLite tells no process of another's
+        writes, so the writer connection's ``data_version`` is read every ``OTHER_WRITERS_POLL_S``."""
+        while True:
+            await asyncio.sleep(OTHER_WRITERS_POLL_S)
+            try:
+                now = await self._db.data_version()
+            except sqlite3.Error:
+                continue  # store trouble: the writes report it; look again next time
+            if now != version:
+                version = now
+                self._announce_everything()  # what changed is unknown: every venue looks again
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``fn`` in its own savepoint, batched with the writes queued meanwhile into one transaction.

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -200,18 +201,38 @@ async def test_a_restore_loses_no_paid_request(tmp_path: Path) -> None:
 async def test_on_postgresql_the_boxes_hear_of_a_rebuilt_request_at_once(tmp_path: Path, pg_url: str) -> None:
     """Several processes on one PostgreSQL database: what the command writes reaches the serving hub's change
     feed at once (NOTIFY), so the venue's box queues the rebuilt request without waiting for another change."""
+
+    async def forget(request_id: str) -> None:
+        db = await asyncpg.connect(pg_url)
+        try:
+            assert await db.execute("DELETE FROM payments WHERE request_id = $1", request_id) == "DELETE 1"
+        finally:
+            await db.close()
+
+    await boxes_hear_of_a_rebuilt_request(tmp_path, pg_url, forget)
+
+
+async def test_on_sqlite_the_boxes_hear_of_a_rebuilt_request_too(tmp_path: Path) -> None:
+    """The command is another process writing the hub's SQLite file while the hub serves: the hub sees the file's
+    data_version move within a second and its feed tells the box, as PostgreSQL's NOTIFY does."""
+
+    async def forget(request_id: str) -> None:
+        with sqlite3.connect(tmp_path / "hub.db") as db:
+            assert db.execute("DELETE FROM payments WHERE request_id = ?", (request_id,)).rowcount == 1
+
+    await boxes_hear_of_a_rebuilt_request(tmp_path, None, forget)
+
+
+async def boxes_hear_of_a_rebuilt_request(tmp_path: Path, store_url: str | None,
+                                          forget: Callable[[str], Awaitable[None]]) -> None:
     async with running_fake_stripe() as fake, aiohttp.ClientSession() as http:
-        config = stripe_config(tmp_path, fake, pg_url)
+        config = stripe_config(tmp_path, fake, store_url)
         tokens = await seeded(config)
         async with serving(config) as hub:
             bar = await Bar(hub, fake, http, tokens).opened()
             lost, session = await bar.checkout("9bZkp7q19f0", "patron-b")
-            # As an older dump restored would have it: no record of the checkout; the patron paid at Stripe.
-            db = await asyncpg.connect(pg_url)
-            try:
-                assert await db.execute("DELETE FROM payments WHERE request_id = $1", lost) == "DELETE 1"
-            finally:
-                await db.close()
+            # As an older backup restored would have it: no record of the checkout; the patron paid at Stripe.
+            await forget(lost)
             fake.pay(session)
             box = {"Authorization": f"Bearer {tokens['deviceToken']}"}
             async with http.ws_connect(f"{hub.url}/api/v1/venues/{VENUE}/feed?since=0", headers=box) as ws:
