@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from djamms_edge.demo import DEMO_TRACKS
+from djamms_edge.demo import BY_URL_ALONE, DEMO_TRACKS
 from tests.ports import reserved_port
 from tests.processes import ProcessTree
 
@@ -27,6 +27,12 @@ DEMO_SECONDS = 15.0
 STARTUP_SECONDS = 60.0
 TITLES = {demo.title for demo in DEMO_TRACKS}
 PAID = DEMO_TRACKS[-1].title
+
+
+def is_demo_track(title: str) -> bool:
+    """A demo track by its title, or the one staff added by URL alone: when the box plays it before its details came
+    back from the hub, the box knows it by its page's address until the next track (a known limit)."""
+    return title in TITLES or title.endswith(f"/{BY_URL_ALONE}.html")
 
 
 def status(port: int) -> dict[str, Any] | None:
@@ -81,7 +87,7 @@ def test_the_demo_plays_takes_a_paid_request_and_stops_by_itself(tmp_path: Path)
             snap = status(status_port)
             if snap is not None:
                 now = snap["now_playing"]
-                if now is not None and now["title"] in TITLES:
+                if now is not None and is_demo_track(now["title"]):
                     playing.append((now["entry_id"], now["position"]))
                     first_played = first_played or time.monotonic()
                 queued = [item["title"] for item in snap["priority_queue"]]
