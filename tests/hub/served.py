@@ -7,6 +7,7 @@ import contextlib
 import os
 import resource
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,13 @@ def hub_config_file(tmp_path: Path, extra: str = "", secret: str = SECRET, store
     url = store_url or f"sqlite:///{tmp_path / 'hub.db'}"
     path.write_text(f'[hub]\njwt_secret = "{secret}"\n[hub.store]\nurl = "{url}"\n' + extra)
     return path
+
+
+def hub_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``djamms-hub ARGS`` as a process of its own, without this process's DJAMMS_ settings (plus ``env``)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")} | (env or {})
+    return subprocess.run([sys.executable, "-m", "djamms_edge.hub.cli", *args], capture_output=True, text=True,
+                          timeout=60, env=environment, check=False)
 
 
 @dataclass

@@ -8,8 +8,6 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,15 +15,10 @@ from pathlib import Path
 import aiohttp
 
 from djamms_edge.hub.backup import backups_in
-from tests.hub.served import hub_config_file, serving
+from tests.hub.served import hub_command, hub_config_file, serving
 
 VENUE = "backed-up"
 UNLIMITED = "[hub.limits]\nrequests_per_client = 1000000\nrequests_per_patron = 1000000\n"
-
-
-def hub_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "djamms_edge.hub.cli", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
 
 
 def seeded_hub(directory: Path) -> tuple[Path, str]:

@@ -11,18 +11,17 @@ from typing import Any
 import aiohttp
 
 from djamms_edge.hub.credentials import CACHE_S
-from tests.hub.served import hub_config_file, serving
-from tests.hub.test_openapi_cli import _hub
+from tests.hub.served import hub_command, hub_config_file, serving
 
 
 def ok(*args: str, config: Path) -> Any:
-    result = _hub(*args, "--config", str(config))
+    result = hub_command(*args, "--config", str(config))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def refused(*args: str, config: Path) -> str:
-    result = _hub(*args, "--config", str(config))
+    result = hub_command(*args, "--config", str(config))
     assert result.returncode == 2, result.stdout
     assert "Traceback" not in result.stderr
     return result.stderr.strip()
@@ -61,9 +60,9 @@ def test_a_venue_its_admin_and_staff_from_three_commands(tmp_path: Path) -> None
 async def test_device_tokens_are_reissued_and_revoked_from_the_command_line(tmp_path: Path) -> None:
     config = hub_config_file(tmp_path)
     await asyncio.to_thread(ok, "venue", "create", "bar-1", "--name", "Bar One", config=config)
-    first = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
+    first = (await asyncio.to_thread(hub_command, "device-token", "--config", str(config), "--venue", "bar-1",
                                      "--device", "box-1")).stdout.strip()
-    second = (await asyncio.to_thread(_hub, "device-token", "--config", str(config), "--venue", "bar-1",
+    second = (await asyncio.to_thread(hub_command, "device-token", "--config", str(config), "--venue", "bar-1",
                                       "--device", "box-1")).stdout.strip()
     async with serving(config) as hub, aiohttp.ClientSession() as http:
         async def heartbeat(token: str) -> int:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +16,7 @@ from djamms_edge.hub.app import create_app
 from djamms_edge.hub.openapi import DOCUMENT
 from djamms_edge.hub.store import store_from_url
 from tests.hub.conftest import SECRET, Hub, hub_config
-from tests.hub.served import hub_config_file, serving
+from tests.hub.served import hub_command, hub_config_file, serving
 
 
 @asynccontextmanager
@@ -51,42 +48,36 @@ def _config(tmp_path: Path, secret: str = SECRET) -> Path:
     return hub_config_file(tmp_path, secret=secret)
 
 
-def _hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DJAMMS_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "djamms_edge.hub.cli", *args], capture_output=True, text=True,
-                          timeout=60, env=environment, check=False)
-
-
 def test_serve_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[hub]\nport = 8700\n")
-    result = _hub("serve", "--config", str(path))
+    result = hub_command("serve", "--config", str(path))
     assert result.returncode == 2
     assert "hub.jwt_secret: required" in result.stderr
 
 
 def test_short_secret_from_the_environment_is_refused(tmp_path: Path) -> None:
-    result = _hub("serve", "--config", str(_config(tmp_path)), env={"DJAMMS_JWT_SECRET": "short"})
+    result = hub_command("serve", "--config", str(_config(tmp_path)), env={"DJAMMS_JWT_SECRET": "short"})
     assert result.returncode == 2
     assert "at least 32 bytes" in result.stderr and "short" not in result.stderr.replace("shorter", "")
 
 
 def test_device_token_names_venue_and_device(tmp_path: Path) -> None:
-    unknown = _hub("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
+    unknown = hub_command("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
     assert (unknown.returncode, unknown.stderr.strip()) == (2, "djamms-hub: unknown venue 'bar-1'")
-    created = _hub("venue", "create", "bar-1", "--name", "Bar One", "--config", str(_config(tmp_path)))
+    created = hub_command("venue", "create", "bar-1", "--name", "Bar One", "--config", str(_config(tmp_path)))
     assert created.returncode == 0, created.stderr
-    result = _hub("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
+    result = hub_command("device-token", "--config", str(_config(tmp_path)), "--venue", "bar-1", "--device", "box-7")
     assert result.returncode == 0, result.stderr
     claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])
     assert (claims["role"], claims["venueId"], claims["deviceId"]) == ("device", "bar-1", "box-7")
-    bad = _hub("device-token", "--config", str(_config(tmp_path)), "--venue", "bar 1;", "--device", "x")
+    bad = hub_command("device-token", "--config", str(_config(tmp_path)), "--venue", "bar 1;", "--device", "x")
     assert bad.returncode == 2
 
 
 async def test_serve_runs_the_seeded_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    seeded = await asyncio.to_thread(_hub, "seed-demo", "--config", str(config), "--venue", "demo-venue")
+    seeded = await asyncio.to_thread(hub_command, "seed-demo", "--config", str(config), "--venue", "demo-venue")
     assert seeded.returncode == 0, seeded.stderr
     async with _served(config, "127.0.0.1") as url, aiohttp.ClientSession() as http, \
             http.get(f"{url}/api/v1/venues/demo-venue/queue") as resp:
@@ -108,7 +99,7 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _hub("serve", "--config", str(_config(tmp_path)), "--host", "127.0.0.1", "--port", str(port))
+        result = hub_command("serve", "--config", str(_config(tmp_path)), "--host", "127.0.0.1", "--port", str(port))
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
 

@@ -28,8 +28,7 @@ from djamms_edge.hub.payments_cli import since_time
 from djamms_edge.hub.store.base import Song
 from tests.browser import PageWatch, chromium_page, save_screenshot
 from tests.hub.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, running_fake_stripe
-from tests.hub.served import ServedHub, hub_config_file, serving
-from tests.hub.test_backup import hub_command
+from tests.hub.served import ServedHub, hub_command, hub_config_file, serving
 
 VENUE = "tavern"
 PRICE = 250
